@@ -1,0 +1,100 @@
+"""H3 cells: the only module that imports h3, and the one place where (lat, lng) order is spoken.
+
+Cells are plain ``int`` H3 indexes internally (fast dict keys) and hex strings at the edges (``cell_to_str``).
+Cell outlines are returned as lists of ``LatLng`` with longitudes unwrapped around the first vertex, so a cell
+next to the antimeridian is still one simple ring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NewType
+
+import h3.api.basic_int as h3
+
+from geofences.types import LatLng
+
+Cell = NewType("Cell", int)
+
+MIN_RES = 0
+MAX_RES = 15
+
+__all__ = [
+    "MAX_RES",
+    "MIN_RES",
+    "Cell",
+    "cell_to_parent",
+    "cell_to_res",
+    "cell_to_ring",
+    "cell_to_str",
+    "compact_cells",
+    "edge_length_m",
+    "grid_disk",
+    "latlng_to_cell",
+    "neighbours",
+    "str_to_cell",
+    "uncompact_cells",
+]
+
+
+def latlng_to_cell(point: LatLng, res: int) -> Cell:
+    """The cell that contains ``point`` at ``res`` (H3's own point-to-cell rule)."""
+    return Cell(h3.latlng_to_cell(point.lat, point.lon, res))
+
+
+def cell_to_ring(cell: Cell) -> list[LatLng]:
+    """The cell's outline (5 to 10 vertices), longitudes unwrapped to stay within 180° of the first vertex."""
+    ring: list[LatLng] = []
+    first_lon: float | None = None
+    for lat, lng in h3.cell_to_boundary(cell):
+        if first_lon is None:
+            first_lon = lng
+        elif lng - first_lon > 180:
+            lng -= 360
+        elif lng - first_lon < -180:
+            lng += 360
+        ring.append(LatLng(lat=lat, lon=lng))
+    return ring
+
+
+def neighbours(cell: Cell) -> list[Cell]:
+    """The cells sharing an edge with ``cell`` (5 for a pentagon, else 6)."""
+    return [Cell(c) for c in h3.grid_disk(cell, 1) if c != cell]
+
+
+def grid_disk(cell: Cell, k: int) -> list[Cell]:
+    return [Cell(c) for c in h3.grid_disk(cell, k)]
+
+
+def cell_to_parent(cell: Cell, res: int) -> Cell:
+    return Cell(h3.cell_to_parent(cell, res))
+
+
+def cell_to_res(cell: Cell) -> int:
+    return int(h3.get_resolution(cell))
+
+
+def compact_cells(cells: Iterable[Cell]) -> list[Cell]:
+    """Replace every complete set of siblings by its parent, recursively (fewer keys, same answers)."""
+    return [Cell(c) for c in h3.compact_cells(list(cells))]
+
+
+def uncompact_cells(cells: Iterable[Cell], res: int) -> list[Cell]:
+    return [Cell(c) for c in h3.uncompact_cells(list(cells), res)]
+
+
+def edge_length_m(res: int) -> float:
+    """Average hexagon edge length at ``res``; real edges vary by about a factor 2 over the globe."""
+    return float(h3.average_hexagon_edge_length(res, unit="m"))
+
+
+def cell_to_str(cell: Cell) -> str:
+    return str(h3.int_to_str(cell))
+
+
+def str_to_cell(text: str) -> Cell:
+    """Parse a hex cell id; raises ``ValueError`` for anything that is not a valid cell."""
+    value = h3.str_to_int(text)
+    if not h3.is_valid_cell(value):
+        raise ValueError(f"{text!r} is not an H3 cell")
+    return Cell(value)

@@ -1,0 +1,212 @@
+"""FenceIndex: H3 cells find candidate fences, an exact test decides (the Tile38 pattern).
+
+Each fence is covered at the index resolution by every cell that can hold one of its points. *Interior* cells
+answer without geometry (stored compacted, looked up through the point cell's parents); *boundary* cells keep a
+short list of fences to test exactly. The cover is a flood fill from a point on each outer ring through cell
+neighbours, classified conservatively by ``shapes`` — it does not rely on h3's polygon fill, whose default mode
+misses edge cells. ``query`` therefore gives exactly the membership rule's answer for every point.
+
+``nearby`` looks through a coarse-resolution map of boundary cells, then measures each candidate exactly.
+
+Writers (add/remove) hold a lock and replace tuples; readers take no lock: every read is a single dict lookup
+of an immutable tuple, so a query never sees half a fence.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from geofences import cells
+from geofences.cells import Cell
+from geofences.shapes import BOUNDARY, INTERIOR, Shape
+from geofences.types import LatLng
+
+__all__ = ["DEFAULT_RES", "Cover", "FenceIndex", "Proximity", "cover_shape"]
+
+DEFAULT_RES = 10
+_COARSE_STEP = 3  # the nearby map lives this many resolutions above the index
+
+
+@dataclass(frozen=True)
+class Cover:
+    """A fence's cells at one resolution; ``interior`` may be compacted (coarser cells)."""
+
+    res: int
+    interior: tuple[Cell, ...]
+    boundary: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class Proximity:
+    fence_id: str
+    inside: bool
+    distance_m: float
+
+
+def cover_shape(shape: Shape, res: int, *, compact: bool = True) -> Cover:
+    """Every cell at ``res`` that can hold a point of ``shape``, split into interior and boundary.
+
+    >>> from geofences.shapes import CircleShape
+    >>> c = cover_shape(CircleShape(LatLng(60.17, 24.94), 100.0), 10)
+    >>> len(c.boundary) > 0
+    True
+    """
+    seen: set[Cell] = set()
+    interior: list[Cell] = []
+    boundary: list[Cell] = []
+    frontier = {cells.latlng_to_cell(p, res) for p in shape.seeds()}
+    while frontier:
+        wave = sorted(frontier)
+        seen.update(wave)
+        kinds = shape.classify_cells([cells.cell_to_ring(c) for c in wave])
+        frontier = set()
+        for cell, kind in zip(wave, kinds, strict=True):
+            if kind == INTERIOR:
+                interior.append(cell)
+            elif kind == BOUNDARY:
+                boundary.append(cell)
+            else:
+                continue
+            frontier.update(n for n in cells.neighbours(cell) if n not in seen)
+    packed = cells.compact_cells(interior) if compact and interior else interior
+    return Cover(res, tuple(sorted(packed)), tuple(sorted(boundary)))
+
+
+class FenceIndex:
+    """In-memory index of fences by H3 cell; safe for many readers and one writer at a time."""
+
+    def __init__(self, res: int = DEFAULT_RES) -> None:
+        if not 1 + _COARSE_STEP <= res <= cells.MAX_RES:
+            raise ValueError(f"index resolution must be between {1 + _COARSE_STEP} and {cells.MAX_RES}")
+        self.res = res
+        self.coarse_res = res - _COARSE_STEP
+        self._shapes: dict[str, Shape] = {}
+        self._covers: dict[str, Cover] = {}
+        self._interior: dict[Cell, tuple[str, ...]] = {}
+        self._boundary: dict[Cell, tuple[str, ...]] = {}
+        self._coarse: dict[Cell, tuple[str, ...]] = {}
+        self._interior_res: Counter[int] = Counter()
+        self._parent_res: tuple[int, ...] = ()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+    def __contains__(self, fence_id: object) -> bool:
+        return fence_id in self._shapes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._shapes))
+
+    def shape(self, fence_id: str) -> Shape | None:
+        return self._shapes.get(fence_id)
+
+    def cover(self, fence_id: str) -> Cover | None:
+        return self._covers.get(fence_id)
+
+    def add(self, fence_id: str, shape: Shape, cover: Cover | None = None) -> Cover:
+        """Insert or replace one fence; the cover is computed outside the lock unless given."""
+        cover = cover or cover_shape(shape, self.res)
+        if cover.res != self.res:
+            raise ValueError(f"cover is at res {cover.res}, the index at {self.res}")
+        with self._lock:
+            self._remove_locked(fence_id)
+            self._shapes[fence_id] = shape
+            self._covers[fence_id] = cover
+            for cell in cover.interior:
+                self._interior[cell] = (*self._interior.get(cell, ()), fence_id)
+                self._interior_res[cells.cell_to_res(cell)] += 1
+            for cell in cover.boundary:
+                self._boundary[cell] = (*self._boundary.get(cell, ()), fence_id)
+            for cell in self._coarse_cells(cover):
+                self._coarse[cell] = (*self._coarse.get(cell, ()), fence_id)
+            self._refresh_parent_res()
+        return cover
+
+    def remove(self, fence_id: str) -> bool:
+        with self._lock:
+            found = self._remove_locked(fence_id)
+            self._refresh_parent_res()
+        return found
+
+    def replace_all(self, fences: Iterable[tuple[str, Shape]]) -> None:
+        """Swap in a complete new set (used when a worker resynchronises from storage)."""
+        fresh = FenceIndex(self.res)
+        for fence_id, shape in fences:
+            fresh.add(fence_id, shape)
+        with self._lock:
+            self._shapes, self._covers = fresh._shapes, fresh._covers
+            self._interior, self._boundary, self._coarse = fresh._interior, fresh._boundary, fresh._coarse
+            self._interior_res, self._parent_res = fresh._interior_res, fresh._parent_res
+
+    def query(self, point: LatLng) -> list[str]:
+        """Ids of the fences that cover ``point``, exactly as the membership rule says."""
+        cell = cells.latlng_to_cell(point, self.res)
+        found = list(self._interior.get(cell, ()))
+        for res in self._parent_res:
+            found.extend(self._interior.get(cells.cell_to_parent(cell, res), ()))
+        for fence_id in self._boundary.get(cell, ()):
+            shape = self._shapes.get(fence_id)
+            if shape is not None and shape.covers(point):
+                found.append(fence_id)
+        return found
+
+    def nearby(self, point: LatLng, within_m: float) -> list[Proximity]:
+        """Fences that cover ``point`` or lie within ``within_m`` metres of it, nearest first."""
+        inside = set(self.query(point))
+        result = [Proximity(fence_id, True, 0.0) for fence_id in sorted(inside)]
+        if within_m > 0:
+            for fence_id in sorted(self._nearby_candidates(point, within_m) - inside):
+                shape = self._shapes.get(fence_id)
+                if shape is None:
+                    continue
+                distance = shape.distance_m(point)
+                if distance <= within_m:
+                    result.append(Proximity(fence_id, False, distance))
+        result.sort(key=lambda p: (p.distance_m, p.fence_id))
+        return result
+
+    def _nearby_candidates(self, point: LatLng, within_m: float) -> set[str]:
+        # Cells vary in size by about 2x over the globe, and children stick out of their parent a little:
+        # half the average edge per ring, plus two rings, is a safe reach.
+        spacing = cells.edge_length_m(self.coarse_res) / 2
+        k = math.ceil(within_m / spacing) + 2
+        origin = cells.latlng_to_cell(point, self.coarse_res)
+        found: set[str] = set()
+        for cell in cells.grid_disk(origin, k):
+            found.update(self._coarse.get(cell, ()))
+        return found
+
+    def _coarse_cells(self, cover: Cover) -> set[Cell]:
+        return {cells.cell_to_parent(c, self.coarse_res) for c in cover.boundary}
+
+    def _remove_locked(self, fence_id: str) -> bool:
+        cover = self._covers.pop(fence_id, None)
+        self._shapes.pop(fence_id, None)
+        if cover is None:
+            return False
+        for cell in cover.interior:
+            _drop(self._interior, cell, fence_id)
+            self._interior_res[cells.cell_to_res(cell)] -= 1
+        for cell in cover.boundary:
+            _drop(self._boundary, cell, fence_id)
+        for cell in self._coarse_cells(cover):
+            _drop(self._coarse, cell, fence_id)
+        return True
+
+    def _refresh_parent_res(self) -> None:
+        self._parent_res = tuple(
+            sorted((r for r, n in self._interior_res.items() if n > 0 and r != self.res), reverse=True)
+        )
+
+
+def _drop(table: dict[Cell, tuple[str, ...]], cell: Cell, fence_id: str) -> None:
+    rest = tuple(f for f in table.get(cell, ()) if f != fence_id)
+    if rest:
+        table[cell] = rest
+    else:
+        table.pop(cell, None)

@@ -1,0 +1,260 @@
+"""Fence shapes and the exact answers about them: membership, distance, area, and how a cell relates to a fence.
+
+The only module that imports shapely. Membership is the contract of the whole product:
+
+- a polygon covers a point iff ``shapely.covers(geometry, Point(lon, lat))`` (planar in degrees, boundary inside);
+- a circle covers a point iff the great-circle distance to its centre is at most ``radius_m``.
+
+Cell classification is conservative: a cell outline is grown by ``CELL_MARGIN_M`` before it is compared with a
+fence, which absorbs the millimetre difference between H3's geodesic cell edges and straight edges in degrees.
+A cell may therefore be called *boundary* when it is in fact interior (a little slower), never the reverse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from pyproj import Geod
+from shapely import affinity, ops
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+
+from geofences.types import LatLng
+
+EARTH_RADIUS_M = 6_371_008.8
+METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180
+CELL_MARGIN_M = 0.5
+OUTSIDE, BOUNDARY, INTERIOR = 0, 1, 2
+_GEOD = Geod(ellps="WGS84")
+
+__all__ = [
+    "BOUNDARY",
+    "INTERIOR",
+    "OUTSIDE",
+    "CircleShape",
+    "PolygonShape",
+    "Shape",
+    "geodesic_area_m2",
+    "haversine_m",
+    "make_valid_polygonal",
+    "polygon_from_parts",
+    "ring_self_intersection",
+    "validity_problem",
+]
+
+Position = tuple[float, float]  # (lon, lat), GeoJSON order, only inside this module and validate
+FloatArray = npt.NDArray[np.float64]
+
+
+def haversine_m(a: LatLng, b: LatLng) -> float:
+    """Great-circle distance in metres on the mean-radius sphere (the circle-fence rule).
+
+    >>> round(haversine_m(LatLng(60.0, 25.0), LatLng(60.0, 25.001)), 2)
+    55.6
+    """
+    return float(_haversine(a.lat, a.lon, np.float64(b.lat), np.float64(b.lon)))
+
+
+def _haversine(lat0: float, lon0: float, lats: Any, lons: Any) -> Any:
+    phi0, phi = math.radians(lat0), np.radians(lats)
+    dphi = phi - phi0
+    dlmb = np.radians(lons) - math.radians(lon0)
+    h = np.sin(dphi / 2) ** 2 + math.cos(phi0) * np.cos(phi) * np.sin(dlmb / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def _cell_polygons(rings: Sequence[Sequence[LatLng]], margin_deg: float) -> npt.NDArray[np.object_]:
+    polygons = [shapely.Polygon([(p.lon, p.lat) for p in ring]) for ring in rings]
+    return shapely.buffer(np.array(polygons, dtype=object), margin_deg, quad_segs=2)  # type: ignore[no-any-return]
+
+
+def _lon_margin_deg(margin_m: float, max_abs_lat: float) -> float:
+    """Degrees that are at least ``margin_m`` along both axes at latitudes up to ``max_abs_lat``."""
+    return margin_m / (METRES_PER_DEGREE * max(math.cos(math.radians(min(max_abs_lat, 89.9))), 1e-3))
+
+
+@dataclass(frozen=True, eq=False)
+class PolygonShape:
+    """A valid Polygon or MultiPolygon in (lon, lat) degrees, prepared for repeated point tests."""
+
+    geometry: BaseGeometry
+    kind: str = field(default="polygon", init=False)
+
+    def __post_init__(self) -> None:
+        shapely.prepare(self.geometry)
+
+    def covers(self, point: LatLng) -> bool:
+        # For a point, covers == intersects; intersects_xy avoids building a Point.
+        return bool(shapely.intersects_xy(self.geometry, point.lon, point.lat))
+
+    def covers_many(self, lats: FloatArray, lons: FloatArray) -> npt.NDArray[np.bool_]:
+        return np.asarray(shapely.intersects_xy(self.geometry, lons, lats), dtype=bool)
+
+    def distance_m(self, point: LatLng) -> float:
+        """0 inside; else metres to the nearest fence point, found in a local frame scaled by cos(lat)."""
+        if self.covers(point):
+            return 0.0
+        k = math.cos(math.radians(point.lat))
+        local = affinity.affine_transform(self.geometry, [k, 0, 0, 1, -k * point.lon, -point.lat])
+        nearest, _ = ops.nearest_points(local, shapely.Point(0.0, 0.0))
+        return haversine_m(point, LatLng(lat=nearest.y + point.lat, lon=nearest.x / k + point.lon))
+
+    @cached_property
+    def area_m2(self) -> float:
+        return geodesic_area_m2(self.geometry)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(min_lon, min_lat, max_lon, max_lat)."""
+        b = self.geometry.bounds
+        return (b[0], b[1], b[2], b[3])
+
+    @property
+    def vertex_count(self) -> int:
+        return int(shapely.get_num_coordinates(self.geometry))
+
+    def seeds(self) -> list[LatLng]:
+        """One point on every part's outer ring: flood fills of the cover start from these."""
+        parts = getattr(self.geometry, "geoms", [self.geometry])
+        return [LatLng(lat=part.exterior.coords[0][1], lon=part.exterior.coords[0][0]) for part in parts]
+
+    def classify_cells(self, rings: Sequence[Sequence[LatLng]]) -> npt.NDArray[np.int8]:
+        """OUTSIDE, BOUNDARY or INTERIOR for each cell outline (conservative, see module docstring)."""
+        margin_deg = _lon_margin_deg(CELL_MARGIN_M, max(abs(self.bounds[1]), abs(self.bounds[3])) + 0.1)
+        grown = _cell_polygons(rings, margin_deg)
+        touches = shapely.intersects(self.geometry, grown)
+        inside = shapely.covers(self.geometry, grown)
+        return np.where(inside, INTERIOR, np.where(touches, BOUNDARY, OUTSIDE)).astype(np.int8)
+
+    def to_geojson(self) -> dict[str, Any]:
+        return dict(mapping(self.geometry))
+
+    def outline_geojson(self) -> dict[str, Any]:
+        return self.to_geojson()
+
+
+@dataclass(frozen=True, eq=False)
+class CircleShape:
+    """A circle of ``radius_m`` metres (great-circle distance) around ``center``."""
+
+    center: LatLng
+    radius_m: float
+    kind: str = field(default="circle", init=False)
+
+    def covers(self, point: LatLng) -> bool:
+        return haversine_m(self.center, point) <= self.radius_m
+
+    def covers_many(self, lats: FloatArray, lons: FloatArray) -> npt.NDArray[np.bool_]:
+        return np.asarray(_haversine(self.center.lat, self.center.lon, lats, lons) <= self.radius_m)
+
+    def distance_m(self, point: LatLng) -> float:
+        return max(0.0, haversine_m(self.center, point) - self.radius_m)
+
+    @property
+    def area_m2(self) -> float:
+        cap_angle = self.radius_m / EARTH_RADIUS_M
+        return 2 * math.pi * EARTH_RADIUS_M**2 * (1 - math.cos(cap_angle))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        dlat = self.radius_m / METRES_PER_DEGREE
+        dlon = _lon_margin_deg(self.radius_m, abs(self.center.lat) + dlat)
+        c = self.center
+        return (c.lon - dlon, c.lat - dlat, c.lon + dlon, c.lat + dlat)
+
+    @property
+    def vertex_count(self) -> int:
+        return 1
+
+    def seeds(self) -> list[LatLng]:
+        return [self.center]
+
+    def classify_cells(self, rings: Sequence[Sequence[LatLng]]) -> npt.NDArray[np.int8]:
+        """Interior when every vertex lies within the radius; outside when the nearest edge is clearly beyond it.
+
+        Great-circle distance along a cell edge peaks at a vertex, so the vertex test is exact (plus the margin).
+        The nearest-edge test runs in a local frame scaled by cos(lat), so it gets a generous relative slack.
+        """
+        result = np.full(len(rings), BOUNDARY, dtype=np.int8)
+        c = self.center
+        k = math.cos(math.radians(c.lat))
+        slack = 1.02 + 4 * math.tan(math.radians(min(abs(c.lat) + 1, 89.0))) * self.radius_m / EARTH_RADIUS_M
+        for i, ring in enumerate(rings):
+            lats = np.fromiter((p.lat for p in ring), dtype=np.float64)
+            lons = np.fromiter((p.lon for p in ring), dtype=np.float64)
+            if float(np.max(_haversine(c.lat, c.lon, lats, lons))) + CELL_MARGIN_M <= self.radius_m:
+                result[i] = INTERIOR
+                continue
+            local = shapely.Polygon(
+                np.column_stack(((lons - c.lon) * k * METRES_PER_DEGREE, (lats - c.lat) * METRES_PER_DEGREE))
+            )
+            if shapely.distance(local, shapely.Point(0.0, 0.0)) > (self.radius_m + CELL_MARGIN_M) * slack:
+                result[i] = OUTSIDE
+        return result
+
+    def to_geojson(self) -> dict[str, Any]:
+        return {"type": "Point", "coordinates": self.center.as_geojson()}
+
+    def outline_geojson(self, vertices: int = 64) -> dict[str, Any]:
+        """A polygon tracing the circle, for maps and file export."""
+        lons, lats, _ = _GEOD.fwd(
+            np.full(vertices, self.center.lon),
+            np.full(vertices, self.center.lat),
+            np.linspace(0.0, 360.0, vertices, endpoint=False),
+            np.full(vertices, self.radius_m),
+        )
+        ring = [[float(x), float(y)] for x, y in zip(lons, lats, strict=True)]
+        return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+
+Shape = PolygonShape | CircleShape
+
+
+def polygon_from_parts(parts: Sequence[Sequence[Sequence[Position]]]) -> BaseGeometry:
+    """Polygon for one part, MultiPolygon for several; parts are [shell, *holes] of (lon, lat) rings."""
+    polygons = [shapely.Polygon(rings[0], rings[1:]) for rings in parts]
+    return polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)
+
+
+def ring_self_intersection(ring: Sequence[Position]) -> Position | None:
+    """Where a closed ring crosses or touches itself, or None when it is simple."""
+    line = shapely.LinearRing(ring)
+    if shapely.is_simple(line):
+        return None
+    nodes = shapely.node(shapely.LineString(ring))
+    counts: dict[Position, int] = {}
+    for x, y in shapely.get_coordinates(nodes):
+        counts[(float(x), float(y))] = counts.get((float(x), float(y)), 0) + 1
+    start = (float(ring[0][0]), float(ring[0][1]))
+    repeated = [p for p, n in counts.items() if n > (3 if p == start else 1)]
+    return repeated[0] if repeated else start
+
+
+def validity_problem(geometry: BaseGeometry) -> str | None:
+    """GEOS's reason a geometry is invalid (``"Self-intersection[24.9 60.1]"``), or None when it is valid."""
+    reason = str(shapely.is_valid_reason(geometry))
+    return None if reason == "Valid Geometry" else reason
+
+
+def make_valid_polygonal(geometry: BaseGeometry) -> BaseGeometry | None:
+    """``make_valid`` keeping only the areal result; None when nothing with an area is left."""
+    fixed = shapely.make_valid(geometry)
+    polygons = [g for g in shapely.get_parts(fixed) if g.geom_type in ("Polygon", "MultiPolygon")]
+    flat = [p for g in polygons for p in shapely.get_parts(g)]
+    flat = [p for p in flat if p.area > 0]
+    if not flat:
+        return None
+    return flat[0] if len(flat) == 1 else shapely.MultiPolygon(flat)
+
+
+def geodesic_area_m2(geometry: BaseGeometry) -> float:
+    """Area on the WGS84 ellipsoid, independent of winding order."""
+    area, _ = _GEOD.geometry_area_perimeter(geometry)
+    return abs(float(area))
