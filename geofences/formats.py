@@ -60,8 +60,7 @@ def read_features(data: bytes, filename: str | None = None) -> list[dict[str, An
         raise FenceError("unreadable_file", f"could not read the {fmt} file: {exc}", "file") from exc
     if frame.crs is not None and frame.crs.to_epsg() != 4326:
         frame = frame.to_crs(4326)
-    features = json.loads(frame.to_json(na="null", drop_id=True))["features"]
-    return [_clean(f) for f in features]
+    return [_clean(f) for f in frame.iterfeatures(na="null", drop_id=True)]
 
 
 def _read_frame(fmt: str, data: bytes) -> gpd.GeoDataFrame:
@@ -79,17 +78,24 @@ def _read_frame(fmt: str, data: bytes) -> gpd.GeoDataFrame:
     return gpd.read_file(io.BytesIO(data), engine="pyogrio", driver="KML" if fmt == "kml" else None)
 
 
+def _plain(value: Any) -> Any:
+    """numpy values (list columns in GeoParquet, numpy scalars) as plain JSON-able Python; NaN as None."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
 def _clean(feature: dict[str, Any]) -> dict[str, Any]:
-    props = {
-        k: (None if isinstance(v, float) and math.isnan(v) else v)
-        for k, v in (feature.get("properties") or {}).items()
-    }
+    props = {k: _plain(v) for k, v in (feature.get("properties") or {}).items()}
     if "name" not in props and isinstance(props.get("Name"), str):
         props["name"] = props.pop("Name")
     if isinstance(props.get("tags"), str):
         props["tags"] = [t.strip() for t in props["tags"].split(",") if t.strip()]
     props = {k: v for k, v in props.items() if v is not None and k not in _KML_NOISE}
-    return {"type": "Feature", "properties": props, "geometry": feature.get("geometry")}
+    geometry = feature.get("geometry")
+    return {"type": "Feature", "properties": props, "geometry": json.loads(json.dumps(geometry)) if geometry else None}
 
 
 def write_features(features: Iterable[Mapping[str, Any]], fmt: str) -> bytes:

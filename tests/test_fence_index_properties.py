@@ -1,0 +1,141 @@
+"""The index must give exactly the membership rule's answer, for every point — hypothesis searches for one where
+it does not: random points, points within 1 cm of an edge, vertices, holes, multipolygon parts, circle edges,
+and fences at high latitude."""
+
+from __future__ import annotations
+
+import math
+
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geofences import CircleShape, FenceIndex, LatLng, PolygonShape
+from geofences.shapes import haversine_m
+
+PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def star_ring(lat: float, lon: float, radii_m: list[float], turn: float) -> list[tuple[float, float]]:
+    """A simple (star-shaped) ring around (lat, lon), radii in metres — store-sized, any latitude."""
+    k = math.cos(math.radians(lat))
+    ring = []
+    for i, r in enumerate(radii_m):
+        a = turn + 2 * math.pi * i / len(radii_m)
+        ring.append((lon + r * math.cos(a) / (111_195 * k), lat + r * math.sin(a) / 111_195))
+    return [*ring, ring[0]]
+
+
+latitudes = st.one_of(st.floats(-60, 60), st.floats(65, 84), st.floats(-84, -65))
+longitudes = st.floats(-179, 179)
+radii = st.lists(st.floats(20, 400), min_size=3, max_size=24)
+turns = st.floats(0, 2 * math.pi)
+
+
+@st.composite
+def polygons(draw: st.DrawFn) -> PolygonShape:
+    lat, lon = draw(latitudes), draw(longitudes)
+    shell = star_ring(lat, lon, draw(radii), draw(turns))
+    geometry = shapely.Polygon(shell)
+    if draw(st.booleans()):  # a hole around the centre, smaller than every radius
+        hole = star_ring(lat, lon, [10.0] * draw(st.integers(3, 8)), draw(turns))
+        geometry = shapely.Polygon(shell, [hole])
+    if draw(st.booleans()):  # a second part 1.5 km east
+        other = shapely.Polygon(star_ring(lat, lon + 1500 / (111_195 * math.cos(math.radians(lat))),
+                                          draw(radii), draw(turns)))
+        geometry = shapely.MultiPolygon([geometry, other])
+    return PolygonShape(geometry)
+
+
+@st.composite
+def circles(draw: st.DrawFn) -> CircleShape:
+    return CircleShape(LatLng(draw(latitudes), draw(longitudes)), draw(st.floats(5, 600)))
+
+
+def truth(shape: PolygonShape | CircleShape, point: LatLng) -> bool:
+    if isinstance(shape, CircleShape):
+        return haversine_m(shape.center, point) <= shape.radius_m
+    return bool(shapely.covers(shape.geometry, shapely.Point(point.lon, point.lat)))
+
+
+def probe_points(shape: PolygonShape | CircleShape, fractions: list[float], offsets_m: list[float]) -> list[LatLng]:
+    """Points on and within a centimetre of every edge, every vertex, and random points around the fence."""
+    points: list[LatLng] = []
+    if isinstance(shape, CircleShape):
+        c, r = shape.center, shape.radius_m
+        k = math.cos(math.radians(c.lat))
+        for f, d in zip(fractions, offsets_m, strict=False):
+            a = 2 * math.pi * f
+            dist = r + d
+            points.append(LatLng(c.lat + dist * math.sin(a) / 111_195, c.lon + dist * math.cos(a) / (111_195 * k)))
+        return points
+    rings = [g.exterior for g in shapely.get_parts(shape.geometry)]
+    rings += [i for g in shapely.get_parts(shape.geometry) for i in g.interiors]
+    for ring in rings:
+        coords = list(ring.coords)
+        points += [LatLng(lat=y, lon=x) for x, y in coords]
+        for (x0, y0), (x1, y1), f, d in zip(coords, coords[1:], fractions, offsets_m, strict=False):
+            x, y = x0 + f * (x1 - x0), y0 + f * (y1 - y0)
+            points.append(LatLng(lat=y, lon=x))
+            k = math.cos(math.radians(y))
+            points.append(LatLng(lat=y + d / 111_195, lon=x + d / (111_195 * k)))
+    west, south, east, north = shape.bounds
+    for f, g in zip(fractions, reversed(fractions), strict=False):
+        points.append(LatLng(lat=south + f * (north - south), lon=west + g * (east - west)))
+    return points
+
+
+fractions = st.lists(st.floats(0, 1), min_size=30, max_size=30)
+centimetre_offsets = st.lists(st.floats(-0.01, 0.01), min_size=30, max_size=30)
+
+
+@PROPERTY_SETTINGS
+@given(shape=st.one_of(polygons(), circles()), fs=fractions, ds=centimetre_offsets,
+       res=st.sampled_from([9, 10, 11]))
+def test_index_answers_exactly_like_the_membership_rule(shape, fs, ds, res):
+    index = FenceIndex(res)
+    index.add("fence", shape)
+    for point in probe_points(shape, fs, ds):
+        assert ("fence" in index.query(point)) == truth(shape, point), point
+
+
+def reference_distance_m(shape: PolygonShape | CircleShape, point: LatLng) -> float:
+    """Brute force: great-circle distance to the nearest vertex of the boundary densified to ~0.1 m steps."""
+    if isinstance(shape, CircleShape):
+        return max(0.0, haversine_m(shape.center, point) - shape.radius_m)
+    dense = shapely.segmentize(shapely.boundary(shape.geometry), 1e-6)
+    xy = shapely.get_coordinates(dense)
+    return min(haversine_m(point, LatLng(lat=y, lon=x)) for x, y in xy)
+
+
+@PROPERTY_SETTINGS
+@given(shape=st.one_of(polygons(), circles()), fs=fractions,
+       ds=st.lists(st.floats(-300, 300), min_size=30, max_size=30))
+def test_nearby_distance_is_zero_inside_and_geodesic_within_half_a_percent_outside(shape, fs, ds):
+    index = FenceIndex(10)
+    index.add("fence", shape)
+    for point in probe_points(shape, fs, ds)[:40]:
+        found = {p.fence_id: p for p in index.nearby(point, 500)}
+        if truth(shape, point):
+            assert found["fence"].inside and found["fence"].distance_m == 0
+            continue
+        expected = reference_distance_m(shape, point)
+        if expected < 499:
+            assert not found["fence"].inside
+            assert abs(found["fence"].distance_m - expected) <= 0.005 * expected + 0.2, point
+        elif expected > 501:
+            assert "fence" not in found
+
+
+@PROPERTY_SETTINGS
+@given(a=polygons(), b=circles())
+def test_replacing_and_removing_a_fence_leaves_no_trace(a, b):
+    index = FenceIndex(10)
+    index.add("x", a)
+    index.add("x", b)  # replace, no rebuild
+    centre = b.center
+    assert index.query(centre) == ["x"]
+    index.remove("x")
+    assert index.query(centre) == []
+    assert index.nearby(centre, 5000) == []
+    assert len(index) == 0
