@@ -23,6 +23,7 @@ __all__ = [
     "MAX_RES",
     "MIN_RES",
     "Cell",
+    "cell_area_m2",
     "cell_to_parent",
     "cell_to_res",
     "cell_to_ring",
@@ -98,3 +99,8 @@ def str_to_cell(text: str) -> Cell:
     if not h3.is_valid_cell(value):
         raise ValueError(f"{text!r} is not an H3 cell")
     return Cell(value)
+
+
+def cell_area_m2(res: int) -> float:
+    """Average hexagon area at ``res``."""
+    return float(h3.average_hexagon_area(res, unit="m^2"))

@@ -1,0 +1,48 @@
+"""The FastAPI application: ``create_app(settings)``; the lifespan opens and closes the runtime.
+
+Nothing is created at import time. ``create_app_from_env`` is the factory uvicorn workers call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routes import accounts, geofences, health
+from geotarget.runtime import Runtime
+from geotarget.settings import Settings
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app; pass an open ``runtime`` to share one (tests), else the lifespan opens its own."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = runtime is None
+        app.state.runtime = runtime or Runtime.open(settings)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.runtime.close()
+
+    app = FastAPI(
+        title="geotarget",
+        version="0.1.0",
+        description="Location-aware offers: exact H3 geofences, daily specials, frequency caps, reach reports.",
+        lifespan=lifespan,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    errors.install(app)
+    app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
+    for module in (health, accounts, geofences):
+        app.include_router(module.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    return create_app(Settings())

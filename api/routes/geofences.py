@@ -1,0 +1,144 @@
+"""A merchant's geofences. Every route is scoped to the caller's merchant: another merchant's id is a 404."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+
+from api.deps import Fences, Merchant, merchant_id
+from api.errors import ERROR_RESPONSES, NOT_FOUND
+from api.schemas import (
+    BulkOut,
+    BulkRow,
+    ContainsOut,
+    ErrorDetail,
+    FeatureCollectionOut,
+    FeatureIn,
+    FeatureOut,
+    FencePatch,
+)
+from geofences import LatLng
+from geofences.formats import read_features
+from geotarget.errors import InvalidInput
+
+router = APIRouter(prefix="/v1/geofences", tags=["geofences"], responses=ERROR_RESPONSES)
+
+Repair = Annotated[bool, Query(description="Fix self-intersections with make_valid instead of refusing them.")]
+FenceId = Annotated[str, Path(max_length=64)]
+MAX_BULK = 5_000
+
+_BULK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {
+                "type": "object", "required": ["type", "features"],
+                "properties": {"type": {"type": "string", "enum": ["FeatureCollection"]},
+                               "features": {"type": "array", "maxItems": MAX_BULK, "items": {"type": "object"}}},
+            }},
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["file"],
+                           "properties": {"file": {"type": "string", "format": "binary",
+                                                   "description": "GeoJSON, KML, zipped Shapefile or GeoParquet"}}}
+            },
+        },
+    }
+}
+
+
+@router.post("", status_code=201, response_model=FeatureOut)
+def create_fence(body: FeatureIn, principal: Merchant, fences: Fences, repair: Repair = False) -> dict[str, Any]:
+    return fences.create(merchant_id(principal), body.model_dump(exclude_unset=True), repair=repair)
+
+
+@router.post("/bulk", response_model=BulkOut, openapi_extra=_BULK_BODY)
+async def create_fences_in_bulk(
+    request: Request, principal: Merchant, fences: Fences, repair: Repair = False
+) -> BulkOut:
+    """A FeatureCollection as JSON, or a file upload. Valid features are stored, invalid ones reported."""
+    features = await _bulk_features(request)
+    if len(features) > MAX_BULK:
+        raise InvalidInput(f"at most {MAX_BULK:,} features per request; this has {len(features):,}", "features")
+    results = fences.create_many(merchant_id(principal), features, repair=repair)
+    rows = [
+        BulkRow(index=r.index, status="created", id=r.id)
+        if r.error is None
+        else BulkRow(index=r.index, status="rejected",
+                     error=ErrorDetail(code=r.error.code, message=r.error.message, field=r.error.field))
+        for r in results
+    ]
+    created = sum(1 for r in rows if r.status == "created")
+    return BulkOut(created=created, rejected=len(rows) - created, results=rows)
+
+
+async def _bulk_features(request: Request) -> list[Any]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput("upload the fence file in a form field named 'file'", "file")
+        return list(read_features(await upload.read(), upload.filename))
+    if "json" not in content_type:
+        raise HTTPException(415, "send application/json (a FeatureCollection) or multipart/form-data (a file)")
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", "body") from exc
+    if not isinstance(body, dict) or body.get("type") != "FeatureCollection" or not isinstance(
+        body.get("features"), list
+    ):
+        raise InvalidInput("expected a GeoJSON FeatureCollection with a 'features' list", "body")
+    return list(body["features"])
+
+
+@router.get("", response_model=FeatureCollectionOut)
+def list_fences(principal: Merchant, fences: Fences) -> dict[str, Any]:
+    return fences.list(merchant_id(principal))
+
+
+@router.get("/contains", response_model=ContainsOut)
+def fences_containing(
+    principal: Merchant,
+    fences: Fences,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lon: Annotated[float, Query(ge=-180, le=180)],
+    within_m: Annotated[float, Query(ge=0, le=5_000, description="Also fences this close (metres).")] = 0,
+) -> ContainsOut:
+    """The caller's fences that contain the point, or lie within ``within_m`` — the matcher's own index."""
+    found = fences.contains(merchant_id(principal), LatLng(lat=lat, lon=lon), within_m)
+    return ContainsOut.model_validate({"fences": found})
+
+
+@router.get("/{fence_id}", response_model=FeatureOut, responses=NOT_FOUND)
+def get_fence(fence_id: FenceId, principal: Merchant, fences: Fences) -> dict[str, Any]:
+    return fences.get(merchant_id(principal), fence_id)
+
+
+@router.patch("/{fence_id}", response_model=FeatureOut, responses=NOT_FOUND)
+def patch_fence(
+    fence_id: FenceId, body: FencePatch, principal: Merchant, fences: Fences, repair: Repair = False
+) -> dict[str, Any]:
+    return fences.update(merchant_id(principal), fence_id, body.model_dump(exclude_unset=True), repair=repair)
+
+
+@router.delete("/{fence_id}", status_code=204, responses=NOT_FOUND)
+def delete_fence(fence_id: FenceId, principal: Merchant, fences: Fences) -> Response:
+    fences.delete(merchant_id(principal), fence_id)
+    return Response(status_code=204)
+
+
+@router.get("/{fence_id}/cells", response_model=FeatureCollectionOut, responses=NOT_FOUND)
+def fence_cells(
+    fence_id: FenceId,
+    principal: Merchant,
+    fences: Fences,
+    res: Annotated[int | None, Query(ge=1, le=15, description="H3 resolution; the index's by default.")] = None,
+) -> dict[str, Any]:
+    """The fence's H3 cover, each cell marked ``interior`` (no geometry test needed) or ``boundary``."""
+    return fences.cells(merchant_id(principal), fence_id, res)
+
+
+__all__ = ["router"]

@@ -1,0 +1,109 @@
+"""Request and response shapes, as the OpenAPI document shows them.
+
+GeoJSON bodies are deliberately loose here (any geometry object): ``geofences.validate`` gives far more precise
+messages (which ring, which vertex) than a schema could.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["invalid_geometry"])
+    message: str = Field(examples=["ring 0 intersects itself near [24.94, 60.17]"])
+    field: str | None = Field(default=None, examples=["geometry.coordinates[0]"])
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class MerchantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Lisbon"])
+
+
+class AppIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["app", "adops"] = "app"
+
+
+class IssuedKeyOut(BaseModel):
+    id: str
+    api_key: str = Field(description="Shown once; only its hash is stored.")
+
+
+class Geometry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(examples=["Polygon"])
+    coordinates: Any = Field(examples=[[[[-9.1305, 38.711], [-9.1298, 38.711], [-9.1298, 38.7115],
+                                         [-9.1305, 38.711]]]])
+
+
+class FenceProperties(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str | None = Field(default=None, max_length=200)
+    radius_m: float | None = Field(default=None, description="Required for a Point (circle), 5 to 5,000 m.")
+    tags: list[str] | None = None
+    timezone: str | None = Field(default=None, description="IANA zone; derived from the location when absent.")
+
+
+class FeatureIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["Feature"]
+    geometry: Geometry | None = None
+    properties: FenceProperties | None = None
+
+
+class FencePatch(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    geometry: Geometry | None = None
+    properties: dict[str, Any] | None = None
+
+
+class FeatureOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any]
+    properties: dict[str, Any]
+
+
+class FeatureCollectionOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[dict[str, Any]]
+
+
+class BulkRow(BaseModel):
+    index: int
+    status: Literal["created", "rejected"]
+    id: str | None = None
+    error: ErrorDetail | None = None
+
+
+class BulkOut(BaseModel):
+    created: int
+    rejected: int
+    results: list[BulkRow]
+
+
+class ContainingFence(BaseModel):
+    id: str
+    name: str
+    inside: bool
+    distance_m: float
+
+
+class ContainsOut(BaseModel):
+    fences: list[ContainingFence]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = {}

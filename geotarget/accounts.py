@@ -1,0 +1,91 @@
+"""Merchants, apps and API keys. Keys are random, shown once, and stored only as SHA-256 hashes (they carry 192
+bits of entropy, so a fast hash is enough and lookups stay O(1))."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from geotarget.errors import InvalidInput
+from geotarget.store import repository
+from geotarget.store.database import transaction
+from geotarget.timezones import check_timezone
+
+Role = Literal["admin", "merchant", "app", "adops"]
+ROLES: tuple[Role, ...] = ("admin", "merchant", "app", "adops")
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    key_id: str
+    merchant_id: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    id: str
+    api_key: str
+
+
+def new_id(prefix: str) -> str:
+    """Short, URL-safe, prefixed ids (``fen_3kq…``) that say what they name in logs and URLs."""
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def hash_key(plain: str) -> str:
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def _new_key(role: str) -> str:
+    return f"gt_{role}_{secrets.token_urlsafe(24)}"
+
+
+def create_merchant(factory: sessionmaker[Session], name: str, timezone: str | None = None) -> IssuedKey:
+    if timezone is not None:
+        check_timezone(timezone)
+    if not name.strip():
+        raise InvalidInput("name must not be empty", "name")
+    merchant_id = new_id("mer")
+    plain = _new_key("merchant")
+    with transaction(factory) as session:
+        repository.add_merchant(session, merchant_id, name.strip(), timezone)
+        repository.add_api_key(session, new_id("key"), hash_key(plain), "merchant", name.strip(), merchant_id)
+    return IssuedKey(merchant_id, plain)
+
+
+def issue_merchant_key(factory: sessionmaker[Session], merchant_id: str) -> str:
+    """Another key for an existing merchant (the demo prints fresh ones on every start)."""
+    plain = _new_key("merchant")
+    with transaction(factory) as session:
+        repository.add_api_key(session, new_id("key"), hash_key(plain), "merchant", "issued", merchant_id)
+    return plain
+
+
+def create_app_key(factory: sessionmaker[Session], name: str, role: Role = "app") -> IssuedKey:
+    if role not in ("app", "adops"):
+        raise InvalidInput("role must be 'app' or 'adops'", "role")
+    if not name.strip():
+        raise InvalidInput("name must not be empty", "name")
+    key_id = new_id(role)
+    plain = _new_key(role)
+    with transaction(factory) as session:
+        repository.add_api_key(session, key_id, hash_key(plain), role, name.strip(), None)
+    return IssuedKey(key_id, plain)
+
+
+def authenticate(factory: sessionmaker[Session], plain: str, admin_key: str | None) -> Principal | None:
+    """The principal behind a bearer key, or None for an unknown key."""
+    if admin_key and hmac.compare_digest(plain.encode(), admin_key.encode()):
+        return Principal("admin", "admin")
+    with factory() as session:
+        row = repository.find_api_key(session, hash_key(plain))
+        if row is None or row.role not in ROLES:
+            return None
+        role: Role = row.role  # type: ignore[assignment]
+        return Principal(role, row.id, row.merchant_id)

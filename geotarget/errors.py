@@ -1,0 +1,32 @@
+"""Domain errors. ``api`` turns them into HTTP answers; nothing here knows about status codes.
+
+    GeotargetError
+    ├── NotFound       the thing does not exist, or belongs to someone else (never say which)
+    ├── Conflict       the request clashes with stored state
+    └── InvalidInput   a value breaks a rule (``geofences.FenceError`` is wrapped into this)
+"""
+
+from __future__ import annotations
+
+
+class GeotargetError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+class NotFound(GeotargetError):
+    code = "not_found"
+
+
+class Conflict(GeotargetError):
+    code = "conflict"
+
+
+class InvalidInput(GeotargetError):
+    code = "invalid"

@@ -1,0 +1,239 @@
+"""Fences as a merchant sees them: create (one or a bulk file), read, patch, delete, cells, contains.
+
+Validation and the H3 cover are computed before a transaction opens; storage and the local index change
+together after it commits; then the other workers are told (``FenceNotifier``). Every method takes the
+owning merchant, and another merchant's fence is simply ``NotFound``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from geofences import FenceError, LatLng, Proximity, ValidFence, parse_feature
+from geofences import cells as h3cells
+from geofences.index import Cover, cover_shape
+from geofences.shapes import CircleShape
+from geotarget.accounts import new_id
+from geotarget.catalog import FenceCatalog
+from geotarget.errors import InvalidInput, NotFound
+from geotarget.settings import Settings
+from geotarget.shapes import feature_of, plain_geometry, shape_of
+from geotarget.store import repository
+from geotarget.store.database import transaction
+from geotarget.store.models import Geofence
+from geotarget.timezones import check_timezone, timezone_at
+
+log = logging.getLogger(__name__)
+
+_RESERVED = {"name", "tags", "timezone", "radius_m", "area_m2", "version", "created_at", "updated_at", "h3",
+             "repaired", "id"}
+MAX_CELLS_SHOWN = 50_000
+
+
+class FenceNotifier(Protocol):
+    def changed(self) -> None:
+        """Tell other workers that the fence log has grown; failures are theirs to swallow."""
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    index: int
+    id: str | None = None
+    error: FenceError | InvalidInput | None = None
+
+
+def _summary(cover: Cover) -> dict[str, int]:
+    interior = sum(7 ** (cover.res - h3cells.cell_to_res(c)) for c in cover.interior)
+    return {"res": cover.res, "interior_cells": interior, "boundary_cells": len(cover.boundary),
+            "stored_cells": len(cover.interior) + len(cover.boundary)}
+
+
+def _centre(fence: ValidFence) -> LatLng:
+    shape = fence.shape
+    if isinstance(shape, CircleShape):
+        return shape.center
+    west, south, east, north = shape.bounds
+    return LatLng(lat=(south + north) / 2, lon=(west + east) / 2)
+
+
+class FenceService:
+    def __init__(
+        self, settings: Settings, factory: sessionmaker[Session], catalog: FenceCatalog, notifier: FenceNotifier
+    ) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.catalog = catalog
+        self.notifier = notifier
+        self.limits = settings.fence_limits()
+
+    # -- writes -----------------------------------------------------------------------------------------------
+
+    def create(self, merchant_id: str, feature: Any, *, repair: bool = False) -> dict[str, Any]:
+        fence = self._validate(feature, repair=repair)
+        cover = cover_shape(fence.shape, self.catalog.index.res)
+        with transaction(self.factory) as session:
+            self._require_merchant(session, merchant_id)
+            row = repository.add_fence(session, self._row_values(merchant_id, fence))
+        self._indexed(row, fence, cover)
+        return feature_of(row, self._extra(cover, fence.repaired))
+
+    def create_many(self, merchant_id: str, features: Sequence[Any], *, repair: bool = False) -> list[BulkResult]:
+        """Store every valid feature in one transaction; report every invalid one by its index."""
+        results: list[BulkResult] = []
+        accepted: list[tuple[int, ValidFence, Cover]] = []
+        for i, feature in enumerate(features):
+            try:
+                fence = self._validate(feature, repair=repair, path=f"features[{i}].")
+                accepted.append((i, fence, cover_shape(fence.shape, self.catalog.index.res)))
+            except (FenceError, InvalidInput) as error:
+                results.append(BulkResult(i, error=error))
+        stored: list[tuple[int, Geofence, ValidFence, Cover]] = []
+        with transaction(self.factory) as session:
+            self._require_merchant(session, merchant_id)
+            for i, fence, cover in accepted:
+                stored.append((i, repository.add_fence(session, self._row_values(merchant_id, fence)), fence, cover))
+        for i, row, fence, cover in stored:
+            self._indexed(row, fence, cover, notify=False)
+            results.append(BulkResult(i, id=row.id))
+        if stored:
+            self._notify()
+        return sorted(results, key=lambda r: r.index)
+
+    def update(self, merchant_id: str, fence_id: str, patch: dict[str, Any], *, repair: bool = False) -> dict[str, Any]:
+        """Merge-patch: ``geometry`` replaces the shape; ``properties`` entries replace, ``null`` removes extras."""
+        with transaction(self.factory) as session:
+            row = self._owned(session, merchant_id, fence_id)
+            current = feature_of(row)
+            properties = {**current["properties"], **(patch.get("properties") or {})}
+            merged = {
+                "type": "Feature",
+                "geometry": patch["geometry"] if patch.get("geometry") is not None else row.geometry,
+                "properties": {k: v for k, v in properties.items() if v is not None},
+            }
+            if "timezone" not in (patch.get("properties") or {}) and patch.get("geometry") is not None:
+                merged["properties"].pop("timezone", None)  # moved fence: derive its zone again
+            fence = self._validate(merged, repair=repair)
+            cover = cover_shape(fence.shape, self.catalog.index.res)
+            row = repository.update_fence(session, row, self._row_values(merchant_id, fence, keep_id=True))
+        self._indexed(row, fence, cover)
+        return feature_of(row, self._extra(cover, fence.repaired))
+
+    def delete(self, merchant_id: str, fence_id: str) -> None:
+        with transaction(self.factory) as session:
+            row = self._owned(session, merchant_id, fence_id)
+            repository.delete_fence(session, row)
+        self.catalog.sync(self.factory)
+        self._notify()
+
+    # -- reads ------------------------------------------------------------------------------------------------
+
+    def get(self, merchant_id: str, fence_id: str) -> dict[str, Any]:
+        with self.factory() as session:
+            row = self._owned(session, merchant_id, fence_id)
+        return feature_of(row, self._extra(self.catalog.index.cover(row.id)))
+
+    def list(self, merchant_id: str) -> dict[str, Any]:
+        with self.factory() as session:
+            rows = repository.list_fences(session, merchant_id)
+        features = [feature_of(r, self._extra(self.catalog.index.cover(r.id))) for r in rows]
+        return {"type": "FeatureCollection", "features": features}
+
+    def cells(self, merchant_id: str, fence_id: str, res: int | None = None) -> dict[str, Any]:
+        """The H3 cover as GeoJSON polygons marked interior/boundary (interior cells uncompacted)."""
+        with self.factory() as session:
+            row = self._owned(session, merchant_id, fence_id)
+        res = self.catalog.index.res if res is None else res
+        if not h3cells.MIN_RES + 1 <= res <= h3cells.MAX_RES:
+            raise InvalidInput(f"res must be between {h3cells.MIN_RES + 1} and {h3cells.MAX_RES}", "res")
+        if row.area_m2 / h3cells.cell_area_m2(res) > MAX_CELLS_SHOWN:
+            raise InvalidInput(f"res {res} would draw more than {MAX_CELLS_SHOWN:,} cells; choose a coarser one",
+                               "res")
+        indexed = self.catalog.index.cover(row.id)
+        cover = indexed if indexed is not None and indexed.res == res else cover_shape(shape_of(row), res)
+        features = []
+        for kind, group in (("interior", h3cells.uncompact_cells(cover.interior, res)), ("boundary", cover.boundary)):
+            for cell in group:
+                ring = [p.as_geojson() for p in h3cells.cell_to_ring(cell)]
+                features.append({
+                    "type": "Feature", "id": h3cells.cell_to_str(cell),
+                    "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+                    "properties": {"cell": h3cells.cell_to_str(cell), "kind": kind, "res": res},
+                })
+        return {"type": "FeatureCollection", "features": features, "properties": {"fence_id": row.id, "res": res}}
+
+    def contains(self, merchant_id: str, point: LatLng, within_m: float = 0.0) -> list[dict[str, Any]]:
+        found: list[Proximity] = self.catalog.nearby_for(merchant_id, point, within_m)
+        out = []
+        for p in found:
+            meta = self.catalog.meta(p.fence_id)
+            out.append({"id": p.fence_id, "name": meta.name if meta else "", "inside": p.inside,
+                        "distance_m": round(p.distance_m, 2)})
+        return out
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _validate(self, feature: Any, *, repair: bool, path: str = "") -> ValidFence:
+        fence = parse_feature(feature, self.limits, repair=repair, path=path)
+        if fence.timezone is not None:
+            check_timezone(fence.timezone, f"{path}properties.timezone")
+        return fence
+
+    def _row_values(self, merchant_id: str, fence: ValidFence, *, keep_id: bool = False) -> dict[str, Any]:
+        extras = {k: v for k, v in fence.properties.items() if k not in _RESERVED}
+        values: dict[str, Any] = {
+            "merchant_id": merchant_id,
+            "name": fence.name,
+            "kind": fence.shape.kind,
+            "geometry": plain_geometry(fence.shape.to_geojson()),
+            "radius_m": fence.shape.radius_m if isinstance(fence.shape, CircleShape) else None,
+            "timezone": fence.timezone or timezone_at(_centre(fence)),
+            "tags": list(fence.tags),
+            "properties": plain_geometry(extras),
+            "area_m2": fence.shape.area_m2,
+        }
+        now = datetime.now(UTC)
+        values["updated_at"] = now
+        if not keep_id:
+            values.update(id=new_id("fen"), version=1, created_at=now)
+        return values
+
+    def _indexed(self, row: Geofence, fence: ValidFence, cover: Cover, *, notify: bool = True) -> None:
+        self.catalog.put(row, fence.shape, cover)
+        self.catalog.sync(self.factory)
+        if notify:
+            self._notify()
+
+    def _notify(self) -> None:
+        try:
+            self.notifier.changed()
+        except Exception:  # other workers still catch up from the SQL change log
+            log.warning("could not notify other workers of a fence change", exc_info=True)
+
+    def _extra(self, cover: Cover | None, repaired: str | None = None) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if cover is not None:
+            extra["h3"] = _summary(cover)
+        if repaired:
+            extra["repaired"] = repaired
+        return extra
+
+    @staticmethod
+    def _owned(session: Session, merchant_id: str, fence_id: str) -> Geofence:
+        row = repository.get_fence(session, merchant_id, fence_id)
+        if row is None:
+            raise NotFound(f"no geofence {fence_id!r}", "id")
+        return row
+
+    @staticmethod
+    def _require_merchant(session: Session, merchant_id: str) -> None:
+        if repository.get_merchant(session, merchant_id) is None:
+            raise NotFound(f"no merchant {merchant_id!r}", "merchant_id")
+
+
+__all__ = ["BulkResult", "FenceNotifier", "FenceService"]

