@@ -1,0 +1,127 @@
+"""The ``geotarget`` command: serve the API (with embedded defaults), load the demo city, import fences."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from geofences import FenceError
+from geofences.formats import read_features
+from geotarget.demo import EXAMPLE_POINT, load_demo_city
+from geotarget.runtime import Runtime
+from geotarget.settings import Settings
+from geotarget.store import database
+from geotarget.store.embedded_redis import EmbeddedRedis
+
+app = typer.Typer(help="geotarget: location-aware offers around merchants' stores.", no_args_is_help=True)
+fences_app = typer.Typer(help="Geofence files.", no_args_is_help=True)
+app.add_typer(fences_app, name="fences")
+console = Console()
+
+
+def _admin_key(settings: Settings) -> str:
+    """The configured admin key, else one kept in the data directory (generated on first start)."""
+    if settings.admin_key:
+        return settings.admin_key
+    path = settings.data_dir / "admin.key"
+    if path.exists():
+        return path.read_text().strip()
+    key = f"gt_admin_{secrets.token_urlsafe(24)}"
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    console.print(f"[bold]No GEOTARGET_ADMIN_KEY set; generated one[/] (kept in {path}):\n  {key}")
+    return key
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (they share Redis and the database).")] = 1,
+    demo: Annotated[bool, typer.Option(help="Load the demo city and print keys to try.")] = False,
+) -> None:
+    """Serve the API and web pages; with nothing configured, SQLite and a private embedded Redis."""
+    import uvicorn
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["GEOTARGET_ADMIN_KEY"] = _admin_key(settings)
+    embedded = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(settings.data_dir.resolve() / "redis")
+        os.environ["GEOTARGET_REDIS_URL"] = embedded.start()
+        console.print(f"No GEOTARGET_REDIS_URL set; started an embedded Redis at {os.environ['GEOTARGET_REDIS_URL']}")
+    os.environ["GEOTARGET_DATA_DIR"] = str(settings.data_dir.resolve())
+    settings = Settings()
+    database.migrate(database.make_engine(settings.sqlalchemy_url()))
+    os.environ["GEOTARGET_MIGRATE_ON_START"] = "false"
+    if demo:
+        _load_demo(Settings(), host, port)
+    try:
+        uvicorn.run("api.main:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="info")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@app.command("demo")
+def demo_command(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Same as ``serve --demo``."""
+    serve(host=host, port=port, workers=workers, demo=True)
+
+
+def _load_demo(settings: Settings, host: str, port: int) -> None:
+    runtime = Runtime.open(settings, follow=False)
+    try:
+        keys = load_demo_city(runtime.factory, runtime.fences)
+    finally:
+        runtime.close()
+    base = f"http://{host}:{port}"
+    lines = [f"  {name:<20} {merchant_id}  {key}" for name, (merchant_id, key) in keys.items()]
+    print("Demo city: central Lisbon (merchant, id, API key)\n" + "\n".join(lines))
+    first_key = next(iter(keys.values()))[1]
+    lat, lon = EXAMPLE_POINT
+    print(
+        f"Try:\n  curl -H 'Authorization: Bearer {first_key}' {base}/v1/geofences\n"
+        f"  curl -H 'Authorization: Bearer {first_key}' '{base}/v1/geofences/contains?lat={lat}&lon={lon}&within_m=500'\n"
+        f"  API docs: {base}/docs"
+    )
+
+
+@fences_app.command("import")
+def import_fences(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="GeoJSON, KML, zipped Shapefile, GeoParquet")],
+    merchant: Annotated[str, typer.Option("--merchant", help="Merchant id that will own the fences.")],
+    repair: Annotated[bool, typer.Option(help="Fix self-intersections with make_valid.")] = False,
+) -> None:
+    """Validate and store every fence in FILE; invalid ones are listed, valid ones kept."""
+    try:
+        features = read_features(file.read_bytes(), file.name)
+    except FenceError as error:
+        console.print(f"[red]{error.message}[/]")
+        raise typer.Exit(2) from error
+    runtime = Runtime.open(Settings(), follow=False)
+    try:
+        results = runtime.fences.create_many(merchant, features, repair=repair)
+    finally:
+        runtime.close()
+    created = [r for r in results if r.error is None]
+    console.print(f"{len(created)} fence(s) imported, {len(results) - len(created)} rejected")
+    if len(created) < len(results):
+        table = Table("feature", "field", "problem")
+        for r in results:
+            if r.error is not None:
+                table.add_row(str(r.index), r.error.field or "", r.error.message)
+        console.print(table)
+        raise typer.Exit(1)

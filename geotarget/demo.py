@@ -1,0 +1,95 @@
+"""A small demo city: independent shops in central Lisbon with store-sized fences (polygons and circles).
+
+Loading is idempotent: the merchants are created once; every start issues each of them a fresh key to print.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from geotarget import accounts
+from geotarget.fences import FenceService
+from geotarget.store import repository
+from geotarget.store.database import transaction
+
+_NOTE = "demo_city"
+EXAMPLE_POINT = (38.71152, -9.13010)  # (lat, lon) inside "Café Tejo — Alfama"
+
+
+@dataclass(frozen=True)
+class Store:
+    name: str
+    lat: float
+    lon: float
+    width_m: float = 0.0  # a rotated rectangle when set, else a circle
+    depth_m: float = 0.0
+    bearing_deg: float = 0.0
+    radius_m: float = 0.0
+    tags: tuple[str, ...] = ()
+
+
+DEMO_CITY: dict[str, list[Store]] = {
+    "Café Tejo": [
+        Store("Café Tejo — Alfama", 38.71150, -9.13015, width_m=28, depth_m=18, bearing_deg=20, tags=("cafe",)),
+        Store("Café Tejo — Rua Augusta", 38.71050, -9.13760, radius_m=35, tags=("cafe",)),
+        Store("Café Tejo — Cais do Sodré", 38.70630, -9.14490, width_m=40, depth_m=22, bearing_deg=-15,
+              tags=("cafe", "waterfront")),
+    ],
+    "Padaria Lisboa": [
+        Store("Padaria Lisboa — Chiado", 38.71075, -9.14195, width_m=22, depth_m=15, bearing_deg=35,
+              tags=("bakery",)),
+        Store("Padaria Lisboa — Bairro Alto", 38.71290, -9.14545, radius_m=25, tags=("bakery",)),
+    ],
+    "Ginásio Rossio": [
+        Store("Ginásio Rossio", 38.71395, -9.13920, width_m=60, depth_m=35, bearing_deg=5, tags=("gym",)),
+    ],
+    "Livraria do Carmo": [
+        Store("Livraria do Carmo", 38.71215, -9.14050, radius_m=20, tags=("books",)),
+    ],
+    "Mercado do Cais": [
+        Store("Mercado do Cais — food hall", 38.70700, -9.14600, width_m=90, depth_m=55, bearing_deg=-20,
+              tags=("market", "food")),
+        Store("Mercado do Cais — Martim Moniz stall", 38.71620, -9.13590, radius_m=15, tags=("market",)),
+    ],
+}
+
+
+def store_feature(store: Store) -> dict[str, Any]:
+    properties: dict[str, Any] = {"name": store.name, "tags": list(store.tags), "timezone": "Europe/Lisbon"}
+    if store.radius_m:
+        properties["radius_m"] = store.radius_m
+        return {"type": "Feature", "properties": properties,
+                "geometry": {"type": "Point", "coordinates": [store.lon, store.lat]}}
+    a = math.radians(store.bearing_deg)
+    k = 111_195 * math.cos(math.radians(store.lat))
+    ring = []
+    for dx, dy in ((-1, -1), (1, -1), (1, 1), (-1, 1), (-1, -1)):
+        x, y = dx * store.width_m / 2, dy * store.depth_m / 2
+        xr, yr = x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)
+        ring.append([round(store.lon + xr / k, 7), round(store.lat + yr / 111_195, 7)])
+    return {"type": "Feature", "properties": properties, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+
+def load_demo_city(factory: sessionmaker[Session], fences: FenceService) -> dict[str, tuple[str, str]]:
+    """Create the demo merchants and fences once; return ``{merchant name: (merchant id, fresh key)}``."""
+    with factory() as session:
+        loaded = repository.get_note(session, _NOTE)
+    keys: dict[str, tuple[str, str]] = {}
+    if loaded:
+        for name in DEMO_CITY:
+            with factory() as session:
+                merchant = repository.find_merchant_by_name(session, name)
+            if merchant is not None:
+                keys[name] = (merchant.id, accounts.issue_merchant_key(factory, merchant.id))
+        return keys
+    for name, stores in DEMO_CITY.items():
+        issued = accounts.create_merchant(factory, name, "Europe/Lisbon")
+        fences.create_many(issued.id, [store_feature(s) for s in stores])
+        keys[name] = (issued.id, issued.api_key)
+    with transaction(factory) as session:
+        repository.set_note(session, _NOTE, "loaded")
+    return keys
