@@ -76,11 +76,11 @@ async def create_fences_in_bulk(
 async def _bulk_features(request: Request) -> list[Any]:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise InvalidInput("upload the fence file in a form field named 'file'", "file")
-        return list(read_features(await upload.read(), upload.filename))
+        async with request.form() as form:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise InvalidInput("upload the fence file in a form field named 'file'", "file")
+            return list(read_features(await upload.read(), upload.filename))
     if "json" not in content_type:
         raise HTTPException(415, "send application/json (a FeatureCollection) or multipart/form-data (a file)")
     try:

@@ -1,0 +1,135 @@
+"""Real services for tests: Redis at GEOTARGET_REDIS_URL (else an embedded server started here), SQLite in a
+temporary folder, and PostgreSQL at GEOTARGET_TEST_POSTGRES_URL (default: the local test database). In CI
+(``CI=true``) an unreachable PostgreSQL fails the run instead of skipping."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from geotarget.runtime import Runtime
+from geotarget.settings import Settings
+from geotarget.store.embedded_redis import EmbeddedRedis
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+ADMIN_KEY = "test-admin-key"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("GEOTARGET_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private schema in the test database, dropped afterwards."""
+    base = os.environ.get("GEOTARGET_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
+    schema = f"gt_test_{secrets.token_hex(4)}"
+    try:
+        engine = sqlalchemy.create_engine(base, connect_args={"connect_timeout": 3})
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    except sqlalchemy.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and is not reachable at {base}: {exc}")
+        pytest.skip(f"no PostgreSQL at {base} (set GEOTARGET_TEST_POSTGRES_URL)")
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'geotarget.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as connection:  # each test starts from empty tables
+        connection.execute(sqlalchemy.text(
+            "DROP TABLE IF EXISTS api_keys, geofences, fence_changes, notes, merchants, alembic_version CASCADE"
+        ))
+    engine.dispose()
+    return url
+
+
+def make_settings(tmp_path: Path, redis_url: str, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data", "admin_key": ADMIN_KEY, "redis_url": redis_url,
+        "database_url": database_url, "redis_prefix": f"t{secrets.token_hex(4)}", "sync_poll_s": 0.1,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str, database_url: str) -> Settings:
+    return make_settings(tmp_path, redis_url, database_url)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    opened = Runtime.open(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def client(settings: Settings, runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, runtime)) as test_client:
+        yield test_client
+
+
+@dataclass
+class MerchantKey:
+    id: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def new_merchant(client: TestClient, name: str = "Café Tejo") -> MerchantKey:
+    response = client.post("/v1/merchants", json={"name": name, "timezone": "Europe/Lisbon"}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return MerchantKey(body["id"], body["api_key"])
+
+
+@pytest.fixture
+def cafe(client: TestClient) -> MerchantKey:
+    return new_merchant(client, "Café Tejo")
+
+
+@pytest.fixture
+def bakery(client: TestClient) -> MerchantKey:
+    return new_merchant(client, "Padaria Lisboa")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"the shared test data folder {SHARED_DATA} is missing in CI")
+        pytest.skip("../shared/data is not beside this checkout")
+    return SHARED_DATA

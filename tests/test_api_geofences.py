@@ -1,0 +1,181 @@
+"""The merchant geofence API, against a real Redis and both SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from geofences.formats import FORMATS, write_features
+from tests.conftest import ADMIN, new_merchant
+from tests.fixtures import ALFAMA_CAFE, CHIADO_KIOSK, INSIDE_ALFAMA_CAFE, NEW_YORK_BAR
+
+
+def test_a_merchant_draws_a_fence_and_gets_it_back_with_zone_area_and_cells(client, cafe):
+    created = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers)
+    assert created.status_code == 201, created.text
+    fence = created.json()
+    assert fence["id"].startswith("fen_")
+    assert fence["properties"]["timezone"] == "Europe/Lisbon"
+    assert 3_000 < fence["properties"]["area_m2"] < 4_000
+    assert fence["properties"]["h3"]["res"] == 10
+    assert fence["properties"]["h3"]["boundary_cells"] >= 1
+
+    assert client.get(f"/v1/geofences/{fence['id']}", headers=cafe.headers).json()["geometry"] == fence["geometry"]
+    listing = client.get("/v1/geofences", headers=cafe.headers).json()
+    assert listing["type"] == "FeatureCollection"
+    assert [f["id"] for f in listing["features"]] == [fence["id"]]
+
+
+def test_the_time_zone_is_derived_from_the_location_unless_given(client, cafe):
+    bar = client.post("/v1/geofences", json=NEW_YORK_BAR, headers=cafe.headers).json()
+    assert bar["properties"]["timezone"] == "America/New_York"
+    given = copy.deepcopy(NEW_YORK_BAR)
+    given["properties"]["timezone"] = "America/Chicago"
+    assert client.post("/v1/geofences", json=given, headers=cafe.headers).json()["properties"]["timezone"] == (
+        "America/Chicago"
+    )
+    given["properties"]["timezone"] = "Mars/Olympus"
+    refused = client.post("/v1/geofences", json=given, headers=cafe.headers)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "properties.timezone"
+
+
+def test_contains_answers_inside_and_nearby_with_distances(client, cafe):
+    alfama = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()
+    kiosk = client.post("/v1/geofences", json=CHIADO_KIOSK, headers=cafe.headers).json()
+    inside = client.get("/v1/geofences/contains", params=INSIDE_ALFAMA_CAFE, headers=cafe.headers).json()
+    assert inside == {"fences": [{"id": alfama["id"], "name": "Café Tejo — Alfama", "inside": True,
+                                  "distance_m": 0.0}]}
+    around = client.get("/v1/geofences/contains", params={**INSIDE_ALFAMA_CAFE, "within_m": 1500},
+                        headers=cafe.headers).json()["fences"]
+    assert [f["id"] for f in around] == [alfama["id"], kiosk["id"]]
+    assert 900 < around[1]["distance_m"] < 1100 and around[1]["inside"] is False
+
+
+def test_cells_are_the_index_cover_marked_interior_and_boundary(client, cafe):
+    big = copy.deepcopy(ALFAMA_CAFE)
+    big["geometry"]["coordinates"] = [[[-9.135, 38.710], [-9.125, 38.710], [-9.125, 38.716], [-9.135, 38.716],
+                                       [-9.135, 38.710]]]
+    fence = client.post("/v1/geofences", json=big, headers=cafe.headers).json()
+    cells = client.get(f"/v1/geofences/{fence['id']}/cells", headers=cafe.headers).json()
+    kinds = {f["properties"]["kind"] for f in cells["features"]}
+    assert kinds == {"interior", "boundary"}
+    summary = fence["properties"]["h3"]
+    assert len(cells["features"]) == summary["interior_cells"] + summary["boundary_cells"]
+    finer = client.get(f"/v1/geofences/{fence['id']}/cells", params={"res": 11}, headers=cafe.headers).json()
+    assert len(finer["features"]) > len(cells["features"])
+    too_fine = client.get(f"/v1/geofences/{fence['id']}/cells", params={"res": 15}, headers=cafe.headers)
+    assert too_fine.status_code == 422 and too_fine.json()["error"]["field"] == "res"
+
+
+def test_patch_renames_moves_and_revalidates(client, cafe):
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()
+    renamed = client.patch(f"/v1/geofences/{fence['id']}", json={"properties": {"name": "Tejo Alfama"}},
+                           headers=cafe.headers)
+    assert renamed.status_code == 200
+    assert renamed.json()["properties"]["name"] == "Tejo Alfama"
+    assert renamed.json()["properties"]["version"] == 2
+
+    moved = client.patch(f"/v1/geofences/{fence['id']}", json={"geometry": NEW_YORK_BAR["geometry"]},
+                         headers=cafe.headers).json()
+    assert moved["properties"]["timezone"] == "America/New_York"
+    assert client.get("/v1/geofences/contains", params=INSIDE_ALFAMA_CAFE, headers=cafe.headers).json() == {
+        "fences": []}
+
+    broken = {"geometry": {"type": "Polygon", "coordinates": [[[0, 0], [0.001, 0.001], [0.001, 0], [0, 0.001],
+                                                               [0, 0]]]}}
+    refused = client.patch(f"/v1/geofences/{fence['id']}", json=broken, headers=cafe.headers)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "invalid_geometry"
+    kept = client.get(f"/v1/geofences/{fence['id']}", headers=cafe.headers).json()
+    assert kept["geometry"] == moved["geometry"]  # nothing lost by a refused change
+
+
+def test_delete_removes_the_fence_from_storage_and_index(client, cafe):
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()
+    assert client.delete(f"/v1/geofences/{fence['id']}", headers=cafe.headers).status_code == 204
+    assert client.get(f"/v1/geofences/{fence['id']}", headers=cafe.headers).status_code == 404
+    assert client.get("/v1/geofences/contains", params=INSIDE_ALFAMA_CAFE, headers=cafe.headers).json() == {
+        "fences": []}
+
+
+def test_repair_true_fixes_a_bow_tie_and_says_so(client, cafe):
+    bow_tie = {"type": "Feature", "properties": {"name": "Bow tie"},
+               "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [0.001, 0.001], [0.001, 0], [0, 0.001],
+                                                                [0, 0]]]}}
+    refused = client.post("/v1/geofences", json=bow_tie, headers=cafe.headers)
+    assert refused.status_code == 422
+    assert refused.json()["error"] == {
+        "code": "invalid_geometry",
+        "message": "ring 0 intersects itself near [0.0005, 0.0005] (send ?repair=true to fix it with make_valid)",
+        "field": "geometry.coordinates[0]",
+    }
+    repaired = client.post("/v1/geofences", params={"repair": "true"}, json=bow_tie, headers=cafe.headers)
+    assert repaired.status_code == 201
+    assert "make_valid" in repaired.json()["properties"]["repaired"]
+
+
+def test_bulk_json_stores_the_valid_and_reports_the_invalid_by_index(client, cafe):
+    bad = {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [-9.1, 38.7]}}
+    body = {"type": "FeatureCollection", "features": [ALFAMA_CAFE, bad, CHIADO_KIOSK]}
+    result = client.post("/v1/geofences/bulk", json=body, headers=cafe.headers).json()
+    assert (result["created"], result["rejected"]) == (2, 1)
+    assert [r["status"] for r in result["results"]] == ["created", "rejected", "created"]
+    assert result["results"][1]["error"]["field"] == "properties.radius_m"
+    assert len(client.get("/v1/geofences", headers=cafe.headers).json()["features"]) == 2
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_bulk_upload_accepts_every_file_format(client, cafe, fmt):
+    data = write_features([ALFAMA_CAFE, NEW_YORK_BAR], fmt)
+    name = {"shapefile": "fences.zip"}.get(fmt, f"fences.{fmt}")
+    response = client.post("/v1/geofences/bulk", files={"file": (name, data)}, headers=cafe.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] == 2
+    names = {f["properties"]["name"] for f in client.get("/v1/geofences", headers=cafe.headers).json()["features"]}
+    assert names == {"Café Tejo — Alfama", "Bar on Bleecker"}
+
+
+def test_a_broken_upload_is_a_422_that_names_the_file(client, cafe):
+    response = client.post("/v1/geofences/bulk", files={"file": ("x.zip", b"PK\x03\x04junk")}, headers=cafe.headers)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "file"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [({}, 401, "unauthorized"), ({"Authorization": "Bearer nope"}, 401, "unauthorized"), (ADMIN, 403, "forbidden")],
+)
+def test_fences_need_a_merchant_key(client, headers, status, code):
+    response = client.get("/v1/geofences", headers=headers)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+
+
+def test_only_admin_creates_merchants_and_apps(client, cafe):
+    assert client.post("/v1/merchants", json={"name": "X"}, headers=cafe.headers).status_code == 403
+    app_key = client.post("/v1/apps", json={"name": "Lisbon Guide"}, headers=ADMIN)
+    assert app_key.status_code == 201 and app_key.json()["api_key"].startswith("gt_app_")
+    adops = client.post("/v1/apps", json={"name": "Ops", "role": "adops"}, headers=ADMIN).json()
+    assert client.get("/v1/geofences", headers={"Authorization": f"Bearer {adops['api_key']}"}).status_code == 403
+    bad_zone = client.post("/v1/merchants", json={"name": "X", "timezone": "Lisbon"}, headers=ADMIN)
+    assert bad_zone.status_code == 422 and bad_zone.json()["error"]["field"] == "timezone"
+
+
+def test_an_oversized_body_is_a_413(client, cafe):
+    huge = b'{"type": "FeatureCollection", "features": [' + b" " * (21 * 1024 * 1024) + b"]}"
+    response = client.post("/v1/geofences/bulk", content=huge,
+                           headers={**cafe.headers, "Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
+    assert client.get("/readyz").json() == {"status": "ok", "checks": {"redis": "ok", "database": "ok"}}
+
+
+def test_two_merchants_with_the_same_name_are_separate_tenants(client):
+    first, second = new_merchant(client, "Twin"), new_merchant(client, "Twin")
+    assert first.id != second.id
