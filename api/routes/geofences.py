@@ -13,6 +13,7 @@ from api.schemas import (
     BulkOut,
     BulkRow,
     ContainsOut,
+    ErrorBody,
     ErrorDetail,
     FeatureCollectionOut,
     FeatureIn,
@@ -36,7 +37,8 @@ _BULK_BODY = {
             "application/json": {"schema": {
                 "type": "object", "required": ["type", "features"],
                 "properties": {"type": {"type": "string", "enum": ["FeatureCollection"]},
-                               "features": {"type": "array", "maxItems": MAX_BULK, "items": {"type": "object"}}},
+                               "features": {"type": "array", "maxItems": MAX_BULK, "items": {},
+                                            "description": "GeoJSON Features; each is judged on its own"}},
             }},
             "multipart/form-data": {
                 "schema": {"type": "object", "required": ["file"],
@@ -53,7 +55,8 @@ def create_fence(body: FeatureIn, principal: Merchant, fences: Fences, repair: R
     return fences.create(merchant_id(principal), body.model_dump(exclude_unset=True), repair=repair)
 
 
-@router.post("/bulk", response_model=BulkOut, openapi_extra=_BULK_BODY)
+@router.post("/bulk", response_model=BulkOut, openapi_extra=_BULK_BODY,
+             responses={415: {"model": ErrorBody, "description": "Neither JSON nor a multipart upload"}})
 async def create_fences_in_bulk(
     request: Request, principal: Merchant, fences: Fences, repair: Repair = False
 ) -> BulkOut:

@@ -1,0 +1,3 @@
+from geotarget.cli import app
+
+app()

@@ -1,0 +1,59 @@
+"""Start real ``geotarget serve`` processes for tests that need a server over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"server at {base} exited with {process.returncode}"
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"server at {base} did not become ready")
+
+
+@contextmanager
+def serving(data_dir: Path, redis_url: str, admin_key: str, count: int = 1, **settings: str) -> Iterator[list[str]]:
+    """``count`` servers sharing one data directory (SQLite) and one Redis; yields their base URLs."""
+    env = {**os.environ, "GEOTARGET_REDIS_URL": redis_url, "GEOTARGET_ADMIN_KEY": admin_key,
+           "GEOTARGET_DATA_DIR": str(data_dir), "GEOTARGET_REDIS_PREFIX": f"srv{os.getpid()}{time.time_ns() % 10**6}"}
+    env.update({f"GEOTARGET_{k.upper()}": v for k, v in settings.items()})
+    env.pop("GEOTARGET_DATABASE_URL", None)
+    processes, bases = [], []
+    for _ in range(count):
+        port = free_port()
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "geotarget", "serve", "--port", str(port)], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))
+        bases.append(f"http://127.0.0.1:{port}")
+    try:
+        for base, process in zip(bases, processes, strict=True):
+            wait_ready(base, process)
+        yield bases
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=20)
