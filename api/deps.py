@@ -26,8 +26,9 @@ def get_principal(
     runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise HTTPException(401, "send an API key as 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "send an API key as 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
+        )
     principal = authenticate(runtime.factory, credentials.credentials, runtime.settings.admin_key)
     if principal is None:
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})

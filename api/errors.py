@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -19,26 +20,41 @@ from geotarget.errors import Conflict, GeotargetError, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid", 429: "too_many_requests",
-          503: "unavailable"}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    503: "unavailable",
+}
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
-        400: "Malformed request", 401: "Missing or unknown API key", 403: "The key's role may not do this",
-        413: "Body too large", 422: "A value breaks a rule; `field` says which", 503: "A dependency is unavailable",
+        400: "Malformed request",
+        401: "Missing or unknown API key",
+        403: "The key's role may not do this",
+        413: "Body too large",
+        422: "A value breaks a rule; `field` says which",
+        503: "A dependency is unavailable",
     }.items()
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such thing for this key"}}
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status, headers=headers)
 
 
-def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+def _field(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     text = ""
     for part in parts:
@@ -50,8 +66,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
-        return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), detail,
-                              headers=getattr(exc, "headers", None))
+        return error_response(
+            exc.status_code,
+            _CODES.get(exc.status_code, "error"),
+            detail,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -73,13 +93,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _database(_: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", exc.__class__.__name__)
-        return error_response(503, "database_unavailable", "the database is unavailable; try again shortly",
-                              headers={"Retry-After": "5"})
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable; try again shortly",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(redis.RedisError)
     async def _redis(_: Request, exc: redis.RedisError) -> JSONResponse:
-        return error_response(503, "redis_unavailable", "Redis is unavailable; try again shortly",
-                              headers={"Retry-After": "5"})
+        return error_response(
+            503, "redis_unavailable", "Redis is unavailable; try again shortly", headers={"Retry-After": "5"}
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

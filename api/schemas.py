@@ -41,8 +41,7 @@ class IssuedKeyOut(BaseModel):
 class Geometry(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str = Field(examples=["Polygon"])
-    coordinates: Any = Field(examples=[[[[-9.1305, 38.711], [-9.1298, 38.711], [-9.1298, 38.7115],
-                                         [-9.1305, 38.711]]]])
+    coordinates: Any = Field(examples=[[[[-9.1305, 38.711], [-9.1298, 38.711], [-9.1298, 38.7115], [-9.1305, 38.711]]]])
 
 
 class FenceProperties(BaseModel):

@@ -23,11 +23,26 @@ from geofences.errors import FenceError
 __all__ = ["FORMATS", "detect_format", "read_features", "write_features"]
 
 FORMATS = ("geojson", "kml", "shapefile", "geoparquet")
-_KML_NOISE = {"id", "tessellate", "extrude", "visibility", "altitudeMode", "drawOrder", "icon", "begin", "end",
-              "timestamp"}
+_KML_NOISE = {
+    "id",
+    "tessellate",
+    "extrude",
+    "visibility",
+    "altitudeMode",
+    "drawOrder",
+    "icon",
+    "begin",
+    "end",
+    "timestamp",
+}
 _SUFFIXES = {
-    ".geojson": "geojson", ".json": "geojson", ".kml": "kml", ".zip": "shapefile", ".shp": "shapefile",
-    ".parquet": "geoparquet", ".geoparquet": "geoparquet",
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".kml": "kml",
+    ".zip": "shapefile",
+    ".shp": "shapefile",
+    ".parquet": "geoparquet",
+    ".geoparquet": "geoparquet",
 }
 
 
@@ -45,8 +60,11 @@ def detect_format(filename: str | None, data: bytes) -> str:
         return "kml"
     if head.startswith(b"{"):
         return "geojson"
-    raise FenceError("unknown_format", "cannot tell the file format; use .geojson, .kml, .zip (Shapefile) or .parquet",
-                     "file")
+    raise FenceError(
+        "unknown_format",
+        "cannot tell the file format; use .geojson, .kml, .zip (Shapefile) or .parquet",
+        "file",
+    )
 
 
 def read_features(data: bytes, filename: str | None = None) -> list[dict[str, Any]]:
@@ -71,8 +89,9 @@ def _read_frame(fmt: str, data: bytes) -> gpd.GeoDataFrame:
             archive = zipfile.ZipFile(io.BytesIO(data))
             shp = [n for n in archive.namelist() if n.lower().endswith(".shp") and not n.startswith("__MACOSX")]
             if len(shp) != 1:
-                raise FenceError("bad_shapefile", f"the zip must hold exactly one .shp file, it holds {len(shp)}",
-                                 "file")
+                raise FenceError(
+                    "bad_shapefile", f"the zip must hold exactly one .shp file, it holds {len(shp)}", "file"
+                )
             archive.extractall(tmp)
             return gpd.read_file(Path(tmp) / shp[0], engine="pyogrio")
     return gpd.read_file(io.BytesIO(data), engine="pyogrio", driver="KML" if fmt == "kml" else None)
@@ -95,7 +114,11 @@ def _clean(feature: dict[str, Any]) -> dict[str, Any]:
         props["tags"] = [t.strip() for t in props["tags"].split(",") if t.strip()]
     props = {k: v for k, v in props.items() if v is not None and k not in _KML_NOISE}
     geometry = feature.get("geometry")
-    return {"type": "Feature", "properties": props, "geometry": json.loads(json.dumps(geometry)) if geometry else None}
+    return {
+        "type": "Feature",
+        "properties": props,
+        "geometry": json.loads(json.dumps(geometry)) if geometry else None,
+    }
 
 
 def write_features(features: Iterable[Mapping[str, Any]], fmt: str) -> bytes:
@@ -110,7 +133,7 @@ def write_features(features: Iterable[Mapping[str, Any]], fmt: str) -> bytes:
         row["properties"] = props
     frame = gpd.GeoDataFrame.from_features(rows, crs="EPSG:4326")
     if fmt == "geojson":
-        return frame.to_json(drop_id=True).encode()
+        return str(frame.to_json(drop_id=True)).encode()
     if fmt == "geoparquet":
         buffer = io.BytesIO()
         frame.to_parquet(buffer)

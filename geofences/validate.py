@@ -70,7 +70,8 @@ def parse_feature(
     name = properties.get("name", "")
     if not isinstance(name, str) or len(name) > limits.max_name_length:
         raise FenceError(
-            "bad_name", f"name must be a string of at most {limits.max_name_length} characters",
+            "bad_name",
+            f"name must be a string of at most {limits.max_name_length} characters",
             f"{path}properties.name",
         )
     tags = properties.get("tags", [])
@@ -80,8 +81,11 @@ def parse_feature(
         )
     timezone = properties.get("timezone")
     if timezone is not None and not isinstance(timezone, str):
-        raise FenceError("bad_timezone", "timezone must be an IANA name such as Europe/Lisbon",
-                         f"{path}properties.timezone")
+        raise FenceError(
+            "bad_timezone",
+            "timezone must be an IANA name such as Europe/Lisbon",
+            f"{path}properties.timezone",
+        )
     shape, repaired = parse_geometry(
         feature.get("geometry"), properties.get("radius_m"), limits, repair=repair, path=f"{path}geometry"
     )
@@ -103,8 +107,9 @@ def parse_geometry(
         return _polygon(parts, limits, repair, path, multi=False)
     if kind == "MultiPolygon":
         if not isinstance(coordinates, list) or not coordinates:
-            raise FenceError("bad_coordinates", "a MultiPolygon needs a non-empty list of polygons",
-                             f"{path}.coordinates")
+            raise FenceError(
+                "bad_coordinates", "a MultiPolygon needs a non-empty list of polygons", f"{path}.coordinates"
+            )
         counter = _Counter(limits.max_vertices)
         parts = [_rings(p, f"{path}.coordinates[{i}]", counter) for i, p in enumerate(coordinates)]
         return _polygon(parts, limits, repair, path, multi=True)
@@ -165,8 +170,11 @@ def _rings(polygon: Any, field: str, counter: _Counter) -> list[list[Position]]:
         counter.add(len(raw_ring), ring_field)
         ring = [_position(v, f"{ring_field}[{i}]") for i, v in enumerate(raw_ring)]
         if len(ring) < 4:
-            raise FenceError("ring_too_short", f"ring {r} has {len(ring)} positions; a closed ring needs at least 4",
-                             ring_field)
+            raise FenceError(
+                "ring_too_short",
+                f"ring {r} has {len(ring)} positions; a closed ring needs at least 4",
+                ring_field,
+            )
         if ring[0] != ring[-1]:
             raise FenceError(
                 "ring_not_closed",
@@ -212,9 +220,7 @@ def _polygon(
     return shape, repaired
 
 
-def _first_self_intersection(
-    parts: list[list[list[Position]]], path: str, multi: bool
-) -> tuple[str, str] | None:
+def _first_self_intersection(parts: list[list[list[Position]]], path: str, multi: bool) -> tuple[str, str] | None:
     for p, rings in enumerate(parts):
         for r, ring in enumerate(rings):
             where = ring_self_intersection(ring)

@@ -87,5 +87,4 @@ def authenticate(factory: sessionmaker[Session], plain: str, admin_key: str | No
         row = repository.find_api_key(session, hash_key(plain))
         if row is None or row.role not in ROLES:
             return None
-        role: Role = row.role  # type: ignore[assignment]
-        return Principal(role, row.id, row.merchant_id)
+        return Principal(row.role, row.id, row.merchant_id)

@@ -84,6 +84,7 @@ class FenceCatalog:
     def nearby_for(self, merchant_id: str, point: LatLng, within_m: float) -> list[Proximity]:
         """Like ``FenceIndex.nearby``, keeping only one merchant's fences."""
         return [
-            p for p in self.index.nearby(point, within_m)
+            p
+            for p in self.index.nearby(point, within_m)
             if (m := self._meta.get(p.fence_id)) is not None and m.merchant_id == merchant_id
         ]

@@ -64,8 +64,14 @@ def serve(
     if demo:
         _load_demo(Settings(), host, port)
     try:
-        uvicorn.run("api.main:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="info")
+        uvicorn.run(
+            "api.main:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
     finally:
         if embedded is not None:
             embedded.stop()
@@ -94,14 +100,17 @@ def _load_demo(settings: Settings, host: str, port: int) -> None:
     lat, lon = EXAMPLE_POINT
     print(
         f"Try:\n  curl -H 'Authorization: Bearer {first_key}' {base}/v1/geofences\n"
-        f"  curl -H 'Authorization: Bearer {first_key}' '{base}/v1/geofences/contains?lat={lat}&lon={lon}&within_m=500'\n"
+        f"  curl -H 'Authorization: Bearer {first_key}' "
+        f"'{base}/v1/geofences/contains?lat={lat}&lon={lon}&within_m=500'\n"
         f"  API docs: {base}/docs"
     )
 
 
 @fences_app.command("import")
 def import_fences(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="GeoJSON, KML, zipped Shapefile, GeoParquet")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="GeoJSON, KML, zipped Shapefile, GeoParquet")
+    ],
     merchant: Annotated[str, typer.Option("--merchant", help="Merchant id that will own the fences.")],
     repair: Annotated[bool, typer.Option(help="Fix self-intersections with make_valid.")] = False,
 ) -> None:

@@ -36,12 +36,26 @@ DEMO_CITY: dict[str, list[Store]] = {
     "Café Tejo": [
         Store("Café Tejo — Alfama", 38.71150, -9.13015, width_m=28, depth_m=18, bearing_deg=20, tags=("cafe",)),
         Store("Café Tejo — Rua Augusta", 38.71050, -9.13760, radius_m=35, tags=("cafe",)),
-        Store("Café Tejo — Cais do Sodré", 38.70630, -9.14490, width_m=40, depth_m=22, bearing_deg=-15,
-              tags=("cafe", "waterfront")),
+        Store(
+            "Café Tejo — Cais do Sodré",
+            38.70630,
+            -9.14490,
+            width_m=40,
+            depth_m=22,
+            bearing_deg=-15,
+            tags=("cafe", "waterfront"),
+        ),
     ],
     "Padaria Lisboa": [
-        Store("Padaria Lisboa — Chiado", 38.71075, -9.14195, width_m=22, depth_m=15, bearing_deg=35,
-              tags=("bakery",)),
+        Store(
+            "Padaria Lisboa — Chiado",
+            38.71075,
+            -9.14195,
+            width_m=22,
+            depth_m=15,
+            bearing_deg=35,
+            tags=("bakery",),
+        ),
         Store("Padaria Lisboa — Bairro Alto", 38.71290, -9.14545, radius_m=25, tags=("bakery",)),
     ],
     "Ginásio Rossio": [
@@ -51,8 +65,15 @@ DEMO_CITY: dict[str, list[Store]] = {
         Store("Livraria do Carmo", 38.71215, -9.14050, radius_m=20, tags=("books",)),
     ],
     "Mercado do Cais": [
-        Store("Mercado do Cais — food hall", 38.70700, -9.14600, width_m=90, depth_m=55, bearing_deg=-20,
-              tags=("market", "food")),
+        Store(
+            "Mercado do Cais — food hall",
+            38.70700,
+            -9.14600,
+            width_m=90,
+            depth_m=55,
+            bearing_deg=-20,
+            tags=("market", "food"),
+        ),
         Store("Mercado do Cais — Martim Moniz stall", 38.71620, -9.13590, radius_m=15, tags=("market",)),
     ],
 }
@@ -62,8 +83,11 @@ def store_feature(store: Store) -> dict[str, Any]:
     properties: dict[str, Any] = {"name": store.name, "tags": list(store.tags), "timezone": "Europe/Lisbon"}
     if store.radius_m:
         properties["radius_m"] = store.radius_m
-        return {"type": "Feature", "properties": properties,
-                "geometry": {"type": "Point", "coordinates": [store.lon, store.lat]}}
+        return {
+            "type": "Feature",
+            "properties": properties,
+            "geometry": {"type": "Point", "coordinates": [store.lon, store.lat]},
+        }
     a = math.radians(store.bearing_deg)
     k = 111_195 * math.cos(math.radians(store.lat))
     ring = []
@@ -71,7 +95,11 @@ def store_feature(store: Store) -> dict[str, Any]:
         x, y = dx * store.width_m / 2, dy * store.depth_m / 2
         xr, yr = x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)
         ring.append([round(store.lon + xr / k, 7), round(store.lat + yr / 111_195, 7)])
-    return {"type": "Feature", "properties": properties, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    return {
+        "type": "Feature",
+        "properties": properties,
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
 
 
 def load_demo_city(factory: sessionmaker[Session], fences: FenceService) -> dict[str, tuple[str, str]]:

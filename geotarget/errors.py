@@ -1,9 +1,9 @@
 """Domain errors. ``api`` turns them into HTTP answers; nothing here knows about status codes.
 
-    GeotargetError
-    ├── NotFound       the thing does not exist, or belongs to someone else (never say which)
-    ├── Conflict       the request clashes with stored state
-    └── InvalidInput   a value breaks a rule (``geofences.FenceError`` is wrapped into this)
+GeotargetError
+├── NotFound       the thing does not exist, or belongs to someone else (never say which)
+├── Conflict       the request clashes with stored state
+└── InvalidInput   a value breaks a rule (``geofences.FenceError`` is wrapped into this)
 """
 
 from __future__ import annotations

@@ -31,8 +31,19 @@ from geotarget.timezones import check_timezone, timezone_at
 
 log = logging.getLogger(__name__)
 
-_RESERVED = {"name", "tags", "timezone", "radius_m", "area_m2", "version", "created_at", "updated_at", "h3",
-             "repaired", "id"}
+_RESERVED = {
+    "name",
+    "tags",
+    "timezone",
+    "radius_m",
+    "area_m2",
+    "version",
+    "created_at",
+    "updated_at",
+    "h3",
+    "repaired",
+    "id",
+}
 MAX_CELLS_SHOWN = 50_000
 
 
@@ -50,8 +61,12 @@ class BulkResult:
 
 def _summary(cover: Cover) -> dict[str, int]:
     interior = sum(7 ** (cover.res - h3cells.cell_to_res(c)) for c in cover.interior)
-    return {"res": cover.res, "interior_cells": interior, "boundary_cells": len(cover.boundary),
-            "stored_cells": len(cover.interior) + len(cover.boundary)}
+    return {
+        "res": cover.res,
+        "interior_cells": interior,
+        "boundary_cells": len(cover.boundary),
+        "stored_cells": len(cover.interior) + len(cover.boundary),
+    }
 
 
 def _centre(fence: ValidFence) -> LatLng:
@@ -64,7 +79,11 @@ def _centre(fence: ValidFence) -> LatLng:
 
 class FenceService:
     def __init__(
-        self, settings: Settings, factory: sessionmaker[Session], catalog: FenceCatalog, notifier: FenceNotifier
+        self,
+        settings: Settings,
+        factory: sessionmaker[Session],
+        catalog: FenceCatalog,
+        notifier: FenceNotifier,
     ) -> None:
         self.settings = settings
         self.factory = factory
@@ -110,14 +129,15 @@ class FenceService:
         with transaction(self.factory) as session:
             row = self._owned(session, merchant_id, fence_id)
             current = feature_of(row)
-            properties = {**current["properties"], **(patch.get("properties") or {})}
+            changes = patch.get("properties") or {}
+            properties = {k: v for k, v in {**current["properties"], **changes}.items() if v is not None}
+            if "timezone" not in changes and patch.get("geometry") is not None:
+                properties.pop("timezone", None)  # a moved fence gets its zone derived again
             merged = {
                 "type": "Feature",
                 "geometry": patch["geometry"] if patch.get("geometry") is not None else row.geometry,
-                "properties": {k: v for k, v in properties.items() if v is not None},
+                "properties": properties,
             }
-            if "timezone" not in (patch.get("properties") or {}) and patch.get("geometry") is not None:
-                merged["properties"].pop("timezone", None)  # moved fence: derive its zone again
             fence = self._validate(merged, repair=repair)
             cover = cover_shape(fence.shape, self.catalog.index.res)
             row = repository.update_fence(session, row, self._row_values(merchant_id, fence, keep_id=True))
@@ -138,7 +158,7 @@ class FenceService:
             row = self._owned(session, merchant_id, fence_id)
         return feature_of(row, self._extra(self.catalog.index.cover(row.id)))
 
-    def list(self, merchant_id: str) -> dict[str, Any]:
+    def collection(self, merchant_id: str) -> dict[str, Any]:
         with self.factory() as session:
             rows = repository.list_fences(session, merchant_id)
         features = [feature_of(r, self._extra(self.catalog.index.cover(r.id))) for r in rows]
@@ -152,28 +172,43 @@ class FenceService:
         if not h3cells.MIN_RES + 1 <= res <= h3cells.MAX_RES:
             raise InvalidInput(f"res must be between {h3cells.MIN_RES + 1} and {h3cells.MAX_RES}", "res")
         if row.area_m2 / h3cells.cell_area_m2(res) > MAX_CELLS_SHOWN:
-            raise InvalidInput(f"res {res} would draw more than {MAX_CELLS_SHOWN:,} cells; choose a coarser one",
-                               "res")
+            raise InvalidInput(f"res {res} would draw more than {MAX_CELLS_SHOWN:,} cells; choose a coarser one", "res")
         indexed = self.catalog.index.cover(row.id)
         cover = indexed if indexed is not None and indexed.res == res else cover_shape(shape_of(row), res)
         features = []
-        for kind, group in (("interior", h3cells.uncompact_cells(cover.interior, res)), ("boundary", cover.boundary)):
+        for kind, group in (
+            ("interior", h3cells.uncompact_cells(cover.interior, res)),
+            ("boundary", cover.boundary),
+        ):
             for cell in group:
                 ring = [p.as_geojson() for p in h3cells.cell_to_ring(cell)]
-                features.append({
-                    "type": "Feature", "id": h3cells.cell_to_str(cell),
-                    "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
-                    "properties": {"cell": h3cells.cell_to_str(cell), "kind": kind, "res": res},
-                })
-        return {"type": "FeatureCollection", "features": features, "properties": {"fence_id": row.id, "res": res}}
+                features.append(
+                    {
+                        "type": "Feature",
+                        "id": h3cells.cell_to_str(cell),
+                        "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+                        "properties": {"cell": h3cells.cell_to_str(cell), "kind": kind, "res": res},
+                    }
+                )
+        return {
+            "type": "FeatureCollection",
+            "features": features,
+            "properties": {"fence_id": row.id, "res": res},
+        }
 
     def contains(self, merchant_id: str, point: LatLng, within_m: float = 0.0) -> list[dict[str, Any]]:
         found: list[Proximity] = self.catalog.nearby_for(merchant_id, point, within_m)
         out = []
         for p in found:
             meta = self.catalog.meta(p.fence_id)
-            out.append({"id": p.fence_id, "name": meta.name if meta else "", "inside": p.inside,
-                        "distance_m": round(p.distance_m, 2)})
+            out.append(
+                {
+                    "id": p.fence_id,
+                    "name": meta.name if meta else "",
+                    "inside": p.inside,
+                    "distance_m": round(p.distance_m, 2),
+                }
+            )
         return out
 
     # -- helpers ----------------------------------------------------------------------------------------------

@@ -62,17 +62,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("postgres_url")
     engine = sqlalchemy.create_engine(url)
     with engine.begin() as connection:  # each test starts from empty tables
-        connection.execute(sqlalchemy.text(
-            "DROP TABLE IF EXISTS api_keys, geofences, fence_changes, notes, merchants, alembic_version CASCADE"
-        ))
+        connection.execute(
+            sqlalchemy.text(
+                "DROP TABLE IF EXISTS api_keys, geofences, fence_changes, notes, merchants, alembic_version CASCADE"
+            )
+        )
     engine.dispose()
     return url
 
 
 def make_settings(tmp_path: Path, redis_url: str, database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "data_dir": tmp_path / "data", "admin_key": ADMIN_KEY, "redis_url": redis_url,
-        "database_url": database_url, "redis_prefix": f"t{secrets.token_hex(4)}", "sync_poll_s": 0.1,
+        "data_dir": tmp_path / "data",
+        "admin_key": ADMIN_KEY,
+        "redis_url": redis_url,
+        "database_url": database_url,
+        "redis_prefix": f"t{secrets.token_hex(4)}",
+        "sync_poll_s": 0.1,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

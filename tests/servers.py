@@ -36,17 +36,26 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 6
 @contextmanager
 def serving(data_dir: Path, redis_url: str, admin_key: str, count: int = 1, **settings: str) -> Iterator[list[str]]:
     """``count`` servers sharing one data directory (SQLite) and one Redis; yields their base URLs."""
-    env = {**os.environ, "GEOTARGET_REDIS_URL": redis_url, "GEOTARGET_ADMIN_KEY": admin_key,
-           "GEOTARGET_DATA_DIR": str(data_dir), "GEOTARGET_REDIS_PREFIX": f"srv{os.getpid()}{time.time_ns() % 10**6}"}
+    env = {
+        **os.environ,
+        "GEOTARGET_REDIS_URL": redis_url,
+        "GEOTARGET_ADMIN_KEY": admin_key,
+        "GEOTARGET_DATA_DIR": str(data_dir),
+        "GEOTARGET_REDIS_PREFIX": f"srv{os.getpid()}{time.time_ns() % 10**6}",
+    }
     env.update({f"GEOTARGET_{k.upper()}": v for k, v in settings.items()})
     env.pop("GEOTARGET_DATABASE_URL", None)
     processes, bases = [], []
     for _ in range(count):
         port = free_port()
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "geotarget", "serve", "--port", str(port)], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "geotarget", "serve", "--port", str(port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         bases.append(f"http://127.0.0.1:{port}")
     try:
         for base, process in zip(bases, processes, strict=True):

@@ -45,18 +45,19 @@ def test_contains_answers_inside_and_nearby_with_distances(client, cafe):
     alfama = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()
     kiosk = client.post("/v1/geofences", json=CHIADO_KIOSK, headers=cafe.headers).json()
     inside = client.get("/v1/geofences/contains", params=INSIDE_ALFAMA_CAFE, headers=cafe.headers).json()
-    assert inside == {"fences": [{"id": alfama["id"], "name": "Café Tejo — Alfama", "inside": True,
-                                  "distance_m": 0.0}]}
-    around = client.get("/v1/geofences/contains", params={**INSIDE_ALFAMA_CAFE, "within_m": 1500},
-                        headers=cafe.headers).json()["fences"]
+    assert inside == {"fences": [{"id": alfama["id"], "name": "Café Tejo — Alfama", "inside": True, "distance_m": 0.0}]}
+    around = client.get(
+        "/v1/geofences/contains", params={**INSIDE_ALFAMA_CAFE, "within_m": 1500}, headers=cafe.headers
+    ).json()["fences"]
     assert [f["id"] for f in around] == [alfama["id"], kiosk["id"]]
     assert 900 < around[1]["distance_m"] < 1100 and around[1]["inside"] is False
 
 
 def test_cells_are_the_index_cover_marked_interior_and_boundary(client, cafe):
     big = copy.deepcopy(ALFAMA_CAFE)
-    big["geometry"]["coordinates"] = [[[-9.135, 38.710], [-9.125, 38.710], [-9.125, 38.716], [-9.135, 38.716],
-                                       [-9.135, 38.710]]]
+    big["geometry"]["coordinates"] = [
+        [[-9.135, 38.710], [-9.125, 38.710], [-9.125, 38.716], [-9.135, 38.716], [-9.135, 38.710]]
+    ]
     fence = client.post("/v1/geofences", json=big, headers=cafe.headers).json()
     cells = client.get(f"/v1/geofences/{fence['id']}/cells", headers=cafe.headers).json()
     kinds = {f["properties"]["kind"] for f in cells["features"]}
@@ -71,20 +72,27 @@ def test_cells_are_the_index_cover_marked_interior_and_boundary(client, cafe):
 
 def test_patch_renames_moves_and_revalidates(client, cafe):
     fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()
-    renamed = client.patch(f"/v1/geofences/{fence['id']}", json={"properties": {"name": "Tejo Alfama"}},
-                           headers=cafe.headers)
+    renamed = client.patch(
+        f"/v1/geofences/{fence['id']}", json={"properties": {"name": "Tejo Alfama"}}, headers=cafe.headers
+    )
     assert renamed.status_code == 200
     assert renamed.json()["properties"]["name"] == "Tejo Alfama"
     assert renamed.json()["properties"]["version"] == 2
 
-    moved = client.patch(f"/v1/geofences/{fence['id']}", json={"geometry": NEW_YORK_BAR["geometry"]},
-                         headers=cafe.headers).json()
+    moved = client.patch(
+        f"/v1/geofences/{fence['id']}", json={"geometry": NEW_YORK_BAR["geometry"]}, headers=cafe.headers
+    ).json()
     assert moved["properties"]["timezone"] == "America/New_York"
     assert client.get("/v1/geofences/contains", params=INSIDE_ALFAMA_CAFE, headers=cafe.headers).json() == {
-        "fences": []}
+        "fences": []
+    }
 
-    broken = {"geometry": {"type": "Polygon", "coordinates": [[[0, 0], [0.001, 0.001], [0.001, 0], [0, 0.001],
-                                                               [0, 0]]]}}
+    broken = {
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[0, 0], [0.001, 0.001], [0.001, 0], [0, 0.001], [0, 0]]],
+        }
+    }
     refused = client.patch(f"/v1/geofences/{fence['id']}", json=broken, headers=cafe.headers)
     assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "invalid_geometry"
@@ -97,13 +105,19 @@ def test_delete_removes_the_fence_from_storage_and_index(client, cafe):
     assert client.delete(f"/v1/geofences/{fence['id']}", headers=cafe.headers).status_code == 204
     assert client.get(f"/v1/geofences/{fence['id']}", headers=cafe.headers).status_code == 404
     assert client.get("/v1/geofences/contains", params=INSIDE_ALFAMA_CAFE, headers=cafe.headers).json() == {
-        "fences": []}
+        "fences": []
+    }
 
 
 def test_repair_true_fixes_a_bow_tie_and_says_so(client, cafe):
-    bow_tie = {"type": "Feature", "properties": {"name": "Bow tie"},
-               "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [0.001, 0.001], [0.001, 0], [0, 0.001],
-                                                                [0, 0]]]}}
+    bow_tie = {
+        "type": "Feature",
+        "properties": {"name": "Bow tie"},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[0, 0], [0.001, 0.001], [0.001, 0], [0, 0.001], [0, 0]]],
+        },
+    }
     refused = client.post("/v1/geofences", json=bow_tie, headers=cafe.headers)
     assert refused.status_code == 422
     assert refused.json()["error"] == {
@@ -145,7 +159,11 @@ def test_a_broken_upload_is_a_422_that_names_the_file(client, cafe):
 
 @pytest.mark.parametrize(
     ("headers", "status", "code"),
-    [({}, 401, "unauthorized"), ({"Authorization": "Bearer nope"}, 401, "unauthorized"), (ADMIN, 403, "forbidden")],
+    [
+        ({}, 401, "unauthorized"),
+        ({"Authorization": "Bearer nope"}, 401, "unauthorized"),
+        (ADMIN, 403, "forbidden"),
+    ],
 )
 def test_fences_need_a_merchant_key(client, headers, status, code):
     response = client.get("/v1/geofences", headers=headers)
@@ -165,8 +183,9 @@ def test_only_admin_creates_merchants_and_apps(client, cafe):
 
 def test_an_oversized_body_is_a_413(client, cafe):
     huge = b'{"type": "FeatureCollection", "features": [' + b" " * (21 * 1024 * 1024) + b"]}"
-    response = client.post("/v1/geofences/bulk", content=huge,
-                           headers={**cafe.headers, "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/geofences/bulk", content=huge, headers={**cafe.headers, "Content-Type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
 

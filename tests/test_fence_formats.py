@@ -14,8 +14,18 @@ from geofences.formats import FORMATS, read_features, write_features
 BAKERY_IN_KALLIO = {
     "type": "Feature",
     "properties": {"name": "Leipomo Kallio", "tags": ["bakery", "kallio"]},
-    "geometry": {"type": "Polygon", "coordinates": [[[24.9500, 60.1840], [24.9508, 60.1840], [24.9508, 60.1844],
-                                                     [24.9500, 60.1844], [24.9500, 60.1840]]]},
+    "geometry": {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [24.9500, 60.1840],
+                [24.9508, 60.1840],
+                [24.9508, 60.1844],
+                [24.9500, 60.1844],
+                [24.9500, 60.1840],
+            ]
+        ],
+    },
 }
 
 
@@ -44,8 +54,9 @@ def test_a_finnish_national_grid_file_is_reprojected_to_wgs84():
     assert lon == pytest.approx(24.95, abs=1e-6) and lat == pytest.approx(60.184, abs=1e-6)
 
 
-@pytest.mark.parametrize(("name", "data"), [("x.zip", b"PK\x03\x04garbage"), ("x.geojson", b"{not json"),
-                                            ("x.bin", b"\x00\x01")])
+@pytest.mark.parametrize(
+    ("name", "data"), [("x.zip", b"PK\x03\x04garbage"), ("x.geojson", b"{not json"), ("x.bin", b"\x00\x01")]
+)
 def test_a_broken_file_is_a_fence_error(name, data):
     with pytest.raises(FenceError):
         read_features(data, name)

@@ -41,8 +41,9 @@ def polygons(draw: st.DrawFn) -> PolygonShape:
         hole = star_ring(lat, lon, [10.0] * draw(st.integers(3, 8)), draw(turns))
         geometry = shapely.Polygon(shell, [hole])
     if draw(st.booleans()):  # a second part 1.5 km east
-        other = shapely.Polygon(star_ring(lat, lon + 1500 / (111_195 * math.cos(math.radians(lat))),
-                                          draw(radii), draw(turns)))
+        other = shapely.Polygon(
+            star_ring(lat, lon + 1500 / (111_195 * math.cos(math.radians(lat))), draw(radii), draw(turns))
+        )
         geometry = shapely.MultiPolygon([geometry, other])
     return PolygonShape(geometry)
 
@@ -90,8 +91,12 @@ centimetre_offsets = st.lists(st.floats(-0.01, 0.01), min_size=30, max_size=30)
 
 
 @PROPERTY_SETTINGS
-@given(shape=st.one_of(polygons(), circles()), fs=fractions, ds=centimetre_offsets,
-       res=st.sampled_from([9, 10, 11]))
+@given(
+    shape=st.one_of(polygons(), circles()),
+    fs=fractions,
+    ds=centimetre_offsets,
+    res=st.sampled_from([9, 10, 11]),
+)
 def test_index_answers_exactly_like_the_membership_rule(shape, fs, ds, res):
     index = FenceIndex(res)
     index.add("fence", shape)
@@ -109,8 +114,11 @@ def reference_distance_m(shape: PolygonShape | CircleShape, point: LatLng) -> fl
 
 
 @PROPERTY_SETTINGS
-@given(shape=st.one_of(polygons(), circles()), fs=fractions,
-       ds=st.lists(st.floats(-300, 300), min_size=30, max_size=30))
+@given(
+    shape=st.one_of(polygons(), circles()),
+    fs=fractions,
+    ds=st.lists(st.floats(-300, 300), min_size=30, max_size=30),
+)
 def test_nearby_distance_is_zero_inside_and_geodesic_within_half_a_percent_outside(shape, fs, ds):
     index = FenceIndex(10)
     index.add("fence", shape)

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from geofences import FenceError, FenceLimits, parse_feature
 
-ALFAMA_CAFE = [[-9.1305, 38.7110], [-9.1298, 38.7110], [-9.1298, 38.7115], [-9.1305, 38.7115], [-9.1305, 38.7110]]
+ALFAMA_CAFE = [
+    [-9.1305, 38.7110],
+    [-9.1298, 38.7110],
+    [-9.1298, 38.7115],
+    [-9.1305, 38.7115],
+    [-9.1305, 38.7110],
+]
 
 
 def feature(geometry: dict, **properties) -> dict:
@@ -23,7 +29,13 @@ def polygon(*rings) -> dict:
 
 
 def square(lon: float, lat: float, side_deg: float) -> list[list[float]]:
-    return [[lon, lat], [lon + side_deg, lat], [lon + side_deg, lat + side_deg], [lon, lat + side_deg], [lon, lat]]
+    return [
+        [lon, lat],
+        [lon + side_deg, lat],
+        [lon + side_deg, lat + side_deg],
+        [lon, lat + side_deg],
+        [lon, lat],
+    ]
 
 
 def test_a_cafe_in_alfama_is_a_valid_polygon_fence():
@@ -46,33 +58,99 @@ BOW_TIE = [[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]
     ("geometry", "properties", "code", "field", "words"),
     [
         (None, {}, "missing_geometry", "geometry", "needs a geometry"),
-        ({"type": "LineString", "coordinates": [[0, 0], [1, 1]]}, {}, "unsupported_geometry", "geometry.type",
-         "LineString"),
-        (polygon([[0, 0], [1, 0], [float("nan"), 1], [0, 0]]), {}, "not_finite", "geometry.coordinates[0][2]", "NaN"),
-        (polygon([[0, 0], [1, 0], [float("inf"), 1], [0, 0]]), {}, "not_finite", "geometry.coordinates[0][2]",
-         "finite"),
-        (polygon([[38.71, -9.13], [38.72, -9.13], [38.72, 181.0], [38.71, -9.13]]), {}, "out_of_range",
-         "geometry.coordinates[0][2]", "outside the world"),
-        (polygon([[10.0, 95.0], [10.1, 95.0], [10.1, 95.1], [10.0, 95.0]]), {}, "out_of_range",
-         "geometry.coordinates[0][0]", "looks like [lat, lon]"),
+        (
+            {"type": "LineString", "coordinates": [[0, 0], [1, 1]]},
+            {},
+            "unsupported_geometry",
+            "geometry.type",
+            "LineString",
+        ),
+        (
+            polygon([[0, 0], [1, 0], [float("nan"), 1], [0, 0]]),
+            {},
+            "not_finite",
+            "geometry.coordinates[0][2]",
+            "NaN",
+        ),
+        (
+            polygon([[0, 0], [1, 0], [float("inf"), 1], [0, 0]]),
+            {},
+            "not_finite",
+            "geometry.coordinates[0][2]",
+            "finite",
+        ),
+        (
+            polygon([[38.71, -9.13], [38.72, -9.13], [38.72, 181.0], [38.71, -9.13]]),
+            {},
+            "out_of_range",
+            "geometry.coordinates[0][2]",
+            "outside the world",
+        ),
+        (
+            polygon([[10.0, 95.0], [10.1, 95.0], [10.1, 95.1], [10.0, 95.0]]),
+            {},
+            "out_of_range",
+            "geometry.coordinates[0][0]",
+            "looks like [lat, lon]",
+        ),
         (polygon([[0, 0], [1, 0], [0, 0]]), {}, "ring_too_short", "geometry.coordinates[0]", "at least 4"),
-        (polygon([[0, 0], [0.001, 0], [0.001, 0.001], [0, 0.001]]), {}, "ring_not_closed",
-         "geometry.coordinates[0][3]", "not closed"),
-        (polygon([[179.999, 0], [-179.999, 0], [-179.999, 0.001], [179.999, 0.001], [179.999, 0]]), {},
-         "crosses_antimeridian", "geometry.coordinates[0][1]", "antimeridian"),
-        (polygon([[x / 1000, y / 1000] for x, y in BOW_TIE]), {}, "invalid_geometry", "geometry.coordinates[0]",
-         "ring 0 intersects itself near [0.0005, 0.0005]"),
-        (polygon(square(0, 0, 0.001), square(0.002, 0.002, 0.0001)), {}, "invalid_geometry",
-         "geometry.coordinates", "Hole lies outside shell"),
+        (
+            polygon([[0, 0], [0.001, 0], [0.001, 0.001], [0, 0.001]]),
+            {},
+            "ring_not_closed",
+            "geometry.coordinates[0][3]",
+            "not closed",
+        ),
+        (
+            polygon([[179.999, 0], [-179.999, 0], [-179.999, 0.001], [179.999, 0.001], [179.999, 0]]),
+            {},
+            "crosses_antimeridian",
+            "geometry.coordinates[0][1]",
+            "antimeridian",
+        ),
+        (
+            polygon([[x / 1000, y / 1000] for x, y in BOW_TIE]),
+            {},
+            "invalid_geometry",
+            "geometry.coordinates[0]",
+            "ring 0 intersects itself near [0.0005, 0.0005]",
+        ),
+        (
+            polygon(square(0, 0, 0.001), square(0.002, 0.002, 0.0001)),
+            {},
+            "invalid_geometry",
+            "geometry.coordinates",
+            "Hole lies outside shell",
+        ),
         (polygon(square(0, 0, 0.45)), {}, "area_too_large", "geometry", "above the maximum of 25,000,000 m²"),
-        ({"type": "Point", "coordinates": [24.94, 60.17]}, {}, "missing_radius", "properties.radius_m",
-         "radius_m"),
-        ({"type": "Point", "coordinates": [24.94, 60.17]}, {"radius_m": 2}, "radius_out_of_range",
-         "properties.radius_m", "between 5 and 5000"),
-        ({"type": "Point", "coordinates": [24.94, 60.17]}, {"radius_m": 4000}, "area_too_large",
-         "properties.radius_m", "maximum"),
-        ({"type": "Point", "coordinates": [179.9999, 0]}, {"radius_m": 100}, "crosses_antimeridian",
-         "geometry.coordinates", "antimeridian"),
+        (
+            {"type": "Point", "coordinates": [24.94, 60.17]},
+            {},
+            "missing_radius",
+            "properties.radius_m",
+            "radius_m",
+        ),
+        (
+            {"type": "Point", "coordinates": [24.94, 60.17]},
+            {"radius_m": 2},
+            "radius_out_of_range",
+            "properties.radius_m",
+            "between 5 and 5000",
+        ),
+        (
+            {"type": "Point", "coordinates": [24.94, 60.17]},
+            {"radius_m": 4000},
+            "area_too_large",
+            "properties.radius_m",
+            "maximum",
+        ),
+        (
+            {"type": "Point", "coordinates": [179.9999, 0]},
+            {"radius_m": 100},
+            "crosses_antimeridian",
+            "geometry.coordinates",
+            "antimeridian",
+        ),
         (polygon(ALFAMA_CAFE), {"name": 7}, "bad_name", "properties.name", "string"),
         (polygon(ALFAMA_CAFE), {"tags": "cafe"}, "bad_tags", "properties.tags", "list"),
     ],
@@ -86,8 +164,10 @@ def test_bad_fences_are_rejected_with_a_precise_message(geometry, properties, co
 
 
 def test_a_multipolygon_error_names_the_polygon_and_ring():
-    geometry = {"type": "MultiPolygon",
-                "coordinates": [[ALFAMA_CAFE], [[[x / 1000, y / 1000] for x, y in BOW_TIE]]]}
+    geometry = {
+        "type": "MultiPolygon",
+        "coordinates": [[ALFAMA_CAFE], [[[x / 1000, y / 1000] for x, y in BOW_TIE]]],
+    }
     with pytest.raises(FenceError) as caught:
         parse_feature(feature(geometry))
     assert caught.value.field == "geometry.coordinates[1][0]"
@@ -103,8 +183,9 @@ def test_repair_fixes_a_bow_tie_and_says_so():
 
 def test_a_100k_vertex_ring_is_refused_fast_before_any_geometry_work():
     n = 100_000
-    ring = [[24.9 + 0.01 * math.cos(2 * math.pi * i / n), 60.1 + 0.01 * math.sin(2 * math.pi * i / n)]
-            for i in range(n)]
+    ring = [
+        [24.9 + 0.01 * math.cos(2 * math.pi * i / n), 60.1 + 0.01 * math.sin(2 * math.pi * i / n)] for i in range(n)
+    ]
     ring.append(ring[0])
     started = time.perf_counter()
     with pytest.raises(FenceError) as caught:

@@ -22,9 +22,21 @@ EXCLUDED = "positive_data_acceptance,unsupported_method,allow_header_conformance
 
 def schemathesis(base: str, key: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     st = Path(sys.executable).with_name("st")
-    command = [str(st), "run", f"{base}/openapi.json", "-H", f"Authorization: Bearer {key}",
-               "--max-examples", os.environ.get("GEOTARGET_FUZZ_EXAMPLES", "25"), "--seed", "20261123",
-               "--exclude-checks", EXCLUDED, "--generation-database", "none"]
+    command = [
+        str(st),
+        "run",
+        f"{base}/openapi.json",
+        "-H",
+        f"Authorization: Bearer {key}",
+        "--max-examples",
+        os.environ.get("GEOTARGET_FUZZ_EXAMPLES", "25"),
+        "--seed",
+        "20261123",
+        "--exclude-checks",
+        EXCLUDED,
+        "--generation-database",
+        "none",
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False)
 
 

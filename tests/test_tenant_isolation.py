@@ -29,6 +29,7 @@ def test_another_merchants_fence_is_not_found(client, cafe, bakery, method, path
 def test_listing_and_contains_show_only_the_callers_fences(client, cafe, bakery):
     client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers)
     assert client.get("/v1/geofences", headers=bakery.headers).json()["features"] == []
-    answer = client.get("/v1/geofences/contains", params={**INSIDE_ALFAMA_CAFE, "within_m": 5000},
-                        headers=bakery.headers)
+    answer = client.get(
+        "/v1/geofences/contains", params={**INSIDE_ALFAMA_CAFE, "within_m": 5000}, headers=bakery.headers
+    )
     assert answer.json() == {"fences": []}

@@ -34,16 +34,33 @@ _BULK_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {
-                "type": "object", "required": ["type", "features"],
-                "properties": {"type": {"type": "string", "enum": ["FeatureCollection"]},
-                               "features": {"type": "array", "maxItems": MAX_BULK, "items": {},
-                                            "description": "GeoJSON Features; each is judged on its own"}},
-            }},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "features"],
+                    "properties": {
+                        "type": {"type": "string", "enum": ["FeatureCollection"]},
+                        "features": {
+                            "type": "array",
+                            "maxItems": MAX_BULK,
+                            "items": {},
+                            "description": "GeoJSON Features; each is judged on its own",
+                        },
+                    },
+                }
+            },
             "multipart/form-data": {
-                "schema": {"type": "object", "required": ["file"],
-                           "properties": {"file": {"type": "string", "format": "binary",
-                                                   "description": "GeoJSON, KML, zipped Shapefile or GeoParquet"}}}
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "GeoJSON, KML, zipped Shapefile or GeoParquet",
+                        }
+                    },
+                }
             },
         },
     }
@@ -55,8 +72,12 @@ def create_fence(body: FeatureIn, principal: Merchant, fences: Fences, repair: R
     return fences.create(merchant_id(principal), body.model_dump(exclude_unset=True), repair=repair)
 
 
-@router.post("/bulk", response_model=BulkOut, openapi_extra=_BULK_BODY,
-             responses={415: {"model": ErrorBody, "description": "Neither JSON nor a multipart upload"}})
+@router.post(
+    "/bulk",
+    response_model=BulkOut,
+    openapi_extra=_BULK_BODY,
+    responses={415: {"model": ErrorBody, "description": "Neither JSON nor a multipart upload"}},
+)
 async def create_fences_in_bulk(
     request: Request, principal: Merchant, fences: Fences, repair: Repair = False
 ) -> BulkOut:
@@ -68,8 +89,11 @@ async def create_fences_in_bulk(
     rows = [
         BulkRow(index=r.index, status="created", id=r.id)
         if r.error is None
-        else BulkRow(index=r.index, status="rejected",
-                     error=ErrorDetail(code=r.error.code, message=r.error.message, field=r.error.field))
+        else BulkRow(
+            index=r.index,
+            status="rejected",
+            error=ErrorDetail(code=r.error.code, message=r.error.message, field=r.error.field),
+        )
         for r in results
     ]
     created = sum(1 for r in rows if r.status == "created")
@@ -90,8 +114,10 @@ async def _bulk_features(request: Request) -> list[Any]:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}", "body") from exc
-    if not isinstance(body, dict) or body.get("type") != "FeatureCollection" or not isinstance(
-        body.get("features"), list
+    if (
+        not isinstance(body, dict)
+        or body.get("type") != "FeatureCollection"
+        or not isinstance(body.get("features"), list)
     ):
         raise InvalidInput("expected a GeoJSON FeatureCollection with a 'features' list", "body")
     return list(body["features"])
@@ -99,7 +125,7 @@ async def _bulk_features(request: Request) -> list[Any]:
 
 @router.get("", response_model=FeatureCollectionOut)
 def list_fences(principal: Merchant, fences: Fences) -> dict[str, Any]:
-    return fences.list(merchant_id(principal))
+    return fences.collection(merchant_id(principal))
 
 
 @router.get("/contains", response_model=ContainsOut)

@@ -35,7 +35,12 @@ class FenceFollower:
     """Calls ``apply`` whenever the fence log may have grown; stop with ``stop()``."""
 
     def __init__(
-        self, url: str, prefix: str, apply: Callable[[], object], poll_s: float = 1.0, sql_every_s: float = 5.0
+        self,
+        url: str,
+        prefix: str,
+        apply: Callable[[], object],
+        poll_s: float = 1.0,
+        sql_every_s: float = 5.0,
     ) -> None:
         self.url = url
         self.prefix = prefix
@@ -65,9 +70,10 @@ class FenceFollower:
             self._stop.wait(self.poll_s)
 
     def _follow(self) -> None:
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=self.poll_s + 5,
-                                      decode_responses=True)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        client = redis.Redis.from_url(
+            self.url, socket_connect_timeout=2, socket_timeout=self.poll_s + 5, decode_responses=True
+        )
+        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(keys.fences_channel(self.prefix))
             seen = client.get(keys.fences_version(self.prefix))

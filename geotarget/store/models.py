@@ -61,9 +61,7 @@ class Geofence(Base):
 class FenceChange(Base):
     __tablename__ = "fence_changes"
 
-    seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     fence_id: Mapped[str] = mapped_column(String(40))
     version: Mapped[int | None] = mapped_column(Integer)  # None: the fence was deleted
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

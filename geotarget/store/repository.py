@@ -44,9 +44,7 @@ def add_fence(session: Session, values: dict[str, Any]) -> Geofence:
 
 
 def get_fence(session: Session, merchant_id: str, fence_id: str) -> Geofence | None:
-    return session.scalars(
-        select(Geofence).where(Geofence.id == fence_id, Geofence.merchant_id == merchant_id)
-    ).first()
+    return session.scalars(select(Geofence).where(Geofence.id == fence_id, Geofence.merchant_id == merchant_id)).first()
 
 
 def list_fences(session: Session, merchant_id: str) -> Sequence[Geofence]:
