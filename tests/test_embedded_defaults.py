@@ -1,0 +1,71 @@
+"""With nothing configured, geotarget brings its own real Redis (Valkey from a wheel) and SQLite, and the demo
+city answers at the coordinates it prints."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+import psutil
+import pytest
+import redis
+
+from geotarget.demo import EXAMPLE_POINT
+from geotarget.store.embedded_redis import EmbeddedRedis
+from tests.servers import free_port, wait_ready
+
+
+def test_the_embedded_server_is_a_real_redis_with_lua_and_stops_cleanly(tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    client = redis.Redis.from_url(url)
+    try:
+        assert client.eval("return redis.call('INCRBY', KEYS[1], ARGV[1])", 1, "{dev}:n", 41) == 41
+        assert client.incr("{dev}:n") == 42
+    finally:
+        client.close()
+        server.stop()
+    assert not server.running
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+
+
+@pytest.mark.slow
+def test_geotarget_demo_serves_the_demo_city_with_embedded_redis_and_sqlite(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTARGET_")}
+    env["GEOTARGET_DATA_DIR"] = str(tmp_path / "data")
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "geotarget", "demo", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process)
+        children = [p.name() for p in psutil.Process(process.pid).children(recursive=True)]
+        assert any("valkey" in name for name in children), children
+        key = _first_merchant_key(process)
+        lat, lon = EXAMPLE_POINT
+        answer = httpx.get(f"{base}/v1/geofences/contains", params={"lat": lat, "lon": lon},
+                           headers={"Authorization": f"Bearer {key}"}).json()
+        assert [f["name"] for f in answer["fences"]] == ["Café Tejo — Alfama"]
+        assert (tmp_path / "data" / "geotarget.db").exists()
+        assert (tmp_path / "data" / "admin.key").read_text().startswith("gt_admin_")
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+    time.sleep(0.5)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+
+
+def _first_merchant_key(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        found = re.search(r"(gt_merchant_\S+)", line)
+        if found:
+            return found.group(1)
+    raise AssertionError("the demo printed no merchant key")
