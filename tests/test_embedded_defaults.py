@@ -39,8 +39,13 @@ def test_geotarget_demo_serves_the_demo_city_with_embedded_redis_and_sqlite(tmp_
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTARGET_")}
     env["GEOTARGET_DATA_DIR"] = str(tmp_path / "data")
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "geotarget", "demo", "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "geotarget", "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, process)
@@ -48,8 +53,9 @@ def test_geotarget_demo_serves_the_demo_city_with_embedded_redis_and_sqlite(tmp_
         assert any("valkey" in name for name in children), children
         key = _first_merchant_key(process)
         lat, lon = EXAMPLE_POINT
-        answer = httpx.get(f"{base}/v1/geofences/contains", params={"lat": lat, "lon": lon},
-                           headers={"Authorization": f"Bearer {key}"}).json()
+        answer = httpx.get(
+            f"{base}/v1/geofences/contains", params={"lat": lat, "lon": lon}, headers={"Authorization": f"Bearer {key}"}
+        ).json()
         assert [f["name"] for f in answer["fences"]] == ["Café Tejo — Alfama"]
         assert (tmp_path / "data" / "geotarget.db").exists()
         assert (tmp_path / "data" / "admin.key").read_text().startswith("gt_admin_")
