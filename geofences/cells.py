@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from typing import NewType
 
 import h3.api.basic_int as h3
+import numpy as np
+import numpy.typing as npt
 
 from geofences.types import LatLng
 
@@ -28,10 +30,12 @@ __all__ = [
     "cell_to_res",
     "cell_to_ring",
     "cell_to_str",
+    "cells_to_parents",
     "compact_cells",
     "edge_length_m",
     "grid_disk",
     "latlng_to_cell",
+    "latlngs_to_cells",
     "neighbours",
     "str_to_cell",
     "uncompact_cells",
@@ -104,3 +108,26 @@ def str_to_cell(text: str) -> Cell:
 def cell_area_m2(res: int) -> float:
     """Average hexagon area at ``res``."""
     return float(h3.average_hexagon_area(res, unit="m^2"))
+
+
+_RES_SHIFT = 52
+_RES_MASK = 0xF << _RES_SHIFT
+
+
+def latlngs_to_cells(lats: npt.NDArray[np.float64], lons: npt.NDArray[np.float64], res: int) -> npt.NDArray[np.uint64]:
+    """Cells for arrays of points. h3-py 4 has no vectorised form, so this loops in one comprehension (~0.3 µs a
+    point); everything downstream of it is vectorised."""
+    to_cell = h3.latlng_to_cell
+    return np.fromiter(
+        (to_cell(lat, lon, res) for lat, lon in zip(lats.tolist(), lons.tolist(), strict=True)),
+        dtype=np.uint64,
+        count=len(lats),
+    )
+
+
+def cells_to_parents(cells: npt.NDArray[np.uint64], res: int) -> npt.NDArray[np.uint64]:
+    """``cell_to_parent`` for an array of cells of one finer resolution, by bit arithmetic on the H3 index:
+    write ``res`` into the resolution field and set every finer digit to 7 (unused)."""
+    unused_digits = np.uint64((1 << (3 * (MAX_RES - res))) - 1)
+    cleared = cells & np.uint64(~_RES_MASK & 0xFFFFFFFFFFFFFFFF)
+    return cleared | np.uint64(res << _RES_SHIFT) | unused_digits

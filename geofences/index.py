@@ -92,6 +92,7 @@ class FenceIndex:
         self._interior_res: Counter[int] = Counter()
         self._parent_res: tuple[int, ...] = ()
         self._lock = threading.Lock()
+        self.version = 0  # bumped by every write, so packed copies (see ``bulk``) know they are stale
 
     def __len__(self) -> int:
         return len(self._shapes)
@@ -125,12 +126,14 @@ class FenceIndex:
             for cell in self._coarse_cells(cover):
                 self._coarse[cell] = (*self._coarse.get(cell, ()), fence_id)
             self._refresh_parent_res()
+            self.version += 1
         return cover
 
     def remove(self, fence_id: str) -> bool:
         with self._lock:
             found = self._remove_locked(fence_id)
             self._refresh_parent_res()
+            self.version += 1
         return found
 
     def replace_all(self, fences: Iterable[tuple[str, Shape]]) -> None:
@@ -142,6 +145,14 @@ class FenceIndex:
             self._shapes, self._covers = fresh._shapes, fresh._covers
             self._interior, self._boundary, self._coarse = fresh._interior, fresh._boundary, fresh._coarse
             self._interior_res, self._parent_res = fresh._interior_res, fresh._parent_res
+            self.version += 1
+
+    def tables(
+        self,
+    ) -> tuple[dict[str, Shape], dict[Cell, tuple[str, ...]], dict[Cell, tuple[str, ...]], tuple[int, ...], int]:
+        """A consistent copy of (shapes, interior, boundary, parent resolutions, version) for bulk packing."""
+        with self._lock:
+            return (dict(self._shapes), dict(self._interior), dict(self._boundary), self._parent_res, self.version)
 
     def query(self, point: LatLng) -> list[str]:
         """Ids of the fences that cover ``point``, exactly as the membership rule says."""

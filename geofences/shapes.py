@@ -41,6 +41,7 @@ __all__ = [
     "CircleShape",
     "PolygonShape",
     "Shape",
+    "ShapeArrays",
     "geodesic_area_m2",
     "haversine_m",
     "make_valid_polygonal",
@@ -215,6 +216,38 @@ class CircleShape:
 
 
 Shape = PolygonShape | CircleShape
+
+
+class ShapeArrays:
+    """Many shapes as arrays, to decide many (shape, point) pairs in two vectorised calls."""
+
+    def __init__(self, shapes: Sequence[Shape]) -> None:
+        self.is_circle = np.array([isinstance(s, CircleShape) for s in shapes], dtype=bool)
+        self.geometry = np.array([None if isinstance(s, CircleShape) else s.geometry for s in shapes], dtype=object)
+        self.lat = np.array([s.center.lat if isinstance(s, CircleShape) else np.nan for s in shapes])
+        self.lon = np.array([s.center.lon if isinstance(s, CircleShape) else np.nan for s in shapes])
+        self.radius_m = np.array([s.radius_m if isinstance(s, CircleShape) else np.nan for s in shapes])
+
+    def covers(self, shape: npt.NDArray[np.int64], lats: FloatArray, lons: FloatArray) -> npt.NDArray[np.bool_]:
+        """``shapes[shape[k]].covers(point k)`` for every k, by the same rules as the scalar methods."""
+        result = np.zeros(len(shape), dtype=bool)
+        circle = self.is_circle[shape]
+        polygon = ~circle
+        if polygon.any():
+            result[polygon] = shapely.intersects_xy(self.geometry[shape[polygon]], lons[polygon], lats[polygon])
+        if circle.any():
+            s = shape[circle]
+            result[circle] = _haversine_pairs(self.lat[s], self.lon[s], lats[circle], lons[circle]) <= self.radius_m[s]
+        return result
+
+
+def _haversine_pairs(lat0: FloatArray, lon0: FloatArray, lats: FloatArray, lons: FloatArray) -> FloatArray:
+    phi0, phi = np.radians(lat0), np.radians(lats)
+    dphi = phi - phi0
+    dlmb = np.radians(lons) - np.radians(lon0)
+    h = np.sin(dphi / 2) ** 2 + np.cos(phi0) * np.cos(phi) * np.sin(dlmb / 2) ** 2
+    result: FloatArray = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return result
 
 
 def polygon_from_parts(parts: Sequence[Sequence[Sequence[Position]]]) -> BaseGeometry:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geofences import CircleShape, FenceIndex, LatLng, PolygonShape
+from geofences import CircleShape, FenceIndex, LatLng, PolygonShape, cells
+from geofences.bulk import query_many
 from geofences.shapes import haversine_m
 
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -147,3 +149,29 @@ def test_replacing_and_removing_a_fence_leaves_no_trace(a, b):
     assert index.query(centre) == []
     assert index.nearby(centre, 5000) == []
     assert len(index) == 0
+
+
+@PROPERTY_SETTINGS
+@given(
+    shapes=st.lists(st.one_of(polygons(), circles()), min_size=1, max_size=5),
+    fs=fractions,
+    ds=centimetre_offsets,
+    res=st.sampled_from([9, 10]),
+)
+def test_query_many_gives_the_same_pairs_as_query_point_by_point(shapes, fs, ds, res):
+    index = FenceIndex(res)
+    for i, shape in enumerate(shapes):
+        index.add(f"f{i}", shape)
+    points = [p for shape in shapes for p in probe_points(shape, fs, ds)]
+    matches = query_many(index, [p.lat for p in points], [p.lon for p in points])
+    pairs = {(int(p), matches.fence_ids[int(f)]) for p, f in zip(matches.point, matches.fence, strict=True)}
+    expected = {(i, fence_id) for i, point in enumerate(points) for fence_id in index.query(point)}
+    assert pairs == expected
+
+
+@given(lat=st.floats(-89, 89), lon=st.floats(-179.9, 179.9), res=st.integers(5, 15), up=st.integers(0, 5))
+def test_vectorised_parents_equal_h3s_own(lat, lon, res, up):
+    parent_res = max(0, res - up)
+    cell = cells.latlng_to_cell(LatLng(lat, lon), res)
+    got = cells.cells_to_parents(np.array([cell], dtype=np.uint64), parent_res)
+    assert int(got[0]) == cells.cell_to_parent(cell, parent_res)

@@ -1,0 +1,126 @@
+"""Vectorised membership for many points at once: which fences cover each point (bulk ping files, benchmarks).
+
+The index's cell tables are packed into sorted numpy arrays (rebuilt lazily after a change); point cells are
+matched with ``searchsorted``, boundary candidates are decided in one ``shapely.intersects_xy`` call for polygons
+and one haversine over arrays for circles. Same answers as ``FenceIndex.query``, point for point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from geofences import cells
+from geofences.cells import Cell
+from geofences.index import FenceIndex
+from geofences.shapes import ShapeArrays
+
+__all__ = ["Matches", "query_many"]
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Pairs (point, fence): ``fence_ids[fence[k]]`` covers point ``point[k]``, sorted by point then fence."""
+
+    point: IntArray
+    fence: IntArray
+    fence_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Table:
+    keys: npt.NDArray[np.uint64]  # sorted unique cells
+    starts: IntArray
+    fences: IntArray  # fence numbers, grouped by key
+
+
+@dataclass(frozen=True)
+class _Packed:
+    version: int
+    fence_ids: tuple[str, ...]
+    shapes: ShapeArrays
+    interior: _Table
+    boundary: _Table
+    parent_res: tuple[int, ...]
+
+
+def _table(rows: dict[Cell, tuple[str, ...]], number: dict[str, int]) -> _Table:
+    keys = np.array(sorted(rows), dtype=np.uint64)
+    groups = [[number[f] for f in rows[Cell(int(k))]] for k in keys]
+    counts = np.array([len(g) for g in groups], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    flat = np.fromiter((f for g in groups for f in g), dtype=np.int64, count=int(counts.sum()))
+    return _Table(keys, starts, flat)
+
+
+_CACHE: dict[int, _Packed] = {}
+
+
+def _packed(index: FenceIndex) -> _Packed:
+    cached = _CACHE.get(id(index))
+    if cached is not None and cached.version == index.version:
+        return cached
+    shapes, interior, boundary, parent_res, version = index.tables()
+    fence_ids = tuple(shapes)
+    number = {f: i for i, f in enumerate(fence_ids)}
+    packed = _Packed(
+        version,
+        fence_ids,
+        ShapeArrays(list(shapes.values())),
+        _table(interior, number),
+        _table(boundary, number),
+        parent_res,
+    )
+    _CACHE[id(index)] = packed
+    return packed
+
+
+def _lookup(table: _Table, point_cells: npt.NDArray[np.uint64]) -> tuple[IntArray, IntArray]:
+    """Every (point, fence) pair whose point cell is a key of ``table``."""
+    if len(table.keys) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    slot = np.searchsorted(table.keys, point_cells)
+    slot_clipped = np.minimum(slot, len(table.keys) - 1)
+    hit = table.keys[slot_clipped] == point_cells
+    points = np.nonzero(hit)[0].astype(np.int64)
+    starts = table.starts[slot_clipped[hit]]
+    counts = table.starts[slot_clipped[hit] + 1] - starts
+    point_rep = np.repeat(points, counts)
+    offsets = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return point_rep, table.fences[np.repeat(starts, counts) + offsets]
+
+
+def query_many(index: FenceIndex, lats: npt.ArrayLike, lons: npt.ArrayLike) -> Matches:
+    """All (point, fence) memberships for arrays of points.
+
+    >>> from geofences import CircleShape, LatLng
+    >>> idx = FenceIndex(10)
+    >>> _ = idx.add("kiosk", CircleShape(LatLng(60.17, 24.94), 50.0))
+    >>> m = query_many(idx, [60.17, 61.0], [24.94, 24.94])
+    >>> m.point.tolist(), [m.fence_ids[f] for f in m.fence]
+    ([0], ['kiosk'])
+    """
+    lat = np.asarray(lats, dtype=np.float64)
+    lon = np.asarray(lons, dtype=np.float64)
+    packed = _packed(index)
+    point_cells = cells.latlngs_to_cells(lat, lon, index.res)
+    found_p, found_f = [], []
+    p, f = _lookup(packed.interior, point_cells)
+    found_p.append(p)
+    found_f.append(f)
+    for res in packed.parent_res:
+        p, f = _lookup(packed.interior, cells.cells_to_parents(point_cells, res))
+        found_p.append(p)
+        found_f.append(f)
+    p, f = _lookup(packed.boundary, point_cells)
+    keep = packed.shapes.covers(f, lat[p], lon[p])
+    found_p.append(p[keep])
+    found_f.append(f[keep])
+    point = np.concatenate(found_p)
+    fence = np.concatenate(found_f)
+    order = np.lexsort((fence, point))
+    return Matches(point[order], fence[order], packed.fence_ids)
