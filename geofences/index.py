@@ -29,6 +29,7 @@ __all__ = ["DEFAULT_RES", "Cover", "FenceIndex", "Proximity", "cover_shape"]
 
 DEFAULT_RES = 10
 _COARSE_STEP = 3  # the nearby map lives this many resolutions above the index
+_NOWHERE = (math.inf, math.inf, -math.inf, -math.inf)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class FenceIndex:
         self.res = res
         self.coarse_res = res - _COARSE_STEP
         self._shapes: dict[str, Shape] = {}
+        self._bounds: dict[str, tuple[float, float, float, float]] = {}
         self._covers: dict[str, Cover] = {}
         self._interior: dict[Cell, tuple[str, ...]] = {}
         self._boundary: dict[Cell, tuple[str, ...]] = {}
@@ -117,6 +119,7 @@ class FenceIndex:
         with self._lock:
             self._remove_locked(fence_id)
             self._shapes[fence_id] = shape
+            self._bounds[fence_id] = shape.bounds
             self._covers[fence_id] = cover
             for cell in cover.interior:
                 self._interior[cell] = (*self._interior.get(cell, ()), fence_id)
@@ -142,7 +145,7 @@ class FenceIndex:
         for fence_id, shape in fences:
             fresh.add(fence_id, shape)
         with self._lock:
-            self._shapes, self._covers = fresh._shapes, fresh._covers
+            self._shapes, self._covers, self._bounds = fresh._shapes, fresh._covers, fresh._bounds
             self._interior, self._boundary, self._coarse = fresh._interior, fresh._boundary, fresh._coarse
             self._interior_res, self._parent_res = fresh._interior_res, fresh._parent_res
             self.version += 1
@@ -161,6 +164,10 @@ class FenceIndex:
         for res in self._parent_res:
             found.extend(self._interior.get(cells.cell_to_parent(cell, res), ()))
         for fence_id in self._boundary.get(cell, ()):
+            # A bounding-box look first: most fences through a boundary cell are nowhere near the point.
+            west, south, east, north = self._bounds.get(fence_id, _NOWHERE)
+            if not (west <= point.lon <= east and south <= point.lat <= north):
+                continue
             shape = self._shapes.get(fence_id)
             if shape is not None and shape.covers(point):
                 found.append(fence_id)
@@ -198,6 +205,7 @@ class FenceIndex:
     def _remove_locked(self, fence_id: str) -> bool:
         cover = self._covers.pop(fence_id, None)
         self._shapes.pop(fence_id, None)
+        self._bounds.pop(fence_id, None)
         if cover is None:
             return False
         for cell in cover.interior:

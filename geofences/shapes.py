@@ -60,7 +60,12 @@ def haversine_m(a: LatLng, b: LatLng) -> float:
     >>> round(haversine_m(LatLng(60.0, 25.0), LatLng(60.0, 25.001)), 2)
     55.6
     """
-    return float(_haversine(a.lat, a.lon, np.float64(b.lat), np.float64(b.lon)))
+    phi0, phi = math.radians(a.lat), math.radians(b.lat)
+    h = (
+        math.sin((phi - phi0) / 2) ** 2
+        + math.cos(phi0) * math.cos(phi) * math.sin(math.radians(b.lon - a.lon) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(max(h, 0.0), 1.0)))
 
 
 def _haversine(lat0: float, lon0: float, lats: Any, lons: Any) -> Any:
@@ -165,8 +170,9 @@ class CircleShape:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        dlat = self.radius_m / METRES_PER_DEGREE
-        dlon = _lon_margin_deg(self.radius_m, abs(self.center.lat) + dlat)
+        """A box that surely holds the circle (padded against rounding), used for quick rejections."""
+        dlat = self.radius_m / METRES_PER_DEGREE * (1 + 1e-9) + 1e-9
+        dlon = _lon_margin_deg(self.radius_m, abs(self.center.lat) + dlat) + 1e-9
         c = self.center
         return (c.lon - dlon, c.lat - dlat, c.lon + dlon, c.lat + dlat)
 
@@ -227,12 +233,15 @@ class ShapeArrays:
         self.lat = np.array([s.center.lat if isinstance(s, CircleShape) else np.nan for s in shapes])
         self.lon = np.array([s.center.lon if isinstance(s, CircleShape) else np.nan for s in shapes])
         self.radius_m = np.array([s.radius_m if isinstance(s, CircleShape) else np.nan for s in shapes])
+        self.bounds = np.array([s.bounds for s in shapes], dtype=np.float64).reshape(len(shapes), 4)
 
     def covers(self, shape: npt.NDArray[np.int64], lats: FloatArray, lons: FloatArray) -> npt.NDArray[np.bool_]:
         """``shapes[shape[k]].covers(point k)`` for every k, by the same rules as the scalar methods."""
         result = np.zeros(len(shape), dtype=bool)
-        circle = self.is_circle[shape]
-        polygon = ~circle
+        box = self.bounds[shape]
+        near = (box[:, 0] <= lons) & (lons <= box[:, 2]) & (box[:, 1] <= lats) & (lats <= box[:, 3])
+        circle = near & self.is_circle[shape]
+        polygon = near & ~self.is_circle[shape]
         if polygon.any():
             result[polygon] = shapely.intersects_xy(self.geometry[shape[polygon]], lons[polygon], lats[polygon])
         if circle.any():
