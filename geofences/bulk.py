@@ -7,6 +7,7 @@ and one haversine over arrays for circles. Same answers as ``FenceIndex.query``,
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,11 +58,12 @@ def _table(rows: dict[Cell, tuple[str, ...]], number: dict[str, int]) -> _Table:
     return _Table(keys, starts, flat)
 
 
-_CACHE: dict[int, _Packed] = {}
+# Keyed by the index object itself (weakly), never by id(): ids are reused once an index is collected.
+_CACHE: weakref.WeakKeyDictionary[FenceIndex, _Packed] = weakref.WeakKeyDictionary()
 
 
 def _packed(index: FenceIndex) -> _Packed:
-    cached = _CACHE.get(id(index))
+    cached = _CACHE.get(index)
     if cached is not None and cached.version == index.version:
         return cached
     shapes, interior, boundary, parent_res, version = index.tables()
@@ -75,7 +77,7 @@ def _packed(index: FenceIndex) -> _Packed:
         _table(boundary, number),
         parent_res,
     )
-    _CACHE[id(index)] = packed
+    _CACHE[index] = packed
     return packed
 
 

@@ -175,3 +175,13 @@ def test_vectorised_parents_equal_h3s_own(lat, lon, res, up):
     cell = cells.latlng_to_cell(LatLng(lat, lon), res)
     got = cells.cells_to_parents(np.array([cell], dtype=np.uint64), parent_res)
     assert int(got[0]) == cells.cell_to_parent(cell, parent_res)
+
+
+def test_query_many_never_answers_from_another_index_packed_earlier():
+    kiosk = CircleShape(LatLng(60.17, 24.94), 50.0)
+    for res in (9, 10, 11):  # each index is collected before the next is built, as in a benchmark loop
+        index = FenceIndex(res)
+        index.add(f"kiosk-{res}", kiosk)
+        matches = query_many(index, [60.17], [24.94])
+        assert [matches.fence_ids[f] for f in matches.fence] == [f"kiosk-{res}"]
+        del index
