@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -9,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from geotarget.accounts import Principal, Role, authenticate
 from geotarget.fences import FenceService
+from geotarget.offers import OfferService
 from geotarget.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: admin, merchant, app or adops.")
@@ -46,6 +48,15 @@ def require(*roles: Role) -> object:
 
 Admin = Annotated[Principal, require("admin")]
 Merchant = Annotated[Principal, require("merchant")]
+App = Annotated[Principal, require("app")]
+
+
+def now() -> datetime:
+    """The request's clock; tests override it with ``app.dependency_overrides[now]``."""
+    return datetime.now(UTC)
+
+
+Now = Annotated[datetime, Depends(now)]
 
 
 def merchant_id(principal: Principal) -> str:
@@ -58,3 +69,10 @@ def get_fences(runtime: RuntimeDep) -> FenceService:
 
 
 Fences = Annotated[FenceService, Depends(get_fences)]
+
+
+def get_offers(runtime: RuntimeDep) -> OfferService:
+    return runtime.offers
+
+
+Offers = Annotated[OfferService, Depends(get_offers)]

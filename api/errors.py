@@ -10,6 +10,7 @@ import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -79,6 +80,14 @@ def install(app: FastAPI) -> None:
         field = _field(first.get("loc", ()))
         message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
         return error_response(422, "invalid", message, field or None)
+
+    @app.exception_handler(ValidationError)
+    async def _model(_: Request, exc: ValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
+        field = _field(first.get("loc", ()))
+        return error_response(
+            422, "invalid", f"{field}: {first.get('msg')}" if field else str(first.get("msg")), field or None
+        )
 
     @app.exception_handler(FenceError)
     async def _fence(_: Request, exc: FenceError) -> JSONResponse:

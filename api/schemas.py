@@ -106,3 +106,49 @@ class ContainsOut(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = {}
+
+
+class OfferOut(BaseModel):
+    id: str
+    merchant_id: str
+    title: str
+    body: str
+    url: str | None
+    image_url: str | None
+    geofence_ids: list[str]
+    nearby_m: float
+    schedule: dict[str, Any] | None
+    special: bool
+    caps: dict[str, int]
+    priority: int
+    targeting: dict[str, Any]
+    status: Literal["draft", "active", "paused", "ended"]
+    daily_budget: int | None
+    timezone: str
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class OffersOut(BaseModel):
+    offers: list[OfferOut]
+
+
+class NearbyOffer(BaseModel):
+    offer_id: str
+    merchant_id: str
+    title: str
+    body: str
+    url: str | None
+    image_url: str | None
+    special: bool
+    geofence_id: str
+    inside: bool
+    distance_m: float
+    impression_id: str = Field(description="Quote it when reporting a click or a conversion.")
+
+
+class NearbyOut(BaseModel):
+    offers: list[NearbyOffer]
+    cell: str = Field(description="The H3 cell of the ping at the index resolution.")
+    degraded: str | None = Field(default=None, description='"caps unavailable" when capped offers were withheld')

@@ -1,21 +1,25 @@
-"""The fence catalog of one worker: the in-memory ``FenceIndex`` plus who owns each fence, kept equal to SQL.
+"""The catalog of one worker: the in-memory ``FenceIndex``, who owns each fence, and the offers on each fence,
+kept equal to SQL.
 
-SQL is the source of truth; ``fence_changes`` is its ordered log. ``sync()`` applies what this worker has not
+SQL is the source of truth; the ``changes`` table is its ordered log. ``sync()`` applies what this worker has not
 seen yet, so a missed Redis notification only delays a change, it never loses it.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from geofences import FenceIndex, LatLng, Proximity, Shape
 from geofences.index import Cover
+from geotarget.offer_rules import rule_of
 from geotarget.shapes import shape_of
 from geotarget.store import repository
-from geotarget.store.models import Geofence
+from geotarget.store.models import Geofence, Offer
+from geotarget.types import OfferRule
 
 
 @dataclass(frozen=True)
@@ -26,12 +30,16 @@ class FenceMeta:
     version: int
 
 
-class FenceCatalog:
+class Catalog:
     def __init__(self, res: int) -> None:
         self.index = FenceIndex(res)
         self._meta: dict[str, FenceMeta] = {}
+        self._offers: dict[str, tuple[OfferRule, int]] = {}  # id -> (rule, version)
+        self._by_fence: dict[str, tuple[OfferRule, ...]] = {}
+        self.timezones: dict[str, str] = {}  # fence id -> IANA zone, for schedules
+        self.max_nearby_m = 0.0
         self._seq = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def seq(self) -> int:
@@ -40,46 +48,29 @@ class FenceCatalog:
     def meta(self, fence_id: str) -> FenceMeta | None:
         return self._meta.get(fence_id)
 
-    def put(self, row: Geofence, shape: Shape, cover: Cover | None = None) -> Cover:
+    @property
+    def offers_by_fence(self) -> Mapping[str, tuple[OfferRule, ...]]:
+        return self._by_fence
+
+    # -- fences -----------------------------------------------------------------------------------------------
+
+    def put_fence(self, row: Geofence, shape: Shape, cover: Cover | None = None) -> Cover:
         """Index a stored fence (skipped when this version is already indexed)."""
-        current = self._meta.get(row.id)
-        if current is not None and current.version >= row.version:
+        with self._lock:
+            current = self._meta.get(row.id)
             existing = self.index.cover(row.id)
-            if existing is not None:
+            if current is not None and current.version >= row.version and existing is not None:
                 return existing
-        cover = self.index.add(row.id, shape, cover)
-        self._meta[row.id] = FenceMeta(row.merchant_id, row.name, row.timezone, row.version)
-        return cover
+            cover = self.index.add(row.id, shape, cover)
+            self._meta[row.id] = FenceMeta(row.merchant_id, row.name, row.timezone, row.version)
+            self.timezones[row.id] = row.timezone
+            return cover
 
-    def drop(self, fence_id: str) -> None:
-        self.index.remove(fence_id)
-        self._meta.pop(fence_id, None)
-
-    def load_all(self, factory: sessionmaker[Session]) -> None:
-        """Rebuild from SQL (worker start)."""
-        with self._lock, factory() as session:
-            seq = repository.latest_change(session)
-            rows = repository.all_fences(session)
-            self.index.replace_all((row.id, shape_of(row)) for row in rows)
-            self._meta = {r.id: FenceMeta(r.merchant_id, r.name, r.timezone, r.version) for r in rows}
-            self._seq = seq
-
-    def sync(self, factory: sessionmaker[Session]) -> int:
-        """Apply every change logged since the last sync; returns how many were applied."""
-        with self._lock, factory() as session:
-            changes = repository.changes_since(session, self._seq)
-            if not changes:
-                return 0
-            wanted = {c.fence_id for c in changes if c.version is not None}
-            rows = {r.id: r for r in repository.fences_by_ids(session, sorted(wanted))} if wanted else {}
-            for fence_id in dict.fromkeys(c.fence_id for c in changes):
-                row = rows.get(fence_id)
-                if row is None:
-                    self.drop(fence_id)
-                else:
-                    self.put(row, shape_of(row))
-            self._seq = max(self._seq, changes[-1].seq)
-            return len(changes)
+    def drop_fence(self, fence_id: str) -> None:
+        with self._lock:
+            self.index.remove(fence_id)
+            self._meta.pop(fence_id, None)
+            self.timezones.pop(fence_id, None)
 
     def nearby_for(self, merchant_id: str, point: LatLng, within_m: float) -> list[Proximity]:
         """Like ``FenceIndex.nearby``, keeping only one merchant's fences."""
@@ -88,3 +79,76 @@ class FenceCatalog:
             for p in self.index.nearby(point, within_m)
             if (m := self._meta.get(p.fence_id)) is not None and m.merchant_id == merchant_id
         ]
+
+    # -- offers -----------------------------------------------------------------------------------------------
+
+    def put_offer(self, rule: OfferRule, version: int) -> None:
+        with self._lock:
+            current = self._offers.get(rule.id)
+            if current is not None and current[1] >= version:
+                return
+            self._offers[rule.id] = (rule, version)
+            self._rebuild_offer_tables()
+
+    def drop_offer(self, offer_id: str) -> None:
+        with self._lock:
+            if self._offers.pop(offer_id, None) is not None:
+                self._rebuild_offer_tables()
+
+    def _rebuild_offer_tables(self) -> None:
+        by_fence: dict[str, list[OfferRule]] = {}
+        for rule, _ in self._offers.values():
+            for fence_id in rule.fence_ids:
+                by_fence.setdefault(fence_id, []).append(rule)
+        self._by_fence = {k: tuple(v) for k, v in by_fence.items()}
+        active = [r.nearby_m for r, _ in self._offers.values() if r.status == "active"]
+        self.max_nearby_m = max(active, default=0.0)
+
+    # -- loading ----------------------------------------------------------------------------------------------
+
+    def load_all(self, factory: sessionmaker[Session]) -> None:
+        """Rebuild from SQL (worker start)."""
+        with self._lock, factory() as session:
+            seq = repository.latest_change(session)
+            rows = repository.all_fences(session)
+            self.index.replace_all((row.id, shape_of(row)) for row in rows)
+            self._meta = {r.id: FenceMeta(r.merchant_id, r.name, r.timezone, r.version) for r in rows}
+            self.timezones = {r.id: r.timezone for r in rows}
+            self._load_offers(session, repository.all_offers(session), replace=True)
+            self._seq = seq
+
+    def sync(self, factory: sessionmaker[Session]) -> int:
+        """Apply every change logged since the last sync; returns how many were applied."""
+        with self._lock, factory() as session:
+            changes = repository.changes_since(session, self._seq)
+            if not changes:
+                return 0
+            fence_ids = list(dict.fromkeys(c.entity_id for c in changes if c.kind == "fence"))
+            offer_ids = list(dict.fromkeys(c.entity_id for c in changes if c.kind == "offer"))
+            fences = {r.id: r for r in repository.fences_by_ids(session, fence_ids)} if fence_ids else {}
+            for fence_id in fence_ids:
+                row = fences.get(fence_id)
+                if row is None:
+                    self.drop_fence(fence_id)
+                else:
+                    self.put_fence(row, shape_of(row))
+            if offer_ids:
+                offers = repository.offers_by_ids(session, offer_ids)
+                for gone in set(offer_ids) - {o.id for o in offers}:
+                    self._offers.pop(gone, None)
+                self._load_offers(session, offers, replace=False)
+            self._seq = max(self._seq, changes[-1].seq)
+            return len(changes)
+
+    def _load_offers(self, session: Session, rows: Iterable[Offer], *, replace: bool) -> None:
+        rows = list(rows)
+        caps = repository.merchant_caps(session, {r.merchant_id for r in rows})
+        loaded = {r.id: (rule_of(r, caps.get(r.merchant_id)), r.version) for r in rows}
+        if replace:
+            self._offers = loaded
+        else:
+            for offer_id, (rule, version) in loaded.items():
+                current = self._offers.get(offer_id)
+                if current is None or current[1] < version:
+                    self._offers[offer_id] = (rule, version)
+        self._rebuild_offer_tables()

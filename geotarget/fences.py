@@ -20,7 +20,7 @@ from geofences import cells as h3cells
 from geofences.index import Cover, cover_shape
 from geofences.shapes import CircleShape
 from geotarget.accounts import new_id
-from geotarget.catalog import FenceCatalog
+from geotarget.catalog import Catalog
 from geotarget.errors import InvalidInput, NotFound
 from geotarget.settings import Settings
 from geotarget.shapes import feature_of, plain_geometry, shape_of
@@ -82,7 +82,7 @@ class FenceService:
         self,
         settings: Settings,
         factory: sessionmaker[Session],
-        catalog: FenceCatalog,
+        catalog: Catalog,
         notifier: FenceNotifier,
     ) -> None:
         self.settings = settings
@@ -121,7 +121,7 @@ class FenceService:
             self._indexed(row, fence, cover, notify=False)
             results.append(BulkResult(i, id=row.id))
         if stored:
-            self._notify()
+            self.notify_others()
         return sorted(results, key=lambda r: r.index)
 
     def update(self, merchant_id: str, fence_id: str, patch: dict[str, Any], *, repair: bool = False) -> dict[str, Any]:
@@ -147,9 +147,14 @@ class FenceService:
     def delete(self, merchant_id: str, fence_id: str) -> None:
         with transaction(self.factory) as session:
             row = self._owned(session, merchant_id, fence_id)
+            for offer in repository.list_offers(session, merchant_id):  # offers stop pointing at it
+                if fence_id in offer.geofence_ids:
+                    remaining = [f for f in offer.geofence_ids if f != fence_id]
+                    repository.update_offer(session, offer, {"geofence_ids": remaining})
             repository.delete_fence(session, row)
+
         self.catalog.sync(self.factory)
-        self._notify()
+        self.notify_others()
 
     # -- reads ------------------------------------------------------------------------------------------------
 
@@ -239,12 +244,12 @@ class FenceService:
         return values
 
     def _indexed(self, row: Geofence, fence: ValidFence, cover: Cover, *, notify: bool = True) -> None:
-        self.catalog.put(row, fence.shape, cover)
+        self.catalog.put_fence(row, fence.shape, cover)
         self.catalog.sync(self.factory)
         if notify:
-            self._notify()
+            self.notify_others()
 
-    def _notify(self) -> None:
+    def notify_others(self) -> None:
         try:
             self.notifier.changed()
         except Exception:  # other workers still catch up from the SQL change log

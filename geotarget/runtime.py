@@ -1,5 +1,6 @@
 """Everything one process needs, opened from ``Settings`` and closed again: database engine (migrated), Redis
-(configured, or a private embedded server), the fence catalog and the worker that keeps it in step."""
+(configured, or a private embedded server), the catalog and the worker that keeps it in step, and the services
+built on them."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from geotarget.catalog import FenceCatalog
+from geotarget.caps import GlobalCaps
+from geotarget.catalog import Catalog
 from geotarget.fences import FenceService
+from geotarget.offers import OfferService
+from geotarget.serving import OfferServer
 from geotarget.settings import Settings
 from geotarget.store import database
 from geotarget.store.embedded_redis import EmbeddedRedis
+from geotarget.store.event_stream import RedisStreamSink
 from geotarget.store.fence_sync import FenceFollower, RedisFenceNotifier
+from geotarget.store.redis_caps import RedisCapper
 from geotarget.store.redis_client import connect
 
 log = logging.getLogger(__name__)
@@ -28,8 +34,10 @@ class Runtime:
     factory: sessionmaker[Session]
     redis_url: str
     redis: redis.Redis
-    catalog: FenceCatalog
+    catalog: Catalog
     fences: FenceService
+    offers: OfferService
+    server: OfferServer
     notifier: RedisFenceNotifier
     follower: FenceFollower | None = None
     embedded: EmbeddedRedis | None = field(default=None, repr=False)
@@ -47,11 +55,23 @@ class Runtime:
             database.migrate(engine)
         factory = database.session_factory(engine)
         client = connect(redis_url, settings.redis_timeout_ms)
-        catalog = FenceCatalog(settings.index_res)
+        catalog = Catalog(settings.index_res)
         catalog.load_all(factory)
         notifier = RedisFenceNotifier(connect(redis_url, max(settings.redis_timeout_ms, 500)), settings.redis_prefix)
-        service = FenceService(settings, factory, catalog, notifier)
-        runtime = cls(settings, engine, factory, redis_url, client, catalog, service, notifier, embedded=embedded)
+        fences = FenceService(settings, factory, catalog, notifier)
+        offers = OfferService(factory, catalog, fences.notify_others)
+        server = OfferServer(
+            catalog,
+            RedisCapper(client, settings.redis_prefix),
+            RedisStreamSink(client, settings.redis_prefix),
+            settings.resolved_device_secret(),
+            GlobalCaps(settings.global_cap_per_device_per_hour, settings.global_cap_per_device_per_day),
+            settings.max_accuracy_m,
+            settings.max_offers_per_merchant,
+        )
+        runtime = cls(
+            settings, engine, factory, redis_url, client, catalog, fences, offers, server, notifier, embedded=embedded
+        )
         if follow:
             runtime.follower = FenceFollower(
                 redis_url, settings.redis_prefix, lambda: catalog.sync(factory), poll_s=settings.sync_poll_s

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     global_cap_per_device_per_hour: int | None = Field(default=None, ge=0)
     global_cap_per_device_per_day: int | None = Field(default=None, ge=0)
     retention_days: int = Field(default=90, ge=1)
+    max_offers_per_merchant: int = Field(default=2, ge=1, le=20)
+
     redis_prefix: str = Field(default="gt", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     sync_poll_s: float = Field(default=1.0, gt=0)
     migrate_on_start: bool = True
@@ -40,5 +42,14 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'geotarget.db').resolve()}"
 
+    def resolved_device_secret(self) -> str:
+        """The configured secret, else one generated once into the data directory (shared by all workers)."""
+        if self.device_secret:
+            return self.device_secret
+        from geotarget.devices import load_or_create_secret
+
+        return load_or_create_secret(self.data_dir / "device.secret")
+
     def fence_limits(self) -> FenceLimits:
+
         return FenceLimits(max_vertices=self.max_fence_vertices, max_area_m2=self.max_fence_area_m2)

@@ -64,7 +64,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     with engine.begin() as connection:  # each test starts from empty tables
         connection.execute(
             sqlalchemy.text(
-                "DROP TABLE IF EXISTS api_keys, geofences, fence_changes, notes, merchants, alembic_version CASCADE"
+                "DROP TABLE IF EXISTS api_keys, offers, geofences, changes, notes, merchants, alembic_version CASCADE"
             )
         )
     engine.dispose()

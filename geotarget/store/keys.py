@@ -14,3 +14,21 @@ def fences_version(prefix: str) -> str:
 def fences_channel(prefix: str) -> str:
     """Pub/sub channel announcing fence changes (payload: the change sequence number)."""
     return f"{prefix}:fences:changed"
+
+
+def counter(prefix: str, device_key: str, scope: str, subject: str, period: str, per_device: bool = True) -> str:
+    """A cap counter. Per-device counters carry the ``{device_key}`` hash tag, so every counter one request
+    touches for a device lives in one Redis Cluster slot; budget counters are per offer, not per device."""
+    if per_device:
+        return f"{prefix}:{{{device_key}}}:cap:{scope}:{subject}:{period}"
+    return f"{prefix}:budget:{subject}:{period}"
+
+
+def device_pattern(prefix: str, device_key: str) -> str:
+    """Every per-device key of one device (for erasure)."""
+    return f"{prefix}:{{{device_key}}}:*"
+
+
+def events_stream(prefix: str) -> str:
+    """The Redis Stream that pings and impressions are appended to, for the event consumer."""
+    return f"{prefix}:events"

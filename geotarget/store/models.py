@@ -1,6 +1,6 @@
 """SQL tables. Geometry is kept as GeoJSON text so SQLite and PostgreSQL store the same thing; the fence index
-is rebuilt from it in every worker. ``fence_changes`` is an ordered log that lets workers catch up on changes
-even when Redis notifications were missed."""
+is rebuilt from it in every worker. ``changes`` is an ordered log of fence and offer writes that lets workers
+catch up even when Redis notifications were missed."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class Merchant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    cap_per_device_per_day: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -58,12 +59,39 @@ class Geofence(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
-class FenceChange(Base):
-    __tablename__ = "fence_changes"
+class Offer(Base):
+    __tablename__ = "offers"
+    __table_args__ = (Index("ix_offers_merchant", "merchant_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(String(2000))
+    image_url: Mapped[str | None] = mapped_column(String(2000))
+    geofence_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    nearby_m: Mapped[float] = mapped_column(Float, default=0.0)
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    special: Mapped[bool] = mapped_column(default=False)
+    caps: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=50)
+    targeting: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    daily_budget: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Change(Base):
+    __tablename__ = "changes"
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    fence_id: Mapped[str] = mapped_column(String(40))
-    version: Mapped[int | None] = mapped_column(Integer)  # None: the fence was deleted
+    kind: Mapped[str] = mapped_column(String(8))  # "fence" or "offer"
+    entity_id: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int | None] = mapped_column(Integer)  # None: deleted
+
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from geotarget.store.models import ApiKey, FenceChange, Geofence, Merchant, Note
+from geotarget.store.models import ApiKey, Change, Geofence, Merchant, Note, Offer
 
 
 def add_merchant(session: Session, merchant_id: str, name: str, timezone: str | None) -> Merchant:
@@ -39,7 +39,7 @@ def add_fence(session: Session, values: dict[str, Any]) -> Geofence:
     fence = Geofence(**values)
     session.add(fence)
     session.flush()
-    session.add(FenceChange(fence_id=fence.id, version=fence.version))
+    record_change(session, "fence", fence.id, fence.version)
     return fence
 
 
@@ -66,21 +66,65 @@ def update_fence(session: Session, fence: Geofence, values: dict[str, Any]) -> G
         setattr(fence, key, value)
     fence.version += 1
     session.flush()
-    session.add(FenceChange(fence_id=fence.id, version=fence.version))
+    record_change(session, "fence", fence.id, fence.version)
     return fence
 
 
 def delete_fence(session: Session, fence: Geofence) -> None:
     session.delete(fence)
-    session.add(FenceChange(fence_id=fence.id, version=None))
+    record_change(session, "fence", fence.id, None)
+
+
+def record_change(session: Session, kind: str, entity_id: str, version: int | None) -> None:
+    session.add(Change(kind=kind, entity_id=entity_id, version=version))
 
 
 def latest_change(session: Session) -> int:
-    return int(session.scalar(select(func.coalesce(func.max(FenceChange.seq), 0))) or 0)
+    return int(session.scalar(select(func.coalesce(func.max(Change.seq), 0))) or 0)
 
 
-def changes_since(session: Session, seq: int) -> Sequence[FenceChange]:
-    return session.scalars(select(FenceChange).where(FenceChange.seq > seq).order_by(FenceChange.seq)).all()
+def changes_since(session: Session, seq: int) -> Sequence[Change]:
+    return session.scalars(select(Change).where(Change.seq > seq).order_by(Change.seq)).all()
+
+
+def add_offer(session: Session, values: dict[str, Any]) -> Offer:
+    offer = Offer(**values)
+    session.add(offer)
+    session.flush()
+    record_change(session, "offer", offer.id, offer.version)
+    return offer
+
+
+def get_offer(session: Session, merchant_id: str, offer_id: str) -> Offer | None:
+    return session.scalars(select(Offer).where(Offer.id == offer_id, Offer.merchant_id == merchant_id)).first()
+
+
+def list_offers(session: Session, merchant_id: str) -> Sequence[Offer]:
+    return session.scalars(
+        select(Offer).where(Offer.merchant_id == merchant_id).order_by(Offer.created_at, Offer.id)
+    ).all()
+
+
+def offers_by_ids(session: Session, offer_ids: Sequence[str]) -> Sequence[Offer]:
+    return session.scalars(select(Offer).where(Offer.id.in_(offer_ids))).all()
+
+
+def all_offers(session: Session) -> Sequence[Offer]:
+    return session.scalars(select(Offer)).all()
+
+
+def update_offer(session: Session, offer: Offer, values: dict[str, Any]) -> Offer:
+    for key, value in values.items():
+        setattr(offer, key, value)
+    offer.version += 1
+    session.flush()
+    record_change(session, "offer", offer.id, offer.version)
+    return offer
+
+
+def delete_offer(session: Session, offer: Offer) -> None:
+    session.delete(offer)
+    record_change(session, "offer", offer.id, None)
 
 
 def get_note(session: Session, key: str) -> str | None:
@@ -94,9 +138,20 @@ def set_note(session: Session, key: str, value: str) -> None:
 
 def delete_merchant_data(session: Session, merchant_id: str) -> None:
     """Remove a merchant and everything it owns (used by tests and the demo reset)."""
-    fence_ids = session.scalars(select(Geofence.id).where(Geofence.merchant_id == merchant_id)).all()
-    for fence_id in fence_ids:
-        session.add(FenceChange(fence_id=fence_id, version=None))
+    for fence_id in session.scalars(select(Geofence.id).where(Geofence.merchant_id == merchant_id)).all():
+        record_change(session, "fence", fence_id, None)
+    for offer_id in session.scalars(select(Offer.id).where(Offer.merchant_id == merchant_id)).all():
+        record_change(session, "offer", offer_id, None)
+    session.execute(delete(Offer).where(Offer.merchant_id == merchant_id))
     session.execute(delete(Geofence).where(Geofence.merchant_id == merchant_id))
     session.execute(delete(ApiKey).where(ApiKey.merchant_id == merchant_id))
     session.execute(delete(Merchant).where(Merchant.id == merchant_id))
+
+
+def merchant_caps(session: Session, merchant_ids: set[str]) -> dict[str, int | None]:
+    if not merchant_ids:
+        return {}
+    rows = session.execute(
+        select(Merchant.id, Merchant.cap_per_device_per_day).where(Merchant.id.in_(sorted(merchant_ids)))
+    ).all()
+    return {merchant_id: cap for merchant_id, cap in rows}

@@ -1,0 +1,42 @@
+"""A merchant's offers. Scoped like fences: another merchant's offer is a 404."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from api.deps import Merchant, Offers, merchant_id
+from api.errors import ERROR_RESPONSES, NOT_FOUND
+from api.schemas import OfferOut, OffersOut
+from geotarget.offers import OfferSpec
+
+router = APIRouter(prefix="/v1/offers", tags=["offers"], responses=ERROR_RESPONSES)
+OfferId = Annotated[str, Path(max_length=64)]
+
+
+@router.post("", status_code=201, response_model=OfferOut)
+def create_offer(body: OfferSpec, principal: Merchant, offers: Offers) -> dict[str, Any]:
+    return offers.create(merchant_id(principal), body)
+
+
+@router.get("", response_model=OffersOut)
+def list_offers(principal: Merchant, offers: Offers) -> dict[str, Any]:
+    return {"offers": offers.list(merchant_id(principal))}
+
+
+@router.get("/{offer_id}", response_model=OfferOut, responses=NOT_FOUND)
+def get_offer(offer_id: OfferId, principal: Merchant, offers: Offers) -> dict[str, Any]:
+    return offers.get(merchant_id(principal), offer_id)
+
+
+@router.patch("/{offer_id}", response_model=OfferOut, responses=NOT_FOUND)
+def patch_offer(offer_id: OfferId, body: dict[str, Any], principal: Merchant, offers: Offers) -> dict[str, Any]:
+    """Any subset of the offer's fields; the result is validated as a whole."""
+    return offers.update(merchant_id(principal), offer_id, body)
+
+
+@router.delete("/{offer_id}", status_code=204, responses=NOT_FOUND)
+def delete_offer(offer_id: OfferId, principal: Merchant, offers: Offers) -> Response:
+    offers.delete(merchant_id(principal), offer_id)
+    return Response(status_code=204)

@@ -1,0 +1,104 @@
+"""Frequency caps as data: which counters a served offer increments, with which limits and lifetimes.
+
+No I/O here. A ``Capper`` (Redis, in ``geotarget.store.redis_caps``) receives the counters of every ranked
+candidate and, atomically, serves the first ``limit`` candidates whose counters all have room, counting them.
+
+Windows are calendar windows in a time zone: the hour, the day and the ISO week as the clock on the wall shows
+them, so a counter for "today" ends at local midnight even on a 23- or 25-hour DST day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from geotarget.types import Candidate
+
+Scope = Literal["offer", "merchant", "global", "budget"]
+Window = Literal["h", "d", "w", "life"]
+_SLACK_S = 60
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One counter: ``scope``/``subject`` say whose (an offer, a merchant, all offers, an offer's budget),
+    ``period`` which window (``d:2026-11-23``), ``per_device`` whether it counts one device's views."""
+
+    scope: Scope
+    subject: str
+    period: str
+    limit: int
+    ttl_s: int  # 0: never expires
+    per_device: bool = True
+
+
+@dataclass(frozen=True)
+class GlobalCaps:
+    per_device_per_hour: int | None = None
+    per_device_per_day: int | None = None
+
+
+class Capper(Protocol):
+    def reserve(
+        self, device_key: str, counters: Sequence[Sequence[Counter]], limit: int
+    ) -> tuple[list[int], list[int]]:
+        """Serve up to ``limit`` candidates (by index, in order) whose counters all have room, and count them.
+        Returns (served, blocked); raises on any storage fault (callers fail closed)."""
+
+
+def period(window: Window, at: datetime, timezone: str) -> tuple[str, int]:
+    """The window's label and the seconds until it ends (plus a minute), in ``timezone``.
+
+    >>> from datetime import UTC
+    >>> period("d", datetime(2026, 3, 29, 12, 0, tzinfo=UTC), "Europe/Lisbon")  # a 23-hour day
+    ('d:2026-03-29', 39660)
+    """
+    zone = ZoneInfo(timezone)
+    local = at.astimezone(zone)
+    if window == "life":
+        return "life", 0
+    if window == "h":
+        start = local.replace(minute=0, second=0, microsecond=0)
+        label = f"h:{start:%Y-%m-%dT%H}{start:%z}"
+        end_utc = start.astimezone(ZoneInfo("UTC")) + timedelta(hours=1)
+    elif window == "d":
+        label = f"d:{local:%Y-%m-%d}"
+        end_utc = _local_midnight(local.date() + timedelta(days=1), zone)
+    else:
+        year, week, weekday = local.isocalendar()
+        label = f"w:{year}-W{week:02d}"
+        end_utc = _local_midnight(local.date() + timedelta(days=8 - weekday), zone)
+    return label, max(1, int((end_utc - at).total_seconds())) + _SLACK_S
+
+
+def _local_midnight(day: object, zone: ZoneInfo) -> datetime:
+    return datetime.fromisoformat(f"{day}T00:00").replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
+
+
+def counters_for(candidate: Candidate, at: datetime, device_zone: str, global_caps: GlobalCaps) -> list[Counter]:
+    """Every counter serving ``candidate`` would increment; an empty list means the offer is uncapped."""
+    offer = candidate.offer
+    found: list[Counter] = []
+    for window, limit in (
+        ("h", offer.caps.per_device_per_hour),
+        ("d", offer.caps.per_device_per_day),
+        ("w", offer.caps.per_device_per_week),
+        ("life", offer.caps.per_device_lifetime),
+    ):
+        if limit is not None:
+            label, ttl = period(window, at, offer.timezone)  # type: ignore[arg-type]
+            found.append(Counter("offer", offer.id, label, limit, ttl))
+    if offer.merchant_cap_per_device_per_day is not None:
+        label, ttl = period("d", at, offer.timezone)
+        found.append(Counter("merchant", offer.merchant_id, label, offer.merchant_cap_per_device_per_day, ttl))
+    for window, limit in (("h", global_caps.per_device_per_hour), ("d", global_caps.per_device_per_day)):
+        if limit is not None:
+            label, ttl = period(window, at, device_zone)  # type: ignore[arg-type]
+            found.append(Counter("global", "all", label, limit, ttl))
+    if offer.daily_budget is not None:
+        label, ttl = period("d", at, offer.timezone)
+        found.append(Counter("budget", offer.id, label, offer.daily_budget, ttl, per_device=False))
+    return found

@@ -1,0 +1,64 @@
+"""The matcher: from a ping to the ranked offers that may be shown. Pure; the one orchestrator of the domain.
+
+ping → fences it is inside or near (``FenceIndex.nearby``, given) → offers on those fences → within the offer's
+``nearby_m`` (inside-only offers need an accurate ping) → live now in the fence's time zone → audience → ranked.
+Cap reservation happens after this, in one atomic call (``caps.Capper``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from geofences import Proximity
+from geotarget import ranking, targeting
+from geotarget.schedule import is_live
+from geotarget.types import Attributes, Candidate, OfferRule
+
+
+@dataclass(frozen=True)
+class MatchRequest:
+    at: datetime
+    accuracy_m: float | None
+    attributes: Attributes
+    max_accuracy_m: float = 200.0
+    per_merchant: int = 2
+
+
+def match(
+    request: MatchRequest,
+    proximities: Sequence[Proximity],
+    offers_by_fence: Mapping[str, Sequence[OfferRule]],
+    fence_timezones: Mapping[str, str],
+) -> list[Candidate]:
+    """Ranked candidates; each offer appears once, at its best fence (inside, then nearest)."""
+    accurate = request.accuracy_m is None or request.accuracy_m <= request.max_accuracy_m
+    best: dict[str, Candidate] = {}
+    for place in proximities:
+        zone = fence_timezones.get(place.fence_id)
+        if zone is None:
+            continue
+        for offer in offers_by_fence.get(place.fence_id, ()):
+            if offer.status != "active" or (offer.id in best and _better_or_equal(best[offer.id], place)):
+                continue
+            if place.distance_m > offer.nearby_m:
+                continue
+            if offer.nearby_m == 0 and not accurate:
+                continue  # an inside-only offer needs a ping we can trust to be inside
+            if not is_live(offer.schedule, request.at, zone):
+                continue
+            if not targeting.matches(offer.targeting, request.attributes):
+                continue
+            best[offer.id] = Candidate(
+                offer,
+                place.fence_id,
+                place.inside,
+                place.distance_m,
+                ranking.score(offer, place.inside, place.distance_m),
+            )
+    return ranking.rank(best.values(), request.per_merchant)
+
+
+def _better_or_equal(current: Candidate, place: Proximity) -> bool:
+    return (not current.inside, current.distance_m) <= (not place.inside, place.distance_m)

@@ -1,0 +1,40 @@
+"""Order candidate offers, best first. The score is documented in docs/matching.md:
+
+1. offers whose fence the device is *inside* come before offers that are merely *nearby*;
+2. within each group, ``score = priority × (1.5 if special) × decay`` with ``decay = 1`` inside and
+   ``1 / (1 + distance_m / 100)`` nearby (a 100 m walk halves an offer's pull);
+3. ties: nearer first, then the offer id, so the order is deterministic;
+4. at most ``per_merchant`` offers of one merchant.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from geotarget.types import Candidate, OfferRule
+
+SPECIAL_BOOST = 1.5
+DECAY_M = 100.0
+
+
+def score(offer: OfferRule, inside: bool, distance_m: float) -> float:
+    """The pull of one offer at one place.
+
+    >>> score(OfferRule("o", "m", "t", "", None, None, (), 0, "UTC", priority=40, special=True), True, 0.0)
+    60.0
+    """
+
+    decay = 1.0 if inside else 1.0 / (1.0 + distance_m / DECAY_M)
+    return offer.priority * (SPECIAL_BOOST if offer.special else 1.0) * decay
+
+
+def rank(candidates: Iterable[Candidate], per_merchant: int) -> list[Candidate]:
+    ordered = sorted(candidates, key=lambda c: (not c.inside, -c.score, c.distance_m, c.offer.id))
+    taken: Counter[str] = Counter()
+    result = []
+    for candidate in ordered:
+        if taken[candidate.offer.merchant_id] < per_merchant:
+            taken[candidate.offer.merchant_id] += 1
+            result.append(candidate)
+    return result

@@ -1,0 +1,175 @@
+"""Serving offers for a ping: match, reserve caps in one atomic call, emit events. The request path.
+
+Faults: when the cap store fails or is slower than its timeout, only uncapped offers are served and the answer
+says ``degraded = "caps unavailable"`` (fail closed: caps are a promise). An event-stream fault never changes the
+answer; it is logged and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from geofences import LatLng, cells
+from geotarget.caps import Capper, GlobalCaps, counters_for
+from geotarget.catalog import Catalog
+from geotarget.devices import device_key
+from geotarget.events import Event, EventSink, ping_event_id
+from geotarget.matcher import MatchRequest, match
+from geotarget.timezones import timezone_at
+from geotarget.types import Attributes, Candidate
+
+log = logging.getLogger(__name__)
+CAPS_UNAVAILABLE = "caps unavailable"
+
+
+@dataclass(frozen=True)
+class NearbyQuery:
+    point: LatLng
+    device_id: str
+    at: datetime
+    accuracy_m: float | None = None
+    limit: int = 5
+    lmt: bool = False
+    attributes: Attributes = field(default_factory=Attributes)
+
+
+@dataclass(frozen=True)
+class Served:
+    candidate: Candidate
+    impression_id: str
+
+
+@dataclass(frozen=True)
+class NearbyAnswer:
+    offers: list[Served]
+    cell: str
+    degraded: str | None = None
+
+
+@dataclass
+class ServingStats:
+    """Counters for /metrics."""
+
+    requests: int = 0
+    served: int = 0
+    cap_blocked: int = 0
+    degraded: int = 0
+    event_failures: int = 0
+
+
+class OfferServer:
+    def __init__(
+        self,
+        catalog: Catalog,
+        capper: Capper,
+        sink: EventSink,
+        device_secret: str,
+        global_caps: GlobalCaps,
+        max_accuracy_m: float = 200.0,
+        per_merchant: int = 2,
+    ) -> None:
+        self.catalog = catalog
+        self.capper = capper
+        self.sink = sink
+        self.device_secret = device_secret
+        self.global_caps = global_caps
+        self.max_accuracy_m = max_accuracy_m
+        self.per_merchant = per_merchant
+        self.stats = ServingStats()
+
+    def nearby(self, query: NearbyQuery) -> NearbyAnswer:
+        self.stats.requests += 1
+        key = device_key(self.device_secret, query.device_id)
+        cell = cells.cell_to_str(cells.latlng_to_cell(query.point, self.catalog.index.res))
+        proximities = self.catalog.index.nearby(query.point, self.catalog.max_nearby_m)
+        request = MatchRequest(query.at, query.accuracy_m, query.attributes, self.max_accuracy_m, self.per_merchant)
+        candidates = match(request, proximities, self.catalog.offers_by_fence, self.catalog.timezones)
+        chosen, blocked, degraded = self._reserve(key, query, candidates)
+        served = [Served(c, uuid.uuid4().hex) for c in chosen]
+        self.stats.served += len(served)
+        self.stats.cap_blocked += len(blocked)
+        self._emit(key, query, cell, served, blocked)
+        return NearbyAnswer(served, cell, degraded)
+
+    def _reserve(
+        self, key: str, query: NearbyQuery, candidates: list[Candidate]
+    ) -> tuple[list[Candidate], list[Candidate], str | None]:
+        if not candidates:
+            return [], [], None
+        zone = self._device_zone(query, candidates)
+        counters = [counters_for(c, query.at, zone, self.global_caps) for c in candidates]
+        if not any(counters):
+            return candidates[: query.limit], [], None
+        try:
+            served, blocked = self.capper.reserve(key, counters, query.limit)
+        except Exception as exc:  # any cap-store fault: fail closed
+            log.warning("cap store unavailable (%s); serving uncapped offers only", exc.__class__.__name__)
+            self.stats.degraded += 1
+            uncapped = [c for c, cs in zip(candidates, counters, strict=True) if not cs]
+            return uncapped[: query.limit], [], CAPS_UNAVAILABLE
+        return [candidates[i] for i in served], [candidates[i] for i in blocked], None
+
+    def _device_zone(self, query: NearbyQuery, candidates: list[Candidate]) -> str:
+        if self.global_caps.per_device_per_day is None and self.global_caps.per_device_per_hour is None:
+            return "UTC"  # not used
+        return self.catalog.timezones.get(candidates[0].fence_id) or timezone_at(query.point)
+
+    def _emit(self, key: str, query: NearbyQuery, cell: str, served: list[Served], blocked: list[Candidate]) -> None:
+        """The ping and what happened to it. Limit-ad-tracking devices leave no linkable history: no ping, and
+        their impressions are counted without a device key."""
+        p = query.point
+        linked = "" if query.lmt else key
+        events = (
+            []
+            if query.lmt
+            else [
+                Event(
+                    "ping", ping_event_id(key, query.at), query.at, key, p.lat, p.lon, cell, accuracy_m=query.accuracy_m
+                )
+            ]
+        )
+        for s in served:
+            c = s.candidate
+            events.append(
+                Event(
+                    "impression",
+                    s.impression_id,
+                    query.at,
+                    linked,
+                    p.lat,
+                    p.lon,
+                    cell,
+                    c.offer.id,
+                    c.offer.merchant_id,
+                    c.fence_id,
+                    c.inside,
+                    c.distance_m,
+                    query.accuracy_m,
+                )
+            )
+        for c in blocked:
+            events.append(
+                Event(
+                    "cap_blocked",
+                    uuid.uuid4().hex,
+                    query.at,
+                    linked,
+                    p.lat,
+                    p.lon,
+                    cell,
+                    c.offer.id,
+                    c.offer.merchant_id,
+                    c.fence_id,
+                    c.inside,
+                    c.distance_m,
+                    query.accuracy_m,
+                )
+            )
+        try:
+            self.sink.append(events)
+        except Exception as exc:
+            self.stats.event_failures += 1
+            log.warning("could not append %d event(s): %s", len(events), exc.__class__.__name__)
