@@ -34,8 +34,12 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 6
 
 
 @contextmanager
-def serving(data_dir: Path, redis_url: str, admin_key: str, count: int = 1, **settings: str) -> Iterator[list[str]]:
-    """``count`` servers sharing one data directory (SQLite) and one Redis; yields their base URLs."""
+def serving(
+    data_dir: Path, redis_url: str, admin_key: str, count: int = 1, workers: int = 1, **settings: str
+) -> Iterator[list[str]]:
+    """``count`` servers (each with ``workers`` processes) sharing one data directory (SQLite) and one Redis;
+    yields their base URLs."""
+
     env = {
         **os.environ,
         "GEOTARGET_REDIS_URL": redis_url,
@@ -50,7 +54,7 @@ def serving(data_dir: Path, redis_url: str, admin_key: str, count: int = 1, **se
         port = free_port()
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "geotarget", "serve", "--port", str(port)],
+                [sys.executable, "-m", "geotarget", "serve", "--port", str(port), "--workers", str(workers)],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
