@@ -31,7 +31,7 @@ def get_principal(
         raise HTTPException(
             401, "send an API key as 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
         )
-    principal = authenticate(runtime.factory, credentials.credentials, runtime.settings.admin_key)
+    principal = authenticate(runtime.factory, credentials.credentials, runtime.settings.admin_key, runtime.keys)
     if principal is None:
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     return principal

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -79,12 +80,41 @@ def create_app_key(factory: sessionmaker[Session], name: str, role: Role = "app"
     return IssuedKey(key_id, plain)
 
 
-def authenticate(factory: sessionmaker[Session], plain: str, admin_key: str | None) -> Principal | None:
+class KeyCache:
+    """Recently seen keys (by hash) and their principals, so a hot path does not query SQL per request.
+    Entries live ``ttl_s`` seconds; unknown keys are not cached (a new key works at once)."""
+
+    def __init__(self, ttl_s: float = 30.0, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic() + self.ttl_s, principal)
+
+
+def authenticate(
+    factory: sessionmaker[Session], plain: str, admin_key: str | None, cache: KeyCache | None = None
+) -> Principal | None:
     """The principal behind a bearer key, or None for an unknown key."""
     if admin_key and hmac.compare_digest(plain.encode(), admin_key.encode()):
         return Principal("admin", "admin")
+    key_hash = hash_key(plain)
+    if cache is not None and (known := cache.get(key_hash)) is not None:
+        return known
     with factory() as session:
-        row = repository.find_api_key(session, hash_key(plain))
+        row = repository.find_api_key(session, key_hash)
         if row is None or row.role not in ROLES:
             return None
-        return Principal(row.role, row.id, row.merchant_id)
+        principal = Principal(row.role, row.id, row.merchant_id)
+    if cache is not None:
+        cache.put(key_hash, principal)
+    return principal

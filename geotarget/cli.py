@@ -90,16 +90,20 @@ def demo_command(
 def _load_demo(settings: Settings, host: str, port: int) -> None:
     runtime = Runtime.open(settings, follow=False)
     try:
-        keys = load_demo_city(runtime.factory, runtime.fences)
+        keys = load_demo_city(runtime.factory, runtime.fences, runtime.offers)
     finally:
         runtime.close()
     base = f"http://{host}:{port}"
+    app_key, adops_key = keys.pop("app")[1], keys.pop("adops")[1]
     lines = [f"  {name:<20} {merchant_id}  {key}" for name, (merchant_id, key) in keys.items()]
     print("Demo city: central Lisbon (merchant, id, API key)\n" + "\n".join(lines))
+    print(f"  app key:   {app_key}\n  adops key: {adops_key}")
     first_key = next(iter(keys.values()))[1]
     lat, lon = EXAMPLE_POINT
     print(
-        f"Try:\n  curl -H 'Authorization: Bearer {first_key}' {base}/v1/geofences\n"
+        f"Try:\n  curl -H 'Authorization: Bearer {app_key}' "
+        f"'{base}/v1/nearby?lat={lat}&lon={lon}&device_id=demo-phone'\n"
+        f"  curl -H 'Authorization: Bearer {first_key}' {base}/v1/geofences\n"
         f"  curl -H 'Authorization: Bearer {first_key}' "
         f"'{base}/v1/geofences/contains?lat={lat}&lon={lon}&within_m=500'\n"
         f"  API docs: {base}/docs"

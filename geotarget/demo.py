@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from geotarget import accounts
 from geotarget.fences import FenceService
+from geotarget.offers import OfferService, OfferSpec
 from geotarget.store import repository
 from geotarget.store.database import transaction
 
@@ -79,7 +80,67 @@ DEMO_CITY: dict[str, list[Store]] = {
 }
 
 
+WEEKDAY_MORNINGS = [{"days": ["weekdays"], "start": "07:00", "end": "10:00"}]
+# Offers per merchant: (title, body, stores by index, extra fields). Something is always live at EXAMPLE_POINT.
+DEMO_OFFERS: dict[str, list[tuple[str, str, tuple[int, ...], dict[str, Any]]]] = {
+    "Café Tejo": [
+        (
+            "2-for-1 lattes",
+            "Weekdays 7–10, bring a friend.",
+            (0, 1),
+            {"special": True, "schedule": WEEKDAY_MORNINGS, "priority": 80, "caps": {"per_device_per_day": 2}},
+        ),
+        ("Free refill with any cake", "All day, every day.", (0,), {"priority": 40, "caps": {"per_device_per_day": 3}}),
+        ("Pastel de nata + bica for €2", "Just round the corner.", (2,), {"nearby_m": 300, "priority": 60}),
+    ],
+    "Padaria Lisboa": [
+        (
+            "Bread fresh from the oven",
+            "Every morning until 11.",
+            (0, 1),
+            {"special": True, "schedule": [{"days": ["daily"], "start": "07:00", "end": "11:00"}], "nearby_m": 150},
+        ),
+        (
+            "Croissant happy hour",
+            "Half price, 16–18.",
+            (0,),
+            {"schedule": [{"days": ["daily"], "start": "16:00", "end": "18:00"}], "nearby_m": 200},
+        ),
+    ],
+    "Ginásio Rossio": [
+        (
+            "Your first day is free",
+            "Show this at the desk.",
+            (0,),
+            {
+                "nearby_m": 500,
+                "priority": 70,
+                "caps": {"per_device_lifetime": 1},
+                "schedule": [{"days": ["daily"], "start": "06:00", "end": "22:00"}],
+            },
+        ),
+    ],
+    "Livraria do Carmo": [
+        (
+            "10 % off any book",
+            "Browse as long as you like.",
+            (0,),
+            {"nearby_m": 1500, "priority": 30, "caps": {"per_device_per_week": 2}},
+        ),
+    ],
+    "Mercado do Cais": [
+        (
+            "Lunch menu €9.50",
+            "Noon to three.",
+            (0, 1),
+            {"special": True, "schedule": [{"days": ["daily"], "start": "12:00", "end": "15:00"}], "nearby_m": 400},
+        ),
+    ],
+}
+
+
 def store_feature(store: Store) -> dict[str, Any]:
+
     properties: dict[str, Any] = {"name": store.name, "tags": list(store.tags), "timezone": "Europe/Lisbon"}
     if store.radius_m:
         properties["radius_m"] = store.radius_m
@@ -102,8 +163,12 @@ def store_feature(store: Store) -> dict[str, Any]:
     }
 
 
-def load_demo_city(factory: sessionmaker[Session], fences: FenceService) -> dict[str, tuple[str, str]]:
-    """Create the demo merchants and fences once; return ``{merchant name: (merchant id, fresh key)}``."""
+def load_demo_city(
+    factory: sessionmaker[Session], fences: FenceService, offers: OfferService
+) -> dict[str, tuple[str, str]]:
+    """Create the demo merchants, fences and offers once; return ``{merchant name: (merchant id, fresh key)}``
+    plus a fresh app key under ``"app"`` and an ad-ops key under ``"adops"``."""
+
     with factory() as session:
         loaded = repository.get_note(session, _NOTE)
     keys: dict[str, tuple[str, str]] = {}
@@ -113,11 +178,18 @@ def load_demo_city(factory: sessionmaker[Session], fences: FenceService) -> dict
                 merchant = repository.find_merchant_by_name(session, name)
             if merchant is not None:
                 keys[name] = (merchant.id, accounts.issue_merchant_key(factory, merchant.id))
-        return keys
-    for name, stores in DEMO_CITY.items():
-        issued = accounts.create_merchant(factory, name, "Europe/Lisbon")
-        fences.create_many(issued.id, [store_feature(s) for s in stores])
-        keys[name] = (issued.id, issued.api_key)
-    with transaction(factory) as session:
-        repository.set_note(session, _NOTE, "loaded")
+    else:
+        for name, stores in DEMO_CITY.items():
+            issued = accounts.create_merchant(factory, name, "Europe/Lisbon")
+            results = fences.create_many(issued.id, [store_feature(s) for s in stores])
+            fence_ids = [r.id for r in results]
+            for title, body, at_stores, extra in DEMO_OFFERS.get(name, []):
+                spec = {"title": title, "body": body, "geofence_ids": [fence_ids[i] for i in at_stores], **extra}
+                offers.create(issued.id, OfferSpec.model_validate(spec))
+            keys[name] = (issued.id, issued.api_key)
+        with transaction(factory) as session:
+            repository.set_note(session, _NOTE, "loaded")
+    for role in ("app", "adops"):
+        issued = accounts.create_app_key(factory, f"demo {role}", role)
+        keys[role] = (issued.id, issued.api_key)
     return keys

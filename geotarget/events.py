@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import orjson
+
 
 @dataclass(frozen=True)
 class Event:
@@ -28,23 +30,15 @@ class Event:
     distance_m: float = 0.0
     accuracy_m: float | None = None
 
-    def fields(self) -> dict[str, str]:
-        """Flat string fields, as a Redis Stream entry holds them."""
-        return {
-            "kind": self.kind,
-            "event_id": self.event_id,
-            "ts": self.at.isoformat(),
-            "device_key": self.device_key,
-            "lat": repr(self.lat),
-            "lon": repr(self.lon),
-            "cell": self.cell,
-            "offer_id": self.offer_id,
-            "merchant_id": self.merchant_id,
-            "fence_id": self.fence_id,
-            "inside": "1" if self.inside else "0",
-            "distance_m": f"{self.distance_m:.2f}",
-            "accuracy_m": "" if self.accuracy_m is None else repr(self.accuracy_m),
-        }
+    def to_json(self) -> bytes:
+        """One compact JSON document: a stream entry holds it in a single field (cheap to pack and parse)."""
+        return orjson.dumps(self)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Event:
+        raw = orjson.loads(data)
+        raw["at"] = datetime.fromisoformat(raw["at"])
+        return cls(**raw)
 
 
 def ping_event_id(device_key: str, at: datetime) -> str:

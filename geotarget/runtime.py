@@ -11,6 +11,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from geotarget.accounts import KeyCache
 from geotarget.caps import GlobalCaps
 from geotarget.catalog import Catalog
 from geotarget.fences import FenceService
@@ -39,7 +40,9 @@ class Runtime:
     offers: OfferService
     server: OfferServer
     notifier: RedisFenceNotifier
+    keys: KeyCache = field(default_factory=KeyCache)
     follower: FenceFollower | None = None
+
     embedded: EmbeddedRedis | None = field(default=None, repr=False)
 
     @classmethod

@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from api.deps import now
+from geotarget.events import Event
 from tests.conftest import ADMIN
 from tests.fixtures import ALFAMA_CAFE, CHIADO_KIOSK, INSIDE_ALFAMA_CAFE
 
@@ -96,21 +97,22 @@ def test_targeting_uses_what_the_app_sends(client, cafe, alfama, app_key, clock)
 
 def test_served_impressions_and_the_ping_go_to_the_event_stream(client, runtime, cafe, alfama, app_key, clock):
     new_offer(client, cafe, alfama)
-    nearby(client, app_key, device="ABC-123")
+    answer = nearby(client, app_key, device="ABC-123")
+
     stream = f"{runtime.settings.redis_prefix}:events"
-    entries = redis.Redis.from_url(runtime.redis_url, decode_responses=True).xrange(stream)
-    kinds = [fields["kind"] for _, fields in entries]
-    assert kinds == ["ping", "impression"]
-    assert all("ABC-123" not in str(fields) for _, fields in entries)  # the raw id is never stored
-    assert len(entries[0][1]["device_key"]) == 32
+    entries = [Event.from_json(f[b"e"]) for _, f in redis.Redis.from_url(runtime.redis_url).xrange(stream)]
+    assert [e.kind for e in entries] == ["ping", "impression"]
+    assert all("ABC-123" not in repr(e) for e in entries)  # the raw id is never stored
+    assert len(entries[0].device_key) == 32
+    assert entries[1].event_id == answer["offers"][0]["impression_id"]
 
 
 def test_limit_ad_tracking_leaves_no_linkable_history(client, runtime, cafe, alfama, app_key, clock):
     new_offer(client, cafe, alfama)
     assert len(nearby(client, app_key, lmt="true")["offers"]) == 1
     stream = f"{runtime.settings.redis_prefix}:events"
-    entries = redis.Redis.from_url(runtime.redis_url, decode_responses=True).xrange(stream)
-    assert [(f["kind"], f["device_key"]) for _, f in entries] == [("impression", "")]
+    entries = [Event.from_json(f[b"e"]) for _, f in redis.Redis.from_url(runtime.redis_url).xrange(stream)]
+    assert [(e.kind, e.device_key) for e in entries] == [("impression", "")]
 
 
 def test_offers_are_tenant_isolated_and_fences_must_be_ones_own(client, cafe, bakery, alfama):

@@ -51,12 +51,21 @@ def test_geotarget_demo_serves_the_demo_city_with_embedded_redis_and_sqlite(tmp_
         wait_ready(base, process)
         children = [p.name() for p in psutil.Process(process.pid).children(recursive=True)]
         assert any("valkey" in name for name in children), children
-        key = _first_merchant_key(process)
+        key = _printed(process, r"(gt_merchant_\S+)")
+
         lat, lon = EXAMPLE_POINT
         answer = httpx.get(
             f"{base}/v1/geofences/contains", params={"lat": lat, "lon": lon}, headers={"Authorization": f"Bearer {key}"}
         ).json()
         assert [f["name"] for f in answer["fences"]] == ["Café Tejo — Alfama"]
+        app_key = _printed(process, r"app key:\s+(\S+)")
+        offers = httpx.get(
+            f"{base}/v1/nearby",
+            params={"lat": lat, "lon": lon, "device_id": "demo-phone"},
+            headers={"Authorization": f"Bearer {app_key}"},
+        ).json()["offers"]
+        assert "Free refill with any cake" in {o["title"] for o in offers}
+
         assert (tmp_path / "data" / "geotarget.db").exists()
         assert (tmp_path / "data" / "admin.key").read_text().startswith("gt_admin_")
     finally:
@@ -66,12 +75,12 @@ def test_geotarget_demo_serves_the_demo_city_with_embedded_redis_and_sqlite(tmp_
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
 
 
-def _first_merchant_key(process: subprocess.Popen[str]) -> str:
+def _printed(process: subprocess.Popen[str], pattern: str) -> str:
+    """The first match of ``pattern`` in what the demo prints from here on."""
     assert process.stdout is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        found = re.search(r"(gt_merchant_\S+)", line)
+        found = re.search(pattern, process.stdout.readline())
         if found:
             return found.group(1)
-    raise AssertionError("the demo printed no merchant key")
+    raise AssertionError(f"the demo printed nothing like {pattern!r}")

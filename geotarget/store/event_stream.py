@@ -22,5 +22,6 @@ class RedisStreamSink:
             return
         pipe = self.client.pipeline(transaction=False)
         for event in events:
-            pipe.xadd(self.stream, event.fields(), maxlen=MAX_STREAM_LENGTH, approximate=True)  # type: ignore[arg-type]
+            pipe.xadd(self.stream, {"e": event.to_json()}, maxlen=MAX_STREAM_LENGTH, approximate=True)
+
         pipe.execute()
