@@ -1,4 +1,8 @@
-"""Dependencies: the process runtime, the caller's principal, and role guards."""
+"""Dependencies: the process runtime, the caller's principal, and role guards.
+
+They are ``async`` so they run on the event loop: a sync dependency costs a thread-pool hop per request. The only
+blocking step, an SQL key lookup on a cache miss, is sent to the thread pool explicitly.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from geotarget.accounts import Principal, Role, authenticate
+from geotarget.accounts import Principal, Role, authenticate, known_principal
 from geotarget.fences import FenceService
 from geotarget.offers import OfferService
 from geotarget.runtime import Runtime
@@ -16,7 +21,7 @@ from geotarget.runtime import Runtime
 _bearer = HTTPBearer(auto_error=False, description="An API key: admin, merchant, app or adops.")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -24,21 +29,24 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_principal(
+async def get_principal(
     runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(
             401, "send an API key as 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
         )
-    principal = authenticate(runtime.factory, credentials.credentials, runtime.settings.admin_key, runtime.keys)
+    plain, admin_key = credentials.credentials, runtime.settings.admin_key
+    principal = known_principal(plain, admin_key, runtime.keys)
+    if principal is None:
+        principal = await run_in_threadpool(authenticate, runtime.factory, plain, admin_key, runtime.keys)
     if principal is None:
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     return principal
 
 
 def require(*roles: Role) -> object:
-    def guard(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def guard(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if principal.role not in roles:
             raise HTTPException(403, f"this needs a {' or '.join(roles)} key; yours is a {principal.role} key")
         return principal
@@ -51,7 +59,7 @@ Merchant = Annotated[Principal, require("merchant")]
 App = Annotated[Principal, require("app")]
 
 
-def now() -> datetime:
+async def now() -> datetime:
     """The request's clock; tests override it with ``app.dependency_overrides[now]``."""
     return datetime.now(UTC)
 
@@ -64,14 +72,14 @@ def merchant_id(principal: Principal) -> str:
     return principal.merchant_id
 
 
-def get_fences(runtime: RuntimeDep) -> FenceService:
+async def get_fences(runtime: RuntimeDep) -> FenceService:
     return runtime.fences
 
 
 Fences = Annotated[FenceService, Depends(get_fences)]
 
 
-def get_offers(runtime: RuntimeDep) -> OfferService:
+async def get_offers(runtime: RuntimeDep) -> OfferService:
     return runtime.offers
 
 

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 
 from geofences import cells
 from geofences.cells import Cell
-from geofences.shapes import BOUNDARY, INTERIOR, Shape
+from geofences.shapes import BOUNDARY, INTERIOR, Shape, box_distance_floor_m
 from geofences.types import LatLng
 
 __all__ = ["DEFAULT_RES", "Cover", "FenceIndex", "Proximity", "cover_shape"]
 
 DEFAULT_RES = 10
-_COARSE_STEP = 3  # the nearby map lives this many resolutions above the index
+_NEAR_LEVELS = 5  # nearby maps at the index resolution and the 4 coarser ones
+_MAX_RINGS = 10  # nearby searches the finest level it can cover within this many rings
 _NOWHERE = (math.inf, math.inf, -math.inf, -math.inf)
 
 
@@ -81,16 +82,17 @@ class FenceIndex:
     """In-memory index of fences by H3 cell; safe for many readers and one writer at a time."""
 
     def __init__(self, res: int = DEFAULT_RES) -> None:
-        if not 1 + _COARSE_STEP <= res <= cells.MAX_RES:
-            raise ValueError(f"index resolution must be between {1 + _COARSE_STEP} and {cells.MAX_RES}")
+        if not 1 <= res <= cells.MAX_RES:
+            raise ValueError(f"index resolution must be between 1 and {cells.MAX_RES}")
         self.res = res
-        self.coarse_res = res - _COARSE_STEP
+        self.near_levels = tuple(range(res, max(res - _NEAR_LEVELS, 0), -1))
         self._shapes: dict[str, Shape] = {}
         self._bounds: dict[str, tuple[float, float, float, float]] = {}
         self._covers: dict[str, Cover] = {}
         self._interior: dict[Cell, tuple[str, ...]] = {}
         self._boundary: dict[Cell, tuple[str, ...]] = {}
-        self._coarse: dict[Cell, tuple[str, ...]] = {}
+        # res -> boundary cells' parents at that res -> fences; the index level is the boundary map itself
+        self._near: dict[int, dict[Cell, tuple[str, ...]]] = {r: {} for r in self.near_levels[1:]}
         self._interior_res: Counter[int] = Counter()
         self._parent_res: tuple[int, ...] = ()
         self._lock = threading.Lock()
@@ -126,8 +128,9 @@ class FenceIndex:
                 self._interior_res[cells.cell_to_res(cell)] += 1
             for cell in cover.boundary:
                 self._boundary[cell] = (*self._boundary.get(cell, ()), fence_id)
-            for cell in self._coarse_cells(cover):
-                self._coarse[cell] = (*self._coarse.get(cell, ()), fence_id)
+            for level, table in self._near.items():
+                for cell in {cells.cell_to_parent(c, level) for c in cover.boundary}:
+                    table[cell] = (*table.get(cell, ()), fence_id)
             self._refresh_parent_res()
             self.version += 1
         return cover
@@ -146,7 +149,7 @@ class FenceIndex:
             fresh.add(fence_id, shape)
         with self._lock:
             self._shapes, self._covers, self._bounds = fresh._shapes, fresh._covers, fresh._bounds
-            self._interior, self._boundary, self._coarse = fresh._interior, fresh._boundary, fresh._coarse
+            self._interior, self._boundary, self._near = fresh._interior, fresh._boundary, fresh._near
             self._interior_res, self._parent_res = fresh._interior_res, fresh._parent_res
             self.version += 1
 
@@ -180,8 +183,9 @@ class FenceIndex:
         if within_m > 0:
             for fence_id in sorted(self._nearby_candidates(point, within_m) - inside):
                 shape = self._shapes.get(fence_id)
-                if shape is None:
+                if shape is None or box_distance_floor_m(point, self._bounds[fence_id]) > within_m:
                     continue
+
                 distance = shape.distance_m(point)
                 if distance <= within_m:
                     result.append(Proximity(fence_id, False, distance))
@@ -189,18 +193,25 @@ class FenceIndex:
         return result
 
     def _nearby_candidates(self, point: LatLng, within_m: float) -> set[str]:
-        # Cells vary in size by about 2x over the globe, and children stick out of their parent a little:
-        # half the average edge per ring, plus two rings, is a safe reach.
-        spacing = cells.edge_length_m(self.coarse_res) / 2
-        k = math.ceil(within_m / spacing) + 2
-        origin = cells.latlng_to_cell(point, self.coarse_res)
+        level, k = self._near_level(within_m)
+        table = self._boundary if level == self.res else self._near[level]
+
+        origin = cells.latlng_to_cell(point, level)
         found: set[str] = set()
         for cell in cells.grid_disk(origin, k):
-            found.update(self._coarse.get(cell, ()))
+            found.update(table.get(cell, ()))
         return found
 
-    def _coarse_cells(self, cover: Cover) -> set[Cell]:
-        return {cells.cell_to_parent(c, self.coarse_res) for c in cover.boundary}
+    def _near_level(self, within_m: float) -> tuple[int, int]:
+        """The finest level whose disk of rings reaches ``within_m``, and how many rings that takes.
+
+        Cells vary in size by about 2x over the globe, and children stick out of their parent a little:
+        half the average edge per ring, plus two rings, is a safe reach."""
+        for level in self.near_levels:
+            k = math.ceil(within_m / (cells.edge_length_m(level) / 2)) + 2
+            if k <= _MAX_RINGS or level == self.near_levels[-1]:
+                return level, k
+        raise AssertionError("unreachable")
 
     def _remove_locked(self, fence_id: str) -> bool:
         cover = self._covers.pop(fence_id, None)
@@ -213,8 +224,9 @@ class FenceIndex:
             self._interior_res[cells.cell_to_res(cell)] -= 1
         for cell in cover.boundary:
             _drop(self._boundary, cell, fence_id)
-        for cell in self._coarse_cells(cover):
-            _drop(self._coarse, cell, fence_id)
+        for level, table in self._near.items():
+            for cell in {cells.cell_to_parent(c, level) for c in cover.boundary}:
+                _drop(table, cell, fence_id)
         return True
 
     def _refresh_parent_res(self) -> None:

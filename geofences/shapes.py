@@ -68,7 +68,19 @@ def haversine_m(a: LatLng, b: LatLng) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(max(h, 0.0), 1.0)))
 
 
+def box_distance_floor_m(point: LatLng, bounds: tuple[float, float, float, float]) -> float:
+    """A lower bound of the distance from ``point`` to anything inside ``bounds`` (min_lon, min_lat, max_lon,
+    max_lat): cheap, for discarding far fences before the exact distance. It measures longitude at the highest
+    latitude involved (where degrees are shortest) and keeps a 1 % margin for the sphere."""
+    west, south, east, north = bounds
+    dlat = max(south - point.lat, 0.0, point.lat - north)
+    dlon = max(west - point.lon, 0.0, point.lon - east)
+    widest = min(max(abs(point.lat), abs(south), abs(north)), 90.0)
+    return 0.99 * METRES_PER_DEGREE * math.hypot(dlat, dlon * math.cos(math.radians(widest)))
+
+
 def _haversine(lat0: float, lon0: float, lats: Any, lons: Any) -> Any:
+
     phi0, phi = math.radians(lat0), np.radians(lats)
     dphi = phi - phi0
     dlmb = np.radians(lons) - math.radians(lon0)
