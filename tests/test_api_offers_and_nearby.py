@@ -185,3 +185,12 @@ def test_nearby_needs_an_app_key_and_valid_coordinates(client, cafe, app_key):
     )
     bad = client.get("/v1/nearby", params={"lat": 123.456, "lon": 678.9, "device_id": "d"}, headers=app_key)
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "lat"
+
+
+def test_metrics_count_requests_and_served_offers(client, cafe, alfama, app_key, clock):
+    new_offer(client, cafe, alfama)
+    nearby(client, app_key)
+    text = client.get("/metrics").text
+    assert "geotarget_nearby_requests_total 1" in text
+    assert "geotarget_offers_served_total 1" in text
+    assert "geotarget_fences 1" in text
