@@ -57,6 +57,7 @@ def require(*roles: Role) -> object:
 Admin = Annotated[Principal, require("admin")]
 Merchant = Annotated[Principal, require("merchant")]
 App = Annotated[Principal, require("app")]
+Reader = Annotated[Principal, require("merchant", "adops")]
 
 
 async def now() -> datetime:

@@ -152,3 +152,47 @@ class NearbyOut(BaseModel):
     offers: list[NearbyOffer]
     cell: str = Field(description="The H3 cell of the ping at the index resolution.")
     degraded: str | None = Field(default=None, description='"caps unavailable" when capped offers were withheld')
+
+
+class PingRow(BaseModel):
+    index: int
+    status: Literal["accepted", "rejected"]
+    event_id: str | None = None
+    stored: bool = False
+    error: ErrorDetail | None = None
+
+
+class PingsOut(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[PingRow]
+
+
+class ReachRow(BaseModel):
+    period: str
+    impressions: int | None
+    reach: int | None
+    avg_frequency: float | None
+    frequency: dict[str, int | None]
+    visitors: int | None
+    visits: int | None
+    visits_after_exposure: int | None
+    cap_blocked: int | None
+    suppressed: list[str]
+
+
+class ReachOut(BaseModel):
+    scope: dict[str, str]
+    timezone: str
+    from_: str = Field(alias="from")
+    to: str
+    granularity: Literal["day", "week"]
+    k: int
+    rows: list[ReachRow]
+
+
+class ErasedOut(BaseModel):
+    device_key: str
+    redis_keys: int
+    stream_entries: int
+    stored_events: int

@@ -5,6 +5,7 @@ built on them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -14,16 +15,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from geotarget.accounts import KeyCache
 from geotarget.caps import GlobalCaps
 from geotarget.catalog import Catalog
+from geotarget.events import Event
 from geotarget.fences import FenceService
 from geotarget.offers import OfferService
+from geotarget.pings import fences_inside
+from geotarget.report_service import ReportService
 from geotarget.serving import OfferServer
 from geotarget.settings import Settings
-from geotarget.store import database
+from geotarget.store import database, repository
 from geotarget.store.embedded_redis import EmbeddedRedis
+from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.event_stream import RedisStreamSink
 from geotarget.store.fence_sync import FenceFollower, RedisFenceNotifier
 from geotarget.store.redis_caps import RedisCapper
-from geotarget.store.redis_client import connect
+from geotarget.store.redis_client import connect, connect_blocking
+from geotarget.store.stream_consumer import ConsumerThread, StreamConsumer
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +46,17 @@ class Runtime:
     offers: OfferService
     server: OfferServer
     notifier: RedisFenceNotifier
+    events: ParquetEventStore
+    consumer: StreamConsumer
+    reports: ReportService
     keys: KeyCache = field(default_factory=KeyCache)
     follower: FenceFollower | None = None
+    consumer_thread: ConsumerThread | None = None
 
     embedded: EmbeddedRedis | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, settings: Settings, *, follow: bool = True) -> Runtime:
+    def open(cls, settings: Settings, *, follow: bool = True, consume: bool | None = None) -> Runtime:
         embedded = None
         redis_url = settings.redis_url
         if not redis_url:
@@ -72,19 +82,47 @@ class Runtime:
             settings.max_accuracy_m,
             settings.max_offers_per_merchant,
         )
+        events = ParquetEventStore(settings.events_root())
+        consumer = StreamConsumer(
+            connect_blocking(redis_url),
+            settings.redis_prefix,
+            events,
+            lambda batch: _fences_inside(catalog, factory, batch),
+            lambda: _erased(factory),
+        )
+        reports = ReportService(factory, events, settings.report_min_devices)
         runtime = cls(
-            settings, engine, factory, redis_url, client, catalog, fences, offers, server, notifier, embedded=embedded
+            settings,
+            engine,
+            factory,
+            redis_url,
+            client,
+            catalog,
+            fences,
+            offers,
+            server,
+            notifier,
+            events,
+            consumer,
+            reports,
+            embedded=embedded,
         )
         if follow:
             runtime.follower = FenceFollower(
                 redis_url, settings.redis_prefix, lambda: catalog.sync(factory), poll_s=settings.sync_poll_s
             )
             runtime.follower.start()
+        if settings.consume_in_serve if consume is None else consume:
+            runtime.consumer_thread = ConsumerThread(consumer)
+            runtime.consumer_thread.start()
         return runtime
 
     def close(self) -> None:
         if self.follower is not None:
             self.follower.stop()
+        if self.consumer_thread is not None:
+            self.consumer_thread.stop()
+        self.consumer.client.close()
         self.redis.close()
         self.notifier.client.close()
         self.engine.dispose()
@@ -105,3 +143,13 @@ class Runtime:
         except Exception as exc:
             checks["database"] = f"unavailable: {exc.__class__.__name__}"
         return checks
+
+
+def _fences_inside(catalog: Catalog, factory: sessionmaker[Session], batch: Sequence[Event]) -> list[list[str]]:
+    catalog.sync(factory)  # the consumer may run in its own process: see the newest fences first
+    return fences_inside(catalog.index, batch)
+
+
+def _erased(factory: sessionmaker[Session]) -> set[str]:
+    with factory() as session:
+        return repository.erased_devices(session)

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     global_cap_per_device_per_day: int | None = Field(default=None, ge=0)
     retention_days: int = Field(default=90, ge=1)
     max_offers_per_merchant: int = Field(default=2, ge=1, le=20)
+    consume_in_serve: bool = True
 
     redis_prefix: str = Field(default="gt", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     sync_poll_s: float = Field(default=1.0, gt=0)
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
         from geotarget.devices import load_or_create_secret
 
         return load_or_create_secret(self.data_dir / "device.secret")
+
+    def events_root(self) -> Path:
+        return self.events_path or self.data_dir / "events"
 
     def fence_limits(self) -> FenceLimits:
 

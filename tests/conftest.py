@@ -64,7 +64,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     with engine.begin() as connection:  # each test starts from empty tables
         connection.execute(
             sqlalchemy.text(
-                "DROP TABLE IF EXISTS api_keys, offers, geofences, changes, notes, merchants, alembic_version CASCADE"
+                "DROP TABLE IF EXISTS api_keys, offers, geofences, changes, notes, erasures, merchants, "
+                "alembic_version CASCADE"
             )
         )
     engine.dispose()
@@ -79,6 +80,7 @@ def make_settings(tmp_path: Path, redis_url: str, database_url: str, **overrides
         "database_url": database_url,
         "redis_prefix": f"t{secrets.token_hex(4)}",
         "sync_poll_s": 0.1,
+        "consume_in_serve": False,  # tests drive the consumer themselves (see test_events_and_reports.py)
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -165,7 +165,8 @@ def test_patch_pause_and_delete_take_effect_in_serving(client, cafe, alfama, app
     ],
 )
 def test_bad_offers_are_422_naming_the_field(client, cafe, alfama, body, field):
-    body["geofence_ids"] = [alfama if f == "FENCE" else f for f in body["geofence_ids"]]
+    body = {**body, "geofence_ids": [alfama if f == "FENCE" else f for f in body["geofence_ids"]]}
+
     response = client.post("/v1/offers", json=body, headers=cafe.headers)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field

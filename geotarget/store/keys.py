@@ -32,3 +32,8 @@ def device_pattern(prefix: str, device_key: str) -> str:
 def events_stream(prefix: str) -> str:
     """The Redis Stream that pings and impressions are appended to, for the event consumer."""
     return f"{prefix}:events"
+
+
+def consumer_lock(prefix: str) -> str:
+    """Held by the one process that moves the event stream into the event store."""
+    return f"{prefix}:consumer:lock"

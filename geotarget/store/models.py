@@ -102,3 +102,12 @@ class Note(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Erasure(Base):
+    """Devices erased on request: their events are dropped wherever they still arrive from."""
+
+    __tablename__ = "erasures"
+
+    device_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

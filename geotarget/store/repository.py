@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from geotarget.store.models import ApiKey, Change, Geofence, Merchant, Note, Offer
+from geotarget.store.models import ApiKey, Change, Erasure, Geofence, Merchant, Note, Offer
 
 
 def add_merchant(session: Session, merchant_id: str, name: str, timezone: str | None) -> Merchant:
@@ -155,3 +155,11 @@ def merchant_caps(session: Session, merchant_ids: set[str]) -> dict[str, int | N
         select(Merchant.id, Merchant.cap_per_device_per_day).where(Merchant.id.in_(sorted(merchant_ids)))
     ).all()
     return {merchant_id: cap for merchant_id, cap in rows}
+
+
+def add_erasure(session: Session, device_key: str) -> None:
+    session.merge(Erasure(device_key=device_key))
+
+
+def erased_devices(session: Session) -> set[str]:
+    return set(session.scalars(select(Erasure.device_key)).all())

@@ -1,0 +1,90 @@
+"""Reach reports: impressions, reach, frequency, visitors, visits, visits after exposure, cap-blocked serves.
+
+``assemble`` is pure: it turns long-form figures (each with the number of distinct devices behind it) into one
+row per period and applies k-anonymity: a figure computed from at least one but fewer than ``k`` devices is
+``null`` and named in ``suppressed``; it is never rounded or approximated. Zero needs no protection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal
+
+Granularity = Literal["day", "week"]
+BUCKETS = ("1", "2", "3", "4", "5+")
+
+
+@dataclass(frozen=True)
+class Figure:
+    period: date
+    metric: str
+    value: float
+    devices: int
+
+
+def periods(first: date, last: date, granularity: Granularity) -> list[date]:
+    """Every period start from ``first`` to ``last`` inclusive (weeks start on Monday)."""
+    if granularity == "week":
+        start, step = first - timedelta(days=first.weekday()), timedelta(days=7)
+    else:
+        start, step = first, timedelta(days=1)
+    out = []
+    while start <= last:
+        out.append(start)
+        start += step
+    return out
+
+
+def assemble(figures: Iterable[Figure], all_periods: list[date], k: int) -> list[dict[str, Any]]:
+    """One row per period, suppressed where fewer than ``k`` devices stand behind a figure.
+
+    >>> f = [Figure(date(2026, 11, 23), "impressions", 12, 9), Figure(date(2026, 11, 23), "frequency_1", 9, 9)]
+    >>> assemble(f, [date(2026, 11, 23)], k=10)[0]["suppressed"]
+    ['impressions', 'reach', 'avg_frequency', 'frequency']
+    """
+    by_period: dict[date, dict[str, Figure]] = {p: {} for p in all_periods}
+    for figure in figures:
+        by_period.setdefault(figure.period, {})[figure.metric] = figure
+    return [_row(period, by_period[period], k) for period in sorted(by_period)]
+
+
+def _hidden(figure: Figure | None, k: int) -> bool:
+    return figure is not None and 0 < figure.devices < k
+
+
+def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
+    suppressed: list[str] = []
+
+    def value(metric: str) -> int:
+        figure = found.get(metric)
+        return int(figure.value) if figure else 0
+
+    impressions = found.get("impressions")
+    reach = impressions.devices if impressions else 0
+    row: dict[str, Any] = {"period": period.isoformat()}
+    if _hidden(impressions, k):
+        row.update(impressions=None, reach=None, avg_frequency=None, frequency=dict.fromkeys(BUCKETS))
+        suppressed += ["impressions", "reach", "avg_frequency", "frequency"]
+    else:
+        histogram: dict[str, int | None] = {}
+        for n, label in enumerate(BUCKETS, start=1):
+            bucket = found.get(f"frequency_{n}")
+            histogram[label] = None if _hidden(bucket, k) else value(f"frequency_{n}")
+        if any(v is None for v in histogram.values()):
+            suppressed.append("frequency")
+        row.update(
+            impressions=value("impressions"),
+            reach=reach,
+            avg_frequency=round(value("linked_impressions") / reach, 3) if reach else None,
+            frequency=histogram,
+        )
+    for metric in ("visitors", "visits", "visits_after_exposure", "cap_blocked"):
+        if _hidden(found.get(metric), k):
+            row[metric] = None
+            suppressed.append(metric)
+        else:
+            row[metric] = value(metric)
+    row["suppressed"] = suppressed
+    return row

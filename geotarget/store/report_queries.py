@@ -1,0 +1,70 @@
+"""Runs the report SQL (``sql/*.sql``, loaded once) against the Parquet event store with DuckDB."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from geotarget.reports import Figure
+from geotarget.store.event_store import ParquetEventStore
+
+_REACH = (Path(__file__).parent / "sql" / "reach.sql").read_text()
+_HEATMAP = (Path(__file__).parent / "sql" / "heatmap.sql").read_text()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which impressions count and which fences' visitors count."""
+
+    offer_ids: tuple[str, ...] = ()
+    fence_ids: tuple[str, ...] = ()
+    merchant_id: str = ""
+    visit_fences: tuple[str, ...] = ()
+
+
+def reach_figures(
+    store: ParquetEventStore, scope: Scope, from_ts: datetime, to_ts: datetime, timezone: str, unit: str
+) -> list[Figure]:
+    if not store.has_data():
+        return []
+    params: dict[str, Any] = {
+        "glob": store.glob,
+        "from_ts": from_ts,
+        "to_ts": to_ts,
+        "tz": timezone,
+        "unit": unit,
+        "offer_ids": list(scope.offer_ids),
+        "fence_ids": list(scope.fence_ids),
+        "merchant_id": scope.merchant_id,
+        "visit_fences": list(scope.visit_fences),
+    }
+    with store.connect() as connection:
+        rows = connection.execute(_REACH, params).fetchall()
+    return [Figure(period, metric, float(value), int(devices)) for period, metric, value, devices in rows]
+
+
+def heatmap_rows(
+    store: ParquetEventStore,
+    bounds: tuple[float, float, float, float],
+    from_ts: datetime,
+    to_ts: datetime,
+    fence_id: str,
+) -> list[tuple[str, str, bool]]:
+    """(cell, device_key, inside the fence) for every distinct ping of a linked device in the box and window."""
+    if not store.has_data():
+        return []
+    west, south, east, north = bounds
+    params: dict[str, Any] = {
+        "glob": store.glob,
+        "from_ts": from_ts,
+        "to_ts": to_ts,
+        "west": west,
+        "south": south,
+        "east": east,
+        "north": north,
+        "fence_id": fence_id,
+    }
+    with store.connect() as connection:
+        return [(str(c), str(d), bool(i)) for c, d, i in connection.execute(_HEATMAP, params).fetchall()]

@@ -1,0 +1,99 @@
+-- Reach report over the Parquet event store, in long form: one row per (period, metric) with the figure and
+-- the number of distinct devices it was computed from (for k-suppression, which happens in Python).
+--
+-- $glob          the event files
+-- $from_ts/$to_ts the report window, UTC instants (to exclusive)
+-- $tz            IANA zone whose calendar defines the periods
+-- $unit          'day' or 'week' (ISO weeks, Monday first)
+-- $offer_ids, $fence_ids, $merchant_id   which impressions count ([] / '' = no restriction)
+-- $visit_fences  the fences whose visitors count
+--
+-- Events are deduplicated by event_id (delivery is at-least-once). A visit is a device's run of pings inside
+-- one fence with gaps under 30 minutes; it counts in the period where it starts. A visit after exposure
+-- starts within 7 days after an impression of the same scope to the same device.
+WITH raw AS (
+    SELECT * FROM read_parquet($glob, union_by_name = true)
+    WHERE ts >= $from_ts - INTERVAL 7 DAY AND ts < $to_ts
+),
+ev AS (
+    SELECT * FROM raw QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
+),
+scoped AS (
+    SELECT kind, device_key, ts, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE) AS period
+    FROM ev
+    WHERE kind IN ('impression', 'cap_blocked')
+      AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
+      AND (len($fence_ids) = 0 OR list_contains($fence_ids, fence_id))
+      AND ($merchant_id = '' OR merchant_id = $merchant_id)
+),
+impressions AS (
+    SELECT period, 'impressions' AS metric, count(*)::DOUBLE AS value,
+           count(DISTINCT NULLIF(device_key, '')) AS devices
+    FROM scoped WHERE kind = 'impression' AND ts >= $from_ts GROUP BY period
+),
+per_device AS (
+    SELECT period, device_key, count(*) AS n
+    FROM scoped WHERE kind = 'impression' AND ts >= $from_ts AND device_key <> '' GROUP BY period, device_key
+),
+linked AS (
+    SELECT period, 'linked_impressions' AS metric, sum(n)::DOUBLE AS value, count(*) AS devices
+    FROM per_device GROUP BY period
+),
+frequency AS (
+    SELECT period, 'frequency_' || CAST(least(n, 5) AS VARCHAR) AS metric, count(*)::DOUBLE AS value,
+           count(*) AS devices
+    FROM per_device GROUP BY period, least(n, 5)
+),
+blocked AS (
+    SELECT period, 'cap_blocked' AS metric, count(*)::DOUBLE AS value,
+           count(DISTINCT NULLIF(device_key, '')) AS devices
+    FROM scoped WHERE kind = 'cap_blocked' AND ts >= $from_ts GROUP BY period
+),
+inside AS (
+    SELECT device_key, ts, unnest(fences) AS fence
+    FROM ev WHERE kind = 'ping' AND device_key <> '' AND len(fences) > 0
+),
+inside_scope AS (
+    SELECT * FROM inside WHERE list_contains($visit_fences, fence)
+),
+marked AS (
+    SELECT device_key, fence, ts,
+           coalesce(ts - lag(ts) OVER (PARTITION BY device_key, fence ORDER BY ts) >= INTERVAL 30 MINUTE, true)
+               AS starts_visit
+    FROM inside_scope
+),
+visit_starts AS (
+    SELECT device_key, ts, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE) AS period
+    FROM marked WHERE starts_visit AND ts >= $from_ts
+),
+visitors AS (
+    SELECT CAST(date_trunc($unit, timezone($tz, ts)) AS DATE) AS period, 'visitors' AS metric,
+           count(DISTINCT device_key)::DOUBLE AS value, count(DISTINCT device_key) AS devices
+    FROM inside_scope WHERE ts >= $from_ts GROUP BY 1
+),
+visits AS (
+    SELECT period, 'visits' AS metric, count(*)::DOUBLE AS value, count(DISTINCT device_key) AS devices
+    FROM visit_starts GROUP BY period
+),
+exposed_visits AS (
+    SELECT v.period, v.device_key, v.ts
+    FROM visit_starts v
+    WHERE EXISTS (
+        SELECT 1 FROM scoped e
+        WHERE e.kind = 'impression' AND e.device_key = v.device_key
+          AND e.ts < v.ts AND v.ts <= e.ts + INTERVAL 7 DAY
+    )
+),
+after_exposure AS (
+    SELECT period, 'visits_after_exposure' AS metric, count(*)::DOUBLE AS value,
+           count(DISTINCT device_key) AS devices
+    FROM exposed_visits GROUP BY period
+)
+SELECT * FROM impressions
+UNION ALL SELECT * FROM linked
+UNION ALL SELECT * FROM frequency
+UNION ALL SELECT * FROM blocked
+UNION ALL SELECT * FROM visitors
+UNION ALL SELECT * FROM visits
+UNION ALL SELECT * FROM after_exposure
+ORDER BY period, metric

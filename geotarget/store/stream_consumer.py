@@ -1,0 +1,142 @@
+"""Moves events from the Redis Stream into the event store, at least once and never counted twice.
+
+One process at a time holds the consumer lock and reads the stream through a consumer group under a fixed
+consumer name. A batch is: read (first anything left pending by a writer that died, then new entries) → drop
+erased devices → note which fences each ping was inside → write one Parquet file per day → XACK and XDEL.
+A crash anywhere before XACK leaves the entries pending, and the next holder writes them again under the same
+file name; a crash after the write but before XACK writes a duplicate that readers drop by event id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from geotarget.events import Event
+from geotarget.store import keys
+from geotarget.store.event_store import ParquetEventStore, events_to_table
+
+log = logging.getLogger(__name__)
+GROUP = "event-store"
+CONSUMER = "writer"
+LOCK_MS = 15_000
+_RENEW = (Path(__file__).parent / "lua" / "renew_lock.lua").read_text()
+
+
+class StreamConsumer:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        store: ParquetEventStore,
+        fences_of: Callable[[Sequence[Event]], list[list[str]]],
+        erased: Callable[[], set[str]],
+        batch_size: int = 5_000,
+    ) -> None:
+        self.client = client
+        self.stream = keys.events_stream(prefix)
+        self.lock = keys.consumer_lock(prefix)
+        self.store = store
+        self.fences_of = fences_of
+        self.erased = erased
+        self.batch_size = batch_size
+        self.token = uuid.uuid4().hex
+        self._renew = client.register_script(_RENEW)
+        self._group_ready = False
+
+    def lead(self) -> bool:
+        """Take or keep the consumer lock; True while this process is the writer."""
+        if self._renew(keys=[self.lock], args=[self.token, LOCK_MS]):
+            return True
+        return bool(self.client.set(self.lock, self.token, nx=True, px=LOCK_MS))
+
+    def release(self) -> None:
+        if self.client.get(self.lock) == self.token:
+            self.client.delete(self.lock)
+
+    def poll(self, block_ms: int = 1_000) -> int:
+        """One batch; returns how many stream entries it settled (0 when there was nothing to do)."""
+        self._ensure_group()
+        entries = self._read("0", None) or self._read(">", block_ms)
+        if not entries:
+            return 0
+        ids = [entry_id for entry_id, _ in entries]
+        events: list[Event] = []
+        for entry_id, fields in entries:
+            try:
+                events.append(Event.from_json(fields["e"]))
+            except Exception:
+                log.warning("dropping malformed stream entry %s", entry_id)
+        gone = self.erased()
+        events = [e for e in events if not e.device_key or e.device_key not in gone]
+        if events:
+            table = events_to_table(events, self.fences_of(events))
+            self.store.write(table, batch=f"{ids[0]}_{ids[-1]}".replace("-", "."))
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xack(self.stream, GROUP, *ids)
+        pipe.xdel(self.stream, *ids)
+        pipe.execute()
+        return len(ids)
+
+    def drain(self) -> int:
+        """Settle everything currently in the stream (tests, CLI)."""
+        total = 0
+        while settled := self.poll(block_ms=1):
+            total += settled
+        return total
+
+    def _read(self, start: str, block_ms: int | None) -> list[tuple[str, dict[str, str]]]:
+        answer: Any = self.client.xreadgroup(
+            GROUP, CONSUMER, {self.stream: start}, count=self.batch_size, block=block_ms
+        )
+        if not answer:
+            return []
+        _, entries = answer[0]
+        return [(str(entry_id), fields) for entry_id, fields in entries if fields]
+
+    def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+
+class ConsumerThread:
+    """Runs a ``StreamConsumer`` in the background of a server process: it writes only while it holds the lock,
+    so with several workers exactly one of them moves events at a time."""
+
+    def __init__(self, consumer: StreamConsumer) -> None:
+        self.consumer = consumer
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        with contextlib.suppress(redis.RedisError):
+            self.consumer.release()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.consumer.lead():
+                    self.consumer.poll(block_ms=500)
+                else:
+                    self._stop.wait(2.0)
+            except Exception:
+                log.warning("event consumer fault; retrying", exc_info=True)
+                self._stop.wait(1.0)
