@@ -138,3 +138,113 @@ def import_fences(
                 table.add_row(str(r.index), r.error.field or "", r.error.message)
         console.print(table)
         raise typer.Exit(1)
+
+
+@app.command()
+def consume() -> None:
+    """Move events from the Redis stream into the event store, until stopped (SIGTERM/Ctrl-C)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    runtime = Runtime.open(Settings(), follow=False, consume=False)
+    settled = 0
+    try:
+        while not stop.is_set():
+            if runtime.consumer.lead():
+                settled += runtime.consumer.poll(block_ms=500)
+            else:
+                stop.wait(2.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.consumer.release()
+        runtime.close()
+        console.print(f"settled {settled:,} stream entries")
+
+
+@app.command()
+def report(
+    offer: Annotated[str | None, typer.Option(help="Offer id.")] = None,
+    fence: Annotated[str | None, typer.Option(help="Geofence id.")] = None,
+    merchant: Annotated[str | None, typer.Option(help="Merchant id.")] = None,
+    first: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD (inclusive).")] = None,
+    granularity: Annotated[str, typer.Option(help="day or week")] = "day",
+    output: Annotated[str, typer.Option("--format", help="table, csv, json or html")] = "table",
+) -> None:
+    """A reach report, as ad ops see it (k-suppressed)."""
+    import json
+    from datetime import UTC, date, datetime
+
+    from geotarget.report_service import ReportRequest, rows_to_csv
+
+    if granularity not in ("day", "week") or output not in ("table", "csv", "json", "html"):
+        raise typer.BadParameter("granularity is day|week; format is table|csv|json|html")
+    runtime = Runtime.open(Settings(), follow=False, consume=False)
+    try:
+        request = ReportRequest(
+            offer,
+            fence,
+            merchant,
+            date.fromisoformat(first) if first else None,
+            date.fromisoformat(last) if last else None,
+            granularity,  # type: ignore[arg-type]
+        )
+        result = runtime.reports.reach(request, None, datetime.now(UTC).date())
+    finally:
+        runtime.close()
+    rows = result["rows"]
+    if output == "json":
+        print(json.dumps(result, indent=2))
+    elif output == "csv":
+        print(rows_to_csv(rows), end="")
+    elif output == "html":
+        print(_html(result))
+    else:
+        table = Table(
+            "period",
+            "impr.",
+            "reach",
+            "avg f",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5+",
+            "visitors",
+            "visits",
+            "after exp.",
+            "blocked",
+            title=f"reach {result['scope']} ({result['timezone']})",
+        )
+        for row in rows:
+            f = row["frequency"]
+            table.add_row(
+                row["period"],
+                *(_show(row[c]) for c in ("impressions", "reach", "avg_frequency")),
+                *(_show(f[b]) for b in ("1", "2", "3", "4", "5+")),
+                *(_show(row[c]) for c in ("visitors", "visits", "visits_after_exposure", "cap_blocked")),
+            )
+        console.print(table)
+        console.print(f"— = suppressed (fewer than {result['k']} devices)")
+
+
+def _show(value: object) -> str:
+    return "—" if value is None else str(value)
+
+
+def _html(result: dict[str, object]) -> str:
+    from html import escape
+
+    from geotarget.report_service import rows_to_csv
+
+    lines = rows_to_csv(result["rows"]).strip().splitlines()  # type: ignore[arg-type]
+    head, *body = [line.split(",") for line in lines]
+    cells = "".join(f"<th>{escape(h)}</th>" for h in head)
+    rows = "".join("<tr>" + "".join(f"<td>{escape(c) or '—'}</td>" for c in r) + "</tr>" for r in body)
+    return (
+        f"<!doctype html><meta charset=utf-8><title>reach</title><h1>Reach {escape(str(result['scope']))}</h1>"
+        f"<table border=1><tr>{cells}</tr>{rows}</table><p>— = suppressed (fewer than {result['k']} devices)</p>"
+    )

@@ -89,7 +89,9 @@ class Runtime:
             events,
             lambda batch: _fences_inside(catalog, factory, batch),
             lambda: _erased(factory),
+            settings.consumer_batch_size,
         )
+
         reports = ReportService(factory, events, settings.report_min_devices)
         runtime = cls(
             settings,

@@ -1,0 +1,313 @@
+"""Events into the store and reach reports out, checked against figures computed independently with pandas on
+generated data (including duplicated deliveries and the k-suppression edges); pings through the API; erasure."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+import redis
+import shapely
+
+from api.deps import now
+from geotarget.devices import device_key
+from geotarget.events import Event, ping_event_id
+from tests.conftest import ADMIN, make_settings
+from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
+
+K = 5
+DAYS = [datetime(2026, 11, 20, tzinfo=UTC) + timedelta(days=d) for d in range(3)]  # Lisbon = UTC in November
+ALFAMA = shapely.geometry.shape(ALFAMA_CAFE["geometry"])
+
+
+@pytest.fixture
+def settings(tmp_path, redis_url, database_url):
+    return make_settings(tmp_path, redis_url, database_url, report_min_devices=K)
+
+
+@pytest.fixture
+def world(client, cafe, runtime):
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    offer = client.post("/v1/offers", json={"title": "latte", "geofence_ids": [fence]}, headers=cafe.headers).json()
+    return {"fence": fence, "offer": offer["id"], "merchant": cafe.id}
+
+
+def generated_events(world, secret: str, rng: random.Random) -> list[Event]:
+    """25 devices over 3 days: pings in and around the café with short and long gaps, impressions (day 3 only
+    for 3 devices, under k), cap-blocked serves, and limit-ad-tracking impressions without a device key."""
+    events: list[Event] = []
+    for d in range(25):
+        key = device_key(secret, f"device-{d}")
+        for day_index, day in enumerate(DAYS):
+            t = day + timedelta(hours=8, minutes=rng.randrange(600))
+            for _ in range(rng.randrange(0, 12)):
+                t += timedelta(minutes=rng.choice([5, 10, 20, 29, 31, 45, 90]))
+                inside = rng.random() < 0.6
+                lat = 38.71125 + (rng.uniform(-0.0002, 0.0002) if inside else rng.uniform(0.001, 0.003))
+                lon = -9.13015 + (rng.uniform(-0.0003, 0.0003) if inside else 0.0)
+                events.append(Event("ping", ping_event_id(key, t), t, key, lat, lon, "cell"))
+            impressions = rng.randrange(0, 7) if day_index < 2 else (rng.randrange(1, 7) if d < 3 else 0)
+            for _ in range(impressions):
+                at = day + timedelta(hours=7, minutes=rng.randrange(720))
+                events.append(
+                    Event(
+                        "impression",
+                        f"imp-{rng.getrandbits(64):x}",
+                        at,
+                        key,
+                        38.7112,
+                        -9.1301,
+                        "c",
+                        world["offer"],
+                        world["merchant"],
+                        world["fence"],
+                        True,
+                        0.0,
+                    )
+                )
+            if rng.random() < 0.3:
+                events.append(
+                    Event(
+                        "cap_blocked",
+                        f"blk-{rng.getrandbits(64):x}",
+                        day + timedelta(hours=9),
+                        key,
+                        38.7112,
+                        -9.1301,
+                        "c",
+                        world["offer"],
+                        world["merchant"],
+                        world["fence"],
+                    )
+                )
+    for i in range(4):
+        events.append(
+            Event(
+                "impression",
+                f"lmt-{i}",
+                DAYS[0] + timedelta(hours=10),
+                "",
+                38.7112,
+                -9.1301,
+                "c",
+                world["offer"],
+                world["merchant"],
+                world["fence"],
+                True,
+                0.0,
+            )
+        )
+    return events
+
+
+def expected_rows(events: list[Event], world, k: int) -> list[dict]:
+    """The report, computed without the product's SQL: pandas over the generated events, shapely for 'inside'."""
+    ev = pd.DataFrame([e.__dict__ for e in events]).drop_duplicates("event_id")
+    ev["day"] = ev["at"].dt.tz_convert("Europe/Lisbon").dt.date
+    rows = []
+    imp = ev[(ev.kind == "impression") & (ev.offer_id == world["offer"])]
+    linked_imp = imp[imp.device_key != ""]
+    pings = ev[(ev.kind == "ping") & (ev.device_key != "")].copy()
+    pings["inside"] = [ALFAMA.covers(shapely.Point(x, y)) for x, y in zip(pings.lon, pings.lat, strict=True)]
+    inside = pings[pings.inside].sort_values(["device_key", "at"])
+    gap = inside.groupby("device_key")["at"].diff()
+    starts = inside[gap.isna() | (gap >= pd.Timedelta(minutes=30))]
+    exposed = []
+    for _, visit in starts.iterrows():
+        mine = linked_imp[linked_imp.device_key == visit.device_key]
+        exposed.append(bool(((mine["at"] < visit["at"]) & (visit["at"] <= mine["at"] + pd.Timedelta(days=7))).any()))
+    starts = starts.assign(exposed=exposed)
+    for day in [d.date() for d in DAYS]:
+
+        def hide(value, devices):
+            return None if 0 < devices < k else value
+
+        day_imp, day_linked = imp[imp.day == day], linked_imp[linked_imp.day == day]
+        reach = day_linked.device_key.nunique()
+        counts = day_linked.groupby("device_key").size().clip(upper=5).value_counts()
+        histogram = {
+            label: hide(int(counts.get(n, 0)), int(counts.get(n, 0)))
+            for n, label in enumerate(["1", "2", "3", "4", "5+"], start=1)
+        }
+        blocked = ev[(ev.kind == "cap_blocked") & (ev.day == day)]
+        day_inside, day_starts = inside[inside.day == day], starts[starts.day == day]
+        after = day_starts[day_starts.exposed]
+        row = {
+            "period": day.isoformat(),
+            "impressions": hide(len(day_imp), reach),
+            "reach": hide(reach, reach),
+            "avg_frequency": hide(round(len(day_linked) / reach, 3) if reach else None, reach),
+            "frequency": histogram if not 0 < reach < k else dict.fromkeys(["1", "2", "3", "4", "5+"]),
+            "visitors": hide(day_inside.device_key.nunique(), day_inside.device_key.nunique()),
+            "visits": hide(len(day_starts), day_starts.device_key.nunique()),
+            "visits_after_exposure": hide(len(after), after.device_key.nunique()),
+            "cap_blocked": hide(len(blocked), blocked.device_key.nunique()),
+        }
+        rows.append(row)
+    return rows
+
+
+def test_reach_report_equals_an_independent_pandas_computation(client, cafe, runtime, world):
+    events = generated_events(world, runtime.server.device_secret, random.Random(20261123))
+    runtime.server.sink.append(events)
+    runtime.server.sink.append(events[::7])  # at-least-once: some events arrive twice
+    assert runtime.consumer.drain() == len(events) + len(events[::7])
+
+    report = client.get(
+        "/v1/reports/reach",
+        params={"offer_id": world["offer"], "from": "2026-11-20", "to": "2026-11-22"},
+        headers=cafe.headers,
+    )
+    assert report.status_code == 200, report.text
+    rows = report.json()["rows"]
+    for row in rows:
+        row.pop("suppressed")
+    assert rows == expected_rows(events, world, K)
+    day3 = report.json()["rows"][2]
+    assert day3["impressions"] is None and "reach" in day3["suppressed"]  # 3 devices < k = 5
+
+
+def test_k_suppression_edges_exactly_k_shows_k_minus_one_hides(client, cafe, runtime, world):
+    secret = runtime.server.device_secret
+    for devices, day in ((K, DAYS[0]), (K - 1, DAYS[1])):
+        runtime.server.sink.append(
+            [
+                Event(
+                    "impression",
+                    f"edge-{day.day}-{d}",
+                    day + timedelta(hours=12),
+                    device_key(secret, f"e{d}"),
+                    38.7,
+                    -9.1,
+                    "c",
+                    world["offer"],
+                    world["merchant"],
+                    world["fence"],
+                    True,
+                    0.0,
+                )
+                for d in range(devices)
+            ]
+        )
+    runtime.consumer.drain()
+    rows = client.get(
+        "/v1/reports/reach",
+        params={"offer_id": world["offer"], "from": "2026-11-20", "to": "2026-11-21"},
+        headers=cafe.headers,
+    ).json()["rows"]
+    assert (rows[0]["impressions"], rows[0]["reach"], rows[0]["suppressed"]) == (K, K, [])
+    assert rows[0]["frequency"]["1"] == K
+    assert (rows[1]["impressions"], rows[1]["reach"]) == (None, None)
+    assert rows[1]["suppressed"][:3] == ["impressions", "reach", "avg_frequency"]
+
+
+def test_csv_and_weekly_reports(client, cafe, runtime, world):
+    runtime.server.sink.append(generated_events(world, runtime.server.device_secret, random.Random(1)))
+    runtime.consumer.drain()
+    csv_text = client.get(
+        "/v1/reports/reach",
+        params={"offer_id": world["offer"], "from": "2026-11-20", "to": "2026-11-22", "format": "csv"},
+        headers=cafe.headers,
+    ).text
+    header, *lines = csv_text.strip().splitlines()
+    assert header.startswith("period,impressions,reach,avg_frequency,frequency_1")
+    assert [line.split(",")[0] for line in lines] == ["2026-11-20", "2026-11-21", "2026-11-22"]
+    weekly = client.get(
+        "/v1/reports/reach",
+        params={"offer_id": world["offer"], "from": "2026-11-20", "to": "2026-11-22", "granularity": "week"},
+        headers=cafe.headers,
+    ).json()["rows"]
+    assert [r["period"] for r in weekly] == ["2026-11-16"]  # the ISO week starting Monday 16 November
+
+
+def test_reports_are_tenant_scoped_and_adops_see_all(client, cafe, bakery, runtime, world):
+    blocked = client.get("/v1/reports/reach", params={"offer_id": world["offer"]}, headers=bakery.headers)
+    assert blocked.status_code == 404
+    mine = client.get("/v1/reports/reach", headers=cafe.headers).json()
+    assert mine["scope"] == {"merchant_id": cafe.id}
+    adops = client.post("/v1/apps", json={"name": "ops", "role": "adops"}, headers=ADMIN).json()["api_key"]
+    seen = client.get(
+        "/v1/reports/reach", params={"merchant_id": cafe.id}, headers={"Authorization": f"Bearer {adops}"}
+    )
+    assert seen.status_code == 200
+
+
+def test_pings_are_kept_by_index_idempotent_and_lmt_leaves_nothing(client, runtime, world):
+    app = client.post("/v1/apps", json={"name": "app"}, headers=ADMIN).json()["api_key"]
+    headers = {"Authorization": f"Bearer {app}"}
+    client.app.dependency_overrides[now] = lambda: datetime(2026, 11, 23, 12, tzinfo=UTC)
+    good = {"device_id": "phone", **INSIDE_ALFAMA_CAFE, "ts": "2026-11-23T10:00:00Z", "accuracy_m": 8}
+    body = {
+        "pings": [
+            good,
+            {**good, "lat": 123.456, "lon": 678.9},
+            {**good, "ts": "2026-11-23T10:00:00"},
+            {**good, "device_id": "private", "lmt": True},
+            good,
+        ]
+    }
+    answer = client.post("/v1/pings", json=body, headers=headers).json()
+    assert [r["status"] for r in answer["results"]] == ["accepted", "rejected", "rejected", "accepted", "accepted"]
+    assert answer["results"][1]["error"]["field"] == "pings[1].lat"
+    assert "offset" in answer["results"][2]["error"]["message"]
+    assert answer["results"][3]["stored"] is False
+    assert answer["results"][0]["event_id"] == answer["results"][4]["event_id"]  # same device, same instant
+    assert client.post("/v1/pings", json={**good, "ts": 1_795_000_000}, headers=headers).json()["accepted"] == 1
+    runtime.consumer.drain()
+    with runtime.events.connect() as db:
+        stored = db.execute(
+            f"SELECT count(DISTINCT event_id), list_sort(list_distinct(flatten(list(fences)))) "
+            f"FROM read_parquet('{runtime.events.glob}')"
+        ).fetchone()
+    assert stored[0] == 2
+    assert stored[1] == [world["fence"]]  # each ping is stored with the fences it was inside
+
+
+def test_erasing_a_device_leaves_nothing_behind(client, runtime, world):
+    secret = runtime.server.device_secret
+    key = device_key(secret, "erase-me")
+    at = DAYS[0] + timedelta(hours=9)
+    runtime.server.sink.append([Event("ping", ping_event_id(key, at), at, key, 38.7112, -9.1301, "c")])
+    runtime.consumer.drain()
+    runtime.server.sink.append(
+        [
+            Event(
+                "ping",
+                ping_event_id(key, at + timedelta(minutes=1)),
+                at + timedelta(minutes=1),
+                key,
+                38.7112,
+                -9.1301,
+                "c",
+            )
+        ]
+    )  # still queued
+    client.app.dependency_overrides[now] = lambda: datetime(2026, 11, 23, 8, tzinfo=UTC)
+    app = client.post("/v1/apps", json={"name": "app"}, headers=ADMIN).json()["api_key"]
+    client.get(
+        "/v1/nearby", params={**INSIDE_ALFAMA_CAFE, "device_id": "erase-me"}, headers={"Authorization": f"Bearer {app}"}
+    )
+    raw = redis.Redis.from_url(runtime.redis_url, decode_responses=True)
+    runtime.server.global_caps = type(runtime.server.global_caps)(per_device_per_day=100)
+
+    erased = client.delete("/v1/devices/erase-me", headers=ADMIN)
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["stored_events"] == 1 and erased.json()["stream_entries"] >= 1
+
+    runtime.server.sink.append(
+        [
+            Event(
+                "ping", ping_event_id(key, at + timedelta(hours=1)), at + timedelta(hours=1), key, 38.7112, -9.1301, "c"
+            )
+        ]
+    )  # arrives later
+    runtime.consumer.drain()
+    with runtime.events.connect() as db:
+        left = db.execute(
+            f"SELECT count(*) FROM read_parquet('{runtime.events.glob}') WHERE device_key = ?", [key]
+        ).fetchone()[0]
+    assert left == 0
+    assert list(raw.scan_iter(match=f"{runtime.settings.redis_prefix}:{{{key}}}:*")) == []
+    assert all(key not in str(fields) for _, fields in raw.xrange(f"{runtime.settings.redis_prefix}:events"))
