@@ -248,3 +248,35 @@ def _html(result: dict[str, object]) -> str:
         f"<!doctype html><meta charset=utf-8><title>reach</title><h1>Reach {escape(str(result['scope']))}</h1>"
         f"<table border=1><tr>{cells}</tr>{rows}</table><p>— = suppressed (fewer than {result['k']} devices)</p>"
     )
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or Parquet of pings")],
+) -> None:
+    """Load a bulk ping file (device_id, lat, lon, ts, accuracy_m?, lmt?) into the event store."""
+    from tqdm import tqdm
+
+    from geotarget.ingest import ingest_file
+    from geotarget.store import repository
+
+    runtime = Runtime.open(Settings(), follow=False, consume=False)
+    try:
+        with runtime.factory() as session:
+            erased = repository.erased_devices(session)
+        with tqdm(unit=" pings", unit_scale=True, desc=file.name) as bar:
+            summary = ingest_file(
+                file, runtime.events, runtime.server.device_secret, runtime.catalog.index, erased, progress=bar.update
+            )
+    except ValueError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    finally:
+        runtime.close()
+    console.print(
+        f"{summary.rows:,} rows: {summary.accepted:,} stored, {summary.dropped_lmt:,} limit-ad-tracking "
+        f"dropped, {sum(summary.rejected.values()):,} rejected"
+    )
+    for reason, count in summary.rejected.most_common():
+        if count:
+            console.print(f"  {count:>10,}  {reason}")

@@ -1,0 +1,123 @@
+"""`geotarget ingest`: bulk ping files, validated column-wise, each ping stored with the fences it was inside."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import shapely
+from typer.testing import CliRunner
+
+from geotarget.cli import app as cli
+from geotarget.ingest import ingest_file
+from geotarget.report_service import ReportRequest
+from tests.conftest import make_settings
+from tests.fixtures import ALFAMA_CAFE
+
+ALFAMA = shapely.geometry.shape(ALFAMA_CAFE["geometry"])
+
+
+def test_a_csv_with_good_and_bad_rows_is_stored_and_summarised(client, cafe, runtime, tmp_path):
+    client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers)
+    rows = [
+        ("phone-a", 38.71125, -9.13015, "2026-11-20T10:00:00Z", 5),  # inside the café
+        ("phone-a", 38.71125, -9.13015, "2026-11-20T10:00:00+00:00", 5),  # the same ping again
+        ("phone-b", 38.7200, -9.1400, "1795000000", 12),  # epoch seconds, outside
+        ("phone-c", 123.456, 678.9, "2026-11-20T10:00:00Z", 5),  # the impossible OpenRTB coordinates
+        ("phone-d", 38.71125, -9.13015, "2026-11-20 10:00:00", 5),  # no offset: whose clock?
+        ("phone-e", float("nan"), -9.13, "2026-11-20T10:00:00Z", 5),
+        ("", 38.71125, -9.13015, "2026-11-20T10:00:00Z", 5),
+        ("phone-f", 38.71125, -9.13015, "2026-11-20T10:05:00Z", -3),
+    ]
+    path = tmp_path / "pings.csv"
+    pd.DataFrame(rows, columns=["device_id", "lat", "lon", "ts", "accuracy_m"]).to_csv(path, index=False)
+    summary = ingest_file(path, runtime.events, "secret", runtime.catalog.index, set())
+    assert (summary.rows, summary.accepted) == (8, 3)
+    assert summary.rejected == {
+        "lat/lon outside ±90/±180": 1,
+        "ts not ISO 8601 with an offset, nor epoch seconds": 1,
+        "lat/lon not a finite number": 1,
+        "device_id missing or longer than 200": 1,
+        "accuracy_m outside 0–100,000": 1,
+        "device erased": 0,
+    } or dict(summary.rejected) | {"device erased": 0} == {
+        "lat/lon outside ±90/±180": 1,
+        "ts not ISO 8601 with an offset, nor epoch seconds": 1,
+        "lat/lon not a finite number": 1,
+        "device_id missing or longer than 200": 1,
+        "accuracy_m outside 0–100,000": 1,
+        "device erased": 0,
+    }
+    stored = (
+        pq.read_table(runtime.events.files()).to_pandas()
+        if len(runtime.events.files()) == 1
+        else pd.concat(pq.read_table(f).to_pandas() for f in runtime.events.files())
+    )
+    assert stored.event_id.nunique() == 2  # the repeated ping has the same id
+    for _, ping in stored.iterrows():
+        assert (len(ping.fences) > 0) == ALFAMA.covers(shapely.Point(ping.lon, ping.lat))
+
+
+def test_a_real_bus_track_makes_visits_at_a_stop(client, cafe, runtime, tmp_path, shared_data):
+    bus = pd.read_csv(shared_data / "liverpool_bus_route14_outbound.csv")
+    # The feed's clock is UK local time; in January that is UTC, so the offset can be stated.
+    pings = pd.DataFrame(
+        {
+            "device_id": "bus-" + bus.vehicle_id.astype(str),
+            "lat": bus.latitude,
+            "lon": bus.longitude,
+            "ts": bus.timestamp.str.replace(" ", "T") + "Z",
+        }
+    )
+    path = tmp_path / "bus.parquet"
+    pings.to_parquet(path)
+    stop = {
+        "type": "Feature",
+        "properties": {"name": "Queen Square stop", "radius_m": 150},
+        "geometry": {"type": "Point", "coordinates": [-2.925173, 53.44451]},
+    }
+    fence = client.post("/v1/geofences", json=stop, headers=cafe.headers).json()["id"]
+    summary = ingest_file(path, runtime.events, "secret", runtime.catalog.index, set())
+    assert summary.accepted == len(bus)
+    runtime.reports.k = 1
+    report = runtime.reports.reach(
+        ReportRequest(
+            geofence_id=fence, first=pd.Timestamp("2026-01-26").date(), last=pd.Timestamp("2026-01-26").date()
+        ),
+        None,
+        None,
+    )
+    row = report["rows"][0]
+    assert row["visitors"] == bus.vehicle_id.nunique()
+    assert row["visits"] >= row["visitors"]  # the buses pass the stop on several trips
+
+
+def test_the_cli_reports_a_missing_column(tmp_path, redis_url):
+    path = tmp_path / "bad.csv"
+    path.write_text("device,lat,lon,ts\nx,1,2,3\n")
+    settings = make_settings(tmp_path, redis_url, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    env = {f"GEOTARGET_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
+    result = CliRunner().invoke(cli, ["ingest", str(path)], env=env)
+    assert result.exit_code == 2
+    assert "missing column(s): device_id" in result.output
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_ingesting_a_file_twice_stores_each_ping_once_for_reports(client, cafe, runtime, tmp_path, suffix):
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    frame = pd.DataFrame(
+        {
+            "device_id": [f"d{i % 7}" for i in range(70)],
+            "lat": 38.71125,
+            "lon": -9.13015,
+            "ts": [f"2026-11-20T{8 + i // 60:02d}:{i % 60:02d}:00Z" for i in range(70)],
+        }
+    )
+    path = tmp_path / f"pings{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    for _ in range(2):
+        ingest_file(path, runtime.events, "secret", runtime.catalog.index, set())
+    runtime.reports.k = 1
+    day = pd.Timestamp("2026-11-20").date()
+    row = runtime.reports.reach(ReportRequest(geofence_id=fence, first=day, last=day), None, None)["rows"][0]
+    assert (row["visitors"], row["visits"]) == (7, 7)
