@@ -133,7 +133,6 @@ class PolygonShape:
         shapely.prepare(local)
         return lat0, lon0, k, local
 
-
     @cached_property
     def area_m2(self) -> float:
         return geodesic_area_m2(self.geometry)

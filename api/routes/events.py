@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
+from pydantic import BeforeValidator
 
 from api.deps import Admin, App, Now, Reader, RuntimeDep
 from api.errors import ERROR_RESPONSES, NOT_FOUND
@@ -18,6 +20,16 @@ from geotarget.privacy import erase_device
 from geotarget.report_service import ReportRequest, rows_to_csv
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+
+def _iso_day(value: object) -> object:
+    """Only ``YYYY-MM-DD``: pydantic would otherwise read ``0`` as 1970-01-01."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a date must be written YYYY-MM-DD")
+    return value
+
+
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]
 
 _PINGS_BODY = {
     "requestBody": {
@@ -84,8 +96,8 @@ def reach_report(
     offer_id: Annotated[str | None, Query(max_length=64)] = None,
     geofence_id: Annotated[str | None, Query(max_length=64)] = None,
     merchant_id: Annotated[str | None, Query(max_length=64)] = None,
-    from_: Annotated[date | None, Query(alias="from", description="first day (default: 29 days before 'to')")] = None,
-    to: Annotated[date | None, Query(description="last day, inclusive (default: today)")] = None,
+    from_: Annotated[IsoDay | None, Query(alias="from", description="first day (default: 29 days before 'to')")] = None,
+    to: Annotated[IsoDay | None, Query(description="last day, inclusive (default: today)")] = None,
     granularity: Literal["day", "week"] = "day",
     tz: Annotated[str | None, Query(max_length=64, description="calendar of the periods")] = None,
     format: Literal["json", "csv"] = "json",
@@ -107,8 +119,8 @@ def heatmap(
     at: Now,
     geofence_id: Annotated[str, Query(max_length=64)],
     res: Annotated[int, Query(ge=5, le=15)] = 9,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
+    from_: Annotated[IsoDay | None, Query(alias="from")] = None,
+    to: Annotated[IsoDay | None, Query()] = None,
 ) -> dict[str, Any]:
     """Pings, devices and visitors per H3 cell around a fence (cells under k devices are suppressed)."""
     viewer = principal.merchant_id if principal.role == "merchant" else None
