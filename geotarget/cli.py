@@ -280,3 +280,20 @@ def ingest(
     for reason, count in summary.rejected.most_common():
         if count:
             console.print(f"  {count:>10,}  {reason}")
+
+
+@app.command()
+def retention() -> None:
+    """Apply GEOTARGET_RETENTION_DAYS now: old raw pings become visit records (the consumer also does this
+    hourly)."""
+    from datetime import UTC, datetime
+
+    from geotarget.privacy import apply_retention
+
+    settings = Settings()
+    runtime = Runtime.open(settings, follow=False, consume=False)
+    try:
+        removed = apply_retention(runtime.events, settings.retention_days, datetime.now(UTC).date())
+    finally:
+        runtime.close()
+    console.print(f"removed {removed:,} raw pings older than {settings.retention_days} days")

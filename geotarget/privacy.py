@@ -7,7 +7,8 @@ keys (cap counters) and its entries still in the event stream, and rewrites the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -20,7 +21,7 @@ from geotarget.devices import device_key
 from geotarget.events import Event
 from geotarget.store import keys, repository
 from geotarget.store.database import transaction
-from geotarget.store.event_store import SCHEMA, ParquetEventStore
+from geotarget.store.event_store import SCHEMA, ParquetEventStore, events_to_table
 
 
 @dataclass(frozen=True)
@@ -68,25 +69,45 @@ def _belongs(fields: Any, key: str) -> bool:
         return False
 
 
+_VISITS_BEFORE = (Path(__file__).parent / "store" / "sql" / "visits_before.sql").read_text()
+
+
 def apply_retention(store: ParquetEventStore, retention_days: int, today: date) -> int:
-    """Delete raw pings older than ``retention_days``; impressions and cap-blocked records stay (they are the
-    figures reports are made of). Returns the pings removed."""
-    first_kept = today - timedelta(days=retention_days)
+    """Delete raw pings older than ``retention_days`` and keep what reports need of them: one ``visit`` record
+    per visit (device key, fence, start time; no position). Impressions and cap-blocked records stay. Returns
+    the number of pings removed."""
+    cutoff = datetime.combine(today - timedelta(days=retention_days), datetime.min.time(), tzinfo=UTC)
+    old = [p for p in store.files() if date.fromisoformat(p.parent.name.removeprefix("day=")) < cutoff.date()]
+    if not old:
+        return 0
+    with store.connect() as connection:
+        starts = connection.execute(_VISITS_BEFORE, {"glob": store.glob, "cutoff": cutoff}).fetchall()
+    visits = [
+        Event(
+            "visit",
+            f"v:{device}:{fence}:{ms}",
+            datetime.fromtimestamp(ms / 1000, UTC),
+            device,
+            0.0,
+            0.0,
+            "",
+            fence_id=fence,
+        )
+        for device, fence, ms in starts
+    ]
     removed = 0
-    for path in store.files():
-        day = date.fromisoformat(path.parent.name.removeprefix("day="))
-        if day >= first_kept:
-            continue
+    for path in old:
         table = pq.read_table(path, schema=SCHEMA)
-        pings = pc.equal(table["kind"], pa.scalar("ping"))
-        count = pc.sum(pings).as_py() or 0
-        if count:
-            kept = table.filter(pc.invert(pings))
-            if kept.num_rows:
-                temporary = path.with_name(f".{path.stem}.retention.tmp")
-                pq.write_table(kept, temporary, compression="zstd")
-                temporary.replace(path)
-            else:
-                path.unlink()
-            removed += count
+        raw = pc.is_in(table["kind"], value_set=pa.array(["ping", "visit"]))
+        count = pc.sum(pc.equal(table["kind"], pa.scalar("ping"))).as_py() or 0
+        kept = table.filter(pc.invert(raw))
+        if kept.num_rows:
+            temporary = path.with_name(f".{path.stem}.retention.tmp")
+            pq.write_table(kept, temporary, compression="zstd")
+            temporary.replace(path)
+        else:
+            path.unlink()
+        removed += count
+    if visits:
+        store.write(events_to_table(visits, [[v.fence_id] for v in visits]), batch="visits-retained")
     return removed

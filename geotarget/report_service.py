@@ -85,12 +85,8 @@ class ReportService:
         )
         features = []
         if found:
-            frame = pd.DataFrame(found, columns=["cell", "device_key", "inside"])
-            ints = np.array([cells.str_to_cell(c) for c in frame["cell"]], dtype=np.uint64)
-            index_res = cells.cell_to_res(cells.str_to_cell(frame["cell"].iloc[0]))
-            if res > index_res:
-                raise InvalidInput(f"res must be at most the index resolution {index_res}", "res")
-            frame["parent"] = cells.cells_to_parents(ints, res) if res < index_res else ints
+            frame = pd.DataFrame(found, columns=["lat", "lon", "device_key", "inside"])
+            frame["parent"] = cells.latlngs_to_cells(frame["lat"].to_numpy(), frame["lon"].to_numpy(), res)
             grouped = frame.groupby("parent").agg(pings=("device_key", "size"), devices=("device_key", "nunique"))
             visitors = frame[frame["inside"]].groupby("parent")["device_key"].nunique()
             for parent, figures in grouped.iterrows():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import redis
 from sqlalchemy import Engine
@@ -19,6 +20,7 @@ from geotarget.events import Event
 from geotarget.fences import FenceService
 from geotarget.offers import OfferService
 from geotarget.pings import fences_inside
+from geotarget.privacy import apply_retention
 from geotarget.report_service import ReportService
 from geotarget.serving import OfferServer
 from geotarget.settings import Settings
@@ -115,7 +117,9 @@ class Runtime:
             )
             runtime.follower.start()
         if settings.consume_in_serve if consume is None else consume:
-            runtime.consumer_thread = ConsumerThread(consumer)
+            runtime.consumer_thread = ConsumerThread(
+                consumer, lambda: apply_retention(events, settings.retention_days, datetime.now(UTC).date())
+            )
             runtime.consumer_thread.start()
         return runtime
 

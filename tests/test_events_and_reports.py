@@ -311,3 +311,52 @@ def test_erasing_a_device_leaves_nothing_behind(client, runtime, world):
     assert left == 0
     assert list(raw.scan_iter(match=f"{runtime.settings.redis_prefix}:{{{key}}}:*")) == []
     assert all(key not in str(fields) for _, fields in raw.xrange(f"{runtime.settings.redis_prefix}:events"))
+
+
+def test_retention_deletes_old_raw_pings_but_keeps_the_visit_figures(client, cafe, runtime, world):
+    from geotarget.privacy import apply_retention
+
+    events = generated_events(world, runtime.server.device_secret, random.Random(7))
+    runtime.server.sink.append(events)
+    runtime.consumer.drain()
+    params = {"offer_id": world["offer"], "from": "2026-11-20", "to": "2026-11-22"}
+    before = client.get("/v1/reports/reach", params=params, headers=cafe.headers).json()["rows"]
+
+    removed = apply_retention(runtime.events, retention_days=2, today=datetime(2026, 11, 23).date())
+    assert removed == sum(1 for e in events if e.kind == "ping" and e.at < datetime(2026, 11, 21, tzinfo=UTC))
+    with runtime.events.connect() as db:
+        old_pings = db.execute(
+            f"SELECT count(*) FROM read_parquet('{runtime.events.glob}') "
+            "WHERE kind = 'ping' AND ts < TIMESTAMPTZ '2026-11-21 00:00:00+00'"
+        ).fetchone()[0]
+    assert old_pings == 0
+    after = client.get("/v1/reports/reach", params=params, headers=cafe.headers).json()["rows"]
+    assert after == before
+    assert apply_retention(runtime.events, retention_days=2, today=datetime(2026, 11, 23).date()) == 0
+    assert client.get("/v1/reports/reach", params=params, headers=cafe.headers).json()["rows"] == before
+
+
+def test_heatmap_counts_cells_and_suppresses_thin_ones(client, cafe, runtime, world):
+    runtime.server.sink.append(generated_events(world, runtime.server.device_secret, random.Random(3)))
+    runtime.consumer.drain()
+    answer = client.get(
+        "/v1/reports/heatmap",
+        params={"geofence_id": world["fence"], "res": 9, "from": "2026-11-20", "to": "2026-11-22"},
+        headers=cafe.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    cells = answer.json()["features"]
+    assert cells and all(f["geometry"]["type"] == "Polygon" for f in cells)
+    for cell in cells:
+        p = cell["properties"]
+        assert p["suppressed"] == (p["devices"] is None)
+        if not p["suppressed"]:
+            assert p["devices"] >= K and p["pings"] >= p["devices"] >= p["visitors"]
+    assert any(not f["properties"]["suppressed"] and f["properties"]["visitors"] for f in cells)
+    other = client.post("/v1/merchants", json={"name": "Other"}, headers=ADMIN).json()["api_key"]
+    assert (
+        client.get(
+            "/v1/reports/heatmap", params={"geofence_id": world["fence"]}, headers={"Authorization": f"Bearer {other}"}
+        ).status_code
+        == 404
+    )

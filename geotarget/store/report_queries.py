@@ -51,8 +51,8 @@ def heatmap_rows(
     from_ts: datetime,
     to_ts: datetime,
     fence_id: str,
-) -> list[tuple[str, str, bool]]:
-    """(cell, device_key, inside the fence) for every distinct ping of a linked device in the box and window."""
+) -> list[tuple[float, float, str, bool]]:
+    """(lat, lon, device_key, inside the fence) for every distinct ping of a linked device in the box and window."""
     if not store.has_data():
         return []
     west, south, east, north = bounds
@@ -67,4 +67,5 @@ def heatmap_rows(
         "fence_id": fence_id,
     }
     with store.connect() as connection:
-        return [(str(c), str(d), bool(i)) for c, d, i in connection.execute(_HEATMAP, params).fetchall()]
+        rows = connection.execute(_HEATMAP, params).fetchall()
+    return [(float(lat), float(lon), str(d), bool(i)) for lat, lon, d, i in rows]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -114,10 +115,18 @@ class StreamConsumer:
 
 class ConsumerThread:
     """Runs a ``StreamConsumer`` in the background of a server process: it writes only while it holds the lock,
-    so with several workers exactly one of them moves events at a time."""
+    so with several workers exactly one of them moves events at a time. The holder also runs ``housekeeping``
+    (retention) once an hour."""
 
-    def __init__(self, consumer: StreamConsumer) -> None:
+    def __init__(
+        self,
+        consumer: StreamConsumer,
+        housekeeping: Callable[[], object] | None = None,
+        housekeeping_every_s: float = 3600.0,
+    ) -> None:
         self.consumer = consumer
+        self.housekeeping = housekeeping
+        self.housekeeping_every_s = housekeeping_every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
 
@@ -131,10 +140,14 @@ class ConsumerThread:
             self.consumer.release()
 
     def _run(self) -> None:
+        last_housekeeping = 0.0
         while not self._stop.is_set():
             try:
                 if self.consumer.lead():
                     self.consumer.poll(block_ms=500)
+                    if self.housekeeping and time.monotonic() - last_housekeeping >= self.housekeeping_every_s:
+                        last_housekeeping = time.monotonic()
+                        self.housekeeping()
                 else:
                     self._stop.wait(2.0)
             except Exception:

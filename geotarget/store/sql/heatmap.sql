@@ -1,9 +1,9 @@
 -- Pings of linked devices in a box and a window, deduplicated by event id, for the heatmap (aggregated and
--- k-suppressed in Python, where cells are also rolled up to coarser resolutions).
+-- k-suppressed in Python, at whatever H3 resolution was asked for).
 WITH ev AS (
     SELECT * FROM read_parquet($glob, union_by_name = true)
     WHERE kind = 'ping' AND device_key <> '' AND ts >= $from_ts AND ts < $to_ts
       AND lon BETWEEN $west AND $east AND lat BETWEEN $south AND $north
     QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
 )
-SELECT cell, device_key, list_contains(fences, $fence_id) AS inside FROM ev
+SELECT lat, lon, device_key, list_contains(fences, $fence_id) AS inside FROM ev

@@ -8,8 +8,9 @@
 -- $offer_ids, $fence_ids, $merchant_id   which impressions count ([] / '' = no restriction)
 -- $visit_fences  the fences whose visitors count
 --
--- Events are deduplicated by event_id (delivery is at-least-once). A visit is a device's run of pings inside
--- one fence with gaps under 30 minutes; it counts in the period where it starts. A visit after exposure
+-- Events are deduplicated by event_id (delivery is at-least-once). Pings older than the retention period are
+-- replaced by 'visit' records (one per visit, at its start), which count here like the pings they stood for.
+-- A visit is a device's run of pings inside one fence with gaps under 30 minutes; it counts in the period where it starts. A visit after exposure
 -- starts within 7 days after an impression of the same scope to the same device.
 WITH raw AS (
     SELECT * FROM read_parquet($glob, union_by_name = true)
@@ -51,7 +52,8 @@ blocked AS (
 ),
 inside AS (
     SELECT device_key, ts, unnest(fences) AS fence
-    FROM ev WHERE kind = 'ping' AND device_key <> '' AND len(fences) > 0
+    FROM ev WHERE kind IN ('ping', 'visit') AND device_key <> '' AND len(fences) > 0
+
 ),
 inside_scope AS (
     SELECT * FROM inside WHERE list_contains($visit_fences, fence)
