@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routes import accounts, events, geofences, health, offers, serving
+from api.routes import accounts, events, geofences, health, offers, pages, serving
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 
@@ -39,8 +39,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.runtime = runtime
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, accounts, geofences, offers, serving, events):
+    for module in (health, accounts, geofences, offers, serving, events, pages):
         app.include_router(module.router)
+    app.mount("/static", pages.static, name="static")
+
     return app
 
 

@@ -196,3 +196,32 @@ class ErasedOut(BaseModel):
     redis_keys: int
     stream_entries: int
     stored_events: int
+
+
+class ScopeMerchant(BaseModel):
+    id: str
+    name: str
+    timezone: str | None
+
+
+class ScopeFence(BaseModel):
+    id: str
+    name: str
+    merchant_id: str
+    timezone: str
+
+
+class ScopeOffer(BaseModel):
+    id: str
+    title: str
+    merchant_id: str
+    geofence_ids: list[str]
+    status: str
+
+
+class ScopesOut(BaseModel):
+    role: Literal["merchant", "adops"]
+
+    merchants: list[ScopeMerchant]
+    geofences: list[ScopeFence]
+    offers: list[ScopeOffer]

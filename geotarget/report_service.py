@@ -69,6 +69,34 @@ class ReportService:
             "rows": rows,
         }
 
+    def scopes(self, viewer_merchant: str | None) -> dict[str, list[dict[str, Any]]]:
+        """What the viewer may report on: every merchant, fence and offer for ad ops; its own for a merchant."""
+        with self.factory() as session:
+            if viewer_merchant is None:
+                merchants = list(repository.all_merchants(session))
+                fences, offers = repository.all_fences(session), repository.all_offers(session)
+            else:
+                merchant = repository.get_merchant(session, viewer_merchant)
+                merchants = [merchant] if merchant else []
+                fences = repository.list_fences(session, viewer_merchant)
+                offers = repository.list_offers(session, viewer_merchant)
+            return {
+                "merchants": [{"id": m.id, "name": m.name, "timezone": m.timezone} for m in merchants],
+                "geofences": [
+                    {"id": f.id, "name": f.name, "merchant_id": f.merchant_id, "timezone": f.timezone} for f in fences
+                ],
+                "offers": [
+                    {
+                        "id": o.id,
+                        "title": o.title,
+                        "merchant_id": o.merchant_id,
+                        "geofence_ids": list(o.geofence_ids),
+                        "status": o.status,
+                    }
+                    for o in offers
+                ],
+            }
+
     def heatmap(self, fence_id: str, viewer_merchant: str | None, first: date, last: date, res: int) -> dict[str, Any]:
         with self.factory() as session:
             fence = repository.fences_by_ids(session, [fence_id])

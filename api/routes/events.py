@@ -13,7 +13,7 @@ from pydantic import BeforeValidator
 
 from api.deps import Admin, App, Now, Reader, RuntimeDep
 from api.errors import ERROR_RESPONSES, NOT_FOUND
-from api.schemas import ErasedOut, FeatureCollectionOut, PingRow, PingsOut, ReachOut
+from api.schemas import ErasedOut, FeatureCollectionOut, PingRow, PingsOut, ReachOut, ScopesOut
 from geotarget.errors import InvalidInput
 from geotarget.pings import accept_pings
 from geotarget.privacy import erase_device
@@ -110,6 +110,13 @@ def reach_report(
     if format == "csv":
         return PlainTextResponse(rows_to_csv(report["rows"]), media_type="text/csv")
     return report
+
+
+@router.get("/reports/scopes", tags=["reports"], response_model=ScopesOut)
+def report_scopes(principal: Reader, runtime: RuntimeDep) -> dict[str, Any]:
+    """The merchants, fences and offers the caller may report on (ad ops: all; a merchant: its own)."""
+    viewer = principal.merchant_id if principal.role == "merchant" else None
+    return {"role": principal.role, **runtime.reports.scopes(viewer)}
 
 
 @router.get("/reports/heatmap", tags=["reports"], response_model=FeatureCollectionOut, responses=NOT_FOUND)

@@ -23,6 +23,10 @@ def get_merchant(session: Session, merchant_id: str) -> Merchant | None:
     return session.get(Merchant, merchant_id)
 
 
+def all_merchants(session: Session) -> Sequence[Merchant]:
+    return session.scalars(select(Merchant).order_by(Merchant.name, Merchant.id)).all()
+
+
 def find_merchant_by_name(session: Session, name: str) -> Merchant | None:
     return session.scalars(select(Merchant).where(Merchant.name == name).limit(1)).first()
 
