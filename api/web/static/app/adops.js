@@ -77,6 +77,8 @@
       renderTotals(report);
       renderCharts(report);
       renderTable(report);
+      document.getElementById("report-table").dataset.scope = params.toString().split("&")[0];
+
       document.getElementById("csv").disabled = false;
       setStatus(`${report.rows.length} ${report.granularity}(s) from ${report.from} to ${report.to}, calendar ${report.timezone}.`, "good");
       await renderHeatmap();
@@ -141,15 +143,22 @@
     const table = document.getElementById("report-table");
     const head = [...COLUMNS.map(([, label]) => label), ...BUCKETS.map((b) => `freq ${b}`)];
     table.tHead.replaceChildren(el("tr", {}, head.map((h) => el("th", {}, h))));
-    const cell = (value, key) =>
-      value === null
+    // null is either suppressed (named in row.suppressed) or undefined (average frequency of nobody).
+    const cell = (row, value, key, group = key) =>
+      value === null && row.suppressed.includes(group)
         ? el("td", { class: "suppressed", title: `suppressed: fewer than ${report.k} devices` }, "suppressed")
-        : el("td", { class: key === "period" ? "" : "num" }, fmt(value));
+        : el("td", { class: key === "period" ? "" : "num" }, value === null ? "–" : fmt(value));
     table.tBodies[0].replaceChildren(
       ...report.rows.map((row) =>
-        el("tr", {}, COLUMNS.map(([key]) => cell(row[key], key)), BUCKETS.map((b) => cell(row.frequency ? row.frequency[b] : null, b))),
+        el(
+          "tr",
+          {},
+          COLUMNS.map(([key]) => cell(row, row[key], key)),
+          BUCKETS.map((b) => cell(row, row.frequency ? row.frequency[b] : null, b, "frequency")),
+        ),
       ),
     );
+
     const hidden = report.rows.filter((r) => r.suppressed.length).length;
     document.getElementById("suppression-note").textContent = hidden
       ? `${hidden} ${report.granularity}(s) have figures from fewer than ${report.k} devices; they are shown as “suppressed” to protect privacy.`
