@@ -96,8 +96,11 @@ def _lookup(table: _Table, point_cells: npt.NDArray[np.uint64]) -> tuple[IntArra
     return point_rep, table.fences[np.repeat(starts, counts) + offsets]
 
 
-def query_many(index: FenceIndex, lats: npt.ArrayLike, lons: npt.ArrayLike) -> Matches:
-    """All (point, fence) memberships for arrays of points.
+def query_many(
+    index: FenceIndex, lats: npt.ArrayLike, lons: npt.ArrayLike, point_cells: npt.NDArray[np.uint64] | None = None
+) -> Matches:
+    """All (point, fence) memberships for arrays of points (``point_cells``: their cells at the index
+    resolution, when the caller has them already).
 
     >>> from geofences import CircleShape, LatLng
     >>> idx = FenceIndex(10)
@@ -109,8 +112,10 @@ def query_many(index: FenceIndex, lats: npt.ArrayLike, lons: npt.ArrayLike) -> M
     lat = np.asarray(lats, dtype=np.float64)
     lon = np.asarray(lons, dtype=np.float64)
     packed = _packed(index)
-    point_cells = cells.latlngs_to_cells(lat, lon, index.res)
+    if point_cells is None:
+        point_cells = cells.latlngs_to_cells(lat, lon, index.res)
     found_p, found_f = [], []
+
     p, f = _lookup(packed.interior, point_cells)
     found_p.append(p)
     found_f.append(f)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -11,9 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from geofences import FenceError
+from geofences import FenceError, LatLng
 from geofences.formats import read_features
-from geotarget.demo import EXAMPLE_POINT, load_demo_city
+from geotarget.demo import DEMO_CITY, EXAMPLE_POINT, load_demo_city
+from geotarget.demo_traffic import simulate_once
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 from geotarget.store import database
@@ -91,6 +93,12 @@ def _load_demo(settings: Settings, host: str, port: int) -> None:
     runtime = Runtime.open(settings, follow=False)
     try:
         keys = load_demo_city(runtime.factory, runtime.fences, runtime.offers)
+        runtime.catalog.sync(runtime.factory)
+        shops = [LatLng(s.lat, s.lon) for stores in DEMO_CITY.values() for s in stores]
+        with console.status("Simulating two weeks of foot traffic through the serving path…"):
+            sent = simulate_once(runtime.factory, runtime.server, shops, datetime.now(UTC))
+        if sent:
+            print(f"Sent {sent:,} simulated pings of demo phones; the reach dashboard (/adops) shows them.")
     finally:
         runtime.close()
     base = f"http://{host}:{port}"
@@ -106,6 +114,7 @@ def _load_demo(settings: Settings, host: str, port: int) -> None:
         f"  curl -H 'Authorization: Bearer {first_key}' {base}/v1/geofences\n"
         f"  curl -H 'Authorization: Bearer {first_key}' "
         f"'{base}/v1/geofences/contains?lat={lat}&lon={lon}&within_m=500'\n"
+        f"  Pages: {base}/merchant (merchant key), {base}/adops (adops key)\n"
         f"  API docs: {base}/docs"
     )
 
@@ -148,20 +157,15 @@ def consume() -> None:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    runtime = Runtime.open(Settings(), follow=False, consume=False)
-    settled = 0
+    runtime = Runtime.open(Settings(), follow=False, consume=True)  # the same loop as inside `serve`
     try:
-        while not stop.is_set():
-            if runtime.consumer.lead():
-                settled += runtime.consumer.poll(block_ms=500)
-            else:
-                stop.wait(2.0)
+        while not stop.wait(1.0):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
-        runtime.consumer.release()
         runtime.close()
-        console.print(f"settled {settled:,} stream entries")
+        console.print("event consumer stopped")
 
 
 @app.command()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -93,19 +94,23 @@ def prepare(frame: pd.DataFrame, secret: str, index: FenceIndex, erased: set[str
         summary.dropped_lmt += int((lmt & ok).sum())
         ok &= ~lmt
     keep = np.nonzero(ok)[0]
+    # Per distinct value only (devices, cells): HMAC and cell names; rows then take them by code.
     codes, uniques = pd.factorize(device.iloc[keep])
-    keys = np.array([device_key(secret, d) for d in uniques], dtype=object)[codes]
-    not_erased = ~np.isin(keys, list(erased)) if erased else np.ones(len(keep), dtype=bool)
-    summary.rejected["device erased"] += int((~not_erased).sum())
-    keep, keys = keep[not_erased], keys[not_erased]
+    unique_keys = np.array([device_key(secret, d) for d in uniques], dtype=object)
+    if erased:
+        not_erased = ~np.isin(unique_keys, list(erased))[codes]
+        summary.rejected["device erased"] += int((~not_erased).sum())
+        keep, codes = keep[not_erased], codes[not_erased]
     summary.accepted += len(keep)
+    keys = pa.array(unique_keys, pa.string()).take(pa.array(codes))
     lat, lon, accuracy = lat[keep], lon[keep], accuracy[keep]
-    at = ts.iloc[keep]
-    millis = (at.astype("int64") // 1_000_000).astype(str).to_numpy()  # ns → ms
+    nanos = ts.iloc[keep].dt.as_unit("ns").astype("int64").to_numpy()  # parsed text may come in another unit
+
+    millis = pa.array(nanos // 1_000_000).cast(pa.string())
     point_cells = cells.latlngs_to_cells(lat, lon, index.res)
     unique_cells, inverse = np.unique(point_cells, return_inverse=True)
-    cell_text = np.array([cells.cell_to_str(cells.Cell(int(c))) for c in unique_cells], dtype=object)[inverse]
-    matches = query_many(index, lat, lon)
+    cell_text = pa.array([cells.cell_to_str(cells.Cell(int(c))) for c in unique_cells], pa.string()).take(inverse)
+    matches = query_many(index, lat, lon, point_cells)
     fence_names = np.array(matches.fence_ids, dtype=object)
     offsets = np.searchsorted(matches.point, np.arange(len(keep) + 1))
     fences = pa.ListArray.from_arrays(
@@ -116,12 +121,12 @@ def prepare(frame: pd.DataFrame, secret: str, index: FenceIndex, erased: set[str
     return pa.table(
         {
             "kind": pa.array(["ping"] * m, pa.string()),
-            "event_id": pa.array("p:" + keys.astype(str) + ":" + millis, pa.string()),
-            "ts": pa.array(at.to_numpy(), pa.timestamp("us", tz="UTC")),
-            "device_key": pa.array(keys.astype(str), pa.string()),
+            "event_id": pc.binary_join_element_wise("p", keys, millis, ":"),
+            "ts": pa.array(nanos // 1_000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "device_key": keys,
             "lat": lat,
             "lon": lon,
-            "cell": pa.array(cell_text, pa.string()),
+            "cell": cell_text,
             "offer_id": empty,
             "merchant_id": empty,
             "fence_id": empty,

@@ -117,9 +117,13 @@ class Runtime:
             )
             runtime.follower.start()
         if settings.consume_in_serve if consume is None else consume:
-            runtime.consumer_thread = ConsumerThread(
-                consumer, lambda: apply_retention(events, settings.retention_days, datetime.now(UTC).date())
-            )
+
+            def housekeeping() -> None:
+                apply_retention(events, settings.retention_days, datetime.now(UTC).date())
+                events.compact(consumer.erased())
+
+            runtime.consumer_thread = ConsumerThread(consumer, housekeeping, linger_ms=settings.consumer_linger_ms)
+
             runtime.consumer_thread.start()
         return runtime
 

@@ -169,6 +169,43 @@ def test_reach_report_equals_an_independent_pandas_computation(client, cafe, run
     assert day3["impressions"] is None and "reach" in day3["suppressed"]  # 3 devices < k = 5
 
 
+def test_compaction_merges_small_files_without_changing_reports_and_keeps_erasures(client, cafe, runtime, world):
+    events = generated_events(world, runtime.server.device_secret, random.Random(7))
+    for start in range(0, len(events), 20):  # many small batches, as a trickle of traffic writes them
+        runtime.server.sink.append(events[start : start + 20])
+        runtime.consumer.drain()
+    params = {"offer_id": world["offer"], "from": "2026-11-20", "to": "2026-11-22"}
+    before = client.get("/v1/reports/reach", params=params, headers=cafe.headers).json()
+    files_before = len(runtime.events.files())
+    assert files_before > 3 * 16
+
+    erased = device_key(runtime.server.device_secret, "device-0")
+    merged = runtime.events.compact(erased=[erased])
+
+    assert len(runtime.events.files()) == 3  # one file per day
+    assert merged == files_before - 3
+    stored = pd.concat(pd.read_parquet(p) for p in runtime.events.files())
+    assert erased not in set(stored.device_key)
+    assert len(stored) == len(events) - sum(e.device_key == erased for e in events)
+    runtime.server.sink.append([e for e in events if e.device_key == erased])  # put device-0 back
+    runtime.consumer.drain()
+    after = client.get("/v1/reports/reach", params=params, headers=cafe.headers).json()
+    assert after == before
+
+
+def test_the_consumer_lingers_to_write_fewer_larger_files(runtime, world):
+    secret = runtime.server.device_secret
+    key = device_key(secret, "trickle")
+    at = DAYS[0] + timedelta(hours=9)
+    sink, consumer = runtime.server.sink, runtime.consumer
+    sink.append([Event("ping", ping_event_id(key, at), at, key, 38.7112, -9.1301, "c")])
+    for second in range(1, 6):
+        t = at + timedelta(seconds=second)
+        sink.append([Event("ping", ping_event_id(key, t), t, key, 38.7112, -9.1301, "c")])
+    assert consumer.poll(block_ms=10, linger_ms=300) == 6
+    assert len(runtime.events.files()) == 1
+
+
 def test_k_suppression_edges_exactly_k_shows_k_minus_one_hides(client, cafe, runtime, world):
     secret = runtime.server.device_secret
     for devices, day in ((K, DAYS[0]), (K - 1, DAYS[1])):

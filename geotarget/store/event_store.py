@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -77,11 +78,19 @@ class ParquetEventStore:
             return []
         table = table.cast(SCHEMA)
         batch = batch or uuid.uuid4().hex
-        days = pc.strftime(table["ts"], format="%Y-%m-%d", locale="C")
+        # Sort once by UTC day and write zero-copy slices: one pass, whatever the number of days.
+        micros = table["ts"].cast(pa.int64()).to_numpy()
+        day_numbers = micros // 86_400_000_000
+        order = np.argsort(day_numbers, kind="stable")
+        table, day_numbers = table.take(order), day_numbers[order]
+        starts = np.flatnonzero(np.r_[True, day_numbers[1:] != day_numbers[:-1]])
+        ends = np.r_[starts[1:], len(day_numbers)]
         written = []
-        for day in pc.unique(days).to_pylist():
-            part = table.filter(pc.equal(days, day))
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            part = table.slice(start, end - start)
+            day = (date(1970, 1, 1) + timedelta(days=int(day_numbers[start]))).isoformat()
             folder = self.root / f"day={day}"
+
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / f"{batch}.parquet"
             temporary = folder / f".{batch}.{uuid.uuid4().hex}.tmp"
@@ -114,6 +123,32 @@ class ParquetEventStore:
                 temporary.replace(path)
                 removed += count
         return removed
+
+    def compact(self, erased: Iterable[str] = (), min_files: int = 16) -> int:
+        """Merge each day's files into one where a day has ``min_files`` or more; returns files merged away.
+
+        Write the merged file first, then delete the parts: a reader in between sees rows twice, and reports count
+        every event once by its id. Run it only where events are written (the consumer's housekeeping), so no
+        batch lands in a day while it is being merged. Rows of ``erased`` devices are left out, so an erasure
+        that rewrote a part while it was being merged is not undone."""
+        gone = pa.array(sorted(set(erased)), type=pa.string())
+        merged = 0
+        for folder in sorted(self.root.glob("day=*")):
+            parts = sorted(folder.glob("*.parquet"))
+            if len(parts) < min_files:
+                continue
+            table = pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts])
+            if len(gone):
+                table = table.filter(pc.invert(pc.is_in(table["device_key"], value_set=gone)))
+
+            target = folder / f"compact-{uuid.uuid4().hex}.parquet"
+            temporary = folder / f".{target.stem}.tmp"
+            pq.write_table(table, temporary, compression="zstd")
+            temporary.replace(target)
+            for part in parts:
+                part.unlink()
+            merged += len(parts) - 1
+        return merged
 
     def delete_days_before(self, first_kept: date) -> list[str]:
         """Remove whole day partitions older than ``first_kept``; returns the days removed."""

@@ -62,12 +62,18 @@ class StreamConsumer:
         if self.client.get(self.lock) == self.token:
             self.client.delete(self.lock)
 
-    def poll(self, block_ms: int = 1_000) -> int:
-        """One batch; returns how many stream entries it settled (0 when there was nothing to do)."""
+    def poll(self, block_ms: int = 1_000, linger_ms: int = 0) -> int:
+        """One batch; returns how many stream entries it settled (0 when there was nothing to do).
+
+        After the first entry arrives, keep reading for up to ``linger_ms`` or until the batch is full, so a
+        steady trickle of events becomes a few larger files rather than very many tiny ones."""
         self._ensure_group()
         entries = self._read("0", None) or self._read(">", block_ms)
         if not entries:
             return 0
+        deadline = time.monotonic() + linger_ms / 1000
+        while len(entries) < self.batch_size and (left_ms := int((deadline - time.monotonic()) * 1000)) > 0:
+            entries += self._read(">", left_ms, self.batch_size - len(entries))
         ids = [entry_id for entry_id, _ in entries]
         events: list[Event] = []
         for entry_id, fields in entries:
@@ -93,9 +99,9 @@ class StreamConsumer:
             total += settled
         return total
 
-    def _read(self, start: str, block_ms: int | None) -> list[tuple[str, dict[str, str]]]:
+    def _read(self, start: str, block_ms: int | None, count: int | None = None) -> list[tuple[str, dict[str, str]]]:
         answer: Any = self.client.xreadgroup(
-            GROUP, CONSUMER, {self.stream: start}, count=self.batch_size, block=block_ms
+            GROUP, CONSUMER, {self.stream: start}, count=count or self.batch_size, block=block_ms
         )
         if not answer:
             return []
@@ -116,17 +122,19 @@ class StreamConsumer:
 class ConsumerThread:
     """Runs a ``StreamConsumer`` in the background of a server process: it writes only while it holds the lock,
     so with several workers exactly one of them moves events at a time. The holder also runs ``housekeeping``
-    (retention) once an hour."""
+    (retention, compaction) every ``housekeeping_every_s``."""
 
     def __init__(
         self,
         consumer: StreamConsumer,
         housekeeping: Callable[[], object] | None = None,
-        housekeeping_every_s: float = 3600.0,
+        housekeeping_every_s: float = 600.0,
+        linger_ms: int = 2_000,
     ) -> None:
         self.consumer = consumer
         self.housekeeping = housekeeping
         self.housekeeping_every_s = housekeeping_every_s
+        self.linger_ms = linger_ms
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
 
@@ -144,7 +152,8 @@ class ConsumerThread:
         while not self._stop.is_set():
             try:
                 if self.consumer.lead():
-                    self.consumer.poll(block_ms=500)
+                    self.consumer.poll(block_ms=500, linger_ms=self.linger_ms)
+
                     if self.housekeeping and time.monotonic() - last_housekeeping >= self.housekeeping_every_s:
                         last_housekeeping = time.monotonic()
                         self.housekeeping()

@@ -392,6 +392,9 @@
     if (windows.length) schedule.windows = windows;
     if (f.valid_from.value) schedule.valid_from = f.valid_from.value;
     if (f.valid_to.value) schedule.valid_to = f.valid_to.value;
+    const blackout = state.editingOffer && state.editingOffer.schedule && state.editingOffer.schedule.blackout_dates;
+    if (blackout && blackout.length) schedule.blackout_dates = blackout; // not in the form: keep what is stored
+
     const caps = {};
     for (const name of ["per_device_per_hour", "per_device_per_day", "per_device_per_week", "per_device_lifetime"]) {
       if (f[name].value !== "") caps[name] = Number(f[name].value);
