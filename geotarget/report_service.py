@@ -141,6 +141,8 @@ class ReportService:
             "features": features,
             "properties": {
                 "geofence_id": fence_id,
+                "fence": {"name": row.name, "geometry": row.geometry, "radius_m": row.radius_m},
+
                 "res": res,
                 "from": first.isoformat(),
                 "to": last.isoformat(),

@@ -390,6 +390,8 @@ def test_heatmap_counts_cells_and_suppresses_thin_ones(client, cafe, runtime, wo
         if not p["suppressed"]:
             assert p["devices"] >= K and p["pings"] >= p["devices"] >= p["visitors"]
     assert any(not f["properties"]["suppressed"] and f["properties"]["visitors"] for f in cells)
+    assert answer.json()["properties"]["fence"]["geometry"] == ALFAMA_CAFE["geometry"]
+
     other = client.post("/v1/merchants", json={"name": "Other"}, headers=ADMIN).json()["api_key"]
     assert (
         client.get(

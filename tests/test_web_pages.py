@@ -317,6 +317,8 @@ def test_adops_sees_charts_heatmap_and_table_from_the_event_store(site: str, pag
     assert histogram == [0, 5, 0, 0, 0]  # five devices saw it twice
     assert page.locator("#report-table tbody tr").count() == 30  # the default: the last 30 days
     page.wait_for_selector("path.heat-cell")
+    assert page.locator("path.heat-fence").count() == 1  # the fence's outline over its cells
+
     assert "cells" in page.inner_text("#heat-legend")
     page.screenshot(path=str(ARTIFACTS / "adops-report.png"), full_page=True)
 

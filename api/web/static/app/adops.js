@@ -214,11 +214,19 @@
           );
         },
       }).addTo(state.map);
+      const fenceShape = data.properties.fence;
+      const outline = { className: "heat-fence", color: "#1d4ed8", weight: 2, fill: false, interactive: false };
+      (fenceShape.geometry.type === "Point"
+        ? L.circle([fenceShape.geometry.coordinates[1], fenceShape.geometry.coordinates[0]], { ...outline, radius: fenceShape.radius_m })
+        : L.geoJSON(fenceShape.geometry, { style: () => outline })
+      ).addTo(state.heat);
       const hidden = data.features.length - values.length;
+
       legend.textContent = data.features.length
         ? `${data.features.length} cells; darkest = ${fmt(max)} ${metric}; ${hidden} grey dashed cell(s) suppressed (fewer than ${data.properties.k} devices).`
         : "No pings around this fence in the range.";
-      if (data.features.length) state.map.fitBounds(state.heat.getBounds(), { maxZoom: 17 });
+      state.map.fitBounds(state.heat.getBounds(), { maxZoom: 17 });
+
     } catch (err) {
       legend.textContent = `Heatmap unavailable: ${err.message}`;
     }
