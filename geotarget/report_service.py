@@ -142,7 +142,6 @@ class ReportService:
             "properties": {
                 "geofence_id": fence_id,
                 "fence": {"name": row.name, "geometry": row.geometry, "radius_m": row.radius_m},
-
                 "res": res,
                 "from": first.isoformat(),
                 "to": last.isoformat(),

@@ -7,6 +7,7 @@ map tile URL. Nothing is loaded from a CDN.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -32,26 +33,68 @@ _SECURITY_HEADERS = {
 }
 
 
+@dataclass(frozen=True)
+class Page:
+    title: str
+    key_label: str
+    styles: tuple[str, ...]
+    scripts: tuple[str, ...]
+
+
+_LEAFLET = "vendor/leaflet/leaflet"
+PAGES = {
+    "merchant": Page(
+        "merchant map",
+        "Merchant API key",
+        (f"{_LEAFLET}.css", "vendor/leaflet-geoman/leaflet-geoman.css", "app/style.css"),
+        (f"{_LEAFLET}.js", "vendor/leaflet-geoman/leaflet-geoman.js", "app/common.js", "app/merchant.js"),
+    ),
+    "adops": Page(
+        "reach dashboard",
+        "Ad-ops (or merchant) API key",
+        (f"{_LEAFLET}.css", "app/style.css"),
+        (f"{_LEAFLET}.js", "vendor/chart.js/chart.umd.min.js", "app/common.js", "app/adops.js"),
+    ),
+}
+
+
 @cache
 def _template(name: str) -> str:
     return (WEB / "templates" / name).read_text(encoding="utf-8")
 
 
-def _page(name: str, tile_url: str) -> HTMLResponse:
-    body = _template(name).replace("{{tile_url}}", html.escape(tile_url, quote=True))
+@cache
+def _render(name: str) -> str:
+    """The shared shell (head, header, login form) around the page's own body; the tile URL is filled per call."""
+    page = PAGES[name]
+    parts = {
+        "title": html.escape(page.title),
+        "key_label": html.escape(page.key_label),
+        "styles": "\n".join(f'  <link rel="stylesheet" href="/static/{s}">' for s in page.styles),
+        "scripts": "\n".join(f'  <script src="/static/{s}"></script>' for s in page.scripts),
+        "body": _template(f"{name}.html"),
+    }
+    text = _template("_shell.html")
+    for key, value in parts.items():
+        text = text.replace("{{" + key + "}}", value)
+    return text
+
+
+def _with_tiles(text: str, tile_url: str) -> HTMLResponse:
+    body = text.replace("{{tile_url}}", html.escape(tile_url, quote=True))
     return HTMLResponse(body, headers=_SECURITY_HEADERS)
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(runtime: RuntimeDep) -> HTMLResponse:
-    return _page("home.html", runtime.settings.tile_url)
+def home() -> HTMLResponse:
+    return HTMLResponse(_template("home.html"), headers=_SECURITY_HEADERS)
 
 
 @router.get("/merchant", response_class=HTMLResponse)
 def merchant_page(runtime: RuntimeDep) -> HTMLResponse:
-    return _page("merchant.html", runtime.settings.tile_url)
+    return _with_tiles(_render("merchant"), runtime.settings.tile_url)
 
 
 @router.get("/adops", response_class=HTMLResponse)
 def adops_page(runtime: RuntimeDep) -> HTMLResponse:
-    return _page("adops.html", runtime.settings.tile_url)
+    return _with_tiles(_render("adops"), runtime.settings.tile_url)
