@@ -4,6 +4,6 @@ WITH ev AS (
     SELECT * FROM read_parquet($glob, union_by_name = true)
     WHERE kind = 'ping' AND device_key <> '' AND ts >= $from_ts AND ts < $to_ts
       AND lon BETWEEN $west AND $east AND lat BETWEEN $south AND $north
-    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts, lat, lon) = 1
 )
 SELECT lat, lon, device_key, list_contains(fences, $fence_id) AS inside FROM ev

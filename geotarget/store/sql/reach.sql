@@ -17,7 +17,7 @@ WITH raw AS (
     WHERE ts >= $from_ts - INTERVAL 7 DAY AND ts < $to_ts
 ),
 ev AS (
-    SELECT * FROM raw QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
+    SELECT * FROM raw QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts, lat, lon) = 1
 ),
 scoped AS (
     SELECT kind, device_key, ts, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE) AS period

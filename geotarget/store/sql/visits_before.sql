@@ -3,7 +3,7 @@
 WITH ev AS (
     SELECT * FROM read_parquet($glob, union_by_name = true)
     WHERE kind IN ('ping', 'visit') AND device_key <> '' AND len(fences) > 0 AND ts < $cutoff
-    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts, lat, lon) = 1
 ),
 inside AS (
     SELECT device_key, ts, unnest(fences) AS fence FROM ev
