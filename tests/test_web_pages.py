@@ -185,6 +185,71 @@ def test_merchant_draws_a_fence_sees_its_cells_and_attaches_an_offer(site: str, 
     page.screenshot(path=str(ARTIFACTS / "merchant-offer.png"))
 
 
+def drag_on_map(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
+    points = [
+        page.evaluate(
+            "([lat, lon]) => { const p = geotarget.map.latLngToContainerPoint([lat, lon]);"
+            " const r = geotarget.map.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }",
+            list(latlng),
+        )
+        for latlng in (start, end)
+    ]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(
+            points[0][0] + (points[1][0] - points[0][0]) * step / 10,
+            points[0][1] + (points[1][1] - points[0][1]) * step / 10,
+        )
+    page.mouse.up()
+
+
+def test_merchant_draws_rectangles_and_circles_edits_one_and_deletes_another(site: str, page: Any) -> None:
+    key = admin(site, "/v1/merchants", {"name": "Shape Shop", "timezone": "Europe/Lisbon"})["api_key"]
+    page.on("dialog", lambda dialog: dialog.accept())  # "Delete the fence …?"
+    log_in(page, f"{site}/merchant", key)
+    lat, lon = LISBON
+    page.evaluate(f"geotarget.map.setView([{lat}, {lon}], 18)")
+    page.click(".leaflet-pm-icon-rectangle")
+    click_on_map(page, lat - 0.0003, lon - 0.0004)
+    click_on_map(page, lat + 0.0003, lon + 0.0004)
+    page.fill("#shape-name", "Shop floor")
+    page.click("#shape-save")
+    page.wait_for_selector("#fence-list li:has-text('Shop floor')")
+    page.click(".leaflet-pm-icon-circle")
+    click_on_map(page, lat + 0.0006, lon + 0.0008)
+    click_on_map(page, lat + 0.0006, lon + 0.0008 + 40 / (111_195 * 0.7817))  # about 40 m east
+    page.fill("#shape-name", "Terrace")
+    page.click("#shape-save")
+    page.wait_for_selector("#fence-list li:has-text('Terrace')")
+    fences = {f["properties"]["name"]: f for f in call(site, key, "GET", "/v1/geofences")["features"]}
+    assert fences["Terrace"]["geometry"]["type"] == "Point"
+    assert 38 < fences["Terrace"]["properties"]["radius_m"] < 42
+    assert fences["Shop floor"]["geometry"]["type"] == "Polygon"
+
+    page.click("#fence-list li:has-text('Shop floor')")
+    page.click(".leaflet-pm-icon-edit")
+    drag_on_map(page, (lat + 0.0003, lon + 0.0004), (lat + 0.0005, lon + 0.0006))  # pull the NE corner out
+    page.click(".leaflet-pm-icon-edit")  # leave edit mode
+    page.wait_for_selector("#shape-info:has-text('not saved yet')")
+    page.click("#shape-save")
+    page.wait_for_selector("#status:has-text('Saved fence “Shop floor”')")
+    moved = call(site, key, "GET", f"/v1/geofences/{fences['Shop floor']['id']}")
+    assert moved["properties"]["version"] == 2
+    assert moved["properties"]["area_m2"] > fences["Shop floor"]["properties"]["area_m2"] * 1.2
+    assert any(
+        abs(y - (lat + 0.0005)) < 2e-5 and abs(x - (lon + 0.0006)) < 2e-5
+        for x, y in moved["geometry"]["coordinates"][0]
+    )
+
+    page.click("#fence-list li:has-text('Terrace')")
+    page.click("#shape-delete")
+    page.wait_for_selector("#status:has-text('Deleted fence “Terrace”')")
+    assert [f["properties"]["name"] for f in call(site, key, "GET", "/v1/geofences")["features"]] == ["Shop floor"]
+    assert page.locator("#fence-list li").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "merchant-edited.png"))
+
+
 def test_merchant_sees_api_errors_beside_the_shape_and_the_field(site: str, page: Any) -> None:
     key = admin(site, "/v1/merchants", {"name": "Bow-tie Bakery"})["api_key"]
     log_in(page, f"{site}/merchant", key)
