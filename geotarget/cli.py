@@ -288,16 +288,21 @@ def ingest(
 
 @app.command()
 def retention() -> None:
-    """Apply GEOTARGET_RETENTION_DAYS now: old raw pings become visit records (the consumer also does this
-    hourly)."""
-    from datetime import UTC, datetime
-
+    """Apply GEOTARGET_RETENTION_DAYS now: old raw pings become visit records (a running consumer also does this
+    every 10 minutes). Takes the consumer lock, so it never rewrites files a consumer is merging."""
     from geotarget.privacy import apply_retention
 
     settings = Settings()
     runtime = Runtime.open(settings, follow=False, consume=False)
     try:
-        removed = apply_retention(runtime.events, settings.retention_days, datetime.now(UTC).date())
+        if not runtime.consumer.lead():
+            console.print("[yellow]an event consumer is running and applies retention itself; nothing done[/]")
+            raise typer.Exit(1)
+        try:
+            removed = apply_retention(runtime.events, settings.retention_days, datetime.now(UTC).date())
+        finally:
+            runtime.consumer.release()
     finally:
         runtime.close()
+
     console.print(f"removed {removed:,} raw pings older than {settings.retention_days} days")

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 import redis
 import shapely
+from typer.testing import CliRunner
 
 from api.deps import now
+from geotarget.cli import app as cli
 from geotarget.devices import device_key
 from geotarget.events import Event, ping_event_id
 from tests.conftest import ADMIN, make_settings
@@ -399,3 +401,15 @@ def test_heatmap_counts_cells_and_suppresses_thin_ones(client, cafe, runtime, wo
         ).status_code
         == 404
     )
+
+
+def test_retention_by_hand_waits_for_no_consumer_to_run(settings, runtime):
+    env = {f"GEOTARGET_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
+    assert runtime.consumer.lead()  # a consumer is at work
+    busy = CliRunner().invoke(cli, ["retention"], env=env)
+    assert busy.exit_code == 1 and "consumer is running" in busy.output
+    runtime.consumer.release()
+    done = CliRunner().invoke(cli, ["retention"], env=env)
+    assert done.exit_code == 0, done.output
+    assert "raw pings older than" in done.output
+    assert runtime.consumer.lead()  # the command gave the lock back
