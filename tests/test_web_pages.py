@@ -252,6 +252,8 @@ def test_merchant_draws_rectangles_and_circles_edits_one_and_deletes_another(sit
 
 def test_merchant_sees_api_errors_beside_the_shape_and_the_field(site: str, page: Any) -> None:
     key = admin(site, "/v1/merchants", {"name": "Bow-tie Bakery"})["api_key"]
+    page.on("dialog", lambda dialog: dialog.accept())
+
     log_in(page, f"{site}/merchant", key)
     page.evaluate(f"geotarget.map.setView([{LISBON[0]}, {LISBON[1]}], 17)")
     lat, lon = LISBON
@@ -269,7 +271,14 @@ def test_merchant_sees_api_errors_beside_the_shape_and_the_field(site: str, page
     assert call(site, key, "GET", "/v1/geofences")["features"] == []
     page.screenshot(path=str(ARTIFACTS / "merchant-shape-error.png"))
 
-    page.click("#shape-cancel")  # the shape goes; nothing was stored
+    page.click("#shape-repair")  # make_valid: the bow tie becomes two triangles
+    page.wait_for_selector("#fence-list li:has-text('multipolygon')")
+    (repaired,) = call(site, key, "GET", "/v1/geofences")["features"]
+    assert repaired["geometry"]["type"] == "MultiPolygon"
+    assert page.is_hidden("#shape-repair")
+    page.click("#shape-delete")  # with the confirmation accepted
+    page.wait_for_selector("#fence-list li.empty")
+
     page.click("#offer-new")
     page.fill("#offer-form [name=title]", "No fence chosen")
     page.click("#offer-save")

@@ -50,6 +50,7 @@
     layer.unbindTooltip();
     if (layer.setStyle) layer.setStyle(SHAPE_STYLE);
     document.getElementById("shape-error").textContent = "";
+    document.getElementById("shape-repair").hidden = true;
   }
 
   /** Put the API's message on the map beside the shape, at the vertex or spot it names when it names one. */
@@ -78,6 +79,8 @@
     document.querySelectorAll("#fence-list li").forEach((li) => li.classList.toggle("selected", li.dataset.id === fenceIdOf(layer)));
     const panel = document.getElementById("shape-panel");
     panel.hidden = !layer;
+    document.getElementById("shape-repair").hidden = true;
+
     if (state.cells) state.cells.remove();
     state.cells = null;
     if (!layer) return;
@@ -194,8 +197,8 @@
     select(layer);
   }
 
-  async function saveShape(event) {
-    event.preventDefault();
+  async function saveShape(event, repair = false) {
+    if (event) event.preventDefault();
     const layer = state.selected;
     if (!layer) return;
     const name = document.getElementById("shape-name").value.trim();
@@ -203,10 +206,11 @@
     const feature = featureOf(layer, name);
     const id = fenceIdOf(layer);
     clearShapeError(layer);
+    const query = repair ? "?repair=true" : "";
     try {
       const saved = id
-        ? await api(`/v1/geofences/${encodeURIComponent(id)}`, { method: "PATCH", json: { geometry: feature.geometry, properties: feature.properties } })
-        : await api("/v1/geofences", { method: "POST", json: feature });
+        ? await api(`/v1/geofences/${encodeURIComponent(id)}${query}`, { method: "PATCH", json: { geometry: feature.geometry, properties: feature.properties } })
+        : await api(`/v1/geofences${query}`, { method: "POST", json: feature });
       layer.remove();
       const fresh = addSaved(saved);
       renderFenceList();
@@ -214,6 +218,7 @@
       setStatus(`Saved fence “${saved.properties.name || saved.id}”.`, "good");
     } catch (err) {
       showShapeError(layer, err);
+      document.getElementById("shape-repair").hidden = err.code !== "invalid_geometry";
       setStatus("The fence was not saved.", "bad");
     }
   }
@@ -528,6 +533,8 @@
 
   document.getElementById("shape-form").addEventListener("submit", saveShape);
   document.getElementById("shape-cancel").addEventListener("click", discardShape);
+  document.getElementById("shape-repair").addEventListener("click", () => saveShape(null, true));
+
   document.getElementById("shape-delete").addEventListener("click", () => state.selected && deleteFence(state.selected));
   document.getElementById("upload-form").addEventListener("submit", upload);
   document.getElementById("offer-new").addEventListener("click", () => openOffer(null));
