@@ -131,43 +131,26 @@ class OfferServer:
                 )
             ]
         )
-        for s in served:
-            c = s.candidate
-            events.append(
-                Event(
-                    "impression",
-                    s.impression_id,
-                    query.at,
-                    linked,
-                    p.lat,
-                    p.lon,
-                    cell,
-                    c.offer.id,
-                    c.offer.merchant_id,
-                    c.fence_id,
-                    c.inside,
-                    c.distance_m,
-                    query.accuracy_m,
-                )
+
+        def about_offer(kind: str, event_id: str, c: Candidate) -> Event:
+            return Event(
+                kind,
+                event_id,
+                query.at,
+                linked,
+                p.lat,
+                p.lon,
+                cell,
+                c.offer.id,
+                c.offer.merchant_id,
+                c.fence_id,
+                c.inside,
+                c.distance_m,
+                query.accuracy_m,
             )
-        for c in blocked:
-            events.append(
-                Event(
-                    "cap_blocked",
-                    uuid.uuid4().hex,
-                    query.at,
-                    linked,
-                    p.lat,
-                    p.lon,
-                    cell,
-                    c.offer.id,
-                    c.offer.merchant_id,
-                    c.fence_id,
-                    c.inside,
-                    c.distance_m,
-                    query.accuracy_m,
-                )
-            )
+
+        events += [about_offer("impression", s.impression_id, s.candidate) for s in served]
+        events += [about_offer("cap_blocked", uuid.uuid4().hex, c) for c in blocked]
         try:
             self.sink.append(events)
         except Exception as exc:
