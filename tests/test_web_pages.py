@@ -214,8 +214,15 @@ def test_merchant_draws_rectangles_and_circles_edits_one_and_deletes_another(sit
     click_on_map(page, lat - 0.0003, lon - 0.0004)
     click_on_map(page, lat + 0.0003, lon + 0.0004)
     page.fill("#shape-name", "Shop floor")
+    page.fill("#shape-tags", "cafe, terrace")
+    page.fill("#shape-timezone", "Mars/Olympus_Mons")
+    page.click("#shape-save")
+    page.wait_for_selector("#shape-timezone.invalid")
+    assert "properties.timezone" in page.inner_text("#shape-error")
+    page.fill("#shape-timezone", "Atlantic/Azores")
     page.click("#shape-save")
     page.wait_for_selector("#fence-list li:has-text('Shop floor')")
+    assert page.locator("#shape-form .invalid").count() == 0
     page.click(".leaflet-pm-icon-circle")
     click_on_map(page, lat + 0.0006, lon + 0.0008)
     click_on_map(page, lat + 0.0006, lon + 0.0008 + 40 / (111_195 * 0.7817))  # about 40 m east
@@ -226,6 +233,9 @@ def test_merchant_draws_rectangles_and_circles_edits_one_and_deletes_another(sit
     assert fences["Terrace"]["geometry"]["type"] == "Point"
     assert 38 < fences["Terrace"]["properties"]["radius_m"] < 42
     assert fences["Shop floor"]["geometry"]["type"] == "Polygon"
+    assert fences["Shop floor"]["properties"]["tags"] == ["cafe", "terrace"]
+    assert fences["Shop floor"]["properties"]["timezone"] == "Atlantic/Azores"
+    assert fences["Terrace"]["properties"]["timezone"] == "Europe/Lisbon"  # derived from where it is
 
     page.click("#fence-list li:has-text('Shop floor')")
     page.click(".leaflet-pm-icon-edit")
@@ -236,6 +246,8 @@ def test_merchant_draws_rectangles_and_circles_edits_one_and_deletes_another(sit
     page.wait_for_selector("#status:has-text('Saved fence “Shop floor”')")
     moved = call(site, key, "GET", f"/v1/geofences/{fences['Shop floor']['id']}")
     assert moved["properties"]["version"] == 2
+    assert moved["properties"]["timezone"] == "Atlantic/Azores"  # kept as the form showed it
+
     assert moved["properties"]["area_m2"] > fences["Shop floor"]["properties"]["area_m2"] * 1.2
     assert any(
         abs(y - (lat + 0.0005)) < 2e-5 and abs(x - (lon + 0.0006)) < 2e-5

@@ -51,12 +51,16 @@
     if (layer.setStyle) layer.setStyle(SHAPE_STYLE);
     document.getElementById("shape-error").textContent = "";
     document.getElementById("shape-repair").hidden = true;
+    document.querySelectorAll("#shape-form .invalid").forEach((n) => n.classList.remove("invalid"));
+
   }
 
   /** Put the API's message on the map beside the shape, at the vertex or spot it names when it names one. */
   function showShapeError(layer, err) {
     const where = err.field ? ` (${err.field})` : "";
     document.getElementById("shape-error").textContent = `${err.message}${where}`;
+    const input = err.field && document.querySelector(`#shape-form [data-field="${err.field}"]`);
+    if (input) input.classList.add("invalid");
     if (layer.setStyle) layer.setStyle(ERROR_STYLE);
     let at = null;
     const near = /near \[(-?[\d.]+), (-?[\d.]+)\]/.exec(err.message);
@@ -87,6 +91,9 @@
     const id = fenceIdOf(layer);
     const feature = id ? state.fences.get(id) : null;
     document.getElementById("shape-name").value = feature ? feature.properties.name || "" : layer.gtName || "";
+    document.getElementById("shape-tags").value = feature ? (feature.properties.tags || []).join(", ") : "";
+    document.getElementById("shape-timezone").value = feature ? feature.properties.timezone || "" : "";
+
     document.getElementById("shape-delete").hidden = !id;
     document.getElementById("shape-save").textContent = id ? "Save changes" : "Save fence";
     describe(layer);
@@ -204,6 +211,11 @@
     const name = document.getElementById("shape-name").value.trim();
     layer.gtName = name;
     const feature = featureOf(layer, name);
+    feature.properties.tags = document.getElementById("shape-tags").value.split(",").map((t) => t.trim()).filter(Boolean);
+    // What the form shows is what is kept; an empty field lets the API derive the zone from the location.
+    const zone = document.getElementById("shape-timezone").value.trim();
+    if (zone) feature.properties.timezone = zone;
+
     const id = fenceIdOf(layer);
     clearShapeError(layer);
     const query = repair ? "?repair=true" : "";
