@@ -184,6 +184,17 @@ def test_merchant_draws_a_fence_sees_its_cells_and_attaches_an_offer(site: str, 
     ]
     page.screenshot(path=str(ARTIFACTS / "merchant-offer.png"))
 
+    page.click("#offer-list li:has-text('2-for-1 lattes')")  # edit it
+    assert page.input_value("#offer-form [name=per_device_per_day]") == "2"
+    assert page.input_value("#windows [data-part=start]") == "07:00"
+    page.fill("#offer-form [name=per_device_per_day]", "3")
+    page.uncheck("#offer-form [name=special]")
+    page.click("#offer-save")
+    page.wait_for_selector("#status:has-text('Saved offer')")
+    (edited,) = call(site, key, "GET", "/v1/offers")["offers"]
+    assert (edited["version"], edited["special"], edited["caps"]) == (2, False, {"per_device_per_day": 3})
+    assert edited["schedule"] == offer["schedule"]
+
 
 def drag_on_map(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
     points = [
