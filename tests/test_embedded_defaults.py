@@ -84,3 +84,30 @@ def _printed(process: subprocess.Popen[str], pattern: str) -> str:
         if found:
             return found.group(1)
     raise AssertionError(f"the demo printed nothing like {pattern!r}")
+
+
+def test_a_killed_owner_leaves_no_orphaned_redis(tmp_path):
+    owner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from geotarget.store.embedded_redis import EmbeddedRedis;"
+            f"print(EmbeddedRedis(Path({str(tmp_path)!r})).start(), flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    url = owner.stdout.readline().strip()
+    assert redis.Redis.from_url(url).ping()
+    owner.kill()  # SIGKILL: no atexit, no cleanup of its own
+    owner.wait()
+    owner.stdout.close()
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=0.2).ping()
+        except redis.ConnectionError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the Redis at {url} outlived the process that started it")

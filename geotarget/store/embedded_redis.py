@@ -7,8 +7,11 @@ protocol, Lua included) as a child process on a free loopback port, with nothing
 from __future__ import annotations
 
 import atexit
+import ctypes
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -50,6 +53,7 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout_s
@@ -82,6 +86,18 @@ class EmbeddedRedis:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the starting thread's process dies, so a parent
+    killed without running ``atexit`` (SIGKILL, an unhandled SIGTERM) leaves no orphaned server behind. It is
+    started from the main thread, whose end is the process's end."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _free_port() -> int:

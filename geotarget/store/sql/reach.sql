@@ -8,7 +8,8 @@
 -- $offer_ids, $fence_ids, $merchant_id   which impressions count ([] / '' = no restriction)
 -- $visit_fences  the fences whose visitors count
 --
--- Events are deduplicated by event_id (delivery is at-least-once). Pings older than the retention period are
+-- Events are deduplicated by event_id (delivery is at-least-once), after the scope's filters so that only the
+-- rows a report needs are sorted (every copy of an event carries the same scope fields). Pings older than the retention period are
 -- replaced by 'visit' records (one per visit, at its start), which count here like the pings they stood for.
 -- A visit is a device's run of pings inside one fence with gaps under 30 minutes; it counts in the period where it starts. A visit after exposure
 -- starts within 7 days after an impression of the same scope to the same device.
@@ -16,16 +17,14 @@ WITH raw AS (
     SELECT * FROM read_parquet($glob, union_by_name = true)
     WHERE ts >= $from_ts - INTERVAL 7 DAY AND ts < $to_ts
 ),
-ev AS (
-    SELECT * FROM raw QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts, lat, lon) = 1
-),
 scoped AS (
     SELECT kind, device_key, ts, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE) AS period
-    FROM ev
+    FROM raw
     WHERE kind IN ('impression', 'cap_blocked')
       AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
       AND (len($fence_ids) = 0 OR list_contains($fence_ids, fence_id))
       AND ($merchant_id = '' OR merchant_id = $merchant_id)
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts, lat, lon) = 1
 ),
 impressions AS (
     SELECT period, 'impressions' AS metric, count(*)::DOUBLE AS value,
@@ -50,14 +49,19 @@ blocked AS (
            count(DISTINCT NULLIF(device_key, '')) AS devices
     FROM scoped WHERE kind = 'cap_blocked' AND ts >= $from_ts GROUP BY period
 ),
-inside AS (
-    SELECT device_key, ts, unnest(fences) AS fence
-    FROM ev WHERE kind IN ('ping', 'visit') AND device_key <> '' AND len(fences) > 0
-
+visit_fence_set AS (
+    SELECT unnest($visit_fences) AS fence
+),
+inside_any AS (
+    SELECT event_id, device_key, ts, lat, lon, unnest(fences) AS fence
+    FROM raw WHERE kind IN ('ping', 'visit') AND device_key <> '' AND len(fences) > 0
 ),
 inside_scope AS (
-    SELECT * FROM inside WHERE list_contains($visit_fences, fence)
+    SELECT device_key, ts, fence
+    FROM inside_any WHERE fence IN (SELECT fence FROM visit_fence_set)  -- a hash join, whatever the list's length
+    QUALIFY row_number() OVER (PARTITION BY event_id, fence ORDER BY ts, lat, lon) = 1
 ),
+
 marked AS (
     SELECT device_key, fence, ts,
            coalesce(ts - lag(ts) OVER (PARTITION BY device_key, fence ORDER BY ts) >= INTERVAL 30 MINUTE, true)
