@@ -42,7 +42,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     for module in (health, accounts, geofences, offers, serving, events, pages):
         app.include_router(module.router)
     app.mount("/static", pages.static, name="static")
-
     return app
 
 

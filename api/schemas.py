@@ -221,7 +221,6 @@ class ScopeOffer(BaseModel):
 
 class ScopesOut(BaseModel):
     role: Literal["merchant", "adops"]
-
     merchants: list[ScopeMerchant]
     geofences: list[ScopeFence]
     offers: list[ScopeOffer]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,17 +59,14 @@ def simulate_once(
     server: OfferServer,
     shops: Sequence[LatLng],
     now: datetime,
-    progress: Callable[[int, int], object] | None = None,
 ) -> int:
     """Send the strolls through ``server`` unless done before; returns the number of pings sent."""
     with factory() as session:
         if repository.get_note(session, _NOTE):
             return 0
     pings = strolls(shops, now)
-    for n, (phone, point, at) in enumerate(pings, start=1):
+    for phone, point, at in pings:
         server.nearby(NearbyQuery(point, phone, at, accuracy_m=8.0))
-        if progress is not None and n % 1000 == 0:
-            progress(n, len(pings))
     with transaction(factory) as session:
         repository.set_note(session, _NOTE, now.isoformat())
     return len(pings)

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     max_offers_per_merchant: int = Field(default=2, ge=1, le=20)
     consume_in_serve: bool = True
     consumer_batch_size: int = Field(default=5_000, ge=1, le=100_000)
-    consumer_linger_ms: int = Field(default=2_000, ge=0, le=60_000)
+    consumer_linger_ms: int = Field(default=2_000, ge=0, le=10_000)  # well under the 15 s consumer lock
 
     redis_prefix: str = Field(default="gt", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     sync_poll_s: float = Field(default=1.0, gt=0)

@@ -66,6 +66,21 @@ def test_geotarget_demo_serves_the_demo_city_with_embedded_redis_and_sqlite(tmp_
         ).json()["offers"]
         assert "Free refill with any cake" in {o["title"] for o in offers}
 
+        # Two weeks of simulated foot traffic went through serving and the consumer: ad ops see reach at once.
+        adops_key = _printed(process, r"adops key:\s+(\S+)")
+        adops = {"Authorization": f"Bearer {adops_key}"}
+
+        scopes = httpx.get(f"{base}/v1/reports/scopes", headers=adops).json()
+        cafe = next(m["id"] for m in scopes["merchants"] if m["name"] == "Café Tejo")
+        deadline = time.monotonic() + 30
+        while True:
+            rows = httpx.get(f"{base}/v1/reports/reach", params={"merchant_id": cafe}, headers=adops).json()["rows"]
+            if sum(r["visitors"] or 0 for r in rows) and sum(r["impressions"] or 0 for r in rows):
+                break
+            assert time.monotonic() < deadline, rows[-3:]
+            time.sleep(0.5)
+        assert sum(1 for r in rows if r["visitors"]) >= 10  # most of the last two weeks
+
         assert (tmp_path / "data" / "geotarget.db").exists()
         assert (tmp_path / "data" / "admin.key").read_text().startswith("gt_admin_")
     finally:

@@ -90,7 +90,6 @@ class ParquetEventStore:
             part = table.slice(start, end - start)
             day = (date(1970, 1, 1) + timedelta(days=int(day_numbers[start]))).isoformat()
             folder = self.root / f"day={day}"
-
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / f"{batch}.parquet"
             temporary = folder / f".{batch}.{uuid.uuid4().hex}.tmp"
@@ -140,7 +139,6 @@ class ParquetEventStore:
             table = pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts])
             if len(gone):
                 table = table.filter(pc.invert(pc.is_in(table["device_key"], value_set=gone)))
-
             target = folder / f"compact-{uuid.uuid4().hex}.parquet"
             temporary = folder / f".{target.stem}.tmp"
             pq.write_table(table, temporary, compression="zstd")

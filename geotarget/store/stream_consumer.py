@@ -153,7 +153,6 @@ class ConsumerThread:
             try:
                 if self.consumer.lead():
                     self.consumer.poll(block_ms=500, linger_ms=self.linger_ms)
-
                     if self.housekeeping and time.monotonic() - last_housekeeping >= self.housekeeping_every_s:
                         last_housekeeping = time.monotonic()
                         self.housekeeping()

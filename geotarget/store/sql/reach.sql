@@ -9,10 +9,11 @@
 -- $visit_fences  the fences whose visitors count
 --
 -- Events are deduplicated by event_id (delivery is at-least-once), after the scope's filters so that only the
--- rows a report needs are sorted (every copy of an event carries the same scope fields). Pings older than the retention period are
--- replaced by 'visit' records (one per visit, at its start), which count here like the pings they stood for.
--- A visit is a device's run of pings inside one fence with gaps under 30 minutes; it counts in the period where it starts. A visit after exposure
--- starts within 7 days after an impression of the same scope to the same device.
+-- rows a report needs are sorted (every copy of an event carries the same scope fields; a ping counts inside a
+-- fence if any copy of it was). Pings older than the retention period are replaced by 'visit' records (one per
+-- visit, at its start), which count here like the pings they stood for.
+-- A visit is a device's run of pings inside one fence with gaps under 30 minutes; it counts in the period where
+-- it starts. A visit after exposure starts within 7 days after an impression of the same scope to the same device.
 WITH raw AS (
     SELECT * FROM read_parquet($glob, union_by_name = true)
     WHERE ts >= $from_ts - INTERVAL 7 DAY AND ts < $to_ts
@@ -61,7 +62,6 @@ inside_scope AS (
     FROM inside_any WHERE fence IN (SELECT fence FROM visit_fence_set)  -- a hash join, whatever the list's length
     QUALIFY row_number() OVER (PARTITION BY event_id, fence ORDER BY ts, lat, lon) = 1
 ),
-
 marked AS (
     SELECT device_key, fence, ts,
            coalesce(ts - lag(ts) OVER (PARTITION BY device_key, fence ORDER BY ts) >= INTERVAL 30 MINUTE, true)
