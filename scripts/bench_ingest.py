@@ -125,33 +125,19 @@ def main() -> None:
     print(f"disagreements with sjoin: {len(mine ^ theirs)} (of {len(theirs):,} inside-pairs); {len(order):,} pings")
 
     visit_fences = tuple(f"f{i}" for i in range(0, args.fences, 10))
+    what = f"visitors and visits of {len(visit_fences):,} fences over {summary.accepted:,} pings"
+    time_report(store, Scope(visit_fences=visit_fences), what)
+    time_report(store, Scope(fence_ids=("f0",), visit_fences=("f0",)), "one fence, what a merchant asks for")
+
+
+def time_report(store: ParquetEventStore, scope: Scope, what: str) -> None:
     started = time.perf_counter()
     figures = reach_figures(
-        store,
-        Scope(visit_fences=visit_fences),
-        datetime(2026, 10, 25, tzinfo=UTC),
-        datetime(2026, 11, 24, tzinfo=UTC),
-        "Europe/Helsinki",
-        "day",
+        store, scope, datetime(2026, 10, 25, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC), "Europe/Helsinki", "day"
     )
-    report_s = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     visitors = sum(f.value for f in figures if f.metric == "visitors")
-    print(
-        f"30-day reach report (visitors and visits of {len(visit_fences):,} fences over {summary.accepted:,} "
-        f"pings): {report_s:.1f} s; {visitors:,.0f} visitor-days"
-    )
-    started = time.perf_counter()
-    figures = reach_figures(
-        store,
-        Scope(fence_ids=("f0",), visit_fences=("f0",)),
-        datetime(2026, 10, 25, tzinfo=UTC),
-        datetime(2026, 11, 24, tzinfo=UTC),
-        "Europe/Helsinki",
-        "day",
-    )
-    one_s = time.perf_counter() - started
-    visitors = sum(f.value for f in figures if f.metric == "visitors")
-    print(f"30-day reach report of one fence (what a merchant asks for): {one_s:.1f} s; {visitors:,.0f} visitor-days")
+    print(f"30-day reach report ({what}): {seconds:.1f} s; {visitors:,.0f} visitor-days")
 
 
 if __name__ == "__main__":
