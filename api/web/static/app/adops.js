@@ -14,7 +14,7 @@
     ["visits_after_exposure", "visits after exposure"],
     ["cap_blocked", "cap-blocked"],
   ];
-  const state = { scopes: null, report: null, charts: {}, map: null, heat: null, query: null };
+  const state = { scopes: null, report: null, charts: {}, map: null, heat: null, query: null, reportTicket: 0, heatTicket: 0 };
 
   const isoDay = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
 
@@ -68,9 +68,11 @@
     document.getElementById("report-error").textContent = "";
     if (!document.getElementById("scope").value) return;
     const params = queryString();
+    const ticket = ++state.reportTicket;
     setStatus("Loading…");
     try {
       const report = await api(`/v1/reports/reach?${params}`);
+      if (ticket !== state.reportTicket) return; // a newer report was asked for meanwhile
       state.report = report;
       state.query = params;
       document.querySelectorAll(".unit").forEach((n) => (n.textContent = report.granularity));
@@ -78,7 +80,6 @@
       renderCharts(report);
       renderTable(report);
       document.getElementById("report-table").dataset.scope = params.toString().split("&")[0];
-
       document.getElementById("csv").disabled = false;
       setStatus(`${report.rows.length} ${report.granularity}(s) from ${report.from} to ${report.to}, calendar ${report.timezone}.`, "good");
       await renderHeatmap();
@@ -190,9 +191,10 @@
 
   async function renderHeatmap() {
     const fence = document.getElementById("heat-fence").value;
-    if (state.heat) state.heat.remove();
+    const ticket = ++state.heatTicket;
     const legend = document.getElementById("heat-legend");
     if (!fence || !state.query) {
+      if (state.heat) state.heat.remove();
       legend.textContent = "";
       return;
     }
@@ -200,6 +202,8 @@
     const metric = document.getElementById("heat-metric").value;
     try {
       const data = await api(`/v1/reports/heatmap?${params}`);
+      if (ticket !== state.heatTicket) return; // answers can arrive out of order: only the newest is drawn
+      if (state.heat) state.heat.remove();
       const values = data.features.filter((f) => !f.properties.suppressed).map((f) => f.properties[metric]);
       const max = Math.max(1, ...values);
       state.heat = L.geoJSON(data, {
@@ -221,12 +225,11 @@
         : L.geoJSON(fenceShape.geometry, { style: () => outline })
       ).addTo(state.heat);
       const hidden = data.features.length - values.length;
-
       legend.textContent = data.features.length
         ? `${data.features.length} cells; darkest = ${fmt(max)} ${metric}; ${hidden} grey dashed cell(s) suppressed (fewer than ${data.properties.k} devices).`
         : "No pings around this fence in the range.";
       state.map.fitBounds(state.heat.getBounds(), { maxZoom: 17 });
-
+      state.map.getContainer().dataset.fence = fence;
     } catch (err) {
       legend.textContent = `Heatmap unavailable: ${err.message}`;
     }

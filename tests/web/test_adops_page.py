@@ -1,0 +1,94 @@
+"""/adops in a real browser: after real /v1/nearby traffic went through the consumer into the event store, ad ops
+see the charts, the heatmap, the table, the CSV and suppressed figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.web.browsing import ARTIFACTS, LISBON, K, admin, call, log_in
+
+pytestmark = pytest.mark.slow
+
+
+def _serve_impressions(site: str, app_key: str, devices: list[str], times: int) -> None:
+    lat, lon = LISBON
+    for _ in range(times):
+        for device in devices:
+            answer = call(site, app_key, "GET", "/v1/nearby", params={"lat": lat, "lon": lon, "device_id": device})
+            assert answer["degraded"] is None and answer["offers"], answer
+
+
+def _wait_for_store(site: str, key: str, offer_id: str, stored: Callable[[list[dict[str, Any]]], bool]) -> None:
+    """The consumer writes in batches: wait until the report shows what was served."""
+    deadline = time.monotonic() + 30
+    while not stored(rows := call(site, key, "GET", "/v1/reports/reach", params={"offer_id": offer_id})["rows"]):
+        assert time.monotonic() < deadline, f"the consumer has not stored the impressions: {rows[-1]}"
+        time.sleep(0.3)
+
+
+def show_report(page: Any, scope: str) -> None:
+    page.select_option("#scope", scope)
+    page.click("#query button[type=submit]")
+    page.wait_for_selector(f"#report-table[data-scope='{scope}'] tbody tr")
+
+
+def test_adops_sees_charts_heatmap_and_table_from_the_event_store(site: str, page: Any) -> None:
+    merchant_key = admin(site, "/v1/merchants", {"name": "Reach Café", "timezone": "Europe/Lisbon"})["api_key"]
+    adops_key = admin(site, "/v1/apps", {"name": "ad ops", "role": "adops"})["api_key"]
+    app_key = admin(site, "/v1/apps", {"name": "reach app"})["api_key"]
+    lat, lon = LISBON
+    fence = call(
+        site,
+        merchant_key,
+        "POST",
+        "/v1/geofences",
+        json={
+            "type": "Feature",
+            "properties": {"name": "Reach Café", "radius_m": 60},
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        },
+    )
+    popular = call(site, merchant_key, "POST", "/v1/offers", json={"title": "Popular", "geofence_ids": [fence["id"]]})
+    _serve_impressions(site, app_key, [f"phone-{i}" for i in range(5)], times=2)
+    call(site, merchant_key, "PATCH", f"/v1/offers/{popular['id']}", json={"status": "paused"})
+    rare = call(site, merchant_key, "POST", "/v1/offers", json={"title": "Rare", "geofence_ids": [fence["id"]]})
+    _serve_impressions(site, app_key, ["phone-lonely"], times=1)
+    _wait_for_store(site, adops_key, popular["id"], lambda rows: sum(r["impressions"] or 0 for r in rows) == 10)
+    _wait_for_store(site, adops_key, rare["id"], lambda rows: any(r["impressions"] is None for r in rows))
+
+    log_in(page, f"{site}/adops", adops_key)
+    show_report(page, f"offer_id={popular['id']}")
+    page.wait_for_function("geotarget.charts && geotarget.charts['reach-chart']")
+    impressions = page.evaluate(
+        "geotarget.charts['reach-chart'].data.datasets[0].data.reduce((a, b) => a + (b || 0), 0)"
+    )
+    reach = page.evaluate("Math.max(...geotarget.charts['reach-chart'].data.datasets[1].data.map(v => v || 0))")
+    histogram = page.evaluate("geotarget.charts['frequency-chart'].data.datasets[0].data")
+    assert (impressions, reach) == (10, 5)
+    assert histogram == [0, 5, 0, 0, 0]  # five devices saw it twice
+    assert page.locator("#report-table tbody tr").count() == 30  # the default: the last 30 days
+    page.wait_for_selector(f"#map[data-fence='{fence['id']}']")  # the heatmap of this report's fence is drawn
+    page.wait_for_selector("path.heat-cell")
+
+    assert page.locator("path.heat-fence").count() == 1  # the fence's outline over its cells
+
+    assert "cells" in page.inner_text("#heat-legend")
+    page.screenshot(path=str(ARTIFACTS / "adops-report.png"), full_page=True)
+
+    with page.expect_download() as download:
+        page.click("#csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert sum(int(r["impressions"]) for r in rows if r["impressions"]) == 10
+    assert max(int(r["reach"] or 0) for r in rows) == 5
+
+    show_report(page, f"offer_id={rare['id']}")
+    assert page.locator("#report-table td.suppressed").count() > 0
+    assert f"fewer than {K} devices" in page.inner_text("#suppression-note")
+    page.screenshot(path=str(ARTIFACTS / "adops-suppressed.png"), full_page=True)
