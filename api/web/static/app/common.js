@@ -136,5 +136,5 @@ const GT = (() => {
     node.className = `status ${kind}`;
   }
 
-  return { api, ApiError, login, baseMap, el, fmt, setStatus };
+  return { api, login, baseMap, el, fmt, setStatus };
 })();
