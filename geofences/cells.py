@@ -33,6 +33,7 @@ __all__ = [
     "cells_to_parents",
     "compact_cells",
     "edge_length_m",
+    "estimate_cover_cells",
     "grid_disk",
     "latlng_to_cell",
     "latlngs_to_cells",
@@ -103,6 +104,17 @@ def str_to_cell(text: str) -> Cell:
     if not h3.is_valid_cell(value):
         raise ValueError(f"{text!r} is not an H3 cell")
     return Cell(value)
+
+
+def estimate_cover_cells(area_m2: float, perimeter_m: float, res: int) -> int:
+    """An upper estimate of how many cells at ``res`` cover a shape: its area in cells, plus one cell per edge
+    length of outline (a line crosses about one hexagon per 1.5 edge lengths). It comes from the shape's extent,
+    so a long thin strip of almost no area is priced at what covering it really costs.
+
+    >>> estimate_cover_cells(0.0, 111_000.0, 15) > 50_000
+    True
+    """
+    return int(area_m2 / cell_area_m2(res) + perimeter_m / edge_length_m(res)) + 1
 
 
 def cell_area_m2(res: int) -> float:

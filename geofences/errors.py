@@ -17,5 +17,9 @@ class FenceError(ValueError):
         self.message = message
         self.field = field
 
+    def __reduce__(self) -> tuple[type[FenceError], tuple[str, str, str | None]]:
+        """Keeps code and field when the error crosses a process boundary (fences are checked in a pool)."""
+        return (type(self), (self.code, self.message, self.field))
+
     def as_dict(self) -> dict[str, str | None]:
         return {"code": self.code, "message": self.message, "field": self.field}

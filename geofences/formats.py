@@ -1,4 +1,11 @@
-"""Read and write fence files: GeoJSON, KML, zipped Shapefile and GeoParquet, through geopandas.
+"""Read and write fence files: GeoJSON, KML, zipped Shapefile and GeoParquet.
+
+Uploads come from strangers, so no reader is ever asked what a file is. The server picks one of four parsers
+from the file's name (or, without a name, from its first bytes) and that parser accepts only its own format:
+GeoJSON through orjson, KML through ``defusedxml`` (``kml``), a Shapefile through pyshp from members read in
+memory out of a checked zip (``archives``), GeoParquet through pyarrow after its metadata has been sized up.
+GDAL never opens an upload, so its virtual file systems (``/vsicurl/``, ``/vsizip/``), VRT documents and
+driver guessing cannot be reached from one. GDAL only writes exports, from data the server made itself.
 
 Everything is reprojected to WGS84 on the way in. Circles leave as 64-vertex polygons in formats that have no
 circles, with ``radius_m`` kept as a property. Reading returns plain GeoJSON Feature dicts, so imported files go
@@ -7,20 +14,29 @@ through exactly the same validation as fences posted to the API.
 
 from __future__ import annotations
 
+import codecs
+import datetime as dt
 import io
-import json
+import itertools
 import math
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import geopandas as gpd
+import orjson
+import pyarrow.parquet as pq
+import shapefile
+from pyproj import CRS
 
+from geofences.archives import ArchiveLimits, read_members
 from geofences.errors import FenceError
+from geofences.kml import kml_to_features
 
-__all__ = ["FORMATS", "detect_format", "read_features", "write_features"]
+__all__ = ["FORMATS", "UploadLimits", "detect_format", "read_features", "write_features"]
 
 FORMATS = ("geojson", "kml", "shapefile", "geoparquet")
 _KML_NOISE = {
@@ -44,11 +60,19 @@ _SUFFIXES = {
     ".parquet": "geoparquet",
     ".geoparquet": "geoparquet",
 }
+_SHAPEFILE_PARTS = frozenset({".shp", ".shx", ".dbf", ".prj", ".cpg"})
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_features: int = 5_000
+    max_unpacked_bytes: int = 64 * 1024 * 1024
+    archive: ArchiveLimits = field(default_factory=ArchiveLimits)
 
 
 def detect_format(filename: str | None, data: bytes) -> str:
-    """Guess the format from the file name, falling back to the first bytes."""
-    suffix = Path(filename or "").suffix.lower()
+    """The format the server will read the file as: by the file name, else by the first bytes."""
+    suffix = PurePosixPath(filename or "").suffix.lower()
     if suffix in _SUFFIXES:
         return _SUFFIXES[suffix]
     head = data[:512].lstrip()
@@ -67,34 +91,158 @@ def detect_format(filename: str | None, data: bytes) -> str:
     )
 
 
-def read_features(data: bytes, filename: str | None = None) -> list[dict[str, Any]]:
+def read_features(data: bytes, filename: str | None = None, limits: UploadLimits | None = None) -> list[dict[str, Any]]:
     """Parse a fence file into GeoJSON Feature dicts in WGS84 (properties without NaN)."""
+    limits = limits or UploadLimits()
     fmt = detect_format(filename, data)
+    features = _READERS[fmt](data, limits)
+    if len(features) > limits.max_features:
+        raise FenceError(
+            "too_many_features", f"the file holds {len(features):,} features; at most {limits.max_features:,}", "file"
+        )
+    return [_clean(f) for f in features]
+
+
+def _geojson(data: bytes, _: UploadLimits) -> list[dict[str, Any]]:
     try:
-        frame = _read_frame(fmt, data)
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise FenceError("unreadable_file", f"the GeoJSON file is not valid JSON ({exc})", "file") from None
+    if not isinstance(document, dict):
+        raise FenceError("unreadable_file", "a GeoJSON file holds a FeatureCollection or a Feature", "file")
+    crs = document.get("crs")
+    if crs is not None and _crs_name(crs) not in (
+        "urn:ogc:def:crs:OGC:1.3:CRS84",
+        "EPSG:4326",
+        "urn:ogc:def:crs:EPSG::4326",
+    ):
+        raise FenceError("unsupported_crs", "GeoJSON must be in WGS84 longitude/latitude (RFC 7946)", "file.crs")
+    if document.get("type") == "Feature":
+        return [document]
+    features = document.get("features")
+    if document.get("type") != "FeatureCollection" or not isinstance(features, list):
+        raise FenceError("unreadable_file", "a GeoJSON file holds a FeatureCollection or a Feature", "file")
+    return [f if isinstance(f, dict) else {"type": None} for f in features]
+
+
+def _crs_name(crs: Any) -> str:
+    properties = crs.get("properties") if isinstance(crs, dict) else None
+    return str(properties.get("name", "")) if isinstance(properties, dict) else ""
+
+
+def _kml(data: bytes, _: UploadLimits) -> list[dict[str, Any]]:
+    return kml_to_features(data)
+
+
+def _shapefile(data: bytes, limits: UploadLimits) -> list[dict[str, Any]]:
+    members = read_members(data, _SHAPEFILE_PARTS, limits.archive)
+    shp = [name for name in members if name.endswith(".shp")]
+    if len(shp) != 1:
+        raise FenceError("bad_shapefile", f"the zip must hold exactly one .shp file, it holds {len(shp)}", "file")
+    stem = shp[0].removesuffix(".shp")
+    part = {suffix: members.get(stem + suffix) for suffix in _SHAPEFILE_PARTS}
+    encoding = (part[".cpg"] or b"utf-8").decode("ascii", "replace").strip() or "utf-8"
+    try:
+        reader = shapefile.Reader(
+            shp=io.BytesIO(part[".shp"] or b""),
+            shx=io.BytesIO(part[".shx"]) if part[".shx"] else None,
+            dbf=io.BytesIO(part[".dbf"]) if part[".dbf"] else None,
+            encoding=encoding if _known_encoding(encoding) else "utf-8",
+            encodingErrors="replace",
+        )
+        with reader:
+            records = reader.iterRecords() if part[".dbf"] else itertools.repeat(None)
+            features = [
+                {
+                    "type": "Feature",
+                    "properties": record.as_dict() if record is not None else {},
+                    "geometry": _as_lists(shape.__geo_interface__) if shape.shapeType else None,
+                }
+                for shape, record in _limited(zip(reader.iterShapes(), records, strict=False), limits.max_features)
+            ]
     except FenceError:
         raise
-    except Exception as exc:  # the drivers raise many kinds of errors for broken files
-        raise FenceError("unreadable_file", f"could not read the {fmt} file: {exc}", "file") from exc
+    except Exception as exc:  # pyshp raises many kinds of errors for broken files
+        raise FenceError("unreadable_file", f"could not read the shapefile ({exc})", "file") from None
+    prj = part[".prj"]
+    return _to_wgs84(features, prj.decode("utf-8", "replace") if prj else None)
+
+
+def _known_encoding(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
+
+
+def _limited(items: Iterable[Any], most: int) -> Iterable[Any]:
+    for n, item in enumerate(items):
+        if n >= most:
+            raise FenceError("too_many_features", f"the file holds more than {most:,} features", "file")
+        yield item
+
+
+def _geoparquet(data: bytes, limits: UploadLimits) -> list[dict[str, Any]]:
+    try:
+        metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+        unpacked = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+        if metadata.num_rows > limits.max_features:
+            raise FenceError(
+                "too_many_features",
+                f"the file holds {metadata.num_rows:,} features; at most {limits.max_features:,}",
+                "file",
+            )
+        if unpacked > limits.max_unpacked_bytes:
+            raise FenceError(
+                "file_too_large",
+                f"the file unpacks to {unpacked:,} bytes; at most {limits.max_unpacked_bytes:,} are read",
+                "file",
+            )
+        frame = gpd.read_parquet(io.BytesIO(data))
+    except FenceError:
+        raise
+    except Exception as exc:  # pyarrow and geopandas raise many kinds of errors for broken files
+        raise FenceError("unreadable_file", f"could not read the GeoParquet file ({exc})", "file") from None
     if frame.crs is not None and frame.crs.to_epsg() != 4326:
         frame = frame.to_crs(4326)
-    return [_clean(f) for f in frame.iterfeatures(na="null", drop_id=True)]
+    return _frame_features(frame)
 
 
-def _read_frame(fmt: str, data: bytes) -> gpd.GeoDataFrame:
-    if fmt == "geoparquet":
-        return gpd.read_parquet(io.BytesIO(data))
-    if fmt == "shapefile":
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-            shp = [n for n in archive.namelist() if n.lower().endswith(".shp") and not n.startswith("__MACOSX")]
-            if len(shp) != 1:
-                raise FenceError(
-                    "bad_shapefile", f"the zip must hold exactly one .shp file, it holds {len(shp)}", "file"
-                )
-            archive.extractall(tmp)
-            return gpd.read_file(Path(tmp) / shp[0], engine="pyogrio")
-    return gpd.read_file(io.BytesIO(data), engine="pyogrio", driver="KML" if fmt == "kml" else None)
+def _frame_features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    return [{**f, "geometry": _as_lists(f["geometry"])} for f in frame.iterfeatures(na="null", drop_id=True)]
+
+
+def _as_lists(geometry: Any) -> Any:
+    """GeoJSON with tuples and numpy numbers (as geopandas and pyshp give it) as plain lists and floats."""
+    return None if geometry is None else orjson.loads(orjson.dumps(geometry, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def _to_wgs84(features: list[dict[str, Any]], wkt: str | None) -> list[dict[str, Any]]:
+    """Reproject features whose ``.prj`` names another CRS (the geometry travels through shapely)."""
+    if wkt is None:
+        return features
+    try:
+        crs = CRS.from_wkt(wkt)
+    except Exception as exc:  # pyproj.exceptions.CRSError and friends
+        raise FenceError(
+            "unsupported_crs", f"the .prj file is not a coordinate system pyproj knows ({exc})", "file"
+        ) from None
+    if crs.to_epsg() == 4326 or crs.equals(CRS.from_epsg(4326), ignore_axis_order=True):
+        return features
+    try:
+        frame = gpd.GeoDataFrame.from_features(features, crs=crs).to_crs(4326)
+    except Exception as exc:
+        raise FenceError("unreadable_file", f"could not reproject the shapefile to WGS84 ({exc})", "file") from None
+    return _frame_features(frame)
+
+
+_READERS: dict[str, Callable[[bytes, UploadLimits], list[dict[str, Any]]]] = {
+    "geojson": _geojson,
+    "kml": _kml,
+    "shapefile": _shapefile,
+    "geoparquet": _geoparquet,
+}
 
 
 def _plain(value: Any) -> Any:
@@ -103,22 +251,22 @@ def _plain(value: Any) -> Any:
         value = value.tolist()
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
     return value
 
 
 def _clean(feature: dict[str, Any]) -> dict[str, Any]:
-    props = {k: _plain(v) for k, v in (feature.get("properties") or {}).items()}
+    raw = feature.get("properties")
+    if not isinstance(raw, dict):
+        return feature  # the fence rules say what is wrong with it
+    props = {k: _plain(v) for k, v in raw.items()}
     if "name" not in props and isinstance(props.get("Name"), str):
         props["name"] = props.pop("Name")
     if isinstance(props.get("tags"), str):
         props["tags"] = [t.strip() for t in props["tags"].split(",") if t.strip()]
     props = {k: v for k, v in props.items() if v is not None and k not in _KML_NOISE}
-    geometry = feature.get("geometry")
-    return {
-        "type": "Feature",
-        "properties": props,
-        "geometry": json.loads(json.dumps(geometry)) if geometry else None,
-    }
+    return {"type": feature.get("type"), "properties": props, "geometry": feature.get("geometry")}
 
 
 def write_features(features: Iterable[Mapping[str, Any]], fmt: str) -> bytes:

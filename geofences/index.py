@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from geofences import cells
 from geofences.cells import Cell
+from geofences.errors import FenceError
 from geofences.shapes import BOUNDARY, INTERIOR, Shape, box_distance_floor_m
 from geofences.types import LatLng
 
@@ -49,8 +50,9 @@ class Proximity:
     distance_m: float
 
 
-def cover_shape(shape: Shape, res: int, *, compact: bool = True) -> Cover:
-    """Every cell at ``res`` that can hold a point of ``shape``, split into interior and boundary.
+def cover_shape(shape: Shape, res: int, *, compact: bool = True, max_cells: int | None = None) -> Cover:
+    """Every cell at ``res`` that can hold a point of ``shape``, split into interior and boundary; stops with a
+    ``FenceError`` once more than ``max_cells`` are found (a hard stop behind the estimate that validation makes).
 
     >>> from geofences.shapes import CircleShape
     >>> c = cover_shape(CircleShape(LatLng(60.17, 24.94), 100.0), 10)
@@ -74,6 +76,10 @@ def cover_shape(shape: Shape, res: int, *, compact: bool = True) -> Cover:
             else:
                 continue
             frontier.update(n for n in cells.neighbours(cell) if n not in seen)
+        if max_cells is not None and len(interior) + len(boundary) > max_cells:
+            raise FenceError(
+                "too_many_cells", f"covering the fence at resolution {res} takes more than {max_cells:,} cells"
+            )
     packed = cells.compact_cells(interior) if compact and interior else interior
     return Cover(res, tuple(sorted(packed)), tuple(sorted(boundary)))
 

@@ -108,6 +108,10 @@ class PolygonShape:
     def __post_init__(self) -> None:
         shapely.prepare(self.geometry)
 
+    def __reduce__(self) -> tuple[type[PolygonShape], tuple[BaseGeometry]]:
+        """Pickled as its geometry, so a copy from a worker process is prepared again on arrival."""
+        return (PolygonShape, (self.geometry,))
+
     def covers(self, point: LatLng) -> bool:
         # For a point, covers == intersects; intersects_xy avoids building a Point.
         return bool(shapely.intersects_xy(self.geometry, point.lon, point.lat))
@@ -136,6 +140,11 @@ class PolygonShape:
     @cached_property
     def area_m2(self) -> float:
         return geodesic_area_m2(self.geometry)
+
+    @cached_property
+    def perimeter_m(self) -> float:
+        """Geodesic length of every ring, holes included: what the H3 cover's boundary cells follow."""
+        return float(_GEOD.geometry_length(self.geometry))
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -188,6 +197,10 @@ class CircleShape:
     def area_m2(self) -> float:
         cap_angle = self.radius_m / EARTH_RADIUS_M
         return 2 * math.pi * EARTH_RADIUS_M**2 * (1 - math.cos(cap_angle))
+
+    @property
+    def perimeter_m(self) -> float:
+        return 2 * math.pi * EARTH_RADIUS_M * math.sin(self.radius_m / EARTH_RADIUS_M)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:

@@ -1,8 +1,10 @@
 """Turn submitted GeoJSON into a fence shape, or say precisely why not.
 
-Rules run cheapest first, so hostile input is refused before any expensive work: structure and numbers, then
-coordinate ranges, vertex count, antimeridian, ring closure, self-intersection and validity, then area. The area
-check comes before any H3 work (the index only ever sees shapes that passed here).
+Rules run cheapest first, so hostile input is refused before any expensive work: structure, property size and
+depth, numbers, coordinate ranges, vertex count, antimeridian, ring closure, self-intersection and validity, then
+area and the cell budget. Both come before any H3 work (the index only ever sees shapes that passed here): the
+budget prices a shape by its outline as well as its area, so a 20°-long strip of a few square metres is refused
+as what it would cost to cover, not waved through for what it encloses.
 
 Every rejection is a ``FenceError`` whose ``field`` is a JSON path such as ``geometry.coordinates[0][1][4]``
 (polygon 0 of a MultiPolygon, ring 1, vertex 4).
@@ -15,6 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from geofences.cells import estimate_cover_cells
 from geofences.errors import FenceError
 from geofences.shapes import (
     CircleShape,
@@ -39,6 +44,11 @@ class FenceLimits:
     max_radius_m: float = 5_000.0
     max_name_length: int = 200
     max_tags: int = 50
+    max_tag_length: int = 100
+    max_properties_bytes: int = 16 * 1024
+    max_properties_depth: int = 8
+    cover_res: int = 10
+    max_cover_cells: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ def parse_feature(
     properties = feature.get("properties") or {}
     if not isinstance(properties, Mapping):
         raise FenceError("bad_properties", "properties must be an object", f"{path}properties")
+    _check_size(properties, limits, f"{path}properties")
     name = properties.get("name", "")
     if not isinstance(name, str) or len(name) > limits.max_name_length:
         raise FenceError(
@@ -75,9 +86,15 @@ def parse_feature(
             f"{path}properties.name",
         )
     tags = properties.get("tags", [])
-    if not isinstance(tags, list) or len(tags) > limits.max_tags or not all(isinstance(t, str) for t in tags):
+    if (
+        not isinstance(tags, list)
+        or len(tags) > limits.max_tags
+        or not all(isinstance(t, str) and len(t) <= limits.max_tag_length for t in tags)
+    ):
         raise FenceError(
-            "bad_tags", f"tags must be a list of at most {limits.max_tags} strings", f"{path}properties.tags"
+            "bad_tags",
+            f"tags must be a list of at most {limits.max_tags} strings of at most {limits.max_tag_length} characters",
+            f"{path}properties.tags",
         )
     timezone = properties.get("timezone")
     if timezone is not None and not isinstance(timezone, str):
@@ -90,6 +107,31 @@ def parse_feature(
         feature.get("geometry"), properties.get("radius_m"), limits, repair=repair, path=f"{path}geometry"
     )
     return ValidFence(shape, name, tuple(tags), timezone, repaired, dict(properties))
+
+
+def _check_size(properties: Mapping[str, Any], limits: FenceLimits, field: str) -> None:
+    """Bounded depth (walked without recursion) and bounded size: every list call returns these."""
+    stack: list[tuple[Any, int]] = [(properties, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limits.max_properties_depth:
+            raise FenceError(
+                "properties_too_deep", f"properties nest deeper than {limits.max_properties_depth} levels", field
+            )
+        if isinstance(value, Mapping):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((v, depth + 1) for v in value)
+    try:
+        size = len(orjson.dumps(properties, option=orjson.OPT_NON_STR_KEYS))
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise FenceError("bad_properties", f"properties must be plain JSON values ({exc})", field) from None
+    if size > limits.max_properties_bytes:
+        raise FenceError(
+            "properties_too_large",
+            f"properties take {size:,} bytes as JSON; at most {limits.max_properties_bytes:,}",
+            field,
+        )
 
 
 def parse_geometry(
@@ -144,6 +186,8 @@ def _position(value: Any, field: str) -> Position:
         or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     ):
         raise FenceError("bad_position", "a position must be [lon, lat] (numbers)", field)
+    if any(isinstance(v, int) and abs(v) > 360 for v in value[:2]):  # also too large for a float
+        raise FenceError("out_of_range", "a position is outside the world: lon within ±180, lat within ±90", field)
     lon, lat = float(value[0]), float(value[1])
     if not (math.isfinite(lon) and math.isfinite(lat)):
         raise FenceError("not_finite", "coordinates must be finite numbers (no NaN or Infinity)", field)
@@ -217,7 +261,20 @@ def _polygon(
             f"the fence covers {shape.area_m2:,.0f} m², above the maximum of {limits.max_area_m2:,.0f} m²",
             path,
         )
+    _check_cell_budget(shape, limits, path)
     return shape, repaired
+
+
+def _check_cell_budget(shape: Shape, limits: FenceLimits, path: str) -> None:
+    cells = estimate_cover_cells(shape.area_m2, shape.perimeter_m, limits.cover_res)
+    if cells > limits.max_cover_cells:
+        raise FenceError(
+            "too_many_cells",
+            f"the fence's outline is {shape.perimeter_m / 1000:,.1f} km long: covering it would take about "
+            f"{cells:,} H3 cells at resolution {limits.cover_res}, above the maximum of {limits.max_cover_cells:,}; "
+            "draw a more compact shape or split it",
+            path,
+        )
 
 
 def _first_self_intersection(parts: list[list[list[Position]]], path: str, multi: bool) -> tuple[str, str] | None:
@@ -255,4 +312,5 @@ def _circle(coordinates: Any, radius_m: Any, limits: FenceLimits, path: str) -> 
             f"the circle covers {circle.area_m2:,.0f} m², above the maximum of {limits.max_area_m2:,.0f} m²",
             "properties.radius_m",
         )
+    _check_cell_budget(circle, limits, path)
     return circle

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from geofences import FenceError, LatLng
-from geofences.formats import read_features
 from geotarget.demo import DEMO_CITY, EXAMPLE_POINT, load_demo_city
 from geotarget.demo_traffic import simulate_once
 from geotarget.runtime import Runtime
@@ -128,14 +127,12 @@ def import_fences(
     repair: Annotated[bool, typer.Option(help="Fix self-intersections with make_valid.")] = False,
 ) -> None:
     """Validate and store every fence in FILE; invalid ones are listed, valid ones kept."""
+    runtime = Runtime.open(Settings(cpu_workers=0), follow=False)
     try:
-        features = read_features(file.read_bytes(), file.name)
+        results = runtime.fences.import_file(merchant, file.read_bytes(), file.name, repair=repair)
     except FenceError as error:
         console.print(f"[red]{error.message}[/]")
         raise typer.Exit(2) from error
-    runtime = Runtime.open(Settings(), follow=False)
-    try:
-        results = runtime.fences.create_many(merchant, features, repair=repair)
     finally:
         runtime.close()
     created = [r for r in results if r.error is None]

@@ -3,7 +3,8 @@
 GeotargetError
 ├── NotFound       the thing does not exist, or belongs to someone else (never say which)
 ├── Conflict       the request clashes with stored state
-└── InvalidInput   a value breaks a rule (``geofences.FenceError`` is wrapped into this)
+├── InvalidInput   a value breaks a rule (``geofences.FenceError`` is wrapped into this)
+└── Busy           too much CPU-heavy work is already queued; try again shortly
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ class GeotargetError(Exception):
         if code:
             self.code = code
 
+    def __reduce__(self) -> tuple[type[GeotargetError], tuple[str, str | None, str]]:
+        """Keeps field and code when the error crosses a process boundary."""
+        return (type(self), (self.message, self.field, self.code))
+
 
 class NotFound(GeotargetError):
     code = "not_found"
@@ -30,3 +35,7 @@ class Conflict(GeotargetError):
 
 class InvalidInput(GeotargetError):
     code = "invalid"
+
+
+class Busy(GeotargetError):
+    code = "busy"

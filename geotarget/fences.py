@@ -1,7 +1,8 @@
 """Fences as a merchant sees them: create (one or a bulk file), read, patch, delete, cells, contains.
 
-Validation and the H3 cover are computed before a transaction opens; storage and the local index change
-together after it commits; then the other workers are told (``FenceNotifier``). Every method takes the
+Validation, the time zone and the H3 cover are computed by ``prepare_fences`` in the CPU pool (a worker
+process, so a large bulk never stalls the requests of this worker); storage and the local index change together
+after the transaction commits; then the other workers are told (``FenceNotifier``). Every method takes the
 owning merchant, and another merchant's fence is simply ``NotFound``.
 """
 
@@ -11,16 +12,19 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from geofences import FenceError, LatLng, Proximity, ValidFence, parse_feature
+from geofences import FenceError, FenceLimits, LatLng, Proximity, ValidFence, parse_feature
 from geofences import cells as h3cells
+from geofences.formats import UploadLimits, read_features
 from geofences.index import Cover, cover_shape
 from geofences.shapes import CircleShape
 from geotarget.accounts import new_id
 from geotarget.catalog import Catalog
+from geotarget.cpu import CpuPool
 from geotarget.errors import InvalidInput, NotFound
 from geotarget.settings import Settings
 from geotarget.shapes import feature_of, plain_geometry, shape_of
@@ -59,6 +63,41 @@ class BulkResult:
     error: FenceError | InvalidInput | None = None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One submitted feature after the CPU-heavy part: a valid fence with its zone and cover, or its error."""
+
+    index: int
+    fence: ValidFence | None = None
+    timezone: str = "UTC"
+    cover: Cover | None = None
+    error: FenceError | InvalidInput | None = None
+
+
+def prepare_fences(features: Sequence[Any], limits: FenceLimits, *, repair: bool, bulk: bool) -> list[Prepared]:
+    """Validate, place in a time zone and cover each feature (pure; runs in the CPU pool). A bulk names its
+    fields ``features[i].…``."""
+    out = []
+    for i, feature in enumerate(features):
+        path = f"features[{i}]." if bulk else ""
+        try:
+            fence = parse_feature(feature, limits, repair=repair, path=path)
+            if fence.timezone is not None:
+                check_timezone(fence.timezone, f"{path}properties.timezone")
+            cover = cover_shape(fence.shape, limits.cover_res, max_cells=limits.max_cover_cells)
+            out.append(Prepared(i, fence, fence.timezone or timezone_at(_centre(fence)), cover))
+        except (FenceError, InvalidInput) as error:
+            out.append(Prepared(i, error=error))
+    return out
+
+
+def prepare_file(
+    data: bytes, filename: str | None, upload: UploadLimits, limits: FenceLimits, *, repair: bool
+) -> list[Prepared]:
+    """``prepare_fences`` for an uploaded file, parsed in the same worker process."""
+    return prepare_fences(read_features(data, filename, upload), limits, repair=repair, bulk=True)
+
+
 def _summary(cover: Cover) -> dict[str, int]:
     interior = sum(7 ** (cover.res - h3cells.cell_to_res(c)) for c in cover.interior)
     return {
@@ -84,39 +123,47 @@ class FenceService:
         factory: sessionmaker[Session],
         catalog: Catalog,
         notifier: FenceNotifier,
+        pool: CpuPool,
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.catalog = catalog
         self.notifier = notifier
+        self.pool = pool
         self.limits = settings.fence_limits()
+        self.upload_limits = settings.upload_limits()
 
     # -- writes -----------------------------------------------------------------------------------------------
 
     def create(self, merchant_id: str, feature: Any, *, repair: bool = False) -> dict[str, Any]:
-        fence = self._validate(feature, repair=repair)
-        cover = cover_shape(fence.shape, self.catalog.index.res)
+        fence, timezone, cover = self._prepared_one(feature, repair=repair)
         with transaction(self.factory) as session:
             self._require_merchant(session, merchant_id)
-            row = repository.add_fence(session, self._row_values(merchant_id, fence))
+            row = repository.add_fence(session, self._row_values(merchant_id, fence, timezone))
         self._indexed(row, fence, cover)
         return feature_of(row, self._extra(cover, fence.repaired))
 
     def create_many(self, merchant_id: str, features: Sequence[Any], *, repair: bool = False) -> list[BulkResult]:
         """Store every valid feature in one transaction; report every invalid one by its index."""
-        results: list[BulkResult] = []
-        accepted: list[tuple[int, ValidFence, Cover]] = []
-        for i, feature in enumerate(features):
-            try:
-                fence = self._validate(feature, repair=repair, path=f"features[{i}].")
-                accepted.append((i, fence, cover_shape(fence.shape, self.catalog.index.res)))
-            except (FenceError, InvalidInput) as error:
-                results.append(BulkResult(i, error=error))
+        prepared = self.pool.run(partial(prepare_fences, repair=repair, bulk=True), list(features), self.limits)
+        return self._store_many(merchant_id, prepared)
+
+    def import_file(
+        self, merchant_id: str, data: bytes, filename: str | None, *, repair: bool = False
+    ) -> list[BulkResult]:
+        """``create_many`` for a GeoJSON, KML, zipped Shapefile or GeoParquet file (parsed in the CPU pool)."""
+        job = partial(prepare_file, repair=repair)
+        return self._store_many(merchant_id, self.pool.run(job, data, filename, self.upload_limits, self.limits))
+
+    def _store_many(self, merchant_id: str, prepared: list[Prepared]) -> list[BulkResult]:
+        results = [BulkResult(p.index, error=p.error) for p in prepared if p.error is not None]
         stored: list[tuple[int, Geofence, ValidFence, Cover]] = []
         with transaction(self.factory) as session:
             self._require_merchant(session, merchant_id)
-            for i, fence, cover in accepted:
-                stored.append((i, repository.add_fence(session, self._row_values(merchant_id, fence)), fence, cover))
+            for p in prepared:
+                if p.fence is not None and p.cover is not None:
+                    row = repository.add_fence(session, self._row_values(merchant_id, p.fence, p.timezone))
+                    stored.append((p.index, row, p.fence, p.cover))
         for i, row, fence, cover in stored:
             self._indexed(row, fence, cover, notify=False)
             results.append(BulkResult(i, id=row.id))
@@ -138,9 +185,8 @@ class FenceService:
                 "geometry": patch["geometry"] if patch.get("geometry") is not None else row.geometry,
                 "properties": properties,
             }
-            fence = self._validate(merged, repair=repair)
-            cover = cover_shape(fence.shape, self.catalog.index.res)
-            row = repository.update_fence(session, row, self._row_values(merchant_id, fence, keep_id=True))
+            fence, timezone, cover = self._prepared_one(merged, repair=repair)
+            row = repository.update_fence(session, row, self._row_values(merchant_id, fence, timezone, keep_id=True))
         self._indexed(row, fence, cover)
         return feature_of(row, self._extra(cover, fence.repaired))
 
@@ -176,10 +222,14 @@ class FenceService:
         res = self.catalog.index.res if res is None else res
         if not h3cells.MIN_RES + 1 <= res <= h3cells.MAX_RES:
             raise InvalidInput(f"res must be between {h3cells.MIN_RES + 1} and {h3cells.MAX_RES}", "res")
-        if row.area_m2 / h3cells.cell_area_m2(res) > MAX_CELLS_SHOWN:
+        shape = shape_of(row)
+        if h3cells.estimate_cover_cells(shape.area_m2, shape.perimeter_m, res) > MAX_CELLS_SHOWN:
             raise InvalidInput(f"res {res} would draw more than {MAX_CELLS_SHOWN:,} cells; choose a coarser one", "res")
         indexed = self.catalog.index.cover(row.id)
-        cover = indexed if indexed is not None and indexed.res == res else cover_shape(shape_of(row), res)
+        if indexed is not None and indexed.res == res:
+            cover = indexed
+        else:
+            cover = self.pool.run(partial(cover_shape, res=res, max_cells=MAX_CELLS_SHOWN), shape)
         features = []
         for kind, group in (
             ("interior", h3cells.uncompact_cells(cover.interior, res)),
@@ -218,13 +268,16 @@ class FenceService:
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
-    def _validate(self, feature: Any, *, repair: bool, path: str = "") -> ValidFence:
-        fence = parse_feature(feature, self.limits, repair=repair, path=path)
-        if fence.timezone is not None:
-            check_timezone(fence.timezone, f"{path}properties.timezone")
-        return fence
+    def _prepared_one(self, feature: Any, *, repair: bool) -> tuple[ValidFence, str, Cover]:
+        [prepared] = self.pool.run(partial(prepare_fences, repair=repair, bulk=False), [feature], self.limits)
+        if prepared.error is not None:
+            raise prepared.error
+        assert prepared.fence is not None and prepared.cover is not None
+        return prepared.fence, prepared.timezone, prepared.cover
 
-    def _row_values(self, merchant_id: str, fence: ValidFence, *, keep_id: bool = False) -> dict[str, Any]:
+    def _row_values(
+        self, merchant_id: str, fence: ValidFence, timezone: str, *, keep_id: bool = False
+    ) -> dict[str, Any]:
         extras = {k: v for k, v in fence.properties.items() if k not in _RESERVED}
         values: dict[str, Any] = {
             "merchant_id": merchant_id,
@@ -232,7 +285,7 @@ class FenceService:
             "kind": fence.shape.kind,
             "geometry": plain_geometry(fence.shape.to_geojson()),
             "radius_m": fence.shape.radius_m if isinstance(fence.shape, CircleShape) else None,
-            "timezone": fence.timezone or timezone_at(_centre(fence)),
+            "timezone": timezone,
             "tags": list(fence.tags),
             "properties": plain_geometry(extras),
             "area_m2": fence.shape.area_m2,
@@ -276,4 +329,4 @@ class FenceService:
             raise NotFound(f"no merchant {merchant_id!r}", "merchant_id")
 
 
-__all__ = ["BulkResult", "FenceNotifier", "FenceService"]
+__all__ = ["BulkResult", "FenceNotifier", "FenceService", "Prepared", "prepare_fences", "prepare_file"]

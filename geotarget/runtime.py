@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from geotarget.accounts import KeyCache
 from geotarget.caps import GlobalCaps
 from geotarget.catalog import Catalog
+from geotarget.cpu import CpuPool
 from geotarget.events import Event
 from geotarget.fences import FenceService
 from geotarget.offers import OfferService
@@ -73,7 +74,8 @@ class Runtime:
         catalog = Catalog(settings.index_res)
         catalog.load_all(factory)
         notifier = RedisFenceNotifier(connect(redis_url, max(settings.redis_timeout_ms, 500)), settings.redis_prefix)
-        fences = FenceService(settings, factory, catalog, notifier)
+        pool = CpuPool(settings.cpu_workers, settings.cpu_queue)
+        fences = FenceService(settings, factory, catalog, notifier, pool)
         offers = OfferService(factory, catalog, fences.notify_others)
         server = OfferServer(
             catalog,
@@ -136,6 +138,7 @@ class Runtime:
         self.redis.close()
         self.notifier.client.close()
         self.engine.dispose()
+        self.fences.pool.close()
         if self.embedded is not None:
             self.embedded.stop()
 

@@ -8,6 +8,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geofences import FenceLimits
+from geofences.archives import ArchiveLimits
+from geofences.formats import UploadLimits
 
 
 class Settings(BaseSettings):
@@ -25,6 +27,11 @@ class Settings(BaseSettings):
     max_accuracy_m: float = Field(default=200.0, gt=0)
     max_fence_area_m2: float = Field(default=25_000_000.0, gt=0)
     max_fence_vertices: int = Field(default=10_000, ge=4)
+    max_fence_cells: int = Field(default=10_000, ge=100)
+    max_upload_unpacked_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_archive_members: int = Field(default=16, ge=1, le=1_000)
+    cpu_workers: int = Field(default=1, ge=0, le=64)  # 0: in the request's thread
+    cpu_queue: int = Field(default=8, ge=1, le=1_000)
     global_cap_per_device_per_hour: int | None = Field(default=None, ge=0)
     global_cap_per_device_per_day: int | None = Field(default=None, ge=0)
     retention_days: int = Field(default=90, ge=1)
@@ -57,5 +64,17 @@ class Settings(BaseSettings):
         return self.events_path or self.data_dir / "events"
 
     def fence_limits(self) -> FenceLimits:
+        return FenceLimits(
+            max_vertices=self.max_fence_vertices,
+            max_area_m2=self.max_fence_area_m2,
+            cover_res=self.index_res,
+            max_cover_cells=self.max_fence_cells,
+        )
 
-        return FenceLimits(max_vertices=self.max_fence_vertices, max_area_m2=self.max_fence_area_m2)
+    def upload_limits(self) -> UploadLimits:
+        return UploadLimits(
+            max_unpacked_bytes=self.max_upload_unpacked_bytes,
+            archive=ArchiveLimits(
+                max_members=self.max_archive_members, max_unpacked_bytes=self.max_upload_unpacked_bytes
+            ),
+        )

@@ -81,6 +81,7 @@ def make_settings(tmp_path: Path, redis_url: str, database_url: str, **overrides
         "redis_prefix": f"t{secrets.token_hex(4)}",
         "sync_poll_s": 0.1,
         "consume_in_serve": False,  # tests drive the consumer themselves (see test_events_and_reports.py)
+        "cpu_workers": 0,  # fence work in the test thread; tests of the pool itself turn it on
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Fences, Merchant, merchant_id
 from api.errors import ERROR_RESPONSES, NOT_FOUND
@@ -21,14 +22,14 @@ from api.schemas import (
     FencePatch,
 )
 from geofences import LatLng
-from geofences.formats import read_features
+from geofences.formats import UploadLimits
 from geotarget.errors import InvalidInput
 
 router = APIRouter(prefix="/v1/geofences", tags=["geofences"], responses=ERROR_RESPONSES)
 
 Repair = Annotated[bool, Query(description="Fix self-intersections with make_valid instead of refusing them.")]
 FenceId = Annotated[str, Path(max_length=64)]
-MAX_BULK = 5_000
+MAX_BULK = UploadLimits.max_features
 
 _BULK_BODY = {
     "requestBody": {
@@ -81,11 +82,18 @@ def create_fence(body: FeatureIn, principal: Merchant, fences: Fences, repair: R
 async def create_fences_in_bulk(
     request: Request, principal: Merchant, fences: Fences, repair: Repair = False
 ) -> BulkOut:
-    """A FeatureCollection as JSON, or a file upload. Valid features are stored, invalid ones reported."""
-    features = await _bulk_features(request)
-    if len(features) > MAX_BULK:
-        raise InvalidInput(f"at most {MAX_BULK:,} features per request; this has {len(features):,}", "features")
-    results = fences.create_many(merchant_id(principal), features, repair=repair)
+    """A FeatureCollection as JSON, or a file upload. Valid features are stored, invalid ones reported.
+    Parsing, validation and covering run in the CPU pool, never on this event loop."""
+    owner = merchant_id(principal)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        data, filename = await _uploaded_file(request)
+        results = await run_in_threadpool(fences.import_file, owner, data, filename, repair=repair)
+    elif "json" in content_type:
+        features = await run_in_threadpool(_feature_list, await request.body())
+        results = await run_in_threadpool(fences.create_many, owner, features, repair=repair)
+    else:
+        raise HTTPException(415, "send application/json (a FeatureCollection) or multipart/form-data (a file)")
     rows = [
         BulkRow(index=r.index, status="created", id=r.id)
         if r.error is None
@@ -100,27 +108,30 @@ async def create_fences_in_bulk(
     return BulkOut(created=created, rejected=len(rows) - created, results=rows)
 
 
-async def _bulk_features(request: Request) -> list[Any]:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        async with request.form() as form:
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise InvalidInput("upload the fence file in a form field named 'file'", "file")
-            return list(read_features(await upload.read(), upload.filename))
-    if "json" not in content_type:
-        raise HTTPException(415, "send application/json (a FeatureCollection) or multipart/form-data (a file)")
+async def _uploaded_file(request: Request) -> tuple[bytes, str | None]:
+    async with request.form(max_files=1, max_fields=10) as form:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput("upload the fence file in a form field named 'file'", "file")
+        return await upload.read(), upload.filename
+
+
+def _feature_list(body: bytes) -> list[Any]:
     try:
-        body = orjson.loads(await request.body())
+        document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}", "body") from exc
     if (
-        not isinstance(body, dict)
-        or body.get("type") != "FeatureCollection"
-        or not isinstance(body.get("features"), list)
+        not isinstance(document, dict)
+        or document.get("type") != "FeatureCollection"
+        or not isinstance(document.get("features"), list)
     ):
         raise InvalidInput("expected a GeoJSON FeatureCollection with a 'features' list", "body")
-    return list(body["features"])
+    if len(document["features"]) > MAX_BULK:
+        raise InvalidInput(
+            f"at most {MAX_BULK:,} features per request; this has {len(document['features']):,}", "features"
+        )
+    return list(document["features"])
 
 
 @router.get("", response_model=FeatureCollectionOut)

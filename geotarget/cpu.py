@@ -1,0 +1,62 @@
+"""A small, bounded pool of worker processes for the CPU-heavy part of requests: parsing fence files, validating
+fences and covering them with H3 cells.
+
+Why processes: that work is mostly Python, so in a thread it would still hold the GIL and stall every other
+request of the worker (a 5,000-fence bulk used to hold ``/v1/nearby`` for 14 s). Why bounded: a pool with a
+queue of its own would let a few merchants line up minutes of work; past ``max_waiting`` jobs (running or
+queued) a request is refused with ``Busy`` at once, and the API answers 503 with ``Retry-After``.
+
+With ``workers=0`` the work runs in the calling thread (tests, and one-shot CLI commands).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from geotarget.errors import Busy
+
+T = TypeVar("T")
+
+
+class CpuPool:
+    def __init__(self, workers: int, max_waiting: int) -> None:
+        self.workers = workers
+        self._slots = threading.BoundedSemaphore(max(max_waiting, 1))
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker process (``fn`` and its arguments must pickle); blocks until it is done."""
+        if self.workers == 0:
+            return fn(*args)
+        if not self._slots.acquire(blocking=False):
+            raise Busy("the server is busy with other fence work; try again in a few seconds")
+        try:
+            return self._pool().submit(fn, *args).result()
+        except BrokenProcessPool:
+            self.close()  # the next call starts a fresh pool
+            raise Busy("a fence worker stopped unexpectedly; try again in a few seconds") from None
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                # spawn, not fork: the server process has threads (Redis listeners, the consumer) and locks
+                context = multiprocessing.get_context("spawn")
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+            return self._executor
+
+
+__all__ = ["CpuPool"]
