@@ -48,7 +48,7 @@ class FenceLimits:
     max_properties_bytes: int = 16 * 1024
     max_properties_depth: int = 8
     cover_res: int = 10
-    max_cover_cells: int = 10_000
+    max_cover_cells: int | None = 10_000  # None: stored fences, already checked when they were written
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ def _polygon(
         repaired = f"{message}; repaired with make_valid into {parts_after} polygon(s)"
         geometry = fixed
     shape = PolygonShape(geometry)
-    if shape.area_m2 > limits.max_area_m2:
+    if math.isfinite(limits.max_area_m2) and shape.area_m2 > limits.max_area_m2:
         raise FenceError(
             "area_too_large",
             f"the fence covers {shape.area_m2:,.0f} m², above the maximum of {limits.max_area_m2:,.0f} m²",
@@ -266,6 +266,8 @@ def _polygon(
 
 
 def _check_cell_budget(shape: Shape, limits: FenceLimits, path: str) -> None:
+    if limits.max_cover_cells is None:
+        return
     cells = estimate_cover_cells(shape.area_m2, shape.perimeter_m, limits.cover_res)
     if cells > limits.max_cover_cells:
         raise FenceError(

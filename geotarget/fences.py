@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from geofences import FenceError, FenceLimits, LatLng, Proximity, ValidFence, parse_feature
@@ -25,7 +26,7 @@ from geofences.shapes import CircleShape
 from geotarget.accounts import new_id
 from geotarget.catalog import Catalog
 from geotarget.cpu import CpuPool
-from geotarget.errors import InvalidInput, NotFound
+from geotarget.errors import Conflict, InvalidInput, NotFound
 from geotarget.settings import Settings
 from geotarget.shapes import feature_of, plain_geometry, shape_of
 from geotarget.store import repository
@@ -64,13 +65,20 @@ class BulkResult:
 
 
 @dataclass(frozen=True)
+class Ready:
+    """A valid fence with its time zone and H3 cover: everything CPU-heavy is done."""
+
+    fence: ValidFence
+    timezone: str
+    cover: Cover
+
+
+@dataclass(frozen=True)
 class Prepared:
-    """One submitted feature after the CPU-heavy part: a valid fence with its zone and cover, or its error."""
+    """One submitted feature after the CPU pool: ready to store, or the reason it is not."""
 
     index: int
-    fence: ValidFence | None = None
-    timezone: str = "UTC"
-    cover: Cover | None = None
+    ready: Ready | None = None
     error: FenceError | InvalidInput | None = None
 
 
@@ -85,10 +93,24 @@ def prepare_fences(features: Sequence[Any], limits: FenceLimits, *, repair: bool
             if fence.timezone is not None:
                 check_timezone(fence.timezone, f"{path}properties.timezone")
             cover = cover_shape(fence.shape, limits.cover_res, max_cells=limits.max_cover_cells)
-            out.append(Prepared(i, fence, fence.timezone or timezone_at(_centre(fence)), cover))
+            out.append(Prepared(i, Ready(fence, fence.timezone or timezone_at(_centre(fence)), cover)))
         except (FenceError, InvalidInput) as error:
             out.append(Prepared(i, error=error))
     return out
+
+
+def prepare_collection(body: bytes, limits: FenceLimits, most: int, *, repair: bool) -> list[Prepared]:
+    """``prepare_fences`` for a JSON FeatureCollection body, parsed in the same worker process."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", "body") from None
+    features = document.get("features") if isinstance(document, dict) else None
+    if not isinstance(document, dict) or document.get("type") != "FeatureCollection" or not isinstance(features, list):
+        raise InvalidInput("expected a GeoJSON FeatureCollection with a 'features' list", "body")
+    if len(features) > most:
+        raise InvalidInput(f"at most {most:,} features per request; this has {len(features):,}", "features")
+    return prepare_fences(features, limits, repair=repair, bulk=True)
 
 
 def prepare_file(
@@ -136,17 +158,19 @@ class FenceService:
     # -- writes -----------------------------------------------------------------------------------------------
 
     def create(self, merchant_id: str, feature: Any, *, repair: bool = False) -> dict[str, Any]:
-        fence, timezone, cover = self._prepared_one(feature, repair=repair)
-        with transaction(self.factory) as session:
-            self._require_merchant(session, merchant_id)
-            row = repository.add_fence(session, self._row_values(merchant_id, fence, timezone))
-        self._indexed(row, fence, cover)
-        return feature_of(row, self._extra(cover, fence.repaired))
+        ready = self._prepared_one(feature, repair=repair)
+        [row] = self._store(merchant_id, [ready])
+        return feature_of(row, self._extra(ready.cover, ready.fence.repaired))
 
     def create_many(self, merchant_id: str, features: Sequence[Any], *, repair: bool = False) -> list[BulkResult]:
         """Store every valid feature in one transaction; report every invalid one by its index."""
         prepared = self.pool.run(partial(prepare_fences, repair=repair, bulk=True), list(features), self.limits)
         return self._store_many(merchant_id, prepared)
+
+    def import_collection(self, merchant_id: str, body: bytes, *, repair: bool = False) -> list[BulkResult]:
+        """``create_many`` for a raw FeatureCollection body (parsed in the CPU pool, not on the event loop)."""
+        job = partial(prepare_collection, repair=repair)
+        return self._store_many(merchant_id, self.pool.run(job, body, self.limits, self.upload_limits.max_features))
 
     def import_file(
         self, merchant_id: str, data: bytes, filename: str | None, *, repair: bool = False
@@ -157,38 +181,50 @@ class FenceService:
 
     def _store_many(self, merchant_id: str, prepared: list[Prepared]) -> list[BulkResult]:
         results = [BulkResult(p.index, error=p.error) for p in prepared if p.error is not None]
-        stored: list[tuple[int, Geofence, ValidFence, Cover]] = []
-        with transaction(self.factory) as session:
-            self._require_merchant(session, merchant_id)
-            for p in prepared:
-                if p.fence is not None and p.cover is not None:
-                    row = repository.add_fence(session, self._row_values(merchant_id, p.fence, p.timezone))
-                    stored.append((p.index, row, p.fence, p.cover))
-        for i, row, fence, cover in stored:
-            self._indexed(row, fence, cover, notify=False)
-            results.append(BulkResult(i, id=row.id))
-        if stored:
-            self.notify_others()
+        valid = [(p.index, p.ready) for p in prepared if p.ready is not None]
+        rows = self._store(merchant_id, [ready for _, ready in valid])
+        results += [BulkResult(i, id=row.id) for (i, _), row in zip(valid, rows, strict=True)]
         return sorted(results, key=lambda r: r.index)
 
+    def _store(self, merchant_id: str, fences: list[Ready]) -> list[Geofence]:
+        """One transaction; the catalog lock is held until the new fences are indexed, so a concurrent sync
+        waits and finds them indexed instead of covering them a second time."""
+        with self.catalog.writing(len(fences)):
+            with transaction(self.factory) as session:
+                self._require_merchant(session, merchant_id)
+                rows = repository.add_fences(session, [self._row_values(merchant_id, r) for r in fences])
+            for ready, row in zip(fences, rows, strict=True):
+                self.catalog.put_fence(row, ready.fence.shape, ready.cover)
+        if rows:
+            self._announce()
+        return rows
+
     def update(self, merchant_id: str, fence_id: str, patch: dict[str, Any], *, repair: bool = False) -> dict[str, Any]:
-        """Merge-patch: ``geometry`` replaces the shape; ``properties`` entries replace, ``null`` removes extras."""
-        with transaction(self.factory) as session:
+        """Merge-patch: ``geometry`` replaces the shape; ``properties`` entries replace, ``null`` removes extras.
+        The new shape is prepared outside any transaction; if the fence changed meanwhile, the patch is a
+        ``Conflict`` rather than a silent overwrite."""
+        with self.factory() as session:
             row = self._owned(session, merchant_id, fence_id)
-            current = feature_of(row)
-            changes = patch.get("properties") or {}
-            properties = {k: v for k, v in {**current["properties"], **changes}.items() if v is not None}
-            if "timezone" not in changes and patch.get("geometry") is not None:
-                properties.pop("timezone", None)  # a moved fence gets its zone derived again
-            merged = {
-                "type": "Feature",
-                "geometry": patch["geometry"] if patch.get("geometry") is not None else row.geometry,
-                "properties": properties,
-            }
-            fence, timezone, cover = self._prepared_one(merged, repair=repair)
-            row = repository.update_fence(session, row, self._row_values(merchant_id, fence, timezone, keep_id=True))
-        self._indexed(row, fence, cover)
-        return feature_of(row, self._extra(cover, fence.repaired))
+        seen_version = row.version
+        changes = patch.get("properties") or {}
+        properties = {k: v for k, v in {**feature_of(row)["properties"], **changes}.items() if v is not None}
+        if "timezone" not in changes and patch.get("geometry") is not None:
+            properties.pop("timezone", None)  # a moved fence gets its zone derived again
+        merged = {
+            "type": "Feature",
+            "geometry": patch["geometry"] if patch.get("geometry") is not None else row.geometry,
+            "properties": properties,
+        }
+        ready = self._prepared_one(merged, repair=repair)
+        with self.catalog.writing(1):
+            with transaction(self.factory) as session:
+                row = self._owned(session, merchant_id, fence_id)
+                if row.version != seen_version:
+                    raise Conflict(f"geofence {fence_id!r} changed while this patch was checked; send it again", "id")
+                row = repository.update_fence(session, row, self._row_values(merchant_id, ready, keep_id=True))
+            self.catalog.put_fence(row, ready.fence.shape, ready.cover)
+        self._announce()
+        return feature_of(row, self._extra(ready.cover, ready.fence.repaired))
 
     def delete(self, merchant_id: str, fence_id: str) -> None:
         with transaction(self.factory) as session:
@@ -199,8 +235,7 @@ class FenceService:
                     repository.update_offer(session, offer, {"geofence_ids": remaining})
             repository.delete_fence(session, row)
 
-        self.catalog.sync(self.factory)
-        self.notify_others()
+        self._announce()
 
     # -- reads ------------------------------------------------------------------------------------------------
 
@@ -268,16 +303,14 @@ class FenceService:
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
-    def _prepared_one(self, feature: Any, *, repair: bool) -> tuple[ValidFence, str, Cover]:
+    def _prepared_one(self, feature: Any, *, repair: bool) -> Ready:
         [prepared] = self.pool.run(partial(prepare_fences, repair=repair, bulk=False), [feature], self.limits)
-        if prepared.error is not None:
-            raise prepared.error
-        assert prepared.fence is not None and prepared.cover is not None
-        return prepared.fence, prepared.timezone, prepared.cover
+        if prepared.ready is None:
+            raise prepared.error or InvalidInput("the fence could not be prepared")
+        return prepared.ready
 
-    def _row_values(
-        self, merchant_id: str, fence: ValidFence, timezone: str, *, keep_id: bool = False
-    ) -> dict[str, Any]:
+    def _row_values(self, merchant_id: str, ready: Ready, *, keep_id: bool = False) -> dict[str, Any]:
+        fence = ready.fence
         extras = {k: v for k, v in fence.properties.items() if k not in _RESERVED}
         values: dict[str, Any] = {
             "merchant_id": merchant_id,
@@ -285,7 +318,7 @@ class FenceService:
             "kind": fence.shape.kind,
             "geometry": plain_geometry(fence.shape.to_geojson()),
             "radius_m": fence.shape.radius_m if isinstance(fence.shape, CircleShape) else None,
-            "timezone": timezone,
+            "timezone": ready.timezone,
             "tags": list(fence.tags),
             "properties": plain_geometry(extras),
             "area_m2": fence.shape.area_m2,
@@ -296,11 +329,10 @@ class FenceService:
             values.update(id=new_id("fen"), version=1, created_at=now)
         return values
 
-    def _indexed(self, row: Geofence, fence: ValidFence, cover: Cover, *, notify: bool = True) -> None:
-        self.catalog.put_fence(row, fence.shape, cover)
+    def _announce(self) -> None:
+        """Apply the log locally (offers that changed with the fences), then tell the other workers."""
         self.catalog.sync(self.factory)
-        if notify:
-            self.notify_others()
+        self.notify_others()
 
     def notify_others(self) -> None:
         try:

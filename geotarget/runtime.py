@@ -139,6 +139,7 @@ class Runtime:
         self.notifier.client.close()
         self.engine.dispose()
         self.fences.pool.close()
+        self.catalog.close()
         if self.embedded is not None:
             self.embedded.stop()
 

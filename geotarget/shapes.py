@@ -10,7 +10,9 @@ import orjson
 from geofences import CircleShape, FenceLimits, LatLng, Shape, parse_geometry
 from geotarget.store.models import Geofence
 
-_TRUSTED = FenceLimits(max_vertices=10**9, max_area_m2=float("inf"), max_radius_m=float("inf"), min_radius_m=0)
+_TRUSTED = FenceLimits(
+    max_vertices=10**9, max_area_m2=float("inf"), max_radius_m=float("inf"), min_radius_m=0, max_cover_cells=None
+)
 
 
 def shape_of(row: Geofence) -> Shape:

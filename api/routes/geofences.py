@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -90,8 +89,7 @@ async def create_fences_in_bulk(
         data, filename = await _uploaded_file(request)
         results = await run_in_threadpool(fences.import_file, owner, data, filename, repair=repair)
     elif "json" in content_type:
-        features = await run_in_threadpool(_feature_list, await request.body())
-        results = await run_in_threadpool(fences.create_many, owner, features, repair=repair)
+        results = await run_in_threadpool(fences.import_collection, owner, await request.body(), repair=repair)
     else:
         raise HTTPException(415, "send application/json (a FeatureCollection) or multipart/form-data (a file)")
     rows = [
@@ -114,24 +112,6 @@ async def _uploaded_file(request: Request) -> tuple[bytes, str | None]:
         if upload is None or isinstance(upload, str):
             raise InvalidInput("upload the fence file in a form field named 'file'", "file")
         return await upload.read(), upload.filename
-
-
-def _feature_list(body: bytes) -> list[Any]:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", "body") from exc
-    if (
-        not isinstance(document, dict)
-        or document.get("type") != "FeatureCollection"
-        or not isinstance(document.get("features"), list)
-    ):
-        raise InvalidInput("expected a GeoJSON FeatureCollection with a 'features' list", "body")
-    if len(document["features"]) > MAX_BULK:
-        raise InvalidInput(
-            f"at most {MAX_BULK:,} features per request; this has {len(document['features']):,}", "features"
-        )
-    return list(document["features"])
 
 
 @router.get("", response_model=FeatureCollectionOut)

@@ -40,11 +40,17 @@ def find_api_key(session: Session, key_hash: str) -> ApiKey | None:
 
 
 def add_fence(session: Session, values: dict[str, Any]) -> Geofence:
-    fence = Geofence(**values)
-    session.add(fence)
-    session.flush()
-    record_change(session, "fence", fence.id, fence.version)
+    [fence] = add_fences(session, [values])
     return fence
+
+
+def add_fences(session: Session, rows: Sequence[dict[str, Any]]) -> list[Geofence]:
+    """Many fences and their change records in one flush (a 5,000-fence bulk is one round of inserts)."""
+    fences = [Geofence(**values) for values in rows]
+    session.add_all(fences)
+    session.add_all([Change(kind="fence", entity_id=f.id, version=f.version) for f in fences])
+    session.flush()
+    return fences
 
 
 def get_fence(session: Session, merchant_id: str, fence_id: str) -> Geofence | None:
