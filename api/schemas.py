@@ -106,6 +106,10 @@ class ContainsOut(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = {}
+    redis_persistence: Literal["aof", "rdb", "none", "unknown"] | None = Field(
+        default=None,
+        description="How Redis keeps cap counters across its own restart; 'none' means caps reset with it.",
+    )
 
 
 class OfferOut(BaseModel):

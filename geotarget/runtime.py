@@ -31,7 +31,7 @@ from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.event_stream import RedisStreamSink
 from geotarget.store.fence_sync import FenceFollower, RedisFenceNotifier
 from geotarget.store.redis_caps import RedisCapper
-from geotarget.store.redis_client import connect, connect_blocking
+from geotarget.store.redis_client import connect, connect_blocking, persistence
 from geotarget.store.stream_consumer import ConsumerThread, StreamConsumer
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,13 @@ class Runtime:
         except Exception as exc:
             checks["database"] = f"unavailable: {exc.__class__.__name__}"
         return checks
+
+    def redis_persistence(self) -> str:
+        """``aof``/``rdb``: cap counters survive a Redis restart; ``none``: they are lost with it."""
+        try:
+            return persistence(self.redis)
+        except redis.RedisError:
+            return "unknown"
 
 
 def _fences_inside(catalog: Catalog, factory: sessionmaker[Session], batch: Sequence[Event]) -> list[list[str]]:

