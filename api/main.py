@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
+from api.access_log import AccessLog
 from api.routes import accounts, events, geofences, health, offers, pages, serving
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
@@ -39,6 +40,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.runtime = runtime
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
     for module in (health, accounts, geofences, offers, serving, events, pages):
         app.include_router(module.router)
     app.mount("/static", pages.static, name="static")

@@ -72,10 +72,23 @@ def serve(
             port=port,
             workers=workers,
             log_level="info",
+            access_log=False,  # it prints query strings: device ids and positions (see api/access_log.py)
+            log_config=_log_config(),
         )
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _log_config() -> dict[str, object]:
+    """uvicorn's logging, plus geotarget's own access log on the same handler."""
+    from copy import deepcopy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = deepcopy(LOGGING_CONFIG)
+    config["loggers"]["geotarget.access"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 @app.command("demo")

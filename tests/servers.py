@@ -35,10 +35,16 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 6
 
 @contextmanager
 def serving(
-    data_dir: Path, redis_url: str, admin_key: str, count: int = 1, workers: int = 1, **settings: str
+    data_dir: Path,
+    redis_url: str,
+    admin_key: str,
+    count: int = 1,
+    workers: int = 1,
+    log: Path | None = None,
+    **settings: str,
 ) -> Iterator[list[str]]:
     """``count`` servers (each with ``workers`` processes) sharing one data directory (SQLite) and one Redis;
-    yields their base URLs."""
+    yields their base URLs. ``log`` collects what they print."""
 
     env = {
         **os.environ,
@@ -50,14 +56,15 @@ def serving(
     env.update({f"GEOTARGET_{k.upper()}": v for k, v in settings.items()})
     env.pop("GEOTARGET_DATABASE_URL", None)
     processes, bases = [], []
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
     for _ in range(count):
         port = free_port()
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "geotarget", "serve", "--port", str(port), "--workers", str(workers)],
                 env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
             )
         )
         bases.append(f"http://127.0.0.1:{port}")
@@ -70,3 +77,5 @@ def serving(
             process.terminate()
         for process in processes:
             process.wait(timeout=20)
+        if log is not None:
+            output.close()
