@@ -57,7 +57,7 @@ class ReportService:
             raise InvalidInput(f"at most {MAX_DAYS} days per report", "from")
         start, end = _local_window(first, last, zone)
         unit = request.granularity
-        figures = reach_figures(self.store, scope, start, end, zone, unit)
+        figures = reach_figures(self.store, scope, start, end, zone, unit, self.k)
         rows = assemble(figures, periods(first, last, unit), self.k)
         return {
             "scope": label,
@@ -111,11 +111,18 @@ class ReportService:
         found = heatmap_rows(
             self.store, (west - pad_lon, south - pad_lat, east + pad_lon, north + pad_lat), start, end, fence_id
         )
-        features = []
+        features: list[dict[str, Any]] = []
         if found:
-            frame = pd.DataFrame(found, columns=["lat", "lon", "device_key", "inside"])
+            frame = pd.DataFrame(found, columns=["lat", "lon", "device_key", "inside", "in_window", "unit_day"])
             frame["parent"] = cells.latlngs_to_cells(frame["lat"].to_numpy(), frame["lon"].to_numpy(), res)
+            # only published units (a cell on a UTC day with at least k devices) count: see docs/privacy.md;
+            # a cell with pings in the window but none published is shown suppressed
+            unit_devices = frame.groupby(["parent", "unit_day"])["device_key"].transform("nunique")
+            frame = frame[frame["in_window"]].assign(published=unit_devices >= self.k)
+            seen = frame["parent"].unique()
+            frame = frame[frame["published"]]
             grouped = frame.groupby("parent").agg(pings=("device_key", "size"), devices=("device_key", "nunique"))
+            grouped = grouped.reindex(seen, fill_value=0)
             visitors = frame[frame["inside"]].groupby("parent")["device_key"].nunique()
             for parent, figures in grouped.iterrows():
                 cell = cells.Cell(int(parent))

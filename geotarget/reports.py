@@ -3,6 +3,10 @@
 ``assemble`` is pure: it turns long-form figures (each with the number of distinct devices behind it) into one
 row per period and applies k-anonymity: a figure computed from at least one but fewer than ``k`` devices is
 ``null`` and named in ``suppressed``; it is never rounded or approximated. Zero needs no protection.
+
+Figures arrive already built from published units only (see ``store/sql/reach.sql``: slices of one offer and
+fence, or one fence, on one UTC day, seen by at least ``k`` devices), which is what stops differencing across
+scopes and time. A period whose events all lie in unpublished units shows as suppressed, never as 0.
 """
 
 from __future__ import annotations
@@ -54,6 +58,13 @@ def _hidden(figure: Figure | None, k: int) -> bool:
     return figure is not None and 0 < figure.devices < k
 
 
+def _withheld(found: dict[str, Figure], family: str, figure: Figure | None) -> bool:
+    """Nothing of the family published in the period (``figure`` is its base figure), but something held back:
+    0 would be a lie, so the family's figures are suppressed."""
+    held = found.get(f"withheld_{family}")
+    return held is not None and held.devices > 0 and (figure is None or figure.value == 0)
+
+
 def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
     suppressed: list[str] = []
 
@@ -64,7 +75,7 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
     impressions = found.get("impressions")
     reach = impressions.devices if impressions else 0
     row: dict[str, Any] = {"period": period.isoformat()}
-    if _hidden(impressions, k):
+    if _hidden(impressions, k) or _withheld(found, "impression", impressions):
         row.update(impressions=None, reach=None, avg_frequency=None, frequency=dict.fromkeys(BUCKETS))
         suppressed += ["impressions", "reach", "avg_frequency", "frequency"]
     else:
@@ -80,8 +91,17 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
             avg_frequency=round(value("linked_impressions") / reach, 3) if reach else None,
             frequency=histogram,
         )
-    for metric in ("visitors", "visits", "visits_after_exposure", "cap_blocked"):
-        if _hidden(found.get(metric), k):
+    nothing_published = {
+        "visit": _withheld(found, "visit", found.get("visitors")),
+        "cap_blocked": _withheld(found, "cap_blocked", found.get("cap_blocked")),
+    }
+    for metric, family in (
+        ("visitors", "visit"),
+        ("visits", "visit"),
+        ("visits_after_exposure", "visit"),
+        ("cap_blocked", "cap_blocked"),
+    ):
+        if _hidden(found.get(metric), k) or nothing_published[family]:
             row[metric] = None
             suppressed.append(metric)
         else:

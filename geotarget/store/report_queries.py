@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ class Scope:
 
 
 def reach_figures(
-    store: ParquetEventStore, scope: Scope, from_ts: datetime, to_ts: datetime, timezone: str, unit: str
+    store: ParquetEventStore, scope: Scope, from_ts: datetime, to_ts: datetime, timezone: str, unit: str, k: int
 ) -> list[Figure]:
     if not store.has_data():
         return []
@@ -39,6 +39,7 @@ def reach_figures(
         "fence_ids": list(scope.fence_ids),
         "merchant_id": scope.merchant_id,
         "visit_fences": list(scope.visit_fences),
+        "k": k,
     }
     with store.connect() as connection:
         rows = connection.execute(_REACH, params).fetchall()
@@ -51,8 +52,9 @@ def heatmap_rows(
     from_ts: datetime,
     to_ts: datetime,
     fence_id: str,
-) -> list[tuple[float, float, str, bool]]:
-    """(lat, lon, device_key, inside the fence) for every distinct ping of a linked device in the box and window."""
+) -> list[tuple[float, float, str, bool, bool, date]]:
+    """(lat, lon, device_key, inside the fence, inside the window, UTC day) for every distinct ping of a linked
+    device in the box, on the UTC days the window touches."""
     if not store.has_data():
         return []
     west, south, east, north = bounds
@@ -68,4 +70,4 @@ def heatmap_rows(
     }
     with store.connect() as connection:
         rows = connection.execute(_HEATMAP, params).fetchall()
-    return [(float(lat), float(lon), str(d), bool(i)) for lat, lon, d, i in rows]
+    return [(float(lat), float(lon), str(d), bool(i), bool(w), day) for lat, lon, d, i, w, day in rows]

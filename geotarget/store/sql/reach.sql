@@ -7,6 +7,14 @@
 -- $unit          'day' or 'week' (ISO weeks, Monday first)
 -- $offer_ids, $fence_ids, $merchant_id   which impressions count ([] / '' = no restriction)
 -- $visit_fences  the fences whose visitors count
+-- $k             the fewest distinct devices a published unit has
+--
+-- Differencing: every figure is built only from *published units*, the finest slices any report can ask for:
+-- (offer, fence, UTC day) for impressions and cap-blocked serves, (fence, UTC day) for pings and visits. A unit
+-- seen by fewer than $k distinct devices contributes to no report at all, so a merchant-wide, weekly or
+-- multi-fence figure never moves when a slice that its own report suppresses is added or taken away. Units are
+-- whole UTC days whatever the report window, so narrowing the window cannot split one. Rows 'withheld_<kind>'
+-- count the devices of unpublished units per period, so that a period with only those shows as suppressed, not 0.
 --
 -- Events are deduplicated by event_id (delivery is at-least-once), after the scope's filters so that only the
 -- rows a report needs are sorted (every copy of an event carries the same scope fields; a ping counts inside a
@@ -16,10 +24,10 @@
 -- it starts. A visit after exposure starts within 7 days after an impression of the same scope to the same device.
 WITH raw AS (
     SELECT * FROM read_parquet($glob, union_by_name = true)
-    WHERE ts >= $from_ts - INTERVAL 7 DAY AND ts < $to_ts
+    WHERE ts >= $from_ts - INTERVAL 8 DAY AND ts < $to_ts + INTERVAL 1 DAY
 ),
-scoped AS (
-    SELECT kind, device_key, ts, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE) AS period
+offer_events AS (
+    SELECT kind, device_key, ts, offer_id, fence_id, CAST(timezone('UTC', ts) AS DATE) AS unit_day
     FROM raw
     WHERE kind IN ('impression', 'cap_blocked')
       AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
@@ -27,14 +35,26 @@ scoped AS (
       AND ($merchant_id = '' OR merchant_id = $merchant_id)
     QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts, lat, lon) = 1
 ),
+offer_units AS (
+    SELECT kind, offer_id, fence_id, unit_day
+    FROM offer_events WHERE device_key <> ''
+    GROUP BY ALL HAVING count(DISTINCT device_key) >= $k
+),
+scoped AS (
+    SELECT e.kind, e.device_key, e.ts, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE) AS period
+    FROM offer_events e SEMI JOIN offer_units u
+      ON e.kind = u.kind AND e.offer_id = u.offer_id AND e.fence_id = u.fence_id AND e.unit_day = u.unit_day
+),
 impressions AS (
     SELECT period, 'impressions' AS metric, count(*)::DOUBLE AS value,
            count(DISTINCT NULLIF(device_key, '')) AS devices
-    FROM scoped WHERE kind = 'impression' AND ts >= $from_ts GROUP BY period
+    FROM scoped WHERE kind = 'impression' AND ts >= $from_ts AND ts < $to_ts GROUP BY period
 ),
 per_device AS (
     SELECT period, device_key, count(*) AS n
-    FROM scoped WHERE kind = 'impression' AND ts >= $from_ts AND device_key <> '' GROUP BY period, device_key
+    FROM scoped
+    WHERE kind = 'impression' AND ts >= $from_ts AND ts < $to_ts AND device_key <> ''
+    GROUP BY period, device_key
 ),
 linked AS (
     SELECT period, 'linked_impressions' AS metric, sum(n)::DOUBLE AS value, count(*) AS devices
@@ -48,7 +68,7 @@ frequency AS (
 blocked AS (
     SELECT period, 'cap_blocked' AS metric, count(*)::DOUBLE AS value,
            count(DISTINCT NULLIF(device_key, '')) AS devices
-    FROM scoped WHERE kind = 'cap_blocked' AND ts >= $from_ts GROUP BY period
+    FROM scoped WHERE kind = 'cap_blocked' AND ts >= $from_ts AND ts < $to_ts GROUP BY period
 ),
 visit_fence_set AS (
     SELECT unnest($visit_fences) AS fence
@@ -58,24 +78,31 @@ inside_any AS (
     FROM raw WHERE kind IN ('ping', 'visit') AND device_key <> '' AND len(fences) > 0
 ),
 inside_scope AS (
-    SELECT device_key, ts, fence
+    SELECT device_key, ts, fence, CAST(timezone('UTC', ts) AS DATE) AS unit_day
     FROM inside_any WHERE fence IN (SELECT fence FROM visit_fence_set)  -- a hash join, whatever the list's length
     QUALIFY row_number() OVER (PARTITION BY event_id, fence ORDER BY ts, lat, lon) = 1
 ),
+fence_units AS (
+    SELECT fence, unit_day FROM inside_scope GROUP BY ALL HAVING count(DISTINCT device_key) >= $k
+),
 marked AS (
-    SELECT device_key, fence, ts,
+    SELECT device_key, fence, ts, unit_day,
            coalesce(ts - lag(ts) OVER (PARTITION BY device_key, fence ORDER BY ts) >= INTERVAL 30 MINUTE, true)
                AS starts_visit
     FROM inside_scope
 ),
+published AS (
+    SELECT m.* FROM marked m SEMI JOIN fence_units u ON m.fence = u.fence AND m.unit_day = u.unit_day
+    WHERE m.ts >= $from_ts AND m.ts < $to_ts
+),
 visit_starts AS (
     SELECT device_key, ts, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE) AS period
-    FROM marked WHERE starts_visit AND ts >= $from_ts
+    FROM published WHERE starts_visit
 ),
 visitors AS (
     SELECT CAST(date_trunc($unit, timezone($tz, ts)) AS DATE) AS period, 'visitors' AS metric,
            count(DISTINCT device_key)::DOUBLE AS value, count(DISTINCT device_key) AS devices
-    FROM inside_scope WHERE ts >= $from_ts GROUP BY 1
+    FROM published GROUP BY 1
 ),
 visits AS (
     SELECT period, 'visits' AS metric, count(*)::DOUBLE AS value, count(DISTINCT device_key) AS devices
@@ -94,8 +121,21 @@ after_exposure AS (
     SELECT period, 'visits_after_exposure' AS metric, count(*)::DOUBLE AS value,
            count(DISTINCT device_key) AS devices
     FROM exposed_visits GROUP BY period
+),
+withheld AS (
+    SELECT CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE) AS period, 'withheld_' || e.kind AS metric,
+           0::DOUBLE AS value, count(DISTINCT NULLIF(e.device_key, '')) AS devices
+    FROM offer_events e ANTI JOIN offer_units u
+      ON e.kind = u.kind AND e.offer_id = u.offer_id AND e.fence_id = u.fence_id AND e.unit_day = u.unit_day
+    WHERE e.ts >= $from_ts AND e.ts < $to_ts GROUP BY ALL
+    UNION ALL
+    SELECT CAST(date_trunc($unit, timezone($tz, m.ts)) AS DATE), 'withheld_visit', 0::DOUBLE,
+           count(DISTINCT m.device_key)
+    FROM marked m ANTI JOIN fence_units u ON m.fence = u.fence AND m.unit_day = u.unit_day
+    WHERE m.ts >= $from_ts AND m.ts < $to_ts GROUP BY ALL
 )
 SELECT * FROM impressions
+UNION ALL SELECT * FROM withheld
 UNION ALL SELECT * FROM linked
 UNION ALL SELECT * FROM frequency
 UNION ALL SELECT * FROM blocked
