@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -82,12 +83,14 @@ def create_app_key(factory: sessionmaker[Session], name: str, role: Role = "app"
 
 class KeyCache:
     """Recently seen keys (by hash) and their principals, so a hot path does not query SQL per request.
-    Entries live ``ttl_s`` seconds; unknown keys are not cached (a new key works at once)."""
+    Known keys live ``ttl_s`` seconds. Unknown keys are remembered for ``miss_ttl_s`` (short, so a key just
+    issued by another worker works within seconds), so repeating a wrong key costs no SQL lookup."""
 
-    def __init__(self, ttl_s: float = 30.0, max_entries: int = 10_000) -> None:
+    def __init__(self, ttl_s: float = 30.0, miss_ttl_s: float = 2.0, max_entries: int = 10_000) -> None:
         self.ttl_s = ttl_s
+        self.miss_ttl_s = miss_ttl_s
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
 
     def get(self, key_hash: str) -> Principal | None:
         entry = self._entries.get(key_hash)
@@ -95,10 +98,16 @@ class KeyCache:
             return None
         return entry[1]
 
-    def put(self, key_hash: str, principal: Principal) -> None:
+    def missed(self, key_hash: str) -> bool:
+        """True when this key was looked up very recently and is unknown."""
+        entry = self._entries.get(key_hash)
+        return entry is not None and entry[1] is None and entry[0] >= time.monotonic()
+
+    def put(self, key_hash: str, principal: Principal | None) -> None:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key_hash] = (time.monotonic() + self.ttl_s, principal)
+        ttl_s = self.ttl_s if principal is not None else self.miss_ttl_s
+        self._entries[key_hash] = (time.monotonic() + ttl_s, principal)
 
 
 def known_principal(plain: str, admin_key: str | None, cache: KeyCache) -> Principal | None:
@@ -106,6 +115,14 @@ def known_principal(plain: str, admin_key: str | None, cache: KeyCache) -> Princ
     if admin_key and hmac.compare_digest(plain.encode(), admin_key.encode()):
         return Principal("admin", "admin")
     return cache.get(hash_key(plain))
+
+
+def surely_unknown(plain: str, cache: KeyCache) -> bool:
+    """A key that cannot be one we issued (wrong shape), or one found unknown moments ago: no SQL needed."""
+    return _KEY_SHAPE.fullmatch(plain) is None or cache.missed(hash_key(plain))
+
+
+_KEY_SHAPE = re.compile(r"gt_(merchant|app|adops)_[A-Za-z0-9_-]{32}")
 
 
 def authenticate(
@@ -119,9 +136,7 @@ def authenticate(
         return known
     with factory() as session:
         row = repository.find_api_key(session, key_hash)
-        if row is None or row.role not in ROLES:
-            return None
-        principal = Principal(row.role, row.id, row.merchant_id)
+        principal = Principal(row.role, row.id, row.merchant_id) if row is not None and row.role in ROLES else None
     if cache is not None:
         cache.put(key_hash, principal)
     return principal

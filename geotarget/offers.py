@@ -62,7 +62,9 @@ class OfferSpec(BaseModel):
     priority: int = Field(default=50, ge=1, le=100)
     targeting: TargetingSpec | None = None
     status: Literal["draft", "active", "paused", "ended"] = "active"
-    daily_budget: int | None = Field(default=None, ge=1, description="most impressions a day, all devices")
+    daily_budget: int | None = Field(
+        default=None, ge=1, le=1_000_000_000, description="most impressions a day, all devices"
+    )
     timezone: str | None = Field(default=None, max_length=64, description="cap windows; default: merchant's")
 
 

@@ -23,9 +23,10 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
 def _iso_day(value: object) -> object:
-    """Only ``YYYY-MM-DD``: pydantic would otherwise read ``0`` as 1970-01-01."""
-    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError("a date must be written YYYY-MM-DD")
+    """Only ``YYYY-MM-DD`` from 1970 to 2999: pydantic would otherwise read ``0`` as 1970-01-01, and a window at
+    the ends of the calendar cannot be shifted into another time zone."""
+    if isinstance(value, str) and not re.fullmatch(r"(19[7-9]\d|2\d{3})-\d{2}-\d{2}", value):
+        raise ValueError("a date must be written YYYY-MM-DD, between 1970-01-01 and 2999-12-31")
     return value
 
 
@@ -140,7 +141,10 @@ def heatmap(
 
 @router.delete("/devices/{device_id}", tags=["privacy"], response_model=ErasedOut)
 def erase(device_id: str, _: Admin, runtime: RuntimeDep) -> Response | ErasedOut:
-    """Erase everything held for a device: counters, queued events, stored events; later events are dropped."""
+    """Erase everything held for a device: counters, queued events, stored events; later events are dropped.
+    Redis is checked first, so with Redis away this is a 503 with nothing changed; should Redis fail half-way,
+    the erasure is recorded (later events are dropped) and repeating the request completes it."""
+    runtime.redis.ping()
     erased = erase_device(
         device_id,
         runtime.server.device_secret,

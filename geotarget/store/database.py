@@ -1,4 +1,9 @@
-"""Engine, sessions and migrations. SQLite by default (a file in the data directory), PostgreSQL by URL."""
+"""Engine, sessions and migrations. SQLite by default (a file in the data directory, readable by its owner only),
+PostgreSQL by URL.
+
+Text with a NUL character is refused before it reaches either database (``InvalidInput``): PostgreSQL cannot
+store it at all, and SQLite would store what PostgreSQL refuses, so a deployment would behave differently by
+its database."""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from geotarget.errors import InvalidInput
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -21,8 +28,10 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            Path(path).touch(mode=0o600)  # SQLite gives its -wal and -shm files the same mode
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+        _refuse_nul(engine)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,7 +44,19 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 5})
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 5})
+    _refuse_nul(engine)
+    return engine
+
+
+def _refuse_nul(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check(_conn: Any, _cursor: Any, _statement: str, parameters: Any, *_: Any) -> None:
+        rows = parameters if isinstance(parameters, list) else [parameters]
+        for row in rows:
+            values = row.values() if isinstance(row, dict) else row or ()
+            if any(isinstance(v, str) and "\x00" in v for v in values):
+                raise InvalidInput("text may not contain the NUL character (\\u0000)", None, "nul_character")
 
 
 def migrate(engine: Engine) -> None:

@@ -224,3 +224,18 @@ def test_pages_refuse_keys_of_the_wrong_kind(site: str, page: Any) -> None:
     page.wait_for_selector("#login-error:has-text('may not use this page')")
     assert page.is_hidden("#workspace")
     assert page.evaluate("sessionStorage.getItem('geotarget.merchantKey')") is None
+
+
+def test_text_a_merchant_typed_is_shown_as_text_never_as_html(site: str, page: Any) -> None:
+    key = admin(site, "/v1/merchants", {"name": "Markup Market", "timezone": "Europe/Lisbon"})["api_key"]
+    log_in(page, f"{site}/merchant", key)
+    lat, lon = LISBON
+    page.evaluate(f"geotarget.map.setView([{lat}, {lon}], 18)")
+    page.click(".leaflet-pm-icon-rectangle")
+    click_on_map(page, lat - 0.0003, lon - 0.0004)
+    click_on_map(page, lat + 0.0003, lon + 0.0004)
+    page.fill("#shape-timezone", '<img id="injected" src="x">')
+    page.click("#shape-save")
+    tooltip = page.wait_for_selector(".leaflet-tooltip.shape-error")
+    assert '<img id="injected" src="x">' in tooltip.inner_text()
+    assert page.query_selector("#injected") is None

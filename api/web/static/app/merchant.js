@@ -73,7 +73,9 @@
       if (node instanceof L.LatLng) at = node;
     }
     if (!at) at = layer.getBounds ? layer.getBounds().getCenter() : layer.getLatLng();
-    layer.bindTooltip(err.message, { permanent: true, direction: "top", className: "shape-error" });
+    const text = document.createElement("span");
+    text.textContent = err.message; // the message may quote what the user typed: never parse it as HTML
+    layer.bindTooltip(text, { permanent: true, direction: "top", className: "shape-error" });
     layer.openTooltip(at);
   }
 
