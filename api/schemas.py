@@ -47,13 +47,58 @@ class Geometry(BaseModel):
 class FenceProperties(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str | None = Field(default=None, max_length=200)
-    radius_m: float | None = Field(default=None, description="Required for a Point (circle), 5 to 5,000 m.")
+    radius_m: float | None = Field(
+        default=None,
+        description="Required for a Point (circle), 5 to 5,000 m (and at most the maximum area).",
+        json_schema_extra={"minimum": 5, "maximum": 5000},
+    )
     tags: list[str] | None = None
     timezone: str | None = Field(default=None, description="IANA zone; derived from the location when absent.")
 
 
+def _feature_schema(schema: dict[str, Any]) -> None:
+    """A fence is a circle (a Point and ``properties.radius_m``) or a Polygon/MultiPolygon: said as precisely as a
+    schema can say it, so clients and generated tests send the right shape (``geofences.validate`` says the rest)."""
+    position = {"type": "array", "items": {"type": "number", "minimum": -180, "maximum": 180}, "minItems": 2}
+    base = {k: v for k, v in schema.items() if k not in ("required", "properties")}
+    properties = schema["properties"]
+    schema.clear()
+    schema.update(base)
+    circle_properties = {"$ref": "#/components/schemas/FenceProperties"}
+    schema["oneOf"] = [
+        {
+            "type": "object",
+            "title": "Circle",
+            "required": ["type", "geometry", "properties"],
+            "properties": {
+                "type": properties["type"],
+                "geometry": {
+                    "type": "object",
+                    "required": ["type", "coordinates"],
+                    "properties": {"type": {"const": "Point"}, "coordinates": {**position, "maxItems": 3}},
+                },
+                "properties": {"allOf": [circle_properties, {"type": "object", "required": ["radius_m"]}]},
+            },
+        },
+        {
+            "type": "object",
+            "title": "Polygon",
+            "required": ["type", "geometry"],
+            "properties": {
+                "type": properties["type"],
+                "geometry": {
+                    "type": "object",
+                    "required": ["type", "coordinates"],
+                    "properties": {"type": {"enum": ["Polygon", "MultiPolygon"]}, "coordinates": {"type": "array"}},
+                },
+                "properties": circle_properties,
+            },
+        },
+    ]
+
+
 class FeatureIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_feature_schema)
     type: Literal["Feature"]
     geometry: Geometry | None = None
     properties: FenceProperties | None = None
@@ -106,6 +151,9 @@ class ContainsOut(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = {}
+
+
+class ReadyOut(HealthOut):
     redis_persistence: Literal["aof", "rdb", "none", "unknown"] | None = Field(
         default=None,
         description="How Redis keeps cap counters across its own restart; 'none' means caps reset with it.",

@@ -41,10 +41,11 @@ def serving(
     count: int = 1,
     workers: int = 1,
     log: Path | None = None,
+    database_url: str | None = None,
     **settings: str,
 ) -> Iterator[list[str]]:
-    """``count`` servers (each with ``workers`` processes) sharing one data directory (SQLite) and one Redis;
-    yields their base URLs. ``log`` collects what they print."""
+    """``count`` servers (each with ``workers`` processes) sharing one data directory (SQLite, unless a
+    ``database_url`` is given) and one Redis; yields their base URLs. ``log`` collects what they print."""
 
     env = {
         **os.environ,
@@ -55,6 +56,8 @@ def serving(
     }
     env.update({f"GEOTARGET_{k.upper()}": v for k, v in settings.items()})
     env.pop("GEOTARGET_DATABASE_URL", None)
+    if database_url is not None:
+        env["GEOTARGET_DATABASE_URL"] = database_url
     processes, bases = [], []
     output = log.open("ab") if log is not None else subprocess.DEVNULL
     for _ in range(count):

@@ -84,7 +84,7 @@ def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, redis_url
         from geotarget.store.report_queries import Scope, reach_figures
 
         figures = reach_figures(
-            runtime.events, Scope(offer_ids=("off_x",)), start, start + timedelta(days=1), "UTC", "day"
+            runtime.events, Scope(offer_ids=("off_x",)), start, start + timedelta(days=1), "UTC", "day", k=1
         )
         impressions = [f for f in figures if f.metric == "impressions"]
         assert [f.value for f in impressions] == [EVENTS]  # ...and is never counted twice

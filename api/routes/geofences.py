@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Fences, Merchant, merchant_id
 from api.errors import ERROR_RESPONSES, NOT_FOUND
+from api.openapi import created_links
 from api.schemas import (
     BulkOut,
     BulkRow,
@@ -67,7 +68,12 @@ _BULK_BODY = {
 }
 
 
-@router.post("", status_code=201, response_model=FeatureOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=FeatureOut,
+    responses=created_links("fence_id", "get_fence", "patch_fence", "delete_fence", "fence_cells"),
+)
 def create_fence(body: FeatureIn, principal: Merchant, fences: Fences, repair: Repair = False) -> dict[str, Any]:
     return fences.create(merchant_id(principal), body.model_dump(exclude_unset=True), repair=repair)
 
@@ -132,25 +138,25 @@ def fences_containing(
     return ContainsOut.model_validate({"fences": found})
 
 
-@router.get("/{fence_id}", response_model=FeatureOut, responses=NOT_FOUND)
+@router.get("/{fence_id}", response_model=FeatureOut, responses=NOT_FOUND, operation_id="get_fence")
 def get_fence(fence_id: FenceId, principal: Merchant, fences: Fences) -> dict[str, Any]:
     return fences.get(merchant_id(principal), fence_id)
 
 
-@router.patch("/{fence_id}", response_model=FeatureOut, responses=NOT_FOUND)
+@router.patch("/{fence_id}", response_model=FeatureOut, responses=NOT_FOUND, operation_id="patch_fence")
 def patch_fence(
     fence_id: FenceId, body: FencePatch, principal: Merchant, fences: Fences, repair: Repair = False
 ) -> dict[str, Any]:
     return fences.update(merchant_id(principal), fence_id, body.model_dump(exclude_unset=True), repair=repair)
 
 
-@router.delete("/{fence_id}", status_code=204, responses=NOT_FOUND)
+@router.delete("/{fence_id}", status_code=204, responses=NOT_FOUND, operation_id="delete_fence")
 def delete_fence(fence_id: FenceId, principal: Merchant, fences: Fences) -> Response:
     fences.delete(merchant_id(principal), fence_id)
     return Response(status_code=204)
 
 
-@router.get("/{fence_id}/cells", response_model=FeatureCollectionOut, responses=NOT_FOUND)
+@router.get("/{fence_id}/cells", response_model=FeatureCollectionOut, responses=NOT_FOUND, operation_id="fence_cells")
 def fence_cells(
     fence_id: FenceId,
     principal: Merchant,

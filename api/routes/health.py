@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api.deps import RuntimeDep
-from api.schemas import HealthOut
+from api.schemas import HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 
@@ -40,12 +40,12 @@ async def metrics(runtime: RuntimeDep) -> str:
     return "\n".join(lines) + "\n"
 
 
-@router.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
+@router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
 def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Redis and the database answer; 503 names the one that does not. ``redis_persistence`` says whether cap
     counters would survive a Redis restart (it does not decide readiness)."""
     checks = runtime.health()
     ready = all(v == "ok" for v in checks.values())
     persistence = runtime.redis_persistence() if checks.get("redis") == "ok" else None
-    body = HealthOut(status="ok" if ready else "unavailable", checks=checks, redis_persistence=persistence)
+    body = ReadyOut(status="ok" if ready else "unavailable", checks=checks, redis_persistence=persistence)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Response
 
 from api.deps import Merchant, Offers, merchant_id
 from api.errors import ERROR_RESPONSES, NOT_FOUND
+from api.openapi import created_links
 from api.schemas import OfferOut, OffersOut
 from geotarget.offers import OfferSpec
 
@@ -15,7 +16,12 @@ router = APIRouter(prefix="/v1/offers", tags=["offers"], responses=ERROR_RESPONS
 OfferId = Annotated[str, Path(max_length=64)]
 
 
-@router.post("", status_code=201, response_model=OfferOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=OfferOut,
+    responses=created_links("offer_id", "get_offer", "patch_offer", "delete_offer"),
+)
 def create_offer(body: OfferSpec, principal: Merchant, offers: Offers) -> dict[str, Any]:
     return offers.create(merchant_id(principal), body)
 
@@ -25,18 +31,18 @@ def list_offers(principal: Merchant, offers: Offers) -> dict[str, Any]:
     return {"offers": offers.list(merchant_id(principal))}
 
 
-@router.get("/{offer_id}", response_model=OfferOut, responses=NOT_FOUND)
+@router.get("/{offer_id}", response_model=OfferOut, responses=NOT_FOUND, operation_id="get_offer")
 def get_offer(offer_id: OfferId, principal: Merchant, offers: Offers) -> dict[str, Any]:
     return offers.get(merchant_id(principal), offer_id)
 
 
-@router.patch("/{offer_id}", response_model=OfferOut, responses=NOT_FOUND)
+@router.patch("/{offer_id}", response_model=OfferOut, responses=NOT_FOUND, operation_id="patch_offer")
 def patch_offer(offer_id: OfferId, body: dict[str, Any], principal: Merchant, offers: Offers) -> dict[str, Any]:
     """Any subset of the offer's fields; the result is validated as a whole."""
     return offers.update(merchant_id(principal), offer_id, body)
 
 
-@router.delete("/{offer_id}", status_code=204, responses=NOT_FOUND)
+@router.delete("/{offer_id}", status_code=204, responses=NOT_FOUND, operation_id="delete_offer")
 def delete_offer(offer_id: OfferId, principal: Merchant, offers: Offers) -> Response:
     offers.delete(merchant_id(principal), offer_id)
     return Response(status_code=204)
