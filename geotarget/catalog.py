@@ -7,8 +7,8 @@ seen yet, so a missed Redis notification only delays a change, it never loses it
 The index lives as long as the process, and Python's cyclic collector would rescan all of it in every full
 collection: with 20,000 fences each took 130-250 ms, holding the GIL, so every request of the worker stalled
 that long a few times per bulk upload. Large changes are therefore made with the collector paused and then
-frozen out of its sight (``gc.freeze``), after a cheap collection of the young generations so that little
-garbage is frozen with them.
+frozen out of its sight (``gc.freeze``). A collection of the young generations before freezing was measured to
+free nothing after a 5,000-fence bulk while pausing everyone for 20 ms, so there is none.
 """
 
 from __future__ import annotations
@@ -203,6 +203,5 @@ def _long_lived(large: bool) -> Iterator[None]:
         with _pauses_lock:
             _pauses -= 1
             if _pauses == 0:
-                gc.collect(1)
                 gc.freeze()
                 gc.enable()
