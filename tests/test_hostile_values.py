@@ -170,3 +170,24 @@ def test_erasing_with_redis_away_is_a_quick_503_that_changes_nothing(tmp_path):
     finally:
         runtime.close()
         redis_server.stop()
+
+
+def strip(length_deg: float, width_deg: float = 1e-9) -> dict:
+    """A long, hair-thin rectangle near Lisbon: almost no area, a long outline."""
+    west, south = -9.5, 38.7
+    ring = [
+        [west, south],
+        [west + length_deg, south],
+        [west + length_deg, south + width_deg],
+        [west, south + width_deg],
+    ]
+    return {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}}
+
+
+def test_a_hair_thin_strip_is_priced_by_its_outline_not_its_area(client, cafe):
+    refused = client.post("/v1/geofences", json=strip(20.0), headers=cafe.headers)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "too_many_cells"
+    accepted = client.post("/v1/geofences", json=strip(0.5), headers=cafe.headers)
+    assert accepted.status_code == 201, accepted.text
+    cells = client.get(f"/v1/geofences/{accepted.json()['id']}/cells", params={"res": 15}, headers=cafe.headers)
+    assert cells.status_code == 422 and cells.json()["error"]["field"] == "res"  # before any H3 work
