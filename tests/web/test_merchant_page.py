@@ -229,11 +229,8 @@ def test_pages_refuse_keys_of_the_wrong_kind(site: str, page: Any) -> None:
 def test_text_a_merchant_typed_is_shown_as_text_never_as_html(site: str, page: Any) -> None:
     key = admin(site, "/v1/merchants", {"name": "Markup Market", "timezone": "Europe/Lisbon"})["api_key"]
     log_in(page, f"{site}/merchant", key)
-    lat, lon = LISBON
-    page.evaluate(f"geotarget.map.setView([{lat}, {lon}], 18)")
-    page.click(".leaflet-pm-icon-rectangle")
-    click_on_map(page, lat - 0.0003, lon - 0.0004)
-    click_on_map(page, lat + 0.0003, lon + 0.0004)
+    page.evaluate(f"geotarget.map.setView([{LISBON[0]}, {LISBON[1]}], 18)")
+    draw_polygon(page, square(*LISBON, 0.0003, 0.0004))
     page.fill("#shape-timezone", '<img id="injected" src="x">')
     page.click("#shape-save")
     tooltip = page.wait_for_selector(".leaflet-tooltip.shape-error")
