@@ -82,3 +82,19 @@ def serving(
             process.wait(timeout=20)
         if log is not None:
             output.close()
+
+
+def unconfigured(
+    command: str, data_dir: Path, port: int, output: int = subprocess.DEVNULL, **settings: str
+) -> subprocess.Popen[str]:
+    """``geotarget <command>`` as on a fresh machine: no ``GEOTARGET_*`` setting but the data directory (and
+    ``settings``), so it brings its own embedded Redis and SQLite."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTARGET_")}
+    env |= {"GEOTARGET_DATA_DIR": str(data_dir), **{f"GEOTARGET_{k.upper()}": v for k, v in settings.items()}}
+    return subprocess.Popen(
+        [sys.executable, "-m", "geotarget", command, "--port", str(port)],
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if output == subprocess.PIPE else output,
+        text=True,
+    )

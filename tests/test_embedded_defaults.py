@@ -3,7 +3,6 @@ city answers at the coordinates it prints."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import redis
 
 from geotarget.demo import EXAMPLE_POINT
 from geotarget.store.embedded_redis import EmbeddedRedis
-from tests.servers import free_port, wait_ready
+from tests.servers import free_port, unconfigured, wait_ready
 
 
 def test_the_embedded_server_is_a_real_redis_with_lua_and_stops_cleanly(tmp_path):
@@ -36,16 +35,8 @@ def test_the_embedded_server_is_a_real_redis_with_lua_and_stops_cleanly(tmp_path
 
 @pytest.mark.slow
 def test_geotarget_demo_serves_the_demo_city_with_embedded_redis_and_sqlite(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTARGET_")}
-    env["GEOTARGET_DATA_DIR"] = str(tmp_path / "data")
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "geotarget", "demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = unconfigured("demo", tmp_path / "data", port, output=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, process)

@@ -3,9 +3,6 @@ by itself when Redis comes back empty."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +21,7 @@ from geotarget.store.embedded_redis import EmbeddedRedis
 from geotarget.store.keys import events_stream
 from tests.conftest import ADMIN, make_settings, new_merchant
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
-from tests.servers import free_port, wait_ready
+from tests.servers import free_port, unconfigured, wait_ready
 
 CAPPED_LATTE = {"title": "capped latte", "caps": {"per_device_per_day": 3}, "status": "active"}
 
@@ -32,15 +29,8 @@ CAPPED_LATTE = {"title": "capped latte", "caps": {"per_device_per_day": 3}, "sta
 @contextmanager
 def embedded_serve(data_dir: Path) -> Iterator[str]:
     """``geotarget serve`` with nothing configured: its own embedded Redis and SQLite in ``data_dir``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTARGET_")}
-    env |= {"GEOTARGET_DATA_DIR": str(data_dir), "GEOTARGET_ADMIN_KEY": "durable-admin"}
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "geotarget", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = unconfigured("serve", data_dir, port, admin_key="durable-admin")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, process)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BeforeValidator
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Admin, App, Now, Reader, RuntimeDep
 from api.errors import ERROR_RESPONSES, NOT_FOUND
@@ -18,6 +19,7 @@ from geotarget.errors import InvalidInput
 from geotarget.pings import accept_pings
 from geotarget.privacy import erase_device
 from geotarget.report_service import ReportRequest, rows_to_csv
+from geotarget.runtime import Runtime
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
@@ -55,9 +57,14 @@ _PINGS_BODY = {
 
 @router.post("/pings", tags=["events"], response_model=PingsOut, openapi_extra=_PINGS_BODY)
 async def post_pings(request: Request, _: App, runtime: RuntimeDep, at: Now) -> PingsOut:
-    """One ping, or ``{"pings": [...]}`` (at most 1,000). Good rows are kept, bad ones reported by index."""
+    """One ping, or ``{"pings": [...]}`` (at most 1,000). Good rows are kept, bad ones reported by index.
+    Only the body is read here; parsing, validation and the Redis append run in the thread pool."""
+    return await run_in_threadpool(_accept, await request.body(), runtime, at)
+
+
+def _accept(raw: bytes, runtime: Runtime, at: datetime) -> PingsOut:
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}", "body") from exc
     if isinstance(body, dict) and "pings" in body:
@@ -66,8 +73,7 @@ async def post_pings(request: Request, _: App, runtime: RuntimeDep, at: Now) -> 
             raise InvalidInput("pings must be a list", "pings")
     else:
         rows = [body]
-    settings = runtime.settings
-    results = accept_pings(rows, runtime.server.sink, runtime.server.device_secret, settings.index_res, at)
+    results = accept_pings(rows, runtime.server.sink, runtime.server.device_secret, runtime.settings.index_res, at)
     out = [
         PingRow(
             index=r.index,
