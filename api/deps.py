@@ -13,9 +13,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from geotarget.accounts import Principal, Role, authenticate, known_principal, surely_unknown
-from geotarget.fences import FenceService
-from geotarget.offers import OfferService
+from geotarget.catalog.accounts import Principal, Role, authenticate, known_principal, surely_unknown
+from geotarget.catalog.fences import FenceService
+from geotarget.catalog.offers import OfferService
 from geotarget.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: admin, merchant, app or adops.")

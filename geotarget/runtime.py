@@ -13,17 +13,17 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from geotarget.accounts import KeyCache
-from geotarget.caps import GlobalCaps
-from geotarget.catalog import Catalog
+from geotarget.catalog.accounts import KeyCache
+from geotarget.catalog.fences import FenceService
+from geotarget.catalog.offers import OfferService
+from geotarget.catalog.snapshot import Catalog
 from geotarget.cpu import CpuPool
-from geotarget.events import Event
-from geotarget.fences import FenceService
-from geotarget.offers import OfferService
-from geotarget.pings import fences_inside
-from geotarget.privacy import apply_retention
-from geotarget.report_service import ReportService
-from geotarget.serving import OfferServer
+from geotarget.measurement.events import Event
+from geotarget.measurement.pings import fences_inside
+from geotarget.measurement.privacy import apply_retention
+from geotarget.measurement.reporting import ReportService
+from geotarget.serving.caps import GlobalCaps
+from geotarget.serving.server import OfferServer
 from geotarget.settings import Settings
 from geotarget.store import database, repository
 from geotarget.store.embedded_redis import EmbeddedRedis

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         """The configured secret, else one generated once into the data directory (shared by all workers)."""
         if self.device_secret:
             return self.device_secret
-        from geotarget.devices import load_or_create_secret
+        from geotarget.measurement.devices import load_or_create_secret
 
         return load_or_create_secret(self.data_dir / "device.secret")
 

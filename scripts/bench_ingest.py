@@ -26,7 +26,7 @@ from bench_index import CENTRE, make_fences
 
 from geofences import CircleShape, FenceIndex
 from geofences.bulk import query_many
-from geotarget.ingest import ingest_file
+from geotarget.measurement.ingest import ingest_file
 from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.report_queries import Scope, reach_figures
 

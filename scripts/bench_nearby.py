@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from geotarget import accounts
-from geotarget.accounts import new_id
-from geotarget.demo import DEMO_CITY, Store, store_feature
+from api.demo.city import DEMO_CITY, Store, store_feature
+from geotarget.catalog import accounts
+from geotarget.catalog.accounts import new_id
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 from geotarget.store import repository
@@ -211,7 +211,7 @@ def main() -> None:
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "geotarget", "serve", "--port", str(port), "--workers", str(args.workers)],
+        [sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", str(args.workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+GEOTARGET = [sys.executable, "-m", "api"]  # the `geotarget` command, run by this interpreter
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -64,7 +66,7 @@ def serving(
         port = free_port()
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "geotarget", "serve", "--port", str(port), "--workers", str(workers)],
+                [*GEOTARGET, "serve", "--port", str(port), "--workers", str(workers)],
                 env=env,
                 stdout=output,
                 stderr=output,
@@ -92,7 +94,7 @@ def unconfigured(
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTARGET_")}
     env |= {"GEOTARGET_DATA_DIR": str(data_dir), **{f"GEOTARGET_{k.upper()}": v for k, v in settings.items()}}
     return subprocess.Popen(
-        [sys.executable, "-m", "geotarget", command, "--port", str(port)],
+        [*GEOTARGET, command, "--port", str(port)],
         env=env,
         stdout=output,
         stderr=subprocess.STDOUT if output == subprocess.PIPE else output,

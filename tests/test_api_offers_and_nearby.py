@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from api.deps import now
-from geotarget.events import Event
+from geotarget.measurement.events import Event
 from tests.conftest import ADMIN
 from tests.fixtures import ALFAMA_CAFE, CHIADO_KIOSK, INSIDE_ALFAMA_CAFE
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from geotarget.events import Event
+from geotarget.measurement.events import Event
 from geotarget.runtime import Runtime
 from tests.conftest import make_settings
 
@@ -30,7 +30,7 @@ def start_consumer(settings) -> subprocess.Popen[bytes]:
         "GEOTARGET_DEVICE_SECRET": "kill-test",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "geotarget", "consume"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "api", "consume"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
 

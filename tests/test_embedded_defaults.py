@@ -13,7 +13,7 @@ import psutil
 import pytest
 import redis
 
-from geotarget.demo import EXAMPLE_POINT
+from api.demo.city import EXAMPLE_POINT
 from geotarget.store.embedded_redis import EmbeddedRedis
 from tests.servers import free_port, unconfigured, wait_ready
 

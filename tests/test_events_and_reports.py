@@ -12,10 +12,10 @@ import redis
 import shapely
 from typer.testing import CliRunner
 
+from api.cli import app as cli
 from api.deps import now
-from geotarget.cli import app as cli
-from geotarget.devices import device_key
-from geotarget.events import Event, ping_event_id
+from geotarget.measurement.devices import device_key
+from geotarget.measurement.events import Event, ping_event_id
 from tests.conftest import ADMIN, make_settings
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
 
@@ -353,7 +353,7 @@ def test_erasing_a_device_leaves_nothing_behind(client, runtime, world):
 
 
 def test_retention_deletes_old_raw_pings_but_keeps_the_visit_figures(client, cafe, runtime, world):
-    from geotarget.privacy import apply_retention
+    from geotarget.measurement.privacy import apply_retention
 
     events = generated_events(world, runtime.server.device_secret, random.Random(7))
     runtime.server.sink.append(events)

@@ -8,9 +8,9 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from geotarget.cli import app as cli
-from geotarget.ingest import ingest_file
-from geotarget.report_service import ReportRequest
+from api.cli import app as cli
+from geotarget.measurement.ingest import ingest_file
+from geotarget.measurement.reporting import ReportRequest
 from tests.conftest import make_settings
 from tests.fixtures import ALFAMA_CAFE
 

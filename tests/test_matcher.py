@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from geofences import Proximity
-from geotarget.caps import GlobalCaps, counters_for, period
-from geotarget.matcher import MatchRequest, match
-from geotarget.ranking import rank, score
-from geotarget.schedule import parse_schedule
-from geotarget.targeting import matches
-from geotarget.types import Attributes, Candidate, Caps, OfferRule, Targeting
+from geotarget.serving.caps import GlobalCaps, counters_for, period
+from geotarget.serving.matcher import MatchRequest, match
+from geotarget.serving.ranking import rank, score
+from geotarget.serving.schedule import parse_schedule
+from geotarget.serving.targeting import matches
+from geotarget.serving.types import Attributes, Candidate, Caps, OfferRule, Targeting
 
 MONDAY_MORNING = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 08:00 in Lisbon
 

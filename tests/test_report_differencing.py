@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from geotarget.devices import device_key
-from geotarget.events import Event, ping_event_id
+from geotarget.measurement.devices import device_key
+from geotarget.measurement.events import Event, ping_event_id
 from tests.conftest import make_settings
 from tests.fixtures import ALFAMA_CAFE, CHIADO_KIOSK, INSIDE_ALFAMA_CAFE
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from geotarget.errors import InvalidInput
-from geotarget.schedule import is_live, parse_schedule
+from geotarget.serving.schedule import is_live, parse_schedule
 
 LISBON_LATTES = parse_schedule({"windows": [{"days": ["weekdays"], "start": "07:00", "end": "10:00"}]})
 NY_HAPPY_HOUR = parse_schedule({"windows": [{"days": ["daily"], "start": "17:00", "end": "19:00"}]})

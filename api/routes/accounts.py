@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from api.deps import Admin, RuntimeDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import AppIn, IssuedKeyOut, MerchantIn
-from geotarget import accounts
+from geotarget.catalog import accounts
 
 router = APIRouter(prefix="/v1", tags=["accounts"], responses=ERROR_RESPONSES)
 

@@ -16,9 +16,9 @@ from api.deps import Admin, App, Now, Reader, RuntimeDep
 from api.errors import ERROR_RESPONSES, NOT_FOUND
 from api.schemas import ErasedOut, FeatureCollectionOut, PingRow, PingsOut, ReachOut, ScopesOut
 from geotarget.errors import InvalidInput
-from geotarget.pings import accept_pings
-from geotarget.privacy import erase_device
-from geotarget.report_service import ReportRequest, rows_to_csv
+from geotarget.measurement.pings import accept_pings
+from geotarget.measurement.privacy import erase_device
+from geotarget.measurement.reporting import ReportRequest, rows_to_csv
 from geotarget.runtime import Runtime
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)

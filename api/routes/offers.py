@@ -10,7 +10,7 @@ from api.deps import Merchant, Offers, merchant_id
 from api.errors import ERROR_RESPONSES, NOT_FOUND
 from api.openapi import created_links
 from api.schemas import OfferOut, OffersOut
-from geotarget.offers import OfferSpec
+from geotarget.catalog.offers import OfferSpec
 
 router = APIRouter(prefix="/v1/offers", tags=["offers"], responses=ERROR_RESPONSES)
 OfferId = Annotated[str, Path(max_length=64)]

@@ -10,8 +10,8 @@ from api.deps import App, Now, RuntimeDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import NearbyOffer, NearbyOut
 from geofences import LatLng
-from geotarget.serving import NearbyQuery
-from geotarget.types import Attributes
+from geotarget.serving.server import NearbyQuery
+from geotarget.serving.types import Attributes
 
 router = APIRouter(prefix="/v1", tags=["serving"], responses=ERROR_RESPONSES)
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from geotarget.events import Event
+from geotarget.measurement.events import Event
 
 SCHEMA = pa.schema(
     [

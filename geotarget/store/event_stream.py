@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import redis
 
-from geotarget.events import Event
+from geotarget.measurement.events import Event
 from geotarget.store import keys
 
 MAX_STREAM_LENGTH = 5_000_000  # approximate trim: a safety net if no consumer runs, not a retention policy

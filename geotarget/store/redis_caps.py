@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from geotarget.caps import Counter
+from geotarget.serving.caps import Counter
 from geotarget.store import keys
 
 _SCRIPT = (Path(__file__).parent / "lua" / "reserve.lua").read_text()

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from geotarget.reports import Figure
+from geotarget.measurement.reports import Figure
 from geotarget.store.event_store import ParquetEventStore
 
 _REACH = (Path(__file__).parent / "sql" / "reach.sql").read_text()

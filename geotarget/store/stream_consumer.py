@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from geotarget.events import Event
+from geotarget.measurement.events import Event
 from geotarget.store import keys
 from geotarget.store.event_store import ParquetEventStore, events_to_table
 

@@ -12,16 +12,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from sqlalchemy.orm import Session, sessionmaker
 
-from geotarget.accounts import new_id
-from geotarget.catalog import Catalog
+from geotarget.catalog.accounts import new_id
+from geotarget.catalog.shapes import iso_utc
+from geotarget.catalog.snapshot import Catalog
+from geotarget.catalog.timezones import check_timezone
 from geotarget.errors import InvalidInput, NotFound
-from geotarget.schedule import parse_schedule, schedule_to_json
-from geotarget.shapes import iso_utc
+from geotarget.serving.schedule import parse_schedule, schedule_to_json
+from geotarget.serving.types import OFFER_STATUSES
 from geotarget.store import repository
 from geotarget.store.database import transaction
 from geotarget.store.models import Offer
-from geotarget.timezones import check_timezone
-from geotarget.types import OFFER_STATUSES
 
 
 class CapsSpec(BaseModel):

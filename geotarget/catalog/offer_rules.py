@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from geotarget.schedule import parse_schedule
+from geotarget.serving.schedule import parse_schedule
+from geotarget.serving.targeting import language_tag
+from geotarget.serving.types import Caps, OfferRule, Targeting
 from geotarget.store.models import Offer
-from geotarget.targeting import language_tag
-from geotarget.types import Caps, OfferRule, Targeting
 
 
 def caps_of(raw: dict[str, Any] | None) -> Caps:

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from geotarget.devices import device_key
-from geotarget.events import Event
+from geotarget.measurement.devices import device_key
+from geotarget.measurement.events import Event
 from geotarget.store import keys, repository
 from geotarget.store.database import transaction
 from geotarget.store.event_store import SCHEMA, ParquetEventStore, events_to_table
@@ -69,7 +69,7 @@ def _belongs(fields: Any, key: str) -> bool:
         return False
 
 
-_VISITS_BEFORE = (Path(__file__).parent / "store" / "sql" / "visits_before.sql").read_text()
+_VISITS_BEFORE = (Path(__file__).parent.parent / "store" / "sql" / "visits_before.sql").read_text()
 
 
 def apply_retention(store: ParquetEventStore, retention_days: int, today: date) -> int:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from geofences import Proximity
-from geotarget import ranking, targeting
-from geotarget.schedule import is_live
-from geotarget.types import Attributes, Candidate, OfferRule
+from geotarget.serving import ranking, targeting
+from geotarget.serving.schedule import is_live
+from geotarget.serving.types import Attributes, Candidate, OfferRule
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from geotarget.types import Candidate, OfferRule
+from geotarget.serving.types import Candidate, OfferRule
 
 SPECIAL_BOOST = 1.5
 DECAY_M = 100.0

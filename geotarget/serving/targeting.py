@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from geotarget.types import Attributes, Targeting
+from geotarget.serving.types import Attributes, Targeting
 
 
 def language_tag(value: str) -> str:

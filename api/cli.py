@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.demo.city import DEMO_CITY, EXAMPLE_POINT, load_demo_city
+from api.demo.traffic import simulate_once
 from geofences import FenceError, LatLng
-from geotarget.demo import DEMO_CITY, EXAMPLE_POINT, load_demo_city
-from geotarget.demo_traffic import simulate_once
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 from geotarget.store import database
@@ -192,7 +192,7 @@ def report(
     import json
     from datetime import UTC, date, datetime
 
-    from geotarget.report_service import ReportRequest, rows_to_csv
+    from geotarget.measurement.reporting import ReportRequest, rows_to_csv
 
     if granularity not in ("day", "week") or output not in ("table", "csv", "json", "html"):
         raise typer.BadParameter("granularity is day|week; format is table|csv|json|html")
@@ -252,7 +252,7 @@ def _show(value: object) -> str:
 def _html(result: dict[str, object]) -> str:
     from html import escape
 
-    from geotarget.report_service import rows_to_csv
+    from geotarget.measurement.reporting import rows_to_csv
 
     lines = rows_to_csv(result["rows"]).strip().splitlines()  # type: ignore[arg-type]
     head, *body = [line.split(",") for line in lines]
@@ -271,7 +271,7 @@ def ingest(
     """Load a bulk ping file (device_id, lat, lon, ts, accuracy_m?, lmt?) into the event store."""
     from tqdm import tqdm
 
-    from geotarget.ingest import ingest_file
+    from geotarget.measurement.ingest import ingest_file
     from geotarget.store import repository
 
     runtime = Runtime.open(Settings(), follow=False, consume=False)
@@ -300,7 +300,7 @@ def ingest(
 def retention() -> None:
     """Apply GEOTARGET_RETENTION_DAYS now: old raw pings become visit records (a running consumer also does this
     every 10 minutes). Takes the consumer lock, so it never rewrites files a consumer is merging."""
-    from geotarget.privacy import apply_retention
+    from geotarget.measurement.privacy import apply_retention
 
     settings = Settings()
     runtime = Runtime.open(settings, follow=False, consume=False)

@@ -16,9 +16,9 @@ import numpy as np
 
 from geofences import FenceIndex, LatLng, cells
 from geofences.bulk import query_many
-from geotarget.devices import device_key
 from geotarget.errors import InvalidInput
-from geotarget.events import Event, EventSink, ping_event_id
+from geotarget.measurement.devices import device_key
+from geotarget.measurement.events import Event, EventSink, ping_event_id
 
 MAX_PINGS = 1_000
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NewType
 
 from geofences import LatLng
-from geotarget.schedule import Schedule
+from geotarget.serving.schedule import Schedule
 
 OfferId = NewType("OfferId", str)
 FenceId = NewType("FenceId", str)

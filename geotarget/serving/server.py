@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from geofences import LatLng, cells
-from geotarget.caps import Capper, GlobalCaps, counters_for
-from geotarget.catalog import Catalog
-from geotarget.devices import device_key
-from geotarget.events import Event, EventSink, ping_event_id
-from geotarget.matcher import MatchRequest, match
-from geotarget.timezones import timezone_at
-from geotarget.types import Attributes, Candidate
+from geotarget.catalog.snapshot import Catalog
+from geotarget.catalog.timezones import timezone_at
+from geotarget.measurement.devices import device_key
+from geotarget.measurement.events import Event, EventSink, ping_event_id
+from geotarget.serving.caps import Capper, GlobalCaps, counters_for
+from geotarget.serving.matcher import MatchRequest, match
+from geotarget.serving.types import Attributes, Candidate
 
 log = logging.getLogger(__name__)
 CAPS_UNAVAILABLE = "caps unavailable"

@@ -13,10 +13,10 @@ from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from geotarget.catalog.timezones import check_timezone
 from geotarget.errors import InvalidInput
 from geotarget.store import repository
 from geotarget.store.database import transaction
-from geotarget.timezones import check_timezone
 
 Role = Literal["admin", "merchant", "app", "adops"]
 ROLES: tuple[Role, ...] = ("admin", "merchant", "app", "adops")

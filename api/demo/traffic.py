@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from geofences import LatLng
-from geotarget.serving import NearbyQuery, OfferServer
+from geotarget.serving.server import NearbyQuery, OfferServer
 from geotarget.store import repository
 from geotarget.store.database import transaction
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from geofences import FenceIndex, cells
 from geofences.bulk import query_many
-from geotarget.devices import device_key
+from geotarget.measurement.devices import device_key
 from geotarget.store.event_store import SCHEMA, ParquetEventStore
 
 REQUIRED = ("device_id", "lat", "lon", "ts")

@@ -23,11 +23,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from geofences import FenceIndex, LatLng, Proximity, Shape
 from geofences.index import Cover
-from geotarget.offer_rules import rule_of
-from geotarget.shapes import shape_of
+from geotarget.catalog.offer_rules import rule_of
+from geotarget.catalog.shapes import shape_of
+from geotarget.serving.types import OfferRule
 from geotarget.store import repository
 from geotarget.store.models import Change, Geofence, Offer
-from geotarget.types import OfferRule
 
 
 @dataclass(frozen=True)

@@ -23,16 +23,16 @@ from geofences import cells as h3cells
 from geofences.formats import UploadLimits, read_features
 from geofences.index import Cover, cover_shape
 from geofences.shapes import CircleShape
-from geotarget.accounts import new_id
-from geotarget.catalog import Catalog
+from geotarget.catalog.accounts import new_id
+from geotarget.catalog.shapes import feature_of, plain_geometry, shape_of
+from geotarget.catalog.snapshot import Catalog
+from geotarget.catalog.timezones import check_timezone, timezone_at
 from geotarget.cpu import CpuPool
 from geotarget.errors import Conflict, InvalidInput, NotFound
 from geotarget.settings import Settings
-from geotarget.shapes import feature_of, plain_geometry, shape_of
 from geotarget.store import repository
 from geotarget.store.database import transaction
 from geotarget.store.models import Geofence
-from geotarget.timezones import check_timezone, timezone_at
 
 log = logging.getLogger(__name__)
 

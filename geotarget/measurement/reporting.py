@@ -16,13 +16,13 @@ import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from geofences import cells
+from geotarget.catalog.shapes import shape_of
+from geotarget.catalog.timezones import check_timezone
 from geotarget.errors import InvalidInput, NotFound
-from geotarget.reports import BUCKETS, Granularity, assemble, periods
-from geotarget.shapes import shape_of
+from geotarget.measurement.reports import BUCKETS, Granularity, assemble, periods
 from geotarget.store import repository
 from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.report_queries import Scope, heatmap_rows, reach_figures
-from geotarget.timezones import check_timezone
 
 MAX_DAYS = 400
 HEATMAP_MARGIN_M = 500.0

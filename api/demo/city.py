@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from geotarget import accounts
-from geotarget.fences import FenceService
-from geotarget.offers import OfferService, OfferSpec
+from geotarget.catalog import accounts
+from geotarget.catalog.fences import FenceService
+from geotarget.catalog.offers import OfferService, OfferSpec
 from geotarget.store import repository
 from geotarget.store.database import transaction
 

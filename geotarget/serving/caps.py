@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from geotarget.types import Candidate
+from geotarget.serving.types import Candidate
 
 Scope = Literal["offer", "merchant", "global", "budget"]
 Window = Literal["h", "d", "w", "life"]

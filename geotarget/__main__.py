@@ -1,3 +1,0 @@
-from geotarget.cli import app
-
-app()
