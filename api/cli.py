@@ -19,6 +19,7 @@ from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 from geotarget.store import database
 from geotarget.store.embedded_redis import EmbeddedRedis
+from geotarget.store.repository import EVERYONE
 
 app = typer.Typer(help="geotarget: location-aware offers around merchants' stores.", no_args_is_help=True)
 fences_app = typer.Typer(help="Geofence files.", no_args_is_help=True)
@@ -104,11 +105,11 @@ def demo_command(
 def _load_demo(settings: Settings, host: str, port: int) -> None:
     runtime = Runtime.open(settings, follow=False)
     try:
-        keys = load_demo_city(runtime.factory, runtime.fences, runtime.offers)
-        runtime.catalog.sync(runtime.factory)
+        keys = load_demo_city(runtime.repository, runtime.fences, runtime.offers)
+        runtime.catalog.sync(runtime.repository)
         shops = [LatLng(s.lat, s.lon) for stores in DEMO_CITY.values() for s in stores]
         with console.status("Simulating two weeks of foot traffic through the serving path…"):
-            sent = simulate_once(runtime.factory, runtime.server, shops, datetime.now(UTC))
+            sent = simulate_once(runtime.repository, runtime.server, shops, datetime.now(UTC))
         if sent:
             print(f"Sent {sent:,} simulated pings of demo phones; the reach dashboard (/adops) shows them.")
     finally:
@@ -206,7 +207,7 @@ def report(
             date.fromisoformat(last) if last else None,
             granularity,  # type: ignore[arg-type]
         )
-        result = runtime.reports.reach(request, None, datetime.now(UTC).date())
+        result = runtime.reports.reach(request, EVERYONE, datetime.now(UTC).date())
     finally:
         runtime.close()
     rows = result["rows"]
@@ -272,12 +273,10 @@ def ingest(
     from tqdm import tqdm
 
     from geotarget.measurement.ingest import ingest_file
-    from geotarget.store import repository
 
     runtime = Runtime.open(Settings(), follow=False, consume=False)
     try:
-        with runtime.factory() as session:
-            erased = repository.erased_devices(session)
+        erased = runtime.repository.erased_devices()
         with tqdm(unit=" pings", unit_scale=True, desc=file.name) as bar:
             summary = ingest_file(
                 file, runtime.events, runtime.server.device_secret, runtime.catalog.index, erased, progress=bar.update

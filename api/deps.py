@@ -17,6 +17,7 @@ from geotarget.catalog.accounts import Principal, Role, authenticate, known_prin
 from geotarget.catalog.fences import FenceService
 from geotarget.catalog.offers import OfferService
 from geotarget.runtime import Runtime
+from geotarget.store.repository import EVERYONE, Owner
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: admin, merchant, app or adops.")
 
@@ -41,7 +42,7 @@ async def get_principal(
     plain, admin_key = credentials.credentials, runtime.settings.admin_key
     principal = known_principal(plain, admin_key, runtime.keys)
     if principal is None and not surely_unknown(plain, runtime.keys):
-        principal = await run_in_threadpool(authenticate, runtime.factory, plain, admin_key, runtime.keys)
+        principal = await run_in_threadpool(authenticate, runtime.repository, plain, admin_key, runtime.keys)
     if principal is None:
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.key_id = principal.key_id  # for the access log (see api/access_log.py)
@@ -61,6 +62,14 @@ Admin = Annotated[Principal, require("admin")]
 Merchant = Annotated[Principal, require("merchant")]
 App = Annotated[Principal, require("app")]
 Reader = Annotated[Principal, require("merchant", "adops")]
+
+
+async def viewer(principal: Reader) -> Owner:
+    """Whose records a reader sees: a merchant its own, ad ops everyone's."""
+    return principal.merchant_id if principal.role == "merchant" and principal.merchant_id else EVERYONE
+
+
+Viewer = Annotated[Owner, Depends(viewer)]
 
 
 async def now() -> datetime:

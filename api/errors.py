@@ -75,19 +75,14 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    @app.exception_handler(ValidationError)
+    async def _validation(_: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
+        """A request that breaks the schema, or a merged PATCH that breaks the model: the first problem."""
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _field(first.get("loc", ()))
         message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
         return error_response(422, "invalid", message, field or None)
-
-    @app.exception_handler(ValidationError)
-    async def _model(_: Request, exc: ValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
-        field = _field(first.get("loc", ()))
-        return error_response(
-            422, "invalid", f"{field}: {first.get('msg')}" if field else str(first.get("msg")), field or None
-        )
 
     @app.exception_handler(FenceError)
     async def _fence(_: Request, exc: FenceError) -> JSONResponse:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.access_log import AccessLog
-from api.routes import accounts, events, geofences, health, offers, pages, serving
+from api.routes import accounts, devices, geofences, health, offers, pages, pings, reports, serving
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
-    for module in (health, accounts, geofences, offers, serving, events, pages):
+    for module in (health, accounts, geofences, offers, serving, pings, reports, devices, pages):
         app.include_router(module.router)
     app.mount("/static", pages.static, name="static")
     return app

@@ -10,11 +10,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from geofences import FenceError
+from geotarget.catalog.fences import BulkResult
+from geotarget.catalog.model import Offer
+from geotarget.errors import GeotargetError
+from geotarget.measurement.pings import PingResult
+from geotarget.serving.server import NearbyAnswer
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(examples=["invalid_geometry"])
     message: str = Field(examples=["ring 0 intersects itself near [24.94, 60.17]"])
     field: str | None = Field(default=None, examples=["geometry.coordinates[0]"])
+
+    @classmethod
+    def of(cls, error: GeotargetError | FenceError) -> ErrorDetail:
+        return cls(code=error.code, message=error.message, field=error.field)
 
 
 class ErrorBody(BaseModel):
@@ -25,6 +36,24 @@ class MerchantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Lisbon"])
+    cap_per_device_per_day: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Most impressions of all its offers per device per day."
+    )
+
+
+class MerchantPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str | None = Field(default=None, max_length=64)
+    cap_per_device_per_day: int | None = Field(default=None, ge=1, le=1_000_000, description="null: no cap")
+
+
+class MerchantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    timezone: str | None
+    cap_per_device_per_day: int | None
 
 
 class AppIn(BaseModel):
@@ -137,7 +166,19 @@ class BulkOut(BaseModel):
     results: list[BulkRow]
 
 
+def bulk_out(results: list[BulkResult]) -> BulkOut:
+    rows = [
+        BulkRow(index=r.index, status="created", id=r.id)
+        if r.error is None
+        else BulkRow(index=r.index, status="rejected", error=ErrorDetail.of(r.error))
+        for r in results
+    ]
+    created = sum(1 for r in rows if r.status == "created")
+    return BulkOut(created=created, rejected=len(rows) - created, results=rows)
+
+
 class ContainingFence(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id: str
     name: str
     inside: bool
@@ -160,30 +201,8 @@ class ReadyOut(HealthOut):
     )
 
 
-class OfferOut(BaseModel):
-    id: str
-    merchant_id: str
-    title: str
-    body: str
-    url: str | None
-    image_url: str | None
-    geofence_ids: list[str]
-    nearby_m: float
-    schedule: dict[str, Any] | None
-    special: bool
-    caps: dict[str, int]
-    priority: int
-    targeting: dict[str, Any]
-    status: Literal["draft", "active", "paused", "ended"]
-    daily_budget: int | None
-    timezone: str
-    version: int
-    created_at: str
-    updated_at: str
-
-
 class OffersOut(BaseModel):
-    offers: list[OfferOut]
+    offers: list[Offer]
 
 
 class NearbyOffer(BaseModel):
@@ -205,6 +224,26 @@ class NearbyOut(BaseModel):
     cell: str = Field(description="The H3 cell of the ping at the index resolution.")
     degraded: str | None = Field(default=None, description='"caps unavailable" when capped offers were withheld')
 
+    @classmethod
+    def of(cls, answer: NearbyAnswer) -> NearbyOut:
+        offers = [
+            NearbyOffer(
+                offer_id=s.candidate.offer.id,
+                merchant_id=s.candidate.offer.merchant_id,
+                title=s.candidate.offer.title,
+                body=s.candidate.offer.body,
+                url=None if s.candidate.offer.url is None else str(s.candidate.offer.url),
+                image_url=None if s.candidate.offer.image_url is None else str(s.candidate.offer.image_url),
+                special=s.candidate.offer.special,
+                geofence_id=s.candidate.fence_id,
+                inside=s.candidate.inside,
+                distance_m=round(s.candidate.distance_m, 1),
+                impression_id=s.impression_id,
+            )
+            for s in answer.offers
+        ]
+        return cls(offers=offers, cell=answer.cell, degraded=answer.degraded)
+
 
 class PingRow(BaseModel):
     index: int
@@ -218,6 +257,17 @@ class PingsOut(BaseModel):
     accepted: int
     rejected: int
     results: list[PingRow]
+
+
+def pings_out(results: list[PingResult]) -> PingsOut:
+    rows = [
+        PingRow(index=r.index, status="accepted", event_id=r.event_id, stored=r.stored)
+        if r.error is None
+        else PingRow(index=r.index, status="rejected", error=ErrorDetail.of(r.error))
+        for r in results
+    ]
+    accepted = sum(1 for r in rows if r.status == "accepted")
+    return PingsOut(accepted=accepted, rejected=len(rows) - accepted, results=rows)
 
 
 class ReachRow(BaseModel):
@@ -244,6 +294,7 @@ class ReachOut(BaseModel):
 
 
 class ErasedOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     device_key: str
     redis_keys: int
     stream_entries: int
@@ -251,12 +302,14 @@ class ErasedOut(BaseModel):
 
 
 class ScopeMerchant(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id: str
     name: str
     timezone: str | None
 
 
 class ScopeFence(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id: str
     name: str
     merchant_id: str
@@ -264,6 +317,7 @@ class ScopeFence(BaseModel):
 
 
 class ScopeOffer(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id: str
     title: str
     merchant_id: str
@@ -272,7 +326,8 @@ class ScopeOffer(BaseModel):
 
 
 class ScopesOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     role: Literal["merchant", "adops"]
     merchants: list[ScopeMerchant]
-    geofences: list[ScopeFence]
+    geofences: list[ScopeFence] = Field(validation_alias="fences")
     offers: list[ScopeOffer]

@@ -8,7 +8,7 @@ next to the antimeridian is still one simple ring.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NewType
+from typing import Any, NewType
 
 import h3.api.basic_int as h3
 import numpy as np
@@ -26,10 +26,12 @@ __all__ = [
     "MIN_RES",
     "Cell",
     "cell_area_m2",
+    "cell_to_geojson",
     "cell_to_parent",
     "cell_to_res",
     "cell_to_ring",
     "cell_to_str",
+    "cells_at_res",
     "cells_to_parents",
     "compact_cells",
     "edge_length_m",
@@ -61,6 +63,17 @@ def cell_to_ring(cell: Cell) -> list[LatLng]:
             lng += 360
         ring.append(LatLng(lat=lat, lon=lng))
     return ring
+
+
+def cell_to_geojson(cell: Cell) -> dict[str, Any]:
+    """The cell as a closed GeoJSON Polygon ([lon, lat] order)."""
+    ring = [p.as_geojson() for p in cell_to_ring(cell)]
+    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+
+def cells_at_res(cells: Iterable[Cell], res: int) -> int:
+    """How many cells at ``res`` the (compacted) ``cells`` stand for; exact, pentagons included."""
+    return sum(int(h3.cell_to_children_size(c, res)) for c in cells)
 
 
 def neighbours(cell: Cell) -> list[Cell]:

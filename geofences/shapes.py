@@ -42,9 +42,12 @@ __all__ = [
     "PolygonShape",
     "Shape",
     "ShapeArrays",
+    "degrees_around",
     "geodesic_area_m2",
     "haversine_m",
+    "haversines_m",
     "make_valid_polygonal",
+    "moved",
     "polygon_from_parts",
     "ring_self_intersection",
     "validity_problem",
@@ -79,13 +82,27 @@ def box_distance_floor_m(point: LatLng, bounds: tuple[float, float, float, float
     return 0.99 * METRES_PER_DEGREE * math.hypot(dlat, dlon * math.cos(math.radians(widest)))
 
 
-def _haversine(lat0: float, lon0: float, lats: Any, lons: Any) -> Any:
-
-    phi0, phi = math.radians(lat0), np.radians(lats)
-    dphi = phi - phi0
-    dlmb = np.radians(lons) - math.radians(lon0)
-    h = np.sin(dphi / 2) ** 2 + math.cos(phi0) * np.cos(phi) * np.sin(dlmb / 2) ** 2
+def haversines_m(lat0: Any, lon0: Any, lats: Any, lons: Any) -> Any:
+    """``haversine_m`` over arrays: from one centre to many points, or pair by pair (numpy broadcasting)."""
+    phi0, phi = np.radians(lat0), np.radians(lats)
+    dlmb = np.radians(lons) - np.radians(lon0)
+    h = np.sin((phi - phi0) / 2) ** 2 + np.cos(phi0) * np.cos(phi) * np.sin(dlmb / 2) ** 2
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def degrees_around(abs_lat: float, metres: float) -> tuple[float, float]:
+    """(latitude, longitude) degrees that span at least ``metres`` at latitudes up to ``abs_lat``."""
+    return metres / METRES_PER_DEGREE, _lon_margin_deg(metres, abs_lat)
+
+
+def moved(point: LatLng, north_m: float, east_m: float) -> LatLng:
+    """``point`` moved by a few metres (a local flat approximation, fine below a few kilometres).
+
+    >>> moved(LatLng(0.0, 0.0), 111.19508, 0.0).lat
+    0.001
+    """
+    lat = point.lat + north_m / METRES_PER_DEGREE
+    return LatLng(round(lat, 9), round(point.lon + east_m / (METRES_PER_DEGREE * math.cos(math.radians(point.lat))), 9))
 
 
 def _cell_polygons(rings: Sequence[Sequence[LatLng]], margin_deg: float) -> npt.NDArray[np.object_]:
@@ -188,7 +205,7 @@ class CircleShape:
         return haversine_m(self.center, point) <= self.radius_m
 
     def covers_many(self, lats: FloatArray, lons: FloatArray) -> npt.NDArray[np.bool_]:
-        return np.asarray(_haversine(self.center.lat, self.center.lon, lats, lons) <= self.radius_m)
+        return np.asarray(haversines_m(self.center.lat, self.center.lon, lats, lons) <= self.radius_m)
 
     def distance_m(self, point: LatLng) -> float:
         return max(0.0, haversine_m(self.center, point) - self.radius_m)
@@ -230,7 +247,7 @@ class CircleShape:
         for i, ring in enumerate(rings):
             lats = np.fromiter((p.lat for p in ring), dtype=np.float64)
             lons = np.fromiter((p.lon for p in ring), dtype=np.float64)
-            if float(np.max(_haversine(c.lat, c.lon, lats, lons))) + CELL_MARGIN_M <= self.radius_m:
+            if float(np.max(haversines_m(c.lat, c.lon, lats, lons))) + CELL_MARGIN_M <= self.radius_m:
                 result[i] = INTERIOR
                 continue
             local = shapely.Polygon(
@@ -280,17 +297,8 @@ class ShapeArrays:
             result[polygon] = shapely.intersects_xy(self.geometry[shape[polygon]], lons[polygon], lats[polygon])
         if circle.any():
             s = shape[circle]
-            result[circle] = _haversine_pairs(self.lat[s], self.lon[s], lats[circle], lons[circle]) <= self.radius_m[s]
+            result[circle] = haversines_m(self.lat[s], self.lon[s], lats[circle], lons[circle]) <= self.radius_m[s]
         return result
-
-
-def _haversine_pairs(lat0: FloatArray, lon0: FloatArray, lats: FloatArray, lons: FloatArray) -> FloatArray:
-    phi0, phi = np.radians(lat0), np.radians(lats)
-    dphi = phi - phi0
-    dlmb = np.radians(lons) - np.radians(lon0)
-    h = np.sin(dphi / 2) ** 2 + np.cos(phi0) * np.cos(phi) * np.sin(dlmb / 2) ** 2
-    result: FloatArray = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-    return result
 
 
 def polygon_from_parts(parts: Sequence[Sequence[Sequence[Position]]]) -> BaseGeometry:

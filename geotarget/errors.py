@@ -3,8 +3,11 @@
 GeotargetError
 ├── NotFound       the thing does not exist, or belongs to someone else (never say which)
 ├── Conflict       the request clashes with stored state
-├── InvalidInput   a value breaks a rule (``geofences.FenceError`` is wrapped into this)
+├── InvalidInput   a value breaks a rule
 └── Busy           too much CPU-heavy work is already queued; try again shortly
+
+A fence's geometry errors stay ``geofences.FenceError`` (with a precise code such as ``too_many_vertices``);
+the API answers them like ``InvalidInput``.
 """
 
 from __future__ import annotations

@@ -8,30 +8,34 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
+from geotarget.catalog import accounts
 from geotarget.catalog.accounts import KeyCache
 from geotarget.catalog.fences import FenceService
+from geotarget.catalog.model import Merchant
 from geotarget.catalog.offers import OfferService
 from geotarget.catalog.snapshot import Catalog
 from geotarget.cpu import CpuPool
 from geotarget.measurement.events import Event
-from geotarget.measurement.pings import fences_inside
-from geotarget.measurement.privacy import apply_retention
+from geotarget.measurement.pings import PingResult, accept_pings, fences_inside, parse_pings_body
+from geotarget.measurement.privacy import Erased, apply_retention, erase_device
 from geotarget.measurement.reporting import ReportService
 from geotarget.serving.caps import GlobalCaps
 from geotarget.serving.server import OfferServer
 from geotarget.settings import Settings
-from geotarget.store import database, repository
+from geotarget.store import database
 from geotarget.store.embedded_redis import EmbeddedRedis
 from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.event_stream import RedisStreamSink
 from geotarget.store.fence_sync import FenceFollower, RedisFenceNotifier
 from geotarget.store.redis_caps import RedisCapper
 from geotarget.store.redis_client import connect, connect_blocking, persistence
+from geotarget.store.redis_devices import RedisDeviceData
+from geotarget.store.repository import Repository
 from geotarget.store.stream_consumer import ConsumerThread, StreamConsumer
 
 log = logging.getLogger(__name__)
@@ -41,7 +45,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     engine: Engine
-    factory: sessionmaker[Session]
+    repository: Repository
     redis_url: str
     redis: redis.Redis
     catalog: Catalog
@@ -69,14 +73,14 @@ class Runtime:
         engine = database.make_engine(settings.sqlalchemy_url())
         if settings.migrate_on_start:
             database.migrate(engine)
-        factory = database.session_factory(engine)
+        repository = Repository(database.session_factory(engine))
         client = connect(redis_url, settings.redis_timeout_ms)
         catalog = Catalog(settings.index_res)
-        catalog.load_all(factory)
+        catalog.load_all(repository)
         notifier = RedisFenceNotifier(connect(redis_url, max(settings.redis_timeout_ms, 500)), settings.redis_prefix)
         pool = CpuPool(settings.cpu_workers, settings.cpu_queue)
-        fences = FenceService(settings, factory, catalog, notifier, pool)
-        offers = OfferService(factory, catalog, fences.notify_others)
+        fences = FenceService(settings, repository, catalog, notifier, pool)
+        offers = OfferService(repository, catalog, fences.notify_others)
         server = OfferServer(
             catalog,
             RedisCapper(client, settings.redis_prefix),
@@ -91,16 +95,16 @@ class Runtime:
             connect_blocking(redis_url),
             settings.redis_prefix,
             events,
-            lambda batch: _fences_inside(catalog, factory, batch),
-            lambda: _erased(factory),
+            lambda batch: _fences_inside(catalog, repository, batch),
+            repository.erased_devices,
             settings.consumer_batch_size,
         )
 
-        reports = ReportService(factory, events, settings.report_min_devices)
+        reports = ReportService(repository, events, settings.report_min_devices)
         runtime = cls(
             settings,
             engine,
-            factory,
+            repository,
             redis_url,
             client,
             catalog,
@@ -115,7 +119,7 @@ class Runtime:
         )
         if follow:
             runtime.follower = FenceFollower(
-                redis_url, settings.redis_prefix, lambda: catalog.sync(factory), poll_s=settings.sync_poll_s
+                redis_url, settings.redis_prefix, lambda: catalog.sync(repository), poll_s=settings.sync_poll_s
             )
             runtime.follower.start()
         if settings.consume_in_serve if consume is None else consume:
@@ -158,6 +162,36 @@ class Runtime:
             checks["database"] = f"unavailable: {exc.__class__.__name__}"
         return checks
 
+    def update_merchant(self, merchant_id: str, changes: dict[str, Any]) -> Merchant:
+        """Change a merchant; every worker picks up its new cap from the change log."""
+        merchant = accounts.update_merchant(self.repository, merchant_id, changes)
+        self.catalog.sync(self.repository)
+        self.fences.notify_others()
+        return merchant
+
+    def accept_pings(self, body: bytes, now: datetime) -> list[PingResult]:
+        """``POST /v1/pings``: one ping or ``{"pings": [...]}``, each row judged on its own."""
+        secret, res = self.server.device_secret, self.settings.index_res
+        return accept_pings(parse_pings_body(body), self.server.sink, secret, res, now)
+
+    def erase_device(self, device_id: str) -> Erased:
+        """Everything held for a device, gone (see ``measurement.privacy``); Redis away: nothing changes."""
+        redis_data = RedisDeviceData(self.consumer.client, self.settings.redis_prefix)  # no 50 ms serving timeout
+        return erase_device(device_id, self.server.device_secret, self.repository, redis_data, self.events)
+
+    def metrics(self) -> list[tuple[str, str, int]]:
+        """(name, Prometheus type, value) of this worker's counters and gauges."""
+        stats = self.server.stats
+        return [
+            ("nearby_requests_total", "counter", stats.requests),
+            ("offers_served_total", "counter", stats.served),
+            ("offers_cap_blocked_total", "counter", stats.cap_blocked),
+            ("nearby_degraded_total", "counter", stats.degraded),
+            ("event_append_failures_total", "counter", stats.event_failures),
+            ("fences", "gauge", len(self.catalog.index)),
+            ("catalog_change_seq", "gauge", self.catalog.seq),
+        ]
+
     def redis_persistence(self) -> str:
         """``aof``/``rdb``: cap counters survive a Redis restart; ``none``: they are lost with it."""
         try:
@@ -166,11 +200,6 @@ class Runtime:
             return "unknown"
 
 
-def _fences_inside(catalog: Catalog, factory: sessionmaker[Session], batch: Sequence[Event]) -> list[list[str]]:
-    catalog.sync(factory)  # the consumer may run in its own process: see the newest fences first
+def _fences_inside(catalog: Catalog, repository: Repository, batch: Sequence[Event]) -> list[list[str]]:
+    catalog.sync(repository)  # the consumer may run in its own process: see the newest fences first
     return fences_inside(catalog.index, batch)
-
-
-def _erased(factory: sessionmaker[Session]) -> set[str]:
-    with factory() as session:
-        return repository.erased_devices(session)

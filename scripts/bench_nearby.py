@@ -25,18 +25,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.demo.city import DEMO_CITY, Store, store_feature
+from geofences import LatLng
+from geofences.shapes import METRES_PER_DEGREE, moved
 from geotarget.catalog import accounts
 from geotarget.catalog.accounts import new_id
+from geotarget.catalog.model import Offer
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
-from geotarget.store import repository
-from geotarget.store.database import transaction
 from geotarget.store.embedded_redis import EmbeddedRedis
 from tests.servers import free_port, wait_ready
 
 CENTRE = (38.7139, -9.1394)  # Rossio, Lisbon
 HALF_SIDE_M = 4_000
-K = 111_195 * math.cos(math.radians(CENTRE[0]))
 
 
 def scaled_city(settings: Settings, fences: int, offers_per_fence: int, seed: int) -> list[tuple[float, float]]:
@@ -46,13 +46,13 @@ def scaled_city(settings: Settings, fences: int, offers_per_fence: int, seed: in
     runtime = Runtime.open(settings, follow=False)
     centres: list[tuple[float, float]] = []
     try:
-        merchants = [accounts.create_merchant(runtime.factory, f"Shop {i}", "Europe/Lisbon").id for i in range(500)]
+        merchants = [accounts.create_merchant(runtime.repository, f"Shop {i}", "Europe/Lisbon").id for i in range(500)]
         for start in range(0, fences, 1000):
             features, owners = [], []
             for _ in range(min(1000, fences - start)):
                 t = rng.choice(templates)
-                lat = CENTRE[0] + rng.uniform(-HALF_SIDE_M, HALF_SIDE_M) / 111_195
-                lon = CENTRE[1] + rng.uniform(-HALF_SIDE_M, HALF_SIDE_M) / K
+                spot = moved(LatLng(*CENTRE), *(rng.uniform(-HALF_SIDE_M, HALF_SIDE_M) for _ in "ne"))
+                lat, lon = spot.lat, spot.lon
                 store = Store(t.name, lat, lon, t.width_m, t.depth_m, rng.uniform(0, 180), t.radius_m, t.tags)
                 features.append(store_feature(store))
                 owners.append(rng.choice(merchants))
@@ -69,46 +69,27 @@ def scaled_city(settings: Settings, fences: int, offers_per_fence: int, seed: in
 def _add_offers(runtime: Runtime, merchant: str, fence_ids: list[str], per_fence: int, rng: random.Random) -> None:
     """Offers written straight to storage in one transaction (20,000 API calls would only time the setup)."""
     now = datetime.now(UTC)
-    with transaction(runtime.factory) as session:
-        for fence_id in fence_ids:
-            for j in range(per_fence):
-                schedule = (
-                    None
-                    if j == 0
-                    else {
-                        "windows": [
-                            {
-                                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-                                "start": "00:00",
-                                "end": "24:00",
-                            }
-                        ],
-                        "valid_from": None,
-                        "valid_to": None,
-                        "blackout_dates": [],
-                    }
+    offers = []
+    for fence_id in fence_ids:
+        for j in range(per_fence):
+            schedule = None if j == 0 else [{"days": ["daily"], "start": "00:00", "end": "24:00"}]
+            offers.append(
+                Offer(
+                    id=new_id("off"),
+                    merchant_id=merchant,
+                    title=f"Offer {j}",
+                    geofence_ids=(fence_id,),
+                    nearby_m=rng.choice([0, 0, 100, 300]),
+                    schedule=schedule,
+                    special=j == 1,
+                    caps={"per_device_per_day": 3},
+                    priority=rng.randint(1, 100),
+                    timezone="Europe/Lisbon",
+                    created_at=now,
+                    updated_at=now,
                 )
-                repository.add_offer(
-                    session,
-                    {
-                        "id": new_id("off"),
-                        "merchant_id": merchant,
-                        "title": f"Offer {j}",
-                        "body": "",
-                        "geofence_ids": [fence_id],
-                        "nearby_m": rng.choice([0, 0, 100, 300]),
-                        "schedule": schedule,
-                        "special": j == 1,
-                        "caps": {"per_device_per_day": 3},
-                        "priority": rng.randint(1, 100),
-                        "targeting": {},
-                        "status": "active",
-                        "timezone": "Europe/Lisbon",
-                        "version": 1,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
+            )
+    runtime.repository.add_offers(offers)
 
 
 WRK_SCRIPT = """
@@ -157,7 +138,7 @@ def load(
     script = (
         WRK_SCRIPT.replace("{CENTRES}", "{" + ",".join(f"{{{a:.7f},{b:.7f}}}" for a, b in picked) + "}")
         .replace("{DEVICES}", str(devices))
-        .replace("{K}", f"{K:.3f}")
+        .replace("{K}", f"{METRES_PER_DEGREE * math.cos(math.radians(CENTRE[0])):.3f}")
         .replace("{KEY}", key)
         .replace("{PATH}", path)
     )
@@ -206,7 +187,7 @@ def main() -> None:
         f"built in {time.perf_counter() - started:.1f} s"
     )
     runtime = Runtime.open(settings, follow=False)
-    app_key = accounts.create_app_key(runtime.factory, "bench").api_key
+    app_key = accounts.create_app_key(runtime.repository, "bench").api_key
     runtime.close()
 
     port = free_port()

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def eventually(condition: Callable[[], object], timeout_s: float = 30, every_s: float = 0.1) -> None:
+    """Poll ``condition`` until it is true; fail with what it last returned after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not (last := condition()):
+        assert time.monotonic() < deadline, f"still not true after {timeout_s} s: {last!r}"
+        time.sleep(every_s)
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:

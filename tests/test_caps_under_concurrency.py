@@ -8,10 +8,10 @@ import asyncio
 import httpx
 import pytest
 
+from tests.conftest import ADMIN, ADMIN_KEY
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
 from tests.servers import serving
 
-ADMIN = {"Authorization": "Bearer caps-admin"}
 REPETITIONS = 20
 SIMULTANEOUS = 200
 
@@ -43,7 +43,7 @@ def served_count(answers: list[dict]) -> int:
 
 @pytest.mark.slow
 def test_an_offer_capped_at_3_a_day_is_served_exactly_3_times(tmp_path, redis_url):
-    with serving(tmp_path, redis_url, "caps-admin", workers=2, redis_timeout_ms="2000") as [base]:
+    with serving(tmp_path, redis_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000") as [base]:
         app = setup_city(base, [{"title": "latte", "caps": {"per_device_per_day": 3}}])
         totals = [served_count(asyncio.run(burst(base, app, f"device-{i}"))) for i in range(REPETITIONS)]
     assert totals == [3] * REPETITIONS
@@ -53,7 +53,7 @@ def test_an_offer_capped_at_3_a_day_is_served_exactly_3_times(tmp_path, redis_ur
 def test_a_global_cap_of_4_a_day_holds_across_uncapped_offers(tmp_path, redis_url):
     offers = [{"title": f"offer {i}", "priority": 10 + i} for i in range(2)]
     with serving(
-        tmp_path, redis_url, "caps-admin", workers=2, redis_timeout_ms="2000", global_cap_per_device_per_day="4"
+        tmp_path, redis_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000", global_cap_per_device_per_day="4"
     ) as [base]:
         app = setup_city(base, offers)
         totals = [served_count(asyncio.run(burst(base, app, f"device-{i}"))) for i in range(REPETITIONS)]
@@ -62,7 +62,7 @@ def test_a_global_cap_of_4_a_day_holds_across_uncapped_offers(tmp_path, redis_ur
 
 @pytest.mark.slow
 def test_with_the_default_50_ms_timeout_an_overloaded_server_fails_closed_never_over(tmp_path, redis_url):
-    with serving(tmp_path, redis_url, "caps-admin", workers=2) as [base]:
+    with serving(tmp_path, redis_url, ADMIN_KEY, workers=2) as [base]:
         app = setup_city(base, [{"title": "latte", "caps": {"per_device_per_day": 3}}])
         for i in range(5):
             answers = asyncio.run(burst(base, app, f"device-{i}"))

@@ -42,18 +42,18 @@ def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, redis_url
         start = datetime(2026, 11, 20, 8, tzinfo=UTC)
         events = [
             Event(
-                "impression",
-                f"imp-{i:06d}",
-                start + timedelta(seconds=i),
-                f"dev{i % 97:02d}",
-                38.7,
-                -9.1,
-                "c",
-                "off_x",
-                "mer_x",
-                "fen_x",
-                True,
-                0.0,
+                kind="impression",
+                event_id=f"imp-{i:06d}",
+                at=start + timedelta(seconds=i),
+                device_key=f"dev{i % 97:02d}",
+                lat=38.7,
+                lon=-9.1,
+                cell="c",
+                offer_id="off_x",
+                merchant_id="mer_x",
+                fence_id="fen_x",
+                inside=True,
+                distance_m=0.0,
             )
             for i in range(EVENTS)
         ]

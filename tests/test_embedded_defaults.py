@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from typing import Any
 
 import httpx
 import psutil
@@ -15,7 +16,7 @@ import redis
 
 from api.demo.city import EXAMPLE_POINT
 from geotarget.store.embedded_redis import EmbeddedRedis
-from tests.servers import free_port, unconfigured, wait_ready
+from tests.servers import eventually, free_port, unconfigured, wait_ready
 
 
 def test_the_embedded_server_is_a_real_redis_with_lua_and_stops_cleanly(tmp_path):
@@ -63,22 +64,25 @@ def test_geotarget_demo_serves_the_demo_city_with_embedded_redis_and_sqlite(tmp_
 
         scopes = httpx.get(f"{base}/v1/reports/scopes", headers=adops).json()
         cafe = next(m["id"] for m in scopes["merchants"] if m["name"] == "Café Tejo")
-        deadline = time.monotonic() + 30
-        while True:
-            rows = httpx.get(f"{base}/v1/reports/reach", params={"merchant_id": cafe}, headers=adops).json()["rows"]
-            if sum(r["visitors"] or 0 for r in rows) and sum(r["impressions"] or 0 for r in rows):
-                break
-            assert time.monotonic() < deadline, rows[-3:]
-            time.sleep(0.5)
-        assert sum(1 for r in rows if r["visitors"]) >= 10  # most of the last two weeks
+
+        def reach_rows() -> list[dict[str, Any]]:
+            return httpx.get(f"{base}/v1/reports/reach", params={"merchant_id": cafe}, headers=adops).json()["rows"]
+
+        eventually(
+            lambda: (r := reach_rows()) and sum(x["visitors"] or 0 for x in r) and sum(x["impressions"] or 0 for x in r)
+        )
+        assert sum(1 for r in reach_rows() if r["visitors"]) >= 10  # most of the last two weeks
 
         assert (tmp_path / "data" / "geotarget.db").exists()
         assert (tmp_path / "data" / "admin.key").read_text().startswith("gt_admin_")
     finally:
         process.terminate()
         process.communicate(timeout=20)
-    time.sleep(0.5)
-    assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+
+    def ours() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+
+    eventually(lambda: not ours(), timeout_s=10)
 
 
 def _printed(process: subprocess.Popen[str], pattern: str) -> str:
@@ -109,11 +113,11 @@ def test_a_killed_owner_leaves_no_orphaned_redis(tmp_path):
     owner.wait()
     owner.stdout.close()
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def gone() -> bool:
         try:
             redis.Redis.from_url(url, socket_connect_timeout=0.2).ping()
         except redis.ConnectionError:
-            return
-        time.sleep(0.1)
-    pytest.fail(f"the Redis at {url} outlived the process that started it")
+            return True
+        return False
+
+    eventually(gone, timeout_s=10)  # else the Redis outlived the process that started it

@@ -49,56 +49,60 @@ def generated_events(world, secret: str, rng: random.Random) -> list[Event]:
                 inside = rng.random() < 0.6
                 lat = 38.71125 + (rng.uniform(-0.0002, 0.0002) if inside else rng.uniform(0.001, 0.003))
                 lon = -9.13015 + (rng.uniform(-0.0003, 0.0003) if inside else 0.0)
-                events.append(Event("ping", ping_event_id(key, t), t, key, lat, lon, "cell"))
+                events.append(
+                    Event(
+                        kind="ping", event_id=ping_event_id(key, t), at=t, device_key=key, lat=lat, lon=lon, cell="cell"
+                    )
+                )
             impressions = rng.randrange(0, 7) if day_index < 2 else (rng.randrange(1, 7) if d < 3 else 0)
             for _ in range(impressions):
                 at = day + timedelta(hours=7, minutes=rng.randrange(720))
                 events.append(
                     Event(
-                        "impression",
-                        f"imp-{rng.getrandbits(64):x}",
-                        at,
-                        key,
-                        38.7112,
-                        -9.1301,
-                        "c",
-                        world["offer"],
-                        world["merchant"],
-                        world["fence"],
-                        True,
-                        0.0,
+                        kind="impression",
+                        event_id=f"imp-{rng.getrandbits(64):x}",
+                        at=at,
+                        device_key=key,
+                        lat=38.7112,
+                        lon=-9.1301,
+                        cell="c",
+                        offer_id=world["offer"],
+                        merchant_id=world["merchant"],
+                        fence_id=world["fence"],
+                        inside=True,
+                        distance_m=0.0,
                     )
                 )
             if rng.random() < 0.3:
                 events.append(
                     Event(
-                        "cap_blocked",
-                        f"blk-{rng.getrandbits(64):x}",
-                        day + timedelta(hours=9),
-                        key,
-                        38.7112,
-                        -9.1301,
-                        "c",
-                        world["offer"],
-                        world["merchant"],
-                        world["fence"],
+                        kind="cap_blocked",
+                        event_id=f"blk-{rng.getrandbits(64):x}",
+                        at=day + timedelta(hours=9),
+                        device_key=key,
+                        lat=38.7112,
+                        lon=-9.1301,
+                        cell="c",
+                        offer_id=world["offer"],
+                        merchant_id=world["merchant"],
+                        fence_id=world["fence"],
                     )
                 )
     for i in range(4):
         events.append(
             Event(
-                "impression",
-                f"lmt-{i}",
-                DAYS[0] + timedelta(hours=10),
-                "",
-                38.7112,
-                -9.1301,
-                "c",
-                world["offer"],
-                world["merchant"],
-                world["fence"],
-                True,
-                0.0,
+                kind="impression",
+                event_id=f"lmt-{i}",
+                at=DAYS[0] + timedelta(hours=10),
+                device_key="",
+                lat=38.7112,
+                lon=-9.1301,
+                cell="c",
+                offer_id=world["offer"],
+                merchant_id=world["merchant"],
+                fence_id=world["fence"],
+                inside=True,
+                distance_m=0.0,
             )
         )
     return events
@@ -200,10 +204,24 @@ def test_the_consumer_lingers_to_write_fewer_larger_files(runtime, world):
     key = device_key(secret, "trickle")
     at = DAYS[0] + timedelta(hours=9)
     sink, consumer = runtime.server.sink, runtime.consumer
-    sink.append([Event("ping", ping_event_id(key, at), at, key, 38.7112, -9.1301, "c")])
+    sink.append(
+        [Event(kind="ping", event_id=ping_event_id(key, at), at=at, device_key=key, lat=38.7112, lon=-9.1301, cell="c")]
+    )
     for second in range(1, 6):
         t = at + timedelta(seconds=second)
-        sink.append([Event("ping", ping_event_id(key, t), t, key, 38.7112, -9.1301, "c")])
+        sink.append(
+            [
+                Event(
+                    kind="ping",
+                    event_id=ping_event_id(key, t),
+                    at=t,
+                    device_key=key,
+                    lat=38.7112,
+                    lon=-9.1301,
+                    cell="c",
+                )
+            ]
+        )
     assert consumer.poll(block_ms=10, linger_ms=300) == 6
     assert len(runtime.events.files()) == 1
 
@@ -214,18 +232,18 @@ def test_k_suppression_edges_exactly_k_shows_k_minus_one_hides(client, cafe, run
         runtime.server.sink.append(
             [
                 Event(
-                    "impression",
-                    f"edge-{day.day}-{d}",
-                    day + timedelta(hours=12),
-                    device_key(secret, f"e{d}"),
-                    38.7,
-                    -9.1,
-                    "c",
-                    world["offer"],
-                    world["merchant"],
-                    world["fence"],
-                    True,
-                    0.0,
+                    kind="impression",
+                    event_id=f"edge-{day.day}-{d}",
+                    at=day + timedelta(hours=12),
+                    device_key=device_key(secret, f"e{d}"),
+                    lat=38.7,
+                    lon=-9.1,
+                    cell="c",
+                    offer_id=world["offer"],
+                    merchant_id=world["merchant"],
+                    fence_id=world["fence"],
+                    inside=True,
+                    distance_m=0.0,
                 )
                 for d in range(devices)
             ]
@@ -308,18 +326,20 @@ def test_erasing_a_device_leaves_nothing_behind(client, runtime, world):
     secret = runtime.server.device_secret
     key = device_key(secret, "erase-me")
     at = DAYS[0] + timedelta(hours=9)
-    runtime.server.sink.append([Event("ping", ping_event_id(key, at), at, key, 38.7112, -9.1301, "c")])
+    runtime.server.sink.append(
+        [Event(kind="ping", event_id=ping_event_id(key, at), at=at, device_key=key, lat=38.7112, lon=-9.1301, cell="c")]
+    )
     runtime.consumer.drain()
     runtime.server.sink.append(
         [
             Event(
-                "ping",
-                ping_event_id(key, at + timedelta(minutes=1)),
-                at + timedelta(minutes=1),
-                key,
-                38.7112,
-                -9.1301,
-                "c",
+                kind="ping",
+                event_id=ping_event_id(key, at + timedelta(minutes=1)),
+                at=at + timedelta(minutes=1),
+                device_key=key,
+                lat=38.7112,
+                lon=-9.1301,
+                cell="c",
             )
         ]
     )  # still queued
@@ -338,7 +358,13 @@ def test_erasing_a_device_leaves_nothing_behind(client, runtime, world):
     runtime.server.sink.append(
         [
             Event(
-                "ping", ping_event_id(key, at + timedelta(hours=1)), at + timedelta(hours=1), key, 38.7112, -9.1301, "c"
+                kind="ping",
+                event_id=ping_event_id(key, at + timedelta(hours=1)),
+                at=at + timedelta(hours=1),
+                device_key=key,
+                lat=38.7112,
+                lon=-9.1301,
+                cell="c",
             )
         ]
     )  # arrives later

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -186,21 +185,18 @@ def test_a_100k_vertex_ring_is_refused_fast_before_any_geometry_work():
     ring = [
         [24.9 + 0.01 * math.cos(2 * math.pi * i / n), 60.1 + 0.01 * math.sin(2 * math.pi * i / n)] for i in range(n)
     ]
-    ring.append(ring[0])
-    started = time.perf_counter()
+    ring[-1] = ["not", "a position"]  # a ring that was parsed would be refused for this instead
     with pytest.raises(FenceError) as caught:
         parse_feature(feature(polygon(ring)))
     assert caught.value.code == "too_many_vertices"
     assert "10,000" in caught.value.message
-    assert time.perf_counter() - started < 0.5  # generous: it is refused before the ring is even parsed
 
 
 def test_a_50_km_square_is_refused_by_area_before_any_h3_work():
-    started = time.perf_counter()
+    limits = FenceLimits(cover_res=15, max_cover_cells=None)  # covering it would take ~10^11 cells: hours
     with pytest.raises(FenceError) as caught:
-        parse_feature(feature(polygon(square(24.5, 60.0, 0.9))))
+        parse_feature(feature(polygon(square(24.5, 60.0, 0.9))), limits)
     assert caught.value.code == "area_too_large"
-    assert time.perf_counter() - started < 0.5
 
 
 def test_the_area_limit_is_a_setting():

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from api.cli import app as cli
 from geotarget.measurement.ingest import ingest_file
 from geotarget.measurement.reporting import ReportRequest
+from geotarget.store.repository import EVERYONE
 from tests.conftest import make_settings
 from tests.fixtures import ALFAMA_CAFE
 
@@ -72,7 +73,7 @@ def test_a_real_bus_track_makes_visits_at_a_stop(client, cafe, runtime, tmp_path
         ReportRequest(
             geofence_id=fence, first=pd.Timestamp("2026-01-26").date(), last=pd.Timestamp("2026-01-26").date()
         ),
-        None,
+        EVERYONE,
         None,
     )
     row = report["rows"][0]
@@ -107,5 +108,5 @@ def test_ingesting_a_file_twice_stores_each_ping_once_for_reports(client, cafe, 
         ingest_file(path, runtime.events, "secret", runtime.catalog.index, set())
     runtime.reports.k = 1
     day = pd.Timestamp("2026-11-20").date()
-    row = runtime.reports.reach(ReportRequest(geofence_id=fence, first=day, last=day), None, None)["rows"][0]
+    row = runtime.reports.reach(ReportRequest(geofence_id=fence, first=day, last=day), EVERYONE, None)["rows"][0]
     assert (row["visitors"], row["visits"]) == (7, 7)

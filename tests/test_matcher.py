@@ -7,27 +7,26 @@ from datetime import UTC, datetime
 import pytest
 
 from geofences import Proximity
+from geotarget.catalog.model import Caps, Offer, Targeting
 from geotarget.serving.caps import GlobalCaps, counters_for, period
 from geotarget.serving.matcher import MatchRequest, match
 from geotarget.serving.ranking import rank, score
 from geotarget.serving.schedule import parse_schedule
 from geotarget.serving.targeting import matches
-from geotarget.serving.types import Attributes, Candidate, Caps, OfferRule, Targeting
+from geotarget.serving.types import Attributes, Candidate
 
 MONDAY_MORNING = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 08:00 in Lisbon
 
 
-def offer(offer_id: str, merchant: str = "cafe", **fields) -> OfferRule:
+def offer(offer_id: str, merchant: str = "cafe", **fields) -> Offer:
     base = {
         "title": offer_id,
-        "body": "",
-        "url": None,
-        "image_url": None,
-        "fence_ids": ("alfama",),
-        "nearby_m": 0.0,
+        "geofence_ids": ("alfama",),
         "timezone": "Europe/Lisbon",
+        "created_at": MONDAY_MORNING,
+        "updated_at": MONDAY_MORNING,
     }
-    return OfferRule(offer_id, merchant, **{**base, **fields})
+    return Offer(id=offer_id, merchant_id=merchant, **{**base, **fields})
 
 
 INSIDE_ALFAMA = [Proximity("alfama", True, 0.0)]
@@ -35,9 +34,9 @@ ZONES = {"alfama": "Europe/Lisbon", "chiado": "Europe/Lisbon"}
 
 
 def ranked_ids(proximities, offers, **request) -> list[str]:
-    by_fence: dict[str, list[OfferRule]] = {}
+    by_fence: dict[str, list[Offer]] = {}
     for o in offers:
-        for f in o.fence_ids:
+        for f in o.geofence_ids:
             by_fence.setdefault(f, []).append(o)
     req = MatchRequest(
         request.pop("at", MONDAY_MORNING),
@@ -49,7 +48,7 @@ def ranked_ids(proximities, offers, **request) -> list[str]:
 
 
 def test_inside_offers_come_before_nearby_ones_whatever_their_priority():
-    near = offer("chiado-cake", fence_ids=("chiado",), nearby_m=500, priority=100)
+    near = offer("chiado-cake", geofence_ids=("chiado",), nearby_m=500, priority=100)
     inside = offer("alfama-latte", priority=10)
     places = [Proximity("alfama", True, 0.0), Proximity("chiado", False, 120.0)]
     assert ranked_ids(places, [near, inside]) == ["alfama-latte", "chiado-cake"]
@@ -62,7 +61,7 @@ def test_a_special_is_boosted_and_ties_break_by_distance_then_id():
 
 
 def test_nearby_offers_reach_only_as_far_as_their_nearby_m():
-    kiosk = offer("kiosk", fence_ids=("chiado",), nearby_m=100)
+    kiosk = offer("kiosk", geofence_ids=("chiado",), nearby_m=100)
     assert ranked_ids([Proximity("chiado", False, 99.0)], [kiosk]) == ["kiosk"]
     assert ranked_ids([Proximity("chiado", False, 101.0)], [kiosk]) == []
 
@@ -94,12 +93,12 @@ def test_at_most_n_offers_per_merchant():
     ("targeting", "attributes", "expected"),
     [
         (Targeting(), Attributes(), True),
-        (Targeting(genders=frozenset({"f"})), Attributes(gender="F"), True),
-        (Targeting(interests=frozenset({"coffee", "books"})), Attributes(interests=frozenset({"Coffee"})), True),
-        (Targeting(interests=frozenset({"coffee"})), Attributes(interests=frozenset({"gym"})), False),
-        (Targeting(os=frozenset({"ios"})), Attributes(os="android"), False),
-        (Targeting(languages=frozenset({"pt"})), Attributes(language="pt_BR"), True),
-        (Targeting(languages=frozenset({"pt"})), Attributes(), False),
+        (Targeting(gender=["F"]), Attributes(gender="f"), True),
+        (Targeting(interests=["coffee", "books"]), Attributes(interests=frozenset({"Coffee"})), True),
+        (Targeting(interests=["coffee"]), Attributes(interests=frozenset({"gym"})), False),
+        (Targeting(os=["iOS"]), Attributes(os="android"), False),
+        (Targeting(language=["pt-PT"]), Attributes(language="pt_BR"), True),
+        (Targeting(language=["pt"]), Attributes(), False),
     ],
 )
 def test_targeting_table(targeting, attributes, expected):
@@ -111,10 +110,9 @@ def test_each_cap_becomes_a_counter_with_the_right_window():
         "latte",
         caps=Caps(per_device_per_hour=1, per_device_per_day=3, per_device_per_week=5, per_device_lifetime=9),
         daily_budget=1000,
-        merchant_cap_per_device_per_day=4,
     )
     candidate = Candidate(capped, "alfama", True, 0.0, 50.0)
-    counters = counters_for(candidate, MONDAY_MORNING, "Europe/Lisbon", GlobalCaps(2, 6))
+    counters = counters_for(candidate, MONDAY_MORNING, "Europe/Lisbon", GlobalCaps(2, 6), merchant_cap=4)
     summary = {(c.scope, c.period, c.limit, c.per_device) for c in counters}
     assert summary == {
         ("offer", "h:2026-11-23T08+0000", 1, True),

@@ -24,12 +24,31 @@ def settings(tmp_path, redis_url, database_url):
 
 def ping(runtime, device: str, at: datetime, where: dict[str, float]) -> Event:
     key = device_key(runtime.server.device_secret, device)
-    return Event("ping", ping_event_id(key, at), at, key, where["lat"], where["lon"], "c")
+    return Event(
+        kind="ping",
+        event_id=ping_event_id(key, at),
+        at=at,
+        device_key=key,
+        lat=where["lat"],
+        lon=where["lon"],
+        cell="c",
+    )
 
 
 def impression(runtime, device: str, at: datetime, offer: str, merchant: str, fence: str) -> Event:
     key = device_key(runtime.server.device_secret, device)
-    return Event("impression", f"imp-{device}-{at.timestamp()}", at, key, 38.71, -9.13, "c", offer, merchant, fence)
+    return Event(
+        kind="impression",
+        event_id=f"imp-{device}-{at.timestamp()}",
+        at=at,
+        device_key=key,
+        lat=38.71,
+        lon=-9.13,
+        cell="c",
+        offer_id=offer,
+        merchant_id=merchant,
+        fence_id=fence,
+    )
 
 
 def store(runtime, events: list[Event]) -> None:

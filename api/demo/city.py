@@ -9,13 +9,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
+from geofences import LatLng
+from geofences.shapes import moved
 from geotarget.catalog import accounts
 from geotarget.catalog.fences import FenceService
-from geotarget.catalog.offers import OfferService, OfferSpec
-from geotarget.store import repository
-from geotarget.store.database import transaction
+from geotarget.catalog.model import OfferFields
+from geotarget.catalog.offers import OfferService
+from geotarget.store.repository import Repository
 
 _NOTE = "demo_city"
 EXAMPLE_POINT = (38.71152, -9.13010)  # (lat, lon) inside "Café Tejo — Alfama"
@@ -150,12 +150,12 @@ def store_feature(store: Store) -> dict[str, Any]:
             "geometry": {"type": "Point", "coordinates": [store.lon, store.lat]},
         }
     a = math.radians(store.bearing_deg)
-    k = 111_195 * math.cos(math.radians(store.lat))
+    centre = LatLng(store.lat, store.lon)
     ring = []
     for dx, dy in ((-1, -1), (1, -1), (1, 1), (-1, 1), (-1, -1)):
         x, y = dx * store.width_m / 2, dy * store.depth_m / 2
-        xr, yr = x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)
-        ring.append([round(store.lon + xr / k, 7), round(store.lat + yr / 111_195, 7)])
+        corner = moved(centre, north_m=x * math.sin(a) + y * math.cos(a), east_m=x * math.cos(a) - y * math.sin(a))
+        ring.append([round(corner.lon, 7), round(corner.lat, 7)])
     return {
         "type": "Feature",
         "properties": properties,
@@ -163,33 +163,27 @@ def store_feature(store: Store) -> dict[str, Any]:
     }
 
 
-def load_demo_city(
-    factory: sessionmaker[Session], fences: FenceService, offers: OfferService
-) -> dict[str, tuple[str, str]]:
+def load_demo_city(repository: Repository, fences: FenceService, offers: OfferService) -> dict[str, tuple[str, str]]:
     """Create the demo merchants, fences and offers once; return ``{merchant name: (merchant id, fresh key)}``
     plus a fresh app key under ``"app"`` and an ad-ops key under ``"adops"``."""
 
-    with factory() as session:
-        loaded = repository.get_note(session, _NOTE)
     keys: dict[str, tuple[str, str]] = {}
-    if loaded:
+    if repository.note(_NOTE):
         for name in DEMO_CITY:
-            with factory() as session:
-                merchant = repository.find_merchant_by_name(session, name)
+            merchant = repository.merchant_named(name)
             if merchant is not None:
-                keys[name] = (merchant.id, accounts.issue_merchant_key(factory, merchant.id))
+                keys[name] = (merchant.id, accounts.issue_merchant_key(repository, merchant.id))
     else:
         for name, stores in DEMO_CITY.items():
-            issued = accounts.create_merchant(factory, name, "Europe/Lisbon")
+            issued = accounts.create_merchant(repository, name, "Europe/Lisbon")
             results = fences.create_many(issued.id, [store_feature(s) for s in stores])
             fence_ids = [r.id for r in results]
             for title, body, at_stores, extra in DEMO_OFFERS.get(name, []):
                 spec = {"title": title, "body": body, "geofence_ids": [fence_ids[i] for i in at_stores], **extra}
-                offers.create(issued.id, OfferSpec.model_validate(spec))
+                offers.create(issued.id, OfferFields.model_validate(spec))
             keys[name] = (issued.id, issued.api_key)
-        with transaction(factory) as session:
-            repository.set_note(session, _NOTE, "loaded")
+        repository.set_note(_NOTE, "loaded")
     for role in ("app", "adops"):
-        issued = accounts.create_app_key(factory, f"demo {role}", role)
+        issued = accounts.create_app_key(repository, f"demo {role}", role)
         keys[role] = (issued.id, issued.api_key)
     return keys

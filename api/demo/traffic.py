@@ -13,12 +13,10 @@ import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from geofences import LatLng
+from geofences.shapes import moved
 from geotarget.serving.server import NearbyQuery, OfferServer
-from geotarget.store import repository
-from geotarget.store.database import transaction
+from geotarget.store.repository import Repository
 
 _NOTE = "demo_traffic"
 PHONES = 200
@@ -26,9 +24,7 @@ DAYS = 14
 
 
 def _step(point: LatLng, metres: float, bearing_deg: float) -> LatLng:
-    north = metres * math.cos(math.radians(bearing_deg)) / 111_195
-    east = metres * math.sin(math.radians(bearing_deg)) / (111_195 * math.cos(math.radians(point.lat)))
-    return LatLng(point.lat + north, point.lon + east)
+    return moved(point, metres * math.cos(math.radians(bearing_deg)), metres * math.sin(math.radians(bearing_deg)))
 
 
 def strolls(shops: Sequence[LatLng], now: datetime, seed: int = 7) -> list[tuple[str, LatLng, datetime]]:
@@ -55,18 +51,16 @@ def strolls(shops: Sequence[LatLng], now: datetime, seed: int = 7) -> list[tuple
 
 
 def simulate_once(
-    factory: sessionmaker[Session],
+    repository: Repository,
     server: OfferServer,
     shops: Sequence[LatLng],
     now: datetime,
 ) -> int:
     """Send the strolls through ``server`` unless done before; returns the number of pings sent."""
-    with factory() as session:
-        if repository.get_note(session, _NOTE):
-            return 0
+    if repository.note(_NOTE):
+        return 0
     pings = strolls(shops, now)
     for phone, point, at in pings:
         server.nearby(NearbyQuery(point, phone, at, accuracy_m=8.0))
-    with transaction(factory) as session:
-        repository.set_note(session, _NOTE, now.isoformat())
+    repository.set_note(_NOTE, now.isoformat())
     return len(pings)

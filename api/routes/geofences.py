@@ -9,17 +9,18 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Fences, Merchant, merchant_id
 from api.errors import ERROR_RESPONSES, NOT_FOUND
+from api.features import cells_collection, collection_of, feature_of
 from api.openapi import created_links
 from api.schemas import (
     BulkOut,
-    BulkRow,
+    ContainingFence,
     ContainsOut,
     ErrorBody,
-    ErrorDetail,
     FeatureCollectionOut,
     FeatureIn,
     FeatureOut,
     FencePatch,
+    bulk_out,
 )
 from geofences import LatLng
 from geofences.formats import UploadLimits
@@ -75,7 +76,7 @@ _BULK_BODY = {
     responses=created_links("fence_id", "get_fence", "patch_fence", "delete_fence", "fence_cells"),
 )
 def create_fence(body: FeatureIn, principal: Merchant, fences: Fences, repair: Repair = False) -> dict[str, Any]:
-    return fences.create(merchant_id(principal), body.model_dump(exclude_unset=True), repair=repair)
+    return feature_of(fences.create(merchant_id(principal), body.model_dump(exclude_unset=True), repair=repair))
 
 
 @router.post(
@@ -98,18 +99,7 @@ async def create_fences_in_bulk(
         results = await run_in_threadpool(fences.import_collection, owner, await request.body(), repair=repair)
     else:
         raise HTTPException(415, "send application/json (a FeatureCollection) or multipart/form-data (a file)")
-    rows = [
-        BulkRow(index=r.index, status="created", id=r.id)
-        if r.error is None
-        else BulkRow(
-            index=r.index,
-            status="rejected",
-            error=ErrorDetail(code=r.error.code, message=r.error.message, field=r.error.field),
-        )
-        for r in results
-    ]
-    created = sum(1 for r in rows if r.status == "created")
-    return BulkOut(created=created, rejected=len(rows) - created, results=rows)
+    return bulk_out(results)
 
 
 async def _uploaded_file(request: Request) -> tuple[bytes, str | None]:
@@ -122,7 +112,7 @@ async def _uploaded_file(request: Request) -> tuple[bytes, str | None]:
 
 @router.get("", response_model=FeatureCollectionOut)
 def list_fences(principal: Merchant, fences: Fences) -> dict[str, Any]:
-    return fences.collection(merchant_id(principal))
+    return collection_of(fences.collection(merchant_id(principal)))
 
 
 @router.get("/contains", response_model=ContainsOut)
@@ -135,19 +125,20 @@ def fences_containing(
 ) -> ContainsOut:
     """The caller's fences that contain the point, or lie within ``within_m`` — the matcher's own index."""
     found = fences.contains(merchant_id(principal), LatLng(lat=lat, lon=lon), within_m)
-    return ContainsOut.model_validate({"fences": found})
+    return ContainsOut(fences=[ContainingFence.model_validate(f) for f in found])
 
 
 @router.get("/{fence_id}", response_model=FeatureOut, responses=NOT_FOUND, operation_id="get_fence")
 def get_fence(fence_id: FenceId, principal: Merchant, fences: Fences) -> dict[str, Any]:
-    return fences.get(merchant_id(principal), fence_id)
+    return feature_of(fences.get(merchant_id(principal), fence_id))
 
 
 @router.patch("/{fence_id}", response_model=FeatureOut, responses=NOT_FOUND, operation_id="patch_fence")
 def patch_fence(
     fence_id: FenceId, body: FencePatch, principal: Merchant, fences: Fences, repair: Repair = False
 ) -> dict[str, Any]:
-    return fences.update(merchant_id(principal), fence_id, body.model_dump(exclude_unset=True), repair=repair)
+    patch = body.model_dump(exclude_unset=True)
+    return feature_of(fences.update(merchant_id(principal), fence_id, patch, repair=repair))
 
 
 @router.delete("/{fence_id}", status_code=204, responses=NOT_FOUND, operation_id="delete_fence")
@@ -164,7 +155,7 @@ def fence_cells(
     res: Annotated[int | None, Query(ge=1, le=15, description="H3 resolution; the index's by default.")] = None,
 ) -> dict[str, Any]:
     """The fence's H3 cover, each cell marked ``interior`` (no geometry test needed) or ``boundary``."""
-    return fences.cells(merchant_id(principal), fence_id, res)
+    return cells_collection(fences.cells(merchant_id(principal), fence_id, res))
 
 
 __all__ = ["router"]

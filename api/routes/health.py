@@ -20,24 +20,8 @@ def healthz() -> HealthOut:
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(runtime: RuntimeDep) -> str:
     """Prometheus text format. Counters are per worker process (scrape each worker, or sum them)."""
-    stats = runtime.server.stats
-    lines = [
-        "# TYPE geotarget_nearby_requests_total counter",
-        f"geotarget_nearby_requests_total {stats.requests}",
-        "# TYPE geotarget_offers_served_total counter",
-        f"geotarget_offers_served_total {stats.served}",
-        "# TYPE geotarget_offers_cap_blocked_total counter",
-        f"geotarget_offers_cap_blocked_total {stats.cap_blocked}",
-        "# TYPE geotarget_nearby_degraded_total counter",
-        f"geotarget_nearby_degraded_total {stats.degraded}",
-        "# TYPE geotarget_event_append_failures_total counter",
-        f"geotarget_event_append_failures_total {stats.event_failures}",
-        "# TYPE geotarget_fences gauge",
-        f"geotarget_fences {len(runtime.catalog.index)}",
-        "# TYPE geotarget_catalog_change_seq gauge",
-        f"geotarget_catalog_change_seq {runtime.catalog.seq}",
-    ]
-    return "\n".join(lines) + "\n"
+    figures = runtime.metrics()
+    return "".join(f"# TYPE geotarget_{name} {kind}\ngeotarget_{name} {value}\n" for name, kind, value in figures)
 
 
 @router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}})

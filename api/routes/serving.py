@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import App, Now, RuntimeDep
 from api.errors import ERROR_RESPONSES
-from api.schemas import NearbyOffer, NearbyOut
+from api.schemas import NearbyOut
 from geofences import LatLng
 from geotarget.serving.server import NearbyQuery
 from geotarget.serving.types import Attributes
@@ -34,29 +34,7 @@ def nearby(
     language: Annotated[str | None, Query(max_length=35, description="BCP 47, e.g. pt-PT")] = None,
 ) -> NearbyOut:
     """The best offers for a device at (lat, lon), best first, each counted against its caps."""
-    attributes = Attributes(
-        age=age,
-        gender=gender,
-        interests=frozenset(i.strip() for i in (interests or "").split(",") if i.strip()),
-        os=os,
-        language=language,
-    )
+    wants = {i.strip() for i in (interests or "").split(",") if i.strip()}
+    attributes = Attributes(age=age, gender=gender, interests=frozenset(wants), os=os, language=language)
     query = NearbyQuery(LatLng(lat=lat, lon=lon), device_id, at, accuracy_m, limit, lmt, attributes)
-    answer = runtime.server.nearby(query)
-    offers = [
-        NearbyOffer(
-            offer_id=s.candidate.offer.id,
-            merchant_id=s.candidate.offer.merchant_id,
-            title=s.candidate.offer.title,
-            body=s.candidate.offer.body,
-            url=s.candidate.offer.url,
-            image_url=s.candidate.offer.image_url,
-            special=s.candidate.offer.special,
-            geofence_id=s.candidate.fence_id,
-            inside=s.candidate.inside,
-            distance_m=round(s.candidate.distance_m, 1),
-            impression_id=s.impression_id,
-        )
-        for s in answer.offers
-    ]
-    return NearbyOut(offers=offers, cell=answer.cell, degraded=answer.degraded)
+    return NearbyOut.of(runtime.server.nearby(query))

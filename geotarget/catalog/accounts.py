@@ -9,14 +9,12 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy.orm import Session, sessionmaker
-
+from geotarget.catalog.model import Merchant
 from geotarget.catalog.timezones import check_timezone
 from geotarget.errors import InvalidInput
-from geotarget.store import repository
-from geotarget.store.database import transaction
+from geotarget.store.repository import Repository, StoredKey
 
 Role = Literal["admin", "merchant", "app", "adops"]
 ROLES: tuple[Role, ...] = ("admin", "merchant", "app", "adops")
@@ -48,37 +46,47 @@ def _new_key(role: str) -> str:
     return f"gt_{role}_{secrets.token_urlsafe(24)}"
 
 
-def create_merchant(factory: sessionmaker[Session], name: str, timezone: str | None = None) -> IssuedKey:
+def create_merchant(
+    repository: Repository, name: str, timezone: str | None = None, cap_per_device_per_day: int | None = None
+) -> IssuedKey:
     if timezone is not None:
         check_timezone(timezone)
     if not name.strip():
         raise InvalidInput("name must not be empty", "name")
-    merchant_id = new_id("mer")
+    merchant = Merchant(new_id("mer"), name.strip(), timezone, cap_per_device_per_day)
     plain = _new_key("merchant")
-    with transaction(factory) as session:
-        repository.add_merchant(session, merchant_id, name.strip(), timezone)
-        repository.add_api_key(session, new_id("key"), hash_key(plain), "merchant", name.strip(), merchant_id)
-    return IssuedKey(merchant_id, plain)
+    key = StoredKey(new_id("key"), "merchant", merchant.id)
+    repository.add_merchant(merchant, key, hash_key(plain), merchant.name)
+    return IssuedKey(merchant.id, plain)
 
 
-def issue_merchant_key(factory: sessionmaker[Session], merchant_id: str) -> str:
+def update_merchant(repository: Repository, merchant_id: str, changes: dict[str, Any]) -> Merchant:
+    """Rename, move to another time zone, or set or clear (``None``) the per-device daily cap."""
+    if changes.get("timezone") is not None:
+        check_timezone(changes["timezone"])
+    if "name" in changes:
+        if changes["name"] is None or not str(changes["name"]).strip():
+            raise InvalidInput("name must not be empty", "name")
+        changes = {**changes, "name": str(changes["name"]).strip()}
+    return repository.update_merchant(merchant_id, changes)
+
+
+def issue_merchant_key(repository: Repository, merchant_id: str) -> str:
     """Another key for an existing merchant (the demo prints fresh ones on every start)."""
     plain = _new_key("merchant")
-    with transaction(factory) as session:
-        repository.add_api_key(session, new_id("key"), hash_key(plain), "merchant", "issued", merchant_id)
+    repository.add_key(StoredKey(new_id("key"), "merchant", merchant_id), hash_key(plain), "issued")
     return plain
 
 
-def create_app_key(factory: sessionmaker[Session], name: str, role: Role = "app") -> IssuedKey:
+def create_app_key(repository: Repository, name: str, role: Role = "app") -> IssuedKey:
     if role not in ("app", "adops"):
         raise InvalidInput("role must be 'app' or 'adops'", "role")
     if not name.strip():
         raise InvalidInput("name must not be empty", "name")
-    key_id = new_id(role)
+    key = StoredKey(new_id(role), role, None)
     plain = _new_key(role)
-    with transaction(factory) as session:
-        repository.add_api_key(session, key_id, hash_key(plain), role, name.strip(), None)
-    return IssuedKey(key_id, plain)
+    repository.add_key(key, hash_key(plain), name.strip())
+    return IssuedKey(key.id, plain)
 
 
 class KeyCache:
@@ -126,7 +134,7 @@ _KEY_SHAPE = re.compile(r"gt_(merchant|app|adops)_[A-Za-z0-9_-]{32}")
 
 
 def authenticate(
-    factory: sessionmaker[Session], plain: str, admin_key: str | None, cache: KeyCache | None = None
+    repository: Repository, plain: str, admin_key: str | None, cache: KeyCache | None = None
 ) -> Principal | None:
     """The principal behind a bearer key, or None for an unknown key."""
     if admin_key and hmac.compare_digest(plain.encode(), admin_key.encode()):
@@ -134,9 +142,8 @@ def authenticate(
     key_hash = hash_key(plain)
     if cache is not None and (known := cache.get(key_hash)) is not None:
         return known
-    with factory() as session:
-        row = repository.find_api_key(session, key_hash)
-        principal = Principal(row.role, row.id, row.merchant_id) if row is not None and row.role in ROLES else None
+    row = repository.find_key(key_hash)
+    principal = Principal(row.role, row.id, row.merchant_id) if row is not None and row.role in ROLES else None
     if cache is not None:
         cache.put(key_hash, principal)
     return principal

@@ -15,36 +15,39 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from geofences import FenceIndex, LatLng, Proximity, Shape
 from geofences.index import Cover
-from geotarget.catalog.offer_rules import rule_of
+from geotarget.catalog.model import Fence, Offer
 from geotarget.catalog.shapes import shape_of
-from geotarget.serving.types import OfferRule
-from geotarget.store import repository
-from geotarget.store.models import Change, Geofence, Offer
+from geotarget.store.repository import EVERYONE, Change, Repository
 
 
 @dataclass(frozen=True)
 class FenceMeta:
+    """What serving needs of a fence besides its shape (the rest stays in SQL)."""
+
     merchant_id: str
     name: str
     timezone: str
     version: int
+
+    @classmethod
+    def of(cls, fence: Fence) -> FenceMeta:
+        return cls(fence.merchant_id, fence.name, fence.timezone, fence.version)
 
 
 class Catalog:
     def __init__(self, res: int) -> None:
         self.index = FenceIndex(res)
         self._meta: dict[str, FenceMeta] = {}
-        self._offers: dict[str, tuple[OfferRule, int]] = {}  # id -> (rule, version)
-        self._by_fence: dict[str, tuple[OfferRule, ...]] = {}
+        self._offers: dict[str, Offer] = {}
+        self._by_fence: dict[str, tuple[Offer, ...]] = {}
         self.timezones: dict[str, str] = {}  # fence id -> IANA zone, for schedules
+        self.merchant_caps: dict[str, int] = {}  # merchant id -> impressions per device per day, where set
         self.max_nearby_m = 0.0
         self._seq = 0
         self._lock = threading.RLock()
@@ -61,7 +64,7 @@ class Catalog:
         return self._meta.get(fence_id)
 
     @property
-    def offers_by_fence(self) -> Mapping[str, tuple[OfferRule, ...]]:
+    def offers_by_fence(self) -> Mapping[str, tuple[Offer, ...]]:
         return self._by_fence
 
     # -- fences -----------------------------------------------------------------------------------------------
@@ -78,15 +81,15 @@ class Catalog:
         meta = self._meta.get(fence_id)
         return version is not None and meta is not None and meta.version >= version and fence_id in self.index
 
-    def put_fence(self, row: Geofence, shape: Shape, cover: Cover | None = None) -> Cover:
+    def put_fence(self, fence: Fence, shape: Shape, cover: Cover | None = None) -> Cover:
         """Index a stored fence (skipped when this version is already indexed)."""
         with self._lock:
-            existing = self.index.cover(row.id)
-            if self._indexed_at(row.id, row.version) and existing is not None:
+            existing = self.index.cover(fence.id)
+            if self._indexed_at(fence.id, fence.version) and existing is not None:
                 return existing
-            cover = self.index.add(row.id, shape, cover)
-            self._meta[row.id] = FenceMeta(row.merchant_id, row.name, row.timezone, row.version)
-            self.timezones[row.id] = row.timezone
+            cover = self.index.add(fence.id, shape, cover)
+            self._meta[fence.id] = FenceMeta.of(fence)
+            self.timezones[fence.id] = fence.timezone
             return cover
 
     def drop_fence(self, fence_id: str) -> None:
@@ -105,81 +108,71 @@ class Catalog:
 
     # -- offers -----------------------------------------------------------------------------------------------
 
-    def put_offer(self, rule: OfferRule, version: int) -> None:
-        with self._lock:
-            current = self._offers.get(rule.id)
-            if current is not None and current[1] >= version:
-                return
-            self._offers[rule.id] = (rule, version)
-            self._rebuild_offer_tables()
-
-    def drop_offer(self, offer_id: str) -> None:
-        with self._lock:
-            if self._offers.pop(offer_id, None) is not None:
-                self._rebuild_offer_tables()
-
-    def _rebuild_offer_tables(self) -> None:
-        by_fence: dict[str, list[OfferRule]] = {}
-        for rule, _ in self._offers.values():
-            for fence_id in rule.fence_ids:
-                by_fence.setdefault(fence_id, []).append(rule)
+    def _put_offers(self, offers: Sequence[Offer]) -> None:
+        for offer in offers:
+            current = self._offers.get(offer.id)
+            if current is None or current.version < offer.version:
+                self._offers[offer.id] = offer
+        by_fence: dict[str, list[Offer]] = {}
+        for offer in self._offers.values():
+            for fence_id in offer.geofence_ids:
+                by_fence.setdefault(fence_id, []).append(offer)
         self._by_fence = {k: tuple(v) for k, v in by_fence.items()}
-        active = [r.nearby_m for r, _ in self._offers.values() if r.status == "active"]
+        active = [o.nearby_m for o in self._offers.values() if o.status == "active"]
         self.max_nearby_m = max(active, default=0.0)
 
     # -- loading ----------------------------------------------------------------------------------------------
 
-    def load_all(self, factory: sessionmaker[Session]) -> None:
+    def load_all(self, repository: Repository) -> None:
         """Rebuild from SQL (worker start)."""
-        with self.writing(LARGE_CHANGE), factory() as session:
-            seq = repository.latest_change(session)
-            rows = repository.all_fences(session)
-            self.index.replace_all((row.id, shape_of(row)) for row in rows)
-            self._meta = {r.id: FenceMeta(r.merchant_id, r.name, r.timezone, r.version) for r in rows}
-            self.timezones = {r.id: r.timezone for r in rows}
-            self._load_offers(session, repository.all_offers(session), replace=True)
+        with self.writing(LARGE_CHANGE):
+            seq = repository.latest_change()
+            fences = repository.fences(EVERYONE)
+            self.index.replace_all((f.id, shape_of(f)) for f in fences)
+            self._meta = {f.id: FenceMeta.of(f) for f in fences}
+            self.timezones = {f.id: f.timezone for f in fences}
+            self._offers = {}
+            self._put_offers(repository.offers(EVERYONE))
+            self._put_merchants(repository, None)
             self._seq = seq
 
-    def sync(self, factory: sessionmaker[Session]) -> int:
+    def sync(self, repository: Repository) -> int:
         """Apply every change logged since the last sync; returns how many were applied."""
-        with self._lock, factory() as session:
-            changes = repository.changes_since(session, self._seq)
+        with self._lock:
+            changes = repository.changes_since(self._seq)
             if not changes:
                 return 0
             with _long_lived(len(changes) >= LARGE_CHANGE):
-                self._apply(session, changes)
+                self._apply(repository, changes)
             return len(changes)
 
-    def _apply(self, session: Session, changes: Sequence[Change]) -> None:
+    def _apply(self, repository: Repository, changes: Sequence[Change]) -> None:
         newest: dict[str, int | None] = {c.entity_id: c.version for c in changes if c.kind == "fence"}
         fence_ids = [f for f, version in newest.items() if not self._indexed_at(f, version)]
         offer_ids = list(dict.fromkeys(c.entity_id for c in changes if c.kind == "offer"))
-        fences = {r.id: r for r in repository.fences_by_ids(session, fence_ids)} if fence_ids else {}
+        merchant_ids = list(dict.fromkeys(c.entity_id for c in changes if c.kind == "merchant"))
+        fences = {f.id: f for f in repository.fences(EVERYONE, fence_ids)} if fence_ids else {}
         for fence_id in fence_ids:
-            row = fences.get(fence_id)
-            if row is None:
+            fence = fences.get(fence_id)
+            if fence is None:
                 self.drop_fence(fence_id)
-            elif not self._indexed_at(row.id, row.version):
-                self.put_fence(row, shape_of(row))
+            elif not self._indexed_at(fence.id, fence.version):
+                self.put_fence(fence, shape_of(fence))
         if offer_ids:
-            offers = repository.offers_by_ids(session, offer_ids)
+            offers = repository.offers(EVERYONE, offer_ids)
             for gone in set(offer_ids) - {o.id for o in offers}:
                 self._offers.pop(gone, None)
-            self._load_offers(session, offers, replace=False)
+            self._put_offers(offers)
+        if merchant_ids:
+            self._put_merchants(repository, merchant_ids)
         self._seq = max(self._seq, changes[-1].seq)
 
-    def _load_offers(self, session: Session, rows: Iterable[Offer], *, replace: bool) -> None:
-        rows = list(rows)
-        caps = repository.merchant_caps(session, {r.merchant_id for r in rows})
-        loaded = {r.id: (rule_of(r, caps.get(r.merchant_id)), r.version) for r in rows}
-        if replace:
-            self._offers = loaded
-        else:
-            for offer_id, (rule, version) in loaded.items():
-                current = self._offers.get(offer_id)
-                if current is None or current[1] < version:
-                    self._offers[offer_id] = (rule, version)
-        self._rebuild_offer_tables()
+    def _put_merchants(self, repository: Repository, ids: Sequence[str] | None) -> None:
+        for merchant in repository.merchants(EVERYONE, ids):
+            if merchant.cap_per_device_per_day is None:
+                self.merchant_caps.pop(merchant.id, None)
+            else:
+                self.merchant_caps[merchant.id] = merchant.cap_per_device_per_day
 
 
 LARGE_CHANGE = 500  # fences; smaller changes leave the collector alone

@@ -12,9 +12,11 @@ from datetime import datetime
 from typing import Protocol
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Event:
     kind: str  # "ping" | "impression" | "cap_blocked"
     event_id: str
@@ -42,7 +44,18 @@ class Event:
 
 
 def ping_event_id(device_key: str, at: datetime) -> str:
+    """The same device at the same millisecond is one ping."""
     return f"p:{device_key}:{int(at.timestamp() * 1000)}"
+
+
+def ping_event_ids(device_keys: pa.Array, epoch_ms: pa.Array) -> pa.Array:
+    """``ping_event_id`` over arrays (bulk files)."""
+    return pc.binary_join_element_wise("p", device_keys, epoch_ms.cast(pa.string()), ":")
+
+
+def visit_event_id(device_key: str, fence_id: str, epoch_ms: int) -> str:
+    """A visit kept after its raw pings expired: one per device, fence and start."""
+    return f"v:{device_key}:{fence_id}:{epoch_ms}"
 
 
 class EventSink(Protocol):

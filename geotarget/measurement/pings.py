@@ -1,4 +1,5 @@
-"""Pings sent in bulk by apps (``POST /v1/pings``): validated row by row, hashed, handed to the event stream.
+"""Pings sent by apps (``POST /v1/pings``): judged by ``ping_rules`` (the same rules as bulk files), hashed,
+handed to the event stream.
 
 A ping is idempotent by (device, timestamp): its event id is ``p:<device_key>:<epoch ms>``. Rows that break a
 rule are reported by index and the others are kept. ``lmt`` pings are accepted and dropped: no history.
@@ -7,21 +8,22 @@ rule are reported by index and the others are kept. ``lmt`` pings are accepted a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
+import orjson
 
 from geofences import FenceIndex, LatLng, cells
 from geofences.bulk import query_many
 from geotarget.errors import InvalidInput
+from geotarget.measurement import ping_rules
 from geotarget.measurement.devices import device_key
 from geotarget.measurement.events import Event, EventSink, ping_event_id
 
 MAX_PINGS = 1_000
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -32,89 +34,57 @@ class PingResult:
     error: InvalidInput | None = None
 
 
-def parse_timestamp(raw: Any, field: str, now: datetime) -> datetime:
-    """ISO 8601 with an offset or ``Z``, or epoch seconds; UTC out. Naive times are refused (whose clock?)."""
-    if isinstance(raw, bool) or raw is None:
-        raise InvalidInput("ts is required: ISO 8601 with an offset, or epoch seconds", field)
-    if isinstance(raw, int | float):
-        if not math.isfinite(raw):
-            raise InvalidInput("ts must be a finite number of epoch seconds", field)
-        try:
-            at = datetime.fromtimestamp(raw, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise InvalidInput(f"{raw} is not a usable epoch time", field) from None
-    elif isinstance(raw, str):
-        try:
-            at = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise InvalidInput(f"{raw!r} is not an ISO 8601 timestamp", field) from None
-        if at.tzinfo is None:
-            raise InvalidInput(f"{raw!r} has no UTC offset; add Z or +hh:mm", field)
-    else:
-        raise InvalidInput("ts must be an ISO 8601 string or epoch seconds", field)
-    at = at.astimezone(UTC)
-    if not EARLIEST <= at <= now + timedelta(days=1):
-        raise InvalidInput(f"{at.isoformat()} is outside the accepted range (2000 until tomorrow)", field)
-    return at
-
-
-def parse_ping(raw: Any, field: str, now: datetime, secret: str, res: int) -> tuple[Event, bool]:
-    """One ping → (event, lmt)."""
-    if not isinstance(raw, Mapping):
-        raise InvalidInput("a ping is an object with device_id, lat, lon, ts", field)
-    device = raw.get("device_id")
-    if not isinstance(device, str) or not 1 <= len(device) <= 200:
-        raise InvalidInput("device_id must be a string of 1 to 200 characters", f"{field}.device_id")
-    lat, lon = _coordinate(raw.get("lat"), 90, f"{field}.lat"), _coordinate(raw.get("lon"), 180, f"{field}.lon")
-    at = parse_timestamp(raw.get("ts"), f"{field}.ts", now)
-    accuracy = raw.get("accuracy_m")
-    if accuracy is not None and (
-        isinstance(accuracy, bool) or not isinstance(accuracy, int | float) or not 0 <= accuracy <= 100_000
-    ):
-        raise InvalidInput("accuracy_m must be a number of metres, 0 to 100,000", f"{field}.accuracy_m")
-    lmt = raw.get("lmt", False)
-    if not isinstance(lmt, bool):
-        raise InvalidInput("lmt must be true or false", f"{field}.lmt")
-    key = device_key(secret, device)
-    cell = cells.cell_to_str(cells.latlng_to_cell(LatLng(lat, lon), res))
-    event = Event(
-        "ping",
-        ping_event_id(key, at),
-        at,
-        key,
-        lat,
-        lon,
-        cell,
-        accuracy_m=None if accuracy is None else float(accuracy),
-    )
-    return event, lmt
-
-
-def _coordinate(raw: Any, bound: float, field: str) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise InvalidInput("must be a finite number of degrees", field)
-    if not -bound <= raw <= bound:
-        raise InvalidInput(f"{raw} is outside ±{bound:g}", field)
-    return float(raw)
+def parse_pings_body(body: bytes) -> list[Any]:
+    """The rows of a ``POST /v1/pings`` body: ``{"pings": [...]}``, or one ping object."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", "body") from exc
+    if isinstance(document, dict) and "pings" in document:
+        rows = document["pings"]
+        if not isinstance(rows, list):
+            raise InvalidInput("pings must be a list", "pings")
+        return rows
+    return [document]
 
 
 def accept_pings(rows: Sequence[Any], sink: EventSink, secret: str, res: int, now: datetime) -> list[PingResult]:
-    """Validate every row, append the good ones in one call, report each by index."""
+    """Judge every row (``ping_rules``), append the good ones in one call, report each by index."""
     if len(rows) > MAX_PINGS:
         raise InvalidInput(f"at most {MAX_PINGS:,} pings per request; this has {len(rows):,}", "pings")
+    columns = ping_rules.from_rows(rows)
+    verdicts = ping_rules.judge(columns, now)
     results: list[PingResult] = []
     keep: list[Event] = []
-    for i, raw in enumerate(rows):
-        try:
-            event, lmt = parse_ping(raw, f"pings[{i}]", now, secret, res)
-        except InvalidInput as error:
-            results.append(PingResult(i, error=error))
-            continue
-        results.append(PingResult(i, event.event_id if not lmt else None, stored=not lmt))
-        if not lmt:
+    for i, verdict in enumerate(verdicts.tolist()):
+        if verdict >= 0:
+            rule = ping_rules.RULES[verdict]
+            field = ".".join(part for part in (f"pings[{i}]", rule.field(columns, i)) if part)
+            results.append(PingResult(i, error=InvalidInput(rule.message(columns, i), field)))
+        elif columns.lmt[i]:
+            results.append(PingResult(i))  # answered, never kept
+        else:
+            event = _ping(columns, i, secret, res)
             keep.append(event)
+            results.append(PingResult(i, event.event_id, stored=True))
     sink.append(keep)
     return results
+
+
+def _ping(columns: ping_rules.PingColumns, i: int, secret: str, res: int) -> Event:
+    key = device_key(secret, str(columns.device_id.iloc[i]))
+    at = columns.ts.iloc[i].to_pydatetime()
+    lat, lon, accuracy = float(columns.lat[i]), float(columns.lon[i]), float(columns.accuracy_m[i])
+    return Event(
+        kind="ping",
+        event_id=ping_event_id(key, at),
+        at=at,
+        device_key=key,
+        lat=lat,
+        lon=lon,
+        cell=cells.cell_to_str(cells.latlng_to_cell(LatLng(lat, lon), res)),
+        accuracy_m=None if math.isnan(accuracy) else accuracy,
+    )
 
 
 def fences_inside(index: FenceIndex, events: Sequence[Event]) -> list[list[str]]:

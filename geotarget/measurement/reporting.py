@@ -6,25 +6,26 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
-from sqlalchemy.orm import Session, sessionmaker
 
 from geofences import cells
+from geofences.shapes import degrees_around
+from geotarget.catalog.model import Fence, Merchant, Offer
 from geotarget.catalog.shapes import shape_of
 from geotarget.catalog.timezones import check_timezone
 from geotarget.errors import InvalidInput, NotFound
 from geotarget.measurement.reports import BUCKETS, Granularity, assemble, periods
-from geotarget.store import repository
 from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.report_queries import Scope, heatmap_rows, reach_figures
+from geotarget.store.repository import EVERYONE, Owner, Repository
 
 MAX_DAYS = 400
+_Seen = TypeVar("_Seen", Fence, Offer, Merchant)
 HEATMAP_MARGIN_M = 500.0
 
 
@@ -39,15 +40,28 @@ class ReportRequest:
     timezone: str | None = None
 
 
+@dataclass(frozen=True)
+class Scopes:
+    """What a viewer may report on."""
+
+    merchants: list[Merchant]
+    fences: list[Fence]
+    offers: list[Offer]
+
+
+def viewer_of(merchant_id: str | None) -> Owner:
+    """A merchant sees its own records; ad ops (no merchant) see everyone's."""
+    return EVERYONE if merchant_id is None else merchant_id
+
+
 class ReportService:
-    def __init__(self, factory: sessionmaker[Session], store: ParquetEventStore, k: int) -> None:
-        self.factory = factory
+    def __init__(self, repository: Repository, store: ParquetEventStore, k: int) -> None:
+        self.repository = repository
         self.store = store
         self.k = k
 
-    def reach(self, request: ReportRequest, viewer_merchant: str | None, today: date) -> dict[str, Any]:
-        """``viewer_merchant`` is the caller's merchant (None for ad ops, who see everything)."""
-        scope, zone, label = self._scope(request, viewer_merchant)
+    def reach(self, request: ReportRequest, viewer: Owner, today: date) -> dict[str, Any]:
+        scope, zone, label = self._scope(request, viewer)
         zone = check_timezone(request.timezone, "tz") if request.timezone else zone
         last = request.last or today
         first = request.first or last - timedelta(days=29)
@@ -69,44 +83,15 @@ class ReportService:
             "rows": rows,
         }
 
-    def scopes(self, viewer_merchant: str | None) -> dict[str, list[dict[str, Any]]]:
-        """What the viewer may report on: every merchant, fence and offer for ad ops; its own for a merchant."""
-        with self.factory() as session:
-            if viewer_merchant is None:
-                merchants = list(repository.all_merchants(session))
-                fences, offers = repository.all_fences(session), repository.all_offers(session)
-            else:
-                merchant = repository.get_merchant(session, viewer_merchant)
-                merchants = [merchant] if merchant else []
-                fences = repository.list_fences(session, viewer_merchant)
-                offers = repository.list_offers(session, viewer_merchant)
-            return {
-                "merchants": [{"id": m.id, "name": m.name, "timezone": m.timezone} for m in merchants],
-                "geofences": [
-                    {"id": f.id, "name": f.name, "merchant_id": f.merchant_id, "timezone": f.timezone} for f in fences
-                ],
-                "offers": [
-                    {
-                        "id": o.id,
-                        "title": o.title,
-                        "merchant_id": o.merchant_id,
-                        "geofence_ids": list(o.geofence_ids),
-                        "status": o.status,
-                    }
-                    for o in offers
-                ],
-            }
+    def scopes(self, viewer: Owner) -> Scopes:
+        """Every merchant, fence and offer for ad ops; its own for a merchant."""
+        merchants = self.repository.merchants(viewer)
+        return Scopes(merchants, self.repository.fences(viewer), self.repository.offers(viewer))
 
-    def heatmap(self, fence_id: str, viewer_merchant: str | None, first: date, last: date, res: int) -> dict[str, Any]:
-        with self.factory() as session:
-            fence = repository.fences_by_ids(session, [fence_id])
-            if not fence or (viewer_merchant is not None and fence[0].merchant_id != viewer_merchant):
-                raise NotFound(f"no geofence {fence_id!r}", "geofence_id")
-            row = fence[0]
-
+    def heatmap(self, fence_id: str, viewer: Owner, first: date, last: date, res: int) -> dict[str, Any]:
+        row = self._visible(self.repository.fence(viewer, fence_id), "geofence", fence_id)
         west, south, east, north = shape_of(row).bounds
-        pad_lat = HEATMAP_MARGIN_M / 111_195
-        pad_lon = pad_lat / max(np.cos(np.radians(max(abs(south), abs(north)))), 0.01)
+        pad_lat, pad_lon = degrees_around(max(abs(south), abs(north)), HEATMAP_MARGIN_M)
         start, end = _local_window(first, last, row.timezone)
         found = heatmap_rows(
             self.store, (west - pad_lon, south - pad_lat, east + pad_lon, north + pad_lat), start, end, fence_id
@@ -128,12 +113,11 @@ class ReportService:
                 cell = cells.Cell(int(parent))
                 devices = int(figures["devices"])
                 hidden = devices < self.k
-                ring = [p.as_geojson() for p in cells.cell_to_ring(cell)]
                 features.append(
                     {
                         "type": "Feature",
                         "id": cells.cell_to_str(cell),
-                        "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+                        "geometry": cells.cell_to_geojson(cell),
                         "properties": {
                             "cell": cells.cell_to_str(cell),
                             "pings": None if hidden else int(figures["pings"]),
@@ -156,46 +140,32 @@ class ReportService:
             },
         }
 
-    def _scope(self, request: ReportRequest, viewer: str | None) -> tuple[Scope, str, dict[str, str]]:
+    def _scope(self, request: ReportRequest, viewer: Owner) -> tuple[Scope, str, dict[str, str]]:
         chosen = [n for n in ("offer_id", "geofence_id", "merchant_id") if getattr(request, n)]
-        if viewer is not None and not chosen:
-            request = ReportRequest(
-                merchant_id=viewer, **{k: getattr(request, k) for k in ("first", "last", "granularity", "timezone")}
-            )
+        if isinstance(viewer, str) and not chosen:
+            request = replace(request, merchant_id=viewer)
             chosen = ["merchant_id"]
         if len(chosen) != 1:
             raise InvalidInput("give exactly one of offer_id, geofence_id or merchant_id", "offer_id")
-        with self.factory() as session:
-            if request.offer_id:
-                offers = repository.offers_by_ids(session, [request.offer_id])
-                if not offers or (viewer is not None and offers[0].merchant_id != viewer):
-                    raise NotFound(f"no offer {request.offer_id!r}", "offer_id")
-                offer = offers[0]
-                return (
-                    Scope(offer_ids=(offer.id,), visit_fences=tuple(offer.geofence_ids)),
-                    offer.timezone,
-                    {"offer_id": offer.id},
-                )
-            if request.geofence_id:
-                fences = repository.fences_by_ids(session, [request.geofence_id])
-                if not fences or (viewer is not None and fences[0].merchant_id != viewer):
-                    raise NotFound(f"no geofence {request.geofence_id!r}", "geofence_id")
-                fence = fences[0]
-                return (
-                    Scope(fence_ids=(fence.id,), visit_fences=(fence.id,)),
-                    fence.timezone,
-                    {"geofence_id": fence.id},
-                )
-            merchant_id = request.merchant_id or ""
-            merchant = repository.get_merchant(session, merchant_id)
-            if merchant is None or (viewer is not None and merchant_id != viewer):
-                raise NotFound(f"no merchant {merchant_id!r}", "merchant_id")
-            fence_ids = tuple(f.id for f in repository.list_fences(session, merchant_id))
-            return (
-                Scope(merchant_id=merchant_id, visit_fences=fence_ids),
-                merchant.timezone or "UTC",
-                {"merchant_id": merchant_id},
-            )
+        if request.offer_id:
+            offer = self._visible(self.repository.offer(viewer, request.offer_id), "offer", request.offer_id)
+            scope = Scope(offer_ids=(offer.id,), visit_fences=tuple(offer.geofence_ids))
+            return scope, offer.timezone, {"offer_id": offer.id}
+        if request.geofence_id:
+            fence = self._visible(self.repository.fence(viewer, request.geofence_id), "geofence", request.geofence_id)
+            return Scope(fence_ids=(fence.id,), visit_fences=(fence.id,)), fence.timezone, {"geofence_id": fence.id}
+        merchant_id = request.merchant_id or ""
+        merchant = self._visible(self.repository.merchant(viewer, merchant_id), "merchant", merchant_id)
+        fence_ids = tuple(f.id for f in self.repository.fences(merchant.id))
+        scope = Scope(merchant_id=merchant.id, visit_fences=fence_ids)
+        return scope, merchant.timezone or "UTC", {"merchant_id": merchant.id}
+
+    @staticmethod
+    def _visible(found: _Seen | None, noun: str, wanted: str) -> _Seen:
+        """The one ownership check: the repository returned nothing the viewer may not see."""
+        if found is None:
+            raise NotFound(f"no {noun} {wanted!r}", f"{noun}_id")
+        return found
 
 
 def _local_window(first: date, last: date, zone: str) -> tuple[datetime, datetime]:

@@ -78,8 +78,11 @@ def _local_midnight(day: object, zone: ZoneInfo) -> datetime:
     return datetime.fromisoformat(f"{day}T00:00").replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
 
 
-def counters_for(candidate: Candidate, at: datetime, device_zone: str, global_caps: GlobalCaps) -> list[Counter]:
-    """Every counter serving ``candidate`` would increment; an empty list means the offer is uncapped."""
+def counters_for(
+    candidate: Candidate, at: datetime, device_zone: str, global_caps: GlobalCaps, merchant_cap: int | None = None
+) -> list[Counter]:
+    """Every counter serving ``candidate`` would increment; an empty list means the offer is uncapped.
+    ``merchant_cap`` is the offer's merchant's limit of impressions per device per day, if it set one."""
     offer = candidate.offer
     found: list[Counter] = []
     for window, limit in (
@@ -91,9 +94,9 @@ def counters_for(candidate: Candidate, at: datetime, device_zone: str, global_ca
         if limit is not None:
             label, ttl = period(window, at, offer.timezone)  # type: ignore[arg-type]
             found.append(Counter("offer", offer.id, label, limit, ttl))
-    if offer.merchant_cap_per_device_per_day is not None:
+    if merchant_cap is not None:
         label, ttl = period("d", at, offer.timezone)
-        found.append(Counter("merchant", offer.merchant_id, label, offer.merchant_cap_per_device_per_day, ttl))
+        found.append(Counter("merchant", offer.merchant_id, label, merchant_cap, ttl))
     for window, limit in (("h", global_caps.per_device_per_hour), ("d", global_caps.per_device_per_day)):
         if limit is not None:
             label, ttl = period(window, at, device_zone)  # type: ignore[arg-type]

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from geofences import Proximity
+from geotarget.catalog.model import Offer
 from geotarget.serving import ranking, targeting
 from geotarget.serving.schedule import is_live
-from geotarget.serving.types import Attributes, Candidate, OfferRule
+from geotarget.serving.types import Attributes, Candidate
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class MatchRequest:
 def match(
     request: MatchRequest,
     proximities: Sequence[Proximity],
-    offers_by_fence: Mapping[str, Sequence[OfferRule]],
+    offers_by_fence: Mapping[str, Sequence[Offer]],
     fence_timezones: Mapping[str, str],
 ) -> list[Candidate]:
     """Ranked candidates; each offer appears once, at its best fence (inside, then nearest)."""

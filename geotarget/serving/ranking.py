@@ -12,16 +12,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from geotarget.serving.types import Candidate, OfferRule
+from geotarget.catalog.model import Offer
+from geotarget.serving.types import Candidate
 
 SPECIAL_BOOST = 1.5
 DECAY_M = 100.0
 
 
-def score(offer: OfferRule, inside: bool, distance_m: float) -> float:
+def score(offer: Offer, inside: bool, distance_m: float) -> float:
     """The pull of one offer at one place.
 
-    >>> score(OfferRule("o", "m", "t", "", None, None, (), 0, "UTC", priority=40, special=True), True, 0.0)
+    >>> from datetime import UTC, datetime
+    >>> now = datetime.now(UTC)
+    >>> latte = Offer(id="o", merchant_id="m", title="latte", geofence_ids=("f",), timezone="UTC",
+    ...               priority=40, special=True, created_at=now, updated_at=now)
+    >>> score(latte, True, 0.0)
     60.0
     """
 

@@ -100,7 +100,11 @@ class OfferServer:
         if not candidates:
             return [], [], None
         zone = self._device_zone(query, candidates)
-        counters = [counters_for(c, query.at, zone, self.global_caps) for c in candidates]
+        merchant_caps = self.catalog.merchant_caps
+        counters = [
+            counters_for(c, query.at, zone, self.global_caps, merchant_caps.get(c.offer.merchant_id))
+            for c in candidates
+        ]
         if not any(counters):
             return candidates[: query.limit], [], None
         try:
@@ -127,26 +131,33 @@ class OfferServer:
             if query.lmt
             else [
                 Event(
-                    "ping", ping_event_id(key, query.at), query.at, key, p.lat, p.lon, cell, accuracy_m=query.accuracy_m
+                    kind="ping",
+                    event_id=ping_event_id(key, query.at),
+                    at=query.at,
+                    device_key=key,
+                    lat=p.lat,
+                    lon=p.lon,
+                    cell=cell,
+                    accuracy_m=query.accuracy_m,
                 )
             ]
         )
 
         def about_offer(kind: str, event_id: str, c: Candidate) -> Event:
             return Event(
-                kind,
-                event_id,
-                query.at,
-                linked,
-                p.lat,
-                p.lon,
-                cell,
-                c.offer.id,
-                c.offer.merchant_id,
-                c.fence_id,
-                c.inside,
-                c.distance_m,
-                query.accuracy_m,
+                kind=kind,
+                event_id=event_id,
+                at=query.at,
+                device_key=linked,
+                lat=p.lat,
+                lon=p.lon,
+                cell=cell,
+                offer_id=c.offer.id,
+                merchant_id=c.offer.merchant_id,
+                fence_id=c.fence_id,
+                inside=c.inside,
+                distance_m=c.distance_m,
+                accuracy_m=query.accuracy_m,
             )
 
         events += [about_offer("impression", s.impression_id, s.candidate) for s in served]

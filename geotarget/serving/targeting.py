@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from geotarget.serving.types import Attributes, Targeting
+from geotarget.catalog.model import Targeting
+from geotarget.serving.types import Attributes
 
 
 def language_tag(value: str) -> str:
@@ -13,7 +14,7 @@ def language_tag(value: str) -> str:
 def matches(targeting: Targeting, attributes: Attributes) -> bool:
     """Every criterion the offer sets must hold; when the app did not send the attribute, it does not hold.
 
-    >>> matches(Targeting(languages=frozenset({"pt"})), Attributes(language="pt-PT"))
+    >>> matches(Targeting(language=["pt"]), Attributes(language="pt-PT"))
     True
     >>> matches(Targeting(age_range=(18, 35)), Attributes())
     False
@@ -22,13 +23,13 @@ def matches(targeting: Targeting, attributes: Attributes) -> bool:
         low, high = targeting.age_range
         if attributes.age is None or not low <= attributes.age <= high:
             return False
-    if targeting.genders is not None and (attributes.gender or "").lower() not in targeting.genders:
+    if targeting.gender is not None and (attributes.gender or "").lower() not in targeting.gender:
         return False
-    if targeting.interests is not None and not targeting.interests & {i.lower() for i in attributes.interests}:
+    if targeting.interests is not None and not {i.lower() for i in attributes.interests} & set(targeting.interests):
         return False
     if targeting.os is not None and (attributes.os or "").lower() not in targeting.os:
         return False
-    return not (
-        targeting.languages is not None
-        and (attributes.language is None or language_tag(attributes.language) not in targeting.languages)
-    )
+    if targeting.language is None:
+        return True
+    spoken = None if attributes.language is None else language_tag(attributes.language)
+    return any(language_tag(wanted) == spoken for wanted in targeting.language)

@@ -7,10 +7,12 @@ at-least-once, so a batch can be written twice: readers count ``DISTINCT event_i
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -19,6 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from geotarget.measurement.events import Event
+from geotarget.store.files import write_parquet_atomically
+
+_VISITS_BEFORE = (Path(__file__).parent / "sql" / "visits_before.sql").read_text()
 
 SCHEMA = pa.schema(
     [
@@ -40,24 +45,31 @@ SCHEMA = pa.schema(
 )
 
 
+_COLUMN_OF = {"at": "ts"}  # Event field -> stored column, where the names differ
+_EMPTY = {pa.string(): "", pa.bool_(): False, pa.float64(): 0.0}
+
+
 def events_to_table(events: Sequence[Event], fences: Sequence[Sequence[str]] | None = None) -> pa.Table:
-    columns = {
-        "kind": [e.kind for e in events],
-        "event_id": [e.event_id for e in events],
-        "ts": [e.at for e in events],
-        "device_key": [e.device_key for e in events],
-        "lat": [e.lat for e in events],
-        "lon": [e.lon for e in events],
-        "cell": [e.cell for e in events],
-        "offer_id": [e.offer_id for e in events],
-        "merchant_id": [e.merchant_id for e in events],
-        "fence_id": [e.fence_id for e in events],
-        "inside": [e.inside for e in events],
-        "distance_m": [e.distance_m for e in events],
-        "accuracy_m": [e.accuracy_m for e in events],
-        "fences": [list(f) for f in fences] if fences is not None else [[] for _ in events],
+    """Events as rows of ``SCHEMA``; ``fences`` lists, per event, the fences a ping was inside."""
+    columns: dict[str, Any] = {
+        _COLUMN_OF.get(f.name, f.name): [getattr(e, f.name) for e in events] for f in dataclasses.fields(Event)
     }
+    columns["fences"] = [list(f) for f in fences] if fences is not None else [[] for _ in events]
     return pa.table(columns, schema=SCHEMA)
+
+
+def table_of(columns: Mapping[str, Any]) -> pa.Table:
+    """A ``SCHEMA`` table from the columns given; the others are empty (``""``, false, 0, null, no fences)."""
+    rows = len(next(iter(columns.values())))
+    full = {}
+    for column in SCHEMA:
+        if column.name in columns:
+            full[column.name] = columns[column.name]
+        elif column.type in _EMPTY:
+            full[column.name] = pa.array([_EMPTY[column.type]] * rows, column.type)
+        else:
+            full[column.name] = pa.nulls(rows, column.type)
+    return pa.table(full, schema=SCHEMA)
 
 
 class ParquetEventStore:
@@ -91,11 +103,7 @@ class ParquetEventStore:
             day = (date(1970, 1, 1) + timedelta(days=int(day_numbers[start]))).isoformat()
             folder = self.root / f"day={day}"
             folder.mkdir(parents=True, exist_ok=True)
-            target = folder / f"{batch}.parquet"
-            temporary = folder / f".{batch}.{uuid.uuid4().hex}.tmp"
-            pq.write_table(part, temporary, compression="zstd")
-            temporary.replace(target)
-            written.append(target)
+            written.append(write_parquet_atomically(part, folder / f"{batch}.parquet"))
         return written
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -116,10 +124,7 @@ class ParquetEventStore:
             hit = pc.is_in(table["device_key"], value_set=keys)
             count = pc.sum(hit).as_py() or 0
             if count:
-                kept = table.filter(pc.invert(hit))
-                temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
-                pq.write_table(kept, temporary, compression="zstd")
-                temporary.replace(path)
+                write_parquet_atomically(table.filter(pc.invert(hit)), path)
                 removed += count
         return removed
 
@@ -139,23 +144,39 @@ class ParquetEventStore:
             table = pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts])
             if len(gone):
                 table = table.filter(pc.invert(pc.is_in(table["device_key"], value_set=gone)))
-            target = folder / f"compact-{uuid.uuid4().hex}.parquet"
-            temporary = folder / f".{target.stem}.tmp"
-            pq.write_table(table, temporary, compression="zstd")
-            temporary.replace(target)
+            write_parquet_atomically(table, folder / f"compact-{uuid.uuid4().hex}.parquet")
             for part in parts:
                 part.unlink()
             merged += len(parts) - 1
         return merged
 
-    def delete_days_before(self, first_kept: date) -> list[str]:
-        """Remove whole day partitions older than ``first_kept``; returns the days removed."""
-        removed = []
-        for folder in sorted(self.root.glob("day=*")):
-            day = date.fromisoformat(folder.name.removeprefix("day="))
-            if day < first_kept:
-                for path in folder.iterdir():
-                    path.unlink()
-                folder.rmdir()
-                removed.append(day.isoformat())
+    def visit_starts_before(self, cutoff: datetime) -> list[tuple[str, str, int]]:
+        """(device key, fence, epoch ms) of every visit that starts among the raw pings before ``cutoff``."""
+        if not any(_day_of(path) < cutoff.date() for path in self.files()):
+            return []
+        with self.connect() as connection:
+            rows = connection.execute(_VISITS_BEFORE, {"glob": self.glob, "cutoff": cutoff}).fetchall()
+        return [(str(device), str(fence), int(ms)) for device, fence, ms in rows]
+
+    def drop_kinds_before(self, cutoff: datetime, kinds: Sequence[str]) -> dict[str, int]:
+        """Remove events of ``kinds`` from every day partition before ``cutoff``'s day; returns rows removed by
+        kind. Files left empty are deleted."""
+        removed: dict[str, int] = dict.fromkeys(kinds, 0)
+        doomed = pa.array(list(kinds), pa.string())
+        for path in self.files():
+            if _day_of(path) >= cutoff.date():
+                continue
+            table = pq.read_table(path, schema=SCHEMA)
+            hit = pc.is_in(table["kind"], value_set=doomed)
+            for kind in kinds:
+                removed[kind] += pc.sum(pc.equal(table["kind"], pa.scalar(kind))).as_py() or 0
+            kept = table.filter(pc.invert(hit))
+            if kept.num_rows:
+                write_parquet_atomically(kept, path)
+            else:
+                path.unlink()
         return removed
+
+
+def _day_of(path: Path) -> date:
+    return date.fromisoformat(path.parent.name.removeprefix("day="))

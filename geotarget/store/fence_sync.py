@@ -15,6 +15,7 @@ from collections.abc import Callable
 import redis
 
 from geotarget.store import keys
+from geotarget.store.redis_client import connect_blocking
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,7 @@ class FenceFollower:
             self._stop.wait(self.poll_s)
 
     def _follow(self) -> None:
-        client = redis.Redis.from_url(
-            self.url, socket_connect_timeout=2, socket_timeout=self.poll_s + 5, decode_responses=True
-        )
+        client = connect_blocking(self.url, socket_timeout_s=self.poll_s + 5)
         pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(keys.fences_channel(self.prefix))

@@ -88,7 +88,7 @@ class Change(Base):
     __tablename__ = "changes"
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(8))  # "fence" or "offer"
+    kind: Mapped[str] = mapped_column(String(8))  # "fence", "offer" or "merchant"
     entity_id: Mapped[str] = mapped_column(String(40))
     version: Mapped[int | None] = mapped_column(Integer)  # None: deleted
 

@@ -20,9 +20,12 @@ def connect(url: str, timeout_ms: int = 50) -> redis.Redis:
     )
 
 
-def connect_blocking(url: str) -> redis.Redis:
-    """A client for pub/sub listeners and background work, where waiting is the point."""
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_keepalive=True, decode_responses=True)
+def connect_blocking(url: str, socket_timeout_s: float | None = None) -> redis.Redis:
+    """A client for pub/sub listeners and background work, where waiting is the point (``socket_timeout_s``
+    bounds one read, for loops that must notice a dead connection)."""
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=socket_timeout_s, socket_keepalive=True, decode_responses=True
+    )
 
 
 def persistence(client: redis.Redis) -> str:

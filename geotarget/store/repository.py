@@ -1,175 +1,282 @@
-"""Queries over the SQL tables. Every fence read takes the owning merchant, so tenant isolation is a property of
-the query, not something a caller must remember."""
+"""The SQL catalogue behind one small interface: merchants, keys, fences, offers, the change log, notes and
+erasures, read and written as domain objects (``records`` maps them).
+
+Tenant isolation is a property of the signatures: every read that could cross tenants takes an ``owner``, a
+merchant id or the explicit ``EVERYONE`` (ad ops, the catalog snapshot), so forgetting the merchant does not
+type-check. Every write is one transaction: it commits whole or leaves nothing behind.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, TypeVar
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from geotarget.store.models import ApiKey, Change, Erasure, Geofence, Merchant, Note, Offer
-
-
-def add_merchant(session: Session, merchant_id: str, name: str, timezone: str | None) -> Merchant:
-    merchant = Merchant(id=merchant_id, name=name, timezone=timezone)
-    session.add(merchant)
-    session.flush()  # the merchant row must exist before its key rows reference it
-    return merchant
-
-
-def get_merchant(session: Session, merchant_id: str) -> Merchant | None:
-    return session.get(Merchant, merchant_id)
+from geotarget.catalog.model import Fence, Merchant, Offer
+from geotarget.errors import Conflict, NotFound
+from geotarget.store import models
+from geotarget.store.database import transaction
+from geotarget.store.records import fence_of, fence_values, merchant_of, offer_of, offer_values
 
 
-def all_merchants(session: Session) -> Sequence[Merchant]:
-    return session.scalars(select(Merchant).order_by(Merchant.name, Merchant.id)).all()
+class Everyone:
+    """The owner of every record: for readers that see all tenants on purpose."""
+
+    def __repr__(self) -> str:
+        return "EVERYONE"
 
 
-def find_merchant_by_name(session: Session, name: str) -> Merchant | None:
-    return session.scalars(select(Merchant).where(Merchant.name == name).limit(1)).first()
+EVERYONE: Final = Everyone()
+Owner = str | Everyone
+_Row = TypeVar("_Row", models.Geofence, models.Offer)
 
 
-def add_api_key(session: Session, key_id: str, key_hash: str, role: str, name: str, merchant_id: str | None) -> None:
-    session.add(ApiKey(id=key_id, key_hash=key_hash, role=role, name=name, merchant_id=merchant_id))
+@dataclass(frozen=True)
+class StoredKey:
+    id: str
+    role: str
+    merchant_id: str | None
 
 
-def find_api_key(session: Session, key_hash: str) -> ApiKey | None:
-    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).first()
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    kind: Literal["fence", "offer", "merchant"]
+    entity_id: str
+    version: int | None  # None: deleted (a merchant change carries none)
 
 
-def add_fence(session: Session, values: dict[str, Any]) -> Geofence:
-    [fence] = add_fences(session, [values])
-    return fence
+OfferResolver = Callable[[Merchant, Mapping[str, Fence]], Offer]
 
 
-def add_fences(session: Session, rows: Sequence[dict[str, Any]]) -> list[Geofence]:
-    """Many fences and their change records in one flush (a 5,000-fence bulk is one round of inserts)."""
-    fences = [Geofence(**values) for values in rows]
-    session.add_all(fences)
-    session.add_all([Change(kind="fence", entity_id=f.id, version=f.version) for f in fences])
+class Repository:
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    # -- merchants and keys -----------------------------------------------------------------------------------
+
+    def add_merchant(self, merchant: Merchant, key: StoredKey, key_hash: str, key_name: str) -> None:
+        """The merchant and its first key, together."""
+        with transaction(self._factory) as session:
+            session.add(models.Merchant(**vars(merchant) | {"created_at": merchant.created_at or _now()}))
+            session.flush()  # the merchant row must exist before its key row references it
+            session.add(_key_row(key, key_hash, key_name))
+
+    def add_key(self, key: StoredKey, key_hash: str, name: str) -> None:
+        with transaction(self._factory) as session:
+            session.add(_key_row(key, key_hash, name))
+
+    def find_key(self, key_hash: str) -> StoredKey | None:
+        with self._factory() as session:
+            row = session.scalars(select(models.ApiKey).where(models.ApiKey.key_hash == key_hash)).first()
+            return None if row is None else StoredKey(row.id, row.role, row.merchant_id)
+
+    def merchant(self, owner: Owner, merchant_id: str) -> Merchant | None:
+        with self._factory() as session:
+            row = session.get(models.Merchant, merchant_id)
+            return merchant_of(row) if row is not None and _sees(owner, row.id) else None
+
+    def merchants(self, owner: Owner, ids: Sequence[str] | None = None) -> list[Merchant]:
+        query = _owned(select(models.Merchant), models.Merchant.id, owner)
+        if ids is not None:
+            query = query.where(models.Merchant.id.in_(sorted(set(ids))))
+        with self._factory() as session:
+            rows = session.scalars(query.order_by(models.Merchant.name, models.Merchant.id)).all()
+            return [merchant_of(r) for r in rows]
+
+    def merchant_named(self, name: str) -> Merchant | None:
+        with self._factory() as session:
+            row = session.scalars(select(models.Merchant).where(models.Merchant.name == name).limit(1)).first()
+            return None if row is None else merchant_of(row)
+
+    def update_merchant(self, merchant_id: str, values: Mapping[str, Any]) -> Merchant:
+        with transaction(self._factory) as session:
+            row = session.get(models.Merchant, merchant_id)
+            if row is None:
+                raise NotFound(f"no merchant {merchant_id!r}", "id")
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.flush()
+            _log(session, "merchant", merchant_id, None)  # workers reload the merchant's caps
+            return merchant_of(row)
+
+    # -- fences -----------------------------------------------------------------------------------------------
+
+    def add_fences(self, merchant_id: str, fences: Sequence[Fence]) -> list[Fence]:
+        """Many fences and their change records in one flush (a 5,000-fence bulk is one round of inserts)."""
+        with transaction(self._factory) as session:
+            _require_merchant(session, merchant_id)
+            rows = [models.Geofence(**fence_values(replace(f, merchant_id=merchant_id))) for f in fences]
+            session.add_all(rows)
+            session.add_all([models.Change(kind="fence", entity_id=r.id, version=r.version) for r in rows])
+            session.flush()
+            return [fence_of(r) for r in rows]
+
+    def fence(self, owner: Owner, fence_id: str) -> Fence | None:
+        found = self.fences(owner, [fence_id])
+        return found[0] if found else None
+
+    def fences(self, owner: Owner, ids: Sequence[str] | None = None) -> list[Fence]:
+        """The owner's fences (those of ``ids`` only, when given), oldest first."""
+        query = _owned(select(models.Geofence), models.Geofence.merchant_id, owner)
+        if ids is not None:
+            query = query.where(models.Geofence.id.in_(list(ids)))
+        with self._factory() as session:
+            rows = session.scalars(query.order_by(models.Geofence.created_at, models.Geofence.id)).all()
+            return [fence_of(r) for r in rows]
+
+    def replace_fence(self, fence: Fence, seen_version: int) -> Fence:
+        """Store a new state of ``fence`` unless someone changed it since ``seen_version`` (``Conflict``)."""
+        with transaction(self._factory) as session:
+            row = _one(session, models.Geofence, fence.merchant_id, fence.id, "geofence")
+            if row.version != seen_version:
+                raise Conflict(f"geofence {fence.id!r} changed while this patch was checked; send it again", "id")
+            values = fence_values(fence) | {"version": row.version + 1, "created_at": row.created_at}
+            return fence_of(_write(session, row, values, "fence"))
+
+    def delete_fence(self, merchant_id: str, fence_id: str) -> None:
+        """The fence goes; the merchant's offers stop pointing at it."""
+        with transaction(self._factory) as session:
+            row = _one(session, models.Geofence, merchant_id, fence_id, "geofence")
+            for offer in _owned_rows(session, models.Offer, merchant_id):
+                if fence_id in offer.geofence_ids:
+                    remaining = [f for f in offer.geofence_ids if f != fence_id]
+                    _write(session, offer, {"geofence_ids": remaining, "version": offer.version + 1}, "offer")
+            session.delete(row)
+            _log(session, "fence", fence_id, None)
+
+    # -- offers -----------------------------------------------------------------------------------------------
+
+    def save_offer(
+        self, merchant_id: str, fence_ids: Sequence[str], resolve: OfferResolver, seen_version: int | None = None
+    ) -> Offer:
+        """Write the offer ``resolve`` makes from the merchant and its fences among ``fence_ids``, in one
+        transaction. ``seen_version`` is given for an update: the stored offer must still be at that version."""
+        with transaction(self._factory) as session:
+            merchant = merchant_of(_require_merchant(session, merchant_id))
+            rows = _owned_rows(session, models.Geofence, merchant_id, models.Geofence.id.in_(list(fence_ids)))
+            offer = resolve(merchant, {r.id: fence_of(r) for r in rows})
+            if seen_version is None:
+                row = models.Offer(**offer_values(offer))
+                session.add(row)
+                session.flush()
+                _log(session, "offer", row.id, row.version)
+                return offer_of(row)
+            current = _one(session, models.Offer, merchant_id, offer.id, "offer")
+            if current.version != seen_version:
+                raise Conflict(f"offer {offer.id!r} changed while this patch was checked; send it again", "id")
+            values = offer_values(offer) | {"version": current.version + 1, "created_at": current.created_at}
+            return offer_of(_write(session, current, values, "offer"))
+
+    def add_offers(self, offers: Sequence[Offer]) -> None:
+        """Offers already resolved and checked by their owner (bulk loads); one transaction."""
+        with transaction(self._factory) as session:
+            rows = [models.Offer(**offer_values(o)) for o in offers]
+            session.add_all(rows)
+            session.add_all([models.Change(kind="offer", entity_id=r.id, version=r.version) for r in rows])
+
+    def offer(self, owner: Owner, offer_id: str) -> Offer | None:
+        found = self.offers(owner, [offer_id])
+        return found[0] if found else None
+
+    def offers(self, owner: Owner, ids: Sequence[str] | None = None) -> list[Offer]:
+        query = _owned(select(models.Offer), models.Offer.merchant_id, owner)
+        if ids is not None:
+            query = query.where(models.Offer.id.in_(list(ids)))
+        with self._factory() as session:
+            rows = session.scalars(query.order_by(models.Offer.created_at, models.Offer.id)).all()
+            return [offer_of(r) for r in rows]
+
+    def delete_offer(self, merchant_id: str, offer_id: str) -> None:
+        with transaction(self._factory) as session:
+            session.delete(_one(session, models.Offer, merchant_id, offer_id, "offer"))
+            _log(session, "offer", offer_id, None)
+
+    # -- the change log, notes, erasures ----------------------------------------------------------------------
+
+    def latest_change(self) -> int:
+        with self._factory() as session:
+            return int(session.scalar(select(func.coalesce(func.max(models.Change.seq), 0))) or 0)
+
+    def changes_since(self, seq: int) -> list[Change]:
+        with self._factory() as session:
+            rows = session.scalars(select(models.Change).where(models.Change.seq > seq).order_by(models.Change.seq))
+            return [Change(r.seq, r.kind, r.entity_id, r.version) for r in rows]  # type: ignore[arg-type]
+
+    def note(self, key: str) -> str | None:
+        with self._factory() as session:
+            note = session.get(models.Note, key)
+            return note.value if note else None
+
+    def set_note(self, key: str, value: str) -> None:
+        with transaction(self._factory) as session:
+            session.merge(models.Note(key=key, value=value))
+
+    def add_erasure(self, device_key: str) -> None:
+        with transaction(self._factory) as session:
+            session.merge(models.Erasure(device_key=device_key))
+
+    def erased_devices(self) -> set[str]:
+        with self._factory() as session:
+            return set(session.scalars(select(models.Erasure.device_key)).all())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sees(owner: Owner, merchant_id: str) -> bool:
+    return isinstance(owner, Everyone) or _merchant(owner) == merchant_id
+
+
+def _owned(query: Select[Any], column: Any, owner: Owner) -> Select[Any]:
+    return query if isinstance(owner, Everyone) else query.where(column == _merchant(owner))
+
+
+def _merchant(owner: Owner) -> str:
+    """An owner that is neither a merchant id nor ``EVERYONE`` (say, ``None`` from an unchecked caller) is a
+    bug to stop, not an empty answer to hide."""
+    if not isinstance(owner, str) or not owner:
+        raise TypeError(f"an owner is a merchant id or EVERYONE, not {owner!r}")
+    return owner
+
+
+def _owned_rows(session: Session, table: type[_Row], merchant_id: str, *where: Any) -> Sequence[_Row]:
+    return session.scalars(select(table).where(table.merchant_id == merchant_id, *where)).all()
+
+
+def _one(session: Session, table: type[_Row], merchant_id: str, entity_id: str, noun: str) -> _Row:
+    row = session.get(table, entity_id)
+    if row is None or getattr(row, "merchant_id", None) != merchant_id:
+        raise NotFound(f"no {noun} {entity_id!r}", "id")
+    return row
+
+
+def _require_merchant(session: Session, merchant_id: str) -> models.Merchant:
+    row = session.get(models.Merchant, merchant_id)
+    if row is None:
+        raise NotFound(f"no merchant {merchant_id!r}", "merchant_id")
+    return row
+
+
+def _write(session: Session, row: _Row, values: Mapping[str, Any], kind: Literal["fence", "offer"]) -> _Row:
+    for name, value in values.items():
+        setattr(row, name, value)
     session.flush()
-    return fences
+    _log(session, kind, row.id, values.get("version", getattr(row, "version", None)))
+    return row
 
 
-def get_fence(session: Session, merchant_id: str, fence_id: str) -> Geofence | None:
-    return session.scalars(select(Geofence).where(Geofence.id == fence_id, Geofence.merchant_id == merchant_id)).first()
+def _log(session: Session, kind: str, entity_id: str, version: int | None) -> None:
+    session.add(models.Change(kind=kind, entity_id=entity_id, version=version))
 
 
-def list_fences(session: Session, merchant_id: str) -> Sequence[Geofence]:
-    return session.scalars(
-        select(Geofence).where(Geofence.merchant_id == merchant_id).order_by(Geofence.created_at, Geofence.id)
-    ).all()
+def _key_row(key: StoredKey, key_hash: str, name: str) -> models.ApiKey:
+    return models.ApiKey(id=key.id, key_hash=key_hash, role=key.role, name=name, merchant_id=key.merchant_id)
 
 
-def fences_by_ids(session: Session, fence_ids: Sequence[str]) -> Sequence[Geofence]:
-    return session.scalars(select(Geofence).where(Geofence.id.in_(fence_ids))).all()
-
-
-def all_fences(session: Session) -> Sequence[Geofence]:
-    return session.scalars(select(Geofence)).all()
-
-
-def update_fence(session: Session, fence: Geofence, values: dict[str, Any]) -> Geofence:
-    for key, value in values.items():
-        setattr(fence, key, value)
-    fence.version += 1
-    session.flush()
-    record_change(session, "fence", fence.id, fence.version)
-    return fence
-
-
-def delete_fence(session: Session, fence: Geofence) -> None:
-    session.delete(fence)
-    record_change(session, "fence", fence.id, None)
-
-
-def record_change(session: Session, kind: str, entity_id: str, version: int | None) -> None:
-    session.add(Change(kind=kind, entity_id=entity_id, version=version))
-
-
-def latest_change(session: Session) -> int:
-    return int(session.scalar(select(func.coalesce(func.max(Change.seq), 0))) or 0)
-
-
-def changes_since(session: Session, seq: int) -> Sequence[Change]:
-    return session.scalars(select(Change).where(Change.seq > seq).order_by(Change.seq)).all()
-
-
-def add_offer(session: Session, values: dict[str, Any]) -> Offer:
-    offer = Offer(**values)
-    session.add(offer)
-    session.flush()
-    record_change(session, "offer", offer.id, offer.version)
-    return offer
-
-
-def get_offer(session: Session, merchant_id: str, offer_id: str) -> Offer | None:
-    return session.scalars(select(Offer).where(Offer.id == offer_id, Offer.merchant_id == merchant_id)).first()
-
-
-def list_offers(session: Session, merchant_id: str) -> Sequence[Offer]:
-    return session.scalars(
-        select(Offer).where(Offer.merchant_id == merchant_id).order_by(Offer.created_at, Offer.id)
-    ).all()
-
-
-def offers_by_ids(session: Session, offer_ids: Sequence[str]) -> Sequence[Offer]:
-    return session.scalars(select(Offer).where(Offer.id.in_(offer_ids))).all()
-
-
-def all_offers(session: Session) -> Sequence[Offer]:
-    return session.scalars(select(Offer)).all()
-
-
-def update_offer(session: Session, offer: Offer, values: dict[str, Any]) -> Offer:
-    for key, value in values.items():
-        setattr(offer, key, value)
-    offer.version += 1
-    session.flush()
-    record_change(session, "offer", offer.id, offer.version)
-    return offer
-
-
-def delete_offer(session: Session, offer: Offer) -> None:
-    session.delete(offer)
-    record_change(session, "offer", offer.id, None)
-
-
-def get_note(session: Session, key: str) -> str | None:
-    note = session.get(Note, key)
-    return note.value if note else None
-
-
-def set_note(session: Session, key: str, value: str) -> None:
-    session.merge(Note(key=key, value=value))
-
-
-def delete_merchant_data(session: Session, merchant_id: str) -> None:
-    """Remove a merchant and everything it owns (used by tests and the demo reset)."""
-    for fence_id in session.scalars(select(Geofence.id).where(Geofence.merchant_id == merchant_id)).all():
-        record_change(session, "fence", fence_id, None)
-    for offer_id in session.scalars(select(Offer.id).where(Offer.merchant_id == merchant_id)).all():
-        record_change(session, "offer", offer_id, None)
-    session.execute(delete(Offer).where(Offer.merchant_id == merchant_id))
-    session.execute(delete(Geofence).where(Geofence.merchant_id == merchant_id))
-    session.execute(delete(ApiKey).where(ApiKey.merchant_id == merchant_id))
-    session.execute(delete(Merchant).where(Merchant.id == merchant_id))
-
-
-def merchant_caps(session: Session, merchant_ids: set[str]) -> dict[str, int | None]:
-    if not merchant_ids:
-        return {}
-    rows = session.execute(
-        select(Merchant.id, Merchant.cap_per_device_per_day).where(Merchant.id.in_(sorted(merchant_ids)))
-    ).all()
-    return {merchant_id: cap for merchant_id, cap in rows}
-
-
-def add_erasure(session: Session, device_key: str) -> None:
-    session.merge(Erasure(device_key=device_key))
-
-
-def erased_devices(session: Session) -> set[str]:
-    return set(session.scalars(select(Erasure.device_key)).all())
+__all__ = ["EVERYONE", "Change", "Everyone", "Owner", "Repository", "StoredKey"]

@@ -29,6 +29,7 @@ GROUP = "event-store"
 CONSUMER = "writer"
 LOCK_MS = 15_000
 _RENEW = (Path(__file__).parent / "lua" / "renew_lock.lua").read_text()
+_RELEASE = (Path(__file__).parent / "lua" / "release_lock.lua").read_text()
 
 
 class StreamConsumer:
@@ -50,6 +51,7 @@ class StreamConsumer:
         self.batch_size = batch_size
         self.token = uuid.uuid4().hex
         self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
         self._group_ready = False
 
     def lead(self) -> bool:
@@ -59,8 +61,8 @@ class StreamConsumer:
         return bool(self.client.set(self.lock, self.token, nx=True, px=LOCK_MS))
 
     def release(self) -> None:
-        if self.client.get(self.lock) == self.token:
-            self.client.delete(self.lock)
+        """Give the lock up if this process still holds it (atomically: never someone else's)."""
+        self._release(keys=[self.lock], args=[self.token])
 
     def poll(self, block_ms: int = 1_000, linger_ms: int = 0) -> int:
         """One batch; returns how many stream entries it settled (0 when there was nothing to do).

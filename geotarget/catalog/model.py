@@ -1,0 +1,176 @@
+"""Merchants, fences and offers as the domain knows them. Every field is declared here, once.
+
+The SQL row maps to these in one place (``geotarget.store.records``) and the API uses or maps them in one place
+(``api.schemas``), so adding a field touches the list in docs/api.md "Adding a field" and nothing else. Offers
+are pydantic models because merchants write them directly (the constraints below are the API's rules); fences
+are dataclasses because they are built from a validated ``geofences.ValidFence``, never from raw input.
+
+Must not import ``geotarget.store`` or any I/O library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PlainSerializer,
+    WithJsonSchema,
+    field_serializer,
+    field_validator,
+)
+
+from geotarget.serving.schedule import Schedule, parse_schedule, schedule_to_json
+
+OfferStatus = Literal["draft", "active", "paused", "ended"]
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Timezone-aware UTC; SQLite hands timestamps back without a zone, and they were written in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 with ``Z``.
+
+    >>> iso_utc(datetime(2026, 11, 24, 9, 30))
+    '2026-11-24T09:30:00Z'
+    """
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+UtcTime = Annotated[
+    datetime,
+    BeforeValidator(lambda v: as_utc(v) if isinstance(v, datetime) else v),
+    PlainSerializer(iso_utc, return_type=str, when_used="json"),
+]
+Url = Annotated[HttpUrl, PlainSerializer(str, return_type=str)]
+Count = Annotated[int, Field(ge=1, le=1_000_000)]
+_SCHEDULE_SCHEMA = {
+    "anyOf": [{"type": "object"}, {"type": "array"}, {"type": "null"}],
+    "description": "weekly windows in the fence's time zone; none = always live (docs/schedules.md)",
+}
+ScheduleField = Annotated[
+    Schedule | None,
+    BeforeValidator(lambda raw: raw if isinstance(raw, Schedule) else parse_schedule(raw)),
+    PlainSerializer(schedule_to_json),
+    WithJsonSchema(_SCHEDULE_SCHEMA),
+]
+
+
+def _words(values: Any) -> Any:
+    """Targeting values compare case-insensitively: kept trimmed, lower case, unique, in the order given."""
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+        return values  # the type check that follows names what is wrong
+    return tuple(dict.fromkeys(v.strip().lower().replace("_", "-") for v in values))
+
+
+Words = Annotated[tuple[str, ...] | None, BeforeValidator(_words)]
+
+
+@dataclass(frozen=True)
+class Merchant:
+    id: str
+    name: str
+    timezone: str | None = None
+    cap_per_device_per_day: int | None = None  # impressions of all its offers per device per day
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A stored geofence. ``geometry`` is plain GeoJSON (for a circle, its centre as a Point)."""
+
+    id: str
+    merchant_id: str
+    name: str
+    kind: str  # "circle" or "polygon"
+    geometry: dict[str, Any]
+    radius_m: float | None
+    timezone: str
+    tags: tuple[str, ...]
+    properties: dict[str, Any]  # the merchant's own extra properties, kept as given
+    area_m2: float
+    version: int = 1
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Caps(BaseModel):
+    """Per-offer, per-device limits; a missing one means no limit of that kind (docs/caps.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    per_device_per_hour: Count | None = None
+    per_device_per_day: Count | None = None
+    per_device_per_week: Count | None = None
+    per_device_lifetime: Count | None = None
+
+
+class Targeting(BaseModel):
+    """Who an offer is for; every criterion given must match, and a missing attribute does not match."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    age_range: tuple[int, int] | None = Field(default=None, description="[min, max] inclusive, 0–130")
+    gender: Words = Field(default=None, max_length=10)
+    interests: Words = Field(default=None, max_length=100)
+    os: Words = Field(default=None, max_length=10)
+    language: Words = Field(default=None, max_length=50, description="BCP 47; matched on the primary tag")
+
+    @field_validator("age_range")
+    @classmethod
+    def _ages(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 0 <= value[0] <= value[1] <= 130:
+            raise ValueError("age_range must be [min, max] with 0 ≤ min ≤ max ≤ 130")
+        return value
+
+
+def _compact(value: BaseModel) -> dict[str, Any]:
+    return value.model_dump(exclude_none=True)
+
+
+def _or_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+class OfferFields(BaseModel):
+    """What a merchant writes: the body of ``POST /v1/offers`` and, merged with the stored offer, of a PATCH."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(default="", max_length=2000)
+    url: Url | None = None
+    image_url: Url | None = None
+    geofence_ids: tuple[str, ...] = Field(max_length=500, description="at least one of the merchant's fences")
+    nearby_m: float = Field(default=0.0, ge=0, le=5000, description="0: only inside the fence")
+    schedule: ScheduleField = None
+    special: bool = False
+    caps: Annotated[Caps, BeforeValidator(_or_empty)] = Caps()
+    priority: int = Field(default=50, ge=1, le=100)
+    targeting: Annotated[Targeting, BeforeValidator(_or_empty)] = Targeting()
+    status: OfferStatus = "active"
+    daily_budget: int | None = Field(default=None, ge=1, le=1_000_000_000, description="most impressions a day")
+    timezone: str | None = Field(default=None, max_length=64, description="cap windows; default: merchant's")
+
+    @field_serializer("caps", "targeting")
+    def _given_only(self, value: BaseModel) -> dict[str, Any]:
+        return _compact(value)
+
+
+class Offer(OfferFields):
+    """A stored offer: its fields, resolved (fences without repeats, a time zone), and its bookkeeping."""
+
+    id: str
+    merchant_id: str
+    timezone: str  # resolved: given, else the merchant's, else its first fence's
+    version: int = 1
+    created_at: UtcTime
+    updated_at: UtcTime
+
+
+OFFER_FIELDS = tuple(OfferFields.model_fields)

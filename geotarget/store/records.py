@@ -1,0 +1,41 @@
+"""The one mapping between SQL rows and domain objects, both ways. It copies by field name, so a field declared
+in ``geotarget.catalog.model`` and given a column in ``models.py`` needs nothing here."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from geotarget.catalog.model import Fence, Merchant, Offer
+from geotarget.store import models
+
+_FENCE_FIELDS = tuple(f.name for f in fields(Fence))
+_MERCHANT_FIELDS = tuple(f.name for f in fields(Merchant))
+
+
+def merchant_of(row: models.Merchant) -> Merchant:
+    return Merchant(**{name: getattr(row, name) for name in _MERCHANT_FIELDS})
+
+
+def fence_of(row: models.Geofence) -> Fence:
+    values = {name: getattr(row, name) for name in _FENCE_FIELDS}
+    values["tags"] = tuple(values["tags"] or ())
+    values["properties"] = dict(values["properties"] or {})
+    return Fence(**values)
+
+
+def fence_values(fence: Fence) -> dict[str, Any]:
+    values = {name: getattr(fence, name) for name in _FENCE_FIELDS}
+    values["tags"] = list(fence.tags)
+    return values
+
+
+def offer_of(row: models.Offer) -> Offer:
+    return Offer.model_validate({name: getattr(row, name) for name in Offer.model_fields})
+
+
+def offer_values(offer: Offer) -> dict[str, Any]:
+    """Column values: nested parts as the JSON they are stored as, timestamps as datetimes."""
+    values = offer.model_dump(mode="python")
+    values["geofence_ids"] = list(offer.geofence_ids)
+    return values
