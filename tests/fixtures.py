@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from geotarget.measurement.events import Event, ping_event_id
+
 ALFAMA_CAFE = {
     "type": "Feature",
     "properties": {"name": "Café Tejo — Alfama", "tags": ["cafe"]},
@@ -40,3 +45,16 @@ NEW_YORK_BAR = {
         ],
     },
 }
+
+
+def ping_event(device_key: str, at: datetime, lat: float = 38.7112, lon: float = -9.1301) -> Event:
+    """A ping as the serving path appends it (by default inside the Alfama café)."""
+    return Event(
+        kind="ping", event_id=ping_event_id(device_key, at), at=at, device_key=device_key, lat=lat, lon=lon, cell="c"
+    )
+
+
+def offer_event(**fields: Any) -> Event:
+    """An impression or a cap-blocked serve; ``kind``, ``event_id``, ``at``, ``device_key`` and the offer, merchant
+    and fence ids are given, the position defaults to the Alfama café."""
+    return Event(**{"lat": 38.7112, "lon": -9.1301, "cell": "c", **fields})

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from geotarget.measurement.events import Event
 from geotarget.runtime import Runtime
 from tests.conftest import make_settings
+from tests.fixtures import offer_event
 
 EVENTS = 20_000
 
@@ -41,14 +41,13 @@ def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, redis_url
     try:
         start = datetime(2026, 11, 20, 8, tzinfo=UTC)
         events = [
-            Event(
+            offer_event(
                 kind="impression",
                 event_id=f"imp-{i:06d}",
                 at=start + timedelta(seconds=i),
                 device_key=f"dev{i % 97:02d}",
                 lat=38.7,
                 lon=-9.1,
-                cell="c",
                 offer_id="off_x",
                 merchant_id="mer_x",
                 fence_id="fen_x",

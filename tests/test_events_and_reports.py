@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from api.cli import app as cli
 from api.deps import now
 from geotarget.measurement.devices import device_key
-from geotarget.measurement.events import Event, ping_event_id
+from geotarget.measurement.events import Event
 from tests.conftest import ADMIN, make_settings
-from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
+from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE, offer_event, ping_event
 
 K = 5
 DAYS = [datetime(2026, 11, 20, tzinfo=UTC) + timedelta(days=d) for d in range(3)]  # Lisbon = UTC in November
@@ -49,23 +49,16 @@ def generated_events(world, secret: str, rng: random.Random) -> list[Event]:
                 inside = rng.random() < 0.6
                 lat = 38.71125 + (rng.uniform(-0.0002, 0.0002) if inside else rng.uniform(0.001, 0.003))
                 lon = -9.13015 + (rng.uniform(-0.0003, 0.0003) if inside else 0.0)
-                events.append(
-                    Event(
-                        kind="ping", event_id=ping_event_id(key, t), at=t, device_key=key, lat=lat, lon=lon, cell="cell"
-                    )
-                )
+                events.append(ping_event(key, t, lat=lat, lon=lon))
             impressions = rng.randrange(0, 7) if day_index < 2 else (rng.randrange(1, 7) if d < 3 else 0)
             for _ in range(impressions):
                 at = day + timedelta(hours=7, minutes=rng.randrange(720))
                 events.append(
-                    Event(
+                    offer_event(
                         kind="impression",
                         event_id=f"imp-{rng.getrandbits(64):x}",
                         at=at,
                         device_key=key,
-                        lat=38.7112,
-                        lon=-9.1301,
-                        cell="c",
                         offer_id=world["offer"],
                         merchant_id=world["merchant"],
                         fence_id=world["fence"],
@@ -75,14 +68,11 @@ def generated_events(world, secret: str, rng: random.Random) -> list[Event]:
                 )
             if rng.random() < 0.3:
                 events.append(
-                    Event(
+                    offer_event(
                         kind="cap_blocked",
                         event_id=f"blk-{rng.getrandbits(64):x}",
                         at=day + timedelta(hours=9),
                         device_key=key,
-                        lat=38.7112,
-                        lon=-9.1301,
-                        cell="c",
                         offer_id=world["offer"],
                         merchant_id=world["merchant"],
                         fence_id=world["fence"],
@@ -90,14 +80,11 @@ def generated_events(world, secret: str, rng: random.Random) -> list[Event]:
                 )
     for i in range(4):
         events.append(
-            Event(
+            offer_event(
                 kind="impression",
                 event_id=f"lmt-{i}",
                 at=DAYS[0] + timedelta(hours=10),
                 device_key="",
-                lat=38.7112,
-                lon=-9.1301,
-                cell="c",
                 offer_id=world["offer"],
                 merchant_id=world["merchant"],
                 fence_id=world["fence"],
@@ -204,24 +191,10 @@ def test_the_consumer_lingers_to_write_fewer_larger_files(runtime, world):
     key = device_key(secret, "trickle")
     at = DAYS[0] + timedelta(hours=9)
     sink, consumer = runtime.server.sink, runtime.consumer
-    sink.append(
-        [Event(kind="ping", event_id=ping_event_id(key, at), at=at, device_key=key, lat=38.7112, lon=-9.1301, cell="c")]
-    )
+    sink.append([ping_event(key, at)])
     for second in range(1, 6):
         t = at + timedelta(seconds=second)
-        sink.append(
-            [
-                Event(
-                    kind="ping",
-                    event_id=ping_event_id(key, t),
-                    at=t,
-                    device_key=key,
-                    lat=38.7112,
-                    lon=-9.1301,
-                    cell="c",
-                )
-            ]
-        )
+        sink.append([ping_event(key, t)])
     assert consumer.poll(block_ms=10, linger_ms=300) == 6
     assert len(runtime.events.files()) == 1
 
@@ -231,14 +204,13 @@ def test_k_suppression_edges_exactly_k_shows_k_minus_one_hides(client, cafe, run
     for devices, day in ((K, DAYS[0]), (K - 1, DAYS[1])):
         runtime.server.sink.append(
             [
-                Event(
+                offer_event(
                     kind="impression",
                     event_id=f"edge-{day.day}-{d}",
                     at=day + timedelta(hours=12),
                     device_key=device_key(secret, f"e{d}"),
                     lat=38.7,
                     lon=-9.1,
-                    cell="c",
                     offer_id=world["offer"],
                     merchant_id=world["merchant"],
                     fence_id=world["fence"],
@@ -326,23 +298,9 @@ def test_erasing_a_device_leaves_nothing_behind(client, runtime, world):
     secret = runtime.server.device_secret
     key = device_key(secret, "erase-me")
     at = DAYS[0] + timedelta(hours=9)
-    runtime.server.sink.append(
-        [Event(kind="ping", event_id=ping_event_id(key, at), at=at, device_key=key, lat=38.7112, lon=-9.1301, cell="c")]
-    )
+    runtime.server.sink.append([ping_event(key, at)])
     runtime.consumer.drain()
-    runtime.server.sink.append(
-        [
-            Event(
-                kind="ping",
-                event_id=ping_event_id(key, at + timedelta(minutes=1)),
-                at=at + timedelta(minutes=1),
-                device_key=key,
-                lat=38.7112,
-                lon=-9.1301,
-                cell="c",
-            )
-        ]
-    )  # still queued
+    runtime.server.sink.append([ping_event(key, at + timedelta(minutes=1))])  # still queued
     client.app.dependency_overrides[now] = lambda: datetime(2026, 11, 23, 8, tzinfo=UTC)
     app = client.post("/v1/apps", json={"name": "app"}, headers=ADMIN).json()["api_key"]
     client.get(
@@ -355,19 +313,7 @@ def test_erasing_a_device_leaves_nothing_behind(client, runtime, world):
     assert erased.status_code == 200, erased.text
     assert erased.json()["stored_events"] == 1 and erased.json()["stream_entries"] >= 1
 
-    runtime.server.sink.append(
-        [
-            Event(
-                kind="ping",
-                event_id=ping_event_id(key, at + timedelta(hours=1)),
-                at=at + timedelta(hours=1),
-                device_key=key,
-                lat=38.7112,
-                lon=-9.1301,
-                cell="c",
-            )
-        ]
-    )  # arrives later
+    runtime.server.sink.append([ping_event(key, at + timedelta(hours=1))])  # arrives later
     runtime.consumer.drain()
     with runtime.events.connect() as db:
         left = db.execute(

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from geotarget.measurement.devices import device_key
-from geotarget.measurement.events import Event, ping_event_id
+from geotarget.measurement.events import Event
 from tests.conftest import make_settings
-from tests.fixtures import ALFAMA_CAFE, CHIADO_KIOSK, INSIDE_ALFAMA_CAFE
+from tests.fixtures import ALFAMA_CAFE, CHIADO_KIOSK, INSIDE_ALFAMA_CAFE, offer_event, ping_event
 
 K = 5
 MONDAY = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)  # Lisbon = UTC in November
@@ -24,27 +24,18 @@ def settings(tmp_path, redis_url, database_url):
 
 def ping(runtime, device: str, at: datetime, where: dict[str, float]) -> Event:
     key = device_key(runtime.server.device_secret, device)
-    return Event(
-        kind="ping",
-        event_id=ping_event_id(key, at),
-        at=at,
-        device_key=key,
-        lat=where["lat"],
-        lon=where["lon"],
-        cell="c",
-    )
+    return ping_event(key, at, lat=where["lat"], lon=where["lon"])
 
 
 def impression(runtime, device: str, at: datetime, offer: str, merchant: str, fence: str) -> Event:
     key = device_key(runtime.server.device_secret, device)
-    return Event(
+    return offer_event(
         kind="impression",
         event_id=f"imp-{device}-{at.timestamp()}",
         at=at,
         device_key=key,
         lat=38.71,
         lon=-9.13,
-        cell="c",
         offer_id=offer,
         merchant_id=merchant,
         fence_id=fence,

@@ -50,7 +50,7 @@ def prepare(
     lat, lon, accuracy, device, ts = columns.lat, columns.lon, columns.accuracy_m, columns.device_id, columns.ts
     keep = np.nonzero(ok)[0]
     # Per distinct value only (devices, cells): HMAC and cell names; rows then take them by code.
-    codes, uniques = pd.factorize(device.iloc[keep])
+    codes, uniques = pd.factorize(device[keep])
     unique_keys = np.array([device_key(secret, d) for d in uniques], dtype=object)
     if erased:
         not_erased = ~np.isin(unique_keys, list(erased))[codes]
@@ -59,7 +59,7 @@ def prepare(
     summary.accepted += len(keep)
     keys = pa.array(unique_keys, pa.string()).take(pa.array(codes))
     lat, lon, accuracy = lat[keep], lon[keep], accuracy[keep]
-    nanos = ts.iloc[keep].dt.as_unit("ns").astype("int64").to_numpy()  # parsed text may come in another unit
+    nanos = ts[keep].astype(np.int64)
 
     point_cells = cells.latlngs_to_cells(lat, lon, index.res)
     unique_cells, inverse = np.unique(point_cells, return_inverse=True)

@@ -12,6 +12,8 @@ and wrong, never as absent. Each row is judged by the first rule it breaks; the 
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +29,9 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 COLUMNS = ("device_id", "lat", "lon", "ts", "accuracy_m", "lmt")
 REQUIRED = COLUMNS[:4]
 _OFFSET = r"(?:Z|z|[+-]\d\d:?\d\d)$"
+_OFFSET_RE = re.compile(_OFFSET)
+_MAX_EPOCH_S = 1e11  # year 5138: anything larger is not a timestamp
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 Mask = npt.NDArray[np.bool_]
 
@@ -35,10 +40,11 @@ Mask = npt.NDArray[np.bool_]
 class PingColumns:
     """Rows as columns. Missing or malformed numbers are NaN, with ``*_malformed`` saying which were given."""
 
-    device_id: pd.Series  # strings; NA where missing or not a string
+    device_id: npt.NDArray[np.object_]  # str; None where missing or not a string
+    device_length: npt.NDArray[np.int64]  # 0 where missing
     lat: npt.NDArray[np.float64]
     lon: npt.NDArray[np.float64]
-    ts: pd.Series  # UTC timestamps; NaT where missing, naive or unreadable
+    ts: npt.NDArray[np.datetime64]  # UTC, datetime64[ns]; NaT where missing, naive or unreadable
     accuracy_m: npt.NDArray[np.float64]  # NaN: not given
     accuracy_malformed: Mask
     lmt: Mask
@@ -69,8 +75,7 @@ def _coordinate_message(columns: PingColumns, i: int) -> str:
 
 
 def _device_broken(c: PingColumns, _: datetime) -> Mask:
-    length = c.device_id.str.len().fillna(0).to_numpy()
-    return np.asarray(c.device_id.isna().to_numpy() | (length == 0) | (length > MAX_DEVICE_ID))
+    return np.asarray((c.device_length == 0) | (c.device_length > MAX_DEVICE_ID))
 
 
 def _outside(c: PingColumns, _: datetime) -> Mask:
@@ -78,8 +83,17 @@ def _outside(c: PingColumns, _: datetime) -> Mask:
 
 
 def _out_of_range(c: PingColumns, now: datetime) -> Mask:
-    latest = pd.Timestamp(now + timedelta(days=1))
-    return np.asarray(c.ts.notna().to_numpy() & ((c.ts < pd.Timestamp(EARLIEST)) | (c.ts > latest)).to_numpy())
+    ns = c.ts.astype(np.int64)  # NaT is the smallest int64, so it is judged by the rule before this one only
+    return np.asarray(~np.isnat(c.ts) & ((ns < _ns(EARLIEST)) | (ns > _ns(now + timedelta(days=1)))))
+
+
+def _ns(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """A stored ``ts`` back as an aware datetime (microseconds, like every ``datetime``)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def _inaccurate(c: PingColumns, _: datetime) -> Mask:
@@ -111,12 +125,15 @@ RULES: tuple[Rule, ...] = (
         "ts not ISO 8601 with an offset, nor epoch seconds",
         lambda c, i: "ts",
         lambda c, i: "ts must be ISO 8601 with a UTC offset (Z or +hh:mm), or epoch seconds",
-        lambda c, _: np.asarray(c.ts.isna().to_numpy()),
+        lambda c, _: np.isnat(c.ts),
     ),
     Rule(
         "ts before 2000 or after tomorrow",
         lambda c, i: "ts",
-        lambda c, i: f"{c.ts.iloc[i].isoformat()} is outside the accepted range (2000 until tomorrow)",
+        lambda c, i: (
+            f"{ns_to_datetime(int(c.ts[i].astype(np.int64))).isoformat()} is outside the accepted range"
+            " (2000 until tomorrow)"
+        ),
         _out_of_range,
     ),
     Rule(
@@ -157,12 +174,13 @@ def from_rows(rows: Sequence[Any]) -> PingColumns:
     accuracy, accuracy_malformed = numbers("accuracy_m")
     lmt_raw = [row.get("lmt", False) for row in objects]
     devices = [d if isinstance(d := row.get("device_id"), str) else None for row in objects]
-    stamps = [None if isinstance(t := row.get("ts"), bool) else t for row in objects]
+    stamps = [_epoch_ns(row.get("ts")) for row in objects]
     return PingColumns(
-        device_id=pd.Series(devices, dtype="string"),
+        device_id=np.array(devices, dtype=object),
+        device_length=np.array([0 if d is None else len(d) for d in devices], dtype=np.int64),
         lat=lat,
         lon=lon,
-        ts=timestamps(pd.Series(stamps, dtype=object)),
+        ts=np.array(["NaT" if s is None else s for s in stamps], dtype="datetime64[ns]"),
         accuracy_m=accuracy,
         accuracy_malformed=accuracy_malformed,
         lmt=np.array([v is True for v in lmt_raw], dtype=bool),
@@ -183,11 +201,14 @@ def from_frame(frame: pd.DataFrame) -> PingColumns:
     if "lmt" in frame:
         text = frame["lmt"].astype("string").str.strip().str.lower().fillna("")
         lmt, lmt_malformed = text.isin(_TRUE).to_numpy(), ~text.isin(_TRUE + _FALSE).to_numpy()
+    devices = frame["device_id"].astype("string")
+    ts = timestamps(frame["ts"]).dt.tz_convert(None).astype("datetime64[ns]")
     return PingColumns(
-        device_id=frame["device_id"].astype("string").reset_index(drop=True),
+        device_id=devices.to_numpy(dtype=object, na_value=None),
+        device_length=devices.str.len().fillna(0).to_numpy(dtype=np.int64),
         lat=pd.to_numeric(frame["lat"], errors="coerce").to_numpy(dtype=np.float64),
         lon=pd.to_numeric(frame["lon"], errors="coerce").to_numpy(dtype=np.float64),
-        ts=timestamps(frame["ts"].reset_index(drop=True)),
+        ts=ts.to_numpy(dtype="datetime64[ns]"),
         accuracy_m=accuracy,
         accuracy_malformed=accuracy_malformed,
         lmt=lmt,
@@ -196,13 +217,28 @@ def from_frame(frame: pd.DataFrame) -> PingColumns:
     )
 
 
+def _epoch_ns(value: Any) -> int | None:
+    """One JSON ``ts``: the rule of ``timestamps`` for a single value, without pandas (an app's request is small)."""
+    if isinstance(value, str) and _OFFSET_RE.search(value):
+        try:
+            at = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
+        except ValueError:
+            return None
+        return None if at.tzinfo is None else _ns(at)
+    if not _is_number(value):
+        return None
+    seconds = float(value)
+    return round(seconds * 1_000_000) * 1000 if math.isfinite(seconds) and abs(seconds) < _MAX_EPOCH_S else None
+
+
 def timestamps(column: pd.Series) -> pd.Series:
-    """UTC timestamps; NaT where a value is neither ISO 8601 with an offset nor epoch seconds."""
+    """A file's ``ts`` column as UTC timestamps; NaT where a value is neither ISO 8601 with an offset nor epoch
+    seconds (``_epoch_ns`` is the same rule for one value)."""
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return pd.to_datetime(column, unit="s", utc=True, errors="coerce")
     text = column.astype("string")
-    numeric = pd.to_numeric(column.where(column.map(_is_number)), errors="coerce")
-    numeric = numeric.where(np.isfinite(numeric) & (numeric.abs() < 1e11))
+    numeric = pd.to_numeric(text, errors="coerce")
+    numeric = numeric.where(np.isfinite(numeric) & (numeric.abs() < _MAX_EPOCH_S))
     parsed = pd.to_datetime(
         text.where(text.str.contains(_OFFSET, regex=True, na=False)), utc=True, errors="coerce", format="ISO8601"
     )

@@ -72,8 +72,8 @@ def accept_pings(rows: Sequence[Any], sink: EventSink, secret: str, res: int, no
 
 
 def _ping(columns: ping_rules.PingColumns, i: int, secret: str, res: int) -> Event:
-    key = device_key(secret, str(columns.device_id.iloc[i]))
-    at = columns.ts.iloc[i].to_pydatetime()
+    key = device_key(secret, columns.device_id[i])
+    at = ping_rules.ns_to_datetime(int(columns.ts[i].astype(np.int64)))
     lat, lon, accuracy = float(columns.lat[i]), float(columns.lon[i]), float(columns.accuracy_m[i])
     return Event(
         kind="ping",

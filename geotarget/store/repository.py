@@ -122,12 +122,7 @@ class Repository:
 
     def fences(self, owner: Owner, ids: Sequence[str] | None = None) -> list[Fence]:
         """The owner's fences (those of ``ids`` only, when given), oldest first."""
-        query = _owned(select(models.Geofence), models.Geofence.merchant_id, owner)
-        if ids is not None:
-            query = query.where(models.Geofence.id.in_(list(ids)))
-        with self._factory() as session:
-            rows = session.scalars(query.order_by(models.Geofence.created_at, models.Geofence.id)).all()
-            return [fence_of(r) for r in rows]
+        return [fence_of(r) for r in self._listed(models.Geofence, owner, ids)]
 
     def replace_fence(self, fence: Fence, seen_version: int) -> Fence:
         """Store a new state of ``fence`` unless someone changed it since ``seen_version`` (``Conflict``)."""
@@ -184,17 +179,20 @@ class Repository:
         return found[0] if found else None
 
     def offers(self, owner: Owner, ids: Sequence[str] | None = None) -> list[Offer]:
-        query = _owned(select(models.Offer), models.Offer.merchant_id, owner)
-        if ids is not None:
-            query = query.where(models.Offer.id.in_(list(ids)))
-        with self._factory() as session:
-            rows = session.scalars(query.order_by(models.Offer.created_at, models.Offer.id)).all()
-            return [offer_of(r) for r in rows]
+        """The owner's offers (those of ``ids`` only, when given), oldest first."""
+        return [offer_of(r) for r in self._listed(models.Offer, owner, ids)]
 
     def delete_offer(self, merchant_id: str, offer_id: str) -> None:
         with transaction(self._factory) as session:
             session.delete(_one(session, models.Offer, merchant_id, offer_id, "offer"))
             _log(session, "offer", offer_id, None)
+
+    def _listed(self, table: type[_Row], owner: Owner, ids: Sequence[str] | None) -> Sequence[_Row]:
+        query = _owned(select(table), table.merchant_id, owner)
+        if ids is not None:
+            query = query.where(table.id.in_(list(ids)))
+        with self._factory() as session:
+            return session.scalars(query.order_by(table.created_at, table.id)).all()
 
     # -- the change log, notes, erasures ----------------------------------------------------------------------
 
