@@ -22,7 +22,7 @@ from geotarget.errors import InvalidInput, NotFound
 from geotarget.measurement.reports import BUCKETS, Granularity, assemble, periods
 from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.report_queries import Scope, heatmap_rows, reach_figures
-from geotarget.store.repository import EVERYONE, Owner, Repository
+from geotarget.store.repository import Owner, Repository
 
 MAX_DAYS = 400
 _Seen = TypeVar("_Seen", Fence, Offer, Merchant)
@@ -47,11 +47,6 @@ class Scopes:
     merchants: list[Merchant]
     fences: list[Fence]
     offers: list[Offer]
-
-
-def viewer_of(merchant_id: str | None) -> Owner:
-    """A merchant sees its own records; ad ops (no merchant) see everyone's."""
-    return EVERYONE if merchant_id is None else merchant_id
 
 
 class ReportService:
