@@ -7,7 +7,7 @@ next to the antimeridian is still one simple ring.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NewType
 
 import h3.api.basic_int as h3
@@ -25,6 +25,7 @@ __all__ = [
     "MAX_RES",
     "MIN_RES",
     "Cell",
+    "ancestor_keys",
     "cell_area_m2",
     "cell_to_geojson",
     "cell_to_parent",
@@ -32,11 +33,13 @@ __all__ = [
     "cell_to_ring",
     "cell_to_str",
     "cells_at_res",
+    "cells_overlapping_box",
     "cells_to_parents",
     "compact_cells",
     "edge_length_m",
     "estimate_cover_cells",
     "grid_disk",
+    "holding_keys",
     "latlng_to_cell",
     "latlngs_to_cells",
     "neighbours",
@@ -69,6 +72,38 @@ def cell_to_geojson(cell: Cell) -> dict[str, Any]:
     """The cell as a closed GeoJSON Polygon ([lon, lat] order)."""
     ring = [p.as_geojson() for p in cell_to_ring(cell)]
     return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+
+def ancestor_keys(point: LatLng, res: int, resolutions: Sequence[int]) -> npt.NDArray[np.uint64]:
+    """The cell holding ``point`` at ``res`` and its ancestors at ``resolutions`` (none finer than ``res``): the
+    keys of compacted covers. An ancestor is not always the cell that holds the point geometrically at its own
+    resolution (children stick out of their parents a little)."""
+    cell = h3.latlng_to_cell(point.lat, point.lon, res)
+    parent = h3.cell_to_parent
+    return np.array([parent(cell, r) for r in resolutions], dtype=np.uint64)
+
+
+def holding_keys(point: LatLng, resolutions: Sequence[int]) -> npt.NDArray[np.uint64]:
+    """The cell holding ``point`` at each of ``resolutions``, each found geometrically."""
+    to_cell = h3.latlng_to_cell
+    return np.array([to_cell(point.lat, point.lon, r) for r in resolutions], dtype=np.uint64)
+
+
+def cells_overlapping_box(west: float, south: float, east: float, north: float, res: int) -> list[Cell]:
+    """Every cell at ``res`` that overlaps the box (degrees); a box over the antimeridian is split in two."""
+    south, north = max(south, -89.99), min(north, 89.99)
+    if east - west >= 360:
+        west, east = -180.0, 180.0
+    if west < -180:
+        return cells_overlapping_box(west + 360, south, 180.0, north, res) + cells_overlapping_box(
+            -180.0, south, east, north, res
+        )
+    if east > 180:
+        return cells_overlapping_box(west, south, 180.0, north, res) + cells_overlapping_box(
+            -180.0, south, east - 360, north, res
+        )
+    box = h3.LatLngPoly([(south, west), (south, east), (north, east), (north, west)])
+    return [Cell(c) for c in h3.h3shape_to_cells_experimental(box, res, contain="overlap")]
 
 
 def cells_at_res(cells: Iterable[Cell], res: int) -> int:

@@ -42,6 +42,8 @@ __all__ = [
     "PolygonShape",
     "Shape",
     "ShapeArrays",
+    "box_distance_floor_m",
+    "box_distance_floors_m",
     "degrees_around",
     "geodesic_area_m2",
     "haversine_m",
@@ -73,13 +75,18 @@ def haversine_m(a: LatLng, b: LatLng) -> float:
 
 def box_distance_floor_m(point: LatLng, bounds: tuple[float, float, float, float]) -> float:
     """A lower bound of the distance from ``point`` to anything inside ``bounds`` (min_lon, min_lat, max_lon,
-    max_lat): cheap, for discarding far fences before the exact distance. It measures longitude at the highest
-    latitude involved (where degrees are shortest) and keeps a 1 % margin for the sphere."""
-    west, south, east, north = bounds
-    dlat = max(south - point.lat, 0.0, point.lat - north)
-    dlon = max(west - point.lon, 0.0, point.lon - east)
-    widest = min(max(abs(point.lat), abs(south), abs(north)), 90.0)
-    return 0.99 * METRES_PER_DEGREE * math.hypot(dlat, dlon * math.cos(math.radians(widest)))
+    max_lat): cheap, for discarding far fences before the exact distance."""
+    return float(box_distance_floors_m(point.lat, point.lon, np.array([bounds], dtype=np.float64))[0])
+
+
+def box_distance_floors_m(lat: float, lon: float, bounds: FloatArray) -> FloatArray:
+    """``box_distance_floor_m`` from one point to many boxes (rows of ``bounds``). It measures longitude at the
+    highest latitude involved (where degrees are shortest) and keeps a 1 % margin for the sphere."""
+    west, south, east, north = bounds[:, 0], bounds[:, 1], bounds[:, 2], bounds[:, 3]
+    dlat = np.maximum(np.maximum(south - lat, 0.0), lat - north)
+    dlon = np.maximum(np.maximum(west - lon, 0.0), lon - east)
+    widest = np.minimum(np.maximum(np.maximum(np.abs(south), np.abs(north)), abs(lat)), 90.0)
+    return 0.99 * METRES_PER_DEGREE * np.hypot(dlat, dlon * np.cos(np.radians(widest)))  # type: ignore[no-any-return]
 
 
 def haversines_m(lat0: Any, lon0: Any, lats: Any, lons: Any) -> Any:

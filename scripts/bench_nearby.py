@@ -1,176 +1,191 @@
-"""Load test of GET /v1/nearby on loopback: two uvicorn workers, a real Redis, the demo city scaled to 10,000
-fences and 20,000 offers, random devices walking through the city. In the same run, the same load against a
-trivial JSON endpoint of the same app (/healthz) is the ceiling; the ratio is the figure to compare.
+"""Load test of GET /v1/nearby on loopback against its ceiling and its peer, for three cities (scripts/bench_data.py).
 
-    python scripts/bench_nearby.py [--seconds 20] [--concurrency 32] [--devices 2000]
+For each data set, in one run: geotarget with 2 uvicorn workers and a real Redis; the same server's /healthz (the
+ceiling: a trivial JSON answer through the same stack); and the peer a user would build instead
+(scripts/peers/postgis_peer.py: FastAPI + PostGIS + a Redis Lua cap), loaded with the same fences and offers.
+Each is driven by wrk (C, with a Lua script of devices walking around random shops) at 8 and 64 connections.
+Printed per run: requests/s, p50/p99 latency, offers per answer, and server CPU ms per request read from /proc
+of the worker processes (steadier than req/s on a shared 2-core machine).
 
-Uses GEOTARGET_REDIS_URL when set, else an embedded Redis. The load comes from wrk (Debian package ``wrk``), a C
-load generator with a Lua script for the walking devices; it still shares the 2 cores with the server, so
-absolute numbers understate a real deployment, and the ratio to the ceiling is what carries over.
+    python scripts/bench_nearby.py [--sets downtown,city,country] [--seconds 10]
+
+Needs wrk and PostGIS (Debian packages ``wrk`` and ``postgresql-<major>-postgis-3``; installed with apt-get
+when missing and allowed). Uses GEOTARGET_REDIS_URL when set, else an embedded Redis; PostgreSQL from
+BENCH_PEER_DSN (default the local ``test`` database).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import psutil
+import psycopg
 
-from api.demo.city import DEMO_CITY, Store, store_feature
-from geofences import LatLng
-from geofences.shapes import METRES_PER_DEGREE, moved
-from geotarget.catalog import accounts
-from geotarget.catalog.accounts import new_id
-from geotarget.catalog.model import Offer
-from geotarget.runtime import Runtime
-from geotarget.settings import Settings
-from geotarget.store.embedded_redis import EmbeddedRedis
-from tests.servers import free_port, wait_ready
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-CENTRE = (38.7139, -9.1394)  # Rossio, Lisbon
-HALF_SIDE_M = 4_000
+from geofences.shapes import METRES_PER_DEGREE  # noqa: E402
+from geotarget.catalog import accounts  # noqa: E402
+from geotarget.catalog.accounts import new_id  # noqa: E402
+from geotarget.catalog.model import Offer  # noqa: E402
+from geotarget.runtime import Runtime  # noqa: E402
+from geotarget.settings import Settings  # noqa: E402
+from geotarget.store.embedded_redis import EmbeddedRedis  # noqa: E402
+from scripts.bench_data import DATA_SETS, DataSet, Shop, shops  # noqa: E402
+from tests.servers import free_port, wait_ready  # noqa: E402
+
+PEERS = ROOT / "scripts" / "peers"
+DAILY = [{"days": ["daily"], "start": "00:00", "end": "24:00"}]
 
 
-def scaled_city(settings: Settings, fences: int, offers_per_fence: int, seed: int) -> list[tuple[float, float]]:
-    """The demo city's shops repeated over 8 km × 8 km; returns the store centres (for walkers)."""
-    rng = random.Random(seed)
-    templates = [s for stores in DEMO_CITY.values() for s in stores]
+def load_geotarget(settings: Settings, data: list[Shop]) -> None:
     runtime = Runtime.open(settings, follow=False)
-    centres: list[tuple[float, float]] = []
     try:
-        merchants = [accounts.create_merchant(runtime.repository, f"Shop {i}", "Europe/Lisbon").id for i in range(500)]
-        for start in range(0, fences, 1000):
-            features, owners = [], []
-            for _ in range(min(1000, fences - start)):
-                t = rng.choice(templates)
-                spot = moved(LatLng(*CENTRE), *(rng.uniform(-HALF_SIDE_M, HALF_SIDE_M) for _ in "ne"))
-                lat, lon = spot.lat, spot.lon
-                store = Store(t.name, lat, lon, t.width_m, t.depth_m, rng.uniform(0, 180), t.radius_m, t.tags)
-                features.append(store_feature(store))
-                owners.append(rng.choice(merchants))
-                centres.append((lat, lon))
-            for merchant in set(owners):
-                mine = [f for f, o in zip(features, owners, strict=True) if o == merchant]
-                results = runtime.fences.create_many(merchant, mine)
-                _add_offers(runtime, merchant, [r.id for r in results if r.id], offers_per_fence, rng)
-    finally:
-        runtime.close()
-    return centres
-
-
-def _add_offers(runtime: Runtime, merchant: str, fence_ids: list[str], per_fence: int, rng: random.Random) -> None:
-    """Offers written straight to storage in one transaction (20,000 API calls would only time the setup)."""
-    now = datetime.now(UTC)
-    offers = []
-    for fence_id in fence_ids:
-        for j in range(per_fence):
-            schedule = None if j == 0 else [{"days": ["daily"], "start": "00:00", "end": "24:00"}]
-            offers.append(
+        merchants = [
+            accounts.create_merchant(runtime.repository, f"Shop {i}", "Europe/Lisbon").id
+            for i in range(max(s.merchant for s in data) + 1)
+        ]
+        by_merchant: dict[int, list[Shop]] = {}
+        for shop in data:
+            by_merchant.setdefault(shop.merchant, []).append(shop)
+        now = datetime.now(UTC)
+        for number, mine in by_merchant.items():
+            results = runtime.fences.create_many(merchants[number], [s.feature() for s in mine])
+            offers = [
                 Offer(
                     id=new_id("off"),
-                    merchant_id=merchant,
-                    title=f"Offer {j}",
-                    geofence_ids=(fence_id,),
-                    nearby_m=rng.choice([0, 0, 100, 300]),
-                    schedule=schedule,
-                    special=j == 1,
+                    merchant_id=merchants[number],
+                    title=o.title,
+                    geofence_ids=(r.id,),
+                    nearby_m=o.nearby_m,
+                    schedule=None if o.always else DAILY,
+                    special=o.special,
                     caps={"per_device_per_day": 3},
-                    priority=rng.randint(1, 100),
+                    priority=o.priority,
                     timezone="Europe/Lisbon",
                     created_at=now,
                     updated_at=now,
                 )
-            )
-    runtime.repository.add_offers(offers)
+                for shop, r in zip(mine, results, strict=True)
+                if r.id
+                for o in shop.offers
+            ]
+            runtime.repository.add_offers(offers)
+    finally:
+        runtime.close()
 
 
-WRK_SCRIPT = """
-local centres = {CENTRES}
-local devices = {DEVICES}
-local pos = {}
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args)
-  served, degraded, responses, failures = 0, 0, 0, 0
-  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
-end
-request = function()
-  if "{PATH}" ~= "/v1/nearby" then return wrk.format("GET", "{PATH}") end
-  local i = math.random(devices)
-  local p = pos[i]
-  if p == nil then local c = centres[math.random(#centres)]; p = {c[1], c[2]}; pos[i] = p end
-  p[1] = p[1] + (math.random() - 0.5) * 20 / 111195
-  p[2] = p[2] + (math.random() - 0.5) * 20 / {K}
-  local path = string.format("/v1/nearby?lat=%.7f&lon=%.7f&device_id=walker-%d&accuracy_m=15", p[1], p[2], i)
-  return wrk.format("GET", path, {["Authorization"] = "Bearer {KEY}"})
-end
-response = function(status, headers, body)
-  responses = responses + 1
-  if status ~= 200 then failures = failures + 1 end
-  for _ in string.gmatch(body, '"offer_id"') do served = served + 1 end
-  if string.find(body, "caps unavailable", 1, true) then degraded = degraded + 1 end
-end
-done = function(summary, latency, requests)
-  local s, d, r, f = 0, 0, 0, 0
-  for _, t in ipairs(threads) do
-    s = s + t:get("served"); d = d + t:get("degraded"); r = r + t:get("responses"); f = f + t:get("failures")
-  end
-  io.write(string.format("RESULT rps=%f p50=%f p95=%f p99=%f served=%d degraded=%d responses=%d failures=%d\\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(95) / 1000,
-    latency:percentile(99) / 1000, s, d, r, f))
-end
-"""
+def load_peer(dsn: str, data: list[Shop]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute((PEERS / "postgis_schema.sql").read_text())
+        fences, offers = io.StringIO(), io.StringIO()
+        for number, shop in enumerate(data):
+            geometry = shop.feature()["geometry"]
+            s = shop.store
+            if geometry["type"] == "Point":  # type: ignore[index]
+                fences.write(f"{number}\t{s.lon}\t{s.lat}\t{s.radius_m}\t\\N\n")
+            else:
+                ring = ", ".join(f"{x} {y}" for x, y in geometry["coordinates"][0])  # type: ignore[index]
+                fences.write(f"{number}\t{s.lon}\t{s.lat}\t\\N\tPOLYGON(({ring}))\n")
+            for j, o in enumerate(shop.offers):
+                offers.write(f"o{number}-{j}\t{number}\t{shop.merchant}\t{o.title}\t{o.nearby_m}\t{o.priority}\t")
+                offers.write(f"{'t' if o.special else 'f'}\t3\n")
+        with conn.cursor() as cur:
+            with cur.copy("COPY peer_fences (id, lon, lat, radius_m, wkt) FROM STDIN") as copy:
+                copy.write(fences.getvalue())
+            with cur.copy("COPY peer_offers FROM STDIN") as copy:
+                copy.write(offers.getvalue())
+        conn.execute((PEERS / "postgis_index.sql").read_text())
 
 
-def load(
-    base: str, path: str, key: str, centres: list[tuple[float, float]], devices: int, seconds: float, concurrency: int
-) -> dict[str, float]:
-    """Drive the server with wrk (C, so the load generator costs little of the 2 cores)."""
+WRK_SCRIPT = (Path(__file__).parent / "bench_walkers.lua").read_text()
+
+
+@dataclass
+class Figures:
+    rps: float
+    p50: float
+    p99: float
+    served: float
+    degraded: float
+    cpu_ms: float
+
+
+def drive(
+    base: str,
+    path: str,
+    key: str,
+    centres: list[tuple[float, float]],
+    seconds: float,
+    connections: int,
+    workers: list[psutil.Process],
+) -> Figures:
     picked = random.Random(3).sample(centres, min(len(centres), 2000))
     script = (
         WRK_SCRIPT.replace("{CENTRES}", "{" + ",".join(f"{{{a:.7f},{b:.7f}}}" for a, b in picked) + "}")
-        .replace("{DEVICES}", str(devices))
-        .replace("{K}", f"{METRES_PER_DEGREE * math.cos(math.radians(CENTRE[0])):.3f}")
+        .replace("{DEVICES}", "2000")
+        .replace("{K}", f"{METRES_PER_DEGREE * math.cos(math.radians(picked[0][0])):.3f}")
+        .replace("{M}", f"{METRES_PER_DEGREE:.3f}")
         .replace("{KEY}", key)
         .replace("{PATH}", path)
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
-    command = ["wrk", "-t2", f"-c{concurrency}", f"-d{seconds:.0f}s", "-s", handle.name, base]
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", handle.name, base]
+    cpu_before = sum(sum(w.cpu_times()[:2]) for w in workers)
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    cpu = sum(sum(w.cpu_times()[:2]) for w in workers) - cpu_before
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
-    figures = {k: float(v) for k, v in (pair.split("=") for pair in line.split()[1:])}
-    if figures["failures"]:
-        raise RuntimeError(f"{figures['failures']:.0f} non-200 answers")
-    figures["served"] /= max(figures["responses"], 1)
-    figures["degraded"] /= max(figures["responses"], 1)
-    return figures
+    f = {k: float(v) for k, v in (pair.split("=") for pair in line.split()[1:])}
+    if f["failures"]:
+        raise RuntimeError(f"{path}: {f['failures']:.0f} non-200 answers of {f['responses']:.0f}")
+    n = max(f["responses"], 1)
+    return Figures(f["rps"], f["p50"], f["p99"], f["served"] / n, f["degraded"] / n, 1000 * cpu / n)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fences", type=int, default=10_000)
-    parser.add_argument("--offers-per-fence", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--devices", type=int, default=2_000)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-nearby-"))
-    embedded = None
-    redis_url = os.environ.get("GEOTARGET_REDIS_URL")
-    if not redis_url:
-        embedded = EmbeddedRedis(data_dir / "redis")
-        redis_url = embedded.start()
-    prefix = f"bench{os.getpid()}"
+def start(command: list[str], env: dict[str, str], base: str) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
+    server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(base, server, timeout_s=900)
+    time.sleep(2)
+    return server, psutil.Process(server.pid).children(recursive=True)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(timeout=60)
+
+
+def bench(data: DataSet, redis_url: str, dsn: str, seconds: float) -> dict[str, Figures]:
+    shop_list = list(shops(data))
+    centres = [(s.store.lat, s.store.lon) for s in shop_list]
+    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{data.name}-"))
+    prefix = f"bench{os.getpid()}{data.name}"
+    settings = Settings(data_dir=data_dir, redis_url=redis_url, admin_key="bench-admin", redis_prefix=prefix)
+    started = time.perf_counter()
+    load_geotarget(settings, shop_list)
+    runtime = Runtime.open(settings, follow=False)
+    key = accounts.create_app_key(runtime.repository, "bench").api_key
+    runtime.close()
+    loaded = time.perf_counter()
+    load_peer(dsn, shop_list)
+    print(
+        f"{data.name}: {len(shop_list):,} fences; geotarget loaded in {loaded - started:.0f} s, "
+        f"PostGIS in {time.perf_counter() - loaded:.0f} s",
+        flush=True,
+    )
     env = {
         **os.environ,
         "GEOTARGET_DATA_DIR": str(data_dir),
@@ -179,47 +194,95 @@ def main() -> None:
         "GEOTARGET_REDIS_PREFIX": prefix,
     }
     env.pop("GEOTARGET_DATABASE_URL", None)
-    settings = Settings(data_dir=data_dir, redis_url=redis_url, admin_key="bench-admin", redis_prefix=prefix)
-    started = time.perf_counter()
-    centres = scaled_city(settings, args.fences, args.offers_per_fence, seed=7)
-    print(
-        f"city: {args.fences:,} fences, {args.fences * args.offers_per_fence:,} offers, "
-        f"built in {time.perf_counter() - started:.1f} s"
-    )
-    runtime = Runtime.open(settings, follow=False)
-    app_key = accounts.create_app_key(runtime.repository, "bench").api_key
-    runtime.close()
-
+    results: dict[str, Figures] = {}
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", str(args.workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     base = f"http://127.0.0.1:{port}"
+    begun = time.perf_counter()
+    server, workers = start([sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", "2"], env, base)
+    print(f"  geotarget ready in {time.perf_counter() - begun:.0f} s", flush=True)
     try:
-        wait_ready(base, server, timeout_s=180)
-        time.sleep(2)  # both workers up
-        load(base, "/v1/nearby", app_key, centres, args.devices, 3, args.concurrency)  # warm-up
-        nearby_figures = load(base, "/v1/nearby", app_key, centres, args.devices, args.seconds, args.concurrency)
-        ceiling = load(base, "/healthz", app_key, centres, args.devices, args.seconds, args.concurrency)
+        drive(base, "/v1/nearby", key, centres, 3, 8, workers)  # warm-up
+        for c in (8, 64):
+            results[f"nearby c{c}"] = drive(base, "/v1/nearby", key, centres, seconds, c, workers)
+            results[f"healthz c{c}"] = drive(base, "/healthz", key, centres, seconds, c, workers)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
+    reach = max(m for m, _ in data.nearby_m)
+    peer_env = {
+        **os.environ,
+        "PEER_DSN": dsn,
+        "PEER_REDIS": redis_url,
+        "PEER_REACH_M": str(reach),
+        "PEER_KEY": key,
+        "PYTHONPATH": str(ROOT),
+    }
+    uvicorn = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "scripts.peers.postgis_peer:app",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    server, workers = start(uvicorn, peer_env, base)
+    try:
+        drive(base, "/v1/nearby", key, centres, 3, 8, workers)
+        for c in (8, 64):
+            results[f"peer c{c}"] = drive(base, "/v1/nearby", key, centres, seconds, c, workers)
+    finally:
+        stop(server)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return results
+
+
+def ensure_tools(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'").fetchone()
+        major = conn.execute("SHOW server_version_num").fetchone()[0][:2]  # type: ignore[index]
+    missing = ([] if found else [f"postgresql-{major}-postgis-3"]) + ([] if shutil.which("wrk") else ["wrk"])
+    if missing:
+        print(f"installing {' '.join(missing)} with apt-get", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default="downtown,city,country")
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    dsn = os.environ.get("BENCH_PEER_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    ensure_tools(dsn)
+    embedded = None
+    redis_url = os.environ.get("GEOTARGET_REDIS_URL")
+    if not redis_url:
+        embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")))
+        redis_url = embedded.start()
+    table: list[tuple[str, dict[str, Figures]]] = []
+    try:
+        for name in args.sets.split(","):
+            table.append((name, bench(DATA_SETS[name], redis_url, dsn, args.seconds)))
+    finally:
         if embedded is not None:
             embedded.stop()
-    print(
-        f"{args.workers} workers, concurrency {args.concurrency}, {args.devices:,} walking devices, "
-        f"{args.seconds:.0f} s each"
-    )
-    print(f"{'endpoint':<14} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'offers/req':>10} {'degraded':>9}")
-    for name, f in (("/v1/nearby", nearby_figures), ("/healthz", ceiling)):
-        print(
-            f"{name:<14} {f['rps']:>8,.0f} {f['p50']:>7.1f} {f['p95']:>7.1f} {f['p99']:>7.1f} "
-            f"{f['served']:>10.2f} {f['degraded']:>8.1%}"
-        )
-    print(f"nearby ÷ ceiling: {nearby_figures['rps'] / ceiling['rps']:.2f} of the trivial endpoint's rate")
+    print(f"\n{'set':<9} {'run':<12} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'offers':>6} {'degr':>5} {'CPU ms':>7}")
+    for name, results in table:
+        for run, f in results.items():
+            print(
+                f"{name:<9} {run:<12} {f.rps:>7,.0f} {f.p50:>7.1f} {f.p99:>7.1f} {f.served:>6.2f} "
+                f"{f.degraded:>5.0%} {f.cpu_ms:>7.2f}"
+            )
+        for c in (8, 64):
+            n, h, p = results[f"nearby c{c}"], results[f"healthz c{c}"], results[f"peer c{c}"]
+            print(f"{name:<9} c{c}: nearby/healthz {n.rps / h.rps:.2f}, nearby/peer {n.rps / p.rps:.2f}")
+    down = dict(table).get("downtown")
+    country = dict(table).get("country")
+    if down and country:
+        print(f"CPU per request, country / downtown: {country['nearby c8'].cpu_ms / down['nearby c8'].cpu_ms:.2f}")
 
 
 if __name__ == "__main__":

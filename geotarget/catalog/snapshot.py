@@ -23,6 +23,7 @@ from geofences import FenceIndex, LatLng, Proximity, Shape
 from geofences.index import Cover
 from geotarget.catalog.model import Fence, Offer
 from geotarget.catalog.shapes import shape_of
+from geotarget.catalog.view import CatalogView, FencePlace, ViewBuilder
 from geotarget.store.repository import EVERYONE, Change, Repository
 
 
@@ -45,12 +46,14 @@ class Catalog:
         self.index = FenceIndex(res)
         self._meta: dict[str, FenceMeta] = {}
         self._offers: dict[str, Offer] = {}
-        self._by_fence: dict[str, tuple[Offer, ...]] = {}
+        self._by_fence: dict[str, dict[str, Offer]] = {}
         self.timezones: dict[str, str] = {}  # fence id -> IANA zone, for schedules
         self.merchant_caps: dict[str, int] = {}  # merchant id -> impressions per device per day, where set
-        self.max_nearby_m = 0.0
         self._seq = 0
         self._lock = threading.RLock()
+        self._builder = ViewBuilder(res, self._place)
+        self._held = 0  # nested write blocks; the view is published when the outermost ends
+        self.view: CatalogView = self._builder.view(self.merchant_caps)
 
     @property
     def seq(self) -> int:
@@ -65,7 +68,23 @@ class Catalog:
 
     @property
     def offers_by_fence(self) -> Mapping[str, tuple[Offer, ...]]:
-        return self._by_fence
+        return {fence_id: tuple(offers.values()) for fence_id, offers in self._by_fence.items()}
+
+    def _place(self, fence_id: str) -> FencePlace | None:
+        shape, cover, zone = self.index.shape(fence_id), self.index.cover(fence_id), self.timezones.get(fence_id)
+        return None if shape is None or cover is None or zone is None else FencePlace(shape, cover, zone)
+
+    @contextmanager
+    def _publishing(self) -> Iterator[None]:
+        """Hold the write lock; when the outermost block ends, swap in a new view (one assignment)."""
+        with self._lock:
+            self._held += 1
+            try:
+                yield
+            finally:
+                self._held -= 1
+                if self._held == 0:
+                    self.view = self._builder.view(self.merchant_caps)
 
     # -- fences -----------------------------------------------------------------------------------------------
 
@@ -73,7 +92,7 @@ class Catalog:
     def writing(self, fences: int) -> Iterator[None]:
         """Hold while committing ``fences`` fences and indexing them: a concurrent ``sync`` then waits and finds
         them indexed instead of covering them a second time. Many fences are made out of the collector's sight."""
-        with self._lock, _long_lived(fences >= LARGE_CHANGE):
+        with self._publishing(), _long_lived(fences >= LARGE_CHANGE):
             yield
 
     def _indexed_at(self, fence_id: str, version: int | None) -> bool:
@@ -83,20 +102,22 @@ class Catalog:
 
     def put_fence(self, fence: Fence, shape: Shape, cover: Cover | None = None) -> Cover:
         """Index a stored fence (skipped when this version is already indexed)."""
-        with self._lock:
+        with self._publishing():
             existing = self.index.cover(fence.id)
             if self._indexed_at(fence.id, fence.version) and existing is not None:
                 return existing
             cover = self.index.add(fence.id, shape, cover)
             self._meta[fence.id] = FenceMeta.of(fence)
             self.timezones[fence.id] = fence.timezone
+            self._builder.set_fence(fence.id, self._by_fence.get(fence.id, {}).values())
             return cover
 
     def drop_fence(self, fence_id: str) -> None:
-        with self._lock:
+        with self._publishing():
             self.index.remove(fence_id)
             self._meta.pop(fence_id, None)
             self.timezones.pop(fence_id, None)
+            self._builder.set_fence(fence_id, ())
 
     def nearby_for(self, merchant_id: str, point: LatLng, within_m: float) -> list[Proximity]:
         """Like ``FenceIndex.nearby``, keeping only one merchant's fences."""
@@ -112,14 +133,17 @@ class Catalog:
         for offer in offers:
             current = self._offers.get(offer.id)
             if current is None or current.version < offer.version:
-                self._offers[offer.id] = offer
-        by_fence: dict[str, list[Offer]] = {}
-        for offer in self._offers.values():
+                self._set_offer(offer.id, offer)
+
+    def _set_offer(self, offer_id: str, offer: Offer | None) -> None:
+        old = self._offers.pop(offer_id, None)
+        for fence_id in old.geofence_ids if old else ():
+            self._by_fence.get(fence_id, {}).pop(offer_id, None)
+        if offer is not None:
+            self._offers[offer_id] = offer
             for fence_id in offer.geofence_ids:
-                by_fence.setdefault(fence_id, []).append(offer)
-        self._by_fence = {k: tuple(v) for k, v in by_fence.items()}
-        active = [o.nearby_m for o in self._offers.values() if o.status == "active"]
-        self.max_nearby_m = max(active, default=0.0)
+                self._by_fence.setdefault(fence_id, {})[offer_id] = offer
+        self._builder.set_offer(offer_id, offer)
 
     # -- loading ----------------------------------------------------------------------------------------------
 
@@ -131,14 +155,19 @@ class Catalog:
             self.index.replace_all((f.id, shape_of(f)) for f in fences)
             self._meta = {f.id: FenceMeta.of(f) for f in fences}
             self.timezones = {f.id: f.timezone for f in fences}
-            self._offers = {}
-            self._put_offers(repository.offers(EVERYONE))
+            offers = repository.offers(EVERYONE)
+            self._offers = {o.id: o for o in offers}
+            self._by_fence = {}
+            for offer in offers:
+                for fence_id in offer.geofence_ids:
+                    self._by_fence.setdefault(fence_id, {})[offer.id] = offer
+            self._builder.rebuild(offers)
             self._put_merchants(repository, None)
             self._seq = seq
 
     def sync(self, repository: Repository) -> int:
         """Apply every change logged since the last sync; returns how many were applied."""
-        with self._lock:
+        with self._publishing():
             changes = repository.changes_since(self._seq)
             if not changes:
                 return 0
@@ -161,7 +190,7 @@ class Catalog:
         if offer_ids:
             offers = repository.offers(EVERYONE, offer_ids)
             for gone in set(offer_ids) - {o.id for o in offers}:
-                self._offers.pop(gone, None)
+                self._set_offer(gone, None)
             self._put_offers(offers)
         if merchant_ids:
             self._put_merchants(repository, merchant_ids)

@@ -1,7 +1,8 @@
 """Frequency caps as data: which counters a served offer increments, with which limits and lifetimes.
 
-No I/O here. A ``Capper`` (Redis, in ``geotarget.store.redis_caps``) receives the counters of every ranked
-candidate and, atomically, serves the first ``limit`` candidates whose counters all have room, counting them.
+No I/O here. A ``Capper`` (Redis, in ``geotarget.store.redis_caps``) receives the counters of the ranked
+candidates and, atomically, serves the first ``limit`` candidates whose counters all have room, counting them
+(and appending the request's events in the same round trip).
 
 Windows are calendar windows in a time zone: the hour, the day and the ISO week as the clock on the wall shows
 them, so a counter for "today" ends at local midnight even on a 23- or 25-hour DST day.
@@ -43,10 +44,17 @@ class GlobalCaps:
 
 class Capper(Protocol):
     def reserve(
-        self, device_key: str, counters: Sequence[Sequence[Counter]], limit: int
+        self,
+        device_key: str,
+        counters: Sequence[Sequence[Counter]],
+        limit: int,
+        impressions: Sequence[bytes],
+        ping: bytes | None,
     ) -> tuple[list[int], list[int]]:
-        """Serve up to ``limit`` candidates (by index, in order) whose counters all have room, and count them.
-        Returns (served, blocked); raises on any storage fault (callers fail closed)."""
+        """Serve up to ``limit`` candidates (by index, in order) whose counters all have room, and count them;
+        in the same atomic call append ``ping`` and, for each candidate decided, its impression event (JSON, as
+        served) or the same event as ``cap_blocked``. Returns (served, blocked); raises on any storage fault
+        (callers fail closed)."""
 
 
 def period(window: Window, at: datetime, timezone: str) -> tuple[str, int]:

@@ -30,8 +30,17 @@ def score(offer: Offer, inside: bool, distance_m: float) -> float:
     60.0
     """
 
-    decay = 1.0 if inside else 1.0 / (1.0 + distance_m / DECAY_M)
-    return offer.priority * (SPECIAL_BOOST if offer.special else 1.0) * decay
+    return static_score(offer) * (1.0 if inside else decay(distance_m))
+
+
+def static_score(offer: Offer) -> float:
+    """The part of the score that does not depend on where the device is."""
+    return offer.priority * (SPECIAL_BOOST if offer.special else 1.0)
+
+
+def decay(distance_m: float) -> float:
+    """How much of an offer's pull is left ``distance_m`` metres outside its fence."""
+    return 1.0 / (1.0 + distance_m / DECAY_M)
 
 
 def rank(candidates: Iterable[Candidate], per_merchant: int) -> list[Candidate]:

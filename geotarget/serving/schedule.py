@@ -84,6 +84,28 @@ def is_live(schedule: Schedule | None, at: datetime, timezone: str) -> bool:
     return False
 
 
+class LiveNow:
+    """``is_live`` for interned (schedule, zone) pairs, remembered for the current minute: schedules are
+    whole minutes and zone offsets are whole minutes, so the answer cannot change within one."""
+
+    def __init__(self, schedule_of: tuple[tuple[Schedule, str], ...]) -> None:
+        self._schedule_of = schedule_of
+        self._minute = -1
+        self._known: dict[int, bool] = {}
+
+    def __call__(self, number: int, at: datetime) -> bool:
+        if number < 0:
+            return True
+        minute = int(at.timestamp() // 60)
+        if minute != self._minute:
+            self._minute, self._known = minute, {}
+        known = self._known.get(number)
+        if known is None:
+            schedule, zone = self._schedule_of[number]
+            known = self._known[number] = is_live(schedule, at, zone)
+        return known
+
+
 def parse_schedule(raw: Any, field: str = "schedule") -> Schedule | None:
     """Validate the JSON form; ``None`` means always live. Raises ``InvalidInput`` naming the bad field."""
     if raw is None:

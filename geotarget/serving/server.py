@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 
 from geofences import LatLng, cells
 from geotarget.catalog.snapshot import Catalog
 from geotarget.catalog.timezones import timezone_at
 from geotarget.measurement.devices import device_key
 from geotarget.measurement.events import Event, EventSink, ping_event_id
-from geotarget.serving.caps import Capper, GlobalCaps, counters_for
-from geotarget.serving.matcher import MatchRequest, match
+from geotarget.serving import search
+from geotarget.serving.caps import Capper, Counter, GlobalCaps, counters_for
+from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.types import Attributes, Candidate
 
 log = logging.getLogger(__name__)
@@ -82,88 +85,137 @@ class OfferServer:
 
     def nearby(self, query: NearbyQuery) -> NearbyAnswer:
         self.stats.requests += 1
+        view = self.catalog.view  # one snapshot for the whole request
         key = device_key(self.device_secret, query.device_id)
-        cell = cells.cell_to_str(cells.latlng_to_cell(query.point, self.catalog.index.res))
-        proximities = self.catalog.index.nearby(query.point, self.catalog.max_nearby_m)
+        cell = cells.cell_to_str(cells.latlng_to_cell(query.point, view.res))
         request = MatchRequest(query.at, query.accuracy_m, query.attributes, self.max_accuracy_m, self.per_merchant)
-        candidates = match(request, proximities, self.catalog.offers_by_fence, self.catalog.timezones)
-        chosen, blocked, degraded = self._reserve(key, query, candidates)
-        served = [Served(c, uuid.uuid4().hex) for c in chosen]
-        self.stats.served += len(served)
-        self.stats.cap_blocked += len(blocked)
-        self._emit(key, query, cell, served, blocked)
-        return NearbyAnswer(served, cell, degraded)
+        ranked = search.ranked(view, query.point, request)
+        ping = None if query.lmt else self._ping(key, query, cell)
+        outcome = self._serve(key, query, cell, ranked, ping)
+        self.stats.served += len(outcome.served)
+        self.stats.cap_blocked += outcome.blocked
+        unlogged = ([outcome.ping] if outcome.ping else []) + outcome.unlogged
+        if unlogged:
+            self._append(unlogged)
+        return NearbyAnswer(outcome.served, cell, outcome.degraded)
 
-    def _reserve(
-        self, key: str, query: NearbyQuery, candidates: list[Candidate]
-    ) -> tuple[list[Candidate], list[Candidate], str | None]:
-        if not candidates:
-            return [], [], None
-        zone = self._device_zone(query, candidates)
-        merchant_caps = self.catalog.merchant_caps
-        counters = [
-            counters_for(c, query.at, zone, self.global_caps, merchant_caps.get(c.offer.merchant_id))
-            for c in candidates
-        ]
-        if not any(counters):
-            return candidates[: query.limit], [], None
-        try:
-            served, blocked = self.capper.reserve(key, counters, query.limit)
-        except Exception as exc:  # any cap-store fault: fail closed
-            log.warning("cap store unavailable (%s); serving uncapped offers only", exc.__class__.__name__)
-            self.stats.degraded += 1
-            uncapped = [c for c, cs in zip(candidates, counters, strict=True) if not cs]
-            return uncapped[: query.limit], [], CAPS_UNAVAILABLE
-        return [candidates[i] for i in served], [candidates[i] for i in blocked], None
+    def _serve(
+        self, key: str, query: NearbyQuery, cell: str, ranked: Iterator[Candidate], ping: Event | None
+    ) -> _Outcome:
+        """Take ranked candidates a batch at a time (the limit and as many spares, for capped ones) until the
+        limit is served or none are left. A batch with caps goes to the capper with its events and the ping (one
+        round trip in the usual case); events the capper did not take are left for one append at the end."""
+        outcome = _Outcome()
+        linked = "" if query.lmt else key
+        while len(outcome.served) < query.limit:
+            room = query.limit - len(outcome.served)
+            batch = list(islice(ranked, 2 * room))
+            if not batch:
+                break
+            zone = self._device_zone(query, batch)
+            merchant_caps = self.catalog.view.merchant_caps
+            counters = [
+                counters_for(c, query.at, zone, self.global_caps, merchant_caps.get(c.offer.merchant_id)) for c in batch
+            ]
+            served = [Served(c, uuid.uuid4().hex) for c in batch]
+            if not any(counters):
+                outcome.served += served[:room]
+                outcome.unlogged += [self._about(linked, query, cell, s, "impression") for s in served[:room]]
+                continue
+            events = [self._about(linked, query, cell, s, "impression").to_json() for s in served]
+            try:
+                chosen, blocked = self.capper.reserve(key, counters, room, events, ping and ping.to_json())
+            except Exception as exc:  # any cap-store fault: fail closed
+                log.warning("cap store unavailable (%s); serving uncapped offers only", exc.__class__.__name__)
+                self.stats.degraded += 1
+                outcome.ping = ping
+                return self._uncapped(outcome, query, cell, linked, served, counters, ranked)
+            ping = None  # logged
+            outcome.served += [served[i] for i in chosen]
+            outcome.blocked += len(blocked)
+            if len(chosen) + len(blocked) < len(batch):
+                break  # the capper stopped at the limit
+        outcome.ping = ping
+        return outcome
+
+    def _uncapped(
+        self,
+        outcome: _Outcome,
+        query: NearbyQuery,
+        cell: str,
+        linked: str,
+        served: list[Served],
+        counters: list[list[Counter]],
+        ranked: Iterator[Candidate],
+    ) -> _Outcome:
+        """Degraded: the rest of the answer is uncapped offers only; their events are appended at the end."""
+        fresh = [s for s, cs in zip(served, counters, strict=True) if not cs]
+        zone = "UTC"
+        for candidate in ranked:
+            if len(outcome.served) + len(fresh) >= query.limit:
+                break
+            zone = self._device_zone(query, [candidate])
+            caps = self.catalog.view.merchant_caps.get(candidate.offer.merchant_id)
+            if not counters_for(candidate, query.at, zone, self.global_caps, caps):
+                fresh.append(Served(candidate, uuid.uuid4().hex))
+        fresh = fresh[: query.limit - len(outcome.served)]
+        outcome.served += fresh
+        outcome.unlogged += [self._about(linked, query, cell, s, "impression") for s in fresh]
+        outcome.degraded = CAPS_UNAVAILABLE
+        return outcome
 
     def _device_zone(self, query: NearbyQuery, candidates: list[Candidate]) -> str:
         if self.global_caps.per_device_per_day is None and self.global_caps.per_device_per_hour is None:
             return "UTC"  # not used
         return self.catalog.timezones.get(candidates[0].fence_id) or timezone_at(query.point)
 
-    def _emit(self, key: str, query: NearbyQuery, cell: str, served: list[Served], blocked: list[Candidate]) -> None:
-        """The ping and what happened to it. Limit-ad-tracking devices leave no linkable history: no ping, and
-        their impressions are counted without a device key."""
+    def _ping(self, key: str, query: NearbyQuery, cell: str) -> Event:
         p = query.point
-        linked = "" if query.lmt else key
-        events = (
-            []
-            if query.lmt
-            else [
-                Event(
-                    kind="ping",
-                    event_id=ping_event_id(key, query.at),
-                    at=query.at,
-                    device_key=key,
-                    lat=p.lat,
-                    lon=p.lon,
-                    cell=cell,
-                    accuracy_m=query.accuracy_m,
-                )
-            ]
+        return Event(
+            kind="ping",
+            event_id=ping_event_id(key, query.at),
+            at=query.at,
+            device_key=key,
+            lat=p.lat,
+            lon=p.lon,
+            cell=cell,
+            accuracy_m=query.accuracy_m,
         )
 
-        def about_offer(kind: str, event_id: str, c: Candidate) -> Event:
-            return Event(
-                kind=kind,
-                event_id=event_id,
-                at=query.at,
-                device_key=linked,
-                lat=p.lat,
-                lon=p.lon,
-                cell=cell,
-                offer_id=c.offer.id,
-                merchant_id=c.offer.merchant_id,
-                fence_id=c.fence_id,
-                inside=c.inside,
-                distance_m=c.distance_m,
-                accuracy_m=query.accuracy_m,
-            )
+    @staticmethod
+    def _about(linked: str, query: NearbyQuery, cell: str, served: Served, kind: str) -> Event:
+        """An event about one offer. Limit-ad-tracking devices leave no linkable history: no ping, and their
+        impressions are counted without a device key. A cap-blocked serve keeps the impression id it would
+        have had."""
+        c = served.candidate
+        return Event(
+            kind=kind,
+            event_id=served.impression_id,
+            at=query.at,
+            device_key=linked,
+            lat=query.point.lat,
+            lon=query.point.lon,
+            cell=cell,
+            offer_id=c.offer.id,
+            merchant_id=c.offer.merchant_id,
+            fence_id=c.fence_id,
+            inside=c.inside,
+            distance_m=c.distance_m,
+            accuracy_m=query.accuracy_m,
+        )
 
-        events += [about_offer("impression", s.impression_id, s.candidate) for s in served]
-        events += [about_offer("cap_blocked", uuid.uuid4().hex, c) for c in blocked]
+    def _append(self, events: list[Event]) -> None:
         try:
             self.sink.append(events)
         except Exception as exc:
             self.stats.event_failures += 1
             log.warning("could not append %d event(s): %s", len(events), exc.__class__.__name__)
+
+
+@dataclass
+class _Outcome:
+    served: list[Served] = field(default_factory=list)
+    blocked: int = 0
+    unlogged: list[Event] = field(default_factory=list)  # events no capper call has appended
+    ping: Event | None = None  # the ping, while no capper call has appended it
+    degraded: str | None = None

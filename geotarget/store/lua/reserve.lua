@@ -1,16 +1,29 @@
--- Serve, atomically, up to ARGV[1] ranked candidates whose every cap counter has room, and count them.
+-- Serve, atomically, up to ARGV[1] ranked candidates whose every cap counter has room, count them, and append
+-- what happened to the event stream: one round trip per request.
 --
--- KEYS    every counter key any candidate uses (each once)
+-- KEYS    every counter key any candidate uses (each once), then the event stream last
 -- ARGV[1] how many candidates may be served at most
 -- ARGV[2] how many candidates follow
--- then, per candidate in rank order: n, followed by n triples (index into KEYS, limit, ttl seconds; 0 = none)
+-- ARGV[3] the stream's approximate maximum length
+-- ARGV[4] the ping event (JSON), or "" for none
+-- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl seconds; 0 = none), and its
+-- event: the JSON of its impression without the leading '{"kind":"impression",' (prefixed here with the kind
+-- that happened: "impression" when served, "cap_blocked" when a counter was full).
 --
 -- Returns { served candidate numbers (1-based), blocked candidate numbers }. A candidate with n = 0 is
 -- uncapped and always served while there is room. Counters shared by several candidates (a global or a
--- merchant cap) see the increments of the candidates served before them in the same call.
+-- merchant cap) see the increments of the candidates served before them in the same call. Candidates after
+-- the last one served, once the limit is reached, are neither counted nor logged. A failing append does not
+-- undo the counting (events are best effort; caps are a promise).
 local limit = tonumber(ARGV[1])
 local total = tonumber(ARGV[2])
-local pos = 3
+local stream = KEYS[#KEYS]
+local maxlen = ARGV[3]
+local events = {}
+if ARGV[4] ~= '' then
+  events[1] = ARGV[4]
+end
+local pos = 5
 local served, blocked = {}, {}
 for candidate = 1, total do
   if #served >= limit then
@@ -18,7 +31,8 @@ for candidate = 1, total do
   end
   local n = tonumber(ARGV[pos])
   local first = pos + 1
-  pos = first + 3 * n
+  local event = ARGV[first + 3 * n]
+  pos = first + 3 * n + 1
   local room = true
   for i = 0, n - 1 do
     local key = KEYS[tonumber(ARGV[first + 3 * i])]
@@ -38,8 +52,13 @@ for candidate = 1, total do
       end
     end
     served[#served + 1] = candidate
+    events[#events + 1] = '{"kind":"impression",' .. event
   else
     blocked[#blocked + 1] = candidate
+    events[#events + 1] = '{"kind":"cap_blocked",' .. event
   end
+end
+for _, e in ipairs(events) do
+  redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', e)
 end
 return { served, blocked }

@@ -1,0 +1,213 @@
+"""What serving reads: one immutable view of the catalog per request, and the builder that makes the next one.
+
+Serving works on (offer, fence) *pairs*: every active offer on every one of its fences. A pair is found through
+two ``CellTable``s:
+
+- ``members``: the fence's own (compacted) cover, entries ``pair * 2 + kind``: ``INTERIOR`` cells lie inside
+  the fence (the ping is inside, no geometry needed), ``BOUNDARY`` cells cross its outline (a point test
+  decides). Looked up by the ping's index cell and its ancestors.
+- ``reaches``: the cells of the pair's reach (the fence grown by the offer's ``nearby_m``; ``geofences.reach``),
+  entries ``pair``. Looked up by the cells that hold the ping at each resolution present.
+
+Per pair the view keeps, as columns, what ranking needs before any geometry: ``nearby_m``, the static part of
+the score (priority and special), and the fence's box (a cheap lower bound of the distance). Columns are
+appended by the one writer and never changed, so a view only needs how many rows it may read; which pairs are
+alive is a per-view mask. A write makes a new table (sharing the packed part, see ``CellTable.adding``), a new
+mask and a new view, and swaps it in with one assignment: a request never pairs a new index with old offers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from geofences import Shape
+from geofences.celltable import CellTable
+from geofences.index import Cover
+from geofences.reach import reach_cover
+from geotarget.catalog.model import Offer
+from geotarget.serving.ranking import static_score
+from geotarget.serving.schedule import LiveNow, Schedule
+
+INTERIOR, BOUNDARY = 0, 1
+KINDS = 2  # a member entry is pair * KINDS + kind
+
+
+@dataclass(frozen=True)
+class FencePlace:
+    """What a pair needs of its fence."""
+
+    shape: Shape
+    cover: Cover
+    timezone: str
+
+
+FenceLookup = Callable[[str], FencePlace | None]
+
+
+class _Columns:
+    """Per-pair rows, append-only; numpy columns grow by doubling (old views keep the old arrays)."""
+
+    def __init__(self) -> None:
+        self.offers: list[Offer] = []
+        self.fence_ids: list[str] = []
+        self.shapes: list[Shape] = []
+        self.zones: list[str] = []
+        self.schedules: list[int] = []  # -1: always live, else an interned (schedule, zone)
+        self.nearby_m = np.zeros(1024)
+        self.static = np.zeros(1024)
+        self.bounds = np.zeros((1024, 4))
+        self.alive = np.zeros(1024, dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.offers)
+
+    def append(self, offer: Offer, fence_id: str, place: FencePlace, schedule: int) -> int:
+        row = len(self.offers)
+        if row == len(self.nearby_m):
+            self.nearby_m = np.concatenate((self.nearby_m, np.zeros(row)))
+            self.static = np.concatenate((self.static, np.zeros(row)))
+            self.bounds = np.concatenate((self.bounds, np.zeros((row, 4))))
+            self.alive = np.concatenate((self.alive, np.zeros(row, dtype=bool)))
+        self.offers.append(offer)
+        self.fence_ids.append(fence_id)
+        self.shapes.append(place.shape)
+        self.zones.append(place.timezone)
+        self.schedules.append(schedule)
+        self.nearby_m[row] = offer.nearby_m
+        self.static[row] = static_score(offer)
+        self.bounds[row] = place.shape.bounds
+        self.alive[row] = True
+        return row
+
+
+@dataclass(frozen=True)
+class CatalogView:
+    """One consistent state of everything serving reads. Rows beyond ``count`` do not exist for this view."""
+
+    members: CellTable
+    reaches: CellTable
+    count: int
+    alive: npt.NDArray[np.bool_]
+    nearby_m: npt.NDArray[np.float64]
+    static: npt.NDArray[np.float64]
+    bounds: npt.NDArray[np.float64]
+    offers: list[Offer]
+    fence_ids: list[str]
+    shapes: list[Shape]
+    zones: list[str]
+    schedules: list[int]
+    schedule_of: tuple[tuple[Schedule, str], ...]  # interned (schedule, zone) by number
+    live: LiveNow  # liveness of schedule_of, remembered for the minute
+    merchant_caps: Mapping[str, int]
+    res: int
+
+
+class ViewBuilder:
+    """Keeps the pairs equal to the catalog's fences and offers; the catalog calls it under its write lock."""
+
+    def __init__(self, res: int, fence: FenceLookup) -> None:
+        self.res = res
+        self._fence = fence
+        self._rows = _Columns()
+        self._members = CellTable.empty()
+        self._reaches_table = CellTable.empty()
+        self._by_offer: dict[str, list[int]] = {}
+        self._by_fence: dict[str, list[int]] = {}
+        self._reaches: dict[tuple[str, float], tuple[int, ...]] = {}
+        self._schedules: dict[tuple[Schedule, str], int] = {}
+
+    def rebuild(self, offers: Iterable[Offer]) -> None:
+        """Start over from every offer (worker start): one packed table, no overlay."""
+        self._rows = _Columns()
+        self._by_offer, self._by_fence, self._reaches = {}, {}, {}
+        members: list[tuple[int, int]] = []
+        reaches: list[tuple[int, int]] = []
+        for offer in offers:
+            self._add_offer(offer, members, reaches)
+        self._members, self._reaches_table = CellTable.pack(members), CellTable.pack(reaches)
+
+    def set_offer(self, offer_id: str, offer: Offer | None) -> None:
+        """The offer changed (or is gone: ``None``)."""
+        self._kill(self._by_offer.pop(offer_id, []))
+        if offer is not None:
+            members: list[tuple[int, int]] = []
+            reaches: list[tuple[int, int]] = []
+            self._add_offer(offer, members, reaches)
+            self._add_rows(members, reaches)
+
+    def set_fence(self, fence_id: str, offers: Iterable[Offer]) -> None:
+        """The fence changed or is gone; ``offers`` are the offers on it now."""
+        self._kill(self._by_fence.pop(fence_id, []))
+        self._reaches = {k: v for k, v in self._reaches.items() if k[0] != fence_id}
+        members: list[tuple[int, int]] = []
+        reaches: list[tuple[int, int]] = []
+        for offer in offers:
+            self._add_pair(offer, fence_id, members, reaches)
+        self._add_rows(members, reaches)
+
+    def view(self, merchant_caps: Mapping[str, int]) -> CatalogView:
+        r = self._rows
+        n = len(r)
+        return CatalogView(
+            members=self._members,
+            reaches=self._reaches_table,
+            count=n,
+            alive=r.alive[:n].copy(),
+            nearby_m=r.nearby_m,
+            static=r.static,
+            bounds=r.bounds,
+            offers=r.offers,
+            fence_ids=r.fence_ids,
+            shapes=r.shapes,
+            zones=r.zones,
+            schedules=r.schedules,
+            schedule_of=tuple(self._schedules),
+            live=LiveNow(tuple(self._schedules)),
+            merchant_caps=dict(merchant_caps),
+            res=self.res,
+        )
+
+    def _add_rows(self, members: list[tuple[int, int]], reaches: list[tuple[int, int]]) -> None:
+        alive = self._rows.alive
+        self._members = self._members.adding(members, lambda entries: alive[entries // KINDS])
+        self._reaches_table = self._reaches_table.adding(reaches, lambda entries: alive[entries])
+
+    def _kill(self, rows: list[int]) -> None:
+        for row in rows:
+            self._rows.alive[row] = False
+            fence_rows = self._by_fence.get(self._rows.fence_ids[row])
+            if fence_rows is not None and row in fence_rows:
+                fence_rows.remove(row)
+            offer_rows = self._by_offer.get(self._rows.offers[row].id)
+            if offer_rows is not None and row in offer_rows:
+                offer_rows.remove(row)
+
+    def _add_offer(self, offer: Offer, members: list[tuple[int, int]], reaches: list[tuple[int, int]]) -> None:
+        if offer.status == "active":
+            for fence_id in dict.fromkeys(offer.geofence_ids):
+                self._add_pair(offer, fence_id, members, reaches)
+
+    def _add_pair(
+        self, offer: Offer, fence_id: str, members: list[tuple[int, int]], reaches: list[tuple[int, int]]
+    ) -> None:
+        place = self._fence(fence_id)
+        if place is None or offer.status != "active":
+            return
+        schedule = -1
+        if offer.schedule is not None:
+            schedule = self._schedules.setdefault((offer.schedule, place.timezone), len(self._schedules))
+        row = self._rows.append(offer, fence_id, place, schedule)
+        self._by_offer.setdefault(offer.id, []).append(row)
+        self._by_fence.setdefault(fence_id, []).append(row)
+        members += [(int(c), row * KINDS + INTERIOR) for c in place.cover.interior]
+        members += [(int(c), row * KINDS + BOUNDARY) for c in place.cover.boundary]
+        if offer.nearby_m > 0:
+            key = (fence_id, offer.nearby_m)
+            reach = self._reaches.get(key)
+            if reach is None:
+                reach = self._reaches[key] = reach_cover(place.shape, offer.nearby_m, self.res)
+            reaches += [(int(c), row) for c in reach]
