@@ -1,4 +1,5 @@
-"""H3 cells: the only module that imports h3, and the one place where (lat, lng) order is spoken.
+"""H3 cells: the only module that imports h3 (and h3ronpy, its vectorised form), and the one place where
+(lat, lng) order is spoken.
 
 Cells are plain ``int`` H3 indexes internally (fast dict keys) and hex strings at the edges (``cell_to_str``).
 Cell outlines are returned as lists of ``LatLng`` with longitudes unwrapped around the first vertex, so a cell
@@ -13,6 +14,7 @@ from typing import Any, NewType
 import h3.api.basic_int as h3
 import numpy as np
 import numpy.typing as npt
+from h3ronpy.vector import coordinates_to_cells
 
 from geofences.types import LatLng
 
@@ -175,14 +177,12 @@ _RES_MASK = 0xF << _RES_SHIFT
 
 
 def latlngs_to_cells(lats: npt.NDArray[np.float64], lons: npt.NDArray[np.float64], res: int) -> npt.NDArray[np.uint64]:
-    """Cells for arrays of points. h3-py 4 has no vectorised form, so this loops in one comprehension (~0.3 µs a
-    point); everything downstream of it is vectorised."""
-    to_cell = h3.latlng_to_cell
-    return np.fromiter(
-        (to_cell(lat, lon, res) for lat, lon in zip(lats.tolist(), lons.tolist(), strict=True)),
-        dtype=np.uint64,
-        count=len(lats),
-    )
+    """Cells for arrays of (valid) points, in Rust (h3ronpy, the same H3 C library underneath): ~0.1 µs a point
+    where a loop over h3-py takes ~0.5 µs."""
+    if not len(lats):
+        return np.empty(0, dtype=np.uint64)
+    found = coordinates_to_cells(np.ascontiguousarray(lats, np.float64), np.ascontiguousarray(lons, np.float64), res)
+    return np.asarray(found, dtype=np.uint64)
 
 
 def cells_to_parents(cells: npt.NDArray[np.uint64], res: int) -> npt.NDArray[np.uint64]:

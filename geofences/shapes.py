@@ -144,10 +144,9 @@ class PolygonShape:
         return np.asarray(shapely.intersects_xy(self.geometry, lons, lats), dtype=bool)
 
     def distance_m(self, point: LatLng) -> float:
-        """0 inside; else metres to the nearest fence point, in a local equirectangular frame around the fence
-        (made once per fence): within 0.5 % out to 5 km up to about 80° of latitude."""
-        if self.covers(point):
-            return 0.0
+        """Metres to the nearest fence point, in a local equirectangular frame around the fence (made once per
+        fence): within 0.5 % out to 5 km up to about 80° of latitude. The frame is affine, so a covered point
+        measures 0 (up to rounding on the outline: membership itself is always ``covers``)."""
         lat0, lon0, k, local = self._local_frame
         x, y = (point.lon - lon0) * k, point.lat - lat0
         return float(shapely.distance(local, shapely.Point(x, y))) * METRES_PER_DEGREE
