@@ -157,6 +157,45 @@ def drive(
     return Figures(f["rps"], f["p50"], f["p99"], f["served"] / n, f["degraded"] / n, 1000 * cpu / n)
 
 
+def profiled(worker: psutil.Process, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy on one loaded worker (GIL-holding samples only), collapsed stacks into a temporary file."""
+    out = Path(tempfile.mkdtemp(prefix="pyspy-")) / "stacks.txt"
+    command = [
+        "py-spy",
+        "record",
+        "--gil",
+        "--nonblocking",
+        "-p",
+        str(worker.pid),
+        "-d",
+        str(int(seconds)),
+        "-f",
+        "raw",
+    ]
+    return subprocess.Popen([*command, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def print_profile(spy: subprocess.Popen[bytes], top: int = 15) -> None:
+    """Where the worker's time went: share of samples by function, itself (self) and with callees (total)."""
+    spy.wait(timeout=120)
+    path = Path(spy.args[-1])  # type: ignore[index]
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";")]
+        n = int(count)
+        samples += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + n
+    print(f"  py-spy --gil on one worker: {samples} samples")
+    for name, table in (("self", own), ("total", total)):
+        for frame, n in sorted(table.items(), key=lambda x: -x[1])[:top]:
+            print(f"    {name:<5} {n / samples:6.1%}  {frame}")
+
+
 def start(command: list[str], env: dict[str, str], base: str) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
     server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(base, server, timeout_s=900)
@@ -169,7 +208,7 @@ def stop(server: subprocess.Popen[bytes]) -> None:
     server.wait(timeout=60)
 
 
-def bench(data: DataSet, redis_url: str, dsn: str, seconds: float) -> dict[str, Figures]:
+def bench(data: DataSet, redis_url: str, dsn: str, seconds: float, profile: bool) -> dict[str, Figures]:
     shop_list = list(shops(data))
     centres = [(s.store.lat, s.store.lon) for s in shop_list]
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{data.name}-"))
@@ -203,6 +242,10 @@ def bench(data: DataSet, redis_url: str, dsn: str, seconds: float) -> dict[str, 
     print(f"  geotarget ready in {time.perf_counter() - begun:.0f} s", flush=True)
     try:
         drive(base, "/v1/nearby", key, centres, 3, 8, workers)  # warm-up
+        if profile:
+            spy = profiled(max(workers, key=lambda w: sum(w.cpu_times()[:2])), seconds)  # a loaded worker
+            drive(base, "/v1/nearby", key, centres, seconds, 8, workers)
+            print_profile(spy)
         for c in (8, 64):
             results[f"nearby c{c}"] = drive(base, "/v1/nearby", key, centres, seconds, c, workers)
             results[f"healthz c{c}"] = drive(base, "/healthz", key, centres, seconds, c, workers)
@@ -255,6 +298,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="downtown,city,country")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--profile", action="store_true", help="print a py-spy profile of one loaded worker")
     args = parser.parse_args()
     dsn = os.environ.get("BENCH_PEER_DSN", "postgresql://postgres@127.0.0.1:5432/test")
     ensure_tools(dsn)
@@ -266,7 +310,7 @@ def main() -> None:
     table: list[tuple[str, dict[str, Figures]]] = []
     try:
         for name in args.sets.split(","):
-            table.append((name, bench(DATA_SETS[name], redis_url, dsn, args.seconds)))
+            table.append((name, bench(DATA_SETS[name], redis_url, dsn, args.seconds, args.profile)))
     finally:
         if embedded is not None:
             embedded.stop()

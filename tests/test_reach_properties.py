@@ -24,9 +24,7 @@ def just_within(shape: CircleShape | PolygonShape, metres: float, bearing: float
     k = math.cos(math.radians(centre.lat))
 
     def at(m: float) -> LatLng:
-        return LatLng(
-            centre.lat + m * math.sin(bearing) / 111_195, centre.lon + m * math.cos(bearing) / (111_195 * k)
-        )
+        return LatLng(centre.lat + m * math.sin(bearing) / 111_195, centre.lon + m * math.cos(bearing) / (111_195 * k))
 
     low, high = 0.0, 20_000.0
     for _ in range(60):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from api.deps import App, Now, RuntimeDep
 from api.errors import ERROR_RESPONSES
@@ -32,9 +32,10 @@ def nearby(
     interests: Annotated[str | None, Query(max_length=1000, description="Comma-separated.")] = None,
     os: Annotated[str | None, Query(max_length=32)] = None,
     language: Annotated[str | None, Query(max_length=35, description="BCP 47, e.g. pt-PT")] = None,
-) -> NearbyOut:
+) -> Response:
     """The best offers for a device at (lat, lon), best first, each counted against its caps."""
     wants = {i.strip() for i in (interests or "").split(",") if i.strip()}
     attributes = Attributes(age=age, gender=gender, interests=frozenset(wants), os=os, language=language)
     query = NearbyQuery(LatLng(lat=lat, lon=lon), device_id, at, accuracy_m, limit, lmt, attributes)
-    return NearbyOut.of(runtime.server.nearby(query))
+    # built and checked once here; handing FastAPI the model would validate and encode it a second time
+    return Response(NearbyOut.of(runtime.server.nearby(query)).model_dump_json(), media_type="application/json")

@@ -1,0 +1,51 @@
+"""One Redis round trip per /v1/nearby: the cap reservation and the request's events travel in one call, and the
+events it appends are the ones the answer implies (real Redis; the adapters are only counted, not replaced)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from geotarget.runtime import Runtime
+from tests.conftest import ADMIN, MerchantKey
+from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
+
+
+def counted(runtime: Runtime) -> Counter[str]:
+    calls: Counter[str] = Counter()
+    server = runtime.server
+    for name, target, method in (("reserve", server.capper, "reserve"), ("append", server.sink, "append")):
+        real = getattr(target, method)
+
+        def counting(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        setattr(target, method, counting)
+    return calls
+
+
+def stored_kinds(runtime: Runtime) -> Counter[str]:
+    runtime.consumer.drain()
+    rows = runtime.events.connect().execute(f"SELECT kind, count(*) FROM '{runtime.events.glob}' GROUP BY kind")
+    return Counter(dict(rows.fetchall()))
+
+
+def test_a_capped_answer_reserves_and_logs_in_one_call(client: TestClient, runtime: Runtime, cafe: MerchantKey) -> None:
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    for title in ("latte", "scone", "juice"):
+        body = {"title": title, "geofence_ids": [fence], "caps": {"per_device_per_day": 1}}
+        assert client.post("/v1/offers", json=body, headers=cafe.headers).status_code == 201
+    app = client.post("/v1/apps", json={"name": "app"}, headers=ADMIN).json()["api_key"]
+    headers = {"Authorization": f"Bearer {app}"}
+    params = {**INSIDE_ALFAMA_CAFE, "device_id": "phone", "accuracy_m": 10, "limit": 1}
+    calls = counted(runtime)
+
+    served = [client.get("/v1/nearby", params=params, headers=headers).json()["offers"] for _ in range(3)]
+
+    assert calls == Counter(reserve=3)  # and never a separate append
+    assert [len(s) for s in served] == [1, 1, 0]  # per-merchant limit 2: the third offer never ranks
+    logged = stored_kinds(runtime)
+    assert logged == Counter(ping=3, impression=2, cap_blocked=3)  # the second blocks one, the third two
