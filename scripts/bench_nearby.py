@@ -160,8 +160,9 @@ def drive(
 def profiled(worker: psutil.Process, seconds: float) -> subprocess.Popen[bytes]:
     """py-spy on one loaded worker (GIL-holding samples only), collapsed stacks into a temporary file."""
     out = Path(tempfile.mkdtemp(prefix="pyspy-")) / "stacks.txt"
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [
-        "py-spy",
+        spy,
         "record",
         "--gil",
         "--nonblocking",
@@ -311,9 +312,18 @@ def main() -> None:
     try:
         for name in args.sets.split(","):
             table.append((name, bench(DATA_SETS[name], redis_url, dsn, args.seconds, args.profile)))
+            print_table(table[-1:])  # as soon as it is known: a long run may be stopped
     finally:
         if embedded is not None:
             embedded.stop()
+    print_table(table)
+    down = dict(table).get("downtown")
+    country = dict(table).get("country")
+    if down and country:
+        print(f"CPU per request, country / downtown: {country['nearby c8'].cpu_ms / down['nearby c8'].cpu_ms:.2f}")
+
+
+def print_table(table: list[tuple[str, dict[str, Figures]]]) -> None:
     print(f"\n{'set':<9} {'run':<12} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'offers':>6} {'degr':>5} {'CPU ms':>7}")
     for name, results in table:
         for run, f in results.items():
@@ -324,10 +334,7 @@ def main() -> None:
         for c in (8, 64):
             n, h, p = results[f"nearby c{c}"], results[f"healthz c{c}"], results[f"peer c{c}"]
             print(f"{name:<9} c{c}: nearby/healthz {n.rps / h.rps:.2f}, nearby/peer {n.rps / p.rps:.2f}")
-    down = dict(table).get("downtown")
-    country = dict(table).get("country")
-    if down and country:
-        print(f"CPU per request, country / downtown: {country['nearby c8'].cpu_ms / down['nearby c8'].cpu_ms:.2f}")
+    print(flush=True)
 
 
 if __name__ == "__main__":

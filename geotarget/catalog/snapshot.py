@@ -1,5 +1,6 @@
 """The catalog of one worker: the in-memory ``FenceIndex``, who owns each fence, and the offers on each fence,
-kept equal to SQL.
+kept equal to SQL; and ``view``, the immutable ``CatalogView`` serving reads, replaced whole when the outermost
+write block (a fence write, a sync, a load) ends.
 
 SQL is the source of truth; the ``changes`` table is its ordered log. ``sync()`` applies what this worker has not
 seen yet, so a missed Redis notification only delays a change, it never loses it.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -65,10 +66,6 @@ class Catalog:
 
     def meta(self, fence_id: str) -> FenceMeta | None:
         return self._meta.get(fence_id)
-
-    @property
-    def offers_by_fence(self) -> Mapping[str, tuple[Offer, ...]]:
-        return {fence_id: tuple(offers.values()) for fence_id, offers in self._by_fence.items()}
 
     def _place(self, fence_id: str) -> FencePlace | None:
         shape, cover, zone = self.index.shape(fence_id), self.index.cover(fence_id), self.timezones.get(fence_id)

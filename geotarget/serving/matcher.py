@@ -1,6 +1,7 @@
-"""The matcher: from a ping to the ranked offers that may be shown. Pure; the one orchestrator of the domain.
+"""The matcher: from a ping to the ranked offers that may be shown. Pure. This is the *reference rule*, written
+for clarity: the server finds the same answers faster (``search``), and a test holds the two equal.
 
-ping → fences it is inside or near (``FenceIndex.nearby``, given) → offers on those fences → within the offer's
+ping → fences it is inside or near (given, with exact distances) → offers on those fences → within the offer's
 ``nearby_m`` (inside-only offers need an accurate ping) → live now in the fence's time zone → audience → ranked.
 Cap reservation happens after this, in one atomic call (``caps.Capper``).
 """

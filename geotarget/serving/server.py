@@ -124,7 +124,7 @@ class OfferServer:
                 continue
             events = [self._about(linked, query, cell, s, "impression").to_json() for s in served]
             try:
-                chosen, blocked = self.capper.reserve(key, counters, room, events, ping and ping.to_json())
+                chosen, blocked = self.capper.reserve(key, counters, room, events, ping.to_json() if ping else None)
             except Exception as exc:  # any cap-store fault: fail closed
                 log.warning("cap store unavailable (%s); serving uncapped offers only", exc.__class__.__name__)
                 self.stats.degraded += 1
