@@ -185,7 +185,7 @@ def print_profile(spy: subprocess.Popen[bytes], top: int = 15) -> None:
     samples = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = [f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";")]
+        frames = [_function(f) for f in stack.split(";")]
         n = int(count)
         samples += n
         own[frames[-1]] = own.get(frames[-1], 0) + n
@@ -195,6 +195,12 @@ def print_profile(spy: subprocess.Popen[bytes], top: int = 15) -> None:
     for name, table in (("self", own), ("total", total)):
         for frame, n in sorted(table.items(), key=lambda x: -x[1])[:top]:
             print(f"    {name:<5} {n / samples:6.1%}  {frame}")
+
+
+def _function(frame: str) -> str:
+    """``name (path/file.py:line)`` -> ``name (file.py)``: samples add up per function, not per line."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit('/', 1)[-1].split(':')[0].rstrip(')')})"
 
 
 def start(command: list[str], env: dict[str, str], base: str) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
