@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geofences import Shape
+from geofences.cells import Cell
 from geofences.celltable import CellTable
 from geofences.index import Cover
 from geofences.reach import reach_cover
@@ -117,7 +118,7 @@ class ViewBuilder:
         self._reaches_table = CellTable.empty()
         self._by_offer: dict[str, list[int]] = {}
         self._by_fence: dict[str, list[int]] = {}
-        self._reaches: dict[tuple[str, float], tuple[int, ...]] = {}
+        self._reaches: dict[str, dict[float, tuple[Cell, ...]]] = {}  # fence id -> nearby_m -> reach cover
         self._schedules: dict[tuple[Schedule, str], int] = {}
 
     def rebuild(self, offers: Iterable[Offer]) -> None:
@@ -142,7 +143,7 @@ class ViewBuilder:
     def set_fence(self, fence_id: str, offers: Iterable[Offer]) -> None:
         """The fence changed or is gone; ``offers`` are the offers on it now."""
         self._kill(self._by_fence.pop(fence_id, []))
-        self._reaches = {k: v for k, v in self._reaches.items() if k[0] != fence_id}
+        self._reaches.pop(fence_id, None)
         members: list[tuple[int, int]] = []
         reaches: list[tuple[int, int]] = []
         for offer in offers:
@@ -206,8 +207,8 @@ class ViewBuilder:
         members += [(int(c), row * KINDS + INTERIOR) for c in place.cover.interior]
         members += [(int(c), row * KINDS + BOUNDARY) for c in place.cover.boundary]
         if offer.nearby_m > 0:
-            key = (fence_id, offer.nearby_m)
-            reach = self._reaches.get(key)
+            known = self._reaches.setdefault(fence_id, {})
+            reach = known.get(offer.nearby_m)
             if reach is None:
-                reach = self._reaches[key] = reach_cover(place.shape, offer.nearby_m, self.res)
+                reach = known[offer.nearby_m] = reach_cover(place.shape, offer.nearby_m, self.res)
             reaches += [(int(c), row) for c in reach]

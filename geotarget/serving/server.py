@@ -150,7 +150,6 @@ class OfferServer:
     ) -> _Outcome:
         """Degraded: the rest of the answer is uncapped offers only; their events are appended at the end."""
         fresh = [s for s, cs in zip(served, counters, strict=True) if not cs]
-        zone = "UTC"
         for candidate in ranked:
             if len(outcome.served) + len(fresh) >= query.limit:
                 break
