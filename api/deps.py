@@ -49,11 +49,22 @@ async def get_principal(
     return principal
 
 
+async def authorize(request: Request, *roles: Role) -> Principal:
+    """``require(*roles)`` as a plain call, for the hot path that skips dependency injection (its cost is
+    a third of an answer's); the same rules and errors."""
+    principal = await get_principal(request, request.app.state.runtime, await _bearer(request))
+    return _allowed(principal, roles)
+
+
+def _allowed(principal: Principal, roles: tuple[Role, ...]) -> Principal:
+    if principal.role not in roles:
+        raise HTTPException(403, f"this needs a {' or '.join(roles)} key; yours is a {principal.role} key")
+    return principal
+
+
 def require(*roles: Role) -> object:
     async def guard(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        if principal.role not in roles:
-            raise HTTPException(403, f"this needs a {' or '.join(roles)} key; yours is a {principal.role} key")
-        return principal
+        return _allowed(principal, roles)
 
     return Depends(guard)
 

@@ -41,7 +41,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
-    for module in (health, accounts, geofences, offers, serving, pings, reports, devices, pages):
+    for module in (serving, health, accounts, geofences, offers, pings, reports, devices, pages):  # hot path first
         app.include_router(module.router)
     app.mount("/static", pages.static, name="static")
     return app

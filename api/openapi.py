@@ -5,8 +5,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 
 def created_links(parameter: str, *operation_ids: str) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` entry for a 201 whose body's ``id`` is the path ``parameter`` of ``operation_ids``."""
     links = {op: {"operationId": op, "parameters": {parameter: "$response.body#/id"}} for op in operation_ids}
     return {201: {"description": "Created", "links": links}}
+
+
+def query_parameters(model: type[BaseModel], security: str = "HTTPBearer") -> dict[str, Any]:
+    """``openapi_extra`` documenting ``model``'s fields as query parameters and the bearer key, for a route that
+    validates its query string itself (see ``api.routes.serving``): the model stays the one declaration."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, field in schema["properties"].items():
+        description = field.pop("description", None)
+        parameter = {"name": name, "in": "query", "required": name in required, "schema": field}
+        if description:
+            parameter["description"] = description
+        parameters.append(parameter)
+    return {"parameters": parameters, "security": [{security: []}]}

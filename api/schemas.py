@@ -219,6 +219,24 @@ class NearbyOffer(BaseModel):
     impression_id: str = Field(description="Quote it when reporting a click or a conversion.")
 
 
+class NearbyParams(BaseModel):
+    """The query string of ``GET /v1/nearby``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    device_id: str = Field(min_length=1, max_length=200, description="Hashed before any use.")
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
+    limit: int = Field(default=5, ge=1, le=20)
+    lmt: bool = Field(default=False, description="Limit ad tracking: answer now, keep no history.")
+    age: int | None = Field(default=None, ge=0, le=130)
+    gender: str | None = Field(default=None, max_length=32)
+    interests: str | None = Field(default=None, max_length=1000, description="Comma-separated.")
+    os: str | None = Field(default=None, max_length=32)
+    language: str | None = Field(default=None, max_length=35, description="BCP 47, e.g. pt-PT")
+
+
 class NearbyOut(BaseModel):
     offers: list[NearbyOffer]
     cell: str = Field(description="The H3 cell of the ping at the index resolution.")
@@ -227,7 +245,7 @@ class NearbyOut(BaseModel):
     @classmethod
     def of(cls, answer: NearbyAnswer) -> NearbyOut:
         offers = [
-            NearbyOffer(
+            NearbyOffer.model_construct(  # from the catalog's own checked records: nothing to validate
                 offer_id=s.candidate.offer.id,
                 merchant_id=s.candidate.offer.merchant_id,
                 title=s.candidate.offer.title,
@@ -242,7 +260,7 @@ class NearbyOut(BaseModel):
             )
             for s in answer.offers
         ]
-        return cls(offers=offers, cell=answer.cell, degraded=answer.degraded)
+        return cls.model_construct(offers=offers, cell=answer.cell, degraded=answer.degraded)
 
 
 class PingRow(BaseModel):

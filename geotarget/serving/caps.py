@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -64,26 +64,37 @@ def period(window: Window, at: datetime, timezone: str) -> tuple[str, int]:
     >>> period("d", datetime(2026, 3, 29, 12, 0, tzinfo=UTC), "Europe/Lisbon")  # a 23-hour day
     ('d:2026-03-29', 39660)
     """
-    zone = ZoneInfo(timezone)
-    local = at.astimezone(zone)
     if window == "life":
         return "life", 0
+    now = at.timestamp()
+    minute = int(now // 60)
+    known = _windows.get((window, timezone, minute))
+    if known is None:
+        # windows start and end on whole minutes in every zone in use, so one minute has one answer
+        if len(_windows) > 4096:
+            _windows.clear()
+        known = _windows[(window, timezone, minute)] = _window(window, at, ZoneInfo(timezone))
+    label, end = known
+    return label, max(1, int(end - now)) + _SLACK_S
+
+
+_windows: dict[tuple[str, str, int], tuple[str, float]] = {}
+
+
+def _window(window: Window, at: datetime, zone: ZoneInfo) -> tuple[str, float]:
+    """The label of the window holding ``at`` and its end (epoch seconds)."""
+    local = at.astimezone(zone)
     if window == "h":
         start = local.replace(minute=0, second=0, microsecond=0)
-        label = f"h:{start:%Y-%m-%dT%H}{start:%z}"
-        end_utc = start.astimezone(ZoneInfo("UTC")) + timedelta(hours=1)
-    elif window == "d":
-        label = f"d:{local:%Y-%m-%d}"
-        end_utc = _local_midnight(local.date() + timedelta(days=1), zone)
-    else:
-        year, week, weekday = local.isocalendar()
-        label = f"w:{year}-W{week:02d}"
-        end_utc = _local_midnight(local.date() + timedelta(days=8 - weekday), zone)
-    return label, max(1, int((end_utc - at).total_seconds())) + _SLACK_S
+        return f"h:{start:%Y-%m-%dT%H}{start:%z}", start.timestamp() + 3600
+    if window == "d":
+        return f"d:{local:%Y-%m-%d}", _local_midnight(local.date() + timedelta(days=1), zone)
+    year, week, weekday = local.isocalendar()
+    return f"w:{year}-W{week:02d}", _local_midnight(local.date() + timedelta(days=8 - weekday), zone)
 
 
-def _local_midnight(day: object, zone: ZoneInfo) -> datetime:
-    return datetime.fromisoformat(f"{day}T00:00").replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
+def _local_midnight(day: date, zone: ZoneInfo) -> float:
+    return datetime.combine(day, time(), zone).timestamp()
 
 
 def counters_for(

@@ -8,6 +8,7 @@ answer; it is logged and counted.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from geotarget.serving.types import Attributes, Candidate
 
 log = logging.getLogger(__name__)
 CAPS_UNAVAILABLE = "caps unavailable"
+QUICK_S = 0.005  # a cap-store answer slower than this makes ``quick`` false until a quick one comes back
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,12 @@ class OfferServer:
         self.max_accuracy_m = max_accuracy_m
         self.per_merchant = per_merchant
         self.stats = ServingStats()
+        self.quick = True
 
     def nearby(self, query: NearbyQuery) -> NearbyAnswer:
+        """Blocks for at most one cap-store call and one event append, each bounded by the Redis timeout.
+        ``quick`` says whether the last cap-store call answered within ``QUICK_S``: callers on an event loop
+        may call this inline while it holds and hand it to a thread otherwise."""
         self.stats.requests += 1
         view = self.catalog.view  # one snapshot for the whole request
         key = device_key(self.device_secret, query.device_id)
@@ -103,8 +109,8 @@ class OfferServer:
         self, key: str, query: NearbyQuery, cell: str, ranked: Iterator[Candidate], ping: Event | None
     ) -> _Outcome:
         """Take ranked candidates a batch at a time (the limit and as many spares, for capped ones) until the
-        limit is served or none are left. A batch with caps goes to the capper with its events and the ping (one
-        round trip in the usual case); events the capper did not take are left for one append at the end."""
+        limit is served or none are left. Each batch goes to the capper with its events and the ping: one round
+        trip in the usual case, capped or not. Only in a fault are events left for one append at the end."""
         outcome = _Outcome()
         linked = "" if query.lmt else key
         while len(outcome.served) < query.limit:
@@ -118,13 +124,9 @@ class OfferServer:
                 counters_for(c, query.at, zone, self.global_caps, merchant_caps.get(c.offer.merchant_id)) for c in batch
             ]
             served = [Served(c, uuid.uuid4().hex) for c in batch]
-            if not any(counters):
-                outcome.served += served[:room]
-                outcome.unlogged += [self._about(linked, query, cell, s, "impression") for s in served[:room]]
-                continue
             events = [self._about(linked, query, cell, s, "impression").to_json() for s in served]
             try:
-                chosen, blocked = self.capper.reserve(key, counters, room, events, ping.to_json() if ping else None)
+                chosen, blocked = self._reserve(key, counters, room, events, ping)
             except Exception as exc:  # any cap-store fault: fail closed
                 log.warning("cap store unavailable (%s); serving uncapped offers only", exc.__class__.__name__)
                 self.stats.degraded += 1
@@ -135,8 +137,24 @@ class OfferServer:
             outcome.blocked += len(blocked)
             if len(chosen) + len(blocked) < len(batch):
                 break  # the capper stopped at the limit
-        outcome.ping = ping
+        if ping is not None:  # nothing to serve: the ping goes alone
+            try:
+                self._reserve(key, [], 0, [], ping)
+            except Exception:
+                outcome.ping = ping
         return outcome
+
+    def _reserve(
+        self, key: str, counters: list[list[Counter]], room: int, events: list[bytes], ping: Event | None
+    ) -> tuple[list[int], list[int]]:
+        started = time.perf_counter()
+        try:
+            answer = self.capper.reserve(key, counters, room, events, ping.to_json() if ping else None)
+        except Exception:
+            self.quick = False
+            raise
+        self.quick = time.perf_counter() - started < QUICK_S
+        return answer
 
     def _uncapped(
         self,
