@@ -5,11 +5,11 @@ built on them."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 import redis
 from sqlalchemy import Engine
 
@@ -20,7 +20,6 @@ from geotarget.catalog.model import Merchant
 from geotarget.catalog.offers import OfferService
 from geotarget.catalog.snapshot import Catalog
 from geotarget.cpu import CpuPool
-from geotarget.measurement.events import Event
 from geotarget.measurement.pings import PingResult, accept_pings, fences_inside, parse_pings_body
 from geotarget.measurement.privacy import Erased, apply_retention, erase_device
 from geotarget.measurement.reporting import ReportService
@@ -200,6 +199,6 @@ class Runtime:
             return "unknown"
 
 
-def _fences_inside(catalog: Catalog, repository: Repository, batch: Sequence[Event]) -> list[list[str]]:
+def _fences_inside(catalog: Catalog, repository: Repository, batch: pa.Table) -> list[list[str]]:
     catalog.sync(repository)  # the consumer may run in its own process: see the newest fences first
     return fences_inside(catalog.index, batch)

@@ -199,6 +199,21 @@ def test_the_consumer_lingers_to_write_fewer_larger_files(runtime, world):
     assert len(runtime.events.files()) == 1
 
 
+def test_a_malformed_stream_entry_is_dropped_and_the_rest_of_its_batch_is_stored(runtime, world):
+    key = device_key(runtime.server.device_secret, "phone")
+    good = [ping_event(key, DAYS[0] + timedelta(minutes=m)) for m in range(3)]
+    runtime.server.sink.append(good[:2])
+    stream = runtime.consumer.stream
+    for junk in ('{"kind": "ping"', '{"kind":"ping","surprise":1}', "[]", "line\nbreak"):
+        runtime.consumer.client.xadd(stream, {"e": junk})
+    runtime.server.sink.append(good[2:])
+
+    assert runtime.consumer.drain() == 7  # every entry settled, none left to retry forever
+    stored = pd.concat(pd.read_parquet(p) for p in runtime.events.files())
+    assert sorted(stored.event_id) == sorted(e.event_id for e in good)
+    assert [list(f) for f in stored.fences] == [[world["fence"]]] * 3  # pings inside the café
+
+
 def test_k_suppression_edges_exactly_k_shows_k_minus_one_hides(client, cafe, runtime, world):
     secret = runtime.server.device_secret
     for devices, day in ((K, DAYS[0]), (K - 1, DAYS[1])):

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from geofences import FenceIndex, LatLng, cells
 from geofences.bulk import query_many
@@ -87,12 +89,19 @@ def _ping(columns: ping_rules.PingColumns, i: int, secret: str, res: int) -> Eve
     )
 
 
-def fences_inside(index: FenceIndex, events: Sequence[Event]) -> list[list[str]]:
-    """For each event, the fences a ping was inside (empty for other kinds), in one vectorised pass."""
-    inside: list[list[str]] = [[] for _ in events]
-    pings = [i for i, e in enumerate(events) if e.kind == "ping"]
-    if not pings:
+def fences_inside(index: FenceIndex, events: pa.Table) -> list[list[str]]:
+    """For each row of an events table, the fences a ping was inside (empty for other kinds), in one
+    vectorised pass."""
+    inside: list[list[str]] = [[] for _ in range(events.num_rows)]
+    pings = np.flatnonzero(pc.equal(events["kind"], "ping").to_numpy(zero_copy_only=False))
+    if not len(pings):
         return inside
+    lats = events["lat"].to_numpy()[pings]
+    lons = events["lon"].to_numpy()[pings]
+    matches = query_many(index, lats, lons)
+    for point, fence in zip(matches.point.tolist(), matches.fence.tolist(), strict=True):
+        inside[int(pings[point])].append(matches.fence_ids[fence])
+    return inside
     lats = np.array([events[i].lat for i in pings])
     lons = np.array([events[i].lon for i in pings])
     matches = query_many(index, lats, lons)

@@ -8,6 +8,7 @@ at-least-once, so a batch can be written twice: readers count ``DISTINCT event_i
 from __future__ import annotations
 
 import dataclasses
+import io
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -18,6 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from geotarget.measurement.events import Event
@@ -56,6 +58,43 @@ def events_to_table(events: Sequence[Event], fences: Sequence[Sequence[str]] | N
     }
     columns["fences"] = [list(f) for f in fences] if fences is not None else [[] for _ in events]
     return pa.table(columns, schema=SCHEMA)
+
+
+_JSON_SCHEMA = pa.schema([pa.field("at" if f.name == "ts" else f.name, f.type) for f in SCHEMA if f.name != "fences"])
+_JSON_OPTIONS = pj.ParseOptions(explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="error")
+
+
+def events_from_json(documents: Sequence[str]) -> tuple[pa.Table, int]:
+    """``Event.to_json`` documents (stream entries) as ``SCHEMA`` rows without fences, parsed in one columnar
+    pass; returns the table and how many malformed documents were left out."""
+    try:
+        table = _read_json(documents)
+    except (pa.ArrowInvalid, ValueError):  # rare: find the bad ones one by one
+        good = [d for d in documents if _parses(d)]
+        table = _read_json(good) if good else _JSON_SCHEMA.empty_table()
+    columns = table.rename_columns(["ts" if n == "at" else n for n in table.column_names])
+    return columns.append_column("fences", pa.array([[]] * columns.num_rows, pa.list_(pa.string()))), (
+        len(documents) - table.num_rows
+    )
+
+
+def with_fences(table: pa.Table, fences: Sequence[Sequence[str]]) -> pa.Table:
+    """``table`` with its ``fences`` column replaced, one list per row."""
+    return table.set_column(table.schema.get_field_index("fences"), "fences", pa.array(fences, pa.list_(pa.string())))
+
+
+def _read_json(documents: Sequence[str]) -> pa.Table:
+    lines = io.BytesIO("\n".join(documents).encode())
+    return pj.read_json(lines, read_options=pj.ReadOptions(use_threads=False), parse_options=_JSON_OPTIONS)
+
+
+def _parses(document: str) -> bool:
+    if "\n" in document:
+        return False
+    try:
+        return bool(_read_json([document]).num_rows == 1)
+    except (pa.ArrowInvalid, ValueError):
+        return False
 
 
 def table_of(columns: Mapping[str, Any]) -> pa.Table:

@@ -14,15 +14,16 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import redis
 
-from geotarget.measurement.events import Event
 from geotarget.store import keys
-from geotarget.store.event_store import ParquetEventStore, events_to_table
+from geotarget.store.event_store import ParquetEventStore, events_from_json, with_fences
 
 log = logging.getLogger(__name__)
 GROUP = "event-store"
@@ -38,7 +39,7 @@ class StreamConsumer:
         client: redis.Redis,
         prefix: str,
         store: ParquetEventStore,
-        fences_of: Callable[[Sequence[Event]], list[list[str]]],
+        fences_of: Callable[[pa.Table], list[list[str]]],
         erased: Callable[[], set[str]],
         batch_size: int = 5_000,
     ) -> None:
@@ -77,16 +78,13 @@ class StreamConsumer:
         while len(entries) < self.batch_size and (left_ms := int((deadline - time.monotonic()) * 1000)) > 0:
             entries += self._read(">", left_ms, self.batch_size - len(entries))
         ids = [entry_id for entry_id, _ in entries]
-        events: list[Event] = []
-        for entry_id, fields in entries:
-            try:
-                events.append(Event.from_json(fields["e"]))
-            except Exception:
-                log.warning("dropping malformed stream entry %s", entry_id)
-        gone = self.erased()
-        events = [e for e in events if not e.device_key or e.device_key not in gone]
-        if events:
-            table = events_to_table(events, self.fences_of(events))
+        table, malformed = events_from_json([fields.get("e", "") for _, fields in entries])
+        if malformed:
+            log.warning("dropping %d malformed stream entries of %s..%s", malformed, ids[0], ids[-1])
+        if gone := self.erased():
+            table = table.filter(pc.invert(pc.is_in(table["device_key"], pa.array(list(gone), pa.string()))))
+        if table.num_rows:
+            table = with_fences(table, self.fences_of(table))
             self.store.write(table, batch=f"{ids[0]}_{ids[-1]}".replace("-", "."))
         pipe = self.client.pipeline(transaction=True)
         pipe.xack(self.stream, GROUP, *ids)
