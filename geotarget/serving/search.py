@@ -38,8 +38,8 @@ def ranked(view: CatalogView, point: LatLng, request: MatchRequest) -> Iterator[
     inside = _inside(view, point, rows[keep].tolist(), kinds[keep].tolist())
     around = view.reaches.lookup(cells.holding_keys(point, view.reaches.resolutions))
     around = around[view.alive[around]]
-    if inside:
-        around = around[~np.isin(around, list(inside))]
+    for row in inside:  # a handful at most: cheaper than np.isin's sort
+        around = around[around != row]
     floor = box_distance_floors_m(point.lat, point.lon, view.bounds[around])
     reachable = floor <= view.nearby_m[around]
     around, floor = around[reachable], floor[reachable]
