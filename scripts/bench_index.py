@@ -272,7 +272,7 @@ def main() -> None:
         print(
             f"{res:>3} {r['build_s']:>8.2f} {r['memory_mb']:>7.1f} {r['cells']:>8,} {r['scalar_rate']:>14,.0f} "
             f"{r['bulk_rate']:>17,.0f} {r['bulk_rate'] / tree_rate:>9.2f} {r['bulk_rate'] / sjoin_rate:>7.2f} "
-            f"{r['scalar_rate'] / tree_scalar_rate:>23.2f} {disagreements:>9}"
+            f"{r['bulk_rate'] / r['cells_rate']:>7.2f} {r['scalar_rate'] / tree_scalar_rate:>23.2f} {disagreements:>9}"
         )
     print(f"(pairs inside a fence: {len(exact):,})")
     for name, ms in rejection_ms().items():

@@ -75,8 +75,9 @@ class StreamConsumer:
         if not entries:
             return 0
         deadline = time.monotonic() + linger_ms / 1000
-        while len(entries) < self.batch_size and (left_ms := int((deadline - time.monotonic()) * 1000)) > 0:
-            entries += self._read(">", left_ms, self.batch_size - len(entries))
+        while len(entries) < self.batch_size and (left_s := deadline - time.monotonic()) > 0:
+            time.sleep(min(left_s, 0.1))  # let entries gather: a read of many, not many reads of a few each
+            entries += self._read(">", None, self.batch_size - len(entries))
         ids = [entry_id for entry_id, _ in entries]
         table, malformed = events_from_json([fields.get("e", "") for _, fields in entries])
         if malformed:
