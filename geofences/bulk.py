@@ -1,8 +1,8 @@
 """Vectorised membership for many points at once: which fences cover each point (bulk ping files, benchmarks).
 
-The index's cell tables are packed into sorted numpy arrays (rebuilt lazily after a change); point cells are
-matched through a hashed ``pandas.Index``, boundary candidates are decided in one ``shapely.intersects_xy`` call for polygons
-and one haversine over arrays for circles. Same answers as ``FenceIndex.query``, point for point.
+The index's cell tables are packed into numpy arrays (rebuilt lazily after a change); point cells are matched
+through a hashed ``pandas.Index``, boundary candidates are decided in one ``shapely.intersects_xy`` call for
+polygons and one haversine over arrays for circles. Same answers as ``FenceIndex.query``, point for point.
 """
 
 from __future__ import annotations
