@@ -28,6 +28,7 @@ from geofences import CircleShape, FenceIndex
 from geofences.bulk import query_many
 from geotarget.measurement.ingest import ingest_file
 from geotarget.store.event_store import ParquetEventStore
+from geotarget.settings import Settings
 from geotarget.store.report_queries import Scope, reach_figures
 
 
@@ -133,7 +134,13 @@ def main() -> None:
 def time_report(store: ParquetEventStore, scope: Scope, what: str) -> None:
     started = time.perf_counter()
     figures = reach_figures(
-        store, scope, datetime(2026, 10, 25, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC), "Europe/Helsinki", "day"
+        store,
+        scope,
+        datetime(2026, 10, 25, tzinfo=UTC),
+        datetime(2026, 11, 24, tzinfo=UTC),
+        "Europe/Helsinki",
+        "day",
+        Settings.model_fields["report_min_devices"].default,
     )
     seconds = time.perf_counter() - started
     visitors = sum(f.value for f in figures if f.metric == "visitors")
