@@ -27,8 +27,8 @@ from bench_index import CENTRE, make_fences
 from geofences import CircleShape, FenceIndex
 from geofences.bulk import query_many
 from geotarget.measurement.ingest import ingest_file
-from geotarget.store.event_store import ParquetEventStore
 from geotarget.settings import Settings
+from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.report_queries import Scope, reach_figures
 
 
