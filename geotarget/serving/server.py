@@ -129,7 +129,6 @@ class OfferServer:
                 chosen, blocked = self._reserve(key, counters, room, events, ping)
             except Exception as exc:  # any cap-store fault: fail closed
                 log.warning("cap store unavailable (%s); serving uncapped offers only", exc.__class__.__name__)
-                self.stats.degraded += 1
                 outcome.ping = ping
                 return self._uncapped(outcome, query, cell, linked, served, counters, ranked)
             ping = None  # logged
@@ -166,19 +165,25 @@ class OfferServer:
         counters: list[list[Counter]],
         ranked: Iterator[Candidate],
     ) -> _Outcome:
-        """Degraded: the rest of the answer is uncapped offers only; their events are appended at the end."""
+        """The cap store failed: the rest of the answer is uncapped offers only, and it says ``degraded`` when a
+        capped one was withheld. Their events are appended at the end."""
         fresh = [s for s, cs in zip(served, counters, strict=True) if not cs]
+        withheld = any(counters)
         for candidate in ranked:
             if len(outcome.served) + len(fresh) >= query.limit:
                 break
             zone = self._device_zone(query, [candidate])
             caps = self.catalog.view.merchant_caps.get(candidate.offer.merchant_id)
-            if not counters_for(candidate, query.at, zone, self.global_caps, caps):
+            if counters_for(candidate, query.at, zone, self.global_caps, caps):
+                withheld = True
+            else:
                 fresh.append(Served(candidate, uuid.uuid4().hex))
         fresh = fresh[: query.limit - len(outcome.served)]
         outcome.served += fresh
         outcome.unlogged += [self._about(linked, query, cell, s, "impression") for s in fresh]
-        outcome.degraded = CAPS_UNAVAILABLE
+        if withheld:
+            outcome.degraded = CAPS_UNAVAILABLE
+            self.stats.degraded += 1
         return outcome
 
     def _device_zone(self, query: NearbyQuery, candidates: list[Candidate]) -> str:
