@@ -291,19 +291,23 @@ class ShapeArrays:
         self.lon = np.array([s.center.lon if isinstance(s, CircleShape) else np.nan for s in shapes])
         self.radius_m = np.array([s.radius_m if isinstance(s, CircleShape) else np.nan for s in shapes])
         self.bounds = np.array([s.bounds for s in shapes], dtype=np.float64).reshape(len(shapes), 4)
+        self.west, self.south, self.east, self.north = (np.ascontiguousarray(self.bounds[:, i]) for i in range(4))
 
     def covers(self, shape: npt.NDArray[np.int64], lats: FloatArray, lons: FloatArray) -> npt.NDArray[np.bool_]:
-        """``shapes[shape[k]].covers(point k)`` for every k, by the same rules as the scalar methods."""
+        """``shapes[shape[k]].covers(point k)`` for every k, by the same rules as the scalar methods. Only
+        pairs inside the shape's box reach the exact tests (in bulk files, most pairs from a cell are not)."""
         result = np.zeros(len(shape), dtype=bool)
-        box = self.bounds[shape]
-        near = (box[:, 0] <= lons) & (lons <= box[:, 2]) & (box[:, 1] <= lats) & (lats <= box[:, 3])
-        circle = near & self.is_circle[shape]
-        polygon = near & ~self.is_circle[shape]
-        if polygon.any():
-            result[polygon] = shapely.intersects_xy(self.geometry[shape[polygon]], lons[polygon], lats[polygon])
-        if circle.any():
-            s = shape[circle]
-            result[circle] = haversines_m(self.lat[s], self.lon[s], lats[circle], lons[circle]) <= self.radius_m[s]
+        in_lon = (self.west[shape] <= lons) & (lons <= self.east[shape])
+        near = np.flatnonzero(in_lon & (self.south[shape] <= lats) & (lats <= self.north[shape]))
+        s, lat, lon = shape[near], lats[near], lons[near]
+        round_ = self.is_circle[s]
+        polygon = np.flatnonzero(~round_)
+        if len(polygon):
+            result[near[polygon]] = shapely.intersects_xy(self.geometry[s[polygon]], lon[polygon], lat[polygon])
+        circle = np.flatnonzero(round_)
+        if len(circle):
+            c = s[circle]
+            result[near[circle]] = haversines_m(self.lat[c], self.lon[c], lat[circle], lon[circle]) <= self.radius_m[c]
         return result
 
 

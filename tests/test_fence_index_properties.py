@@ -185,3 +185,26 @@ def test_query_many_never_answers_from_another_index_packed_earlier():
         matches = query_many(index, [60.17], [24.94])
         assert [matches.fence_ids[f] for f in matches.fence] == [f"kiosk-{res}"]
         del index
+
+
+def test_query_many_reads_coarse_interior_cells_and_returns_pairs_in_point_then_fence_order():
+    """A park-sized fence is stored as compacted cells several levels coarser than the index (looked up by
+    parent), small shops overlap it (one table at the index resolution): every pair found, in order."""
+    index = FenceIndex(11)
+    index.add("park", CircleShape(LatLng(60.17, 24.94), 3_000.0))
+    for i in range(30):
+        index.add(f"shop{i:02d}", CircleShape(LatLng(60.17 + (i - 15) * 0.001, 24.94 + (i % 5) * 0.002), 60.0))
+    assert any(cells.cell_to_res(c) < 11 - 2 for c in index.cover("park").interior)
+    rng = np.random.default_rng(3)
+    lats = 60.17 + rng.uniform(-0.035, 0.035, 5_000)
+    lons = 24.94 + rng.uniform(-0.06, 0.06, 5_000)
+    matches = query_many(index, lats, lons)
+    got = [(int(p), matches.fence_ids[int(f)]) for p, f in zip(matches.point, matches.fence, strict=True)]
+    expected = [
+        (i, fence_id)
+        for i in range(len(lats))
+        for fence_id in sorted(index.query(LatLng(float(lats[i]), float(lons[i]))), key=matches.fence_ids.index)
+    ]
+    assert got == expected
+    found = {f for _, f in got}
+    assert "park" in found and len(found) > 10  # the coarse lookup and the shared table both answered

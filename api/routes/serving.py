@@ -2,18 +2,17 @@
 
 The product's hot path, so it takes its query string and key without FastAPI's per-request dependency solving
 (a third of an answer's cost): ``NearbyParams`` validates the query in one pydantic call and documents it,
-``authorize`` applies the same key rules as every other route, and the clock is still the ``now`` dependency
-(tests override it)."""
+``authorize`` applies the same key rules as every other route, and ``clock`` reads the time as the ``now``
+dependency does (tests override it the same way)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, cast
+from typing import cast
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import authorize, now
+from api.deps import authorize, clock
 from api.errors import ERROR_RESPONSES
 from api.openapi import query_parameters
 from api.schemas import NearbyOut, NearbyParams
@@ -26,9 +25,10 @@ router = APIRouter(prefix="/v1", tags=["serving"], responses=ERROR_RESPONSES)
 
 
 @router.get("/nearby", response_model=NearbyOut, openapi_extra=query_parameters(NearbyParams))
-async def nearby(request: Request, at: Annotated[datetime, Depends(now)]) -> Response:
+async def nearby(request: Request) -> Response:
     """The best offers for a device at (lat, lon), best first, each counted against its caps."""
     await authorize(request, "app")
+    at = await clock(request)
     params = NearbyParams.model_validate(dict(request.query_params))
     wants = {i.strip() for i in (params.interests or "").split(",") if i.strip()}
     attributes = Attributes(
