@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
 import redis
 from sqlalchemy import Engine
 
+from geofences import LatLng
 from geotarget.catalog import accounts
 from geotarget.catalog.accounts import KeyCache
 from geotarget.catalog.fences import FenceService
@@ -20,6 +22,7 @@ from geotarget.catalog.model import Merchant
 from geotarget.catalog.offers import OfferService
 from geotarget.catalog.snapshot import Catalog
 from geotarget.cpu import CpuPool
+from geotarget.measurement.events import Event
 from geotarget.measurement.pings import PingResult, accept_pings, fences_inside, parse_pings_body
 from geotarget.measurement.privacy import Erased, apply_retention, erase_device
 from geotarget.measurement.reporting import ReportService
@@ -34,8 +37,10 @@ from geotarget.store.fence_sync import FenceFollower, RedisFenceNotifier
 from geotarget.store.redis_caps import RedisCapper
 from geotarget.store.redis_client import connect, connect_blocking, persistence
 from geotarget.store.redis_devices import RedisDeviceData
+from geotarget.store.redis_presence import RedisPresence
 from geotarget.store.repository import Repository
 from geotarget.store.stream_consumer import ConsumerThread, StreamConsumer
+from geotarget.triggers.tracker import Fix, PresenceTracker
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,9 @@ class Runtime:
         pool = CpuPool(settings.cpu_workers, settings.cpu_queue)
         fences = FenceService(settings, repository, catalog, notifier, pool)
         offers = OfferService(repository, catalog, fences.notify_others)
+        rules = settings.presence_rules()
+        presence = RedisPresence(client, settings.redis_prefix, rules)
+        tracker = PresenceTracker(catalog, presence, rules) if settings.triggers else None
         server = OfferServer(
             catalog,
             RedisCapper(client, settings.redis_prefix),
@@ -88,6 +96,7 @@ class Runtime:
             GlobalCaps(settings.global_cap_per_device_per_hour, settings.global_cap_per_device_per_day),
             settings.max_accuracy_m,
             settings.max_offers_per_merchant,
+            tracker,
         )
         events = ParquetEventStore(settings.events_root())
         consumer = StreamConsumer(
@@ -127,7 +136,10 @@ class Runtime:
                 apply_retention(events, settings.retention_days, datetime.now(UTC).date())
                 events.compact(consumer.erased())
 
-            runtime.consumer_thread = ConsumerThread(consumer, housekeeping, linger_ms=settings.consumer_linger_ms)
+            sweep = None if tracker is None else lambda: tracker.sweep(datetime.now(UTC))
+            runtime.consumer_thread = ConsumerThread(
+                consumer, housekeeping, linger_ms=settings.consumer_linger_ms, sweep=sweep
+            )
 
             runtime.consumer_thread.start()
         return runtime
@@ -168,10 +180,12 @@ class Runtime:
         self.fences.notify_others()
         return merchant
 
-    def accept_pings(self, body: bytes, now: datetime) -> list[PingResult]:
-        """``POST /v1/pings``: one ping or ``{"pings": [...]}``, each row judged on its own."""
-        secret, res = self.server.device_secret, self.settings.index_res
-        return accept_pings(parse_pings_body(body), self.server.sink, secret, res, now)
+    def accept_pings(self, body: bytes, now: datetime, app: str = "") -> list[PingResult]:
+        """``POST /v1/pings``: one ping or ``{"pings": [...]}``, each row judged on its own; the kept ones move
+        their devices' presence."""
+        secret, res, tracker = self.server.device_secret, self.settings.index_res, self.server.tracker
+        moved = None if tracker is None else partial(_move_presence, tracker, app)
+        return accept_pings(parse_pings_body(body), self.server.sink, secret, res, now, moved)
 
     def erase_device(self, device_id: str) -> Erased:
         """Everything held for a device, gone (see ``measurement.privacy``); Redis away: nothing changes."""
@@ -197,6 +211,14 @@ class Runtime:
             return persistence(self.redis)
         except redis.RedisError:
             return "unknown"
+
+
+def _move_presence(tracker: PresenceTracker, app: str, kept: list[tuple[str, Event]]) -> None:
+    by_device: dict[tuple[str, str], list[Fix]] = {}
+    for device_id, e in kept:
+        by_device.setdefault((e.device_key, device_id), []).append(Fix(LatLng(e.lat, e.lon), e.at, e.accuracy_m))
+    for (device_key, device_id), fixes in by_device.items():
+        tracker.seen(device_key, device_id, app, fixes)
 
 
 def _fences_inside(catalog: Catalog, repository: Repository, batch: pa.Table) -> list[list[str]]:

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from geofences import FenceLimits
 from geofences.archives import ArchiveLimits
 from geofences.formats import UploadLimits
+from geotarget.triggers.presence import PresenceRules
 
 
 class Settings(BaseSettings):
@@ -25,6 +26,9 @@ class Settings(BaseSettings):
     report_min_devices: int = Field(default=10, ge=1)
     redis_timeout_ms: int = Field(default=50, ge=1)
     max_accuracy_m: float = Field(default=200.0, gt=0)
+    triggers: bool = True  # move presence (enter / dwell / exit) for every ping seen
+    exit_margin_m: float = Field(default=25.0, ge=0, le=1_000)
+    presence_timeout_s: int = Field(default=1_800, ge=60, le=7 * 86_400)
     max_fence_area_m2: float = Field(default=25_000_000.0, gt=0)
     max_fence_vertices: int = Field(default=10_000, ge=4)
     max_fence_cells: int = Field(default=10_000, ge=100)
@@ -62,6 +66,9 @@ class Settings(BaseSettings):
 
     def events_root(self) -> Path:
         return self.events_path or self.data_dir / "events"
+
+    def presence_rules(self) -> PresenceRules:
+        return PresenceRules(self.max_accuracy_m, self.exit_margin_m, self.presence_timeout_s)
 
     def fence_limits(self) -> FenceLimits:
         return FenceLimits(

@@ -33,7 +33,7 @@ _PINGS_BODY = {
 
 
 @router.post("/pings", response_model=PingsOut, openapi_extra=_PINGS_BODY)
-async def post_pings(request: Request, _: App, runtime: RuntimeDep, at: Now) -> PingsOut:
+async def post_pings(request: Request, app: App, runtime: RuntimeDep, at: Now) -> PingsOut:
     """One ping, or ``{"pings": [...]}`` (at most 1,000). Good rows are kept, bad ones reported by index.
     Only the body is read here; parsing, validation and the Redis append run in the thread pool."""
-    return pings_out(await run_in_threadpool(runtime.accept_pings, await request.body(), at))
+    return pings_out(await run_in_threadpool(runtime.accept_pings, await request.body(), at, app.key_id))

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1", tags=["serving"], responses=ERROR_RESPONSES)
 @router.get("/nearby", response_model=NearbyOut, openapi_extra=query_parameters(NearbyParams))
 async def nearby(request: Request) -> Response:
     """The best offers for a device at (lat, lon), best first, each counted against its caps."""
-    await authorize(request, "app")
+    principal = await authorize(request, "app")
     at = await clock(request)
     params = NearbyParams.model_validate(dict(request.query_params))
     wants = {i.strip() for i in (params.interests or "").split(",") if i.strip()}
@@ -35,7 +35,9 @@ async def nearby(request: Request) -> Response:
         age=params.age, gender=params.gender, interests=frozenset(wants), os=params.os, language=params.language
     )
     point = LatLng(lat=params.lat, lon=params.lon)
-    query = NearbyQuery(point, params.device_id, at, params.accuracy_m, params.limit, params.lmt, attributes)
+    query = NearbyQuery(
+        point, params.device_id, at, params.accuracy_m, params.limit, params.lmt, attributes, principal.key_id
+    )
     server = cast(Runtime, request.app.state.runtime).server
     # Inline on the event loop while Redis answers quickly (a thread hop costs more than the call); on threads
     # after a fault or a slow answer, so a slow Redis holds up this request, not the whole worker.

@@ -8,7 +8,7 @@ rule are reported by index and the others are kept. ``lmt`` pings are accepted a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,14 +50,23 @@ def parse_pings_body(body: bytes) -> list[Any]:
     return [document]
 
 
-def accept_pings(rows: Sequence[Any], sink: EventSink, secret: str, res: int, now: datetime) -> list[PingResult]:
-    """Judge every row (``ping_rules``), append the good ones in one call, report each by index."""
+def accept_pings(
+    rows: Sequence[Any],
+    sink: EventSink,
+    secret: str,
+    res: int,
+    now: datetime,
+    kept: Callable[[list[tuple[str, Event]]], object] | None = None,
+) -> list[PingResult]:
+    """Judge every row (``ping_rules``), append the good ones in one call, report each by index. ``kept``
+    receives the appended pings with the raw device id each came with (for presence)."""
     if len(rows) > MAX_PINGS:
         raise InvalidInput(f"at most {MAX_PINGS:,} pings per request; this has {len(rows):,}", "pings")
     columns = ping_rules.from_rows(rows)
     verdicts = ping_rules.judge(columns, now)
     results: list[PingResult] = []
     keep: list[Event] = []
+    raw_ids: list[str] = []
     for i, verdict in enumerate(verdicts.tolist()):
         if verdict >= 0:
             rule = ping_rules.RULES[verdict]
@@ -68,8 +77,11 @@ def accept_pings(rows: Sequence[Any], sink: EventSink, secret: str, res: int, no
         else:
             event = _ping(columns, i, secret, res)
             keep.append(event)
+            raw_ids.append(str(columns.device_id[i]))
             results.append(PingResult(i, event.event_id, stored=True))
     sink.append(keep)
+    if kept is not None and keep:
+        kept(list(zip(raw_ids, keep, strict=True)))
     return results
 
 
@@ -101,10 +113,4 @@ def fences_inside(index: FenceIndex, events: pa.Table) -> list[list[str]]:
     matches = query_many(index, lats, lons)
     for point, fence in zip(matches.point.tolist(), matches.fence.tolist(), strict=True):
         inside[int(pings[point])].append(matches.fence_ids[fence])
-    return inside
-    lats = np.array([events[i].lat for i in pings])
-    lons = np.array([events[i].lon for i in pings])
-    matches = query_many(index, lats, lons)
-    for point, fence in zip(matches.point.tolist(), matches.fence.tolist(), strict=True):
-        inside[pings[point]].append(matches.fence_ids[fence])
     return inside

@@ -24,6 +24,7 @@ from geotarget.serving import search
 from geotarget.serving.caps import Capper, Counter, GlobalCaps, counters_for
 from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.types import Attributes, Candidate
+from geotarget.triggers.tracker import Fix, PresenceTracker
 
 log = logging.getLogger(__name__)
 CAPS_UNAVAILABLE = "caps unavailable"
@@ -39,6 +40,7 @@ class NearbyQuery:
     limit: int = 5
     lmt: bool = False
     attributes: Attributes = field(default_factory=Attributes)
+    app: str = ""  # the key that sent it: whose webhooks hear of this device's presence
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class OfferServer:
         global_caps: GlobalCaps,
         max_accuracy_m: float = 200.0,
         per_merchant: int = 2,
+        tracker: PresenceTracker | None = None,
     ) -> None:
         self.catalog = catalog
         self.capper = capper
@@ -85,6 +88,7 @@ class OfferServer:
         self.per_merchant = per_merchant
         self.stats = ServingStats()
         self.quick = True
+        self.tracker = tracker
 
     def nearby(self, query: NearbyQuery) -> NearbyAnswer:
         """Blocks for at most one cap-store call and one event append, each bounded by the Redis timeout.
@@ -103,6 +107,8 @@ class OfferServer:
         unlogged = ([outcome.ping] if outcome.ping else []) + outcome.unlogged
         if unlogged:
             self._append(unlogged)
+        if self.tracker is not None and not query.lmt:  # limit-ad-tracking pings move nothing
+            self.tracker.seen(key, query.device_id, query.app, [Fix(query.point, query.at, query.accuracy_m)])
         return NearbyAnswer(outcome.served, cell, outcome.degraded)
 
     def _serve(

@@ -37,3 +37,18 @@ def events_stream(prefix: str) -> str:
 def consumer_lock(prefix: str) -> str:
     """Held by the one process that moves the event stream into the event store."""
     return f"{prefix}:consumer:lock"
+
+
+def presence(prefix: str, device_key: str) -> str:
+    """One device's presence in fences (``lua/presence.lua``)."""
+    return f"{prefix}:{{{device_key}}}:presence"
+
+
+def presence_due(prefix: str) -> str:
+    """Devices by when their oldest presence times out: what the sweeper reads."""
+    return f"{prefix}:presence:due"
+
+
+def transitions_stream(prefix: str) -> str:
+    """Enter, dwell and exit as they fire, with the raw device id, for the trigger worker (pending deliveries)."""
+    return f"{prefix}:transitions"

@@ -1,10 +1,13 @@
-"""What Redis holds about one device, found and deleted for an erasure: its cap counters (every key under its
-``{device_key}`` hash tag) and its events still waiting in the stream."""
+"""What Redis holds about one device, found and deleted for an erasure: its cap counters and presence (every key
+under its ``{device_key}`` hash tag), its place in the presence sweeper, and its events and transitions still
+waiting in their streams."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import orjson
 import redis
 
 from geotarget.measurement.events import Event
@@ -28,23 +31,35 @@ class RedisDeviceData:
         pattern = keys.device_pattern(self.prefix, device_key).replace("[", "\\[")
         for name in self.client.scan_iter(match=pattern, count=_PAGE):
             deleted_keys += int(self.client.delete(name))
-        entries = 0
-        stream, last = keys.events_stream(self.prefix), "-"
+        self.client.zrem(keys.presence_due(self.prefix), device_key)
+        entries = self._drop(keys.events_stream(self.prefix), lambda fields: _event_of(fields, device_key))
+        entries += self._drop(keys.transitions_stream(self.prefix), lambda fields: _transition_of(fields, device_key))
+        return deleted_keys, entries
+
+    def _drop(self, stream: str, belongs: Callable[[Any], bool]) -> int:
+        entries, last = 0, "-"
         while True:
             chunk: Any = self.client.xrange(stream, min=last, max="+", count=_PAGE)
             if not chunk:
                 break
-            doomed = [entry_id for entry_id, fields in chunk if _belongs(fields, device_key)]
+            doomed = [entry_id for entry_id, fields in chunk if belongs(fields)]
             if doomed:
                 entries += int(self.client.xdel(stream, *doomed))
             if len(chunk) < _PAGE:
                 break
             last = "(" + str(chunk[-1][0])
-        return deleted_keys, entries
+        return entries
 
 
-def _belongs(fields: Any, device_key: str) -> bool:
+def _event_of(fields: Any, device_key: str) -> bool:
     try:
-        return Event.from_json(fields["e"]).device_key == device_key
+        return Event.from_json(fields[b"e"] if b"e" in fields else fields["e"]).device_key == device_key
+    except Exception:
+        return False
+
+
+def _transition_of(fields: Any, device_key: str) -> bool:
+    try:
+        return bool(orjson.loads(fields[b"t"] if b"t" in fields else fields["t"])["device_key"] == device_key)
     except Exception:
         return False

@@ -132,7 +132,7 @@ class StreamConsumer:
 class ConsumerThread:
     """Runs a ``StreamConsumer`` in the background of a server process: it writes only while it holds the lock,
     so with several workers exactly one of them moves events at a time. The holder also runs ``housekeeping``
-    (retention, compaction) every ``housekeeping_every_s``."""
+    (retention, compaction) every ``housekeeping_every_s`` and ``sweep`` (presence timeouts) every lap."""
 
     def __init__(
         self,
@@ -140,8 +140,10 @@ class ConsumerThread:
         housekeeping: Callable[[], object] | None = None,
         housekeeping_every_s: float = 600.0,
         linger_ms: int = 2_000,
+        sweep: Callable[[], object] | None = None,
     ) -> None:
         self.consumer = consumer
+        self.sweep = sweep
         self.housekeeping = housekeeping
         self.housekeeping_every_s = housekeeping_every_s
         self.linger_ms = linger_ms
@@ -163,6 +165,8 @@ class ConsumerThread:
             try:
                 if self.consumer.lead():
                     self.consumer.poll(block_ms=500, linger_ms=self.linger_ms)
+                    if self.sweep:
+                        self.sweep()
                     if self.housekeeping and time.monotonic() - last_housekeeping >= self.housekeeping_every_s:
                         last_housekeeping = time.monotonic()
                         self.housekeeping()

@@ -1,0 +1,91 @@
+"""Moves presence for every ping geotarget sees and hands what fired to the trigger worker.
+
+Called on the request path (``/v1/nearby``, ``POST /v1/pings``) after the answer is decided. A presence fault
+never changes an answer or refuses a ping: it is logged and counted, and the device's next ping catches up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from geofences import LatLng
+from geotarget.catalog.snapshot import Catalog
+from geotarget.triggers.presence import Fired, PresencePing, PresenceRules, Transition, sightings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One ping as presence needs it."""
+
+    point: LatLng
+    at: datetime
+    accuracy_m: float | None = None
+
+
+class PresenceStore(Protocol):
+    def apply(self, device_key: str, device_id: str, app: str, pings: Sequence[PresencePing]) -> list[Transition]:
+        """Apply one device's pings (timestamp order) atomically; the transitions they fired."""
+
+    def sweep(self, now: datetime, limit: int = 500) -> list[Fired]:
+        """Exits of presences that timed out by ``now``."""
+
+    def publish(self, fired: Sequence[Fired]) -> None:
+        """Hand transitions to the trigger worker."""
+
+
+@dataclass
+class PresenceStats:
+    transitions: int = 0
+    failures: int = 0
+
+
+class PresenceTracker:
+    def __init__(self, catalog: Catalog, store: PresenceStore, rules: PresenceRules) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.rules = rules
+        self.stats = PresenceStats()
+
+    def seen(self, device_key: str, device_id: str, app: str, fixes: Sequence[Fix]) -> list[Fired]:
+        """Move one device's presence by its (non-``lmt``) pings, in any order."""
+        index = self.catalog.index
+        ordered = sorted(fixes, key=lambda f: f.at)
+        pings = [
+            PresencePing(f.at, f.accuracy_m, sightings(index, f.point, f.accuracy_m, self.rules), f.point)
+            for f in ordered
+        ]
+        try:
+            moved = self.store.apply(device_key, device_id, app, pings)
+            fired = [Fired(device_key, device_id, app, self._measured(t, pings)) for t in moved]
+            self.store.publish(fired)
+        except Exception as exc:
+            self.stats.failures += 1
+            log.warning("presence not moved (%s); the device's next ping catches up", exc.__class__.__name__)
+            return []
+        self.stats.transitions += len(fired)
+        return fired
+
+    def sweep(self, now: datetime) -> list[Fired]:
+        """Exits for devices gone silent; safe to run in several workers at once."""
+        fired = self.store.sweep(now)
+        self.store.publish(fired)
+        self.stats.transitions += len(fired)
+        return fired
+
+    def _measured(self, transition: Transition, pings: Sequence[PresencePing]) -> Transition:
+        """An exit by a ping beyond the band carries that ping's distance to the fence (the engine does not know
+        it: only fences near the ping are sent)."""
+        if transition.kind != "exit" or transition.distance_m is not None:
+            return transition
+        shape = self.catalog.index.shape(transition.fence_id)
+        ping = next((p for p in pings if p.at == transition.at), None)
+        if shape is None or ping is None or ping.point is None:
+            return transition
+        distance = round(shape.distance_m(ping.point), 1)
+        return Transition("exit", transition.fence_id, transition.at, transition.dwell_s, distance)
