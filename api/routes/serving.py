@@ -7,6 +7,7 @@ dependency does (tests override it the same way)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import cast
 
 from fastapi import APIRouter, Request, Response
@@ -29,18 +30,19 @@ async def nearby(request: Request) -> Response:
     """The best offers for a device at (lat, lon), best first, each counted against its caps."""
     principal = await authorize(request, "app")
     at = await clock(request)
-    params = NearbyParams.model_validate(dict(request.query_params))
-    wants = {i.strip() for i in (params.interests or "").split(",") if i.strip()}
-    attributes = Attributes(
-        age=params.age, gender=params.gender, interests=frozenset(wants), os=params.os, language=params.language
-    )
-    point = LatLng(lat=params.lat, lon=params.lon)
-    query = NearbyQuery(
-        point, params.device_id, at, params.accuracy_m, params.limit, params.lmt, attributes, principal.key_id
-    )
+    query = _query(NearbyParams.model_validate(dict(request.query_params)), at, principal.key_id)
     server = cast(Runtime, request.app.state.runtime).server
     # Inline on the event loop while Redis answers quickly (a thread hop costs more than the call); on threads
     # after a fault or a slow answer, so a slow Redis holds up this request, not the whole worker.
     answer = server.nearby(query) if server.quick else await run_in_threadpool(server.nearby, query)
     # built and checked once here; handing FastAPI the model would validate and encode it a second time
     return Response(NearbyOut.of(answer).model_dump_json(), media_type="application/json")
+
+
+def _query(params: NearbyParams, at: datetime, app: str) -> NearbyQuery:
+    wants = {i.strip() for i in (params.interests or "").split(",") if i.strip()}
+    attributes = Attributes(
+        age=params.age, gender=params.gender, interests=frozenset(wants), os=params.os, language=params.language
+    )
+    point = LatLng(lat=params.lat, lon=params.lon)
+    return NearbyQuery(point, params.device_id, at, params.accuracy_m, params.limit, params.lmt, attributes, app)

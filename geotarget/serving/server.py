@@ -107,7 +107,8 @@ class OfferServer:
         unlogged = ([outcome.ping] if outcome.ping else []) + outcome.unlogged
         if unlogged:
             self._append(unlogged)
-        if self.tracker is not None and not query.lmt:  # limit-ad-tracking pings move nothing
+        # limit-ad-tracking pings move nothing; after a cap-store fault in this request, Redis is not asked again
+        if self.tracker is not None and not query.lmt and outcome.ping is None:
             self.tracker.seen(key, query.device_id, query.app, [Fix(query.point, query.at, query.accuracy_m)])
         return NearbyAnswer(outcome.served, cell, outcome.degraded)
 
