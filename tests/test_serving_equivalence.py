@@ -147,6 +147,16 @@ def random_request(rng: random.Random, world: World) -> tuple[LatLng, MatchReque
     return point, MatchRequest(at, accuracy, attributes, 200.0, rng.choice((1, 2, 3)))
 
 
+def populated(rng: random.Random, fences: int, offers: int) -> World:
+    world = World(rng)
+    width = len(str(offers - 1))
+    for i in range(fences):
+        world.put_fence(f"f{i:0{width}d}")
+    for i in range(offers):
+        world.put_offer(f"o{i:0{width}d}")
+    return world
+
+
 def agree(world: World, view: CatalogView, rng: random.Random, requests: int) -> int:
     answered = 0
     for _ in range(requests):
@@ -159,11 +169,7 @@ def agree(world: World, view: CatalogView, rng: random.Random, requests: int) ->
 
 def test_fast_path_ranks_exactly_like_the_reference_before_and_after_writes() -> None:
     rng = random.Random(20261124)
-    world = World(rng)
-    for i in range(160):
-        world.put_fence(f"f{i:03d}")
-    for i in range(320):
-        world.put_offer(f"o{i:03d}")
+    world = populated(rng, 160, 320)
     before = world.builder.view({})
     answered = agree(world, before, rng, 5_000)
 
@@ -181,11 +187,7 @@ def test_fast_path_ranks_exactly_like_the_reference_before_and_after_writes() ->
 
 def test_a_view_taken_before_writes_keeps_answering_as_before() -> None:
     rng = random.Random(7)
-    world = World(rng)
-    for i in range(40):
-        world.put_fence(f"f{i:02d}")
-    for i in range(80):
-        world.put_offer(f"o{i:02d}")
+    world = populated(rng, 40, 80)
     old = world.builder.view({})
     requests = [random_request(rng, world) for _ in range(300)]
     expected = [world.reference(p, r) for p, r in requests]

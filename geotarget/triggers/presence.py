@@ -88,7 +88,7 @@ def sightings(
 ) -> tuple[Sighting, ...]:
     """The fences a ping sees: inside it, or within the exit band (a coarse ping sees only the ones it is in)."""
     band = rules.band_m(accuracy_m) if rules.accurate(accuracy_m) else 0.0
-    found = index.nearby(point, band) if band else [p for p in index.nearby(point, 0.0) if p.inside]
+    found = index.nearby(point, band)  # within 0 m: only the fences the point is in
     known = thresholds or {}
     return tuple(Sighting(p.fence_id, p.inside, p.distance_m, known.get(p.fence_id, (DEFAULT_DWELL_S,))) for p in found)
 
