@@ -163,12 +163,16 @@ def import_fences(
 @app.command()
 def consume() -> None:
     """Move events from the Redis stream into the event store, until stopped (SIGTERM/Ctrl-C)."""
+    _until_stopped(Runtime.open(Settings(), follow=False, consume=True, deliver=False), "event consumer")
+
+
+def _until_stopped(runtime: Runtime, what: str) -> None:
+    """Keep the runtime's background loops going until SIGTERM or Ctrl-C."""
     import signal
     import threading
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    runtime = Runtime.open(Settings(), follow=False, consume=True)  # the same loop as inside `serve`
     try:
         while not stop.wait(1.0):
             pass
@@ -176,7 +180,14 @@ def consume() -> None:
         pass
     finally:
         runtime.close()
-        console.print("event consumer stopped")
+        console.print(f"{what} stopped")
+
+
+@app.command()
+def deliver() -> None:
+    """Run the trigger and delivery loops (transitions into signed webhook and broker deliveries), until stopped.
+    Any number may run; ``serve`` runs them too unless GEOTARGET_DELIVER_IN_SERVE=false."""
+    _until_stopped(Runtime.open(Settings(), follow=True, consume=False, deliver=True), "delivery worker")
 
 
 @app.command()

@@ -15,7 +15,7 @@ from geotarget.catalog.fences import BulkResult
 from geotarget.catalog.model import Offer
 from geotarget.errors import GeotargetError
 from geotarget.measurement.pings import PingResult
-from geotarget.serving.server import NearbyAnswer
+from geotarget.serving.server import NearbyAnswer, shown
 
 
 class ErrorDetail(BaseModel):
@@ -244,21 +244,8 @@ class NearbyOut(BaseModel):
 
     @classmethod
     def of(cls, answer: NearbyAnswer) -> NearbyOut:
-        offers = [
-            NearbyOffer.model_construct(  # from the catalog's own checked records: nothing to validate
-                offer_id=s.candidate.offer.id,
-                merchant_id=s.candidate.offer.merchant_id,
-                title=s.candidate.offer.title,
-                body=s.candidate.offer.body,
-                url=None if s.candidate.offer.url is None else str(s.candidate.offer.url),
-                image_url=None if s.candidate.offer.image_url is None else str(s.candidate.offer.image_url),
-                special=s.candidate.offer.special,
-                geofence_id=s.candidate.fence_id,
-                inside=s.candidate.inside,
-                distance_m=round(s.candidate.distance_m, 1),
-                impression_id=s.impression_id,
-            )
-            for s in answer.offers
+        offers = [  # from the catalog's own checked records: nothing to validate
+            NearbyOffer.model_construct(**shown(s.candidate), impression_id=s.impression_id) for s in answer.offers
         ]
         return cls.model_construct(offers=offers, cell=answer.cell, degraded=answer.degraded)
 

@@ -40,6 +40,8 @@ from geotarget.store.redis_devices import RedisDeviceData
 from geotarget.store.redis_presence import RedisPresence
 from geotarget.store.repository import Repository
 from geotarget.store.stream_consumer import ConsumerThread, StreamConsumer
+from geotarget.trigger_loops import TriggerLoops
+from geotarget.triggers.service import WebhookService
 from geotarget.triggers.tracker import Fix, PresenceTracker
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ class Runtime:
     events: ParquetEventStore
     consumer: StreamConsumer
     reports: ReportService
+    webhooks: WebhookService
+    triggers: TriggerLoops
     keys: KeyCache = field(default_factory=KeyCache)
     follower: FenceFollower | None = None
     consumer_thread: ConsumerThread | None = None
@@ -67,7 +71,9 @@ class Runtime:
     embedded: EmbeddedRedis | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, settings: Settings, *, follow: bool = True, consume: bool | None = None) -> Runtime:
+    def open(
+        cls, settings: Settings, *, follow: bool = True, consume: bool | None = None, deliver: bool | None = None
+    ) -> Runtime:
         embedded = None
         redis_url = settings.redis_url
         if not redis_url:
@@ -109,6 +115,7 @@ class Runtime:
         )
 
         reports = ReportService(repository, events, settings.report_min_devices)
+        triggers = TriggerLoops.open(settings, redis_url, catalog, database.session_factory(engine), server)
         runtime = cls(
             settings,
             engine,
@@ -123,6 +130,8 @@ class Runtime:
             events,
             consumer,
             reports,
+            triggers.webhooks(catalog),
+            triggers,
             embedded=embedded,
         )
         if follow:
@@ -142,6 +151,8 @@ class Runtime:
             )
 
             runtime.consumer_thread.start()
+        if settings.deliver_in_serve if deliver is None else deliver:
+            triggers.start()
         return runtime
 
     def close(self) -> None:
@@ -149,6 +160,7 @@ class Runtime:
             self.follower.stop()
         if self.consumer_thread is not None:
             self.consumer_thread.stop()
+        self.triggers.close()
         self.consumer.client.close()
         self.redis.close()
         self.notifier.client.close()
@@ -192,7 +204,7 @@ class Runtime:
         redis_data = RedisDeviceData(self.consumer.client, self.settings.redis_prefix)  # no 50 ms serving timeout
         return erase_device(device_id, self.server.device_secret, self.repository, redis_data, self.events)
 
-    def metrics(self) -> list[tuple[str, str, int]]:
+    def metrics(self) -> list[tuple[str, str, float]]:
         """(name, Prometheus type, value) of this worker's counters and gauges."""
         stats = self.server.stats
         return [
@@ -201,6 +213,7 @@ class Runtime:
             ("offers_cap_blocked_total", "counter", stats.cap_blocked),
             ("nearby_degraded_total", "counter", stats.degraded),
             ("event_append_failures_total", "counter", stats.event_failures),
+            *self.triggers.metrics(),
             ("fences", "gauge", len(self.catalog.index)),
             ("catalog_change_seq", "gauge", self.catalog.seq),
         ]

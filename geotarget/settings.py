@@ -11,6 +11,7 @@ from geofences import FenceLimits
 from geofences.archives import ArchiveLimits
 from geofences.formats import UploadLimits
 from geotarget.triggers.presence import PresenceRules
+from geotarget.triggers.webhooks import RetryPolicy
 
 
 class Settings(BaseSettings):
@@ -29,6 +30,13 @@ class Settings(BaseSettings):
     triggers: bool = True  # move presence (enter / dwell / exit) for every ping seen
     exit_margin_m: float = Field(default=25.0, ge=0, le=1_000)
     presence_timeout_s: int = Field(default=1_800, ge=60, le=7 * 86_400)
+    deliver_in_serve: bool = True  # run the trigger and delivery loops in every serving worker
+    webhook_allow_private: bool = False  # let deliveries reach loopback and private addresses
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_base_s: float = Field(default=10.0, gt=0, le=3_600)  # first retry's wait (then doubling)
+    webhook_give_up_s: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
+    webhook_parallel: int = Field(default=16, ge=1, le=256)  # deliveries in flight per delivery worker
+    webhook_claim_idle_s: float = Field(default=60.0, ge=1, le=3_600)  # a taken entry this idle lost its worker
     max_fence_area_m2: float = Field(default=25_000_000.0, gt=0)
     max_fence_vertices: int = Field(default=10_000, ge=4)
     max_fence_cells: int = Field(default=10_000, ge=100)
@@ -69,6 +77,9 @@ class Settings(BaseSettings):
 
     def presence_rules(self) -> PresenceRules:
         return PresenceRules(self.max_accuracy_m, self.exit_margin_m, self.presence_timeout_s)
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.webhook_retry_base_s, min(3_600.0, self.webhook_give_up_s), self.webhook_give_up_s)
 
     def fence_limits(self) -> FenceLimits:
         return FenceLimits(

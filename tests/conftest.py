@@ -64,7 +64,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     with engine.begin() as connection:  # each test starts from empty tables
         connection.execute(
             sqlalchemy.text(
-                "DROP TABLE IF EXISTS api_keys, offers, geofences, changes, notes, erasures, merchants, "
+                "DROP TABLE IF EXISTS api_keys, offers, geofences, changes, notes, erasures, webhooks, merchants, "
                 "alembic_version CASCADE"
             )
         )
@@ -81,6 +81,7 @@ def make_settings(tmp_path: Path, redis_url: str, database_url: str, **overrides
         "redis_prefix": f"t{secrets.token_hex(4)}",
         "sync_poll_s": 0.1,
         "consume_in_serve": False,  # tests drive the consumer themselves (see test_events_and_reports.py)
+        "deliver_in_serve": False,  # and the trigger loops (see test_webhooks.py)
         "cpu_workers": 0,  # fence work in the test thread; tests of the pool itself turn it on
     }
     values.update(overrides)

@@ -24,9 +24,11 @@ from pydantic import (
     WithJsonSchema,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 from geotarget.serving.schedule import Schedule, parse_schedule, schedule_to_json
+from geotarget.triggers.presence import DEFAULT_DWELL_S
 
 OfferStatus = Literal["draft", "active", "paused", "ended"]
 
@@ -130,6 +132,27 @@ class Targeting(BaseModel):
         return value
 
 
+class Trigger(BaseModel):
+    """Push the offer when a device enters, dwells in or leaves one of its fences (docs/triggers.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    on: Literal["enter", "dwell", "exit"]
+    dwell_s: int | None = Field(
+        default=None, ge=60, le=86_400, description="dwell only: seconds inside before it fires (default 300)"
+    )
+
+    @model_validator(mode="after")
+    def _dwell_only(self) -> Trigger:
+        if self.dwell_s is not None and self.on != "dwell":
+            raise ValueError("dwell_s is only for a trigger with on = 'dwell'")
+        return self
+
+    @property
+    def threshold_s(self) -> int | None:
+        """How long a dwell waits; None for enter and exit."""
+        return (self.dwell_s or DEFAULT_DWELL_S) if self.on == "dwell" else None
+
+
 def _compact(value: BaseModel) -> dict[str, Any]:
     return value.model_dump(exclude_none=True)
 
@@ -156,6 +179,7 @@ class OfferFields(BaseModel):
     status: OfferStatus = "active"
     daily_budget: int | None = Field(default=None, ge=1, le=1_000_000_000, description="most impressions a day")
     timezone: str | None = Field(default=None, max_length=64, description="cap windows; default: merchant's")
+    trigger: Trigger | None = Field(default=None, description="push it on enter, dwell or exit (docs/triggers.md)")
 
     @field_serializer("caps", "targeting")
     def _given_only(self, value: BaseModel) -> dict[str, Any]:

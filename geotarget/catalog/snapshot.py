@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -26,6 +26,7 @@ from geotarget.catalog.model import Fence, Offer
 from geotarget.catalog.shapes import shape_of
 from geotarget.catalog.view import CatalogView, FencePlace, ViewBuilder
 from geotarget.store.repository import EVERYONE, Change, Repository
+from geotarget.triggers.presence import DEFAULT_DWELL_S
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Catalog:
         self._meta: dict[str, FenceMeta] = {}
         self._offers: dict[str, Offer] = {}
         self._by_fence: dict[str, dict[str, Offer]] = {}
+        self.triggered: dict[str, tuple[Offer, ...]] = {}  # fence id -> offers with a trigger (tuples: never mutated)
+        self.dwell_thresholds: dict[str, tuple[int, ...]] = {}  # fence id -> dwell times, where not just the default
         self.timezones: dict[str, str] = {}  # fence id -> IANA zone, for schedules
         self.merchant_caps: dict[str, int] = {}  # merchant id -> impressions per device per day, where set
         self._seq = 0
@@ -140,7 +143,23 @@ class Catalog:
             self._offers[offer_id] = offer
             for fence_id in offer.geofence_ids:
                 self._by_fence.setdefault(fence_id, {})[offer_id] = offer
+        touched = {*(old.geofence_ids if old else ()), *(offer.geofence_ids if offer else ())}
+        self._index_triggers(touched)
         self._builder.set_offer(offer_id, offer)
+
+    def _index_triggers(self, fence_ids: Iterable[str]) -> None:
+        """Keep ``triggered`` and ``dwell_thresholds`` for these fences (each entry replaced in one assignment)."""
+        for fence_id in fence_ids:
+            offers = tuple(o for o in self._by_fence.get(fence_id, {}).values() if o.trigger is not None)
+            waits = {t for o in offers if o.trigger and (t := o.trigger.threshold_s) is not None}
+            if offers:
+                self.triggered[fence_id] = offers
+            else:
+                self.triggered.pop(fence_id, None)
+            if waits - {DEFAULT_DWELL_S}:
+                self.dwell_thresholds[fence_id] = tuple(sorted(waits | {DEFAULT_DWELL_S}))
+            else:
+                self.dwell_thresholds.pop(fence_id, None)
 
     # -- loading ----------------------------------------------------------------------------------------------
 
@@ -158,6 +177,8 @@ class Catalog:
             for offer in offers:
                 for fence_id in offer.geofence_ids:
                     self._by_fence.setdefault(fence_id, {})[offer.id] = offer
+            self.triggered, self.dwell_thresholds = {}, {}
+            self._index_triggers(list(self._by_fence))
             self._builder.rebuild(offers)
             self._put_merchants(repository, None)
             self._seq = seq

@@ -31,6 +31,7 @@ class Event:
     inside: bool = False
     distance_m: float = 0.0
     accuracy_m: float | None = None
+    trigger: str = ""  # an impression pushed on "enter", "dwell" or "exit"; "" when the app asked (pulled)
 
     def to_json(self) -> bytes:
         """One compact JSON document: a stream entry holds it in a single field (cheap to pack and parse)."""

@@ -11,19 +11,23 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
+from typing import Any
 
-from geofences import LatLng, cells
+from geofences import LatLng, Proximity, cells
+from geotarget.catalog.model import Offer
 from geotarget.catalog.snapshot import Catalog
 from geotarget.catalog.timezones import timezone_at
 from geotarget.measurement.devices import device_key
 from geotarget.measurement.events import Event, EventSink, ping_event_id
-from geotarget.serving import search
+from geotarget.serving import matcher, search
 from geotarget.serving.caps import Capper, Counter, GlobalCaps, counters_for
 from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.types import Attributes, Candidate
+from geotarget.triggers.dispatch import Pushed
+from geotarget.triggers.presence import Fired
 from geotarget.triggers.tracker import Fix, PresenceTracker
 
 log = logging.getLogger(__name__)
@@ -109,8 +113,39 @@ class OfferServer:
             self._append(unlogged)
         # limit-ad-tracking pings move nothing; after a cap-store fault in this request, Redis is not asked again
         if self.tracker is not None and not query.lmt and outcome.ping is None:
-            self.tracker.seen(key, query.device_id, query.app, [Fix(query.point, query.at, query.accuracy_m)])
+            fix = Fix(query.point, query.at, query.accuracy_m)
+            self.tracker.seen(key, query.device_id, query.app, [fix], query.attributes.to_json())
         return NearbyAnswer(outcome.served, cell, outcome.degraded)
+
+    def push(self, fired: Fired) -> Pushed | None:
+        """The best offer whose trigger this transition is, when live, targeted and within its caps: the same
+        matcher and the same atomic reservation as a pulled offer; its impression is counted with ``trigger``
+        set. Raises on a cap-store fault (the trigger worker tries the transition again)."""
+        t = fired.transition
+        offers = [o for o in self.catalog.triggered.get(t.fence_id, ()) if _fires(o, t.kind, t.threshold_s)]
+        shape = self.catalog.index.shape(t.fence_id)
+        if not offers or shape is None:
+            return None
+        request = MatchRequest(t.at, None, Attributes.from_json(fired.attributes), self.max_accuracy_m, 1)
+        place = Proximity(t.fence_id, True, 0.0)  # about the fence itself, whichever side the device is on
+        ranked = matcher.match(request, [place], {t.fence_id: offers}, self.catalog.timezones)
+        if not ranked:
+            return None
+        west, south, east, north = shape.bounds
+        query = NearbyQuery(LatLng((south + north) / 2, (west + east) / 2), fired.device_id, t.at, limit=1)
+        cell = cells.cell_to_str(cells.latlng_to_cell(query.point, self.catalog.view.res))
+        zone = self.catalog.timezones.get(t.fence_id, "UTC")
+        caps = self.catalog.view.merchant_caps
+        counters = [counters_for(c, t.at, zone, self.global_caps, caps.get(c.offer.merchant_id)) for c in ranked]
+        served = [Served(c, uuid.uuid4().hex) for c in ranked]
+        events = [replace(self._about(fired.device_key, query, cell, s, "impression"), trigger=t.kind) for s in served]
+        chosen, blocked = self._reserve(fired.device_key, counters, 1, [e.to_json() for e in events], None)
+        self.stats.cap_blocked += len(blocked)
+        if not chosen:
+            return None
+        self.stats.served += 1
+        pushed = served[chosen[0]]
+        return Pushed(shown(pushed.candidate), pushed.impression_id)
 
     def _serve(
         self, key: str, query: NearbyQuery, cell: str, ranked: Iterator[Candidate], ping: Event | None
@@ -239,6 +274,27 @@ class OfferServer:
         except Exception as exc:
             self.stats.event_failures += 1
             log.warning("could not append %d event(s): %s", len(events), exc.__class__.__name__)
+
+
+def shown(candidate: Candidate) -> dict[str, Any]:
+    """An offer as an app is shown it (``/v1/nearby``, and a push's ``offer``), without its impression id."""
+    offer = candidate.offer
+    return {
+        "offer_id": offer.id,
+        "merchant_id": offer.merchant_id,
+        "title": offer.title,
+        "body": offer.body,
+        "url": None if offer.url is None else str(offer.url),
+        "image_url": None if offer.image_url is None else str(offer.image_url),
+        "special": offer.special,
+        "geofence_id": candidate.fence_id,
+        "inside": candidate.inside,
+        "distance_m": round(candidate.distance_m, 1),
+    }
+
+
+def _fires(offer: Offer, kind: str, threshold_s: int | None) -> bool:
+    return offer.trigger is not None and offer.trigger.on == kind and offer.trigger.threshold_s == threshold_s
 
 
 @dataclass

@@ -42,6 +42,7 @@ SCHEMA = pa.schema(
         ("inside", pa.bool_()),
         ("distance_m", pa.float64()),
         ("accuracy_m", pa.float64()),
+        ("trigger", pa.string()),
         ("fences", pa.list_(pa.string())),  # for pings: the fences the device was inside
     ]
 )

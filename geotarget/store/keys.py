@@ -52,3 +52,33 @@ def presence_due(prefix: str) -> str:
 def transitions_stream(prefix: str) -> str:
     """Enter, dwell and exit as they fire, with the raw device id, for the trigger worker (pending deliveries)."""
     return f"{prefix}:transitions"
+
+
+def deliveries_stream(prefix: str) -> str:
+    """Webhook deliveries to send (entries name a delivery), read by the delivery workers' consumer group."""
+    return f"{prefix}:deliveries"
+
+
+def delivery(prefix: str, delivery_id: str) -> str:
+    """One delivery's state; while pending, also its body (which may hold a raw device id)."""
+    return f"{prefix}:delivery:{delivery_id}"
+
+
+def delivery_retries(prefix: str) -> str:
+    """Deliveries waiting for their next attempt, by when it is due (ms)."""
+    return f"{prefix}:deliveries:retry"
+
+
+def delivery_stats(prefix: str) -> str:
+    """Delivered, retried and failed counts and summed latency, over every delivery worker."""
+    return f"{prefix}:deliveries:stats"
+
+
+def webhook_index(prefix: str, subscription_id: str) -> str:
+    """A webhook's deliveries by when they were made, for listing."""
+    return f"{prefix}:webhook:{subscription_id}:deliveries"
+
+
+def device_deliveries(prefix: str, device_key: str) -> str:
+    """A device's pending deliveries (their bodies hold its raw id), for erasure."""
+    return f"{prefix}:{{{device_key}}}:deliveries"

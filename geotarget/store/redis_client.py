@@ -39,3 +39,9 @@ def persistence(client: redis.Redis) -> str:
     except redis.ResponseError:  # CONFIG is often disabled on managed Redis; INFO still tells about AOF
         info = client.info("persistence")
         return "aof" if info.get("aof_enabled") else "unknown"
+
+
+def connect_raw(url: str, socket_timeout_s: float = 10.0) -> redis.Redis:
+    """A client answering bytes (bodies are sent exactly as stored), for the trigger and delivery loops, whose
+    reads block up to a second; ``socket_timeout_s`` bounds each call."""
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=socket_timeout_s, socket_keepalive=True)

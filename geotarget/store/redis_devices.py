@@ -1,6 +1,6 @@
 """What Redis holds about one device, found and deleted for an erasure: its cap counters and presence (every key
-under its ``{device_key}`` hash tag), its place in the presence sweeper, and its events and transitions still
-waiting in their streams."""
+under its ``{device_key}`` hash tag), its place in the presence sweeper, its pending webhook deliveries, and its
+events and transitions still waiting in their streams."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class RedisDeviceData:
 
     def erase(self, device_key: str) -> tuple[int, int]:
         """Delete the device's keys and stream entries; returns (keys, stream entries) deleted."""
-        deleted_keys = 0
+        deleted_keys = self._drop_deliveries(device_key)
         pattern = keys.device_pattern(self.prefix, device_key).replace("[", "\\[")
         for name in self.client.scan_iter(match=pattern, count=_PAGE):
             deleted_keys += int(self.client.delete(name))
@@ -35,6 +35,18 @@ class RedisDeviceData:
         entries = self._drop(keys.events_stream(self.prefix), lambda fields: _event_of(fields, device_key))
         entries += self._drop(keys.transitions_stream(self.prefix), lambda fields: _transition_of(fields, device_key))
         return deleted_keys, entries
+
+    def _drop_deliveries(self, device_key: str) -> int:
+        """Pending deliveries whose bodies hold the device's raw id: gone, and out of the retry schedule (a stream
+        entry naming one is acknowledged unsent when a worker finds it gone)."""
+        pending = [
+            m.decode() if isinstance(m, bytes) else str(m)
+            for m in self.client.smembers(keys.device_deliveries(self.prefix, device_key))
+        ]
+        if not pending:
+            return 0
+        self.client.zrem(keys.delivery_retries(self.prefix), *pending)
+        return int(self.client.delete(*(keys.delivery(self.prefix, d) for d in pending)))
 
     def _drop(self, stream: str, belongs: Callable[[Any], bool]) -> int:
         entries, last = 0, "-"

@@ -3,9 +3,10 @@ device's keys in one slot), and fired transitions go to a Redis Stream for the t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import redis
@@ -16,18 +17,32 @@ from geotarget.triggers.presence import Fired, PresencePing, PresenceRules, Tran
 _SCRIPT = (Path(__file__).parent / "lua" / "presence.lua").read_text()
 KEEP_S = 86_400  # how long a device's newest ping time is remembered once nothing is present
 MAX_TRANSITIONS = 1_000_000  # approximate trim of the stream: a safety net if no trigger worker runs
+TRIGGER_GROUP = "triggers"
+CLAIM_IDLE_MS = 60_000  # a transition pending this long has lost its trigger worker
 
 
 class RedisPresence:
-    def __init__(self, client: redis.Redis, prefix: str, rules: PresenceRules) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, rules: PresenceRules, claim_idle_ms: int = CLAIM_IDLE_MS
+    ) -> None:
         self.client = client
+        self.claim_idle_ms = claim_idle_ms
         self.prefix = prefix
         self.rules = rules
         self.stream = keys.transitions_stream(prefix)
         self._move = client.register_script(_SCRIPT)
 
-    def apply(self, device_key: str, device_id: str, app: str, pings: Sequence[PresencePing]) -> list[Transition]:
-        argv: list[str | int | float] = ["ping", device_key, self.rules.timeout_s * 1000, KEEP_S, device_id, app]
+    def apply(
+        self,
+        device_key: str,
+        device_id: str,
+        app: str,
+        pings: Sequence[PresencePing],
+        attributes: Mapping[str, object] | None = None,
+    ) -> list[Transition]:
+        sender = orjson.dumps([app, attributes or {}])  # kept as the hash's '_app', so a timed-out exit knows it
+        argv: list[str | int | float | bytes] = ["ping", device_key, self.rules.timeout_s * 1000, KEEP_S, device_id]
+        argv.append(sender)
         argv.append(len(pings))
         for ping in pings:
             argv += [_ms(ping.at), int(self.rules.accurate(ping.accuracy_m)), len(ping.sightings)]
@@ -42,9 +57,35 @@ class RedisPresence:
         fired: list[Fired] = []
         for device_key in map(_text, due):
             argv: list[str | int] = ["sweep", device_key, self.rules.timeout_s * 1000, KEEP_S, _ms(now)]
-            device_id, app, flat = self._move(keys=self._keys(device_key), args=argv)
-            fired += [Fired(device_key, _text(device_id), _text(app), t) for t in _transitions(flat)]
+            device_id, sender, flat = self._move(keys=self._keys(device_key), args=argv)
+            app, attributes = orjson.loads(sender) if sender else ("", {})
+            fired += [Fired(device_key, _text(device_id), app, t, attributes) for t in _transitions(flat)]
         return fired
+
+    def ensure_group(self) -> None:
+        try:
+            self.client.xgroup_create(self.stream, TRIGGER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def take(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, Fired | None]]:
+        """Transitions for the trigger worker: those a dead worker left first, then new ones. ``None`` stands
+        for an entry erased meanwhile (acknowledge it, nothing to do)."""
+        claimed: Any = self.client.xautoclaim(
+            self.stream, TRIGGER_GROUP, consumer, self.claim_idle_ms, "0-0", count=count
+        )
+        entries = list(claimed[1])
+        if not entries:
+            answer: Any = self.client.xreadgroup(
+                TRIGGER_GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms
+            )
+            entries = list(answer[0][1]) if answer else []
+        return [(_text(entry), _fired(fields[b"t"]) if fields else None) for entry, fields in entries]
+
+    def ack(self, entry_ids: Sequence[str]) -> None:
+        if entry_ids:
+            self.client.xack(self.stream, TRIGGER_GROUP, *entry_ids)
 
     def publish(self, fired: Sequence[Fired]) -> None:
         """Hand fired transitions to the trigger worker, in one pipelined round trip."""
@@ -57,6 +98,14 @@ class RedisPresence:
 
     def _keys(self, device_key: str) -> list[str]:
         return [keys.presence(self.prefix, device_key), keys.presence_due(self.prefix)]
+
+
+def _fired(raw: bytes) -> Fired:
+    data = orjson.loads(raw)
+    t = data["transition"]
+    at = datetime.fromisoformat(t["at"])
+    transition = Transition(t["kind"], t["fence_id"], at, t["dwell_s"], t["distance_m"], t["threshold_s"])
+    return Fired(data["device_key"], data["device_id"], data["app"], transition, data.get("attributes") or {})
 
 
 def _ms(at: datetime) -> int:

@@ -77,6 +77,7 @@ class Fired:
     device_id: str
     app: str
     transition: Transition
+    attributes: Mapping[str, object] = field(default_factory=dict)  # what the app said of its user, for targeting
 
 
 def sightings(

@@ -7,7 +7,7 @@ never changes an answer or refuses a ping: it is logged and counted, and the dev
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -29,7 +29,14 @@ class Fix:
 
 
 class PresenceStore(Protocol):
-    def apply(self, device_key: str, device_id: str, app: str, pings: Sequence[PresencePing]) -> list[Transition]:
+    def apply(
+        self,
+        device_key: str,
+        device_id: str,
+        app: str,
+        pings: Sequence[PresencePing],
+        attributes: Mapping[str, object] | None = None,
+    ) -> list[Transition]:
         """Apply one device's pings (timestamp order) atomically; the transitions they fired."""
 
     def sweep(self, now: datetime, limit: int = 500) -> list[Fired]:
@@ -52,17 +59,26 @@ class PresenceTracker:
         self.rules = rules
         self.stats = PresenceStats()
 
-    def seen(self, device_key: str, device_id: str, app: str, fixes: Sequence[Fix]) -> list[Fired]:
-        """Move one device's presence by its (non-``lmt``) pings, in any order."""
-        index = self.catalog.index
+    def seen(
+        self,
+        device_key: str,
+        device_id: str,
+        app: str,
+        fixes: Sequence[Fix],
+        attributes: Mapping[str, object] | None = None,
+    ) -> list[Fired]:
+        """Move one device's presence by its (non-``lmt``) pings, in any order. ``attributes``: what the app
+        said of its user (kept with the presence, so a push is targeted as a pulled offer is)."""
+        index, waits = self.catalog.index, self.catalog.dwell_thresholds
         ordered = sorted(fixes, key=lambda f: f.at)
         pings = [
-            PresencePing(f.at, f.accuracy_m, sightings(index, f.point, f.accuracy_m, self.rules), f.point)
+            PresencePing(f.at, f.accuracy_m, sightings(index, f.point, f.accuracy_m, self.rules, waits), f.point)
             for f in ordered
         ]
         try:
-            moved = self.store.apply(device_key, device_id, app, pings)
-            fired = [Fired(device_key, device_id, app, self._measured(t, pings)) for t in moved]
+            moved = self.store.apply(device_key, device_id, app, pings, attributes)
+            said = dict(attributes or {})
+            fired = [Fired(device_key, device_id, app, self._measured(t, pings), said) for t in moved]
             self.store.publish(fired)
         except Exception as exc:
             self.stats.failures += 1

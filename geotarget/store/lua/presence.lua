@@ -1,17 +1,17 @@
 -- Move one device's presence in fences (the rules: geotarget/triggers/presence.py), atomically.
 --
 -- KEYS[1] the device's presence hash (under its hash tag): '_ts' newest ping applied (ms), '_id'/'_app' the raw
---         device id and the app that sent it (kept only while the device is present somewhere, for exit
---         deliveries), and per present fence 'f:<fence id>' = 'entered ms,last inside ms,dwelled s,distance m'
+--         device id and who sent it (JSON [app key id, targeting attributes]; kept only while the device is
+--         present somewhere, for exit deliveries and pushes), and per present fence 'f:<fence id>' = 'entered ms,last inside ms,dwelled s,distance m'
 -- KEYS[2] the sweeper's sorted set: device key -> when its oldest presence times out (ms)
 -- ARGV[1] 'ping' or 'sweep'; ARGV[2] device key; ARGV[3] timeout (ms); ARGV[4] seconds the hash outlives its
 --         last change
--- ping:  ARGV[5] raw device id, ARGV[6] app, ARGV[7] number of pings, then per ping (in timestamp order):
+-- ping:  ARGV[5] raw device id, ARGV[6] sender, ARGV[7] number of pings, then per ping (in timestamp order):
 --        ts ms, accurate 1/0, n sightings, then n times: fence id, inside 1/0, distance m, dwell thresholds
 --        ('300,600')
 -- sweep: ARGV[5] now (ms)
 --
--- Returns { raw device id, app (as stored before this call: a sweep needs them), transitions flat, 6 values each:
+-- Returns { raw device id, sender (as stored before this call: a sweep needs them), transitions flat, 6 values each:
 -- kind, fence id, at ms, dwell s, distance m ('' unknown), dwell threshold s ('' for enter and exit) }.
 local key, due = KEYS[1], KEYS[2]
 local mode, device, timeout, keep_s = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])

@@ -1,0 +1,227 @@
+"""Sending a signed event: an HTTP POST, or a publish to NATS, MQTT or AMQP (RabbitMQ), behind one call.
+
+Every send resolves the host itself, refuses loopback, private and link-local addresses unless allowed
+(``triggers.webhooks.refusal``), and then connects to the address it checked: a name that resolves differently
+a moment later (DNS rebinding) cannot redirect it. HTTP redirects are not followed. Broker connections are kept
+and reused per server; a broken one is dropped and made again on the next send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from geotarget.triggers.webhooks import Sent, Target, TargetError, parse_target, refusal
+
+Resolver = Callable[[str, int], list[str]]
+
+
+def resolve(host: str, port: int) -> list[str]:
+    return list(dict.fromkeys(str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+
+
+class Transports:
+    def __init__(self, allow_private: bool, timeout_s: float = 10.0, resolver: Resolver = resolve) -> None:
+        self.allow_private = allow_private
+        self.timeout_s = timeout_s
+        self.resolver = resolver
+        self._http = httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False)
+        self._brokers: dict[tuple[str, str, int, str], _Broker] = {}
+        self._lock = threading.Lock()
+
+    def address(self, target: Target) -> str:
+        """The checked address to connect to, or ``TargetError`` saying why there is none."""
+        try:
+            found = self.resolver(target.host, target.port)
+        except OSError as exc:
+            raise TargetError(f"{target.host} does not resolve ({exc.__class__.__name__})") from None
+        if not found:
+            raise TargetError(f"{target.host} does not resolve")
+        for address in found:
+            reason = refusal(address, self.allow_private)
+            if reason:
+                raise TargetError(f"{target.host}: {reason}")
+        return found[0]
+
+    def send(self, url: str, headers: Mapping[str, str], body: bytes) -> Sent:
+        started = time.perf_counter()
+        try:
+            target = parse_target(url)
+            address = self.address(target)
+            if target.broker:
+                self._broker(url, target, address).publish(target.path, dict(headers), body, self.timeout_s)
+                return Sent(True, latency_ms=_since(started))
+            return self._post(target, address, headers, body, started)
+        except TargetError as exc:
+            return Sent(False, error=str(exc), latency_ms=_since(started))
+        except Exception as exc:
+            return Sent(False, error=f"{exc.__class__.__name__}: {exc}"[:300], latency_ms=_since(started))
+
+    def _post(self, target: Target, address: str, headers: Mapping[str, str], body: bytes, started: float) -> Sent:
+        host = f"[{address}]" if ":" in address else address
+        default = {"http": 80, "https": 443}[target.scheme]
+        authority = target.host if target.port == default else f"{target.host}:{target.port}"
+        response = self._http.post(
+            f"{target.scheme}://{host}:{target.port}{target.path}",
+            content=body,
+            headers={**headers, "Host": authority, "User-Agent": "geotarget-webhooks/1"},
+            extensions={"sni_hostname": target.host},
+        )
+        ok = 200 <= response.status_code < 300
+        error = "" if ok else f"the receiver answered {response.status_code}"
+        return Sent(ok, response.status_code, error, _since(started))
+
+    def _broker(self, url: str, target: Target, address: str) -> _Broker:
+        user = urlsplit(url).username or ""
+        key = (target.scheme, address, target.port, user)
+        with self._lock:
+            broker = self._brokers.get(key)
+            if broker is None or broker.broken:
+                maker = {"nats": _Nats, "mqtt": _Mqtt, "amqp": _Amqp}[target.scheme]
+                broker = self._brokers[key] = maker(url, address, target.port, self.timeout_s)
+            return broker
+
+    def close(self) -> None:
+        self._http.close()
+        with self._lock:
+            for broker in self._brokers.values():
+                broker.close()
+            self._brokers.clear()
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _credentials(url: str) -> tuple[str | None, str | None]:
+    parts = urlsplit(url)
+    return (unquote(parts.username) if parts.username else None, unquote(parts.password) if parts.password else None)
+
+
+class _Broker:
+    broken = False
+
+    def publish(self, where: str, headers: dict[str, str], body: bytes, timeout_s: float) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _Nats(_Broker):
+    """nats-py is asyncio-only: its connection lives on a loop in a thread of its own."""
+
+    def __init__(self, url: str, address: str, port: int, timeout_s: float) -> None:
+        import nats
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="nats-deliveries", daemon=True)
+        self._thread.start()
+        user, password = _credentials(url)
+        connect = nats.connect(
+            f"nats://{address}:{port}",
+            user=user,
+            password=password,
+            connect_timeout=timeout_s,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+        )
+        self._client: Any = self._run(connect, timeout_s)
+
+    def _run(self, coroutine: Any, timeout_s: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
+
+    def publish(self, where: str, headers: dict[str, str], body: bytes, timeout_s: float) -> None:
+        subject = where.replace("/", ".")
+        try:
+            self._run(self._client.publish(subject, body, headers=headers), timeout_s)
+            self._run(self._client.flush(timeout=timeout_s), timeout_s + 1)  # the server has it
+        except Exception:
+            self.broken = True
+            raise
+
+    def close(self) -> None:
+        try:
+            self._run(self._client.close(), 5)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+class _Mqtt(_Broker):
+    """MQTT 5, QoS 1: a publish counts once the broker acknowledged it; the signature headers ride as user
+    properties."""
+
+    def __init__(self, url: str, address: str, port: int, timeout_s: float) -> None:
+        import paho.mqtt.client as mqtt
+
+        self._mqtt = mqtt
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)  # type: ignore[attr-defined]
+        user, password = _credentials(url)
+        if user:
+            self._client.username_pw_set(user, password)
+        self._client.connect(address, port, keepalive=60)
+        self._client.loop_start()
+
+    def publish(self, where: str, headers: dict[str, str], body: bytes, timeout_s: float) -> None:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.UserProperty = list(headers.items())
+        properties.ContentType = "application/json"
+        info = self._client.publish(where, body, qos=1, properties=properties)
+        info.wait_for_publish(timeout_s)
+        if not info.is_published():
+            self.broken = True
+            raise TimeoutError(f"the MQTT broker did not acknowledge within {timeout_s:g} s (rc {info.rc})")
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+class _Amqp(_Broker):
+    """AMQP 0-9-1 with publisher confirms: a publish counts once the broker routed it. The exchange must exist
+    (geotarget never declares one on a user's broker); the routing key is ``geotarget.<event type>``."""
+
+    def __init__(self, url: str, address: str, port: int, timeout_s: float) -> None:
+        import pika
+
+        user, password = _credentials(url)
+        credentials = pika.PlainCredentials(user or "guest", password or "guest")
+        parameters = pika.ConnectionParameters(
+            host=address,
+            port=port,
+            credentials=credentials,
+            socket_timeout=timeout_s,
+            blocked_connection_timeout=timeout_s,
+        )
+        self._pika = pika
+        self._connection = pika.BlockingConnection(parameters)
+        self._channel = self._connection.channel()
+        self._channel.confirm_delivery()
+        self._lock = threading.Lock()  # a blocking connection is not thread-safe
+
+    def publish(self, where: str, headers: dict[str, str], body: bytes, timeout_s: float) -> None:
+        kind = headers.get("Geotarget-Event-Type", "event")
+        properties = self._pika.BasicProperties(
+            content_type="application/json", headers=headers, delivery_mode=2, message_id=headers["Geotarget-Event-Id"]
+        )
+        with self._lock:
+            try:
+                self._channel.basic_publish(where, f"geotarget.{kind}", body, properties, mandatory=False)
+            except Exception:
+                self.broken = True
+                raise
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._connection.close()

@@ -1,0 +1,108 @@
+"""Triggers wired to their stores: the trigger loop (transitions → deliveries and pushes) and the delivery loop
+(deliveries → receivers), the webhook service the API uses, and their figures for /metrics. Part of
+``Runtime``; ``geotarget deliver`` runs the loops on their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from geotarget.catalog.snapshot import Catalog
+from geotarget.serving.server import OfferServer
+from geotarget.settings import Settings
+from geotarget.store.redis_client import connect_raw
+from geotarget.store.redis_deliveries import RedisDeliveries
+from geotarget.store.redis_presence import RedisPresence
+from geotarget.store.subscriptions import SubscriptionStore
+from geotarget.store.transports import Transports
+from geotarget.triggers.delivering import Deliverer
+from geotarget.triggers.dispatch import Dispatcher, SubscriptionCache
+from geotarget.triggers.service import WebhookService
+from geotarget.triggers.webhooks import parse_target
+from geotarget.triggers.workers import LoopThread, consumer_name, delivery_lap, trigger_lap
+
+BLOCK_MS = 1_000
+
+
+@dataclass
+class TriggerLoops:
+    client: redis.Redis
+    feed: RedisPresence
+    deliveries: RedisDeliveries
+    subscriptions: SubscriptionStore
+    cache: SubscriptionCache
+    transports: Transports
+    dispatcher: Dispatcher
+    deliverer: Deliverer
+    threads: list[LoopThread] = field(default_factory=list)
+
+    @classmethod
+    def open(
+        cls, settings: Settings, redis_url: str, catalog: Catalog, sessions: sessionmaker[Session], server: OfferServer
+    ) -> TriggerLoops:
+        client = connect_raw(redis_url, socket_timeout_s=max(10.0, settings.webhook_timeout_s))
+        idle_ms = int(settings.webhook_claim_idle_s * 1000)
+        feed = RedisPresence(client, settings.redis_prefix, settings.presence_rules(), idle_ms)
+        deliveries = RedisDeliveries(client, settings.redis_prefix, idle_ms)
+        subscriptions = SubscriptionStore(sessions)
+        cache = SubscriptionCache(subscriptions.everyone)
+        transports = Transports(settings.webhook_allow_private, settings.webhook_timeout_s)
+
+        def merchant_of(fence_id: str) -> str | None:
+            meta = catalog.meta(fence_id)
+            return None if meta is None else meta.merchant_id
+
+        dispatcher = Dispatcher(merchant_of, cache, deliveries, server)
+        deliverer = Deliverer(cache, transports, deliveries, settings.retry_policy(), settings.webhook_parallel)
+        return cls(client, feed, deliveries, subscriptions, cache, transports, dispatcher, deliverer)
+
+    def webhooks(self, catalog: Catalog) -> WebhookService:
+        def fence_merchant(fence_id: str) -> str | None:
+            meta = catalog.meta(fence_id)
+            return None if meta is None else meta.merchant_id
+
+        def check_address(url: str) -> None:
+            self.transports.address(parse_target(url))
+
+        return WebhookService(
+            self.subscriptions, self.deliveries, self.transports, check_address, fence_merchant, self.cache.invalidate
+        )
+
+    def start(self) -> None:
+        """Run both loops in this process (any number of processes may)."""
+        me = consumer_name()
+        self.threads = [
+            LoopThread(
+                "trigger-loop", self.feed.ensure_group, lambda: trigger_lap(self.feed, self.dispatcher, me, BLOCK_MS)
+            ),
+            LoopThread(
+                "delivery-loop",
+                self.deliveries.ensure_group,
+                lambda: delivery_lap(self.deliveries, self.deliverer, me, BLOCK_MS),
+            ),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.stop()
+        self.deliverer.close()
+        self.transports.close()
+        self.client.close()
+
+    def metrics(self) -> list[tuple[str, str, float]]:
+        """Delivery figures over every delivery worker (kept in Redis); none when Redis is away."""
+        try:
+            stats = self.deliveries.stats()
+        except redis.RedisError:
+            return []
+        return [
+            ("webhook_deliveries_delivered_total", "counter", stats.get("delivered", 0.0)),
+            ("webhook_deliveries_retried_total", "counter", stats.get("retried", 0.0)),
+            ("webhook_deliveries_failed_total", "counter", stats.get("failed", 0.0)),
+            ("webhook_delivery_latency_ms_sum", "counter", round(stats.get("latency_ms_sum", 0.0), 1)),
+            ("webhook_deliveries_waiting_retry", "gauge", stats.get("retry_waiting", 0.0)),
+        ]

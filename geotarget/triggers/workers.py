@@ -1,0 +1,91 @@
+"""The two loops behind triggers, each a thread: the trigger loop turns fired transitions into deliveries (and
+pushes), the delivery loop sends them. Both read Redis Streams with consumer groups, so any number of
+processes may run them, and an entry taken by a process that died is claimed by another. A Redis fault pauses
+a loop (logged, with a growing wait), never ends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from geotarget.triggers.delivering import Deliverer
+from geotarget.triggers.dispatch import Dispatcher
+from geotarget.triggers.presence import Fired
+from geotarget.triggers.webhooks import PendingDelivery
+
+log = logging.getLogger(__name__)
+BATCH = 256
+
+
+class TransitionFeed(Protocol):
+    def ensure_group(self) -> None: ...
+    def take(self, consumer: str, count: int, block_ms: int) -> Sequence[tuple[str, Fired | None]]: ...
+    def ack(self, entry_ids: Sequence[str]) -> None: ...
+
+
+class DeliverySource(Protocol):
+    def ensure_group(self) -> None: ...
+    def take(self, consumer: str, count: int, block_ms: int) -> Sequence[PendingDelivery]: ...
+    def promote_due(self, now: datetime, limit: int = 1_000) -> int: ...
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def trigger_lap(feed: TransitionFeed, dispatcher: Dispatcher, consumer: str, block_ms: int) -> int:
+    """Dispatch one batch of transitions; returns how many were handled. Those handled are acknowledged even if
+    a later one fails (it stays pending and is claimed again)."""
+    handled: list[str] = []
+    try:
+        for entry, fired in feed.take(consumer, BATCH, block_ms):
+            if fired is not None:
+                dispatcher.dispatch(fired, datetime.now(UTC))
+            handled.append(entry)
+    finally:
+        feed.ack(handled)
+    return len(handled)
+
+
+def delivery_lap(source: DeliverySource, deliverer: Deliverer, consumer: str, block_ms: int) -> int:
+    """Move due retries back in line, then send one batch; returns how many were sent."""
+    source.promote_due(datetime.now(UTC))
+    batch = source.take(consumer, BATCH, block_ms)
+    deliverer.deliver(batch)
+    return len(batch)
+
+
+class LoopThread(threading.Thread):
+    """Runs ``lap`` until stopped; after a fault waits 0.5 s, doubling to 30 s while faults go on."""
+
+    def __init__(self, name: str, prepare: Callable[[], None], lap: Callable[[], int]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._prepare = prepare
+        self._lap = lap
+        self._halt = threading.Event()
+        self.laps = 0
+
+    def run(self) -> None:
+        wait, prepared = 0.5, False
+        while not self._halt.is_set():
+            try:
+                if not prepared:
+                    self._prepare()
+                    prepared = True
+                self._lap()
+                self.laps += 1
+                wait = 0.5
+            except Exception as exc:
+                log.warning("%s: %s; trying again in %.1f s", self.name, exc.__class__.__name__, wait)
+                self._halt.wait(wait)
+                wait = min(wait * 2, 30.0)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._halt.set()
+        self.join(timeout_s)
