@@ -71,13 +71,14 @@ def subscribe(client: TestClient, headers: dict, url: str, events: list[str], **
 
 def test_enter_and_exit_reach_the_app_with_the_device_id_and_the_merchant_without_both_signed(live):
     client, runtime = live
-    merchant, app_headers, app, fence_id = world(client)
+    merchant, app_headers, _, fence_id = world(client)
     with receiver() as app_end, receiver() as merchant_end:
         app_hook = subscribe(client, app_headers, app_end.url, ["enter", "exit"])
         merchant_hook = subscribe(client, merchant, merchant_end.url, ["enter", "exit", "dwell"])
-        assert app_hook["secret"].startswith("whsec_") and "secret" not in client.get(
-            "/v1/webhooks", headers=app_headers
-        ).json()["webhooks"][0]
+        assert (
+            app_hook["secret"].startswith("whsec_")
+            and "secret" not in client.get("/v1/webhooks", headers=app_headers).json()["webhooks"][0]
+        )
         walk_in_and_out(client, app_headers, "phone-of-ana", int(datetime.now(UTC).timestamp()))
         to_app = app_end.wait_for(lambda r: len(r) == 2)
         to_merchant = merchant_end.wait_for(lambda r: len(r) == 2)
@@ -91,17 +92,18 @@ def test_enter_and_exit_reach_the_app_with_the_device_id_and_the_merchant_withou
         for r in got:
             assert verify(secret, r.headers, r.body, now)
             assert r.headers["Geotarget-Event-Id"] == r.event["id"]
-            assert not verify(secret, r.headers, r.body.replace(b"\"type\"", b"\"Type\""), now)
+            assert not verify(secret, r.headers, r.body.replace(b'"type"', b'"Type"'), now)
     listed = client.get(f"/v1/webhooks/{app_hook['id']}/deliveries", headers=app_headers).json()["deliveries"]
     assert [d["status"] for d in listed] == ["delivered", "delivered"]
     assert all("device_id" not in d["event"] for d in listed)
     prefix = runtime.settings.redis_prefix
-    assert not any(b"phone-of-ana" in (runtime.triggers.client.hget(keys.delivery(prefix, d["id"]), "body") or b"")
-                   for d in listed)
+    assert not any(
+        b"phone-of-ana" in (runtime.triggers.client.hget(keys.delivery(prefix, d["id"]), "body") or b"") for d in listed
+    )
 
 
 def test_a_receiver_answering_500_then_200_gets_the_event_twice_and_it_is_delivered_once(live):
-    client, runtime = live
+    client, _ = live
     _, app_headers, _, _ = world(client)
     with receiver(answers=[500]) as end:
         hook = subscribe(client, app_headers, end.url, ["enter"])
@@ -139,9 +141,10 @@ def test_a_receiver_that_keeps_failing_is_given_up_on_and_the_delivery_listed_as
             url = f"/v1/webhooks/{hook['id']}/deliveries"
             deadline = time.monotonic() + 15
             failed_only = {"status": "failed"}
-            while time.monotonic() < deadline and not client.get(url, params=failed_only, headers=app_headers).json()[
-                "deliveries"
-            ]:
+            while (
+                time.monotonic() < deadline
+                and not client.get(url, params=failed_only, headers=app_headers).json()["deliveries"]
+            ):
                 time.sleep(0.2)
             [failed] = client.get(url, params={"status": "failed"}, headers=app_headers).json()["deliveries"]
             assert failed["attempts"] >= 2 and failed["response_status"] == 503
@@ -165,8 +168,9 @@ def test_webhooks_are_kept_apart_per_tenant(live):
             assert client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=other).status_code == 404
             assert client.post(f"/v1/webhooks/{hook['id']}/test", headers=other).status_code == 404
             assert client.delete(f"/v1/webhooks/{hook['id']}", headers=other).status_code == 404
-        refused = client.post("/v1/webhooks", json={"url": end.url, "events": ["exit"], "geofence_ids": [kiosk]},
-                              headers=cafe)
+        refused = client.post(
+            "/v1/webhooks", json={"url": end.url, "events": ["exit"], "geofence_ids": [kiosk]}, headers=cafe
+        )
         assert refused.status_code == 422 and refused.json()["error"]["field"] == "geofence_ids.0"
         adops = client.post("/v1/adops-keys", json={"name": "ops"}, headers=ADMIN)
         if adops.status_code == 201:

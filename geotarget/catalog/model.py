@@ -185,6 +185,10 @@ class OfferFields(BaseModel):
     def _given_only(self, value: BaseModel) -> dict[str, Any]:
         return _compact(value)
 
+    @field_serializer("trigger")
+    def _trigger_given(self, value: Trigger | None) -> dict[str, Any] | None:
+        return None if value is None else _compact(value)
+
 
 class Offer(OfferFields):
     """A stored offer: its fields, resolved (fences without repeats, a time zone), and its bookkeeping."""

@@ -107,6 +107,11 @@ class CatalogView:
     res: int
 
 
+def pullable(offer: Offer) -> bool:
+    """Served when an app asks (``/v1/nearby``): active, and not kept for a trigger (those are only pushed)."""
+    return offer.status == "active" and offer.trigger is None
+
+
 class ViewBuilder:
     """Keeps the pairs equal to the catalog's fences and offers; the catalog calls it under its write lock."""
 
@@ -188,7 +193,7 @@ class ViewBuilder:
                 offer_rows.remove(row)
 
     def _add_offer(self, offer: Offer, members: list[tuple[int, int]], reaches: list[tuple[int, int]]) -> None:
-        if offer.status == "active":
+        if pullable(offer):
             for fence_id in dict.fromkeys(offer.geofence_ids):
                 self._add_pair(offer, fence_id, members, reaches)
 
@@ -196,7 +201,7 @@ class ViewBuilder:
         self, offer: Offer, fence_id: str, members: list[tuple[int, int]], reaches: list[tuple[int, int]]
     ) -> None:
         place = self._fence(fence_id)
-        if place is None or offer.status != "active":
+        if place is None or not pullable(offer):
             return
         schedule = -1
         if offer.schedule is not None:

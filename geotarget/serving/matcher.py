@@ -26,6 +26,7 @@ class MatchRequest:
     attributes: Attributes
     max_accuracy_m: float = 200.0
     per_merchant: int = 2
+    pushed: bool = False  # matching for a trigger: only triggered offers count (an app asking gets the others)
 
 
 def match(
@@ -42,7 +43,9 @@ def match(
         if zone is None:
             continue
         for offer in offers_by_fence.get(place.fence_id, ()):
-            if offer.status != "active" or (offer.id in best and _better_or_equal(best[offer.id], place)):
+            if offer.status != "active" or (offer.trigger is not None) != request.pushed:
+                continue  # an offer with a trigger is only pushed
+            if offer.id in best and _better_or_equal(best[offer.id], place):
                 continue
             if place.distance_m > offer.nearby_m:
                 continue

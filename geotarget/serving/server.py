@@ -126,7 +126,8 @@ class OfferServer:
         shape = self.catalog.index.shape(t.fence_id)
         if not offers or shape is None:
             return None
-        request = MatchRequest(t.at, None, Attributes.from_json(fired.attributes), self.max_accuracy_m, 1)
+        said = Attributes.from_json(fired.attributes)
+        request = MatchRequest(t.at, None, said, self.max_accuracy_m, 1, pushed=True)
         place = Proximity(t.fence_id, True, 0.0)  # about the fence itself, whichever side the device is on
         ranked = matcher.match(request, [place], {t.fence_id: offers}, self.catalog.timezones)
         if not ranked:

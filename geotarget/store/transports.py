@@ -48,7 +48,7 @@ class Transports:
         for address in found:
             reason = refusal(address, self.allow_private)
             if reason:
-                raise TargetError(f"{target.host}: {reason}")
+                raise TargetError(reason if address == target.host else f"{target.host} resolves to {reason}")
         return found[0]
 
     def send(self, url: str, headers: Mapping[str, str], body: bytes) -> Sent:
@@ -153,6 +153,8 @@ class _Nats(_Broker):
             self._run(self._client.close(), 5)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()
 
 
 class _Mqtt(_Broker):
