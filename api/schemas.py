@@ -278,6 +278,7 @@ def pings_out(results: list[PingResult]) -> PingsOut:
 class ReachRow(BaseModel):
     period: str
     impressions: int | None
+    pushes: int | None = Field(description="Of the impressions, those pushed by a trigger.")
     reach: int | None
     avg_frequency: float | None
     frequency: dict[str, int | None]

@@ -130,6 +130,7 @@ def expected_rows(events: list[Event], world, k: int) -> list[dict]:
         row = {
             "period": day.isoformat(),
             "impressions": hide(len(day_imp), reach),
+            "pushes": hide(0, reach),  # nothing here is pushed (tests/test_trigger_delivery.py counts pushes)
             "reach": hide(reach, reach),
             "avg_frequency": hide(round(len(day_linked) / reach, 3) if reach else None, reach),
             "frequency": histogram if not 0 < reach < k else dict.fromkeys(["1", "2", "3", "4", "5+"]),
@@ -244,7 +245,7 @@ def test_k_suppression_edges_exactly_k_shows_k_minus_one_hides(client, cafe, run
     assert (rows[0]["impressions"], rows[0]["reach"], rows[0]["suppressed"]) == (K, K, [])
     assert rows[0]["frequency"]["1"] == K
     assert (rows[1]["impressions"], rows[1]["reach"]) == (None, None)
-    assert rows[1]["suppressed"][:3] == ["impressions", "reach", "avg_frequency"]
+    assert rows[1]["suppressed"][:4] == ["impressions", "pushes", "reach", "avg_frequency"]
 
 
 def test_csv_and_weekly_reports(client, cafe, runtime, world):
@@ -256,7 +257,7 @@ def test_csv_and_weekly_reports(client, cafe, runtime, world):
         headers=cafe.headers,
     ).text
     header, *lines = csv_text.strip().splitlines()
-    assert header.startswith("period,impressions,reach,avg_frequency,frequency_1")
+    assert header.startswith("period,impressions,pushes,reach,avg_frequency,frequency_1")
     assert [line.split(",")[0] for line in lines] == ["2026-11-20", "2026-11-21", "2026-11-22"]
     weekly = client.get(
         "/v1/reports/reach",

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -31,7 +32,13 @@ from tests.webhook_receiver import receiver
 @pytest.fixture
 def live(tmp_path, redis_url, database_url):
     settings = make_settings(
-        tmp_path, redis_url, database_url, deliver_in_serve=True, webhook_allow_private=True, webhook_claim_idle_s=1
+        tmp_path,
+        redis_url,
+        database_url,
+        deliver_in_serve=True,
+        webhook_allow_private=True,
+        webhook_claim_idle_s=1,
+        report_min_devices=1,
     )
     runtime = Runtime.open(settings)
     with TestClient(create_app(settings, runtime)) as client:
@@ -80,6 +87,11 @@ def test_an_offer_triggered_on_enter_is_pushed_after_the_enter_event_within_its_
     [counted] = impressions(runtime)
     assert counted["event_id"] == push["offer"]["impression_id"] and counted["trigger"] == "enter"
     assert start < datetime.fromisoformat(counted["at"])
+    runtime.consumer.drain()
+    day = datetime.now(ZoneInfo("Europe/Lisbon")).date().isoformat()
+    params = {"offer_id": made.json()["id"], "from": day, "to": day}
+    [row] = client.get("/v1/reports/reach", params=params, headers=merchant).json()["rows"]
+    assert (row["impressions"], row["pushes"], row["reach"]) == (1, 1, 1)
 
 
 def test_an_offer_triggered_on_a_dwell_of_two_minutes_is_pushed_alone_at_two_minutes(live):

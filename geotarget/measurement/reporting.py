@@ -176,6 +176,7 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
     columns = [
         "period",
         "impressions",
+        "pushes",
         "reach",
         "avg_frequency",
         *(f"frequency_{b}" for b in BUCKETS),
@@ -193,6 +194,7 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
             [
                 row["period"],
                 _cell(row["impressions"]),
+                _cell(row["pushes"]),
                 _cell(row["reach"]),
                 _cell(row["avg_frequency"]),
                 *(_cell(frequency.get(b)) for b in BUCKETS),

@@ -1,4 +1,5 @@
-"""Reach reports: impressions, reach, frequency, visitors, visits, visits after exposure, cap-blocked serves.
+"""Reach reports: impressions (and how many were pushed), reach, frequency, visitors, visits, visits after
+exposure, cap-blocked serves.
 
 ``assemble`` is pure: it turns long-form figures (each with the number of distinct devices behind it) into one
 row per period and applies k-anonymity: a figure computed from at least one but fewer than ``k`` devices is
@@ -46,7 +47,7 @@ def assemble(figures: Iterable[Figure], all_periods: list[date], k: int) -> list
 
     >>> f = [Figure(date(2026, 11, 23), "impressions", 12, 9), Figure(date(2026, 11, 23), "frequency_1", 9, 9)]
     >>> assemble(f, [date(2026, 11, 23)], k=10)[0]["suppressed"]
-    ['impressions', 'reach', 'avg_frequency', 'frequency']
+    ['impressions', 'pushes', 'reach', 'avg_frequency', 'frequency']
     """
     by_period: dict[date, dict[str, Figure]] = {p: {} for p in all_periods}
     for figure in figures:
@@ -76,8 +77,8 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
     reach = impressions.devices if impressions else 0
     row: dict[str, Any] = {"period": period.isoformat()}
     if _hidden(impressions, k) or _withheld(found, "impression", impressions):
-        row.update(impressions=None, reach=None, avg_frequency=None, frequency=dict.fromkeys(BUCKETS))
-        suppressed += ["impressions", "reach", "avg_frequency", "frequency"]
+        row.update(impressions=None, pushes=None, reach=None, avg_frequency=None, frequency=dict.fromkeys(BUCKETS))
+        suppressed += ["impressions", "pushes", "reach", "avg_frequency", "frequency"]
     else:
         histogram: dict[str, int | None] = {}
         for n, label in enumerate(BUCKETS, start=1):
@@ -85,8 +86,12 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
             histogram[label] = None if _hidden(bucket, k) else value(f"frequency_{n}")
         if any(v is None for v in histogram.values()):
             suppressed.append("frequency")
+        pushes = found.get("pushes")
+        if _hidden(pushes, k):
+            suppressed.append("pushes")
         row.update(
             impressions=value("impressions"),
+            pushes=None if _hidden(pushes, k) else value("pushes"),
             reach=reach,
             avg_frequency=round(value("linked_impressions") / reach, 3) if reach else None,
             frequency=histogram,

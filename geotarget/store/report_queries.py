@@ -42,7 +42,10 @@ def reach_figures(
         "k": k,
     }
     with store.connect() as connection:
-        rows = connection.execute(_REACH, params).fetchall()
+        sql = (
+            _REACH if _has_column(connection, store.glob, "trigger") else _REACH.replace("coalesce(trigger, '')", "''")
+        )
+        rows = connection.execute(sql, params).fetchall()
     return [Figure(period, metric, float(value), int(devices)) for period, metric, value, devices in rows]
 
 
@@ -71,3 +74,9 @@ def heatmap_rows(
     with store.connect() as connection:
         rows = connection.execute(_HEATMAP, params).fetchall()
     return [(float(lat), float(lon), str(d), bool(i), bool(w), day) for lat, lon, d, i, w, day in rows]
+
+
+def _has_column(connection: Any, glob: str, column: str) -> bool:
+    """Whether any event file has ``column`` (files from older versions lack the newer ones); footers only."""
+    described = connection.execute("DESCRIBE SELECT * FROM read_parquet($glob, union_by_name = true)", {"glob": glob})
+    return any(row[0] == column for row in described.fetchall())

@@ -16,6 +16,8 @@
 -- whole UTC days whatever the report window, so narrowing the window cannot split one. Rows 'withheld_<kind>'
 -- count the devices of unpublished units per period, so that a period with only those shows as suppressed, not 0.
 --
+-- Impressions pushed by a trigger ('trigger' set) count as impressions, and again as 'pushes'. Event files
+-- written before pushes existed have no trigger column: the caller reads '' for it there.
 -- Events are deduplicated by event_id (delivery is at-least-once), after the scope's filters so that only the
 -- rows a report needs are sorted (every copy of an event carries the same scope fields; a ping counts inside a
 -- fence if any copy of it was). Pings older than the retention period are replaced by 'visit' records (one per
@@ -27,7 +29,8 @@ WITH raw AS (
     WHERE ts >= $from_ts - INTERVAL 8 DAY AND ts < $to_ts + INTERVAL 1 DAY
 ),
 offer_events AS (
-    SELECT kind, device_key, ts, offer_id, fence_id, CAST(timezone('UTC', ts) AS DATE) AS unit_day
+    SELECT kind, device_key, ts, offer_id, fence_id, CAST(timezone('UTC', ts) AS DATE) AS unit_day,
+           coalesce(trigger, '') AS trigger
     FROM raw
     WHERE kind IN ('impression', 'cap_blocked')
       AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
@@ -41,7 +44,7 @@ offer_units AS (
     GROUP BY ALL HAVING count(DISTINCT device_key) >= $k
 ),
 scoped AS (
-    SELECT e.kind, e.device_key, e.ts, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE) AS period
+    SELECT e.kind, e.device_key, e.ts, e.trigger, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE) AS period
     FROM offer_events e SEMI JOIN offer_units u
       ON e.kind = u.kind AND e.offer_id = u.offer_id AND e.fence_id = u.fence_id AND e.unit_day = u.unit_day
 ),
@@ -49,6 +52,10 @@ impressions AS (
     SELECT period, 'impressions' AS metric, count(*)::DOUBLE AS value,
            count(DISTINCT NULLIF(device_key, '')) AS devices
     FROM scoped WHERE kind = 'impression' AND ts >= $from_ts AND ts < $to_ts GROUP BY period
+),
+pushes AS (
+    SELECT period, 'pushes' AS metric, count(*)::DOUBLE AS value, count(DISTINCT NULLIF(device_key, '')) AS devices
+    FROM scoped WHERE kind = 'impression' AND trigger <> '' AND ts >= $from_ts AND ts < $to_ts GROUP BY period
 ),
 per_device AS (
     SELECT period, device_key, count(*) AS n
@@ -136,6 +143,7 @@ withheld AS (
 )
 SELECT * FROM impressions
 UNION ALL SELECT * FROM withheld
+UNION ALL SELECT * FROM pushes
 UNION ALL SELECT * FROM linked
 UNION ALL SELECT * FROM frequency
 UNION ALL SELECT * FROM blocked

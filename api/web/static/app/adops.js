@@ -7,6 +7,7 @@
   const COLUMNS = [
     ["period", "period"],
     ["impressions", "impressions"],
+    ["pushes", "of which pushed"],
     ["reach", "reach"],
     ["avg_frequency", "avg. frequency"],
     ["visitors", "visitors"],
