@@ -82,7 +82,21 @@ def test_merchant_draws_a_fence_sees_its_cells_and_attaches_an_offer(site: str, 
     page.wait_for_selector("#status:has-text('Saved offer')")
     (edited,) = call(site, key, "GET", "/v1/offers")["offers"]
     assert (edited["version"], edited["special"], edited["caps"]) == (2, False, {"per_device_per_day": 3})
-    assert edited["schedule"] == offer["schedule"]
+    assert edited["schedule"] == offer["schedule"] and edited["trigger"] is None
+
+    page.click("#offer-list li:has-text('2-for-1 lattes')")  # push it to devices that stay two minutes
+    page.select_option("#offer-form [name=trigger_on]", "dwell")
+    page.fill("#offer-form [name=trigger_dwell_s]", "30")
+    page.click("#offer-save")
+    page.wait_for_selector("#offer-error:has-text('dwell_s')")  # the API's rule, shown by the field
+    page.fill("#offer-form [name=trigger_dwell_s]", "120")
+    page.click("#offer-save")
+    page.wait_for_selector("#offer-list li:has-text('push on dwell')")
+    (pushed,) = call(site, key, "GET", "/v1/offers")["offers"]
+    assert pushed["trigger"] == {"on": "dwell", "dwell_s": 120}
+    page.click("#offer-list li:has-text('2-for-1 lattes')")
+    assert page.input_value("#offer-form [name=trigger_on]") == "dwell"
+    assert page.input_value("#offer-form [name=trigger_dwell_s]") == "120"
 
 
 def test_merchant_draws_rectangles_and_circles_edits_one_and_deletes_another(site: str, page: Any) -> None:

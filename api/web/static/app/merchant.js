@@ -333,6 +333,7 @@
           { "data-id": offer.id, onclick: () => openOffer(offer) },
           el("strong", {}, offer.title),
           offer.special ? el("span", { class: "badge" }, "special") : null,
+          offer.trigger ? el("span", { class: "badge" }, `push on ${offer.trigger.on}`) : null,
           el("span", { class: `badge status-${offer.status}` }, offer.status),
           el("div", { class: "meta" }, `${scheduleText(offer.schedule)} · at ${fences.join(", ")}`),
         ),
@@ -391,6 +392,8 @@
         f[name].value = offer.caps && offer.caps[name] ? offer.caps[name] : "";
       }
       f.daily_budget.value = offer.daily_budget || "";
+      f.trigger_on.value = offer.trigger ? offer.trigger.on : "";
+      f.trigger_dwell_s.value = offer.trigger && offer.trigger.dwell_s ? offer.trigger.dwell_s : "";
     }
     form.elements.title.focus();
   }
@@ -418,6 +421,8 @@
     for (const name of ["per_device_per_hour", "per_device_per_day", "per_device_per_week", "per_device_lifetime"]) {
       if (f[name].value !== "") caps[name] = Number(f[name].value);
     }
+    const trigger = f.trigger_on.value ? { on: f.trigger_on.value } : null;
+    if (trigger && trigger.on === "dwell" && f.trigger_dwell_s.value !== "") trigger.dwell_s = Number(f.trigger_dwell_s.value);
     return {
       title: f.title.value.trim(),
       body: f.body.value,
@@ -430,6 +435,7 @@
       schedule: Object.keys(schedule).length ? schedule : null,
       caps: Object.keys(caps).length ? caps : null,
       daily_budget: number(f.daily_budget),
+      trigger,
     };
   }
 
