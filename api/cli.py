@@ -163,7 +163,7 @@ def import_fences(
 @app.command()
 def consume() -> None:
     """Move events from the Redis stream into the event store, until stopped (SIGTERM/Ctrl-C)."""
-    _until_stopped(Runtime.open(Settings(), follow=False, consume=True, deliver=False), "event consumer")
+    _until_stopped(Runtime.open(Settings(), follow=False, consume=True), "event consumer")
 
 
 def _until_stopped(runtime: Runtime, what: str) -> None:
@@ -279,8 +279,15 @@ def _html(result: dict[str, object]) -> str:
 @app.command()
 def ingest(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or Parquet of pings")],
+    presence: Annotated[
+        bool, typer.Option(help="Also move presence: fire enter, dwell and exit (and their webhooks) from these pings.")
+    ] = False,
+    app_key_id: Annotated[
+        str, typer.Option("--app", help="With --presence: the app key id whose webhooks hear of these devices.")
+    ] = "",
 ) -> None:
-    """Load a bulk ping file (device_id, lat, lon, ts, accuracy_m?, lmt?) into the event store."""
+    """Load a bulk ping file (device_id, lat, lon, ts, accuracy_m?, lmt?) into the event store. Old files should
+    not push, so presence moves only with --presence."""
     from tqdm import tqdm
 
     from geotarget.measurement.ingest import ingest_file
@@ -289,9 +296,9 @@ def ingest(
     try:
         erased = runtime.repository.erased_devices()
         with tqdm(unit=" pings", unit_scale=True, desc=file.name) as bar:
-            summary = ingest_file(
-                file, runtime.events, runtime.server.device_secret, runtime.catalog.index, erased, progress=bar.update
-            )
+            moved = (lambda table, ids: runtime.move_presence_bulk(table, ids, app_key_id)) if presence else None
+            secret, index = runtime.server.device_secret, runtime.catalog.index
+            summary = ingest_file(file, runtime.events, secret, index, erased, progress=bar.update, written=moved)
     except ValueError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from error

@@ -23,7 +23,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = runtime is None
-        app.state.runtime = runtime or Runtime.open(settings)
+        app.state.runtime = runtime or Runtime.open(settings, deliver=settings.deliver_in_serve)
         try:
             yield
         finally:

@@ -5,6 +5,7 @@ built on them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -72,8 +73,10 @@ class Runtime:
 
     @classmethod
     def open(
-        cls, settings: Settings, *, follow: bool = True, consume: bool | None = None, deliver: bool | None = None
+        cls, settings: Settings, *, follow: bool = True, consume: bool | None = None, deliver: bool = False
     ) -> Runtime:
+        """``deliver``: run the trigger and delivery loops here (a serving worker asks for them when
+        ``deliver_in_serve`` is set; ``geotarget deliver`` always)."""
         embedded = None
         redis_url = settings.redis_url
         if not redis_url:
@@ -151,7 +154,7 @@ class Runtime:
             )
 
             runtime.consumer_thread.start()
-        if settings.deliver_in_serve if deliver is None else deliver:
+        if deliver:
             triggers.start()
         return runtime
 
@@ -198,6 +201,20 @@ class Runtime:
         secret, res, tracker = self.server.device_secret, self.settings.index_res, self.server.tracker
         moved = None if tracker is None else partial(_move_presence, tracker, app)
         return accept_pings(parse_pings_body(body), self.server.sink, secret, res, now, moved)
+
+    def move_presence_bulk(self, table: pa.Table, raw_ids: Sequence[str], app: str = "") -> None:
+        """Presence moved by stored bulk pings (``geotarget ingest --presence``), one device at a time in
+        timestamp order; ``app`` is the app key whose webhooks hear of these devices ("": merchants' only)."""
+        tracker = self.server.tracker
+        if tracker is None:
+            return
+        columns = table.select(["device_key", "ts", "lat", "lon", "accuracy_m"]).to_pydict()
+        by_device: dict[tuple[str, str], list[Fix]] = {}
+        rows = zip(raw_ids, *columns.values(), strict=True)
+        for raw, key, at, lat, lon, accuracy in rows:
+            by_device.setdefault((key, str(raw)), []).append(Fix(LatLng(lat, lon), at, accuracy))
+        for (key, raw), fixes in by_device.items():
+            tracker.seen(key, raw, app, fixes)
 
     def erase_device(self, device_id: str) -> Erased:
         """Everything held for a device, gone (see ``measurement.privacy``); Redis away: nothing changes."""

@@ -217,3 +217,26 @@ def test_pings_through_the_api_move_presence_and_hand_transitions_on_with_the_ra
     assert client.delete("/v1/devices/phone-of-ana", headers=ADMIN).status_code == 200
     assert transitions(runtime) == []
     assert not runtime.redis.exists(keys.presence(runtime.settings.redis_prefix, moved_[0]["device_key"]))
+
+
+def test_bulk_ingest_moves_presence_only_when_asked(client, runtime, tmp_path):
+    """Old files should not push: ``geotarget ingest`` moves presence only with ``--presence``."""
+    from geotarget.measurement.ingest import ingest_file
+
+    merchant = client.post("/v1/merchants", json={"name": "Café", "timezone": "Europe/Lisbon"}, headers=ADMIN).json()
+    cafe = {"Authorization": f"Bearer {merchant['api_key']}"}
+    assert client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe).status_code == 201
+    inside = LatLng(INSIDE_ALFAMA_CAFE["lat"], INSIDE_ALFAMA_CAFE["lon"])
+    far = moved(inside, 0, 800.0)
+    start = int(datetime.now(UTC).timestamp()) - 3_600
+    rows = [(start + 60 * i, p) for i, p in enumerate([far, inside, inside, far])]
+    path = tmp_path / "walk.csv"
+    path.write_text("device_id,lat,lon,ts,accuracy_m\n" + "".join(f"walker,{p.lat},{p.lon},{t},8\n" for t, p in rows))
+    secret, index = runtime.server.device_secret, runtime.catalog.index
+    ingest_file(path, runtime.events, secret, index, set())
+    assert transitions(runtime) == []
+    ingest_file(path, runtime.events, secret, index, set(), written=runtime.move_presence_bulk)
+    assert [(t["transition"]["kind"], t["device_id"]) for t in transitions(runtime)] == [
+        ("enter", "walker"),
+        ("exit", "walker"),
+    ]

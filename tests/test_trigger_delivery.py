@@ -35,12 +35,11 @@ def live(tmp_path, redis_url, database_url):
         tmp_path,
         redis_url,
         database_url,
-        deliver_in_serve=True,
         webhook_allow_private=True,
         webhook_claim_idle_s=1,
         report_min_devices=1,
     )
-    runtime = Runtime.open(settings)
+    runtime = Runtime.open(settings, deliver=True)
     with TestClient(create_app(settings, runtime)) as client:
         yield client, runtime
     runtime.close()
@@ -129,7 +128,7 @@ def test_killing_a_delivery_worker_with_sigkill_mid_stream_loses_nothing(tmp_pat
     database = f"sqlite:///{tmp_path / 'gt.db'}"
     prefix = f"t{secrets.token_hex(4)}"
     settings = make_settings(tmp_path, redis_url, database, redis_prefix=prefix, webhook_allow_private=True)
-    runtime = Runtime.open(settings)
+    runtime = Runtime.open(settings)  # the loops run only in the worker processes
     env = {
         **os.environ,
         "GEOTARGET_DATA_DIR": str(tmp_path / "data"),

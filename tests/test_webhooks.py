@@ -32,12 +32,11 @@ def live(tmp_path, redis_url, database_url):
         tmp_path,
         redis_url,
         database_url,
-        deliver_in_serve=True,
         webhook_allow_private=True,
         webhook_retry_base_s=0.2,
         webhook_claim_idle_s=2,
     )
-    runtime = Runtime.open(settings)
+    runtime = Runtime.open(settings, deliver=True)
     with TestClient(create_app(settings, runtime)) as client:
         yield client, runtime
     runtime.close()
@@ -127,12 +126,11 @@ def test_a_receiver_that_keeps_failing_is_given_up_on_and_the_delivery_listed_as
         tmp_path,
         redis_url,
         f"sqlite:///{tmp_path / 'gt.db'}",
-        deliver_in_serve=True,
         webhook_allow_private=True,
         webhook_retry_base_s=0.1,
         webhook_give_up_s=1.0,
     )
-    runtime = Runtime.open(settings)
+    runtime = Runtime.open(settings, deliver=True)
     try:
         with TestClient(create_app(settings, runtime)) as client, receiver(answers=[503] * 100) as end:
             _, app_headers, _, _ = world(client)

@@ -43,8 +43,9 @@ class IngestSummary:
 
 def prepare(
     frame: pd.DataFrame, secret: str, index: FenceIndex, erased: set[str], summary: IngestSummary, now: datetime
-) -> pa.Table:
-    """Judge (``ping_rules``) and enrich one chunk; rejected rows are counted by reason in ``summary``."""
+) -> tuple[pa.Table, np.ndarray]:
+    """Judge (``ping_rules``) and enrich one chunk; rejected rows are counted by reason in ``summary``. Returns
+    the stored rows and, for each, the raw device id as the file gave it (for presence, never stored)."""
     columns = ping_rules.from_frame(frame)
     summary.rows += len(columns)
     verdicts = ping_rules.judge(columns, now)
@@ -76,7 +77,7 @@ def prepare(
     fences = pa.ListArray.from_arrays(
         pa.array(offsets, pa.int32()), pa.array(fence_names[matches.fence] if len(fence_names) else [], pa.string())
     )
-    return table_of(
+    stored = table_of(
         {
             "kind": pa.array(["ping"] * len(keep), pa.string()),
             "event_id": ping_event_ids(keys, pa.array(nanos // 1_000_000)),
@@ -89,6 +90,7 @@ def prepare(
             "fences": fences,
         }
     )
+    return stored, device[keep]
 
 
 def ingest_file(
@@ -100,15 +102,19 @@ def ingest_file(
     progress: Callable[[int], object] | None = None,
     rows_per_chunk: int = 1_000_000,
     threads: int = 2,
+    written: Callable[[pa.Table, np.ndarray], object] | None = None,
 ) -> IngestSummary:
     """Chunks are prepared ``threads`` at a time (numpy, pyarrow, shapely and h3ronpy work outside the GIL) and
-    written in file order."""
+    written in file order; ``written`` then sees each chunk's stored rows with their raw device ids."""
     summary, now = IngestSummary(), datetime.now(UTC)
-    waiting: deque[tuple[Future[pa.Table], IngestSummary, int]] = deque()
+    waiting: deque[tuple[Future[tuple[pa.Table, np.ndarray]], IngestSummary, int]] = deque()
 
     def write_oldest() -> None:
         done, part, rows = waiting.popleft()
-        store.write(done.result())
+        table, raw_ids = done.result()
+        store.write(table)
+        if written is not None:
+            written(table, raw_ids)
         summary.add(part)
         if progress is not None:
             progress(rows)
