@@ -96,6 +96,7 @@ def test_enter_and_exit_reach_the_app_with_the_device_id_and_the_merchant_withou
     assert [d["status"] for d in listed] == ["delivered", "delivered"]
     assert all("device_id" not in d["event"] for d in listed)
     prefix = runtime.settings.redis_prefix
+    assert runtime.redis.xlen(keys.transitions_stream(prefix)) == 0  # handled transitions (raw ids) are deleted
     assert not any(
         b"phone-of-ana" in (runtime.triggers.client.hget(keys.delivery(prefix, d["id"]), "body") or b"") for d in listed
     )

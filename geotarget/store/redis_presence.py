@@ -84,8 +84,12 @@ class RedisPresence:
         return [(_text(entry), _fired(fields[b"t"]) if fields else None) for entry, fields in entries]
 
     def ack(self, entry_ids: Sequence[str]) -> None:
+        """Done with these: acknowledged and deleted (they hold raw device ids, which must not linger)."""
         if entry_ids:
-            self.client.xack(self.stream, TRIGGER_GROUP, *entry_ids)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xack(self.stream, TRIGGER_GROUP, *entry_ids)
+            pipe.xdel(self.stream, *entry_ids)
+            pipe.execute()
 
     def publish(self, fired: Sequence[Fired]) -> None:
         """Hand fired transitions to the trigger worker, in one pipelined round trip."""
