@@ -20,16 +20,20 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from geofences import cells
 from geofences.cells import Cell
 from geofences.errors import FenceError
-from geofences.shapes import BOUNDARY, INTERIOR, Shape, box_distance_floor_m
+from geofences.shapes import BOUNDARY, INTERIOR, Shape, box_distance_floors_m
 from geofences.types import LatLng
 
 __all__ = ["DEFAULT_RES", "Cover", "FenceIndex", "Proximity", "cover_shape"]
 
 DEFAULT_RES = 10
 _NEAR_LEVELS = 5  # nearby maps at the index resolution and the 4 coarser ones
+_NEAR_CACHE_CELLS = 200_000  # cells whose nearby candidates are remembered (until the index changes)
 _MAX_RINGS = 10  # nearby searches the finest level it can cover within this many rings
 _NOWHERE = (math.inf, math.inf, -math.inf, -math.inf)
 
@@ -102,6 +106,7 @@ class FenceIndex:
         self._interior_res: Counter[int] = Counter()
         self._parent_res: tuple[int, ...] = ()
         self._lock = threading.Lock()
+        self._near_cache: tuple[int, dict[tuple[Cell, int], tuple[tuple[str, ...], npt.NDArray[np.float64]]]] = (-1, {})
         self.version = 0  # bumped by every write, so packed copies (see ``bulk``) know they are stale
 
     def __len__(self) -> int:
@@ -187,25 +192,34 @@ class FenceIndex:
         inside = set(self.query(point))
         result = [Proximity(fence_id, True, 0.0) for fence_id in sorted(inside)]
         if within_m > 0:
-            for fence_id in sorted(self._nearby_candidates(point, within_m) - inside):
-                shape = self._shapes.get(fence_id)
-                if shape is None or box_distance_floor_m(point, self._bounds[fence_id]) > within_m:
+            ids, boxes = self._near_boxes(point, within_m)
+            for i in np.flatnonzero(box_distance_floors_m(point.lat, point.lon, boxes) <= within_m).tolist():
+                shape = self._shapes.get(ids[i])
+                if shape is None or ids[i] in inside:
                     continue
-
                 distance = shape.distance_m(point)
                 if distance <= within_m:
-                    result.append(Proximity(fence_id, False, distance))
+                    result.append(Proximity(ids[i], False, distance))
         result.sort(key=lambda p: (p.distance_m, p.fence_id))
         return result
 
-    def _nearby_candidates(self, point: LatLng, within_m: float) -> set[str]:
+    def _near_boxes(self, point: LatLng, within_m: float) -> tuple[tuple[str, ...], npt.NDArray[np.float64]]:
+        """The fences with a boundary cell within reach of the point's cell, and their boxes as one array.
+        Remembered per cell until the index changes: devices keep pinging around the same places."""
         level, k = self._near_level(within_m)
-        table = self._boundary if level == self.res else self._near[level]
-
         origin = cells.latlng_to_cell(point, level)
-        found: set[str] = set()
-        for cell in cells.grid_disk(origin, k):
-            found.update(table.get(cell, ()))
+        version, remembered = self._near_cache
+        if version != self.version:
+            version, remembered = self.version, {}
+            self._near_cache = (version, remembered)
+        found = remembered.get((origin, k))
+        if found is None:
+            table = self._boundary if level == self.res else self._near[level]
+            ids = tuple(sorted({f for cell in cells.grid_disk(origin, k) for f in table.get(cell, ())}))
+            boxes = np.array([self._bounds.get(f, _NOWHERE) for f in ids], dtype=np.float64).reshape(-1, 4)
+            found = (ids, boxes)
+            if len(remembered) < _NEAR_CACHE_CELLS:
+                remembered[(origin, k)] = found
         return found
 
     def _near_level(self, within_m: float) -> tuple[int, int]:

@@ -75,8 +75,14 @@ def haversine_m(a: LatLng, b: LatLng) -> float:
 
 def box_distance_floor_m(point: LatLng, bounds: tuple[float, float, float, float]) -> float:
     """A lower bound of the distance from ``point`` to anything inside ``bounds`` (min_lon, min_lat, max_lon,
-    max_lat): cheap, for discarding far fences before the exact distance."""
-    return float(box_distance_floors_m(point.lat, point.lon, np.array([bounds], dtype=np.float64))[0])
+    max_lat): cheap, for discarding far fences before the exact distance. The formula of
+    ``box_distance_floors_m`` in plain floats: for one box that is ten times faster than numpy."""
+    west, south, east, north = bounds
+    lat, lon = point.lat, point.lon
+    dlat = max(south - lat, 0.0, lat - north)
+    dlon = max(west - lon, 0.0, lon - east)
+    widest = min(max(abs(south), abs(north), abs(lat)), 90.0)
+    return 0.99 * METRES_PER_DEGREE * math.hypot(dlat, dlon * math.cos(math.radians(widest)))
 
 
 def box_distance_floors_m(lat: float, lon: float, bounds: FloatArray) -> FloatArray:

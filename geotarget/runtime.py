@@ -99,7 +99,7 @@ class Runtime:
         tracker = PresenceTracker(catalog, presence, rules) if settings.triggers else None
         server = OfferServer(
             catalog,
-            RedisCapper(client, settings.redis_prefix),
+            RedisCapper(client, settings.redis_prefix, presence),
             RedisStreamSink(client, settings.redis_prefix),
             settings.resolved_device_secret(),
             GlobalCaps(settings.global_cap_per_device_per_hour, settings.global_cap_per_device_per_day),

@@ -208,3 +208,33 @@ def test_query_many_reads_coarse_interior_cells_and_returns_pairs_in_point_then_
     assert got == expected
     found = {f for _, f in got}
     assert "park" in found and len(found) > 10  # the coarse lookup and the shared table both answered
+
+
+@given(
+    st.floats(-85, 85),
+    st.floats(-179, 179),
+    st.floats(-85, 85),
+    st.floats(-179, 179),
+    st.floats(0, 0.05),
+    st.floats(0, 0.05),
+)
+@PROPERTY_SETTINGS
+def test_the_one_box_floor_equals_the_vectorised_one(lat, lon, south, west, tall, wide):
+    from geofences.shapes import box_distance_floor_m, box_distance_floors_m
+
+    box = (west, south, west + wide, min(south + tall, 89.0))
+    one = box_distance_floor_m(LatLng(lat, lon), box)
+    many = float(box_distance_floors_m(lat, lon, np.array([box]))[0])
+    assert math.isclose(one, many, rel_tol=1e-12, abs_tol=1e-6)
+
+
+def test_nearby_sees_a_fence_added_after_it_answered_for_the_same_place():
+    """``nearby`` remembers candidates per cell; a write must make it look again."""
+    index = FenceIndex(10)
+    here = LatLng(38.7139, -9.1394)
+    index.add("a", CircleShape(LatLng(38.7145, -9.1394), 30))
+    assert [p.fence_id for p in index.nearby(here, 50)] == ["a"]
+    index.add("b", CircleShape(LatLng(38.7134, -9.1394), 30))
+    assert sorted(p.fence_id for p in index.nearby(here, 50)) == ["a", "b"]
+    index.remove("a")
+    assert [p.fence_id for p in index.nearby(here, 50)] == ["b"]

@@ -1,5 +1,6 @@
-"""One Redis round trip per /v1/nearby: the cap reservation and the request's events travel in one call, and the
-events it appends are the ones the answer implies (real Redis; the adapters are only counted, not replaced)."""
+"""One Redis round trip per /v1/nearby: the cap reservation, the request's events and the device's presence
+travel in one call, and the events it appends are the ones the answer implies (real Redis; the adapters are only
+counted, not replaced)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
 def counted(runtime: Runtime) -> Counter[str]:
     calls: Counter[str] = Counter()
     server = runtime.server
-    for name, target, method in (("reserve", server.capper, "reserve"), ("append", server.sink, "append")):
+    assert server.tracker is not None  # triggers are on
+    adapters = (
+        ("reserve", server.capper, "reserve"),
+        ("append", server.sink, "append"),
+        ("presence", server.tracker.store, "apply"),
+        ("publish", server.tracker.store, "publish"),
+    )
+    for name, target, method in adapters:
         real = getattr(target, method)
 
         def counting(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
@@ -45,7 +53,7 @@ def test_a_capped_answer_reserves_and_logs_in_one_call(client: TestClient, runti
 
     served = [client.get("/v1/nearby", params=params, headers=headers).json()["offers"] for _ in range(3)]
 
-    assert calls == Counter(reserve=3)  # and never a separate append
+    assert calls == Counter(reserve=3, publish=1)  # never a separate append or presence call; the enter handed on
     assert [len(s) for s in served] == [1, 1, 0]  # per-merchant limit 2: the third offer never ranks
     logged = stored_kinds(runtime)
     assert logged == Counter(ping=3, impression=2, cap_blocked=3)  # the second blocks one, the third two

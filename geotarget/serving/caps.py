@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from geotarget.serving.types import Candidate
+from geotarget.triggers.presence import PresenceMove, Transition
 
 Scope = Literal["offer", "merchant", "global", "budget"]
 Window = Literal["h", "d", "w", "life"]
@@ -50,11 +51,12 @@ class Capper(Protocol):
         limit: int,
         impressions: Sequence[bytes],
         ping: bytes | None,
-    ) -> tuple[list[int], list[int]]:
+        moving: PresenceMove | None = None,
+    ) -> tuple[list[int], list[int], list[Transition]]:
         """Serve up to ``limit`` candidates (by index, in order) whose counters all have room, and count them;
         in the same atomic call append ``ping`` and, for each candidate decided, its impression event (JSON, as
-        served) or the same event as ``cap_blocked``. Returns (served, blocked); raises on any storage fault
-        (callers fail closed)."""
+        served) or the same event as ``cap_blocked``, and apply ``moving`` to the device's presence. Returns
+        (served, blocked, transitions fired); raises on any storage fault (callers fail closed)."""
 
 
 def period(window: Window, at: datetime, timezone: str) -> tuple[str, int]:

@@ -27,7 +27,7 @@ from geotarget.serving.caps import Capper, Counter, GlobalCaps, counters_for
 from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.types import Attributes, Candidate
 from geotarget.triggers.dispatch import Pushed
-from geotarget.triggers.presence import Fired
+from geotarget.triggers.presence import Fired, PresenceMove, Transition
 from geotarget.triggers.tracker import Fix, PresenceTracker
 
 log = logging.getLogger(__name__)
@@ -105,17 +105,24 @@ class OfferServer:
         request = MatchRequest(query.at, query.accuracy_m, query.attributes, self.max_accuracy_m, self.per_merchant)
         ranked = search.ranked(view, query.point, request)
         ping = None if query.lmt else self._ping(key, query, cell)
-        outcome = self._serve(key, query, cell, ranked, ping)
+        moving = self._moving(key, query)
+        outcome = self._serve(key, query, cell, ranked, ping, moving)
         self.stats.served += len(outcome.served)
         self.stats.cap_blocked += outcome.blocked
         unlogged = ([outcome.ping] if outcome.ping else []) + outcome.unlogged
         if unlogged:
             self._append(unlogged)
-        # limit-ad-tracking pings move nothing; after a cap-store fault in this request, Redis is not asked again
-        if self.tracker is not None and not query.lmt and outcome.ping is None:
-            fix = Fix(query.point, query.at, query.accuracy_m)
-            self.tracker.seen(key, query.device_id, query.app, [fix], query.attributes.to_json())
+        if self.tracker is not None and moving is not None and outcome.moved:
+            self.tracker.fired(moving, outcome.moved)
         return NearbyAnswer(outcome.served, cell, outcome.degraded)
+
+    def _moving(self, key: str, query: NearbyQuery) -> PresenceMove | None:
+        """The presence move that rides along with the cap reservation; limit-ad-tracking pings move nothing.
+        After a cap-store fault it is dropped with the rest (the device's next ping catches up)."""
+        if self.tracker is None or query.lmt:
+            return None
+        fix = Fix(query.point, query.at, query.accuracy_m)
+        return self.tracker.prepare(key, query.device_id, query.app, [fix], query.attributes.to_json())
 
     def push(self, fired: Fired) -> Pushed | None:
         """The best offer whose trigger this transition is, when live, targeted and within its caps: the same
@@ -140,7 +147,7 @@ class OfferServer:
         counters = [counters_for(c, t.at, zone, self.global_caps, caps.get(c.offer.merchant_id)) for c in ranked]
         served = [Served(c, uuid.uuid4().hex) for c in ranked]
         events = [replace(self._about(fired.device_key, query, cell, s, "impression"), trigger=t.kind) for s in served]
-        chosen, blocked = self._reserve(fired.device_key, counters, 1, [e.to_json() for e in events], None)
+        chosen, blocked, _ = self._reserve(fired.device_key, counters, 1, [e.to_json() for e in events], None)
         self.stats.cap_blocked += len(blocked)
         if not chosen:
             return None
@@ -149,11 +156,18 @@ class OfferServer:
         return Pushed(shown(pushed.candidate), pushed.impression_id)
 
     def _serve(
-        self, key: str, query: NearbyQuery, cell: str, ranked: Iterator[Candidate], ping: Event | None
+        self,
+        key: str,
+        query: NearbyQuery,
+        cell: str,
+        ranked: Iterator[Candidate],
+        ping: Event | None,
+        moving: PresenceMove | None,
     ) -> _Outcome:
         """Take ranked candidates a batch at a time (the limit and as many spares, for capped ones) until the
-        limit is served or none are left. Each batch goes to the capper with its events and the ping: one round
-        trip in the usual case, capped or not. Only in a fault are events left for one append at the end."""
+        limit is served or none are left. Each batch goes to the capper with its events, and the first with the
+        ping and the presence move: one round trip in the usual case, capped or not. Only in a fault are events
+        left for one append at the end."""
         outcome = _Outcome()
         linked = "" if query.lmt else key
         while len(outcome.served) < query.limit:
@@ -169,29 +183,36 @@ class OfferServer:
             served = [Served(c, uuid.uuid4().hex) for c in batch]
             events = [self._about(linked, query, cell, s, "impression").to_json() for s in served]
             try:
-                chosen, blocked = self._reserve(key, counters, room, events, ping)
+                chosen, blocked, moved = self._reserve(key, counters, room, events, ping, moving)
             except Exception as exc:  # any cap-store fault: fail closed
                 log.warning("cap store unavailable (%s); serving uncapped offers only", exc.__class__.__name__)
                 outcome.ping = ping
                 return self._uncapped(outcome, query, cell, linked, served, counters, ranked)
-            ping = None  # logged
+            ping, moving = None, None  # logged and moved
+            outcome.moved += moved
             outcome.served += [served[i] for i in chosen]
             outcome.blocked += len(blocked)
             if len(chosen) + len(blocked) < len(batch):
                 break  # the capper stopped at the limit
-        if ping is not None:  # nothing to serve: the ping goes alone
+        if ping is not None or moving is not None:  # nothing to serve: the ping and the move go alone
             try:
-                self._reserve(key, [], 0, [], ping)
+                outcome.moved += self._reserve(key, [], 0, [], ping, moving)[2]
             except Exception:
                 outcome.ping = ping
         return outcome
 
     def _reserve(
-        self, key: str, counters: list[list[Counter]], room: int, events: list[bytes], ping: Event | None
-    ) -> tuple[list[int], list[int]]:
+        self,
+        key: str,
+        counters: list[list[Counter]],
+        room: int,
+        events: list[bytes],
+        ping: Event | None,
+        moving: PresenceMove | None = None,
+    ) -> tuple[list[int], list[int], list[Transition]]:
         started = time.perf_counter()
         try:
-            answer = self.capper.reserve(key, counters, room, events, ping.to_json() if ping else None)
+            answer = self.capper.reserve(key, counters, room, events, ping.to_json() if ping else None, moving)
         except Exception:
             self.quick = False
             raise
@@ -303,5 +324,6 @@ class _Outcome:
     served: list[Served] = field(default_factory=list)
     blocked: int = 0
     unlogged: list[Event] = field(default_factory=list)  # events no capper call has appended
+    moved: list[Transition] = field(default_factory=list)  # presence transitions the capper call fired
     ping: Event | None = None  # the ping, while no capper call has appended it
     degraded: str | None = None

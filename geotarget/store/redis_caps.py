@@ -1,26 +1,32 @@
 """The Redis ``Capper``: one EVALSHA per request (``lua/reserve.lua``, registered once; redis-py reloads it
-after NOSCRIPT, e.g. when Redis restarted) that reserves the caps and appends the request's events together."""
+after NOSCRIPT, e.g. when Redis restarted) that reserves the caps and appends the request's events together,
+and moves the device's presence in the same call when asked (``lua/serve.lua``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import redis
 
 from geotarget.serving.caps import Counter
 from geotarget.store import keys
 from geotarget.store.event_stream import MAX_STREAM_LENGTH
+from geotarget.store.redis_presence import RedisPresence, transitions
+from geotarget.store.scripts import script
+from geotarget.triggers.presence import PresenceMove, Transition
 
-_SCRIPT = (Path(__file__).parent / "lua" / "reserve.lua").read_text()
+_SCRIPT = script("reserve", entry="return reserve(KEYS, ARGV)")
+_SERVE = script("reserve", "presence", entry="serve")
 IMPRESSION_PREFIX = b'{"kind":"impression",'
 
 
 class RedisCapper:
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, presence: RedisPresence | None = None) -> None:
         self.prefix = prefix
         self.stream = keys.events_stream(prefix)
+        self.presence = presence
         self._reserve = client.register_script(_SCRIPT)
+        self._serve = client.register_script(_SERVE)
 
     def reserve(
         self,
@@ -29,7 +35,8 @@ class RedisCapper:
         limit: int,
         impressions: Sequence[bytes],
         ping: bytes | None,
-    ) -> tuple[list[int], list[int]]:
+        moving: PresenceMove | None = None,
+    ) -> tuple[list[int], list[int], list[Transition]]:
         key_index: dict[str, int] = {}
         argv: list[int | str | bytes] = [limit, len(counters), MAX_STREAM_LENGTH, ping or b""]
         for candidate, impression in zip(counters, impressions, strict=True):
@@ -41,5 +48,13 @@ class RedisCapper:
                 index = key_index.setdefault(key, len(key_index) + 1)
                 argv.extend((index, c.limit, c.ttl_s))
             argv.append(impression[len(IMPRESSION_PREFIX) :])
-        served, blocked = self._reserve(keys=[*key_index, self.stream], args=argv)
-        return [int(i) - 1 for i in served], [int(i) - 1 for i in blocked]
+        names = [*key_index, self.stream]
+        moved: list[Transition] = []
+        if moving is None or self.presence is None:
+            served, blocked = self._reserve(keys=names, args=argv)
+        else:  # the device's presence moves in the same call (lua/serve.lua)
+            presence_keys, presence_argv = self.presence.arguments(moving)
+            both = [len(names), len(argv), *argv, *presence_argv]
+            served, blocked, flat = self._serve(keys=[*names, *presence_keys], args=both)
+            moved = transitions(flat)
+        return [int(i) - 1 for i in served], [int(i) - 1 for i in blocked], moved

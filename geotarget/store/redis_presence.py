@@ -3,18 +3,18 @@ device's keys in one slot), and fired transitions go to a Redis Stream for the t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
 
 from geotarget.store import keys
-from geotarget.triggers.presence import Fired, PresencePing, PresenceRules, Transition
+from geotarget.store.scripts import script
+from geotarget.triggers.presence import Fired, PresenceMove, PresenceRules, Transition
 
-_SCRIPT = (Path(__file__).parent / "lua" / "presence.lua").read_text()
+_SCRIPT = script("presence", entry="return move_presence(KEYS, ARGV)")
 KEEP_S = 86_400  # how long a device's newest ping time is remembered once nothing is present
 MAX_TRANSITIONS = 1_000_000  # approximate trim of the stream: a safety net if no trigger worker runs
 TRIGGER_GROUP = "triggers"
@@ -32,24 +32,21 @@ class RedisPresence:
         self.stream = keys.transitions_stream(prefix)
         self._move = client.register_script(_SCRIPT)
 
-    def apply(
-        self,
-        device_key: str,
-        device_id: str,
-        app: str,
-        pings: Sequence[PresencePing],
-        attributes: Mapping[str, object] | None = None,
-    ) -> list[Transition]:
-        sender = orjson.dumps([app, attributes or {}])  # kept as the hash's '_app', so a timed-out exit knows it
-        argv: list[str | int | float | bytes] = ["ping", device_key, self.rules.timeout_s * 1000, KEEP_S, device_id]
-        argv.append(sender)
-        argv.append(len(pings))
-        for ping in pings:
+    def apply(self, move: PresenceMove) -> list[Transition]:
+        names, argv = self.arguments(move)
+        _, _, flat = self._move(keys=names, args=argv)
+        return transitions(flat)
+
+    def arguments(self, move: PresenceMove) -> tuple[list[str], list[str | int | float | bytes]]:
+        """The keys and arguments of ``move_presence`` for this move (``lua/presence.lua``)."""
+        sender = orjson.dumps([move.app, move.attributes])  # kept as the hash's '_app': a timed-out exit knows it
+        argv: list[str | int | float | bytes] = ["ping", move.device_key, self.rules.timeout_s * 1000, KEEP_S]
+        argv += [move.device_id, sender, len(move.pings)]
+        for ping in move.pings:
             argv += [_ms(ping.at), int(self.rules.accurate(ping.accuracy_m)), len(ping.sightings)]
             for s in ping.sightings:
                 argv += [s.fence_id, int(s.inside), round(s.distance_m, 1), ",".join(map(str, s.dwell_thresholds_s))]
-        _, _, flat = self._move(keys=self._keys(device_key), args=argv)
-        return _transitions(flat)
+        return self._keys(move.device_key), argv
 
     def sweep(self, now: datetime, limit: int = 500) -> list[Fired]:
         """Exits for devices whose presence timed out by ``now`` (each device atomically; any worker may run it)."""
@@ -59,7 +56,7 @@ class RedisPresence:
             argv: list[str | int] = ["sweep", device_key, self.rules.timeout_s * 1000, KEEP_S, _ms(now)]
             device_id, sender, flat = self._move(keys=self._keys(device_key), args=argv)
             app, attributes = orjson.loads(sender) if sender else ("", {})
-            fired += [Fired(device_key, _text(device_id), app, t, attributes) for t in _transitions(flat)]
+            fired += [Fired(device_key, _text(device_id), app, t, attributes) for t in transitions(flat)]
         return fired
 
     def ensure_group(self) -> None:
@@ -120,7 +117,8 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _transitions(flat: Sequence[object]) -> list[Transition]:
+def transitions(flat: Sequence[object]) -> list[Transition]:
+    """What ``move_presence`` returns as its third part, as transitions."""
     found = []
     for i in range(0, len(flat), 6):
         kind, fence, at, dwell, distance, threshold = map(_text, flat[i : i + 6])

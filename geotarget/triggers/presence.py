@@ -59,6 +59,18 @@ class PresencePing:
 
 
 @dataclass(frozen=True)
+class PresenceMove:
+    """One device's pings, ready for the presence engine (in timestamp order, sightings found), and who sent
+    them: the raw id and app key (kept while present, for deliveries) and what the app said of its user."""
+
+    device_key: str
+    device_id: str
+    app: str
+    pings: tuple[PresencePing, ...]
+    attributes: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Transition:
     kind: Kind
     fence_id: str

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from geofences import LatLng
 from geotarget.catalog.snapshot import Catalog
-from geotarget.triggers.presence import Fired, PresencePing, PresenceRules, Transition, sightings
+from geotarget.triggers.presence import Fired, PresenceMove, PresencePing, PresenceRules, Transition, sightings
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,8 @@ class Fix:
 
 
 class PresenceStore(Protocol):
-    def apply(
-        self,
-        device_key: str,
-        device_id: str,
-        app: str,
-        pings: Sequence[PresencePing],
-        attributes: Mapping[str, object] | None = None,
-    ) -> list[Transition]:
-        """Apply one device's pings (timestamp order) atomically; the transitions they fired."""
+    def apply(self, move: PresenceMove) -> list[Transition]:
+        """Apply one device's pings atomically; the transitions they fired."""
 
     def sweep(self, now: datetime, limit: int = 500) -> list[Fired]:
         """Exits of presences that timed out by ``now``."""
@@ -59,6 +52,23 @@ class PresenceTracker:
         self.rules = rules
         self.stats = PresenceStats()
 
+    def prepare(
+        self,
+        device_key: str,
+        device_id: str,
+        app: str,
+        fixes: Sequence[Fix],
+        attributes: Mapping[str, object] | None = None,
+    ) -> PresenceMove:
+        """One device's (non-``lmt``) pings, in any order, made ready for the engine. ``attributes``: what the
+        app said of its user (kept with the presence, so a push is targeted as a pulled offer is)."""
+        index, waits = self.catalog.index, self.catalog.dwell_thresholds
+        pings = tuple(
+            PresencePing(f.at, f.accuracy_m, sightings(index, f.point, f.accuracy_m, self.rules, waits), f.point)
+            for f in sorted(fixes, key=lambda f: f.at)
+        )
+        return PresenceMove(device_key, device_id, app, pings, dict(attributes or {}))
+
     def seen(
         self,
         device_key: str,
@@ -67,25 +77,34 @@ class PresenceTracker:
         fixes: Sequence[Fix],
         attributes: Mapping[str, object] | None = None,
     ) -> list[Fired]:
-        """Move one device's presence by its (non-``lmt``) pings, in any order. ``attributes``: what the app
-        said of its user (kept with the presence, so a push is targeted as a pulled offer is)."""
-        index, waits = self.catalog.index, self.catalog.dwell_thresholds
-        ordered = sorted(fixes, key=lambda f: f.at)
-        pings = [
-            PresencePing(f.at, f.accuracy_m, sightings(index, f.point, f.accuracy_m, self.rules, waits), f.point)
-            for f in ordered
+        """Move one device's presence by its pings in a call of its own (``POST /v1/pings``, bulk files)."""
+        move = self.prepare(device_key, device_id, app, fixes, attributes)
+        try:
+            moved = self.store.apply(move)
+        except Exception as exc:
+            self.failed(exc)
+            return []
+        return self.fired(move, moved)
+
+    def fired(self, move: PresenceMove, moved: Sequence[Transition]) -> list[Fired]:
+        """Hand on what a move fired (it may have been applied with the cap reservation, in one call)."""
+        if not moved:
+            return []
+        fired = [
+            Fired(move.device_key, move.device_id, move.app, self._measured(t, move.pings), move.attributes)
+            for t in moved
         ]
         try:
-            moved = self.store.apply(device_key, device_id, app, pings, attributes)
-            said = dict(attributes or {})
-            fired = [Fired(device_key, device_id, app, self._measured(t, pings), said) for t in moved]
             self.store.publish(fired)
         except Exception as exc:
-            self.stats.failures += 1
-            log.warning("presence not moved (%s); the device's next ping catches up", exc.__class__.__name__)
+            self.failed(exc)
             return []
         self.stats.transitions += len(fired)
         return fired
+
+    def failed(self, exc: Exception) -> None:
+        self.stats.failures += 1
+        log.warning("presence not moved (%s); the device's next ping catches up", exc.__class__.__name__)
 
     def sweep(self, now: datetime) -> list[Fired]:
         """Exits for devices gone silent; safe to run in several workers at once."""

@@ -1,5 +1,6 @@
--- Serve, atomically, up to ARGV[1] ranked candidates whose every cap counter has room, count them, and append
--- what happened to the event stream: one round trip per request.
+-- reserve(KEYS, ARGV): serve, atomically, up to ARGV[1] ranked candidates whose every cap counter has room,
+-- count them, and append what happened to the event stream: one round trip per request. A library, like
+-- presence.lua (geotarget/store/scripts.py makes scripts of them).
 --
 -- KEYS    every counter key any candidate uses (each once), then the event stream last
 -- ARGV[1] how many candidates may be served at most
@@ -15,50 +16,52 @@
 -- merchant cap) see the increments of the candidates served before them in the same call. Candidates after
 -- the last one served, once the limit is reached, are neither counted nor logged. A failing append does not
 -- undo the counting (events are best effort; caps are a promise).
-local limit = tonumber(ARGV[1])
-local total = tonumber(ARGV[2])
-local stream = KEYS[#KEYS]
-local maxlen = ARGV[3]
-local events = {}
-if ARGV[4] ~= '' then
-  events[1] = ARGV[4]
-end
-local pos = 5
-local served, blocked = {}, {}
-for candidate = 1, total do
-  if #served >= limit then
-    break
+local function reserve(KEYS, ARGV)
+  local limit = tonumber(ARGV[1])
+  local total = tonumber(ARGV[2])
+  local stream = KEYS[#KEYS]
+  local maxlen = ARGV[3]
+  local events = {}
+  if ARGV[4] ~= '' then
+    events[1] = ARGV[4]
   end
-  local n = tonumber(ARGV[pos])
-  local first = pos + 1
-  local event = ARGV[first + 3 * n]
-  pos = first + 3 * n + 1
-  local room = true
-  for i = 0, n - 1 do
-    local key = KEYS[tonumber(ARGV[first + 3 * i])]
-    local cap = tonumber(ARGV[first + 3 * i + 1])
-    local used = tonumber(redis.call('GET', key) or '0')
-    if used >= cap then
-      room = false
+  local pos = 5
+  local served, blocked = {}, {}
+  for candidate = 1, total do
+    if #served >= limit then
       break
     end
-  end
-  if room then
+    local n = tonumber(ARGV[pos])
+    local first = pos + 1
+    local event = ARGV[first + 3 * n]
+    pos = first + 3 * n + 1
+    local room = true
     for i = 0, n - 1 do
       local key = KEYS[tonumber(ARGV[first + 3 * i])]
-      local ttl = tonumber(ARGV[first + 3 * i + 2])
-      if redis.call('INCR', key) == 1 and ttl > 0 then
-        redis.call('EXPIRE', key, ttl)
+      local cap = tonumber(ARGV[first + 3 * i + 1])
+      local used = tonumber(redis.call('GET', key) or '0')
+      if used >= cap then
+        room = false
+        break
       end
     end
-    served[#served + 1] = candidate
-    events[#events + 1] = '{"kind":"impression",' .. event
-  else
-    blocked[#blocked + 1] = candidate
-    events[#events + 1] = '{"kind":"cap_blocked",' .. event
+    if room then
+      for i = 0, n - 1 do
+        local key = KEYS[tonumber(ARGV[first + 3 * i])]
+        local ttl = tonumber(ARGV[first + 3 * i + 2])
+        if redis.call('INCR', key) == 1 and ttl > 0 then
+          redis.call('EXPIRE', key, ttl)
+        end
+      end
+      served[#served + 1] = candidate
+      events[#events + 1] = '{"kind":"impression",' .. event
+    else
+      blocked[#blocked + 1] = candidate
+      events[#events + 1] = '{"kind":"cap_blocked",' .. event
+    end
   end
+  for _, e in ipairs(events) do
+    redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', e)
+  end
+  return { served, blocked }
 end
-for _, e in ipairs(events) do
-  redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', e)
-end
-return { served, blocked }
