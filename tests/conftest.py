@@ -143,3 +143,22 @@ def shared_data() -> Path:
             pytest.fail(f"the shared test data folder {SHARED_DATA} is missing in CI")
         pytest.skip("../shared/data is not beside this checkout")
     return SHARED_DATA
+
+
+@pytest.fixture
+def with_triggers(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[tuple[TestClient, Runtime]]:
+    """A server whose trigger and delivery loops run, allowed to reach loopback, retrying and taking over
+    quickly, reporting on a single device."""
+    settings = make_settings(
+        tmp_path,
+        redis_url,
+        database_url,
+        webhook_allow_private=True,
+        webhook_retry_base_s=0.2,
+        webhook_claim_idle_s=1,
+        report_min_devices=1,
+    )
+    runtime = Runtime.open(settings, deliver=True)
+    with TestClient(create_app(settings, runtime)) as client:
+        yield client, runtime
+    runtime.close()

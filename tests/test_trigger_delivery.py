@@ -29,22 +29,6 @@ from tests.test_webhooks import FAR, INSIDE, subscribe, world
 from tests.webhook_receiver import receiver
 
 
-@pytest.fixture
-def live(tmp_path, redis_url, database_url):
-    settings = make_settings(
-        tmp_path,
-        redis_url,
-        database_url,
-        webhook_allow_private=True,
-        webhook_claim_idle_s=1,
-        report_min_devices=1,
-    )
-    runtime = Runtime.open(settings, deliver=True)
-    with TestClient(create_app(settings, runtime)) as client:
-        yield client, runtime
-    runtime.close()
-
-
 def ping(client: TestClient, headers: dict, device: str, at: datetime, inside: bool) -> None:
     where = INSIDE if inside else {"lat": FAR.lat, "lon": FAR.lon, "accuracy_m": 10}
     row = {"device_id": device, **where, "ts": int(at.timestamp())}
@@ -57,8 +41,8 @@ def impressions(runtime: Runtime) -> list[dict]:
     return [e for e in found if e["kind"] == "impression"]
 
 
-def test_an_offer_triggered_on_enter_is_pushed_after_the_enter_event_within_its_caps_and_never_pulled(live):
-    client, runtime = live
+def test_an_offer_triggered_on_enter_is_pushed_after_the_enter_event_within_its_caps_and_never_pulled(with_triggers):
+    client, runtime = with_triggers
     merchant, app_headers, _, fence_id = world(client)
     offer = {
         "title": "2-for-1 lattes",
@@ -93,9 +77,9 @@ def test_an_offer_triggered_on_enter_is_pushed_after_the_enter_event_within_its_
     assert (row["impressions"], row["pushes"], row["reach"]) == (1, 1, 1)
 
 
-def test_an_offer_triggered_on_a_dwell_of_two_minutes_is_pushed_alone_at_two_minutes(live):
+def test_an_offer_triggered_on_a_dwell_of_two_minutes_is_pushed_alone_at_two_minutes(with_triggers):
     """A dwell time of the offer's own fires its push; the webhook's dwell event keeps its 300 s."""
-    client, _ = live
+    client, _ = with_triggers
     merchant, app_headers, _, fence_id = world(client)
     offer = {"title": "Stay for cake", "geofence_ids": [fence_id], "trigger": {"on": "dwell", "dwell_s": 120}}
     assert client.post("/v1/offers", json=offer, headers=merchant).status_code == 201
@@ -182,10 +166,10 @@ def signed(secret: str, headers: dict[str, str], body: bytes) -> bool:
 
 
 @pytest.mark.timeout(60)
-def test_events_are_published_signed_to_a_nats_subject(live):
+def test_events_are_published_signed_to_a_nats_subject(with_triggers):
     import nats
 
-    client, _ = live
+    client, _ = with_triggers
     subject = f"geotarget.test.{secrets.token_hex(4)}"
     got: list = []
     ready, done = threading.Event(), threading.Event()
@@ -210,10 +194,10 @@ def test_events_are_published_signed_to_a_nats_subject(live):
 
 
 @pytest.mark.timeout(60)
-def test_events_are_published_signed_to_an_mqtt_topic(live):
+def test_events_are_published_signed_to_an_mqtt_topic(with_triggers):
     import paho.mqtt.client as mqtt
 
-    client, _ = live
+    client, _ = with_triggers
     topic = f"geotarget/test/{secrets.token_hex(4)}"
     got: list = []
     arrived = threading.Event()
@@ -240,10 +224,10 @@ def test_events_are_published_signed_to_an_mqtt_topic(live):
 
 
 @pytest.mark.timeout(60)
-def test_events_are_published_signed_to_a_rabbitmq_exchange(live):
+def test_events_are_published_signed_to_a_rabbitmq_exchange(with_triggers):
     import pika
 
-    client, _ = live
+    client, _ = with_triggers
     exchange = f"geotarget-test-{secrets.token_hex(4)}"
     connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
     channel = connection.channel()
@@ -265,8 +249,8 @@ def test_events_are_published_signed_to_a_rabbitmq_exchange(live):
         connection.close()
 
 
-def test_a_missing_exchange_is_a_failed_attempt_not_a_lost_event(live):
-    client, runtime = live
+def test_a_missing_exchange_is_a_failed_attempt_not_a_lost_event(with_triggers):
+    client, runtime = with_triggers
     hook, _ = broker_enter(client, f"amqp://guest:guest@127.0.0.1:5672/no-such-exchange-{secrets.token_hex(3)}")
     deadline = time.monotonic() + 20
     listed: list = []

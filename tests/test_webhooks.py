@@ -25,23 +25,6 @@ INSIDE = {**INSIDE_ALFAMA_CAFE, "accuracy_m": 5}
 FAR = moved(LatLng(INSIDE_ALFAMA_CAFE["lat"], INSIDE_ALFAMA_CAFE["lon"]), 0, 800.0)
 
 
-@pytest.fixture
-def live(tmp_path, redis_url, database_url):
-    """A server whose trigger and delivery loops run, allowed to reach loopback, retrying quickly."""
-    settings = make_settings(
-        tmp_path,
-        redis_url,
-        database_url,
-        webhook_allow_private=True,
-        webhook_retry_base_s=0.2,
-        webhook_claim_idle_s=2,
-    )
-    runtime = Runtime.open(settings, deliver=True)
-    with TestClient(create_app(settings, runtime)) as client:
-        yield client, runtime
-    runtime.close()
-
-
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -68,8 +51,8 @@ def subscribe(client: TestClient, headers: dict, url: str, events: list[str], **
     return response.json()
 
 
-def test_enter_and_exit_reach_the_app_with_the_device_id_and_the_merchant_without_both_signed(live):
-    client, runtime = live
+def test_enter_and_exit_reach_the_app_with_the_device_id_and_the_merchant_without_both_signed(with_triggers):
+    client, runtime = with_triggers
     merchant, app_headers, _, fence_id = world(client)
     with receiver() as app_end, receiver() as merchant_end:
         app_hook = subscribe(client, app_headers, app_end.url, ["enter", "exit"])
@@ -102,8 +85,8 @@ def test_enter_and_exit_reach_the_app_with_the_device_id_and_the_merchant_withou
     )
 
 
-def test_a_receiver_answering_500_then_200_gets_the_event_twice_and_it_is_delivered_once(live):
-    client, _ = live
+def test_a_receiver_answering_500_then_200_gets_the_event_twice_and_it_is_delivered_once(with_triggers):
+    client, _ = with_triggers
     _, app_headers, _, _ = world(client)
     with receiver(answers=[500]) as end:
         hook = subscribe(client, app_headers, end.url, ["enter"])
@@ -154,8 +137,8 @@ def test_a_receiver_that_keeps_failing_is_given_up_on_and_the_delivery_listed_as
         runtime.close()
 
 
-def test_webhooks_are_kept_apart_per_tenant(live):
-    client, _ = live
+def test_webhooks_are_kept_apart_per_tenant(with_triggers):
+    client, _ = with_triggers
     cafe, app_headers, _, fence_id = world(client)
     bakery_key = client.post("/v1/merchants", json={"name": "Padaria"}, headers=ADMIN).json()["api_key"]
     bakery = auth(bakery_key)
@@ -178,8 +161,8 @@ def test_webhooks_are_kept_apart_per_tenant(live):
         assert client.get("/v1/webhooks", headers=cafe).json()["webhooks"] == []
 
 
-def test_the_test_route_sends_a_signed_test_event_now_and_reports_the_answer(live):
-    client, _ = live
+def test_the_test_route_sends_a_signed_test_event_now_and_reports_the_answer(with_triggers):
+    client, _ = with_triggers
     _, app_headers, _, _ = world(client)
     with receiver(answers=[418]) as end:
         hook = subscribe(client, app_headers, end.url, ["enter"])
@@ -242,8 +225,8 @@ def test_a_signature_is_bound_to_its_timestamp_and_body():
     assert not verify("s3cret", {**headers, "Geotarget-Timestamp": "1700000001"}, body, 1700000100)
 
 
-def test_erasing_a_device_drops_its_pending_deliveries(live):
-    client, runtime = live
+def test_erasing_a_device_drops_its_pending_deliveries(with_triggers):
+    client, runtime = with_triggers
     _, app_headers, _, _ = world(client)
     with receiver(answers=[500] * 1000) as end:
         hook = subscribe(client, app_headers, end.url, ["enter"])

@@ -45,3 +45,12 @@ def connect_raw(url: str, socket_timeout_s: float = 10.0) -> redis.Redis:
     """A client answering bytes (bodies are sent exactly as stored), for the trigger and delivery loops, whose
     reads block up to a second; ``socket_timeout_s`` bounds each call."""
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=socket_timeout_s, socket_keepalive=True)
+
+
+def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
+    """The consumer group on the stream, made (with the stream) if missing; already there is fine."""
+    try:
+        client.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise

@@ -18,6 +18,7 @@ import orjson
 import redis
 
 from geotarget.store import keys
+from geotarget.store.redis_client import ensure_group
 from geotarget.triggers.webhooks import Delivery, PendingDelivery
 
 _LUA = Path(__file__).parent / "lua"
@@ -66,11 +67,7 @@ class RedisDeliveries:
     # -- the delivery worker's side ---------------------------------------------------------------------------
 
     def ensure_group(self) -> None:
-        try:
-            self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        ensure_group(self.client, self.stream, GROUP)
 
     def take(self, consumer: str, count: int, block_ms: int) -> list[PendingDelivery]:
         """Deliveries to send: first those a dead worker left (idle past ``CLAIM_IDLE_MS``), then new ones."""

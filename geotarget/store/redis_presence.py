@@ -11,6 +11,7 @@ import orjson
 import redis
 
 from geotarget.store import keys
+from geotarget.store.redis_client import ensure_group
 from geotarget.store.scripts import script
 from geotarget.triggers.presence import Fired, PresenceMove, PresenceRules, Transition
 
@@ -60,11 +61,7 @@ class RedisPresence:
         return fired
 
     def ensure_group(self) -> None:
-        try:
-            self.client.xgroup_create(self.stream, TRIGGER_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        ensure_group(self.client, self.stream, TRIGGER_GROUP)
 
     def take(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, Fired | None]]:
         """Transitions for the trigger worker: those a dead worker left first, then new ones. ``None`` stands

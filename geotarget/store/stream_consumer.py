@@ -24,6 +24,7 @@ import redis
 
 from geotarget.store import keys
 from geotarget.store.event_store import ParquetEventStore, events_from_json, with_fences
+from geotarget.store.redis_client import ensure_group
 
 log = logging.getLogger(__name__)
 GROUP = "event-store"
@@ -121,11 +122,7 @@ class StreamConsumer:
     def _ensure_group(self) -> None:
         if self._group_ready:
             return
-        try:
-            self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        ensure_group(self.client, self.stream, GROUP)
         self._group_ready = True
 
 

@@ -84,7 +84,11 @@ class Transports:
         key = (target.scheme, address, target.port, user)
         with self._lock:
             broker = self._brokers.get(key)
-            if broker is None or broker.broken:
+            if broker is not None and broker.broken:
+                with contextlib.suppress(Exception):
+                    broker.close()
+                broker = None
+            if broker is None:
                 maker = {"nats": _Nats, "mqtt": _Mqtt, "amqp": _Amqp}[target.scheme]
                 broker = self._brokers[key] = maker(url, address, target.port, self.timeout_s)
             return broker
