@@ -297,6 +297,9 @@ class ReachOut(BaseModel):
     granularity: Literal["day", "week"]
     k: int
     rows: list[ReachRow]
+    totals: ReachRow = Field(
+        description="The whole window as one period: reach and visitors count each device once (period 'from/to')."
+    )
 
 
 class ErasedOut(BaseModel):

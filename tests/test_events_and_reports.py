@@ -16,6 +16,7 @@ from api.cli import app as cli
 from api.deps import now
 from geotarget.measurement.devices import device_key
 from geotarget.measurement.events import Event
+from geotarget.measurement.reports import hidden_buckets
 from tests.conftest import ADMIN, make_settings
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE, offer_event, ping_event
 
@@ -120,10 +121,9 @@ def expected_rows(events: list[Event], world, k: int) -> list[dict]:
         day_imp, day_linked = imp[imp.day == day], linked_imp[linked_imp.day == day]
         reach = day_linked.device_key.nunique()
         counts = day_linked.groupby("device_key").size().clip(upper=5).value_counts()
-        histogram = {
-            label: hide(int(counts.get(n, 0)), int(counts.get(n, 0)))
-            for n, label in enumerate(["1", "2", "3", "4", "5+"], start=1)
-        }
+        exact = {label: int(counts.get(n, 0)) for n, label in enumerate(["1", "2", "3", "4", "5+"], start=1)}
+        complement = hidden_buckets(exact, k)  # its own rule: tests/test_report_suppression.py
+        histogram = {label: None if label in complement else count for label, count in exact.items()}
         blocked = ev[(ev.kind == "cap_blocked") & (ev.day == day)]
         day_inside, day_starts = inside[inside.day == day], starts[starts.day == day]
         after = day_starts[day_starts.exposed]
@@ -132,7 +132,7 @@ def expected_rows(events: list[Event], world, k: int) -> list[dict]:
             "impressions": hide(len(day_imp), reach),
             "pushes": hide(0, reach),  # nothing here is pushed (tests/test_trigger_delivery.py counts pushes)
             "reach": hide(reach, reach),
-            "avg_frequency": hide(round(len(day_linked) / reach, 3) if reach else None, reach),
+            "avg_frequency": None if complement else hide(round(len(day_linked) / reach, 3) if reach else None, reach),
             "frequency": histogram if not 0 < reach < k else dict.fromkeys(["1", "2", "3", "4", "5+"]),
             "visitors": hide(day_inside.device_key.nunique(), day_inside.device_key.nunique()),
             "visits": hide(len(day_starts), day_starts.device_key.nunique()),

@@ -87,3 +87,27 @@ def test_a_day_with_one_device_is_not_revealed_by_its_week(client, cafe, runtime
     days = report(client, cafe, geofence_id=alfama)
     assert days[0]["visitors"] == 8 and days[2]["visitors"] is None
     assert report(client, cafe, geofence_id=alfama, granularity="week") == week_before
+
+
+def test_the_window_totals_count_each_visitor_once_not_once_a_day(client, cafe, runtime):
+    """The dashboard's cards: 12 regulars visiting on three days are 12 visitors over the week, not 36."""
+    alfama = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    offer = client.post("/v1/offers", json={"title": "latte", "geofence_ids": [alfama]}, headers=cafe.headers)
+    regulars = [f"regular-{n}" for n in range(12)]
+    days = [MONDAY + timedelta(days=d) for d in (0, 2, 4)]
+    store(
+        runtime,
+        [
+            ping(runtime, r, day + timedelta(minutes=n), INSIDE_ALFAMA_CAFE)
+            for day in days
+            for n, r in enumerate(regulars)
+        ],
+    )
+    store(runtime, [impression(runtime, r, day, offer.json()["id"], cafe.id, alfama) for day in days for r in regulars])
+    answer = client.get(
+        "/v1/reports/reach", params={"from": "2026-11-16", "to": "2026-11-22"}, headers=cafe.headers
+    ).json()
+    assert sum(row["visitors"] or 0 for row in answer["rows"]) == 36
+    totals = answer["totals"]
+    assert (totals["period"], totals["visitors"], totals["visits"]) == ("2026-11-16/2026-11-22", 12, 36)
+    assert (totals["impressions"], totals["reach"], totals["frequency"]["3"]) == (36, 12, 12)

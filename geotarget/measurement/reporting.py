@@ -68,6 +68,8 @@ class ReportService:
         unit = request.granularity
         figures = reach_figures(self.store, scope, start, end, zone, unit, self.k)
         rows = assemble(figures, periods(first, last, unit), self.k)
+        whole = reach_figures(self.store, scope, start, end, zone, unit, self.k, whole=first)
+        totals = assemble(whole, [first], self.k)[0] | {"period": f"{first.isoformat()}/{last.isoformat()}"}
         return {
             "scope": label,
             "timezone": zone,
@@ -76,6 +78,7 @@ class ReportService:
             "granularity": unit,
             "k": self.k,
             "rows": rows,
+            "totals": totals,
         }
 
     def scopes(self, viewer: Owner) -> Scopes:

@@ -66,6 +66,30 @@ def _withheld(found: dict[str, Figure], family: str, figure: Figure | None) -> b
     return held is not None and held.devices > 0 and (figure is None or figure.value == 0)
 
 
+def hidden_buckets(counts: dict[str, int], k: int) -> set[str]:
+    """The frequency buckets to leave out so that none below ``k`` can be worked out from the row's ``reach``
+    (the buckets add up to it): complementary suppression. With one below ``k``, the 5+ bucket hides too when it
+    has devices (its impressions are unknown, so they say less about the rest), then the smallest others until
+    at least two hide at least ``k`` devices together. ``avg_frequency`` is left out with them (it would add
+    the buckets' weighted sum).
+
+    >>> sorted(hidden_buckets({"1": 0, "2": 75, "3": 1, "4": 44, "5+": 20}, k=10))
+    ['3', '5+']
+    >>> sorted(hidden_buckets({"1": 30, "2": 12, "3": 4, "4": 0, "5+": 0}, k=10))
+    ['2', '3']
+    """
+    hidden = {label for label, count in counts.items() if 0 < count < k}
+    if not hidden:
+        return hidden
+    if counts.get("5+", 0) > 0:
+        hidden.add("5+")
+    positive = sorted((count, label) for label, count in counts.items() if label not in hidden and count > 0)
+    zeros = [label for label in BUCKETS if label not in hidden and counts.get(label, 0) == 0]
+    while (len(hidden) < 2 or sum(counts[label] for label in hidden) < k) and (positive or zeros):
+        hidden.add(positive.pop(0)[1] if positive else zeros.pop(0))
+    return hidden
+
+
 def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
     suppressed: list[str] = []
 
@@ -80,12 +104,11 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
         row.update(impressions=None, pushes=None, reach=None, avg_frequency=None, frequency=dict.fromkeys(BUCKETS))
         suppressed += ["impressions", "pushes", "reach", "avg_frequency", "frequency"]
     else:
-        histogram: dict[str, int | None] = {}
-        for n, label in enumerate(BUCKETS, start=1):
-            bucket = found.get(f"frequency_{n}")
-            histogram[label] = None if _hidden(bucket, k) else value(f"frequency_{n}")
-        if any(v is None for v in histogram.values()):
-            suppressed.append("frequency")
+        counts = {label: value(f"frequency_{n}") for n, label in enumerate(BUCKETS, start=1)}
+        hidden = hidden_buckets(counts, k)
+        histogram = {label: None if label in hidden else count for label, count in counts.items()}
+        if hidden:
+            suppressed += ["avg_frequency", "frequency"]
         pushes = found.get("pushes")
         if _hidden(pushes, k):
             suppressed.append("pushes")
@@ -93,7 +116,7 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
             impressions=value("impressions"),
             pushes=None if _hidden(pushes, k) else value("pushes"),
             reach=reach,
-            avg_frequency=round(value("linked_impressions") / reach, 3) if reach else None,
+            avg_frequency=round(value("linked_impressions") / reach, 3) if reach and not hidden else None,
             frequency=histogram,
         )
     nothing_published = {

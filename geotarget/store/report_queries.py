@@ -25,8 +25,16 @@ class Scope:
 
 
 def reach_figures(
-    store: ParquetEventStore, scope: Scope, from_ts: datetime, to_ts: datetime, timezone: str, unit: str, k: int
+    store: ParquetEventStore,
+    scope: Scope,
+    from_ts: datetime,
+    to_ts: datetime,
+    timezone: str,
+    unit: str,
+    k: int,
+    whole: date | None = None,
 ) -> list[Figure]:
+    """Figures per period; with ``whole``, one period for the window (its first day), for totals."""
     if not store.has_data():
         return []
     params: dict[str, Any] = {
@@ -40,6 +48,7 @@ def reach_figures(
         "merchant_id": scope.merchant_id,
         "visit_fences": list(scope.visit_fences),
         "k": k,
+        "whole": whole,
     }
     with store.connect() as connection:
         sql = (

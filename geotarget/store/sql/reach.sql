@@ -5,6 +5,8 @@
 -- $from_ts/$to_ts the report window, UTC instants (to exclusive)
 -- $tz            IANA zone whose calendar defines the periods
 -- $unit          'day' or 'week' (ISO weeks, Monday first)
+-- $whole         NULL, or a date: then the whole window is one period starting that day (totals: devices
+--                counted once over the window, not once a day)
 -- $offer_ids, $fence_ids, $merchant_id   which impressions count ([] / '' = no restriction)
 -- $visit_fences  the fences whose visitors count
 -- $k             the fewest distinct devices a published unit has
@@ -44,7 +46,7 @@ offer_units AS (
     GROUP BY ALL HAVING count(DISTINCT device_key) >= $k
 ),
 scoped AS (
-    SELECT e.kind, e.device_key, e.ts, e.trigger, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE) AS period
+    SELECT e.kind, e.device_key, e.ts, e.trigger, coalesce($whole, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE)) AS period
     FROM offer_events e SEMI JOIN offer_units u
       ON e.kind = u.kind AND e.offer_id = u.offer_id AND e.fence_id = u.fence_id AND e.unit_day = u.unit_day
 ),
@@ -103,11 +105,11 @@ published AS (
     WHERE m.ts >= $from_ts AND m.ts < $to_ts
 ),
 visit_starts AS (
-    SELECT device_key, ts, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE) AS period
+    SELECT device_key, ts, coalesce($whole, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE)) AS period
     FROM published WHERE starts_visit
 ),
 visitors AS (
-    SELECT CAST(date_trunc($unit, timezone($tz, ts)) AS DATE) AS period, 'visitors' AS metric,
+    SELECT coalesce($whole, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE)) AS period, 'visitors' AS metric,
            count(DISTINCT device_key)::DOUBLE AS value, count(DISTINCT device_key) AS devices
     FROM published GROUP BY 1
 ),
@@ -130,13 +132,13 @@ after_exposure AS (
     FROM exposed_visits GROUP BY period
 ),
 withheld AS (
-    SELECT CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE) AS period, 'withheld_' || e.kind AS metric,
+    SELECT coalesce($whole, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE)) AS period, 'withheld_' || e.kind AS metric,
            0::DOUBLE AS value, count(DISTINCT NULLIF(e.device_key, '')) AS devices
     FROM offer_events e ANTI JOIN offer_units u
       ON e.kind = u.kind AND e.offer_id = u.offer_id AND e.fence_id = u.fence_id AND e.unit_day = u.unit_day
     WHERE e.ts >= $from_ts AND e.ts < $to_ts GROUP BY ALL
     UNION ALL
-    SELECT CAST(date_trunc($unit, timezone($tz, m.ts)) AS DATE), 'withheld_visit', 0::DOUBLE,
+    SELECT coalesce($whole, CAST(date_trunc($unit, timezone($tz, m.ts)) AS DATE)), 'withheld_visit', 0::DOUBLE,
            count(DISTINCT m.device_key)
     FROM marked m ANTI JOIN fence_units u ON m.fence = u.fence AND m.unit_day = u.unit_day
     WHERE m.ts >= $from_ts AND m.ts < $to_ts GROUP BY ALL

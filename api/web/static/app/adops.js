@@ -90,23 +90,15 @@
     }
   }
 
-  function sum(rows, key) {
-    let total = 0;
-    let hidden = false;
-    for (const row of rows) {
-      if (row[key] === null) hidden = true;
-      else total += row[key];
-    }
-    return { total, hidden };
-  }
-
+  /** The window's totals come from the server: devices are counted once over the window, not once a day. */
   function renderTotals(report) {
-    const cards = ["impressions", "visitors", "visits", "visits_after_exposure", "cap_blocked"].map((key) => {
-      const { total, hidden } = sum(report.rows, key);
+    const cards = ["impressions", "reach", "visitors", "visits", "visits_after_exposure", "cap_blocked"].map((key) => {
+      const value = report.totals[key];
+      const hidden = el("span", { class: "suppressed", title: `fewer than ${report.k} devices` }, "suppressed");
       return el(
         "div",
         { class: "card" },
-        el("div", { class: "value" }, fmt(total), hidden ? el("span", { class: "suppressed", title: `some ${report.granularity}s had fewer than ${report.k} devices` }, " +suppressed") : null),
+        el("div", { class: "value" }, value === null ? hidden : fmt(value)),
         el("div", { class: "label" }, key.replaceAll("_", " ")),
       );
     });
