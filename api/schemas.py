@@ -289,6 +289,29 @@ class ReachRow(BaseModel):
     suppressed: list[str]
 
 
+class LiftArm(BaseModel):
+    devices: int | None
+    visitors: int | None
+    rate: float | None
+
+
+class LiftOut(BaseModel):
+    offer_id: str
+    from_: str = Field(alias="from")
+    to: str
+    window_days: int
+    holdout_pct: int
+    k: int
+    exposed: LiftArm
+    control: LiftArm
+    lift_abs: float | None = Field(description="exposed rate − control rate")
+    lift_rel: float | None = Field(description="lift_abs ÷ control rate")
+    ci95: list[float] | None = Field(description="95 % interval of lift_abs (Newcombe's hybrid score)")
+    p_value: float | None
+    in_words: str
+    suppressed: bool
+
+
 class ReachOut(BaseModel):
     scope: dict[str, str]
     timezone: str

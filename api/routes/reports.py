@@ -12,7 +12,7 @@ from pydantic import BeforeValidator
 
 from api.deps import Now, Reader, RuntimeDep, Viewer
 from api.errors import ERROR_RESPONSES, NOT_FOUND
-from api.schemas import FeatureCollectionOut, ReachOut, ScopesOut
+from api.schemas import FeatureCollectionOut, LiftOut, ReachOut, ScopesOut
 from geotarget.errors import InvalidInput
 from geotarget.measurement.reporting import ReportRequest, rows_to_csv
 
@@ -55,6 +55,21 @@ def reach_report(
     if format == "csv":
         return PlainTextResponse(rows_to_csv(report["rows"]), media_type="text/csv")
     return report
+
+
+@router.get("/lift", response_model=LiftOut, responses=NOT_FOUND, operation_id="lift_report")
+def lift_report(
+    viewer: Viewer,
+    runtime: RuntimeDep,
+    at: Now,
+    offer_id: Annotated[str, Query(max_length=64)],
+    from_: Annotated[IsoDay | None, Query(alias="from", description="first day (default: 29 days before 'to')")] = None,
+    to: Annotated[IsoDay | None, Query(description="last day, inclusive (default: today)")] = None,
+    window_days: Annotated[int, Query(ge=1, le=30, description="a visit counts this long after exposure")] = 7,
+) -> dict[str, Any]:
+    """Visit rate of devices shown the offer against devices held out (``holdout_pct``): absolute and relative
+    lift, a 95 % interval (Newcombe) and a p-value; null when an arm has fewer than k devices or visitors."""
+    return runtime.reports.lift(offer_id, viewer, from_, to, window_days, at.date())
 
 
 @router.get("/scopes", response_model=ScopesOut)

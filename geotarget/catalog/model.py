@@ -180,6 +180,7 @@ class OfferFields(BaseModel):
     daily_budget: int | None = Field(default=None, ge=1, le=1_000_000_000, description="most impressions a day")
     timezone: str | None = Field(default=None, max_length=64, description="cap windows; default: merchant's")
     trigger: Trigger | None = Field(default=None, description="push it on enter, dwell or exit (docs/triggers.md)")
+    holdout_pct: int = Field(default=0, ge=0, le=50, description="% of devices held out to measure lift (reports.md)")
 
     @field_serializer("caps", "targeting")
     def _given_only(self, value: BaseModel) -> dict[str, Any]:

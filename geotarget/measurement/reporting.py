@@ -19,9 +19,10 @@ from geotarget.catalog.model import Fence, Merchant, Offer
 from geotarget.catalog.shapes import shape_of
 from geotarget.catalog.timezones import check_timezone
 from geotarget.errors import InvalidInput, NotFound
+from geotarget.measurement.lift import Arm, in_words, lift
 from geotarget.measurement.reports import BUCKETS, Granularity, assemble, periods
 from geotarget.store.event_store import ParquetEventStore
-from geotarget.store.report_queries import Scope, heatmap_rows, reach_figures
+from geotarget.store.report_queries import Scope, heatmap_rows, lift_arms, reach_figures
 from geotarget.store.repository import Owner, Repository
 
 MAX_DAYS = 400
@@ -79,6 +80,50 @@ class ReportService:
             "k": self.k,
             "rows": rows,
             "totals": totals,
+        }
+
+    def lift(
+        self, offer_id: str, viewer: Owner, first: date | None, last: date | None, window_days: int, today: date
+    ) -> dict[str, Any]:
+        """Exposed against held-out devices of one offer (docs/reports.md); both arms k-suppressed."""
+        offer = self._visible(self.repository.offer(viewer, offer_id), "offer", offer_id)
+        last = last or today
+        first = first or last - timedelta(days=29)
+        if last < first:
+            raise InvalidInput("'to' is before 'from'", "to")
+        if (last - first).days > MAX_DAYS:
+            raise InvalidInput(f"at most {MAX_DAYS} days per report", "from")
+        fences = [f.id for f in self.repository.fences(offer.merchant_id)]
+        start, end = _local_window(first, last, offer.timezone)
+        arms = lift_arms(self.store, offer.id, fences, start, end, window_days)
+        exposed, control = (Arm(*arms.get(arm, (0, 0))) for arm in ("exposed", "control"))
+        counts = (exposed.devices, exposed.visitors, control.devices, control.visitors)
+        suppressed = any(0 < n < self.k for n in counts)
+        result = lift(exposed, control)
+        shown = not suppressed
+
+        def arm(a: Arm) -> dict[str, Any]:
+            return {
+                "devices": a.devices if shown else None,
+                "visitors": a.visitors if shown else None,
+                "rate": round(a.rate, 4) if shown and a.rate is not None else None,
+            }
+
+        return {
+            "offer_id": offer.id,
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "window_days": window_days,
+            "holdout_pct": offer.holdout_pct,
+            "k": self.k,
+            "exposed": arm(exposed),
+            "control": arm(control),
+            "lift_abs": _rounded(result.lift_abs) if shown else None,
+            "lift_rel": _rounded(result.lift_rel) if shown else None,
+            "ci95": [_rounded(v) for v in result.ci95] if shown and result.ci95 else None,
+            "p_value": _rounded(result.p_value, 6) if shown else None,
+            "in_words": in_words(result) if shown else f"suppressed: an arm has fewer than {self.k} devices",
+            "suppressed": suppressed,
         }
 
     def scopes(self, viewer: Owner) -> Scopes:
@@ -164,6 +209,10 @@ class ReportService:
         if found is None:
             raise NotFound(f"no {noun} {wanted!r}", f"{noun}_id")
         return found
+
+
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _local_window(first: date, last: date, zone: str) -> tuple[datetime, datetime]:

@@ -22,6 +22,7 @@ from geotarget.catalog.snapshot import Catalog
 from geotarget.catalog.timezones import timezone_at
 from geotarget.measurement.devices import device_key
 from geotarget.measurement.events import Event, EventSink, ping_event_id
+from geotarget.measurement.lift import in_holdout
 from geotarget.serving import matcher, search
 from geotarget.serving.caps import Capper, Counter, GlobalCaps, counters_for
 from geotarget.serving.matcher import MatchRequest
@@ -146,9 +147,14 @@ class OfferServer:
         caps = self.catalog.view.merchant_caps
         counters = [counters_for(c, t.at, zone, self.global_caps, caps.get(c.offer.merchant_id)) for c in ranked]
         served = [Served(c, uuid.uuid4().hex) for c in ranked]
-        events = [replace(self._about(fired.device_key, query, cell, s, "impression"), trigger=t.kind) for s in served]
+        kinds = ["ghost" if _held_out(fired.device_key, c) else "impression" for c in ranked]
+        events = [
+            replace(self._about(fired.device_key, query, cell, s, k), trigger=t.kind)
+            for s, k in zip(served, kinds, strict=True)
+        ]
         chosen, blocked, _ = self._reserve(fired.device_key, counters, 1, [e.to_json() for e in events], None)
         self.stats.cap_blocked += len(blocked)
+        chosen = [i for i in chosen if kinds[i] != "ghost"]  # a held-out device is not pushed to
         if not chosen:
             return None
         self.stats.served += 1
@@ -181,16 +187,18 @@ class OfferServer:
                 counters_for(c, query.at, zone, self.global_caps, merchant_caps.get(c.offer.merchant_id)) for c in batch
             ]
             served = [Served(c, uuid.uuid4().hex) for c in batch]
-            events = [self._about(linked, query, cell, s, "impression").to_json() for s in served]
+            ghosts = [_held_out(key, c) for c in batch]
+            kinds = ["ghost" if g else "impression" for g in ghosts]
+            events = [self._about(linked, query, cell, s, k).to_json() for s, k in zip(served, kinds, strict=True)]
             try:
                 chosen, blocked, moved = self._reserve(key, counters, room, events, ping, moving)
             except Exception as exc:  # any cap-store fault: fail closed
                 log.warning("cap store unavailable (%s); serving uncapped offers only", exc.__class__.__name__)
                 outcome.ping = ping
-                return self._uncapped(outcome, query, cell, linked, served, counters, ranked)
+                return self._uncapped(outcome, query, cell, key, served, counters, ranked)
             ping, moving = None, None  # logged and moved
             outcome.moved += moved
-            outcome.served += [served[i] for i in chosen]
+            outcome.served += [served[i] for i in chosen if not ghosts[i]]  # a ghost is counted, not shown
             outcome.blocked += len(blocked)
             if len(chosen) + len(blocked) < len(batch):
                 break  # the capper stopped at the limit
@@ -224,17 +232,18 @@ class OfferServer:
         outcome: _Outcome,
         query: NearbyQuery,
         cell: str,
-        linked: str,
+        key: str,
         served: list[Served],
         counters: list[list[Counter]],
         ranked: Iterator[Candidate],
     ) -> _Outcome:
         """The cap store failed: the rest of the answer is uncapped offers only, and it says ``degraded`` when a
-        capped one was withheld. Their events are appended at the end."""
+        capped one was withheld. Their events are appended at the end (held-out devices get ghosts)."""
+        linked = "" if query.lmt else key
         fresh = [s for s, cs in zip(served, counters, strict=True) if not cs]
         withheld = any(counters)
         for candidate in ranked:
-            if len(outcome.served) + len(fresh) >= query.limit:
+            if len(outcome.served) + len([s for s in fresh if not _held_out(key, s.candidate)]) >= query.limit:
                 break
             zone = self._device_zone(query, [candidate])
             caps = self.catalog.view.merchant_caps.get(candidate.offer.merchant_id)
@@ -242,9 +251,11 @@ class OfferServer:
                 withheld = True
             else:
                 fresh.append(Served(candidate, uuid.uuid4().hex))
-        fresh = fresh[: query.limit - len(outcome.served)]
-        outcome.served += fresh
-        outcome.unlogged += [self._about(linked, query, cell, s, "impression") for s in fresh]
+        for s in fresh:
+            ghost = _held_out(key, s.candidate)
+            outcome.unlogged.append(self._about(linked, query, cell, s, "ghost" if ghost else "impression"))
+            if not ghost and len(outcome.served) < query.limit:
+                outcome.served.append(s)
         if withheld:
             outcome.degraded = CAPS_UNAVAILABLE
             self.stats.degraded += 1
@@ -313,6 +324,12 @@ def shown(candidate: Candidate) -> dict[str, Any]:
         "inside": candidate.inside,
         "distance_m": round(candidate.distance_m, 1),
     }
+
+
+def _held_out(device_key: str, candidate: Candidate) -> bool:
+    """The device is in this offer's control group: the offer is reserved and logged as a ghost, not shown."""
+    pct = candidate.offer.holdout_pct
+    return pct > 0 and in_holdout(candidate.offer.id, device_key, pct)
 
 
 def _fires(offer: Offer, kind: str, threshold_s: int | None) -> bool:

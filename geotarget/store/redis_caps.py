@@ -17,7 +17,7 @@ from geotarget.triggers.presence import PresenceMove, Transition
 
 _SCRIPT = script("reserve", entry="return reserve(KEYS, ARGV)")
 _SERVE = script("reserve", "presence", entry="serve")
-IMPRESSION_PREFIX = b'{"kind":"impression",'
+PREFIXES = {b'{"kind":"impression",': "impression", b'{"kind":"ghost",': "ghost"}
 
 
 class RedisCapper:
@@ -40,14 +40,15 @@ class RedisCapper:
         key_index: dict[str, int] = {}
         argv: list[int | str | bytes] = [limit, len(counters), MAX_STREAM_LENGTH, ping or b""]
         for candidate, impression in zip(counters, impressions, strict=True):
-            if not impression.startswith(IMPRESSION_PREFIX):
-                raise ValueError("an impression event must start with its kind")
+            prefix = next((p for p in PREFIXES if impression.startswith(p)), None)
+            if prefix is None:
+                raise ValueError("an impression or ghost event must start with its kind")
             argv.append(len(candidate))
             for c in candidate:
                 key = keys.counter(self.prefix, device_key, c.scope, c.subject, c.period, c.per_device)
                 index = key_index.setdefault(key, len(key_index) + 1)
                 argv.extend((index, c.limit, c.ttl_s))
-            argv.append(impression[len(IMPRESSION_PREFIX) :])
+            argv += [PREFIXES[prefix], impression[len(prefix) :]]
         names = [*key_index, self.stream]
         moved: list[Transition] = []
         if moving is None or self.presence is None:

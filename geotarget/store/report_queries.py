@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from geotarget.store.event_store import ParquetEventStore
 
 _REACH = (Path(__file__).parent / "sql" / "reach.sql").read_text()
 _HEATMAP = (Path(__file__).parent / "sql" / "heatmap.sql").read_text()
+_LIFT = (Path(__file__).parent / "sql" / "lift.sql").read_text()
 
 
 @dataclass(frozen=True)
@@ -89,3 +91,21 @@ def _has_column(connection: Any, glob: str, column: str) -> bool:
     """Whether any event file has ``column`` (files from older versions lack the newer ones); footers only."""
     described = connection.execute("DESCRIBE SELECT * FROM read_parquet($glob, union_by_name = true)", {"glob": glob})
     return any(row[0] == column for row in described.fetchall())
+
+
+def lift_arms(
+    store: ParquetEventStore,
+    offer_id: str,
+    fence_ids: Sequence[str],
+    from_ts: datetime,
+    to_ts: datetime,
+    window_days: int,
+) -> dict[str, tuple[int, int]]:
+    """arm ("exposed", "control") -> (devices, visitors within the window after their first exposure)."""
+    if not store.has_data():
+        return {}
+    params = {"glob": store.glob, "offer_id": offer_id, "fences": list(fence_ids), "from_ts": from_ts}
+    params |= {"to_ts": to_ts, "window_days": window_days}
+    with store.connect() as connection:
+        rows = connection.execute(_LIFT, params).fetchall()
+    return {arm: (int(devices), int(visitors)) for arm, devices, visitors in rows}

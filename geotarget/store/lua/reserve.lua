@@ -7,11 +7,13 @@
 -- ARGV[2] how many candidates follow
 -- ARGV[3] the stream's approximate maximum length
 -- ARGV[4] the ping event (JSON), or "" for none
--- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl seconds; 0 = none), and its
--- event: the JSON of its impression without the leading '{"kind":"impression",' (prefixed here with the kind
--- that happened: "impression" when served, "cap_blocked" when a counter was full).
+-- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl seconds; 0 = none), 'ghost' or
+-- 'impression', and its event: the JSON of its impression without the leading '{"kind":"impression",'
+-- (prefixed here with the kind that happened: "impression" (or "ghost") when served, "cap_blocked" when a
+-- counter was full). A ghost is counted like an impression but not shown (the device is in the offer's
+-- holdout group), so it does not use up the limit.
 --
--- Returns { served candidate numbers (1-based), blocked candidate numbers }. A candidate with n = 0 is
+-- Returns { served candidate numbers (1-based, ghosts included), blocked candidate numbers }. A candidate with n = 0 is
 -- uncapped and always served while there is room. Counters shared by several candidates (a global or a
 -- merchant cap) see the increments of the candidates served before them in the same call. Candidates after
 -- the last one served, once the limit is reached, are neither counted nor logged. A failing append does not
@@ -26,15 +28,16 @@ local function reserve(KEYS, ARGV)
     events[1] = ARGV[4]
   end
   local pos = 5
-  local served, blocked = {}, {}
+  local served, blocked, shown = {}, {}, 0
   for candidate = 1, total do
-    if #served >= limit then
+    if shown >= limit then
       break
     end
     local n = tonumber(ARGV[pos])
     local first = pos + 1
-    local event = ARGV[first + 3 * n]
-    pos = first + 3 * n + 1
+    local kind = ARGV[first + 3 * n]
+    local event = ARGV[first + 3 * n + 1]
+    pos = first + 3 * n + 2
     local room = true
     for i = 0, n - 1 do
       local key = KEYS[tonumber(ARGV[first + 3 * i])]
@@ -54,7 +57,10 @@ local function reserve(KEYS, ARGV)
         end
       end
       served[#served + 1] = candidate
-      events[#events + 1] = '{"kind":"impression",' .. event
+      if kind ~= 'ghost' then
+        shown = shown + 1
+      end
+      events[#events + 1] = '{"kind":"' .. kind .. '",' .. event
     else
       blocked[#blocked + 1] = candidate
       events[#events + 1] = '{"kind":"cap_blocked",' .. event
