@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    kind: str  # "ping" | "impression" | "cap_blocked"
+    kind: str  # "ping" | "impression" | "cap_blocked" | "ghost" (reserved for a held-out device, not shown)
     event_id: str
     at: datetime
     device_key: str  # "" for limit-ad-tracking devices: counted, never linked

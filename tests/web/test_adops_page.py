@@ -92,3 +92,24 @@ def test_adops_sees_charts_heatmap_and_table_from_the_event_store(site: str, pag
     assert page.locator("#report-table td.suppressed").count() > 0
     assert f"fewer than {K} devices" in page.inner_text("#suppression-note")
     page.screenshot(path=str(ARTIFACTS / "adops-suppressed.png"), full_page=True)
+
+    held = call(
+        site,
+        merchant_key,
+        "POST",
+        "/v1/offers",
+        json={"title": "Held", "geofence_ids": [fence["id"]], "holdout_pct": 50},
+    )
+    lat, lon = LISBON
+    for n in range(4 * K):
+        call(site, app_key, "GET", "/v1/nearby", params={"lat": lat, "lon": lon, "device_id": f"lift-{n}"})
+    deadline = time.monotonic() + 30
+    while (lift := call(site, adops_key, "GET", "/v1/reports/lift", params={"offer_id": held["id"]}))["ci95"] is None:
+        assert time.monotonic() < deadline, f"the consumer has not stored the ghosts and impressions: {lift}"
+        time.sleep(0.3)
+    page.reload()  # the scope list is read when the page opens
+    page.wait_for_selector(f"#scope option[value='offer_id={held['id']}']", state="attached")
+    show_report(page, f"offer_id={held['id']}")
+    card = page.wait_for_selector("#lift-card")
+    assert "visits per 100 reached (95 % CI" in card.inner_text() and "holdout 50 %" in card.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "adops-lift.png"), full_page=True)

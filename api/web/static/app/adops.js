@@ -78,6 +78,8 @@
       state.query = params;
       document.querySelectorAll(".unit").forEach((n) => (n.textContent = report.granularity));
       renderTotals(report);
+      await renderLift(params);
+      if (ticket !== state.reportTicket) return;
       renderCharts(report);
       renderTable(report);
       document.getElementById("report-table").dataset.scope = params.toString().split("&")[0];
@@ -109,6 +111,29 @@
     if (state.charts[id]) state.charts[id].destroy();
     state.charts[id] = new Chart(document.getElementById(id), config);
     return state.charts[id];
+  }
+
+  /** For an offer: its visit rate against the devices held out from it, with the interval in plain words. */
+  async function renderLift(params) {
+    const box = document.getElementById("lift");
+    if (!params.get("offer_id")) {
+      box.replaceChildren();
+      return;
+    }
+    const lift = await api(`/v1/reports/lift?offer_id=${encodeURIComponent(params.get("offer_id"))}&from=${params.get("from")}&to=${params.get("to")}`);
+    const rate = (arm) => (arm.rate === null ? "suppressed" : `${(100 * arm.rate).toFixed(1)} %`);
+    const detail = lift.holdout_pct
+      ? `shown ${rate(lift.exposed)} visited · held out ${rate(lift.control)} visited · holdout ${lift.holdout_pct} %` +
+        (lift.p_value === null ? "" : ` · p = ${lift.p_value.toPrecision(2)}`)
+      : "no holdout: give the offer a holdout_pct to measure lift";
+    box.replaceChildren(
+      el(
+        "div",
+        { class: "card lift", id: "lift-card" },
+        el("div", { class: "value" }, lift.holdout_pct ? lift.in_words : "—"),
+        el("div", { class: "label" }, `lift within ${lift.window_days} days · ${detail}`),
+      ),
+    );
   }
 
   function renderCharts(report) {
