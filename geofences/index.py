@@ -33,6 +33,7 @@ __all__ = ["DEFAULT_RES", "Cover", "FenceIndex", "Proximity", "cover_shape"]
 
 DEFAULT_RES = 10
 _NEAR_LEVELS = 5  # nearby maps at the index resolution and the 4 coarser ones
+_NO_BOXES = np.empty((0, 4))
 _NEAR_CACHE_CELLS = 200_000  # cells whose nearby candidates are remembered (until the index changes)
 _MAX_RINGS = 10  # nearby searches the finest level it can cover within this many rings
 _NOWHERE = (math.inf, math.inf, -math.inf, -math.inf)
@@ -191,9 +192,10 @@ class FenceIndex:
         """Fences that cover ``point`` or lie within ``within_m`` metres of it, nearest first."""
         inside = set(self.query(point))
         result = [Proximity(fence_id, True, 0.0) for fence_id in sorted(inside)]
-        if within_m > 0:
-            ids, boxes = self._near_boxes(point, within_m)
-            for i in np.flatnonzero(box_distance_floors_m(point.lat, point.lon, boxes) <= within_m).tolist():
+        ids, boxes = self._near_boxes(point, within_m) if within_m > 0 else ((), _NO_BOXES)
+        if ids:
+            near = np.flatnonzero(box_distance_floors_m(point.lat, point.lon, boxes) <= within_m).tolist()
+            for i in near:
                 shape = self._shapes.get(ids[i])
                 if shape is None or ids[i] in inside:
                     continue

@@ -209,12 +209,10 @@ class Runtime:
         if tracker is None:
             return
         columns = table.select(["device_key", "ts", "lat", "lon", "accuracy_m"]).to_pydict()
-        by_device: dict[tuple[str, str], list[Fix]] = {}
         rows = zip(raw_ids, *columns.values(), strict=True)
-        for raw, key, at, lat, lon, accuracy in rows:
-            by_device.setdefault((key, str(raw)), []).append(Fix(LatLng(lat, lon), at, accuracy))
-        for (key, raw), fixes in by_device.items():
-            tracker.seen(key, raw, app, fixes)
+        tracker.seen_each(
+            app, ((key, str(raw), Fix(LatLng(lat, lon), at, acc)) for raw, key, at, lat, lon, acc in rows)
+        )
 
     def erase_device(self, device_id: str) -> Erased:
         """Everything held for a device, gone (see ``measurement.privacy``); Redis away: nothing changes."""
@@ -244,11 +242,7 @@ class Runtime:
 
 
 def _move_presence(tracker: PresenceTracker, app: str, kept: list[tuple[str, Event]]) -> None:
-    by_device: dict[tuple[str, str], list[Fix]] = {}
-    for device_id, e in kept:
-        by_device.setdefault((e.device_key, device_id), []).append(Fix(LatLng(e.lat, e.lon), e.at, e.accuracy_m))
-    for (device_key, device_id), fixes in by_device.items():
-        tracker.seen(device_key, device_id, app, fixes)
+    tracker.seen_each(app, ((e.device_key, raw, Fix(LatLng(e.lat, e.lon), e.at, e.accuracy_m)) for raw, e in kept))
 
 
 def _fences_inside(catalog: Catalog, repository: Repository, batch: pa.Table) -> list[list[str]]:

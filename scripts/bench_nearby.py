@@ -88,6 +88,20 @@ def load_geotarget(settings: Settings, data: list[Shop]) -> None:
         runtime.close()
 
 
+def server_env(settings: Settings) -> dict[str, str]:
+    """The environment of a `geotarget serve` over the data a benchmark loaded (no webhooks: no delivery loops)."""
+    env = {
+        **os.environ,
+        "GEOTARGET_DATA_DIR": str(settings.data_dir),
+        "GEOTARGET_REDIS_URL": settings.redis_url or "",
+        "GEOTARGET_ADMIN_KEY": settings.admin_key or "",
+        "GEOTARGET_REDIS_PREFIX": settings.redis_prefix,
+        "GEOTARGET_DELIVER_IN_SERVE": "false",
+    }
+    env.pop("GEOTARGET_DATABASE_URL", None)
+    return env
+
+
 def load_peer(dsn: str, data: list[Shop]) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute((PEERS / "postgis_schema.sql").read_text())
@@ -233,14 +247,7 @@ def bench(data: DataSet, redis_url: str, dsn: str, seconds: float, profile: bool
         f"PostGIS in {time.perf_counter() - loaded:.0f} s",
         flush=True,
     )
-    env = {
-        **os.environ,
-        "GEOTARGET_DATA_DIR": str(data_dir),
-        "GEOTARGET_REDIS_URL": redis_url,
-        "GEOTARGET_ADMIN_KEY": "bench-admin",
-        "GEOTARGET_REDIS_PREFIX": prefix,
-    }
-    env.pop("GEOTARGET_DATABASE_URL", None)
+    env = server_env(settings)
     results: dict[str, Figures] = {}
     port = free_port()
     base = f"http://127.0.0.1:{port}"

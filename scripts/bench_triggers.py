@@ -48,7 +48,7 @@ from geotarget.triggers.tracker import Fix  # noqa: E402
 from geotarget.triggers.webhooks import RetryPolicy, Subscription, delivery_id, event_id  # noqa: E402
 from geotarget.triggers.workers import delivery_lap  # noqa: E402
 from scripts.bench_data import DATA_SETS, shops  # noqa: E402
-from scripts.bench_nearby import Figures, drive, load_geotarget, print_profile, profiled, start, stop  # noqa: E402
+from scripts.bench_nearby import Figures, drive, load_geotarget, print_profile, profiled, server_env, start, stop  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
 DEVICES = 100_000
@@ -215,14 +215,7 @@ def main() -> None:
             f"empty Redis script {floor:,.0f}/s; ratio {rate / floor:.2f}",
             flush=True,
         )
-        env = {
-            **os.environ,
-            "GEOTARGET_DATA_DIR": str(data_dir),
-            "GEOTARGET_REDIS_URL": redis_url,
-            "GEOTARGET_ADMIN_KEY": "bench-admin",
-            "GEOTARGET_REDIS_PREFIX": prefix,
-            "GEOTARGET_DELIVER_IN_SERVE": "false",
-        }
+        env = server_env(settings)
         points = [(c.lat, c.lon) for c in centres]
         cost = nearby_cost(env, key, points, args.seconds, args.profile)
         on, off = cost["true"], cost["false"]

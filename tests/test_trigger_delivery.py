@@ -132,14 +132,14 @@ def test_killing_a_delivery_worker_with_sigkill_mid_stream_loses_nothing(tmp_pat
             subscribe(client, app_headers, end.url, ["enter"])
             fire(runtime, fence_id, app["id"], 120)
             first = subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            end.wait_for(lambda r: len(r) >= 20, timeout_s=60)
+            end.wait_for(lambda r: len(r) >= 20, timeout_s=120)
             first.send_signal(signal.SIGKILL)
             first.wait()
             before = len(end.received)
             assert before < 120, "the worker finished before it could be killed mid-stream"
             second = subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                got = end.wait_for(lambda r: len({x.event["device_id"] for x in r}) == 120, timeout_s=60)
+                got = end.wait_for(lambda r: len({x.event["device_id"] for x in r}) == 120, timeout_s=120)
             finally:
                 second.terminate()
                 second.wait(15)

@@ -18,8 +18,9 @@ def healthz() -> HealthOut:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(runtime: RuntimeDep) -> str:
-    """Prometheus text format. Counters are per worker process (scrape each worker, or sum them)."""
+def metrics(runtime: RuntimeDep) -> str:
+    """Prometheus text format. Counters are per worker process (scrape each worker, or sum them); webhook
+    delivery figures are over all delivery loops. Not async: the delivery figures are a Redis read."""
     figures = runtime.metrics()
     return "".join(f"# TYPE geotarget_{name} {kind}\ngeotarget_{name} {value}\n" for name, kind, value in figures)
 

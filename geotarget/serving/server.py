@@ -240,21 +240,31 @@ class OfferServer:
         """The cap store failed: the rest of the answer is uncapped offers only, and it says ``degraded`` when a
         capped one was withheld. Their events are appended at the end (held-out devices get ghosts)."""
         linked = "" if query.lmt else key
-        fresh = [s for s, cs in zip(served, counters, strict=True) if not cs]
+        room = query.limit - len(outcome.served)
+        chosen: list[tuple[Served, bool]] = []  # (served, a ghost), in rank order
+
+        def take(s: Served) -> None:
+            ghost = _held_out(key, s.candidate)
+            chosen.append((s, ghost))
+            nonlocal room
+            room -= not ghost
+
+        for s, cs in zip(served, counters, strict=True):
+            if not cs and room > 0:
+                take(s)
         withheld = any(counters)
         for candidate in ranked:
-            if len(outcome.served) + len([s for s in fresh if not _held_out(key, s.candidate)]) >= query.limit:
+            if room <= 0:
                 break
             zone = self._device_zone(query, [candidate])
             caps = self.catalog.view.merchant_caps.get(candidate.offer.merchant_id)
             if counters_for(candidate, query.at, zone, self.global_caps, caps):
                 withheld = True
             else:
-                fresh.append(Served(candidate, uuid.uuid4().hex))
-        for s in fresh:
-            ghost = _held_out(key, s.candidate)
+                take(Served(candidate, uuid.uuid4().hex))
+        for s, ghost in chosen:
             outcome.unlogged.append(self._about(linked, query, cell, s, "ghost" if ghost else "impression"))
-            if not ghost and len(outcome.served) < query.limit:
+            if not ghost:
                 outcome.served.append(s)
         if withheld:
             outcome.degraded = CAPS_UNAVAILABLE

@@ -87,10 +87,18 @@ def heatmap_rows(
     return [(float(lat), float(lon), str(d), bool(i), bool(w), day) for lat, lon, d, i, w, day in rows]
 
 
+_SEEN_COLUMNS: set[tuple[str, str]] = set()  # once a store has a column, it keeps it
+
+
 def _has_column(connection: Any, glob: str, column: str) -> bool:
     """Whether any event file has ``column`` (files from older versions lack the newer ones); footers only."""
+    if (glob, column) in _SEEN_COLUMNS:
+        return True
     described = connection.execute("DESCRIBE SELECT * FROM read_parquet($glob, union_by_name = true)", {"glob": glob})
-    return any(row[0] == column for row in described.fetchall())
+    found = any(row[0] == column for row in described.fetchall())
+    if found:
+        _SEEN_COLUMNS.add((glob, column))
+    return found
 
 
 def lift_arms(

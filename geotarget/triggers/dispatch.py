@@ -45,12 +45,14 @@ class SubscriptionCache:
         self._max_age_s = max_age_s
         self._loaded_at = float("-inf")
         self._all: tuple[Subscription, ...] = ()
+        self._by_id: dict[str, Subscription] = {}
         self._lock = threading.Lock()
 
     def current(self) -> tuple[Subscription, ...]:
         with self._lock:
             if time.monotonic() - self._loaded_at > self._max_age_s:
                 self._all = tuple(self._load())
+                self._by_id = {s.id: s for s in self._all}
                 self._loaded_at = time.monotonic()
             return self._all
 
@@ -60,7 +62,8 @@ class SubscriptionCache:
             self._loaded_at = float("-inf")
 
     def get(self, subscription_id: str) -> Subscription | None:
-        return next((s for s in self.current() if s.id == subscription_id), None)
+        self.current()
+        return self._by_id.get(subscription_id)
 
 
 class Dispatcher:

@@ -7,7 +7,7 @@ never changes an answer or refuses a ping: it is logged and counted, and the dev
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -85,6 +85,14 @@ class PresenceTracker:
             self.failed(exc)
             return []
         return self.fired(move, moved)
+
+    def seen_each(self, app: str, pings: Iterable[tuple[str, str, Fix]]) -> None:
+        """Many devices' pings (device key, raw id, fix): each device moved once, its pings in timestamp order."""
+        by_device: dict[tuple[str, str], list[Fix]] = {}
+        for device_key, device_id, fix in pings:
+            by_device.setdefault((device_key, device_id), []).append(fix)
+        for (device_key, device_id), fixes in by_device.items():
+            self.seen(device_key, device_id, app, fixes)
 
     def fired(self, move: PresenceMove, moved: Sequence[Transition]) -> list[Fired]:
         """Hand on what a move fired (it may have been applied with the cap reservation, in one call)."""
