@@ -24,6 +24,8 @@ from geotarget.store.repository import EVERYONE
 app = typer.Typer(help="geotarget: location-aware offers around merchants' stores.", no_args_is_help=True)
 fences_app = typer.Typer(help="Geofence files.", no_args_is_help=True)
 app.add_typer(fences_app, name="fences")
+audiences_app = typer.Typer(help="Audiences built from visits.", no_args_is_help=True)
+app.add_typer(audiences_app, name="audiences")
 console = Console()
 
 
@@ -333,3 +335,20 @@ def retention() -> None:
         runtime.close()
 
     console.print(f"removed {removed:,} raw pings older than {settings.retention_days} days")
+
+
+@audiences_app.command("refresh")
+def refresh_audiences(
+    merchant: Annotated[str | None, typer.Option("--merchant", help="Only this merchant's audiences.")] = None,
+) -> None:
+    """Recompute every audience's members from the event store now and publish them to Redis (``serve`` also
+    does this every GEOTARGET_AUDIENCE_REFRESH_S)."""
+    runtime = Runtime.open(Settings(), follow=False, consume=False)
+    try:
+        done = runtime.audiences.refresh_all(merchant)
+    finally:
+        runtime.close()
+    for audience in done:
+        size = "suppressed (under k devices)" if audience.suppressed else f"{audience.size:,} devices"
+        console.print(f"{audience.id}  {audience.name}: {size}")
+    console.print(f"refreshed {len(done)} audience(s)")

@@ -12,7 +12,19 @@ from fastapi import FastAPI
 
 from api import errors
 from api.access_log import AccessLog
-from api.routes import accounts, devices, geofences, health, offers, pages, pings, reports, serving, webhooks
+from api.routes import (
+    accounts,
+    audiences,
+    devices,
+    geofences,
+    health,
+    offers,
+    pages,
+    pings,
+    reports,
+    serving,
+    webhooks,
+)
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 
@@ -41,7 +53,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
-    for module in (serving, health, accounts, geofences, offers, pings, reports, devices, webhooks, pages):  # hot first
+    routers = (serving, health, accounts, geofences, offers, audiences, pings, reports, devices, webhooks, pages)
+    for module in routers:  # hot first
         app.include_router(module.router)
     app.mount("/static", pages.static, name="static")
     return app

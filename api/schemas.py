@@ -83,6 +83,9 @@ class FenceProperties(BaseModel):
     )
     tags: list[str] | None = None
     timezone: str | None = Field(default=None, description="IANA zone; derived from the location when absent.")
+    purpose: Literal["serve", "audience"] | None = Field(
+        default=None, description="'audience': only feeds audiences (e.g. around a competitor); never served."
+    )
 
 
 def _feature_schema(schema: dict[str, Any]) -> None:

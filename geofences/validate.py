@@ -51,6 +51,9 @@ class FenceLimits:
     max_cover_cells: int | None = 10_000  # None: stored fences, already checked when they were written
 
 
+PURPOSES = ("serve", "audience")
+
+
 @dataclass(frozen=True)
 class ValidFence:
     shape: Shape
@@ -102,6 +105,13 @@ def parse_feature(
             "bad_timezone",
             "timezone must be an IANA name such as Europe/Lisbon",
             f"{path}properties.timezone",
+        )
+    purpose = properties.get("purpose", "serve")
+    if purpose not in PURPOSES:
+        raise FenceError(
+            "bad_purpose",
+            "purpose must be 'serve' (offers are shown in it) or 'audience' (it only feeds audiences)",
+            f"{path}properties.purpose",
         )
     shape, repaired = parse_geometry(
         feature.get("geometry"), properties.get("radius_m"), limits, repair=repair, path=f"{path}geometry"

@@ -16,6 +16,8 @@ import redis
 from sqlalchemy import Engine
 
 from geofences import LatLng
+from geotarget.audiences.schedule import AudienceRefresher
+from geotarget.audiences.service import AudienceService
 from geotarget.catalog import accounts
 from geotarget.catalog.accounts import KeyCache
 from geotarget.catalog.fences import FenceService
@@ -35,10 +37,12 @@ from geotarget.store.embedded_redis import EmbeddedRedis
 from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.event_stream import RedisStreamSink
 from geotarget.store.fence_sync import FenceFollower, RedisFenceNotifier
+from geotarget.store.redis_audiences import RedisMemberships
 from geotarget.store.redis_caps import RedisCapper
 from geotarget.store.redis_client import connect, connect_blocking, persistence
 from geotarget.store.redis_devices import RedisDeviceData
 from geotarget.store.redis_presence import RedisPresence
+from geotarget.store.report_queries import audience_members
 from geotarget.store.repository import Repository
 from geotarget.store.stream_consumer import ConsumerThread, StreamConsumer
 from geotarget.trigger_loops import TriggerLoops
@@ -65,9 +69,11 @@ class Runtime:
     reports: ReportService
     webhooks: WebhookService
     triggers: TriggerLoops
+    audiences: AudienceService
     keys: KeyCache = field(default_factory=KeyCache)
     follower: FenceFollower | None = None
     consumer_thread: ConsumerThread | None = None
+    refresher: AudienceRefresher | None = None
 
     embedded: EmbeddedRedis | None = field(default=None, repr=False)
 
@@ -118,6 +124,15 @@ class Runtime:
         )
 
         reports = ReportService(repository, events, settings.report_min_devices)
+        audiences = AudienceService(
+            repository,
+            catalog,
+            partial(audience_members, events),
+            RedisMemberships(connect_blocking(redis_url, 10.0), settings.redis_prefix),
+            fences.notify_others,
+            settings.report_min_devices,
+            settings.audience_ttl_s,
+        )
         triggers = TriggerLoops.open(settings, redis_url, catalog, database.session_factory(engine), server)
         runtime = cls(
             settings,
@@ -135,6 +150,7 @@ class Runtime:
             reports,
             triggers.webhooks(catalog),
             triggers,
+            audiences,
             embedded=embedded,
         )
         if follow:
@@ -154,6 +170,9 @@ class Runtime:
             )
 
             runtime.consumer_thread.start()
+            if settings.audience_refresh_s:
+                runtime.refresher = AudienceRefresher(audiences, settings.audience_refresh_s)
+                runtime.refresher.start()
         if deliver:
             triggers.start()
         return runtime
@@ -163,8 +182,11 @@ class Runtime:
             self.follower.stop()
         if self.consumer_thread is not None:
             self.consumer_thread.stop()
+        if self.refresher is not None:
+            self.refresher.stop()
         self.triggers.close()
         self.consumer.client.close()
+        self.audiences.memberships.close()
         self.redis.close()
         self.notifier.client.close()
         self.engine.dispose()

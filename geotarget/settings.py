@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     global_cap_per_device_per_hour: int | None = Field(default=None, ge=0)
     global_cap_per_device_per_day: int | None = Field(default=None, ge=0)
     retention_days: int = Field(default=90, ge=1)
+    audience_refresh_s: int = Field(default=3_600, ge=0)  # 0: no scheduled refresh while serving
+    audience_ttl_s: int = Field(default=3 * 86_400, ge=60)  # memberships not refreshed this long run out
     max_offers_per_merchant: int = Field(default=2, ge=1, le=20)
     consume_in_serve: bool = True
     consumer_batch_size: int = Field(default=5_000, ge=1, le=100_000)

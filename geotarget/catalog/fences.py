@@ -26,7 +26,7 @@ from geotarget.catalog.preparing import Prepared, Ready, prepare_collection, pre
 from geotarget.catalog.shapes import shape_of
 from geotarget.catalog.snapshot import Catalog
 from geotarget.cpu import CpuPool
-from geotarget.errors import InvalidInput, NotFound
+from geotarget.errors import Conflict, InvalidInput, NotFound
 from geotarget.settings import Settings
 from geotarget.store.repository import Repository
 
@@ -154,6 +154,11 @@ class FenceService:
         geometry = patch["geometry"] if patch.get("geometry") is not None else current.geometry
         ready = self._prepared_one({"type": "Feature", "geometry": geometry, "properties": properties}, repair=repair)
         changed = replace(_new_fence(merchant_id, ready), id=current.id, created_at=current.created_at)
+        if changed.audience_only and not current.audience_only:
+            offers = [o.id for o in self.repository.offers(merchant_id) if fence_id in o.geofence_ids]
+            if offers:
+                message = f"offers {offers} are on this fence; an audience-only fence has none"
+                raise Conflict(message, "properties.purpose")
         with self.catalog.writing(1):
             fence = self.repository.replace_fence(changed, current.version)
             self.catalog.put_fence(fence, ready.fence.shape, ready.cover)

@@ -103,6 +103,11 @@ class Fence:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    @property
+    def audience_only(self) -> bool:
+        """Drawn to feed audiences (around a competitor, say): never served, no presence, no offers."""
+        return self.properties.get("purpose") == "audience"
+
 
 class Caps(BaseModel):
     """Per-offer, per-device limits; a missing one means no limit of that kind (docs/caps.md)."""
@@ -114,6 +119,27 @@ class Caps(BaseModel):
     per_device_lifetime: Count | None = None
 
 
+AudienceIds = Annotated[
+    tuple[str, ...], BeforeValidator(lambda v: tuple(dict.fromkeys(v)) if isinstance(v, list) else v)
+]
+
+
+class AudienceSelection(BaseModel):
+    """Audiences an offer is for (a member of any ``include``, when given) and not for (a member of any
+    ``exclude``); memberships are checked in the cap reservation, so they cost no extra Redis round trip."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    include: AudienceIds = Field(default=(), max_length=20)
+    exclude: AudienceIds = Field(default=(), max_length=20)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> AudienceSelection:
+        both = set(self.include) & set(self.exclude)
+        if both:
+            raise ValueError(f"an audience cannot be both included and excluded: {sorted(both)}")
+        return self
+
+
 class Targeting(BaseModel):
     """Who an offer is for; every criterion given must match, and a missing attribute does not match."""
 
@@ -123,6 +149,7 @@ class Targeting(BaseModel):
     interests: Words = Field(default=None, max_length=100)
     os: Words = Field(default=None, max_length=10)
     language: Words = Field(default=None, max_length=50, description="BCP 47; matched on the primary tag")
+    audiences: AudienceSelection | None = Field(default=None, description="the merchant's audiences (audiences.md)")
 
     @field_validator("age_range")
     @classmethod

@@ -55,11 +55,18 @@ class OfferService:
             raise InvalidInput("an offer needs at least one of your geofences", "geofence_ids")
         if fields.timezone is not None:
             check_timezone(fields.timezone, "timezone")
+        self._check_audiences(merchant_id, fields)
 
         def resolve(merchant: Merchant, fences: Mapping[str, Fence]) -> Offer:
             for i, fence_id in enumerate(fence_ids):
                 if fence_id not in fences:
                     raise InvalidInput(f"no geofence {fence_id!r} of yours", f"geofence_ids[{i}]", code="unknown_fence")
+                if fences[fence_id].audience_only:
+                    raise InvalidInput(
+                        f"geofence {fence_id!r} only feeds audiences (purpose 'audience'): offers are not served there",
+                        f"geofence_ids[{i}]",
+                        code="audience_fence",
+                    )
             zone = fields.timezone or merchant.timezone or fences[fence_ids[0]].timezone
             values = fields.model_dump(include=set(OFFER_FIELDS)) | {"geofence_ids": fence_ids, "timezone": zone}
             return Offer.model_validate(values | stamp)
@@ -67,6 +74,19 @@ class OfferService:
         offer = self.repository.save_offer(merchant_id, fence_ids, resolve, seen_version)
         self._changed()
         return offer
+
+    def _check_audiences(self, merchant_id: str, fields: OfferFields) -> None:
+        """Audiences an offer targets are the merchant's own."""
+        chosen = fields.targeting.audiences
+        if chosen is None:
+            return
+        wanted = [*chosen.include, *chosen.exclude]
+        owned = {a.id for a in self.repository.audiences.owned(merchant_id, wanted)} if wanted else set()
+        for side in ("include", "exclude"):
+            for i, audience_id in enumerate(getattr(chosen, side)):
+                if audience_id not in owned:
+                    field = f"targeting.audiences.{side}[{i}]"
+                    raise InvalidInput(f"no audience {audience_id!r} of yours", field, code="unknown_audience")
 
     def _changed(self) -> None:
         self.catalog.sync(self.repository)

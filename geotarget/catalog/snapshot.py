@@ -37,10 +37,11 @@ class FenceMeta:
     name: str
     timezone: str
     version: int
+    audience_only: bool = False  # feeds audiences only: never served, no presence
 
     @classmethod
     def of(cls, fence: Fence) -> FenceMeta:
-        return cls(fence.merchant_id, fence.name, fence.timezone, fence.version)
+        return cls(fence.merchant_id, fence.name, fence.timezone, fence.version, fence.audience_only)
 
 
 class Catalog:
@@ -53,6 +54,10 @@ class Catalog:
         self.dwell_thresholds: dict[str, tuple[int, ...]] = {}  # fence id -> dwell times, where not just the default
         self.timezones: dict[str, str] = {}  # fence id -> IANA zone, for schedules
         self.merchant_caps: dict[str, int] = {}  # merchant id -> impressions per device per day, where set
+        # replaced whole on change, so a request reads one state: audience id -> its live generation (only
+        # audiences with published members), and the fences drawn only to feed audiences
+        self.live_audiences: dict[str, int] = {}
+        self.audience_fences: frozenset[str] = frozenset()
         self._seq = 0
         self._lock = threading.RLock()
         self._builder = ViewBuilder(res, self._place)
@@ -71,6 +76,9 @@ class Catalog:
         return self._meta.get(fence_id)
 
     def _place(self, fence_id: str) -> FencePlace | None:
+        """Where a fence's offers are served; None for an audience-only fence (it is never served)."""
+        if fence_id in self.audience_fences:
+            return None
         shape, cover, zone = self.index.shape(fence_id), self.index.cover(fence_id), self.timezones.get(fence_id)
         return None if shape is None or cover is None or zone is None else FencePlace(shape, cover, zone)
 
@@ -109,6 +117,7 @@ class Catalog:
             cover = self.index.add(fence.id, shape, cover)
             self._meta[fence.id] = FenceMeta.of(fence)
             self.timezones[fence.id] = fence.timezone
+            self._set_audience_fence(fence.id, fence.audience_only)
             self._builder.set_fence(fence.id, self._by_fence.get(fence.id, {}).values())
             return cover
 
@@ -117,7 +126,12 @@ class Catalog:
             self.index.remove(fence_id)
             self._meta.pop(fence_id, None)
             self.timezones.pop(fence_id, None)
+            self._set_audience_fence(fence_id, False)
             self._builder.set_fence(fence_id, ())
+
+    def _set_audience_fence(self, fence_id: str, audience_only: bool) -> None:
+        if audience_only != (fence_id in self.audience_fences):
+            self.audience_fences = self.audience_fences ^ {fence_id}
 
     def nearby_for(self, merchant_id: str, point: LatLng, within_m: float) -> list[Proximity]:
         """Like ``FenceIndex.nearby``, keeping only one merchant's fences."""
@@ -171,6 +185,7 @@ class Catalog:
             self.index.replace_all((f.id, shape_of(f)) for f in fences)
             self._meta = {f.id: FenceMeta.of(f) for f in fences}
             self.timezones = {f.id: f.timezone for f in fences}
+            self.audience_fences = frozenset(f.id for f in fences if f.audience_only)
             offers = repository.offers(EVERYONE)
             self._offers = {o.id: o for o in offers}
             self._by_fence = {}
@@ -181,6 +196,7 @@ class Catalog:
             self._index_triggers(list(self._by_fence))
             self._builder.rebuild(offers)
             self._put_merchants(repository, None)
+            self._put_audiences(repository, None)
             self._seq = seq
 
     def sync(self, repository: Repository) -> int:
@@ -198,6 +214,7 @@ class Catalog:
         fence_ids = [f for f, version in newest.items() if not self._indexed_at(f, version)]
         offer_ids = list(dict.fromkeys(c.entity_id for c in changes if c.kind == "offer"))
         merchant_ids = list(dict.fromkeys(c.entity_id for c in changes if c.kind == "merchant"))
+        audience_ids = list(dict.fromkeys(c.entity_id for c in changes if c.kind == "audience"))
         fences = {f.id: f for f in repository.fences(EVERYONE, fence_ids)} if fence_ids else {}
         for fence_id in fence_ids:
             fence = fences.get(fence_id)
@@ -212,6 +229,8 @@ class Catalog:
             self._put_offers(offers)
         if merchant_ids:
             self._put_merchants(repository, merchant_ids)
+        if audience_ids:
+            self._put_audiences(repository, audience_ids)
         self._seq = max(self._seq, changes[-1].seq)
 
     def _put_merchants(self, repository: Repository, ids: Sequence[str] | None) -> None:
@@ -220,6 +239,13 @@ class Catalog:
                 self.merchant_caps.pop(merchant.id, None)
             else:
                 self.merchant_caps[merchant.id] = merchant.cap_per_device_per_day
+
+    def _put_audiences(self, repository: Repository, ids: Sequence[str] | None) -> None:
+        live = {} if ids is None else {a: g for a, g in self.live_audiences.items() if a not in ids}
+        for audience in repository.audiences.owned(None, ids):
+            if audience.token is not None:
+                live[audience.id] = audience.generation
+        self.live_audiences = live
 
 
 LARGE_CHANGE = 500  # fences; smaller changes leave the collector alone

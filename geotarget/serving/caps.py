@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from geotarget.audiences.gate import Gate
 from geotarget.serving.types import Candidate
 from geotarget.triggers.presence import PresenceMove, Transition
 
@@ -43,6 +44,20 @@ class GlobalCaps:
     per_device_per_day: int | None = None
 
 
+@dataclass(frozen=True)
+class Reserved:
+    """What one reservation decided, by candidate index."""
+
+    served: list[int]
+    blocked: list[int]  # a counter was full
+    skipped: list[int]  # outside the offer's audiences: neither counted nor logged
+    moved: list[Transition]  # presence transitions fired by the same call
+
+    @property
+    def decided(self) -> int:
+        return len(self.served) + len(self.blocked) + len(self.skipped)
+
+
 class Capper(Protocol):
     def reserve(
         self,
@@ -52,11 +67,13 @@ class Capper(Protocol):
         impressions: Sequence[bytes],
         ping: bytes | None,
         moving: PresenceMove | None = None,
-    ) -> tuple[list[int], list[int], list[Transition]]:
-        """Serve up to ``limit`` candidates (by index, in order) whose counters all have room, and count them;
-        in the same atomic call append ``ping`` and, for each candidate decided, its impression event (JSON, as
-        served) or the same event as ``cap_blocked``, and apply ``moving`` to the device's presence. Returns
-        (served, blocked, transitions fired); raises on any storage fault (callers fail closed)."""
+        gates: Sequence[Gate | None] = (),
+    ) -> Reserved:
+        """Serve up to ``limit`` candidates (by index, in order) that pass their audience ``gates`` (none: no
+        gate) and whose counters all have room, and count them; in the same atomic call append ``ping`` and,
+        for each candidate decided, its impression event (JSON, as served) or the same event as
+        ``cap_blocked``, and apply ``moving`` to the device's presence. Raises on any storage fault (callers
+        fail closed)."""
 
 
 def period(window: Window, at: datetime, timezone: str) -> tuple[str, int]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
 from typing import Any
 
 from geofences import LatLng, Proximity, cells
+from geotarget.audiences.gate import Gate, gate_for
 from geotarget.catalog.model import Offer
 from geotarget.catalog.snapshot import Catalog
 from geotarget.catalog.timezones import timezone_at
@@ -24,7 +25,7 @@ from geotarget.measurement.devices import device_key
 from geotarget.measurement.events import Event, EventSink, ping_event_id
 from geotarget.measurement.lift import in_holdout
 from geotarget.serving import matcher, search
-from geotarget.serving.caps import Capper, Counter, GlobalCaps, counters_for
+from geotarget.serving.caps import Capper, Counter, GlobalCaps, Reserved, counters_for
 from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.types import Attributes, Candidate
 from geotarget.triggers.dispatch import Pushed
@@ -104,10 +105,11 @@ class OfferServer:
         key = device_key(self.device_secret, query.device_id)
         cell = cells.cell_to_str(cells.latlng_to_cell(query.point, view.res))
         request = MatchRequest(query.at, query.accuracy_m, query.attributes, self.max_accuracy_m, self.per_merchant)
-        ranked = search.ranked(view, query.point, request)
+        live = self.catalog.live_audiences  # replaced whole on change: one state for the request
+        ranked = _admissible(search.ranked(view, query.point, request), live, query.lmt)
         ping = None if query.lmt else self._ping(key, query, cell)
         moving = self._moving(key, query)
-        outcome = self._serve(key, query, cell, ranked, ping, moving)
+        outcome = self._serve(key, query, cell, ranked, ping, moving, live)
         self.stats.served += len(outcome.served)
         self.stats.cap_blocked += outcome.blocked
         unlogged = ([outcome.ping] if outcome.ping else []) + outcome.unlogged
@@ -137,7 +139,8 @@ class OfferServer:
         said = Attributes.from_json(fired.attributes)
         request = MatchRequest(t.at, None, said, self.max_accuracy_m, 1, pushed=True)
         place = Proximity(t.fence_id, True, 0.0)  # about the fence itself, whichever side the device is on
-        ranked = matcher.match(request, [place], {t.fence_id: offers}, self.catalog.timezones)
+        live = self.catalog.live_audiences
+        ranked = list(_admissible(matcher.match(request, [place], {t.fence_id: offers}, self.catalog.timezones), live))
         if not ranked:
             return None
         west, south, east, north = shape.bounds
@@ -152,9 +155,10 @@ class OfferServer:
             replace(self._about(fired.device_key, query, cell, s, k), trigger=t.kind)
             for s, k in zip(served, kinds, strict=True)
         ]
-        chosen, blocked, _ = self._reserve(fired.device_key, counters, 1, [e.to_json() for e in events], None)
-        self.stats.cap_blocked += len(blocked)
-        chosen = [i for i in chosen if kinds[i] != "ghost"]  # a held-out device is not pushed to
+        gates = [_gate(c, live) for c in ranked]
+        reserved = self._reserve(fired.device_key, counters, 1, [e.to_json() for e in events], None, None, gates)
+        self.stats.cap_blocked += len(reserved.blocked)
+        chosen = [i for i in reserved.served if kinds[i] != "ghost"]  # a held-out device is not pushed to
         if not chosen:
             return None
         self.stats.served += 1
@@ -169,6 +173,7 @@ class OfferServer:
         ranked: Iterator[Candidate],
         ping: Event | None,
         moving: PresenceMove | None,
+        live: Mapping[str, int],
     ) -> _Outcome:
         """Take ranked candidates a batch at a time (the limit and as many spares, for capped ones) until the
         limit is served or none are left. Each batch goes to the capper with its events, and the first with the
@@ -190,21 +195,22 @@ class OfferServer:
             ghosts = [_held_out(key, c) for c in batch]
             kinds = ["ghost" if g else "impression" for g in ghosts]
             events = [self._about(linked, query, cell, s, k).to_json() for s, k in zip(served, kinds, strict=True)]
+            gates = [None if query.lmt else _gate(c, live) for c in batch]  # lmt: decided by _admissible
             try:
-                chosen, blocked, moved = self._reserve(key, counters, room, events, ping, moving)
+                reserved = self._reserve(key, counters, room, events, ping, moving, gates)
             except Exception as exc:  # any cap-store fault: fail closed
                 log.warning("cap store unavailable (%s); serving uncapped offers only", exc.__class__.__name__)
                 outcome.ping = ping
-                return self._uncapped(outcome, query, cell, key, served, counters, ranked)
+                return self._uncapped(outcome, query, cell, key, served, counters, gates, ranked, live)
             ping, moving = None, None  # logged and moved
-            outcome.moved += moved
-            outcome.served += [served[i] for i in chosen if not ghosts[i]]  # a ghost is counted, not shown
-            outcome.blocked += len(blocked)
-            if len(chosen) + len(blocked) < len(batch):
+            outcome.moved += reserved.moved
+            outcome.served += [served[i] for i in reserved.served if not ghosts[i]]  # a ghost is counted, not shown
+            outcome.blocked += len(reserved.blocked)
+            if reserved.decided < len(batch):
                 break  # the capper stopped at the limit
         if ping is not None or moving is not None:  # nothing to serve: the ping and the move go alone
             try:
-                outcome.moved += self._reserve(key, [], 0, [], ping, moving)[2]
+                outcome.moved += self._reserve(key, [], 0, [], ping, moving).moved
             except Exception:
                 outcome.ping = ping
         return outcome
@@ -217,10 +223,13 @@ class OfferServer:
         events: list[bytes],
         ping: Event | None,
         moving: PresenceMove | None = None,
-    ) -> tuple[list[int], list[int], list[Transition]]:
+        gates: list[Gate | None] | None = None,
+    ) -> Reserved:
         started = time.perf_counter()
         try:
-            answer = self.capper.reserve(key, counters, room, events, ping.to_json() if ping else None, moving)
+            answer = self.capper.reserve(
+                key, counters, room, events, ping.to_json() if ping else None, moving, gates or ()
+            )
         except Exception:
             self.quick = False
             raise
@@ -235,10 +244,13 @@ class OfferServer:
         key: str,
         served: list[Served],
         counters: list[list[Counter]],
+        gates: list[Gate | None],
         ranked: Iterator[Candidate],
+        live: Mapping[str, int],
     ) -> _Outcome:
         """The cap store failed: the rest of the answer is uncapped offers only, and it says ``degraded`` when a
-        capped one was withheld. Their events are appended at the end (held-out devices get ghosts)."""
+        capped one (or one whose audiences need the device's memberships) was withheld. Their events are
+        appended at the end (held-out devices get ghosts)."""
         linked = "" if query.lmt else key
         room = query.limit - len(outcome.served)
         chosen: list[tuple[Served, bool]] = []  # (served, a ghost), in rank order
@@ -249,16 +261,17 @@ class OfferServer:
             nonlocal room
             room -= not ghost
 
-        for s, cs in zip(served, counters, strict=True):
-            if not cs and room > 0:
+        for s, cs, gate in zip(served, counters, gates, strict=True):
+            if not cs and gate is None and room > 0:
                 take(s)
-        withheld = any(counters)
+        withheld = any(counters) or any(gates)
         for candidate in ranked:
             if room <= 0:
                 break
             zone = self._device_zone(query, [candidate])
             caps = self.catalog.view.merchant_caps.get(candidate.offer.merchant_id)
-            if counters_for(candidate, query.at, zone, self.global_caps, caps):
+            gate = None if query.lmt else _gate(candidate, live)
+            if gate is not None or counters_for(candidate, query.at, zone, self.global_caps, caps):
                 withheld = True
             else:
                 take(Served(candidate, uuid.uuid4().hex))
@@ -340,6 +353,19 @@ def _held_out(device_key: str, candidate: Candidate) -> bool:
     """The device is in this offer's control group: the offer is reserved and logged as a ghost, not shown."""
     pct = candidate.offer.holdout_pct
     return pct > 0 and in_holdout(candidate.offer.id, device_key, pct)
+
+
+def _gate(candidate: Candidate, live: Mapping[str, int]) -> Gate | None:
+    return gate_for(candidate.offer.targeting.audiences, live)
+
+
+def _admissible(ranked: Iterable[Candidate], live: Mapping[str, int], lmt: bool = False) -> Iterator[Candidate]:
+    """Candidates whose audiences some device could pass (for ``lmt``, a device with no memberships: it is
+    never a member of an audience, so only offers that include none are left)."""
+    for candidate in ranked:
+        gate = _gate(candidate, live)
+        if gate is None or (gate.admits({}) if lmt else gate.possible):
+            yield candidate
 
 
 def _fires(offer: Offer, kind: str, threshold_s: int | None) -> bool:

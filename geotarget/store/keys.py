@@ -24,6 +24,16 @@ def counter(prefix: str, device_key: str, scope: str, subject: str, period: str,
     return f"{prefix}:budget:{subject}:{period}"
 
 
+def membership(prefix: str, device_key: str, audience_id: str) -> str:
+    """The generations of an audience a device is a member of (a set with a TTL, written by refreshes)."""
+    return f"{prefix}:{{{device_key}}}:audience:{audience_id}"
+
+
+def audience_refresh_lead(prefix: str) -> str:
+    """Held (with a TTL of one refresh period) by the process that refreshes audiences on schedule."""
+    return f"{prefix}:audiences:refresh-lead"
+
+
 def device_pattern(prefix: str, device_key: str) -> str:
     """Every per-device key of one device (for erasure)."""
     return f"{prefix}:{{{device_key}}}:*"

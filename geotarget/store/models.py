@@ -90,7 +90,7 @@ class Change(Base):
     __tablename__ = "changes"
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(8))  # "fence", "offer" or "merchant"
+    kind: Mapped[str] = mapped_column(String(8))  # "fence", "offer", "merchant" or "audience"
     entity_id: Mapped[str] = mapped_column(String(40))
     version: Mapped[int | None] = mapped_column(Integer)  # None: deleted
 
@@ -128,4 +128,21 @@ class Webhook(Base):
     events: Mapped[list[str]] = mapped_column(JSON)
     geofence_ids: Mapped[list[str] | None] = mapped_column(JSON)
     secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Audience(Base):
+    """A merchant's audience: its rule, and what its last refresh found (members live in Redis)."""
+
+    __tablename__ = "audiences"
+    __table_args__ = (Index("ix_audiences_merchant", "merchant_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    rule: Mapped[dict[str, Any]] = mapped_column(JSON)
+    size: Mapped[int | None] = mapped_column(Integer)
+    suppressed: Mapped[bool] = mapped_column(default=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,6 +1,6 @@
 """The Redis ``Capper``: one EVALSHA per request (``lua/reserve.lua``, registered once; redis-py reloads it
-after NOSCRIPT, e.g. when Redis restarted) that reserves the caps and appends the request's events together,
-and moves the device's presence in the same call when asked (``lua/serve.lua``)."""
+after NOSCRIPT, e.g. when Redis restarted) that checks audience memberships, reserves the caps and appends the
+request's events together, and moves the device's presence in the same call when asked (``lua/serve.lua``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import redis
 
-from geotarget.serving.caps import Counter
+from geotarget.audiences.gate import Gate
+from geotarget.serving.caps import Counter, Reserved
 from geotarget.store import keys
 from geotarget.store.event_stream import MAX_STREAM_LENGTH
 from geotarget.store.redis_presence import RedisPresence, transitions
@@ -36,10 +37,11 @@ class RedisCapper:
         impressions: Sequence[bytes],
         ping: bytes | None,
         moving: PresenceMove | None = None,
-    ) -> tuple[list[int], list[int], list[Transition]]:
+        gates: Sequence[Gate | None] = (),
+    ) -> Reserved:
         key_index: dict[str, int] = {}
         argv: list[int | str | bytes] = [limit, len(counters), MAX_STREAM_LENGTH, ping or b""]
-        for candidate, impression in zip(counters, impressions, strict=True):
+        for i, (candidate, impression) in enumerate(zip(counters, impressions, strict=True)):
             prefix = next((p for p in PREFIXES if impression.startswith(p)), None)
             if prefix is None:
                 raise ValueError("an impression or ghost event must start with its kind")
@@ -48,14 +50,25 @@ class RedisCapper:
                 key = keys.counter(self.prefix, device_key, c.scope, c.subject, c.period, c.per_device)
                 index = key_index.setdefault(key, len(key_index) + 1)
                 argv.extend((index, c.limit, c.ttl_s))
+            gate = gates[i] if gates else None
+            checks = gate.checks if gate is not None else ()
+            argv.append(len(checks))
+            for check in checks:
+                key = keys.membership(self.prefix, device_key, check.audience_id)
+                index = key_index.setdefault(key, len(key_index) + 1)
+                argv.extend((index if check.include else -index, check.generation))
             argv += [PREFIXES[prefix], impression[len(prefix) :]]
         names = [*key_index, self.stream]
         moved: list[Transition] = []
         if moving is None or self.presence is None:
-            served, blocked = self._reserve(keys=names, args=argv)
+            served, blocked, skipped = self._reserve(keys=names, args=argv)
         else:  # the device's presence moves in the same call (lua/serve.lua)
             presence_keys, presence_argv = self.presence.arguments(moving)
             both = [len(names), len(argv), *argv, *presence_argv]
-            served, blocked, flat = self._serve(keys=[*names, *presence_keys], args=both)
+            served, blocked, skipped, flat = self._serve(keys=[*names, *presence_keys], args=both)
             moved = transitions(flat)
-        return [int(i) - 1 for i in served], [int(i) - 1 for i in blocked], moved
+        return Reserved(_indices(served), _indices(blocked), _indices(skipped), moved)
+
+
+def _indices(numbers: Sequence[bytes | int]) -> list[int]:
+    return [int(i) - 1 for i in numbers]

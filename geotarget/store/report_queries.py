@@ -1,13 +1,14 @@
-"""Runs the report SQL (``sql/*.sql``, loaded once) against the Parquet event store with DuckDB."""
+"""Runs the report and audience SQL (``sql/*.sql``, loaded once) against the Parquet event store with DuckDB."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from geotarget.audiences.model import Lapsed, Rule
 from geotarget.measurement.reports import Figure
 from geotarget.store.event_store import ParquetEventStore
 
@@ -117,3 +118,25 @@ def lift_arms(
     with store.connect() as connection:
         rows = connection.execute(_LIFT, params).fetchall()
     return {arm: (int(devices), int(visitors)) for arm, devices, visitors in rows}
+
+
+_AUDIENCE_MEMBERS = (Path(__file__).parent / "sql" / "audience_members.sql").read_text()
+
+
+def audience_members(
+    store: ParquetEventStore, rule: Rule, zones: Mapping[str, str], now: datetime, erased: Collection[str]
+) -> list[str]:
+    """Device keys whose visits to the fences of ``zones`` (fence id -> time zone) fit ``rule`` at ``now``."""
+    if not store.has_data() or not zones:
+        return []
+    longest = rule.seen_within_days if isinstance(rule, Lapsed) else rule.days
+    figures = {"days": 0, "min_visits": 0, "min_days": 0, "seen_days": 0, "not_days": 0, "min_dwell_s": 0}
+    figures |= {"days": getattr(rule, "days", 0), "min_visits": getattr(rule, "min_visits", 0)}
+    figures |= {"min_days": getattr(rule, "min_days", 0), "min_dwell_s": getattr(rule, "min_dwell_s", 0)}
+    if isinstance(rule, Lapsed):
+        figures |= {"seen_days": rule.seen_within_days, "not_days": rule.not_within_days}
+    params: dict[str, Any] = {"glob": store.glob, "fences": list(zones), "zones": list(zones.values()), "now": now}
+    params |= {"since": now - timedelta(days=longest + 1), "erased": sorted(erased), "kind": rule.kind} | figures
+    with store.connect() as connection:
+        rows = connection.execute(_AUDIENCE_MEMBERS, params).fetchall()
+    return [str(device) for (device,) in rows]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from geotarget.catalog.model import Fence, Merchant, Offer
 from geotarget.errors import Conflict, NotFound
 from geotarget.store import models
+from geotarget.store.audiences import AudienceStore
 from geotarget.store.database import transaction
 from geotarget.store.records import fence_of, fence_values, merchant_of, offer_of, offer_values
 
@@ -45,7 +46,7 @@ class StoredKey:
 @dataclass(frozen=True)
 class Change:
     seq: int
-    kind: Literal["fence", "offer", "merchant"]
+    kind: Literal["fence", "offer", "merchant", "audience"]
     entity_id: str
     version: int | None  # None: deleted (a merchant change carries none)
 
@@ -56,6 +57,7 @@ OfferResolver = Callable[[Merchant, Mapping[str, Fence]], Offer]
 class Repository:
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
+        self.audiences = AudienceStore(factory)
 
     # -- merchants and keys -----------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ written for reading, used as the reference the engine is tested against.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -98,12 +98,18 @@ def sightings(
     accuracy_m: float | None,
     rules: PresenceRules,
     thresholds: Mapping[str, tuple[int, ...]] | None = None,
+    unseen: Container[str] = (),
 ) -> tuple[Sighting, ...]:
-    """The fences a ping sees: inside it, or within the exit band (a coarse ping sees only the ones it is in)."""
+    """The fences a ping sees: inside it, or within the exit band (a coarse ping sees only the ones it is in).
+    ``unseen``: fences that have no presence (audience-only ones)."""
     band = rules.band_m(accuracy_m) if rules.accurate(accuracy_m) else 0.0
     found = index.nearby(point, band)  # within 0 m: only the fences the point is in
     known = thresholds or {}
-    return tuple(Sighting(p.fence_id, p.inside, p.distance_m, known.get(p.fence_id, (DEFAULT_DWELL_S,))) for p in found)
+    return tuple(
+        Sighting(p.fence_id, p.inside, p.distance_m, known.get(p.fence_id, (DEFAULT_DWELL_S,)))
+        for p in found
+        if p.fence_id not in unseen
+    )
 
 
 @dataclass

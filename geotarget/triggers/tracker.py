@@ -62,9 +62,11 @@ class PresenceTracker:
     ) -> PresenceMove:
         """One device's (non-``lmt``) pings, in any order, made ready for the engine. ``attributes``: what the
         app said of its user (kept with the presence, so a push is targeted as a pulled offer is)."""
-        index, waits = self.catalog.index, self.catalog.dwell_thresholds
+        index, waits, unseen = self.catalog.index, self.catalog.dwell_thresholds, self.catalog.audience_fences
         pings = tuple(
-            PresencePing(f.at, f.accuracy_m, sightings(index, f.point, f.accuracy_m, self.rules, waits), f.point)
+            PresencePing(
+                f.at, f.accuracy_m, sightings(index, f.point, f.accuracy_m, self.rules, waits, unseen), f.point
+            )
             for f in sorted(fixes, key=lambda f: f.at)
         )
         return PresenceMove(device_key, device_id, app, pings, dict(attributes or {}))

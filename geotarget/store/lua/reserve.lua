@@ -2,22 +2,52 @@
 -- count them, and append what happened to the event stream: one round trip per request. A library, like
 -- presence.lua (geotarget/store/scripts.py makes scripts of them).
 --
--- KEYS    every counter key any candidate uses (each once), then the event stream last
+-- KEYS    every counter and membership key any candidate uses (each once), then the event stream last
 -- ARGV[1] how many candidates may be served at most
 -- ARGV[2] how many candidates follow
 -- ARGV[3] the stream's approximate maximum length
 -- ARGV[4] the ping event (JSON), or "" for none
--- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl seconds; 0 = none), 'ghost' or
--- 'impression', and its event: the JSON of its impression without the leading '{"kind":"impression",'
+-- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl seconds; 0 = none), a, a pairs
+-- (index into KEYS of a membership set of the device, negated for an excluded audience; the generation that
+-- counts), 'ghost' or 'impression', and its event: the JSON of its impression without the leading '{"kind":"impression",'
 -- (prefixed here with the kind that happened: "impression" (or "ghost") when served, "cap_blocked" when a
 -- counter was full). A ghost is counted like an impression but not shown (the device is in the offer's
 -- holdout group), so it does not use up the limit.
 --
--- Returns { served candidate numbers (1-based, ghosts included), blocked candidate numbers }. A candidate with n = 0 is
+-- A candidate outside its audiences (a member of an excluded one, or of none of its included ones) is skipped:
+-- not counted, not logged.
+--
+-- Returns { served candidate numbers (1-based, ghosts included), blocked candidate numbers, skipped ones }. A candidate with n = 0 is
 -- uncapped and always served while there is room. Counters shared by several candidates (a global or a
 -- merchant cap) see the increments of the candidates served before them in the same call. Candidates after
 -- the last one served, once the limit is reached, are neither counted nor logged. A failing append does not
 -- undo the counting (events are best effort; caps are a promise).
+local function in_audiences(KEYS, ARGV, first, a)
+  local wanted, found = false, false
+  for i = 0, a - 1 do
+    local index = tonumber(ARGV[first + 2 * i])
+    local member = redis.call('SISMEMBER', KEYS[math.abs(index)], ARGV[first + 2 * i + 1]) == 1
+    if index < 0 and member then
+      return false
+    end
+    if index > 0 then
+      wanted = true
+      found = found or member
+    end
+  end
+  return found or not wanted
+end
+
+local function has_room(KEYS, ARGV, first, n)
+  for i = 0, n - 1 do
+    local used = tonumber(redis.call('GET', KEYS[tonumber(ARGV[first + 3 * i])]) or '0')
+    if used >= tonumber(ARGV[first + 3 * i + 1]) then
+      return false
+    end
+  end
+  return true
+end
+
 local function reserve(KEYS, ARGV)
   local limit = tonumber(ARGV[1])
   local total = tonumber(ARGV[2])
@@ -28,27 +58,21 @@ local function reserve(KEYS, ARGV)
     events[1] = ARGV[4]
   end
   local pos = 5
-  local served, blocked, shown = {}, {}, 0
+  local served, blocked, skipped, shown = {}, {}, {}, 0
   for candidate = 1, total do
     if shown >= limit then
       break
     end
     local n = tonumber(ARGV[pos])
     local first = pos + 1
-    local kind = ARGV[first + 3 * n]
-    local event = ARGV[first + 3 * n + 1]
-    pos = first + 3 * n + 2
-    local room = true
-    for i = 0, n - 1 do
-      local key = KEYS[tonumber(ARGV[first + 3 * i])]
-      local cap = tonumber(ARGV[first + 3 * i + 1])
-      local used = tonumber(redis.call('GET', key) or '0')
-      if used >= cap then
-        room = false
-        break
-      end
-    end
-    if room then
+    local a = tonumber(ARGV[first + 3 * n])
+    local gate = first + 3 * n + 1
+    local kind = ARGV[gate + 2 * a]
+    local event = ARGV[gate + 2 * a + 1]
+    pos = gate + 2 * a + 2
+    if a > 0 and not in_audiences(KEYS, ARGV, gate, a) then
+      skipped[#skipped + 1] = candidate
+    elseif has_room(KEYS, ARGV, first, n) then
       for i = 0, n - 1 do
         local key = KEYS[tonumber(ARGV[first + 3 * i])]
         local ttl = tonumber(ARGV[first + 3 * i + 2])
@@ -69,5 +93,5 @@ local function reserve(KEYS, ARGV)
   for _, e in ipairs(events) do
     redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', e)
   end
-  return { served, blocked }
+  return { served, blocked, skipped }
 end

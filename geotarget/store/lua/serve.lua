@@ -4,7 +4,7 @@
 -- KEYS    reserve's keys, then presence's two
 -- ARGV[1] how many of KEYS are reserve's; ARGV[2] how many arguments are reserve's; then reserve's arguments,
 --         then presence's
--- Returns { served, blocked, transitions (flat, as move_presence gives them) }.
+-- Returns { served, blocked, skipped, transitions (flat, as move_presence gives them) }.
 local function slice(list, first, last)
   local part = {}
   for i = first, last do
@@ -15,4 +15,4 @@ end
 local reserve_keys, reserve_args = tonumber(ARGV[1]), tonumber(ARGV[2])
 local decided = reserve(slice(KEYS, 1, reserve_keys), slice(ARGV, 3, 2 + reserve_args))
 local moved = move_presence(slice(KEYS, reserve_keys + 1, #KEYS), slice(ARGV, 3 + reserve_args, #ARGV))
-return { decided[1], decided[2], moved[3] }
+return { decided[1], decided[2], decided[3], moved[3] }
