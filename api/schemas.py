@@ -83,8 +83,10 @@ class FenceProperties(BaseModel):
     )
     tags: list[str] | None = None
     timezone: str | None = Field(default=None, description="IANA zone; derived from the location when absent.")
-    purpose: Literal["serve", "audience"] | None = Field(
-        default=None, description="'audience': only feeds audiences (e.g. around a competitor); never served."
+    purpose: str | None = Field(
+        default=None,
+        description="'serve' (default) or 'audience': only feeds audiences (e.g. around a competitor), never served.",
+        json_schema_extra={"enum": ["serve", "audience"]},
     )
 
 

@@ -4,6 +4,7 @@ counted, not replaced)."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -57,3 +58,26 @@ def test_a_capped_answer_reserves_and_logs_in_one_call(client: TestClient, runti
     assert [len(s) for s in served] == [1, 1, 0]  # per-merchant limit 2: the third offer never ranks
     logged = stored_kinds(runtime)
     assert logged == Counter(ping=3, impression=2, cap_blocked=3)  # the second blocks one, the third two
+
+
+def test_audience_targeting_costs_no_extra_round_trip(client: TestClient, runtime: Runtime, cafe: MerchantKey) -> None:
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    app = client.post("/v1/apps", json={"name": "app"}, headers=ADMIN).json()["api_key"]
+    headers = {"Authorization": f"Bearer {app}"}
+    now = int(time.time())
+    pings = [{"device_id": f"regular-{n}", **INSIDE_ALFAMA_CAFE, "accuracy_m": 10, "ts": now} for n in range(12)]
+    assert client.post("/v1/pings", json={"pings": pings}, headers=headers).json()["accepted"] == 12
+    runtime.consumer.drain()
+    rule = {"kind": "visitors", "geofence_ids": [fence]}
+    audience = client.post("/v1/audiences", json={"name": "visitors", "rule": rule}, headers=cafe.headers).json()
+    for title, side in (("welcome back", "include"), ("first visit", "exclude")):
+        body = {"title": title, "geofence_ids": [fence], "targeting": {"audiences": {side: [audience["id"]]}}}
+        assert client.post("/v1/offers", json=body, headers=cafe.headers).status_code == 201
+    calls = counted(runtime)
+
+    for device, expected in (("regular-1", "welcome back"), ("newcomer", "first visit")):
+        params = {**INSIDE_ALFAMA_CAFE, "device_id": device, "accuracy_m": 10}
+        offers = client.get("/v1/nearby", params=params, headers=headers).json()["offers"]
+        assert [o["title"] for o in offers] == [expected]
+
+    assert calls["reserve"] == 2 and calls["append"] == 0 and calls["presence"] == 0
