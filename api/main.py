@@ -18,6 +18,7 @@ from api.routes import (
     devices,
     geofences,
     health,
+    measurement,
     offers,
     pages,
     pings,
@@ -53,8 +54,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
-    routers = (serving, health, accounts, geofences, offers, audiences, pings, reports, devices, webhooks, pages)
-    for module in routers:  # hot first
+    hot_first = (serving, health, accounts, geofences, offers, audiences, pings, measurement, reports, devices)
+    routers = (*hot_first, webhooks, pages)
+    for module in routers:
         app.include_router(module.router)
     app.mount("/static", pages.static, name="static")
     return app

@@ -221,7 +221,10 @@ class NearbyOffer(BaseModel):
     geofence_id: str
     inside: bool
     distance_m: float
-    impression_id: str = Field(description="Quote it when reporting a click or a conversion.")
+    impression_id: str = Field(description="Quote it in POST /v1/interactions (click, redeem, dismiss).")
+    redemption_code: str | None = Field(
+        default=None, description="Show it at the till: the offer's code, or one unique to this impression."
+    )
 
 
 class NearbyParams(BaseModel):
@@ -250,7 +253,7 @@ class NearbyOut(BaseModel):
     @classmethod
     def of(cls, answer: NearbyAnswer) -> NearbyOut:
         offers = [  # from the catalog's own checked records: nothing to validate
-            NearbyOffer.model_construct(**shown(s.candidate), impression_id=s.impression_id) for s in answer.offers
+            NearbyOffer.model_construct(**shown(s), impression_id=s.impression_id) for s in answer.offers
         ]
         return cls.model_construct(offers=offers, cell=answer.cell, degraded=answer.degraded)
 
@@ -291,6 +294,9 @@ class ReachRow(BaseModel):
     visits: int | None
     visits_after_exposure: int | None
     cap_blocked: int | None
+    clicks: int | None = Field(description="Impressions clicked (POST /v1/interactions), each counted once.")
+    redemptions: int | None = Field(description="Codes redeemed at the till (POST /v1/redemptions).")
+    ctr: float | None = Field(description="clicks ÷ impressions")
     suppressed: list[str]
 
 

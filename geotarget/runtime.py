@@ -26,8 +26,10 @@ from geotarget.catalog.offers import OfferService
 from geotarget.catalog.snapshot import Catalog
 from geotarget.cpu import CpuPool
 from geotarget.measurement.events import Event
+from geotarget.measurement.interactions import InteractionResult, judge, parse_interactions_body
 from geotarget.measurement.pings import PingResult, accept_pings, fences_inside, parse_pings_body
 from geotarget.measurement.privacy import Erased, apply_retention, erase_device
+from geotarget.measurement.redemptions import Redeemed, normalized, redeem
 from geotarget.measurement.reporting import ReportService
 from geotarget.serving.caps import GlobalCaps
 from geotarget.serving.server import OfferServer
@@ -37,6 +39,7 @@ from geotarget.store.embedded_redis import EmbeddedRedis
 from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.event_stream import RedisStreamSink
 from geotarget.store.fence_sync import FenceFollower, RedisFenceNotifier
+from geotarget.store.redemption_codes import CodeTable, issued_codes
 from geotarget.store.redis_audiences import RedisMemberships
 from geotarget.store.redis_caps import RedisCapper
 from geotarget.store.redis_client import connect, connect_blocking, persistence
@@ -70,6 +73,7 @@ class Runtime:
     webhooks: WebhookService
     triggers: TriggerLoops
     audiences: AudienceService
+    codes: CodeTable
     keys: KeyCache = field(default_factory=KeyCache)
     follower: FenceFollower | None = None
     consumer_thread: ConsumerThread | None = None
@@ -114,6 +118,7 @@ class Runtime:
             tracker,
         )
         events = ParquetEventStore(settings.events_root())
+        codes = CodeTable(database.session_factory(engine))
         consumer = StreamConsumer(
             connect_blocking(redis_url),
             settings.redis_prefix,
@@ -121,6 +126,7 @@ class Runtime:
             lambda batch: _fences_inside(catalog, repository, batch),
             repository.erased_devices,
             settings.consumer_batch_size,
+            stored=lambda table: codes.record(issued_codes(table)),
         )
 
         reports = ReportService(repository, events, settings.report_min_devices)
@@ -151,6 +157,7 @@ class Runtime:
             triggers.webhooks(catalog),
             triggers,
             audiences,
+            codes,
             embedded=embedded,
         )
         if follow:
@@ -223,6 +230,37 @@ class Runtime:
         secret, res, tracker = self.server.device_secret, self.settings.index_res, self.server.tracker
         moved = None if tracker is None else partial(_move_presence, tracker, app)
         return accept_pings(parse_pings_body(body), self.server.sink, secret, res, now, moved)
+
+    def accept_interactions(self, document: Any, now: datetime, app: str) -> list[InteractionResult]:
+        """``POST /v1/interactions``: rows judged one by one, the good ones appended together. Redis away: the
+        request fails whole (503) and nothing is kept, so the app sends it again (idempotent)."""
+        events, results = judge(parse_interactions_body(document), self.server.device_secret, app, now)
+        if events:
+            self.server.sink.append(events)
+        return results
+
+    def redeem(self, merchant_id: str, code: str, now: datetime) -> Redeemed:
+        """A code typed at the merchant's till; the redemption is an event like any conversion."""
+        done = redeem(self.codes, self.repository.offers(merchant_id), merchant_id, code, now)
+        unique = done.impression_id is not None
+        event_id = f"r:{normalized(code)}" if unique else f"r:{done.offer.id}:{now.timestamp()}"
+        event = Event(
+            kind="redemption",
+            event_id=event_id,
+            at=now,
+            device_key="",
+            lat=0.0,
+            lon=0.0,
+            cell="",
+            offer_id=done.offer.id,
+            merchant_id=merchant_id,
+            ref=done.impression_id or "",
+        )
+        try:
+            self.server.sink.append([event])
+        except Exception:  # the code is redeemed (SQL); only the report misses it
+            log.warning("could not append the redemption of %s", done.offer.id, exc_info=True)
+        return done
 
     def move_presence_bulk(self, table: pa.Table, raw_ids: Sequence[str], app: str = "") -> None:
         """Presence moved by stored bulk pings (``geotarget ingest --presence``), one device at a time in

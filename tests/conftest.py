@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
+from geotarget.store import models
 from geotarget.store.embedded_redis import EmbeddedRedis
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -63,10 +64,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     engine = sqlalchemy.create_engine(url)
     with engine.begin() as connection:  # each test starts from empty tables
         connection.execute(
-            sqlalchemy.text(
-                "DROP TABLE IF EXISTS api_keys, offers, geofences, changes, notes, erasures, webhooks, merchants, "
-                "alembic_version CASCADE"
-            )
+            sqlalchemy.text(f"DROP TABLE IF EXISTS {', '.join(models.Base.metadata.tables)}, alembic_version CASCADE")
         )
     engine.dispose()
     return url

@@ -54,10 +54,23 @@ def generated_events(world, secret: str, rng: random.Random) -> list[Event]:
             impressions = rng.randrange(0, 7) if day_index < 2 else (rng.randrange(1, 7) if d < 3 else 0)
             for _ in range(impressions):
                 at = day + timedelta(hours=7, minutes=rng.randrange(720))
+                impression = f"imp-{rng.getrandbits(64):x}"
+                if rng.random() < 0.3:  # clicked two minutes later (the click carries only the impression id)
+                    click = Event(
+                        kind="click",
+                        event_id=f"x:{impression}:click",
+                        at=at + timedelta(minutes=2),
+                        device_key="",
+                        lat=0,
+                        lon=0,
+                        cell="",
+                        ref=impression,
+                    )
+                    events.append(click)
                 events.append(
                     offer_event(
                         kind="impression",
-                        event_id=f"imp-{rng.getrandbits(64):x}",
+                        event_id=impression,
                         at=at,
                         device_key=key,
                         offer_id=world["offer"],
@@ -127,6 +140,9 @@ def expected_rows(events: list[Event], world, k: int) -> list[dict]:
         blocked = ev[(ev.kind == "cap_blocked") & (ev.day == day)]
         day_inside, day_starts = inside[inside.day == day], starts[starts.day == day]
         after = day_starts[day_starts.exposed]
+        clicked = day_imp[day_imp.event_id.isin(ev[ev.kind == "click"].ref)]
+        shown = hide(len(day_imp), reach)
+        clicks = None if shown is None else hide(len(clicked), clicked.device_key.nunique())
         row = {
             "period": day.isoformat(),
             "impressions": hide(len(day_imp), reach),
@@ -138,6 +154,9 @@ def expected_rows(events: list[Event], world, k: int) -> list[dict]:
             "visits": hide(len(day_starts), day_starts.device_key.nunique()),
             "visits_after_exposure": hide(len(after), after.device_key.nunique()),
             "cap_blocked": hide(len(blocked), blocked.device_key.nunique()),
+            "clicks": clicks,
+            "redemptions": None if shown is None else 0,
+            "ctr": round(clicks / shown, 4) if clicks is not None and shown else None,
         }
         rows.append(row)
     return rows

@@ -180,6 +180,21 @@ class Trigger(BaseModel):
         return (self.dwell_s or DEFAULT_DWELL_S) if self.on == "dwell" else None
 
 
+class Redemption(BaseModel):
+    """How a shown offer is redeemed at the till: one static code for everyone, or a unique code per impression
+    (``POST /v1/redemptions``; docs/measurement.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    code: str | None = Field(default=None, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+    unique: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Redemption:
+        if (self.code is not None) == self.unique:
+            raise ValueError("give a static code, or unique: true (one of them)")
+        return self
+
+
 def _compact(value: BaseModel) -> dict[str, Any]:
     return value.model_dump(exclude_none=True)
 
@@ -208,13 +223,14 @@ class OfferFields(BaseModel):
     timezone: str | None = Field(default=None, max_length=64, description="cap windows; default: merchant's")
     trigger: Trigger | None = Field(default=None, description="push it on enter, dwell or exit (docs/triggers.md)")
     holdout_pct: int = Field(default=0, ge=0, le=50, description="% of devices held out to measure lift (reports.md)")
+    redemption: Redemption | None = Field(default=None, description="a code shown with the offer (measurement.md)")
 
     @field_serializer("caps", "targeting")
     def _given_only(self, value: BaseModel) -> dict[str, Any]:
         return _compact(value)
 
-    @field_serializer("trigger")
-    def _trigger_given(self, value: Trigger | None) -> dict[str, Any] | None:
+    @field_serializer("trigger", "redemption")
+    def _trigger_given(self, value: Trigger | Redemption | None) -> dict[str, Any] | None:
         return None if value is None else _compact(value)
 
 

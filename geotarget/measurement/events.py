@@ -18,7 +18,9 @@ import pyarrow.compute as pc
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    kind: str  # "ping" | "impression" | "cap_blocked" | "ghost" (reserved for a held-out device, not shown)
+    # "ping" | "impression" | "cap_blocked" | "ghost" (reserved for a held-out device, not shown) | "click" |
+    # "redeem" | "dismiss" (interactions) | "redemption" (at the till)
+    kind: str
     event_id: str
     at: datetime
     device_key: str  # "" for limit-ad-tracking devices: counted, never linked
@@ -32,6 +34,8 @@ class Event:
     distance_m: float = 0.0
     accuracy_m: float | None = None
     trigger: str = ""  # an impression pushed on "enter", "dwell" or "exit"; "" when the app asked (pulled)
+    code: str = ""  # the unique redemption code an impression carried
+    ref: str = ""  # the impression an interaction or a redemption is about
 
     def to_json(self) -> bytes:
         """One compact JSON document: a stream entry holds it in a single field (cheap to pack and parse)."""

@@ -236,6 +236,9 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
         "visits",
         "visits_after_exposure",
         "cap_blocked",
+        "clicks",
+        "redemptions",
+        "ctr",
         "suppressed",
     ]
     writer = csv.writer(out)
@@ -254,6 +257,9 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
                 _cell(row["visits"]),
                 _cell(row["visits_after_exposure"]),
                 _cell(row["cap_blocked"]),
+                _cell(row["clicks"]),
+                _cell(row["redemptions"]),
+                _cell(row["ctr"]),
                 " ".join(row["suppressed"]),
             ]
         )

@@ -1,5 +1,5 @@
 """Reach reports: impressions (and how many were pushed), reach, frequency, visitors, visits, visits after
-exposure, cap-blocked serves.
+exposure, cap-blocked serves, clicks, redemptions and click-through rate.
 
 ``assemble`` is pure: it turns long-form figures (each with the number of distinct devices behind it) into one
 row per period and applies k-anonymity: a figure computed from at least one but fewer than ``k`` devices is
@@ -90,6 +90,11 @@ def hidden_buckets(counts: dict[str, int], k: int) -> set[str]:
     return hidden
 
 
+def _unknown(row: dict[str, Any], family: str) -> bool:
+    """Clicks and redemptions are about impressions: hidden with them."""
+    return family == "impression" and row["impressions"] is None
+
+
 def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
     suppressed: list[str] = []
 
@@ -128,11 +133,17 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
         ("visits", "visit"),
         ("visits_after_exposure", "visit"),
         ("cap_blocked", "cap_blocked"),
+        ("clicks", "impression"),
+        ("redemptions", "impression"),
     ):
-        if _hidden(found.get(metric), k) or nothing_published[family]:
+        if _hidden(found.get(metric), k) or nothing_published.get(family, False) or _unknown(row, family):
             row[metric] = None
             suppressed.append(metric)
         else:
             row[metric] = value(metric)
+    clicks, impressions_shown = row["clicks"], row["impressions"]
+    row["ctr"] = round(clicks / impressions_shown, 4) if clicks is not None and impressions_shown else None
+    if clicks is None or impressions_shown is None:
+        suppressed.append("ctr")
     row["suppressed"] = suppressed
     return row

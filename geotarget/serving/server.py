@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -23,7 +22,9 @@ from geotarget.catalog.snapshot import Catalog
 from geotarget.catalog.timezones import timezone_at
 from geotarget.measurement.devices import device_key
 from geotarget.measurement.events import Event, EventSink, ping_event_id
+from geotarget.measurement.interactions import impression_id
 from geotarget.measurement.lift import in_holdout
+from geotarget.measurement.redemptions import new_code
 from geotarget.serving import matcher, search
 from geotarget.serving.caps import Capper, Counter, GlobalCaps, Reserved, counters_for
 from geotarget.serving.matcher import MatchRequest
@@ -52,7 +53,8 @@ class NearbyQuery:
 @dataclass(frozen=True)
 class Served:
     candidate: Candidate
-    impression_id: str
+    impression_id: str  # signed for the app it is shown to (measurement.interactions)
+    redemption_code: str | None = None  # the offer's static code, or a new unique one
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ class OfferServer:
         zone = self.catalog.timezones.get(t.fence_id, "UTC")
         caps = self.catalog.view.merchant_caps
         counters = [counters_for(c, t.at, zone, self.global_caps, caps.get(c.offer.merchant_id)) for c in ranked]
-        served = [Served(c, uuid.uuid4().hex) for c in ranked]
+        served = [self._issue(c, fired.app) for c in ranked]
         kinds = ["ghost" if _held_out(fired.device_key, c) else "impression" for c in ranked]
         events = [
             replace(self._about(fired.device_key, query, cell, s, k), trigger=t.kind)
@@ -163,7 +165,7 @@ class OfferServer:
             return None
         self.stats.served += 1
         pushed = served[chosen[0]]
-        return Pushed(shown(pushed.candidate), pushed.impression_id)
+        return Pushed(shown(pushed), pushed.impression_id)
 
     def _serve(
         self,
@@ -191,7 +193,7 @@ class OfferServer:
             counters = [
                 counters_for(c, query.at, zone, self.global_caps, merchant_caps.get(c.offer.merchant_id)) for c in batch
             ]
-            served = [Served(c, uuid.uuid4().hex) for c in batch]
+            served = [self._issue(c, query.app) for c in batch]
             ghosts = [_held_out(key, c) for c in batch]
             kinds = ["ghost" if g else "impression" for g in ghosts]
             events = [self._about(linked, query, cell, s, k).to_json() for s, k in zip(served, kinds, strict=True)]
@@ -274,7 +276,7 @@ class OfferServer:
             if gate is not None or counters_for(candidate, query.at, zone, self.global_caps, caps):
                 withheld = True
             else:
-                take(Served(candidate, uuid.uuid4().hex))
+                take(self._issue(candidate, query.app))
         for s, ghost in chosen:
             outcome.unlogged.append(self._about(linked, query, cell, s, "ghost" if ghost else "impression"))
             if not ghost:
@@ -283,6 +285,12 @@ class OfferServer:
             outcome.degraded = CAPS_UNAVAILABLE
             self.stats.degraded += 1
         return outcome
+
+    def _issue(self, candidate: Candidate, app: str) -> Served:
+        """An impression id signed for ``app``, and the redemption code the offer shows, if it has one."""
+        redemption = candidate.offer.redemption
+        code = None if redemption is None else new_code() if redemption.unique else redemption.code
+        return Served(candidate, impression_id(self.device_secret, app), code)
 
     def _device_zone(self, query: NearbyQuery, candidates: list[Candidate]) -> str:
         if self.global_caps.per_device_per_day is None and self.global_caps.per_device_per_hour is None:
@@ -322,6 +330,7 @@ class OfferServer:
             inside=c.inside,
             distance_m=c.distance_m,
             accuracy_m=query.accuracy_m,
+            code=(served.redemption_code or "") if c.offer.redemption and c.offer.redemption.unique else "",
         )
 
     def _append(self, events: list[Event]) -> None:
@@ -332,8 +341,9 @@ class OfferServer:
             log.warning("could not append %d event(s): %s", len(events), exc.__class__.__name__)
 
 
-def shown(candidate: Candidate) -> dict[str, Any]:
+def shown(served: Served) -> dict[str, Any]:
     """An offer as an app is shown it (``/v1/nearby``, and a push's ``offer``), without its impression id."""
+    candidate = served.candidate
     offer = candidate.offer
     return {
         "offer_id": offer.id,
@@ -346,6 +356,7 @@ def shown(candidate: Candidate) -> dict[str, Any]:
         "geofence_id": candidate.fence_id,
         "inside": candidate.inside,
         "distance_m": round(candidate.distance_m, 1),
+        "redemption_code": served.redemption_code,
     }
 
 

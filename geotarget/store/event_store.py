@@ -43,6 +43,8 @@ SCHEMA = pa.schema(
         ("distance_m", pa.float64()),
         ("accuracy_m", pa.float64()),
         ("trigger", pa.string()),
+        ("code", pa.string()),
+        ("ref", pa.string()),
         ("fences", pa.list_(pa.string())),  # for pings: the fences the device was inside
     ]
 )

@@ -81,6 +81,7 @@ class Offer(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     trigger: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     holdout_pct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    redemption: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
@@ -146,3 +147,17 @@ class Audience(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RedemptionCode(Base):
+    """A unique redemption code an impression carried (written by the event consumer); redeemed once."""
+
+    __tablename__ = "redemption_codes"
+    __table_args__ = (Index("ix_redemption_codes_merchant", "merchant_id"),)
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    offer_id: Mapped[str] = mapped_column(String(40))
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    impression_id: Mapped[str] = mapped_column(String(40))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    redeemed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

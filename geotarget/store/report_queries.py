@@ -54,9 +54,11 @@ def reach_figures(
         "whole": whole,
     }
     with store.connect() as connection:
-        sql = (
-            _REACH if _has_column(connection, store.glob, "trigger") else _REACH.replace("coalesce(trigger, '')", "''")
-        )
+        sql = _REACH
+        if not _has_column(connection, store.glob, "trigger"):
+            sql = sql.replace("coalesce(trigger, '')", "''")
+        if not _has_column(connection, store.glob, "ref"):  # files from before interactions
+            sql = sql.replace("x.ref", "''").replace("ref = ''", "true")
         rows = connection.execute(sql, params).fetchall()
     return [Figure(period, metric, float(value), int(devices)) for period, metric, value, devices in rows]
 

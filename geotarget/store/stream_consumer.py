@@ -2,7 +2,8 @@
 
 One process at a time holds the consumer lock and reads the stream through a consumer group under a fixed
 consumer name. A batch is: read (first anything left pending by a writer that died, then new entries) → drop
-erased devices → note which fences each ping was inside → write one Parquet file per day → XACK and XDEL.
+erased devices → note which fences each ping was inside → write one Parquet file per day → record the unique
+redemption codes it carried (SQL) → XACK and XDEL.
 A crash anywhere before XACK leaves the entries pending, and the next holder writes them again under the same
 file name; a crash after the write but before XACK writes a duplicate that readers drop by event id.
 """
@@ -43,13 +44,17 @@ class StreamConsumer:
         fences_of: Callable[[pa.Table], list[list[str]]],
         erased: Callable[[], set[str]],
         batch_size: int = 5_000,
+        stored: Callable[[pa.Table], object] | None = None,
     ) -> None:
+        """``stored`` is handed every batch once it is written and before it is acknowledged (so after a crash
+        it sees the batch again: it must be idempotent)."""
         self.client = client
         self.stream = keys.events_stream(prefix)
         self.lock = keys.consumer_lock(prefix)
         self.store = store
         self.fences_of = fences_of
         self.erased = erased
+        self.stored = stored
         self.batch_size = batch_size
         self.token = uuid.uuid4().hex
         self._renew = client.register_script(_RENEW)
@@ -88,6 +93,8 @@ class StreamConsumer:
         if table.num_rows:
             table = with_fences(table, self.fences_of(table))
             self.store.write(table, batch=f"{ids[0]}_{ids[-1]}".replace("-", "."))
+            if self.stored is not None:
+                self.stored(table)
         pipe = self.client.pipeline(transaction=True)
         pipe.xack(self.stream, GROUP, *ids)
         pipe.xdel(self.stream, *ids)

@@ -18,6 +18,8 @@
 -- whole UTC days whatever the report window, so narrowing the window cannot split one. Rows 'withheld_<kind>'
 -- count the devices of unpublished units per period, so that a period with only those shows as suppressed, not 0.
 --
+-- Clicks (interactions) and redemptions with a unique code count through their impression (its scope, unit and
+-- device); a static code redeemed without one counts in offer- and merchant-wide reports, with no device.
 -- Impressions pushed by a trigger ('trigger' set) count as impressions, and again as 'pushes'. Event files
 -- written before pushes existed have no trigger column: the caller reads '' for it there.
 -- Events are deduplicated by event_id (delivery is at-least-once), after the scope's filters so that only the
@@ -31,7 +33,7 @@ WITH raw AS (
     WHERE ts >= $from_ts - INTERVAL 8 DAY AND ts < $to_ts + INTERVAL 1 DAY
 ),
 offer_events AS (
-    SELECT kind, device_key, ts, offer_id, fence_id, CAST(timezone('UTC', ts) AS DATE) AS unit_day,
+    SELECT kind, event_id, device_key, ts, offer_id, fence_id, CAST(timezone('UTC', ts) AS DATE) AS unit_day,
            coalesce(trigger, '') AS trigger
     FROM raw
     WHERE kind IN ('impression', 'cap_blocked')
@@ -46,7 +48,7 @@ offer_units AS (
     GROUP BY ALL HAVING count(DISTINCT device_key) >= $k
 ),
 scoped AS (
-    SELECT e.kind, e.device_key, e.ts, e.trigger, coalesce($whole, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE)) AS period
+    SELECT e.kind, e.event_id, e.device_key, e.ts, e.trigger, coalesce($whole, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE)) AS period
     FROM offer_events e SEMI JOIN offer_units u
       ON e.kind = u.kind AND e.offer_id = u.offer_id AND e.fence_id = u.fence_id AND e.unit_day = u.unit_day
 ),
@@ -78,6 +80,28 @@ blocked AS (
     SELECT period, 'cap_blocked' AS metric, count(*)::DOUBLE AS value,
            count(DISTINCT NULLIF(device_key, '')) AS devices
     FROM scoped WHERE kind = 'cap_blocked' AND ts >= $from_ts AND ts < $to_ts GROUP BY period
+),
+outcomes AS (
+    SELECT x.kind, s.device_key, coalesce($whole, CAST(date_trunc($unit, timezone($tz, x.ts)) AS DATE)) AS period
+    FROM raw x JOIN scoped s ON s.kind = 'impression' AND x.ref = s.event_id
+    WHERE x.kind IN ('click', 'redemption') AND x.ts >= $from_ts AND x.ts < $to_ts
+    QUALIFY row_number() OVER (PARTITION BY x.event_id ORDER BY x.ts) = 1
+    UNION ALL  -- a static code redeemed without an impression: the offer is known, the device and fence are not
+    SELECT kind, '', coalesce($whole, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE))
+    FROM raw
+    WHERE kind = 'redemption' AND ref = '' AND ts >= $from_ts AND ts < $to_ts AND len($fence_ids) = 0
+      AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
+      AND ($merchant_id = '' OR merchant_id = $merchant_id)
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
+),
+clicks AS (
+    SELECT period, 'clicks' AS metric, count(*)::DOUBLE AS value, count(DISTINCT NULLIF(device_key, '')) AS devices
+    FROM outcomes WHERE kind = 'click' GROUP BY period
+),
+redemptions AS (
+    SELECT period, 'redemptions' AS metric, count(*)::DOUBLE AS value,
+           count(DISTINCT NULLIF(device_key, '')) AS devices
+    FROM outcomes WHERE kind = 'redemption' GROUP BY period
 ),
 visit_fence_set AS (
     SELECT unnest($visit_fences) AS fence
@@ -149,6 +173,8 @@ UNION ALL SELECT * FROM pushes
 UNION ALL SELECT * FROM linked
 UNION ALL SELECT * FROM frequency
 UNION ALL SELECT * FROM blocked
+UNION ALL SELECT * FROM clicks
+UNION ALL SELECT * FROM redemptions
 UNION ALL SELECT * FROM visitors
 UNION ALL SELECT * FROM visits
 UNION ALL SELECT * FROM after_exposure

@@ -14,6 +14,9 @@
     ["visits", "visits"],
     ["visits_after_exposure", "visits after exposure"],
     ["cap_blocked", "cap-blocked"],
+    ["clicks", "clicks"],
+    ["redemptions", "redemptions"],
+    ["ctr", "CTR"],
   ];
   const state = { scopes: null, report: null, charts: {}, map: null, heat: null, query: null, reportTicket: 0, heatTicket: 0 };
 

@@ -1,0 +1,77 @@
+"""Request and response shapes of ``/v1/interactions`` and ``/v1/redemptions``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas import ErrorDetail
+from geotarget.catalog.model import Offer, UtcTime
+from geotarget.measurement.interactions import InteractionResult, InteractionType
+
+INTERACTIONS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["interactions"],
+                            "properties": {"interactions": {"type": "array", "maxItems": 1000, "items": {}}},
+                        },
+                        {
+                            "type": "object",
+                            "required": ["impression_id", "type"],
+                            "properties": {
+                                "impression_id": {"type": "string"},
+                                "type": {"enum": ["click", "redeem", "dismiss"]},
+                                "ts": {"description": "ISO 8601 with an offset, or epoch seconds; default now"},
+                            },
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+class InteractionRow(BaseModel):
+    index: int
+    status: Literal["accepted", "rejected"]
+    event_id: str | None = None
+    error: ErrorDetail | None = None
+
+
+class InteractionsOut(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[InteractionRow]
+
+    @classmethod
+    def of(cls, results: list[InteractionResult]) -> InteractionsOut:
+        rows = [
+            InteractionRow(index=r.index, status="accepted", event_id=r.event_id)
+            if r.error is None
+            else InteractionRow(index=r.index, status="rejected", error=ErrorDetail.of(r.error))
+            for r in results
+        ]
+        accepted = sum(1 for r in rows if r.status == "accepted")
+        return cls(accepted=accepted, rejected=len(rows) - accepted, results=rows)
+
+
+class RedemptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=64, examples=["7KQ3-M9XD-2PWT"])
+
+
+class RedemptionOut(BaseModel):
+    offer: Offer
+    impression_id: str | None = Field(description="the impression a unique code was shown with; null for a static code")
+    redeemed_at: UtcTime
+
+
+__all__ = ["INTERACTIONS_BODY", "InteractionType", "InteractionsOut", "RedemptionIn", "RedemptionOut"]
