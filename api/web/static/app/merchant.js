@@ -6,6 +6,7 @@
   const DAY_NAMES = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
   const SHAPE_STYLE = { color: "#2563eb", weight: 2, fillOpacity: 0.12 };
   const ERROR_STYLE = { color: "#dc2626", weight: 3, fillOpacity: 0.2 };
+  const AUDIENCE_STYLE = { color: "#d97706", weight: 2, dashArray: "6 4", fillOpacity: 0.08 }; // never served
 
   const state = {
     map: null,
@@ -33,10 +34,11 @@
 
   function layerOf(feature) {
     const g = feature.geometry;
+    const style = feature.properties.purpose === "audience" ? AUDIENCE_STYLE : SHAPE_STYLE;
     if (g.type === "Point") {
-      return L.circle([g.coordinates[1], g.coordinates[0]], { ...SHAPE_STYLE, radius: feature.properties.radius_m });
+      return L.circle([g.coordinates[1], g.coordinates[0]], { ...style, radius: feature.properties.radius_m });
     }
-    return L.GeoJSON.geometryToLayer(feature, SHAPE_STYLE);
+    return L.GeoJSON.geometryToLayer(feature, style);
   }
 
   // ---- the selected shape ------------------------------------------------------------------------------------
@@ -48,7 +50,7 @@
   function clearShapeError(layer) {
     if (!layer) return;
     layer.unbindTooltip();
-    if (layer.setStyle) layer.setStyle(SHAPE_STYLE);
+    if (layer.setStyle) layer.setStyle(layer.gtAudience ? AUDIENCE_STYLE : SHAPE_STYLE);
     document.getElementById("shape-error").textContent = "";
     document.getElementById("shape-repair").hidden = true;
     document.querySelectorAll("#shape-form .invalid").forEach((n) => n.classList.remove("invalid"));
@@ -95,6 +97,7 @@
     document.getElementById("shape-name").value = feature ? feature.properties.name || "" : layer.gtName || "";
     document.getElementById("shape-tags").value = feature ? (feature.properties.tags || []).join(", ") : "";
     document.getElementById("shape-timezone").value = feature ? feature.properties.timezone || "" : "";
+    document.getElementById("shape-audience").checked = Boolean(feature && feature.properties.purpose === "audience");
 
     document.getElementById("shape-delete").hidden = !id;
     document.getElementById("shape-save").textContent = id ? "Save changes" : "Save fence";
@@ -166,6 +169,7 @@
     if (old) old.remove();
     const layer = layerOf(feature);
     layer.gtFenceId = feature.id;
+    layer.gtAudience = feature.properties.purpose === "audience";
     layer.addTo(state.map);
     watch(layer);
     state.fences.set(feature.id, feature);
@@ -185,7 +189,8 @@
     for (const [id, feature] of state.fences) {
       const p = feature.properties;
       const offers = offersOf(id);
-      const kind = feature.geometry.type === "Point" ? `circle ${fmt(p.radius_m)} m` : feature.geometry.type.toLowerCase();
+      const shape = feature.geometry.type === "Point" ? `circle ${fmt(p.radius_m)} m` : feature.geometry.type.toLowerCase();
+      const kind = p.purpose === "audience" ? `audience only, ${shape}` : shape;
       list.append(
         el(
           "li",
@@ -197,6 +202,7 @@
       );
     }
     renderOfferFenceChoices();
+    GT.audiences.setFences(state.fences);
   }
 
   function focusFence(id) {
@@ -217,6 +223,8 @@
     // What the form shows is what is kept; an empty field lets the API derive the zone from the location.
     const zone = document.getElementById("shape-timezone").value.trim();
     if (zone) feature.properties.timezone = zone;
+    if (document.getElementById("shape-audience").checked) feature.properties.purpose = "audience";
+    else if (layer.gtAudience) feature.properties.purpose = null; // a patch's null removes it: served again
 
     const id = fenceIdOf(layer);
     clearShapeError(layer);
@@ -347,6 +355,7 @@
     box.replaceChildren();
     if (!state.fences.size) box.append(el("p", { class: "hint" }, "Save a fence first."));
     for (const [id, feature] of state.fences) {
+      if (feature.properties.purpose === "audience") continue; // never served: no offers there
       box.append(el("label", { class: "inline" }, el("input", { type: "checkbox", value: id, checked: chosen.has(id) }), ` ${feature.properties.name || id}`));
     }
   }
@@ -375,6 +384,7 @@
     renderOfferFenceChoices();
     const ids = new Set(offer ? offer.geofence_ids : fenceIdOf(state.selected) ? [fenceIdOf(state.selected)] : []);
     document.querySelectorAll("#offer-fences input").forEach((box) => (box.checked = ids.has(box.value)));
+    GT.audiences.fillOfferChoices(offer && offer.targeting ? offer.targeting.audiences : null);
     if (offer) {
       const f = form.elements;
       f.title.value = offer.title;
@@ -394,6 +404,9 @@
       f.daily_budget.value = offer.daily_budget || "";
       f.trigger_on.value = offer.trigger ? offer.trigger.on : "";
       f.trigger_dwell_s.value = offer.trigger && offer.trigger.dwell_s ? offer.trigger.dwell_s : "";
+      f.holdout_pct.value = offer.holdout_pct || 0;
+      const redemption = offer.redemption;
+      f.redemption_code.value = redemption ? (redemption.unique ? "unique" : redemption.code) : "";
     }
     form.elements.title.focus();
   }
@@ -422,6 +435,13 @@
       if (f[name].value !== "") caps[name] = Number(f[name].value);
     }
     const trigger = f.trigger_on.value ? { on: f.trigger_on.value } : null;
+    // targeting the form does not show (age, interests, …) is kept as stored; audiences are the form's
+    const targeting = { ...((state.editingOffer && state.editingOffer.targeting) || {}) };
+    delete targeting.audiences;
+    const audiences = GT.audiences.chosenForOffer();
+    if (audiences) targeting.audiences = audiences;
+    const code = f.redemption_code.value.trim();
+    const redemption = !code ? null : code.toLowerCase() === "unique" ? { unique: true } : { code };
     if (trigger && trigger.on === "dwell" && f.trigger_dwell_s.value !== "") trigger.dwell_s = Number(f.trigger_dwell_s.value);
     return {
       title: f.title.value.trim(),
@@ -436,6 +456,9 @@
       caps: Object.keys(caps).length ? caps : null,
       daily_budget: number(f.daily_budget),
       trigger,
+      targeting,
+      holdout_pct: number(f.holdout_pct) ?? 0,
+      redemption,
     };
   }
 
@@ -544,6 +567,7 @@
     state.map.invalidateSize();
     const features = await loadFences();
     await loadOffers();
+    await GT.audiences.load();
     if (features.length) {
       const group = L.featureGroup(features.map((f) => state.layers.get(f.id)));
       state.map.fitBounds(group.getBounds(), { maxZoom: 17, padding: [20, 20] });
