@@ -1,14 +1,16 @@
 """Benchmark `geotarget ingest`: 10 million generated pings against 10,000 fences, and in the same run the same
 fence assignment done with geopandas.sjoin (ratio and disagreements, which must be 0), then the time to produce a
-30-day reach report over that data.
+30-day reach report over that data, and refreshing audiences over it (each rule; members published to Redis when
+GEOTARGET_REDIS_URL is set).
 
-    python scripts/bench_ingest.py [--pings 10000000] [--fences 10000]
+    python scripts/bench_ingest.py [--pings 10000000] [--fences 10000] [--devices 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import tempfile
 import time
@@ -26,10 +28,13 @@ from bench_index import CENTRE, make_fences
 
 from geofences import CircleShape, FenceIndex
 from geofences.bulk import query_many
+from geotarget.audiences.model import RULE
 from geotarget.measurement.ingest import ingest_file
 from geotarget.settings import Settings
 from geotarget.store.event_store import ParquetEventStore
-from geotarget.store.report_queries import Scope, reach_figures
+from geotarget.store.redis_audiences import RedisMemberships
+from geotarget.store.redis_client import connect_blocking
+from geotarget.store.report_queries import Scope, audience_members, reach_figures
 
 
 def generate(path: Path, n: int, devices: int, rng: np.random.Generator) -> None:
@@ -60,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pings", type=int, default=10_000_000)
     parser.add_argument("--fences", type=int, default=10_000)
-    parser.add_argument("--devices", type=int, default=50_000)
+    parser.add_argument("--devices", type=int, default=100_000)
     args = parser.parse_args()
     rng = np.random.default_rng(5)
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -129,6 +134,37 @@ def main() -> None:
     what = f"visitors and visits of {len(visit_fences):,} fences over {summary.accepted:,} pings"
     time_report(store, Scope(visit_fences=visit_fences), what)
     time_report(store, Scope(fence_ids=("f0",), visit_fences=("f0",)), "one fence, what a merchant asks for")
+    time_audiences(store, visit_fences, summary.accepted)
+
+
+def time_audiences(store: ParquetEventStore, fences: tuple[str, ...], pings: int) -> None:
+    """One refresh per rule kind over ``fences`` (a merchant with many stores): the DuckDB query, then writing
+    the members to Redis."""
+    zones = dict.fromkeys(fences, "Europe/Helsinki")
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    rules = [
+        {"kind": "visitors", "min_visits": 2, "days": 30},
+        {"kind": "regulars", "min_days": 3, "days": 28},
+        {"kind": "lapsed", "seen_within_days": 30, "not_within_days": 7},
+        {"kind": "dwellers", "min_dwell_s": 600, "days": 30},
+    ]
+    redis_url = os.environ.get("GEOTARGET_REDIS_URL")
+    memberships = RedisMemberships(connect_blocking(redis_url), f"bench{os.getpid()}") if redis_url else None
+    for figures in rules:
+        rule = RULE.validate_python({**figures, "geofence_ids": list(fences)})
+        started = time.perf_counter()
+        members = audience_members(store, rule, zones, now, set())
+        query_s = time.perf_counter() - started
+        line = f"audience refresh, {rule.kind} of {len(fences):,} fences over {pings:,} pings: query {query_s:.1f} s"
+        if memberships is not None:
+            started = time.perf_counter()
+            memberships.publish(f"aud_{rule.kind}", 1, members, 600)
+            line += f", publish {time.perf_counter() - started:.1f} s"
+        print(f"{line}; {len(members):,} members", flush=True)
+    if memberships is not None:
+        for key in memberships.client.scan_iter(f"bench{os.getpid()}:*", count=10_000):
+            memberships.client.delete(key)
+        memberships.close()
 
 
 def time_report(store: ParquetEventStore, scope: Scope, what: str) -> None:
