@@ -15,7 +15,7 @@ from geotarget.catalog.fences import BulkResult
 from geotarget.catalog.model import Offer
 from geotarget.errors import GeotargetError
 from geotarget.measurement.pings import PingResult
-from geotarget.serving.server import NearbyAnswer, shown
+from geotarget.serving.answers import NearbyAnswer, shown
 
 
 class ErrorDetail(BaseModel):

@@ -326,7 +326,7 @@ def bench(data: DataSet, redis_url: str, dsn: str, seconds: float, profile: bool
     return results
 
 
-def bench_audiences(data: DataSet, redis_url: str, seconds: float) -> None:
+def bench_audiences(data: DataSet, redis_url: str, seconds: float, profile: bool = False) -> None:
     """The same data loaded twice, without audiences and with them on a third of the offers; /v1/nearby at 8
     connections on each, alternately, three times (the machine's noise moves both alike)."""
     shop_list = list(shops(data))
@@ -349,9 +349,18 @@ def bench_audiences(data: DataSet, redis_url: str, seconds: float) -> None:
     try:
         for base, key, _, workers in servers.values():
             drive(base, "/v1/nearby", key, centres, 3, 8, workers)  # warm-up
+        if profile:
+            base, key, _, workers = servers["audiences"]
+            spy = profiled(max(workers, key=lambda w: sum(w.cpu_times()[:2])), seconds)
+            drive(base, "/v1/nearby", key, centres, seconds, 8, workers)
+            print_profile(spy)
+        calls: dict[str, list[float]] = {name: [] for name in servers}
         for _ in range(3):
             for name, (base, key, _, workers) in servers.items():
+                before = _evalsha_calls(redis_url)
                 runs[name].append(drive(base, "/v1/nearby", key, centres, seconds, 8, workers))
+                answered = runs[name][-1].rps * seconds
+                calls[name].append((_evalsha_calls(redis_url) - before) / answered)
     finally:
         for _, _, server, _ in servers.values():
             stop(server)
@@ -360,9 +369,21 @@ def bench_audiences(data: DataSet, redis_url: str, seconds: float) -> None:
         cpu = sorted(f.cpu_ms for f in figures)[1]
         rps = sorted(f.rps for f in figures)[1]
         served = sum(f.served for f in figures) / len(figures)
-        print(f"  {name:<10} {rps:>7,.0f} req/s  {cpu:.3f} ms CPU/req  {served:.2f} offers/answer (medians of 3)")
+        trips = sorted(calls[name])[1]
+        print(
+            f"  {name:<10} {rps:>7,.0f} req/s  {cpu:.3f} ms CPU/req  {served:.2f} offers/answer  "
+            f"{trips:.3f} Lua calls/req (medians of 3)"
+        )
     plain, audiences = (sorted(f.cpu_ms for f in runs[n])[1] for n in ("plain", "audiences"))
     print(f"  CPU per request with audiences / without: {audiences / plain:.3f}", flush=True)
+
+
+def _evalsha_calls(redis_url: str) -> int:
+    """Scripts Redis has run so far (every /v1/nearby makes one in the usual case)."""
+    import redis
+
+    stats = redis.Redis.from_url(redis_url).info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 def ensure_tools(dsn: str) -> None:
@@ -392,7 +413,7 @@ def main() -> None:
     table: list[tuple[str, dict[str, Figures]]] = []
     try:
         for name in args.sets.split(",") if args.audiences else ():
-            bench_audiences(DATA_SETS[name], redis_url, args.seconds)
+            bench_audiences(DATA_SETS[name], redis_url, args.seconds, args.profile)
         for name in () if args.audiences else args.sets.split(","):
             table.append((name, bench(DATA_SETS[name], redis_url, dsn, args.seconds, args.profile)))
             print_table(table[-1:])  # as soon as it is known: a long run may be stopped

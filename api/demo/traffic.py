@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 
 from geofences import LatLng
 from geofences.shapes import moved
-from geotarget.serving.server import NearbyQuery, OfferServer
+from geotarget.serving.answers import NearbyQuery
+from geotarget.serving.server import OfferServer
 from geotarget.store.repository import Repository
 
 _NOTE = "demo_traffic"

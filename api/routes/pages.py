@@ -47,7 +47,13 @@ PAGES = {
         "merchant map",
         "Merchant API key",
         (f"{_LEAFLET}.css", "vendor/leaflet-geoman/leaflet-geoman.css", "app/style.css"),
-        (f"{_LEAFLET}.js", "vendor/leaflet-geoman/leaflet-geoman.js", "app/common.js", "app/audiences.js", "app/merchant.js"),
+        (
+            f"{_LEAFLET}.js",
+            "vendor/leaflet-geoman/leaflet-geoman.js",
+            "app/common.js",
+            "app/audiences.js",
+            "app/merchant.js",
+        ),
     ),
     "adops": Page(
         "reach dashboard",

@@ -19,7 +19,7 @@ from api.openapi import query_parameters
 from api.schemas import NearbyOut, NearbyParams
 from geofences import LatLng
 from geotarget.runtime import Runtime
-from geotarget.serving.server import NearbyQuery
+from geotarget.serving.answers import NearbyQuery
 from geotarget.serving.types import Attributes
 
 router = APIRouter(prefix="/v1", tags=["serving"], responses=ERROR_RESPONSES)

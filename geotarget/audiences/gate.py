@@ -51,3 +51,21 @@ def gate_for(selection: AudienceSelection | None, live: Mapping[str, int]) -> Ga
         Check(a, live[a], False) for a in selection.exclude if a in live
     )
     return Gate(checks, bool(selection.include))
+
+
+class Gates:
+    """``gate_for`` per offer, remembered while the offer's selection and the live generations are the same
+    objects (both are replaced whole on change): serving asks for the same few gates on every request."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[AudienceSelection, Mapping[str, int], Gate | None]] = {}
+
+    def of(self, offer_id: str, selection: AudienceSelection | None, live: Mapping[str, int]) -> Gate | None:
+        if selection is None:
+            return None
+        hit = self._known.get(offer_id)
+        if hit is not None and hit[0] is selection and hit[1] is live:
+            return hit[2]
+        gate = gate_for(selection, live)
+        self._known[offer_id] = (selection, live, gate)  # one entry per offer: bounded by the catalog
+        return gate

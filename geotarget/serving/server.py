@@ -11,12 +11,9 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from itertools import islice
-from typing import Any
 
 from geofences import LatLng, Proximity, cells
-from geotarget.audiences.gate import Gate, gate_for
+from geotarget.audiences.gate import Gate, Gates
 from geotarget.catalog.model import Offer
 from geotarget.catalog.snapshot import Catalog
 from geotarget.catalog.timezones import timezone_at
@@ -26,6 +23,7 @@ from geotarget.measurement.interactions import impression_id
 from geotarget.measurement.lift import in_holdout
 from geotarget.measurement.redemptions import new_code
 from geotarget.serving import matcher, search
+from geotarget.serving.answers import NearbyAnswer, NearbyQuery, Served, shown
 from geotarget.serving.caps import Capper, Counter, GlobalCaps, Reserved, counters_for
 from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.types import Attributes, Candidate
@@ -36,32 +34,6 @@ from geotarget.triggers.tracker import Fix, PresenceTracker
 log = logging.getLogger(__name__)
 CAPS_UNAVAILABLE = "caps unavailable"
 QUICK_S = 0.005  # a cap-store answer slower than this makes ``quick`` false until a quick one comes back
-
-
-@dataclass(frozen=True)
-class NearbyQuery:
-    point: LatLng
-    device_id: str
-    at: datetime
-    accuracy_m: float | None = None
-    limit: int = 5
-    lmt: bool = False
-    attributes: Attributes = field(default_factory=Attributes)
-    app: str = ""  # the key that sent it: whose webhooks hear of this device's presence
-
-
-@dataclass(frozen=True)
-class Served:
-    candidate: Candidate
-    impression_id: str  # signed for the app it is shown to (measurement.interactions)
-    redemption_code: str | None = None  # the offer's static code, or a new unique one
-
-
-@dataclass(frozen=True)
-class NearbyAnswer:
-    offers: list[Served]
-    cell: str
-    degraded: str | None = None
 
 
 @dataclass
@@ -97,6 +69,7 @@ class OfferServer:
         self.stats = ServingStats()
         self.quick = True
         self.tracker = tracker
+        self.gates = Gates()
 
     def nearby(self, query: NearbyQuery) -> NearbyAnswer:
         """Blocks for at most one cap-store call and one event append, each bounded by the Redis timeout.
@@ -108,7 +81,7 @@ class OfferServer:
         cell = cells.cell_to_str(cells.latlng_to_cell(query.point, view.res))
         request = MatchRequest(query.at, query.accuracy_m, query.attributes, self.max_accuracy_m, self.per_merchant)
         live = self.catalog.live_audiences  # replaced whole on change: one state for the request
-        ranked = _admissible(search.ranked(view, query.point, request), live, query.lmt)
+        ranked = self._admissible(search.ranked(view, query.point, request), live, query.lmt)
         ping = None if query.lmt else self._ping(key, query, cell)
         moving = self._moving(key, query)
         outcome = self._serve(key, query, cell, ranked, ping, moving, live)
@@ -142,7 +115,9 @@ class OfferServer:
         request = MatchRequest(t.at, None, said, self.max_accuracy_m, 1, pushed=True)
         place = Proximity(t.fence_id, True, 0.0)  # about the fence itself, whichever side the device is on
         live = self.catalog.live_audiences
-        ranked = list(_admissible(matcher.match(request, [place], {t.fence_id: offers}, self.catalog.timezones), live))
+        ranked = list(
+            self._admissible(matcher.match(request, [place], {t.fence_id: offers}, self.catalog.timezones), live)
+        )
         if not ranked:
             return None
         west, south, east, north = shape.bounds
@@ -157,7 +132,7 @@ class OfferServer:
             replace(self._about(fired.device_key, query, cell, s, k), trigger=t.kind)
             for s, k in zip(served, kinds, strict=True)
         ]
-        gates = [_gate(c, live) for c in ranked]
+        gates = [self._gate(c, live) for c in ranked]
         reserved = self._reserve(fired.device_key, counters, 1, [e.to_json() for e in events], None, None, gates)
         self.stats.cap_blocked += len(reserved.blocked)
         chosen = [i for i in reserved.served if kinds[i] != "ghost"]  # a held-out device is not pushed to
@@ -185,7 +160,7 @@ class OfferServer:
         linked = "" if query.lmt else key
         while len(outcome.served) < query.limit:
             room = query.limit - len(outcome.served)
-            batch = list(islice(ranked, 2 * room))
+            batch = _batch(ranked, room)
             if not batch:
                 break
             zone = self._device_zone(query, batch)
@@ -197,7 +172,7 @@ class OfferServer:
             ghosts = [_held_out(key, c) for c in batch]
             kinds = ["ghost" if g else "impression" for g in ghosts]
             events = [self._about(linked, query, cell, s, k).to_json() for s, k in zip(served, kinds, strict=True)]
-            gates = [None if query.lmt else _gate(c, live) for c in batch]  # lmt: decided by _admissible
+            gates = [None if query.lmt else self._gate(c, live) for c in batch]  # lmt: decided by _admissible
             try:
                 reserved = self._reserve(key, counters, room, events, ping, moving, gates)
             except Exception as exc:  # any cap-store fault: fail closed
@@ -272,7 +247,7 @@ class OfferServer:
                 break
             zone = self._device_zone(query, [candidate])
             caps = self.catalog.view.merchant_caps.get(candidate.offer.merchant_id)
-            gate = None if query.lmt else _gate(candidate, live)
+            gate = None if query.lmt else self._gate(candidate, live)
             if gate is not None or counters_for(candidate, query.at, zone, self.global_caps, caps):
                 withheld = True
             else:
@@ -285,6 +260,19 @@ class OfferServer:
             outcome.degraded = CAPS_UNAVAILABLE
             self.stats.degraded += 1
         return outcome
+
+    def _gate(self, candidate: Candidate, live: Mapping[str, int]) -> Gate | None:
+        return self.gates.of(candidate.offer.id, candidate.offer.targeting.audiences, live)
+
+    def _admissible(
+        self, ranked: Iterable[Candidate], live: Mapping[str, int], lmt: bool = False
+    ) -> Iterator[Candidate]:
+        """Candidates whose audiences some device could pass (for ``lmt``, a device with no memberships: it is
+        never a member of an audience, so only offers that include none are left)."""
+        for candidate in ranked:
+            gate = self._gate(candidate, live)
+            if gate is None or (gate.admits({}) if lmt else gate.possible):
+                yield candidate
 
     def _issue(self, candidate: Candidate, app: str) -> Served:
         """An impression id signed for ``app``, and the redemption code the offer shows, if it has one."""
@@ -341,42 +329,24 @@ class OfferServer:
             log.warning("could not append %d event(s): %s", len(events), exc.__class__.__name__)
 
 
-def shown(served: Served) -> dict[str, Any]:
-    """An offer as an app is shown it (``/v1/nearby``, and a push's ``offer``), without its impression id."""
-    candidate = served.candidate
-    offer = candidate.offer
-    return {
-        "offer_id": offer.id,
-        "merchant_id": offer.merchant_id,
-        "title": offer.title,
-        "body": offer.body,
-        "url": None if offer.url is None else str(offer.url),
-        "image_url": None if offer.image_url is None else str(offer.image_url),
-        "special": offer.special,
-        "geofence_id": candidate.fence_id,
-        "inside": candidate.inside,
-        "distance_m": round(candidate.distance_m, 1),
-        "redemption_code": served.redemption_code,
-    }
-
-
 def _held_out(device_key: str, candidate: Candidate) -> bool:
     """The device is in this offer's control group: the offer is reserved and logged as a ghost, not shown."""
     pct = candidate.offer.holdout_pct
     return pct > 0 and in_holdout(candidate.offer.id, device_key, pct)
 
 
-def _gate(candidate: Candidate, live: Mapping[str, int]) -> Gate | None:
-    return gate_for(candidate.offer.targeting.audiences, live)
-
-
-def _admissible(ranked: Iterable[Candidate], live: Mapping[str, int], lmt: bool = False) -> Iterator[Candidate]:
-    """Candidates whose audiences some device could pass (for ``lmt``, a device with no memberships: it is
-    never a member of an audience, so only offers that include none are left)."""
+def _batch(ranked: Iterator[Candidate], room: int) -> list[Candidate]:
+    """The next candidates for one reservation: the limit and as many spares (for capped ones), plus every
+    candidate with audiences met on the way (up to as many again), since the reservation may skip those: a
+    device outside them then costs no second round trip."""
+    batch: list[Candidate] = []
+    plain = 0
     for candidate in ranked:
-        gate = _gate(candidate, live)
-        if gate is None or (gate.admits({}) if lmt else gate.possible):
-            yield candidate
+        batch.append(candidate)
+        plain += candidate.offer.targeting.audiences is None
+        if plain >= 2 * room or len(batch) >= 4 * room:
+            break
+    return batch
 
 
 def _fires(offer: Offer, kind: str, threshold_s: int | None) -> bool:

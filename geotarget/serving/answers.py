@@ -1,0 +1,55 @@
+"""What one ``/v1/nearby`` asks and what it is answered, and an offer as an app is shown it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from geofences import LatLng
+from geotarget.serving.types import Attributes, Candidate
+
+
+@dataclass(frozen=True)
+class NearbyQuery:
+    point: LatLng
+    device_id: str
+    at: datetime
+    accuracy_m: float | None = None
+    limit: int = 5
+    lmt: bool = False
+    attributes: Attributes = field(default_factory=Attributes)
+    app: str = ""  # the key that sent it: whose webhooks hear of this device's presence
+
+
+@dataclass(frozen=True)
+class Served:
+    candidate: Candidate
+    impression_id: str  # signed for the app it is shown to (measurement.interactions)
+    redemption_code: str | None = None  # the offer's static code, or a new unique one
+
+
+@dataclass(frozen=True)
+class NearbyAnswer:
+    offers: list[Served]
+    cell: str
+    degraded: str | None = None
+
+
+def shown(served: Served) -> dict[str, Any]:
+    """An offer as an app is shown it (``/v1/nearby``, and a push's ``offer``), without its impression id."""
+    candidate = served.candidate
+    offer = candidate.offer
+    return {
+        "offer_id": offer.id,
+        "merchant_id": offer.merchant_id,
+        "title": offer.title,
+        "body": offer.body,
+        "url": None if offer.url is None else str(offer.url),
+        "image_url": None if offer.image_url is None else str(offer.image_url),
+        "special": offer.special,
+        "geofence_id": candidate.fence_id,
+        "inside": candidate.inside,
+        "distance_m": round(candidate.distance_m, 1),
+        "redemption_code": served.redemption_code,
+    }
