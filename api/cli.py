@@ -245,6 +245,8 @@ def report(
             "visits",
             "after exp.",
             "blocked",
+            "clicks",
+            "redeemed",
             title=f"reach {result['scope']} ({result['timezone']})",
         )
         for row in rows:
@@ -254,6 +256,7 @@ def report(
                 *(_show(row[c]) for c in ("impressions", "reach", "avg_frequency")),
                 *(_show(f[b]) for b in ("1", "2", "3", "4", "5+")),
                 *(_show(row[c]) for c in ("visitors", "visits", "visits_after_exposure", "cap_blocked")),
+                *(_show(row[c]) for c in ("clicks", "redemptions")),
             )
         console.print(table)
         console.print(f"— = suppressed (fewer than {result['k']} devices)")

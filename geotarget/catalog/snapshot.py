@@ -37,11 +37,10 @@ class FenceMeta:
     name: str
     timezone: str
     version: int
-    audience_only: bool = False  # feeds audiences only: never served, no presence
 
     @classmethod
     def of(cls, fence: Fence) -> FenceMeta:
-        return cls(fence.merchant_id, fence.name, fence.timezone, fence.version, fence.audience_only)
+        return cls(fence.merchant_id, fence.name, fence.timezone, fence.version)
 
 
 class Catalog:

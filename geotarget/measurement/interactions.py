@@ -9,6 +9,7 @@ one twice counts once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -44,7 +45,14 @@ def issued_to(secret: str, impression: str, app: str) -> bool:
 
 
 def _mac(secret: str, nonce: str, app: str) -> str:
-    return hmac.new(secret.encode(), f"imp:{nonce}:{app}".encode(), hashlib.sha256).hexdigest()[:16]
+    keyed = _keyed(secret).copy()  # the key's set-up done once: every served candidate gets an id
+    keyed.update(f"imp:{nonce}:{app}".encode())
+    return keyed.hexdigest()[:16]
+
+
+@functools.cache
+def _keyed(secret: str) -> hmac.HMAC:
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
 
 
 @dataclass(frozen=True)

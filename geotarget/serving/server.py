@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import islice
 
 from geofences import LatLng, Proximity, cells
 from geotarget.audiences.gate import Gate, Gates
@@ -336,17 +337,11 @@ def _held_out(device_key: str, candidate: Candidate) -> bool:
 
 
 def _batch(ranked: Iterator[Candidate], room: int) -> list[Candidate]:
-    """The next candidates for one reservation: the limit and as many spares (for capped ones), plus every
-    candidate with audiences met on the way (up to as many again), since the reservation may skip those: a
-    device outside them then costs no second round trip."""
-    batch: list[Candidate] = []
-    plain = 0
-    for candidate in ranked:
-        batch.append(candidate)
-        plain += candidate.offer.targeting.audiences is None
-        if plain >= 2 * room or len(batch) >= 4 * room:
-            break
-    return batch
+    """The next candidates for one reservation: the limit and as many spares, for capped candidates and for
+    ones outside their audiences. Measured (bench_nearby --audiences): counting candidates with audiences on
+    top of the spares saves the second Redis call a skipped one sometimes costs, but every candidate pulled
+    deeper from the search costs more than that call (+29 % CPU against +10 %)."""
+    return list(islice(ranked, 2 * room))
 
 
 def _fires(offer: Offer, kind: str, threshold_s: int | None) -> bool:

@@ -9,7 +9,8 @@
 -- ARGV[4] the ping event (JSON), or "" for none
 -- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl seconds; 0 = none), a, a pairs
 -- (index into KEYS of a membership set of the device, negated for an excluded audience; the generation that
--- counts), 'ghost' or 'impression', and its event: the JSON of its impression without the leading '{"kind":"impression",'
+-- counts), 'ghost' or 'impression', and its event: the JSON of its impression without the leading
+-- '{"kind":"impression",'
 -- (prefixed here with the kind that happened: "impression" (or "ghost") when served, "cap_blocked" when a
 -- counter was full). A ghost is counted like an impression but not shown (the device is in the offer's
 -- holdout group), so it does not use up the limit.
@@ -17,10 +18,10 @@
 -- A candidate outside its audiences (a member of an excluded one, or of none of its included ones) is skipped:
 -- not counted, not logged.
 --
--- Returns { served candidate numbers (1-based, ghosts included), blocked candidate numbers, skipped ones }. A candidate with n = 0 is
--- uncapped and always served while there is room. Counters shared by several candidates (a global or a
--- merchant cap) see the increments of the candidates served before them in the same call. Candidates after
--- the last one served, once the limit is reached, are neither counted nor logged. A failing append does not
+-- Returns { served candidate numbers (1-based, ghosts included), blocked candidate numbers, skipped ones }.
+-- A candidate with n = 0 is uncapped and always served while there is room. Counters shared by several
+-- candidates (a global or a merchant cap) see the increments of the candidates served before them in the same
+-- call. Candidates after the last one served, once the limit is reached, are neither counted nor logged. A failing append does not
 -- undo the counting (events are best effort; caps are a promise).
 local function in_audiences(KEYS, ARGV, first, a)
   local wanted, found = false, false
