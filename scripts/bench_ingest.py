@@ -151,7 +151,7 @@ def time_audiences(store: ParquetEventStore, fences: tuple[str, ...], pings: int
     redis_url = os.environ.get("GEOTARGET_REDIS_URL")
     memberships = RedisMemberships(connect_blocking(redis_url), f"bench{os.getpid()}") if redis_url else None
     for figures in rules:
-        rule = RULE.validate_python({**figures, "geofence_ids": list(fences)})
+        rule = RULE.validate_python({**figures, "tags": ["shop"]})  # the fences are given by ``zones``
         started = time.perf_counter()
         members = audience_members(store, rule, zones, now, set())
         query_s = time.perf_counter() - started

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from typer.testing import CliRunner
 
+from api.cli import app as cli
 from geotarget.measurement.devices import device_key
 from geotarget.store import keys
 from tests.conftest import ADMIN, make_settings
@@ -178,3 +180,20 @@ def test_an_audience_in_use_cannot_be_deleted_and_erasure_removes_memberships(
     assert shown(client, app, "fan-1") == set() and shown(client, app, "fan-2") == {"hi"}
     client.delete(f"/v1/offers/{offer['id']}", headers=cafe.headers)
     assert client.delete(f"/v1/audiences/{audience['id']}", headers=cafe.headers).status_code == 204
+
+
+def test_scheduled_and_command_line_refreshes(client, cafe, app, runtime, settings, rival_fence):
+    visit(client, app, runtime, ["x", "y", "z"], INSIDE_RIVAL)
+    rule = {"kind": "visitors", "tags": ["rival"]}
+    audience = client.post("/v1/audiences", json={"name": "rivals", "rule": rule}, headers=cafe.headers).json()
+    visit(client, app, runtime, ["w"], INSIDE_RIVAL)
+
+    first = runtime.audiences.refresh_if_leading(3_600)
+    again = runtime.audiences.refresh_if_leading(3_600)  # another worker, the same period: not its turn
+
+    assert [(a.id, a.size) for a in first] == [(audience["id"], 4)] and again == []
+    env = {f"GEOTARGET_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
+    visit(client, app, runtime, ["v"], INSIDE_RIVAL)
+    done = CliRunner().invoke(cli, ["audiences", "refresh", "--merchant", cafe.id], env=env)
+    assert done.exit_code == 0, done.output
+    assert f"{audience['id']}  rivals: 5 devices" in done.output and "refreshed 1 audience(s)" in done.output
