@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import math
 import os
 import random
@@ -98,22 +99,26 @@ def load_geotarget(settings: Settings, data: list[Shop], audiences: bool = False
 
 
 def _audiences(runtime: Runtime, merchants: list[str]) -> dict[str, list[dict[str, object]]]:
-    """One published audience per merchant (generation 1, members: half of the walkers), and the targeting of
-    its offers by position: none, include, exclude."""
+    """Eight published audiences (generation 1, members: half of the walkers), each shared by many merchants'
+    offers (serving does not ask whose they are; one per merchant would write millions of memberships), and the
+    targeting of a merchant's offers by position: none, include, exclude."""
     now = datetime.now(UTC)
     members = [device_key(runtime.server.device_secret, f"walker-{i}") for i in range(1, 2001, 2)]
     memberships = RedisMemberships(connect_blocking(runtime.redis_url), runtime.settings.redis_prefix)
-    found: dict[str, list[dict[str, object]]] = {}
-    for merchant in merchants:
-        rule = RULE.validate_python({"kind": "visitors", "tags": ["shop"]})
+    rule = RULE.validate_python({"kind": "visitors", "tags": ["shop"]})
+    audiences = []
+    for owner in merchants[:8]:
         made = runtime.repository.audiences.add(
-            Audience(new_id("aud"), merchant, "walkers", rule, None, True, 0, None, now)
+            Audience(new_id("aud"), owner, "walkers", rule, None, True, 0, None, now)
         )
         runtime.repository.audiences.refreshed(made.id, len(members), 1, now)
-        memberships.publish(made.id, 1, members, 86_400)
-        found[merchant] = [{}, {"audiences": {"include": [made.id]}}, {"audiences": {"exclude": [made.id]}}]
+        memberships.publish(made.id, 1, members, 3_600)
+        audiences.append(made.id)
     memberships.close()
-    return found
+    return {
+        merchant: [{}, {"audiences": {"include": [aud]}}, {"audiences": {"exclude": [aud]}}]
+        for merchant, aud in zip(merchants, itertools.cycle(audiences), strict=False)
+    }
 
 
 def server_env(settings: Settings) -> dict[str, str]:
@@ -323,6 +328,7 @@ def bench(data: DataSet, redis_url: str, dsn: str, seconds: float, profile: bool
     finally:
         stop(server)
         shutil.rmtree(data_dir, ignore_errors=True)
+        _forget(redis_url, [prefix])
     return results
 
 
@@ -364,6 +370,7 @@ def bench_audiences(data: DataSet, redis_url: str, seconds: float, profile: bool
     finally:
         for _, _, server, _ in servers.values():
             stop(server)
+        _forget(redis_url, [f"b{os.getpid()}{name}" for name in servers])
     print(f"\n{data.name}: /v1/nearby c8, audiences on a third of the offers (members: half the devices)")
     for name, figures in runs.items():
         cpu = sorted(f.cpu_ms for f in figures)[1]
@@ -376,6 +383,17 @@ def bench_audiences(data: DataSet, redis_url: str, seconds: float, profile: bool
         )
     plain, audiences = (sorted(f.cpu_ms for f in runs[n])[1] for n in ("plain", "audiences"))
     print(f"  CPU per request with audiences / without: {audiences / plain:.3f}", flush=True)
+
+
+def _forget(redis_url: str, prefixes: list[str]) -> None:
+    """Delete what a benchmark left in a shared Redis (cap counters, memberships): its prefixes' keys."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for prefix in prefixes:
+        batch = list(client.scan_iter(f"{prefix}:*", count=10_000))
+        for start in range(0, len(batch), 10_000):
+            client.delete(*batch[start : start + 10_000])
 
 
 def _evalsha_calls(redis_url: str) -> int:
