@@ -3,6 +3,7 @@ then offers that include or exclude the audience served through the real /v1/nea
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -168,16 +169,19 @@ def test_an_audience_in_use_cannot_be_deleted_and_erasure_removes_memberships(
     body = {"title": "hi", "geofence_ids": [cafe_fence], "targeting": {"audiences": {"include": [audience["id"]]}}}
     offer = client.post("/v1/offers", json=body, headers=cafe.headers).json()
     assert client.delete(f"/v1/audiences/{audience['id']}", headers=cafe.headers).status_code == 409
-    membership = keys.membership(
-        runtime.settings.redis_prefix, device_key(runtime.server.device_secret, "fan-1"), audience["id"]
-    )
+    prefix, ttl = runtime.settings.redis_prefix, runtime.settings.audience_ttl_s
+    memberships = keys.memberships(prefix, device_key(runtime.server.device_secret, "fan-1"))
     plain = redis.Redis.from_url(redis_url)
-    assert plain.exists(membership) and 0 < plain.ttl(membership) <= runtime.settings.audience_ttl_s
+    until = int(plain.hget(memberships, f"{audience['id']}:1"))
+    assert 0 < plain.ttl(memberships) <= ttl and time.time() < until <= time.time() + ttl
 
     assert client.delete("/v1/devices/fan-1", headers=ADMIN).status_code == 200
 
-    assert not plain.exists(membership)
+    assert not plain.exists(memberships)
     assert shown(client, app, "fan-1") == set() and shown(client, app, "fan-2") == {"hi"}
+    fan_3 = keys.memberships(prefix, device_key(runtime.server.device_secret, "fan-3"))
+    plain.hset(fan_3, f"{audience['id']}:1", int(time.time()) - 1)  # its membership ran out: no refresh since
+    assert shown(client, app, "fan-3") == set()
     client.delete(f"/v1/offers/{offer['id']}", headers=cafe.headers)
     assert client.delete(f"/v1/audiences/{audience['id']}", headers=cafe.headers).status_code == 204
 

@@ -24,9 +24,9 @@ def counter(prefix: str, device_key: str, scope: str, subject: str, period: str,
     return f"{prefix}:budget:{subject}:{period}"
 
 
-def membership(prefix: str, device_key: str, audience_id: str) -> str:
-    """The generations of an audience a device is a member of (a set with a TTL, written by refreshes)."""
-    return f"{prefix}:{{{device_key}}}:audience:{audience_id}"
+def memberships(prefix: str, device_key: str) -> str:
+    """A device's audience memberships: a hash of ``<audience>:<generation>`` -> when it runs out (epoch s)."""
+    return f"{prefix}:{{{device_key}}}:audiences"
 
 
 def audience_refresh_lead(prefix: str) -> str:

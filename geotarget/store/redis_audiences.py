@@ -1,19 +1,23 @@
-"""Audience memberships in Redis: per device and audience a small set of the generations it is a member of,
-under the device's hash tag (so the cap reservation reads them in its one call) and with a TTL (so memberships
-that stop being refreshed run out rather than linger).
+"""Audience memberships in Redis: one hash per device, under the device's hash tag (so the cap reservation reads
+it in its one call), with a field per audience generation the device belongs to, whose value is when that
+membership runs out (epoch seconds). So each membership has its own lifetime (memberships that stop being
+refreshed run out rather than linger) while a device costs one key however many audiences it is in.
 
 A refresh adds the new generation beside the previous one and drops the one before that: workers whose catalog
 still names the previous generation keep matching until they catch up, and a device that left the audience
-keeps only a generation no catalog names any more.
+keeps only a generation no catalog names any more (until it runs out). The key itself lives as long as its
+longest membership.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from itertools import islice
 
 import redis
 
+from geotarget.audiences.model import membership_token
 from geotarget.store import keys
 
 BATCH = 2_000  # devices per pipeline round trip
@@ -30,12 +34,14 @@ class RedisMemberships:
         devices = iter(device_keys)
         while batch := list(islice(devices, BATCH)):
             pipe = self.client.pipeline(transaction=False)
+            until = int(time.time()) + ttl_s
             for device_key in batch:
-                key = keys.membership(self.prefix, device_key, audience_id)
-                pipe.sadd(key, generation)
+                key = keys.memberships(self.prefix, device_key)
+                pipe.hset(key, membership_token(audience_id, generation), until)
                 if generation > 2:
-                    pipe.srem(key, generation - 2)
-                pipe.expire(key, ttl_s)
+                    pipe.hdel(key, membership_token(audience_id, generation - 2))
+                pipe.expire(key, ttl_s, nx=True)  # a new key: its first lifetime
+                pipe.expire(key, ttl_s, gt=True)  # an older one: never shortened
             pipe.execute()
             written += len(batch)
         return written
@@ -46,7 +52,3 @@ class RedisMemberships:
 
     def close(self) -> None:
         self.client.close()
-
-    def generations(self, device_key: str, audience_id: str) -> set[int]:
-        """The generations a device is a member of (tests and support; no API lists members)."""
-        return {int(g) for g in self.client.smembers(keys.membership(self.prefix, device_key, audience_id))}

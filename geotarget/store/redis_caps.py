@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import redis
 
 from geotarget.audiences.gate import Gate
+from geotarget.audiences.model import membership_token
 from geotarget.serving.caps import Counter, Reserved
 from geotarget.store import keys
 from geotarget.store.event_stream import MAX_STREAM_LENGTH
@@ -53,10 +54,13 @@ class RedisCapper:
             gate = gates[i] if gates else None
             checks = gate.checks if gate is not None else ()
             argv.append(len(checks))
-            for check in checks:
-                key = keys.membership(self.prefix, device_key, check.audience_id)
+            if checks:
+                key = keys.memberships(self.prefix, device_key)
                 index = key_index.setdefault(key, len(key_index) + 1)
-                argv.extend((index if check.include else -index, check.generation))
+                for check in checks:
+                    argv.extend(
+                        (index if check.include else -index, membership_token(check.audience_id, check.generation))
+                    )
             argv += [PREFIXES[prefix], impression[len(prefix) :]]
         names = [*key_index, self.stream]
         moved: list[Transition] = []

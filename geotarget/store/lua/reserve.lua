@@ -8,8 +8,9 @@
 -- ARGV[3] the stream's approximate maximum length
 -- ARGV[4] the ping event (JSON), or "" for none
 -- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl seconds; 0 = none), a, a pairs
--- (index into KEYS of a membership set of the device, negated for an excluded audience; the generation that
--- counts), 'ghost' or 'impression', and its event: the JSON of its impression without the leading
+-- (index into KEYS of the device's memberships hash, negated for an excluded audience; the field of the audience
+-- generation that counts, whose value is when it runs out), 'ghost' or 'impression', and its event: the JSON of
+-- its impression without the leading
 -- '{"kind":"impression",'
 -- (prefixed here with the kind that happened: "impression" (or "ghost") when served, "cap_blocked" when a
 -- counter was full). A ghost is counted like an impression but not shown (the device is in the offer's
@@ -23,11 +24,11 @@
 -- candidates (a global or a merchant cap) see the increments of the candidates served before them in the same
 -- call. Candidates after the last one served, once the limit is reached, are neither counted nor logged. A failing append does not
 -- undo the counting (events are best effort; caps are a promise).
-local function in_audiences(KEYS, ARGV, first, a)
+local function in_audiences(KEYS, ARGV, first, a, now)
   local wanted, found = false, false
   for i = 0, a - 1 do
     local index = tonumber(ARGV[first + 2 * i])
-    local member = redis.call('SISMEMBER', KEYS[math.abs(index)], ARGV[first + 2 * i + 1]) == 1
+    local member = tonumber(redis.call('HGET', KEYS[math.abs(index)], ARGV[first + 2 * i + 1]) or '0') > now
     if index < 0 and member then
       return false
     end
@@ -60,6 +61,7 @@ local function reserve(KEYS, ARGV)
   end
   local pos = 5
   local served, blocked, skipped, shown = {}, {}, {}, 0
+  local now = nil -- read once, when a candidate first asks about audiences
   for candidate = 1, total do
     if shown >= limit then
       break
@@ -71,7 +73,10 @@ local function reserve(KEYS, ARGV)
     local kind = ARGV[gate + 2 * a]
     local event = ARGV[gate + 2 * a + 1]
     pos = gate + 2 * a + 2
-    if a > 0 and not in_audiences(KEYS, ARGV, gate, a) then
+    if a > 0 then
+      now = now or tonumber(redis.call('TIME')[1])
+    end
+    if a > 0 and not in_audiences(KEYS, ARGV, gate, a, now) then
       skipped[#skipped + 1] = candidate
     elseif has_room(KEYS, ARGV, first, n) then
       for i = 0, n - 1 do
