@@ -16,10 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 Days = Annotated[int, Field(ge=1, le=365)]
 
 
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+Tag = Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class _OverFences(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    geofence_ids: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=500)
-    tags: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=50, description="fences with any")
+    geofence_ids: tuple[Id, ...] | None = Field(default=None, min_length=1, max_length=500)
+    tags: tuple[Tag, ...] | None = Field(default=None, min_length=1, max_length=50, description="fences with any")
 
     @model_validator(mode="after")
     def _one_way(self) -> _OverFences:

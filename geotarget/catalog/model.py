@@ -119,9 +119,14 @@ class Caps(BaseModel):
     per_device_lifetime: Count | None = None
 
 
-AudienceIds = Annotated[
-    tuple[str, ...], BeforeValidator(lambda v: tuple(dict.fromkeys(v)) if isinstance(v, list) else v)
-]
+def _unique(values: Any) -> Any:
+    """Audience ids kept once each, in the order given (anything else is left for the type check to name)."""
+    if isinstance(values, list | tuple) and all(isinstance(v, str) for v in values):
+        return tuple(dict.fromkeys(values))
+    return values
+
+
+AudienceIds = Annotated[tuple[Annotated[str, Field(min_length=1, max_length=64)], ...], BeforeValidator(_unique)]
 
 
 class AudienceSelection(BaseModel):

@@ -47,7 +47,7 @@ def assemble(figures: Iterable[Figure], all_periods: list[date], k: int) -> list
 
     >>> f = [Figure(date(2026, 11, 23), "impressions", 12, 9), Figure(date(2026, 11, 23), "frequency_1", 9, 9)]
     >>> assemble(f, [date(2026, 11, 23)], k=10)[0]["suppressed"]
-    ['impressions', 'pushes', 'reach', 'avg_frequency', 'frequency']
+    ['impressions', 'pushes', 'reach', 'avg_frequency', 'frequency', 'clicks', 'redemptions', 'ctr']
     """
     by_period: dict[date, dict[str, Figure]] = {p: {} for p in all_periods}
     for figure in figures:
