@@ -12,9 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli_support import day, existing_deployment, user_errors
 from api.demo.city import DEMO_CITY, EXAMPLE_POINT, load_demo_city
 from api.demo.traffic import simulate_once
-from geofences import FenceError, LatLng
+from geofences import LatLng
+from geotarget.errors import NotFound
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 from geotarget.store import database
@@ -100,7 +102,7 @@ def demo_command(
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(min=1)] = 1,
 ) -> None:
-    """Same as ``serve --demo``."""
+    """Serve the demo city (the same as serve --demo)."""
     serve(host=host, port=port, workers=workers, demo=True)
 
 
@@ -143,21 +145,24 @@ def import_fences(
     repair: Annotated[bool, typer.Option(help="Fix self-intersections with make_valid.")] = False,
 ) -> None:
     """Validate and store every fence in FILE; invalid ones are listed, valid ones kept."""
-    runtime = Runtime.open(Settings(cpu_workers=0), follow=False)
+    runtime = Runtime.open(existing_deployment(Settings(cpu_workers=0)), follow=False)
     try:
-        results = runtime.fences.import_file(merchant, file.read_bytes(), file.name, repair=repair)
-    except FenceError as error:
-        console.print(f"[red]{error.message}[/]")
-        raise typer.Exit(2) from error
+        with user_errors():
+            if runtime.repository.merchant(EVERYONE, merchant) is None:
+                raise NotFound(f"no merchant {merchant!r}", "--merchant")
+            results = runtime.fences.import_file(merchant, file.read_bytes(), file.name, repair=repair)
     finally:
         runtime.close()
     created = [r for r in results if r.error is None]
     console.print(f"{len(created)} fence(s) imported, {len(results) - len(created)} rejected")
     if len(created) < len(results):
-        table = Table("feature", "field", "problem")
+        by_problem: dict[str, list[int]] = {}
         for r in results:
             if r.error is not None:
-                table.add_row(str(r.index), r.error.field or "", r.error.message)
+                by_problem.setdefault(r.error.message, []).append(r.index)
+        table = Table("problem", "features", "first ones")
+        for problem, indexes in sorted(by_problem.items(), key=lambda item: -len(item[1])):
+            table.add_row(problem, f"{len(indexes):,}", ", ".join(map(str, indexes[:5])) + ("…" * (len(indexes) > 5)))
         console.print(table)
         raise typer.Exit(1)
 
@@ -204,32 +209,27 @@ def report(
 ) -> None:
     """A reach report, as ad ops see it (k-suppressed)."""
     import json
-    from datetime import UTC, date, datetime
 
     from geotarget.measurement.reporting import ReportRequest, rows_to_csv
 
     if granularity not in ("day", "week") or output not in ("table", "csv", "json", "html"):
         raise typer.BadParameter("granularity is day|week; format is table|csv|json|html")
-    runtime = Runtime.open(Settings(), follow=False, consume=False)
+    window = (day(first, "--from"), day(last, "--to"))
+    runtime = Runtime.open(existing_deployment(Settings()), follow=False, consume=False)
     try:
-        request = ReportRequest(
-            offer,
-            fence,
-            merchant,
-            date.fromisoformat(first) if first else None,
-            date.fromisoformat(last) if last else None,
-            granularity,  # type: ignore[arg-type]
-        )
-        result = runtime.reports.reach(request, EVERYONE, datetime.now(UTC).date())
+        request = ReportRequest(offer, fence, merchant, *window, granularity)  # type: ignore[arg-type]
+        with user_errors():
+            result = runtime.reports.reach(request, EVERYONE, datetime.now(UTC).date())
     finally:
         runtime.close()
+    scope = " ".join(f"{name}={value}" for name, value in result["scope"].items())
     rows = result["rows"]
     if output == "json":
         print(json.dumps(result, indent=2))
     elif output == "csv":
         print(rows_to_csv(rows), end="")
     elif output == "html":
-        print(_html(result))
+        print(_html(result, scope))
     else:
         table = Table(
             "period",
@@ -247,7 +247,7 @@ def report(
             "blocked",
             "clicks",
             "redeemed",
-            title=f"reach {result['scope']} ({result['timezone']})",
+            title=f"reach of {scope}, {result['from']} to {result['to']} ({result['timezone']})",
         )
         for row in rows:
             f = row["frequency"]
@@ -258,15 +258,16 @@ def report(
                 *(_show(row[c]) for c in ("visitors", "visits", "visits_after_exposure", "cap_blocked")),
                 *(_show(row[c]) for c in ("clicks", "redemptions")),
             )
-        console.print(table)
-        console.print(f"— = suppressed (fewer than {result['k']} devices)")
+        wide = console if console.is_terminal else Console(width=200)  # piped: not cut to 80 columns
+        wide.print(table)
+        wide.print(f"— = suppressed (fewer than {result['k']} devices)")
 
 
 def _show(value: object) -> str:
     return "—" if value is None else str(value)
 
 
-def _html(result: dict[str, object]) -> str:
+def _html(result: dict[str, object], scope: str) -> str:
     from html import escape
 
     from geotarget.measurement.reporting import rows_to_csv
@@ -276,7 +277,7 @@ def _html(result: dict[str, object]) -> str:
     cells = "".join(f"<th>{escape(h)}</th>" for h in head)
     rows = "".join("<tr>" + "".join(f"<td>{escape(c) or '—'}</td>" for c in r) + "</tr>" for r in body)
     return (
-        f"<!doctype html><meta charset=utf-8><title>reach</title><h1>Reach {escape(str(result['scope']))}</h1>"
+        f"<!doctype html><meta charset=utf-8><title>reach of {escape(scope)}</title><h1>Reach of {escape(scope)}</h1>"
         f"<table border=1><tr>{cells}</tr>{rows}</table><p>— = suppressed (fewer than {result['k']} devices)</p>"
     )
 
@@ -346,7 +347,7 @@ def refresh_audiences(
 ) -> None:
     """Recompute every audience's members from the event store now and publish them to Redis (``serve`` also
     does this every GEOTARGET_AUDIENCE_REFRESH_S)."""
-    runtime = Runtime.open(Settings(), follow=False, consume=False)
+    runtime = Runtime.open(existing_deployment(Settings()), follow=False, consume=False)
     try:
         done = runtime.audiences.refresh_all(merchant)
     finally:
