@@ -59,8 +59,18 @@ async def authorize(request: Request, *roles: Role) -> Principal:
 
 def _allowed(principal: Principal, roles: tuple[Role, ...]) -> Principal:
     if principal.role not in roles:
-        raise HTTPException(403, f"this needs a {' or '.join(roles)} key; yours is a {principal.role} key")
+        wanted = " or ".join(_with_article(r) for r in roles)
+        raise HTTPException(403, f"this needs {wanted} key; yours is {_with_article(principal.role)} key")
     return principal
+
+
+def _with_article(word: str) -> str:
+    """'an app', 'an admin', 'a merchant'.
+
+    >>> _with_article("adops"), _with_article("merchant")
+    ('an adops', 'a merchant')
+    """
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
 def require(*roles: Role) -> object:

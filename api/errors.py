@@ -80,6 +80,8 @@ def install(app: FastAPI) -> None:
         """A request that breaks the schema, or a merged PATCH that breaks the model: the first problem."""
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":  # FastAPI names the character offset as if it were a field
+            return error_response(422, "invalid", f"the body is not valid JSON ({first.get('msg')})", "body")
         field = _field(first.get("loc", ()))
         message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
         return error_response(422, "invalid", message, field or None)

@@ -139,7 +139,7 @@ class FeatureIn(BaseModel):
 
 
 class FencePatch(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     geometry: Geometry | None = None
     properties: dict[str, Any] | None = None
 
@@ -232,8 +232,8 @@ class NearbyParams(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
     device_id: str = Field(min_length=1, max_length=200, description="Hashed before any use.")
     accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
     limit: int = Field(default=5, ge=1, le=20)

@@ -87,6 +87,7 @@ def heatmap(
     res: Annotated[int, Query(ge=5, le=15)] = 9,
     from_: Annotated[IsoDay | None, Query(alias="from")] = None,
     to: Annotated[IsoDay | None, Query()] = None,
+    format_: Annotated[Literal["geojson"], Query(alias="format", description="GeoJSON only (CSV: reach)")] = "geojson",
 ) -> dict[str, Any]:
     """Pings, devices and visitors per H3 cell around a fence (cells under k devices are suppressed)."""
     last = to or at.date()

@@ -147,6 +147,8 @@ class FenceService:
         The new shape is prepared outside any transaction; if the fence changed meanwhile, the patch is a
         ``Conflict`` rather than a silent overwrite."""
         current = self._owned(merchant_id, fence_id)
+        if not patch or patch == {"properties": {}}:
+            return self._view(current)  # nothing to change: no new version
         changes = patch.get("properties") or {}
         properties = {k: v for k, v in {**_properties(current), **changes}.items() if v is not None}
         if "timezone" not in changes and patch.get("geometry") is not None:

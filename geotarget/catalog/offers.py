@@ -32,6 +32,8 @@ class OfferService:
     def update(self, merchant_id: str, offer_id: str, patch: dict[str, Any]) -> Offer:
         """Any subset of the fields; the merged offer is validated as a whole."""
         current = self.get(merchant_id, offer_id)
+        if not patch:
+            return current  # nothing to change: no new version
         merged = OfferFields.model_validate({**current.model_dump(include=set(OFFER_FIELDS)), **patch})
         stamp = {"id": offer_id, "merchant_id": merchant_id, "created_at": current.created_at}
         return self._save(merchant_id, merged, stamp | {"updated_at": datetime.now(UTC)}, current.version)

@@ -42,6 +42,8 @@ def parse_pings_body(body: bytes) -> list[Any]:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}", "body") from exc
+    if isinstance(document, list):
+        raise InvalidInput('send a list of pings as {"pings": [...]} (a bare JSON array is not accepted)', "body")
     if isinstance(document, dict) and "pings" in document:
         rows = document["pings"]
         if not isinstance(rows, list):

@@ -1,0 +1,55 @@
+"""API answers a new user tripped on (issue #14's list), each held so it cannot come back: errors that say what is
+wrong in plain words and where, and requests that change nothing changing nothing."""
+
+from __future__ import annotations
+
+from tests.conftest import ADMIN
+from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
+
+
+def app_headers(client) -> dict[str, str]:
+    return {"Authorization": f"Bearer {client.post('/v1/apps', json={'name': 'a'}, headers=ADMIN).json()['api_key']}"}
+
+
+def test_a_key_of_the_wrong_role_is_told_in_english(client):
+    answer = client.get("/v1/nearby", params={**INSIDE_ALFAMA_CAFE, "device_id": "x"}, headers=ADMIN)
+    assert answer.status_code == 403
+    assert answer.json()["error"]["message"] == "this needs an app key; yours is an admin key"
+
+
+def test_not_a_number_is_not_out_of_range(client):
+    answer = client.get("/v1/nearby", params={"lat": "NaN", "lon": 1, "device_id": "x"}, headers=app_headers(client))
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"] == "lat" and "finite number" in answer.json()["error"]["message"]
+
+
+def test_a_body_that_is_not_json_says_so(client, cafe):
+    headers = {**cafe.headers, "content-type": "application/json"}
+    answer = client.post("/v1/offers", content=b"{", headers=headers).json()["error"]
+    assert answer["field"] == "body" and answer["message"].startswith("the body is not valid JSON")
+
+
+def test_a_bare_array_of_pings_is_told_to_be_wrapped(client):
+    answer = client.post("/v1/pings", json=[{"device_id": "x"}], headers=app_headers(client))
+    assert answer.status_code == 422
+    assert '{"pings": [...]}' in answer.json()["error"]["message"]
+
+
+def test_an_empty_patch_changes_nothing_and_unknown_keys_are_refused(client, cafe):
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()
+    same = client.patch(f"/v1/geofences/{fence['id']}", json={}, headers=cafe.headers).json()
+    assert same["properties"]["version"] == fence["properties"]["version"] == 1
+    unknown = client.patch(f"/v1/geofences/{fence['id']}", json={"colour": "red"}, headers=cafe.headers)
+    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "colour"
+    offer = client.post("/v1/offers", json={"title": "t", "geofence_ids": [fence["id"]]}, headers=cafe.headers).json()
+    assert client.patch(f"/v1/offers/{offer['id']}", json={}, headers=cafe.headers).json()["version"] == 1
+    after = client.get(f"/v1/geofences/{fence['id']}", headers=cafe.headers).json()
+    assert after["properties"]["version"] == 1
+
+
+def test_a_heatmap_is_not_silently_json_when_csv_is_asked(client, cafe):
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()
+    answer = client.get(
+        "/v1/reports/heatmap", params={"geofence_id": fence["id"], "format": "csv"}, headers=cafe.headers
+    )
+    assert answer.status_code == 422 and answer.json()["error"]["field"] == "format"
