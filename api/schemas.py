@@ -6,9 +6,9 @@ messages (which ring, which vertex) than a schema could.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from geofences import FenceError
 from geotarget.catalog.fences import BulkResult
@@ -67,27 +67,50 @@ class IssuedKeyOut(BaseModel):
     api_key: str = Field(description="Shown once; only its hash is stored.")
 
 
+def _judged_later(schema: dict[str, Any]) -> Any:
+    """A field documented with ``schema`` but taken as sent: the fence validator judges it, with the same codes
+    (``bad_name``, ``bad_radius``, ``bad_coordinates``…) for one fence as for a bulk upload."""
+    return WithJsonSchema(schema)
+
+
 class Geometry(BaseModel):
     model_config = ConfigDict(extra="allow")
-    type: str = Field(examples=["Polygon"])
-    coordinates: Any = Field(examples=[[[[-9.1305, 38.711], [-9.1298, 38.711], [-9.1298, 38.7115], [-9.1305, 38.711]]]])
+    type: Annotated[Any, _judged_later({"type": "string", "examples": ["Polygon"]})]
+    coordinates: Annotated[
+        Any,
+        _judged_later({"examples": [[[[-9.1305, 38.711], [-9.1298, 38.711], [-9.1298, 38.7115], [-9.1305, 38.711]]]]}),
+    ] = None
 
 
 class FenceProperties(BaseModel):
     model_config = ConfigDict(extra="allow")
-    name: str | None = Field(default=None, max_length=200)
-    radius_m: float | None = Field(
-        default=None,
-        description="Required for a Point (circle), 5 to 5,000 m (and at most the maximum area).",
-        json_schema_extra={"minimum": 5, "maximum": 5000},
-    )
-    tags: list[str] | None = None
-    timezone: str | None = Field(default=None, description="IANA zone; derived from the location when absent.")
-    purpose: str | None = Field(
-        default=None,
-        description="'serve' (default) or 'audience': only feeds audiences (e.g. around a competitor), never served.",
-        json_schema_extra={"enum": ["serve", "audience"]},
-    )
+    name: Annotated[Any, _judged_later({"type": ["string", "null"], "maxLength": 200})] = None
+    radius_m: Annotated[
+        Any,
+        _judged_later(
+            {
+                "type": ["number", "null"],
+                "minimum": 5,
+                "maximum": 5000,
+                "description": "Required for a Point (circle), 5 to 5,000 m (and at most the maximum area).",
+            }
+        ),
+    ] = None
+    tags: Annotated[Any, _judged_later({"type": ["array", "null"], "items": {"type": "string"}})] = None
+    timezone: Annotated[
+        Any,
+        _judged_later({"type": ["string", "null"], "description": "IANA zone; derived from the location when absent."}),
+    ] = None
+    purpose: Annotated[
+        Any,
+        _judged_later(
+            {
+                "enum": ["serve", "audience"],
+                "description": "'serve' (default) or 'audience': only feeds audiences (e.g. around a competitor), "
+                "never served.",
+            }
+        ),
+    ] = None
 
 
 def _feature_schema(schema: dict[str, Any]) -> None:
@@ -133,7 +156,7 @@ def _feature_schema(schema: dict[str, Any]) -> None:
 
 class FeatureIn(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra=_feature_schema)
-    type: Literal["Feature"]
+    type: Annotated[Any, _judged_later({"const": "Feature"})] = None
     geometry: Geometry | None = None
     properties: FenceProperties | None = None
 

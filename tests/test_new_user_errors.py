@@ -53,3 +53,24 @@ def test_a_heatmap_is_not_silently_json_when_csv_is_asked(client, cafe):
         "/v1/reports/heatmap", params={"geofence_id": fence["id"], "format": "csv"}, headers=cafe.headers
     )
     assert answer.status_code == 422 and answer.json()["error"]["field"] == "format"
+
+
+def test_one_fence_is_refused_with_the_codes_a_bulk_upload_uses(client, cafe):
+    circle = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-9.13, 38.71]}}
+    for properties, code, field in (
+        ({"name": 123, "radius_m": 30}, "bad_name", "properties.name"),
+        ({"radius_m": "wide"}, "bad_radius", "properties.radius_m"),
+        ({"radius_m": 30, "tags": "cafe"}, "bad_tags", "properties.tags"),
+        ({"radius_m": 30, "timezone": 5}, "bad_timezone", "properties.timezone"),
+    ):
+        one = client.post("/v1/geofences", json={**circle, "properties": properties}, headers=cafe.headers)
+        bulk = client.post(
+            "/v1/geofences/bulk",
+            json={"type": "FeatureCollection", "features": [{**circle, "properties": properties}]},
+            headers=cafe.headers,
+        )
+        assert (one.status_code, one.json()["error"]["code"]) == (422, code)
+        assert one.json()["error"]["field"] == field and "Input should" not in one.json()["error"]["message"]
+        assert bulk.json()["results"][0]["error"]["code"] == code
+    wrong = client.post("/v1/geofences", json={**circle, "type": "Feature!"}, headers=cafe.headers)
+    assert wrong.json()["error"]["code"] == "not_a_feature"
