@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from api import errors
 from api.access_log import AccessLog
@@ -48,6 +49,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         version="0.1.0",
         description="Location-aware offers: exact H3 geofences, daily specials, frequency caps, reach reports.",
         lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
     )
     if runtime is not None:
         app.state.runtime = runtime
@@ -60,6 +62,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", pages.static, name="static")
     return app
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Operation ids are the handlers' names (``create_fence``, ``nearby``): what a generated client calls its
+    functions, stable as long as the handler keeps its name (tests/test_openapi_contract.py)."""
+    return route.name
 
 
 def create_app_from_env() -> FastAPI:

@@ -11,7 +11,7 @@ from api.schemas import ErasedOut
 router = APIRouter(prefix="/v1", tags=["privacy"], responses=ERROR_RESPONSES)
 
 
-@router.delete("/devices/{device_id}", response_model=ErasedOut)
+@router.delete("/devices/{device_id}", response_model=ErasedOut, operation_id="erase_device")
 def erase(device_id: str, _: Admin, runtime: RuntimeDep) -> ErasedOut:
     """Erase everything held for a device: counters, queued events, stored events; later events are dropped.
     Redis is checked first, so with Redis away this is a 503 with nothing changed; should Redis fail half-way,

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1", tags=["measurement"], responses=ERROR_RESPONSES
 
 
 @router.post(
-    "/interactions", response_model=InteractionsOut, openapi_extra=INTERACTIONS_BODY, operation_id="interactions"
+    "/interactions", response_model=InteractionsOut, openapi_extra=INTERACTIONS_BODY, operation_id="send_interactions"
 )
 async def post_interactions(request: Request, app: App, runtime: RuntimeDep, at: Now) -> InteractionsOut:
     """One ``{"impression_id", "type", "ts"?}`` or ``{"interactions": [...]}`` (at most 1,000); each row is

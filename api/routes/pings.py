@@ -32,7 +32,7 @@ _PINGS_BODY = {
 }
 
 
-@router.post("/pings", response_model=PingsOut, openapi_extra=_PINGS_BODY)
+@router.post("/pings", response_model=PingsOut, openapi_extra=_PINGS_BODY, operation_id="send_pings")
 async def post_pings(request: Request, app: App, runtime: RuntimeDep, at: Now) -> PingsOut:
     """One ping, or ``{"pings": [...]}`` (at most 1,000). Good rows are kept, bad ones reported by index.
     Only the body is read here; parsing, validation and the Redis append run in the thread pool."""

@@ -78,7 +78,7 @@ def report_scopes(principal: Reader, viewer: Viewer, runtime: RuntimeDep) -> Sco
     return ScopesOut.model_validate({"role": principal.role, **vars(runtime.reports.scopes(viewer))})
 
 
-@router.get("/heatmap", response_model=FeatureCollectionOut, responses=NOT_FOUND)
+@router.get("/heatmap", response_model=FeatureCollectionOut, responses=NOT_FOUND, operation_id="heatmap_report")
 def heatmap(
     viewer: Viewer,
     runtime: RuntimeDep,
