@@ -6,37 +6,23 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.openapi import one_or_many
 from api.schemas import ErrorDetail
 from geotarget.catalog.model import Offer, UtcTime
-from geotarget.measurement.interactions import InteractionResult, InteractionType
+from geotarget.measurement.interactions import MAX_INTERACTIONS, TYPES, InteractionResult, InteractionType
 
-INTERACTIONS_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        {
-                            "type": "object",
-                            "required": ["interactions"],
-                            "properties": {"interactions": {"type": "array", "maxItems": 1000, "items": {}}},
-                        },
-                        {
-                            "type": "object",
-                            "required": ["impression_id", "type"],
-                            "properties": {
-                                "impression_id": {"type": "string"},
-                                "type": {"enum": ["click", "redeem", "dismiss"]},
-                                "ts": {"description": "ISO 8601 with an offset, or epoch seconds; default now"},
-                            },
-                        },
-                    ]
-                }
-            }
+INTERACTIONS_BODY = one_or_many(
+    "interactions",
+    MAX_INTERACTIONS,
+    {
+        "required": ["impression_id", "type"],
+        "properties": {
+            "impression_id": {"type": "string"},
+            "type": {"enum": list(TYPES)},
+            "ts": {"description": "ISO 8601 with an offset, or epoch seconds; default now"},
         },
-    }
-}
+    },
+)
 
 
 class InteractionRow(BaseModel):

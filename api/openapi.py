@@ -1,5 +1,6 @@
-"""OpenAPI links: how the id in a created resource feeds the routes that read, change or delete it, so clients
-(and schemathesis's stateful phase) can follow them."""
+"""OpenAPI helpers: links (how the id in a created resource feeds the routes that read, change or delete it, so
+clients and schemathesis's stateful phase can follow them), query parameters of a hand-validated route, and
+one-or-many request bodies."""
 
 from __future__ import annotations
 
@@ -27,3 +28,11 @@ def query_parameters(model: type[BaseModel], security: str = "HTTPBearer") -> di
             parameter["description"] = description
         parameters.append(parameter)
     return {"parameters": parameters, "security": [{security: []}]}
+
+
+def one_or_many(key: str, most: int, one: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` for a body that is one row (``one``) or ``{key: [rows]}`` with at most ``most``: the
+    rows are judged one by one by the domain, so the schema only says the shape."""
+    many = {"type": "object", "required": [key], "properties": {key: {"type": "array", "maxItems": most, "items": {}}}}
+    schema = {"oneOf": [many, {"type": "object", **one}]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -5,6 +5,7 @@ built on them."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -231,10 +232,10 @@ class Runtime:
         moved = None if tracker is None else partial(_move_presence, tracker, app)
         return accept_pings(parse_pings_body(body), self.server.sink, secret, res, now, moved)
 
-    def accept_interactions(self, document: Any, now: datetime, app: str) -> list[InteractionResult]:
+    def accept_interactions(self, body: bytes, now: datetime, app: str) -> list[InteractionResult]:
         """``POST /v1/interactions``: rows judged one by one, the good ones appended together. Redis away: the
         request fails whole (503) and nothing is kept, so the app sends it again (idempotent)."""
-        events, results = judge(parse_interactions_body(document), self.server.device_secret, app, now)
+        events, results = judge(parse_interactions_body(body), self.server.device_secret, app, now)
         if events:
             self.server.sink.append(events)
         return results
@@ -243,7 +244,7 @@ class Runtime:
         """A code typed at the merchant's till; the redemption is an event like any conversion."""
         done = redeem(self.codes, self.repository.offers(merchant_id), merchant_id, code, now)
         unique = done.impression_id is not None
-        event_id = f"r:{normalized(code)}" if unique else f"r:{done.offer.id}:{now.timestamp()}"
+        event_id = f"r:{normalized(code)}" if unique else f"r:{uuid.uuid4().hex}"  # a static code: each time
         event = Event(
             kind="redemption",
             event_id=event_id,

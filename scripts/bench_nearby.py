@@ -8,7 +8,6 @@ Printed per run: requests/s, p50/p99 latency, offers per answer, and server CPU 
 of the worker processes (steadier than req/s on a shared 2-core machine).
 
     python scripts/bench_nearby.py [--sets downtown,city,country] [--seconds 10]
-    python scripts/bench_nearby.py --audiences [--sets city]   # audiences on a third of the offers vs none
 
 Needs wrk and PostGIS (Debian packages ``wrk`` and ``postgresql-<major>-postgis-3``; installed with apt-get
 when missing and allowed). Uses GEOTARGET_REDIS_URL when set, else an embedded Redis; PostgreSQL from
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import itertools
 import math
 import os
 import random
@@ -28,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,16 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geofences.shapes import METRES_PER_DEGREE  # noqa: E402
-from geotarget.audiences.model import RULE, Audience  # noqa: E402
 from geotarget.catalog import accounts  # noqa: E402
 from geotarget.catalog.accounts import new_id  # noqa: E402
 from geotarget.catalog.model import Offer  # noqa: E402
-from geotarget.measurement.devices import device_key  # noqa: E402
 from geotarget.runtime import Runtime  # noqa: E402
 from geotarget.settings import Settings  # noqa: E402
 from geotarget.store.embedded_redis import EmbeddedRedis  # noqa: E402
-from geotarget.store.redis_audiences import RedisMemberships  # noqa: E402
-from geotarget.store.redis_client import connect_blocking  # noqa: E402
 from scripts.bench_data import DATA_SETS, DataSet, Shop, shops  # noqa: E402
 from tests.servers import free_port, wait_ready  # noqa: E402
 
@@ -56,16 +51,19 @@ PEERS = ROOT / "scripts" / "peers"
 DAILY = [{"days": ["daily"], "start": "00:00", "end": "24:00"}]
 
 
-def load_geotarget(settings: Settings, data: list[Shop], audiences: bool = False) -> None:
-    """Shops, fences and offers; with ``audiences``, every third offer targets its merchant's audience (include
-    or exclude, alternately), whose members are half of the walking devices."""
+Targeting = Callable[[Runtime, list[str]], dict[str, list[dict[str, object]]]]
+
+
+def load_geotarget(settings: Settings, data: list[Shop], targeting_of: Targeting | None = None) -> None:
+    """Shops, fences and offers; ``targeting_of`` gives, per merchant, the targeting of its offers by position
+    (every third the same), e.g. audiences (scripts/bench_audiences.py)."""
     runtime = Runtime.open(settings, follow=False)
     try:
         merchants = [
             accounts.create_merchant(runtime.repository, f"Shop {i}", "Europe/Lisbon").id
             for i in range(max(s.merchant for s in data) + 1)
         ]
-        targeting = _audiences(runtime, merchants) if audiences else {}
+        targeting = targeting_of(runtime, merchants) if targeting_of else {}
         by_merchant: dict[int, list[Shop]] = {}
         for shop in data:
             by_merchant.setdefault(shop.merchant, []).append(shop)
@@ -96,29 +94,6 @@ def load_geotarget(settings: Settings, data: list[Shop], audiences: bool = False
         runtime.repository.add_offers(offers)  # in one go: 200,000 API calls would only time the setup
     finally:
         runtime.close()
-
-
-def _audiences(runtime: Runtime, merchants: list[str]) -> dict[str, list[dict[str, object]]]:
-    """Eight published audiences (generation 1, members: half of the walkers), each shared by many merchants'
-    offers (serving does not ask whose they are; one per merchant would write millions of memberships), and the
-    targeting of a merchant's offers by position: none, include, exclude."""
-    now = datetime.now(UTC)
-    members = [device_key(runtime.server.device_secret, f"walker-{i}") for i in range(1, 2001, 2)]
-    memberships = RedisMemberships(connect_blocking(runtime.redis_url), runtime.settings.redis_prefix)
-    rule = RULE.validate_python({"kind": "visitors", "tags": ["shop"]})
-    audiences = []
-    for owner in merchants[:8]:
-        made = runtime.repository.audiences.add(
-            Audience(new_id("aud"), owner, "walkers", rule, None, True, 0, None, now)
-        )
-        runtime.repository.audiences.refreshed(made.id, len(members), 1, now)
-        memberships.publish(made.id, 1, members, 3_600)
-        audiences.append(made.id)
-    memberships.close()
-    return {
-        merchant: [{}, {"audiences": {"include": [aud]}}, {"audiences": {"exclude": [aud]}}]
-        for merchant, aud in zip(merchants, itertools.cycle(audiences), strict=False)
-    }
 
 
 def server_env(settings: Settings) -> dict[str, str]:
@@ -328,64 +303,11 @@ def bench(data: DataSet, redis_url: str, dsn: str, seconds: float, profile: bool
     finally:
         stop(server)
         shutil.rmtree(data_dir, ignore_errors=True)
-        _forget(redis_url, [prefix])
+        forget(redis_url, [prefix])
     return results
 
 
-def bench_audiences(data: DataSet, redis_url: str, seconds: float, profile: bool = False) -> None:
-    """The same data loaded twice, without audiences and with them on a third of the offers; /v1/nearby at 8
-    connections on each, alternately, three times (the machine's noise moves both alike)."""
-    shop_list = list(shops(data))
-    centres = [(s.store.lat, s.store.lon) for s in shop_list]
-    servers = {}
-    for name, audiences in (("plain", False), ("audiences", True)):
-        data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{data.name}-{name}-"))
-        settings = Settings(
-            data_dir=data_dir, redis_url=redis_url, admin_key="bench-admin", redis_prefix=f"b{os.getpid()}{name}"
-        )
-        load_geotarget(settings, shop_list, audiences)
-        runtime = Runtime.open(settings, follow=False)
-        key = accounts.create_app_key(runtime.repository, "bench").api_key
-        runtime.close()
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", "2"]
-        servers[name] = (base, key, *start(command, server_env(settings), base))
-    runs: dict[str, list[Figures]] = {name: [] for name in servers}
-    try:
-        for base, key, _, workers in servers.values():
-            drive(base, "/v1/nearby", key, centres, 3, 8, workers)  # warm-up
-        if profile:
-            base, key, _, workers = servers["audiences"]
-            spy = profiled(max(workers, key=lambda w: sum(w.cpu_times()[:2])), seconds)
-            drive(base, "/v1/nearby", key, centres, seconds, 8, workers)
-            print_profile(spy)
-        calls: dict[str, list[float]] = {name: [] for name in servers}
-        for _ in range(3):
-            for name, (base, key, _, workers) in servers.items():
-                before = _evalsha_calls(redis_url)
-                runs[name].append(drive(base, "/v1/nearby", key, centres, seconds, 8, workers))
-                answered = runs[name][-1].rps * seconds
-                calls[name].append((_evalsha_calls(redis_url) - before) / answered)
-    finally:
-        for _, _, server, _ in servers.values():
-            stop(server)
-        _forget(redis_url, [f"b{os.getpid()}{name}" for name in servers])
-    print(f"\n{data.name}: /v1/nearby c8, audiences on a third of the offers (members: half the devices)")
-    for name, figures in runs.items():
-        cpu = sorted(f.cpu_ms for f in figures)[1]
-        rps = sorted(f.rps for f in figures)[1]
-        served = sum(f.served for f in figures) / len(figures)
-        trips = sorted(calls[name])[1]
-        print(
-            f"  {name:<10} {rps:>7,.0f} req/s  {cpu:.3f} ms CPU/req  {served:.2f} offers/answer  "
-            f"{trips:.3f} Lua calls/req (medians of 3)"
-        )
-    plain, audiences = (sorted(f.cpu_ms for f in runs[n])[1] for n in ("plain", "audiences"))
-    print(f"  CPU per request with audiences / without: {audiences / plain:.3f}", flush=True)
-
-
-def _forget(redis_url: str, prefixes: list[str]) -> None:
+def forget(redis_url: str, prefixes: list[str]) -> None:
     """Delete what a benchmark left in a shared Redis (cap counters, memberships): its prefixes' keys."""
     import redis
 
@@ -394,14 +316,6 @@ def _forget(redis_url: str, prefixes: list[str]) -> None:
         batch = list(client.scan_iter(f"{prefix}:*", count=10_000))
         for start in range(0, len(batch), 10_000):
             client.delete(*batch[start : start + 10_000])
-
-
-def _evalsha_calls(redis_url: str) -> int:
-    """Scripts Redis has run so far (every /v1/nearby makes one in the usual case)."""
-    import redis
-
-    stats = redis.Redis.from_url(redis_url).info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 def ensure_tools(dsn: str) -> None:
@@ -419,7 +333,6 @@ def main() -> None:
     parser.add_argument("--sets", default="downtown,city,country")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--profile", action="store_true", help="print a py-spy profile of one loaded worker")
-    parser.add_argument("--audiences", action="store_true", help="compare audiences on a third of offers to none")
     args = parser.parse_args()
     dsn = os.environ.get("BENCH_PEER_DSN", "postgresql://postgres@127.0.0.1:5432/test")
     ensure_tools(dsn)
@@ -430,16 +343,13 @@ def main() -> None:
         redis_url = embedded.start()
     table: list[tuple[str, dict[str, Figures]]] = []
     try:
-        for name in args.sets.split(",") if args.audiences else ():
-            bench_audiences(DATA_SETS[name], redis_url, args.seconds, args.profile)
-        for name in () if args.audiences else args.sets.split(","):
+        for name in args.sets.split(","):
             table.append((name, bench(DATA_SETS[name], redis_url, dsn, args.seconds, args.profile)))
             print_table(table[-1:])  # as soon as it is known: a long run may be stopped
     finally:
         if embedded is not None:
             embedded.stop()
-    if table:
-        print_table(table)
+    print_table(table)
     down = dict(table).get("downtown")
     country = dict(table).get("country")
     if down and country:

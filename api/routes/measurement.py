@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import App, Merchant, Now, RuntimeDep, merchant_id
 from api.errors import ERROR_RESPONSES, NOT_FOUND
 from api.measurement_schemas import INTERACTIONS_BODY, InteractionsOut, RedemptionIn, RedemptionOut
-from geotarget.errors import InvalidInput
 
 router = APIRouter(prefix="/v1", tags=["measurement"], responses=ERROR_RESPONSES)
 
@@ -19,12 +17,10 @@ router = APIRouter(prefix="/v1", tags=["measurement"], responses=ERROR_RESPONSES
 )
 async def post_interactions(request: Request, app: App, runtime: RuntimeDep, at: Now) -> InteractionsOut:
     """One ``{"impression_id", "type", "ts"?}`` or ``{"interactions": [...]}`` (at most 1,000); each row is
-    judged on its own, and one sent twice counts once."""
-    try:
-        document = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", "body") from exc
-    return InteractionsOut.of(await run_in_threadpool(runtime.accept_interactions, document, at, app.key_id))
+    judged on its own, and one sent twice counts once. Only the body is read here; parsing, checking and the
+    Redis append run in the thread pool."""
+    body = await request.body()
+    return InteractionsOut.of(await run_in_threadpool(runtime.accept_interactions, body, at, app.key_id))
 
 
 @router.post(

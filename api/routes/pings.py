@@ -7,29 +7,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import App, Now, RuntimeDep
 from api.errors import ERROR_RESPONSES
+from api.openapi import one_or_many
 from api.schemas import PingsOut, pings_out
+from geotarget.measurement.pings import MAX_PINGS
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=ERROR_RESPONSES)
 
-_PINGS_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        {
-                            "type": "object",
-                            "required": ["pings"],
-                            "properties": {"pings": {"type": "array", "maxItems": 1000, "items": {}}},
-                        },
-                        {"type": "object", "description": "one ping: device_id, lat, lon, ts, accuracy_m?, lmt?"},
-                    ]
-                }
-            }
-        },
-    }
-}
+_PINGS_BODY = one_or_many("pings", MAX_PINGS, {"description": "one ping: device_id, lat, lon, ts, accuracy_m?, lmt?"})
 
 
 @router.post("/pings", response_model=PingsOut, openapi_extra=_PINGS_BODY, operation_id="send_pings")

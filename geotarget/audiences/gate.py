@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from functools import cached_property
 
+from geotarget.audiences.model import membership_token
 from geotarget.catalog.model import AudienceSelection
 
 
@@ -18,6 +20,11 @@ class Check:
     audience_id: str
     generation: int
     include: bool  # True: a member passes (any include passing is enough); False: a member is turned away
+
+    @cached_property
+    def token(self) -> str:
+        """The membership field the reservation looks up (made once per remembered gate, not per request)."""
+        return membership_token(self.audience_id, self.generation)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args
 
 from geotarget.errors import InvalidInput
 from geotarget.measurement.events import Event
+from geotarget.measurement.pings import json_body
 
 InteractionType = Literal["click", "redeem", "dismiss"]
 TYPES: tuple[str, ...] = get_args(InteractionType)
@@ -62,8 +63,9 @@ class InteractionResult:
     error: InvalidInput | None = None
 
 
-def parse_interactions_body(document: Any) -> list[Any]:
+def parse_interactions_body(body: bytes) -> list[Any]:
     """One interaction object, or ``{"interactions": [...]}`` (at most ``MAX_INTERACTIONS``)."""
+    document = json_body(body)
     if isinstance(document, dict) and "interactions" in document:
         rows = document["interactions"]
         if not isinstance(rows, list):

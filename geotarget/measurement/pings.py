@@ -36,12 +36,17 @@ class PingResult:
     error: InvalidInput | None = None
 
 
-def parse_pings_body(body: bytes) -> list[Any]:
-    """The rows of a ``POST /v1/pings`` body: ``{"pings": [...]}``, or one ping object."""
+def json_body(body: bytes) -> Any:
+    """A request body parsed (in a worker thread: a large one is real work), or where it is not JSON."""
     try:
-        document = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}", "body") from exc
+
+
+def parse_pings_body(body: bytes) -> list[Any]:
+    """The rows of a ``POST /v1/pings`` body: ``{"pings": [...]}``, or one ping object."""
+    document = json_body(body)
     if isinstance(document, list):
         raise InvalidInput('send a list of pings as {"pings": [...]} (a bare JSON array is not accepted)', "body")
     if isinstance(document, dict) and "pings" in document:

@@ -338,7 +338,7 @@ def _held_out(device_key: str, candidate: Candidate) -> bool:
 
 def _batch(ranked: Iterator[Candidate], room: int) -> list[Candidate]:
     """The next candidates for one reservation: the limit and as many spares, for capped candidates and for
-    ones outside their audiences. Measured (bench_nearby --audiences): counting candidates with audiences on
+    ones outside their audiences. Measured (scripts/bench_audiences.py): counting candidates with audiences on
     top of the spares saves the second Redis call a skipped one sometimes costs, but every candidate pulled
     deeper from the search costs more than that call (+29 % CPU against +10 %)."""
     return list(islice(ranked, 2 * room))

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import redis
 
 from geotarget.audiences.gate import Gate
-from geotarget.audiences.model import membership_token
 from geotarget.serving.caps import Counter, Reserved
 from geotarget.store import keys
 from geotarget.store.event_stream import MAX_STREAM_LENGTH
@@ -58,9 +57,7 @@ class RedisCapper:
                 key = keys.memberships(self.prefix, device_key)
                 index = key_index.setdefault(key, len(key_index) + 1)
                 for check in checks:
-                    argv.extend(
-                        (index if check.include else -index, membership_token(check.audience_id, check.generation))
-                    )
+                    argv.extend((index if check.include else -index, check.token))
             argv += [PREFIXES[prefix], impression[len(prefix) :]]
         names = [*key_index, self.stream]
         moved: list[Transition] = []

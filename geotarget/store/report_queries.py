@@ -132,11 +132,10 @@ def audience_members(
     if not store.has_data() or not zones:
         return []
     longest = rule.seen_within_days if isinstance(rule, Lapsed) else rule.days
-    figures = {"days": 0, "min_visits": 0, "min_days": 0, "seen_days": 0, "not_days": 0, "min_dwell_s": 0}
-    figures |= {"days": getattr(rule, "days", 0), "min_visits": getattr(rule, "min_visits", 0)}
-    figures |= {"min_days": getattr(rule, "min_days", 0), "min_dwell_s": getattr(rule, "min_dwell_s", 0)}
-    if isinstance(rule, Lapsed):
-        figures |= {"seen_days": rule.seen_within_days, "not_days": rule.not_within_days}
+    given = rule.model_dump()  # the rule's own figures; the SQL reads every one, so the others are 0
+    names = {"days": "days", "min_visits": "min_visits", "min_days": "min_days", "min_dwell_s": "min_dwell_s"}
+    names |= {"seen_days": "seen_within_days", "not_days": "not_within_days"}
+    figures = {param: given.get(field, 0) for param, field in names.items()}
     params: dict[str, Any] = {"glob": store.glob, "fences": list(zones), "zones": list(zones.values()), "now": now}
     params |= {"since": now - timedelta(days=longest + 1), "erased": sorted(erased), "kind": rule.kind} | figures
     with store.connect() as connection:
