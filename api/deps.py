@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from api.rate_classes import count_request
 from geotarget.catalog.accounts import Principal, Role, authenticate, known_principal, surely_unknown
 from geotarget.catalog.fences import FenceService
 from geotarget.catalog.offers import OfferService
@@ -47,6 +48,7 @@ async def get_principal(
     if principal is None:
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.key_id = principal.key_id  # for the access log (see api/access_log.py)
+    count_request(request, runtime.rate_limits, principal.key_id)
     return principal
 
 

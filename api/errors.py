@@ -31,7 +31,7 @@ _CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid",
-    429: "too_many_requests",
+    429: "rate_limited",
     503: "unavailable",
 }
 
@@ -43,6 +43,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         403: "The key's role may not do this",
         413: "Body too large",
         422: "A value breaks a rule; `field` says which",
+        429: "Over the key's rate limit; `Retry-After` says when to retry",
         503: "A dependency is unavailable",
     }.items()
 }

@@ -40,6 +40,7 @@ from geotarget.store.embedded_redis import EmbeddedRedis
 from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.event_stream import RedisStreamSink
 from geotarget.store.fence_sync import FenceFollower, RedisFenceNotifier
+from geotarget.store.rate_limits import RateLimits
 from geotarget.store.redemption_codes import CodeTable, issued_codes
 from geotarget.store.redis_audiences import RedisMemberships
 from geotarget.store.redis_caps import RedisCapper
@@ -75,6 +76,7 @@ class Runtime:
     triggers: TriggerLoops
     audiences: AudienceService
     codes: CodeTable
+    rate_limits: RateLimits
     keys: KeyCache = field(default_factory=KeyCache)
     follower: FenceFollower | None = None
     consumer_thread: ConsumerThread | None = None
@@ -159,6 +161,7 @@ class Runtime:
             triggers,
             audiences,
             codes,
+            RateLimits(client, settings.redis_prefix, settings.rate_limits()),
             embedded=embedded,
         )
         if follow:
@@ -289,6 +292,8 @@ class Runtime:
             ("offers_cap_blocked_total", "counter", stats.cap_blocked),
             ("nearby_degraded_total", "counter", stats.degraded),
             ("event_append_failures_total", "counter", stats.event_failures),
+            ("rate_limited_total", "counter", self.rate_limits.refused),
+            ("rate_limit_unavailable_total", "counter", self.rate_limits.unavailable),
             *self.triggers.metrics(),
             ("fences", "gauge", len(self.catalog.index)),
             ("catalog_change_seq", "gauge", self.catalog.seq),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geofences import FenceLimits
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     audience_ttl_s: int = Field(default=3 * 86_400, ge=60)  # memberships not refreshed this long run out
     max_offers_per_merchant: int = Field(default=2, ge=1, le=20)
     consume_in_serve: bool = True
+    rate_limit_serving: str = "200/second"  # per key, `limits` notation ("" = none): nearby, pings, interactions
+    rate_limit_writes: str = "20/second"  # every other /v1 route but reports
+    rate_limit_reports: str = "5/second"
     consumer_batch_size: int = Field(default=5_000, ge=1, le=100_000)
     consumer_linger_ms: int = Field(default=2_000, ge=0, le=10_000)  # well under the 15 s consumer lock
 
@@ -59,6 +62,22 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+    @field_validator("rate_limit_serving", "rate_limit_writes", "rate_limit_reports")
+    @classmethod
+    def _limits_notation(cls, text: str) -> str:
+        from geotarget.store.rate_limits import parse
+
+        parse(text)  # ValueError: not the `limits` notation ("200/second", "10/minute; 500/hour")
+        return text
+
+    def rate_limits(self) -> dict[str, str]:
+        """Each route class's limits (see api/rate_classes.py)."""
+        return {
+            "serving": self.rate_limit_serving,
+            "writes": self.rate_limit_writes,
+            "reports": self.rate_limit_reports,
+        }
 
     def sqlalchemy_url(self) -> str:
         """The configured database, or an SQLite file in the data directory."""

@@ -19,6 +19,7 @@ from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 from geotarget.store import models
 from geotarget.store.embedded_redis import EmbeddedRedis
+from tests.servers import UNLIMITED
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -81,6 +82,7 @@ def make_settings(tmp_path: Path, redis_url: str, database_url: str, **overrides
         "consume_in_serve": False,  # tests drive the consumer themselves (see test_events_and_reports.py)
         "deliver_in_serve": False,  # and the trigger loops (see test_webhooks.py)
         "cpu_workers": 0,  # fence work in the test thread; tests of the pool itself turn it on
+        **UNLIMITED,  # tests send bursts from one key; tests/test_rate_limits.py sets its own limits
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -15,6 +15,9 @@ import httpx
 
 GEOTARGET = [sys.executable, "-m", "api"]  # the `geotarget` command, run by this interpreter
 
+UNLIMITED = {f"rate_limit_{kind}": "1000000/second" for kind in ("serving", "writes", "reports")}
+"""Rate limits no test reaches: tests send bursts from one key; tests/test_rate_limits.py sets its own."""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -63,6 +66,7 @@ def serving(
         "GEOTARGET_ADMIN_KEY": admin_key,
         "GEOTARGET_DATA_DIR": str(data_dir),
         "GEOTARGET_REDIS_PREFIX": f"srv{os.getpid()}{time.time_ns() % 10**6}",
+        **{f"GEOTARGET_{name.upper()}": value for name, value in UNLIMITED.items()},
     }
     env.update({f"GEOTARGET_{k.upper()}": v for k, v in settings.items()})
     env.pop("GEOTARGET_DATABASE_URL", None)

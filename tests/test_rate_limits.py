@@ -1,0 +1,138 @@
+"""Rate limits: per key and route class, counted in Redis across workers, answered with 429 and the headers that
+say when to come back; a refused request touches nothing; a Redis fault lets requests through (caps still hold)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from geotarget.runtime import Runtime
+from geotarget.settings import Settings
+from geotarget.store.embedded_redis import EmbeddedRedis
+from geotarget.store.rate_limits import RateLimits
+from geotarget.store.redis_client import connect
+from tests.conftest import ADMIN, MerchantKey, make_settings, new_merchant
+from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
+from tests.servers import free_port
+
+LIMITED = {"rate_limit_serving": "3/second", "rate_limit_writes": "4/second", "rate_limit_reports": "2/minute"}
+
+
+@pytest.fixture
+def limited(tmp_path: Path, redis_url: str) -> Iterator[tuple[TestClient, Settings]]:
+    settings = make_settings(tmp_path, redis_url, f"sqlite:///{tmp_path / 'db.sqlite'}", **LIMITED)
+    runtime = Runtime.open(settings)
+    try:
+        with TestClient(create_app(settings, runtime)) as client:
+            yield client, settings
+    finally:
+        runtime.close()
+
+
+def _offer_nearby(client: TestClient) -> tuple[MerchantKey, dict[str, str]]:
+    cafe = new_merchant(client)
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    body = {"title": "latte", "geofence_ids": [fence], "caps": {"per_device_per_day": 100}, "status": "active"}
+    assert client.post("/v1/offers", json=body, headers=cafe.headers).status_code == 201
+    app = client.post("/v1/apps", json={"name": "app"}, headers=ADMIN).json()["api_key"]
+    return cafe, {"Authorization": f"Bearer {app}"}
+
+
+def _cap_counts(settings: Settings) -> int:
+    client = redis.Redis.from_url(str(settings.redis_url), decode_responses=True)
+    return sum(int(client.get(key) or 0) for key in client.scan_iter(f"{settings.redis_prefix}:*:cap:*"))
+
+
+def _wait_for_next_second() -> None:
+    """Start a burst just after a second turns, so a slow machine does not split it over two windows."""
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
+
+
+def test_over_the_limit_is_429_with_retry_after_and_touches_no_cap_then_recovers(limited):
+    client, settings = limited
+    _, app = _offer_nearby(client)
+    params = {**INSIDE_ALFAMA_CAFE, "device_id": "phone"}
+    time.sleep(1.1)  # the set-up's requests were writes: another class, but let the second pass anyway
+    _wait_for_next_second()
+    answers = [client.get("/v1/nearby", params=params, headers=app) for _ in range(4)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    refused = answers[-1]
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert "serving rate limit (3 per 1 second)" in refused.json()["error"]["message"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 1
+    assert refused.headers["RateLimit-Limit"] == "3" and refused.headers["RateLimit-Remaining"] == "0"
+    assert int(refused.headers["RateLimit-Reset"]) == int(refused.headers["Retry-After"])
+    assert _cap_counts(settings) == 3  # the refused request reserved nothing
+
+    time.sleep(int(refused.headers["Retry-After"]) + 0.05)
+    assert client.get("/v1/nearby", params=params, headers=app).status_code == 200
+    assert _cap_counts(settings) == 4
+
+
+def test_one_keys_traffic_never_limits_another_key_or_another_class(limited):
+    client, _ = limited
+    cafe, app = _offer_nearby(client)
+    other_app = client.post("/v1/apps", json={"name": "other"}, headers=ADMIN).json()["api_key"]
+    params = {**INSIDE_ALFAMA_CAFE, "device_id": "phone"}
+    time.sleep(1.1)
+    _wait_for_next_second()
+    statuses = [client.get("/v1/nearby", params=params, headers=app).status_code for _ in range(4)]
+    assert statuses[-1] == 429
+
+    assert client.get("/v1/nearby", params=params, headers={"Authorization": f"Bearer {other_app}"}).status_code == 200
+    assert client.get("/v1/reports/reach", params={"merchant_id": cafe.id}, headers=cafe.headers).status_code == 200
+
+
+def test_writes_and_reports_have_their_own_limits(limited):
+    client, _ = limited
+    cafe = new_merchant(client)
+    time.sleep(1.1)
+    _wait_for_next_second()
+    writes = [client.get("/v1/geofences", headers=cafe.headers).status_code for _ in range(5)]
+    assert writes == [200, 200, 200, 200, 429]
+    reports = [client.get("/v1/reports/reach", params={"merchant_id": cafe.id}, headers=cafe.headers) for _ in range(3)]
+    assert [r.status_code for r in reports] == [200, 200, 429]
+    assert 1 < int(reports[-1].headers["Retry-After"]) <= 60  # a per-minute limit: a longer wait
+
+
+def test_unauthenticated_requests_are_refused_without_counting_against_anyone(limited):
+    client, _ = limited
+    for _ in range(10):
+        assert client.get("/v1/nearby", params=INSIDE_ALFAMA_CAFE).status_code == 401
+    assert client.get("/healthz").status_code == 200
+
+
+def test_limits_fail_open_when_redis_is_away_and_come_back_with_it(tmp_path):
+    server = EmbeddedRedis(tmp_path / "own-redis")
+    server.start()
+    try:
+        limits = RateLimits(connect(server.url), "t", {"serving": "2/second"})
+        _wait_for_next_second()
+        assert [limits.check("key_a", "serving") is None for _ in range(3)] == [True, True, False]
+        server.stop()
+        assert all(limits.check("key_a", "serving") is None for _ in range(20))
+        assert limits.unavailable == 1  # one fault, then a pause: not a timeout per request
+        server.start()
+        time.sleep(1.1)
+        _wait_for_next_second()
+        assert [limits.check("key_a", "serving") is None for _ in range(3)] == [True, True, False]
+    finally:
+        server.stop()
+
+
+def test_a_dead_redis_port_is_a_pass_not_an_error():
+    limits = RateLimits(connect(f"redis://127.0.0.1:{free_port()}/0"), "t", {"serving": "1/second"})
+    assert limits.check("key_a", "serving") is None and limits.check("key_a", "serving") is None
+
+
+def test_limits_are_checked_when_settings_load(tmp_path):
+    with pytest.raises(ValueError, match="rate_limit_serving"):
+        Settings(data_dir=tmp_path, rate_limit_serving="lots per second")
+    assert Settings(data_dir=tmp_path, rate_limit_reports="").rate_limits()["reports"] == ""
