@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli_keys import keys_app, merchants_app
 from api.cli_support import day, existing_deployment, user_errors
 from api.demo.city import DEMO_CITY, EXAMPLE_POINT, load_demo_city
 from api.demo.traffic import simulate_once
@@ -28,6 +29,8 @@ fences_app = typer.Typer(help="Geofence files.", no_args_is_help=True)
 app.add_typer(fences_app, name="fences")
 audiences_app = typer.Typer(help="Audiences built from visits.", no_args_is_help=True)
 app.add_typer(audiences_app, name="audiences")
+app.add_typer(keys_app, name="keys")
+app.add_typer(merchants_app, name="merchants")
 console = Console()
 
 

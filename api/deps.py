@@ -15,8 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.rate_classes import count_request
-from geotarget.catalog.accounts import Principal, Role, authenticate, known_principal, surely_unknown
+from geotarget.catalog.accounts import Principal, Role
 from geotarget.catalog.fences import FenceService
+from geotarget.catalog.keys import authenticate, known_principal, surely_unknown
 from geotarget.catalog.offers import OfferService
 from geotarget.runtime import Runtime
 from geotarget.store.repository import EVERYONE, Owner
@@ -46,8 +47,9 @@ async def get_principal(
     if principal is None and not surely_unknown(plain, runtime.keys):
         principal = await run_in_threadpool(authenticate, runtime.repository, plain, admin_key, runtime.keys)
     if principal is None:
-        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "unknown, expired or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.key_id = principal.key_id  # for the access log (see api/access_log.py)
+    runtime.keys.used(principal.key_id)
     count_request(request, runtime.rate_limits, principal.key_id)
     return principal
 
@@ -85,11 +87,11 @@ def require(*roles: Role) -> object:
 Admin = Annotated[Principal, require("admin")]
 Merchant = Annotated[Principal, require("merchant")]
 App = Annotated[Principal, require("app")]
-Reader = Annotated[Principal, require("merchant", "adops")]
+Reader = Annotated[Principal, require("merchant", "adops", "admin")]
 
 
 async def viewer(principal: Reader) -> Owner:
-    """Whose records a reader sees: a merchant its own, ad ops everyone's."""
+    """Whose records a reader sees: a merchant its own, ad ops and the admin everyone's."""
     return principal.merchant_id if principal.role == "merchant" and principal.merchant_id else EVERYONE
 
 

@@ -19,6 +19,7 @@ from api.routes import (
     devices,
     geofences,
     health,
+    keys,
     measurement,
     offers,
     pages,
@@ -57,7 +58,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     hot_first = (serving, health, accounts, geofences, offers, audiences, pings, measurement, reports, devices)
-    routers = (*hot_first, webhooks, pages)
+    routers = (*hot_first, webhooks, keys, pages)
     for module in routers:
         app.include_router(module.router)
     app.mount("/static", pages.static, name="static")

@@ -32,41 +32,6 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class MerchantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Lisbon"])
-    cap_per_device_per_day: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="Most impressions of all its offers per device per day."
-    )
-
-
-class MerchantPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    timezone: str | None = Field(default=None, max_length=64)
-    cap_per_device_per_day: int | None = Field(default=None, ge=1, le=1_000_000, description="null: no cap")
-
-
-class MerchantOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: str
-    name: str
-    timezone: str | None
-    cap_per_device_per_day: int | None
-
-
-class AppIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    role: Literal["app", "adops"] = "app"
-
-
-class IssuedKeyOut(BaseModel):
-    id: str
-    api_key: str = Field(description="Shown once; only its hash is stored.")
-
-
 def _judged_later(schema: dict[str, Any]) -> Any:
     """A field documented with ``schema`` but taken as sent: the fence validator judges it, with the same codes
     (``bad_name``, ``bad_radius``, ``bad_coordinates``…) for one fence as for a bulk upload."""

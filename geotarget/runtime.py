@@ -20,8 +20,8 @@ from geofences import LatLng
 from geotarget.audiences.schedule import AudienceRefresher
 from geotarget.audiences.service import AudienceService
 from geotarget.catalog import accounts
-from geotarget.catalog.accounts import KeyCache
 from geotarget.catalog.fences import FenceService
+from geotarget.catalog.keys import KeyCache, RotatedKey, revoke_key, rotate_key
 from geotarget.catalog.model import Merchant
 from geotarget.catalog.offers import OfferService
 from geotarget.catalog.snapshot import Catalog
@@ -77,12 +77,15 @@ class Runtime:
     audiences: AudienceService
     codes: CodeTable
     rate_limits: RateLimits
-    keys: KeyCache = field(default_factory=KeyCache)
     follower: FenceFollower | None = None
     consumer_thread: ConsumerThread | None = None
     refresher: AudienceRefresher | None = None
 
     embedded: EmbeddedRedis | None = field(default=None, repr=False)
+
+    @property
+    def keys(self) -> KeyCache:
+        return self.catalog.keys
 
     @classmethod
     def open(
@@ -166,7 +169,7 @@ class Runtime:
         )
         if follow:
             runtime.follower = FenceFollower(
-                redis_url, settings.redis_prefix, lambda: catalog.sync(repository), poll_s=settings.sync_poll_s
+                redis_url, settings.redis_prefix, runtime.sync_catalog, poll_s=settings.sync_poll_s
             )
             runtime.follower.start()
         if settings.consume_in_serve if consume is None else consume:
@@ -189,6 +192,10 @@ class Runtime:
         return runtime
 
     def close(self) -> None:
+        try:
+            self.keys.flush_usage(self.repository, force=True)
+        except Exception:  # a database away at shutdown: the last minute of key use is not stamped
+            log.warning("could not record the keys' last use", exc_info=True)
         if self.follower is not None:
             self.follower.stop()
         if self.consumer_thread is not None:
@@ -205,6 +212,25 @@ class Runtime:
         self.catalog.close()
         if self.embedded is not None:
             self.embedded.stop()
+
+    def rotate_key(self, key_id: str, grace_s: int, expires_at: datetime | None) -> RotatedKey:
+        rotated = rotate_key(self.repository, key_id, grace_s, expires_at)
+        self._keys_changed()
+        return rotated
+
+    def revoke_key(self, key_id: str) -> None:
+        revoke_key(self.repository, key_id)
+        self._keys_changed()
+
+    def _keys_changed(self) -> None:
+        """This worker forgets the key now; the others when the notice (or their next poll) makes them sync."""
+        self.catalog.sync(self.repository)
+        self.fences.notify_others()
+
+    def sync_catalog(self) -> None:
+        """On every change notice and poll: the catalog (keys included) catches up; keys' last uses are written."""
+        self.catalog.sync(self.repository)
+        self.keys.flush_usage(self.repository)
 
     def health(self) -> dict[str, str]:
         """'ok' or the reason each dependency is not ready."""

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from api.cli import app as cli
 from tests.fixtures import ALFAMA_CAFE
+from tests.servers import eventually
 
 
 @pytest.fixture
@@ -83,3 +84,25 @@ def test_a_piped_report_table_is_not_cut_and_names_its_scope(env, client, cafe):
 def test_demo_help_reads_as_text():
     done = CliRunner().invoke(cli, ["demo", "--help"])
     assert "serve --demo" in done.output and "``" not in done.output
+
+
+def test_keys_are_listed_rotated_and_revoked_from_the_shell(env, client, cafe):
+    from tests.conftest import ADMIN
+
+    listed = run(env, "keys", "list")
+    assert listed.exit_code == 0 and cafe.id in listed.output and cafe.key not in listed.output
+    (key_id,) = [k["id"] for k in client.get("/v1/keys", headers=ADMIN).json()["keys"]]
+
+    rotated = run(env, "keys", "rotate", key_id, "--grace-s", "0")
+    assert rotated.exit_code == 0, rotated.output
+    new_key = next(w for w in rotated.output.split() if w.startswith("gt_merchant_"))
+    assert client.get("/v1/geofences", headers={"Authorization": f"Bearer {new_key}"}).status_code == 200
+
+    assert run(env, "keys", "revoke", key_id).exit_code == 0
+    eventually(
+        lambda: client.get("/v1/geofences", headers={"Authorization": f"Bearer {new_key}"}).status_code == 401, 1
+    )
+    unknown = run(env, "keys", "revoke", "key_nope")
+    assert unknown.exit_code == 2 and "no key 'key_nope'" in unknown.output
+    merchants = run(env, "merchants", "list")
+    assert merchants.exit_code == 0 and cafe.id in merchants.output

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from geofences import FenceIndex, LatLng, Proximity, Shape
 from geofences.index import Cover
+from geotarget.catalog.keys import KeyCache
 from geotarget.catalog.model import Fence, Offer
 from geotarget.catalog.shapes import shape_of
 from geotarget.catalog.view import CatalogView, FencePlace, ViewBuilder
@@ -57,6 +58,7 @@ class Catalog:
         # audiences with published members), and the fences drawn only to feed audiences
         self.live_audiences: dict[str, int] = {}
         self.audience_fences: frozenset[str] = frozenset()
+        self.keys = KeyCache()  # the API keys this worker has seen; a key's change makes it forget that key
         self._seq = 0
         self._lock = threading.RLock()
         self._builder = ViewBuilder(res, self._place)
@@ -230,6 +232,7 @@ class Catalog:
             self._put_merchants(repository, merchant_ids)
         if audience_ids:
             self._put_audiences(repository, audience_ids)
+        self.keys.forget(c.entity_id for c in changes if c.kind == "key")
         self._seq = max(self._seq, changes[-1].seq)
 
     def _put_merchants(self, repository: Repository, ids: Sequence[str] | None) -> None:

@@ -30,6 +30,9 @@ class Merchant(Base):
 
 
 class ApiKey(Base):
+    """A key keeps its id through rotations (an app's id names its impressions and webhooks); the replaced
+    hash stays valid until ``previous_valid_until``."""
+
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -38,6 +41,11 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     merchant_id: Mapped[str | None] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    previous_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    previous_valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Geofence(Base):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from geotarget.catalog.model import Fence, Merchant, Offer
+from geotarget.catalog.model import Fence, Merchant, Offer, as_utc
 from geotarget.store import models
 
 _FENCE_FIELDS = tuple(f.name for f in fields(Fence))
@@ -14,7 +14,10 @@ _MERCHANT_FIELDS = tuple(f.name for f in fields(Merchant))
 
 
 def merchant_of(row: models.Merchant) -> Merchant:
-    return Merchant(**{name: getattr(row, name) for name in _MERCHANT_FIELDS})
+    values = {name: getattr(row, name) for name in _MERCHANT_FIELDS}
+    if values.get("created_at") is not None:
+        values["created_at"] = as_utc(values["created_at"])  # SQLite hands it back without its zone
+    return Merchant(**values)
 
 
 def fence_of(row: models.Geofence) -> Fence:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from geotarget.catalog.model import Fence, Merchant, Offer
 from geotarget.errors import Conflict, NotFound
 from geotarget.store import models
+from geotarget.store.api_keys import KeyTable, StoredKey, key_row
 from geotarget.store.audiences import AudienceStore
 from geotarget.store.database import transaction
 from geotarget.store.records import fence_of, fence_values, merchant_of, offer_of, offer_values
@@ -37,16 +38,9 @@ _Row = TypeVar("_Row", models.Geofence, models.Offer)
 
 
 @dataclass(frozen=True)
-class StoredKey:
-    id: str
-    role: str
-    merchant_id: str | None
-
-
-@dataclass(frozen=True)
 class Change:
     seq: int
-    kind: Literal["fence", "offer", "merchant", "audience"]
+    kind: Literal["fence", "offer", "merchant", "audience", "key"]
     entity_id: str
     version: int | None  # None: deleted (a merchant change carries none)
 
@@ -58,24 +52,18 @@ class Repository:
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
         self.audiences = AudienceStore(factory)
+        self.keys = KeyTable(factory)
 
     # -- merchants and keys -----------------------------------------------------------------------------------
 
-    def add_merchant(self, merchant: Merchant, key: StoredKey, key_hash: str, key_name: str) -> None:
+    def add_merchant(
+        self, merchant: Merchant, key: StoredKey, key_hash: str, key_name: str, expires_at: datetime | None = None
+    ) -> None:
         """The merchant and its first key, together."""
         with transaction(self._factory) as session:
             session.add(models.Merchant(**vars(merchant) | {"created_at": merchant.created_at or _now()}))
             session.flush()  # the merchant row must exist before its key row references it
-            session.add(_key_row(key, key_hash, key_name))
-
-    def add_key(self, key: StoredKey, key_hash: str, name: str) -> None:
-        with transaction(self._factory) as session:
-            session.add(_key_row(key, key_hash, name))
-
-    def find_key(self, key_hash: str) -> StoredKey | None:
-        with self._factory() as session:
-            row = session.scalars(select(models.ApiKey).where(models.ApiKey.key_hash == key_hash)).first()
-            return None if row is None else StoredKey(row.id, row.role, row.merchant_id)
+            session.add(key_row(key, key_hash, key_name, expires_at))
 
     def merchant(self, owner: Owner, merchant_id: str) -> Merchant | None:
         with self._factory() as session:
@@ -273,10 +261,6 @@ def _write(session: Session, row: _Row, values: Mapping[str, Any], kind: Literal
 
 def _log(session: Session, kind: str, entity_id: str, version: int | None) -> None:
     session.add(models.Change(kind=kind, entity_id=entity_id, version=version))
-
-
-def _key_row(key: StoredKey, key_hash: str, name: str) -> models.ApiKey:
-    return models.ApiKey(id=key.id, key_hash=key_hash, role=key.role, name=name, merchant_id=key.merchant_id)
 
 
 __all__ = ["EVERYONE", "Change", "Everyone", "Owner", "Repository", "StoredKey"]
