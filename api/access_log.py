@@ -12,6 +12,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geotarget.metrics import HTTP_REQUESTS, HTTP_SECONDS
+
 log = logging.getLogger("geotarget.access")
 
 
@@ -37,8 +39,24 @@ class AccessLog:
         finally:
             route = getattr(scope.get("route"), "path", None) or "-"
             key_id = scope.get("state", {}).get("key_id", "-")
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            log.info("%s %s %d %.1fms key=%s", scope["method"], route, status, elapsed_ms, key_id)
+            elapsed_s = time.perf_counter() - started
+            HTTP_SECONDS.labels(scope["method"], route).observe(elapsed_s)
+            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            log.info(
+                "%s %s %d %.1fms key=%s",
+                scope["method"],
+                route,
+                status,
+                elapsed_s * 1000,
+                key_id,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "latency_ms": round(elapsed_s * 1000, 2),
+                    "key_id": key_id,
+                },
+            )
 
 
 __all__ = ["AccessLog"]

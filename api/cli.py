@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -16,8 +17,10 @@ from api.cli_keys import keys_app, merchants_app
 from api.cli_support import day, existing_deployment, user_errors
 from api.demo.city import DEMO_CITY, EXAMPLE_POINT, load_demo_city
 from api.demo.traffic import simulate_once
+from api.logs import log_config
 from geofences import LatLng
 from geotarget.errors import NotFound
+from geotarget.metrics import MULTIPROCESS_DIR
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 from geotarget.store import database
@@ -70,6 +73,8 @@ def serve(
     settings = Settings()
     database.migrate(database.make_engine(settings.sqlalchemy_url()))
     os.environ["GEOTARGET_MIGRATE_ON_START"] = "false"
+    if workers > 1:
+        _share_metrics(settings.data_dir.resolve() / "metrics")
     if demo:
         _load_demo(Settings(), host, port)
     try:
@@ -81,22 +86,21 @@ def serve(
             workers=workers,
             log_level="info",
             access_log=False,  # it prints query strings: device ids and positions (see api/access_log.py)
-            log_config=_log_config(),
+            log_config=log_config(settings.log_format),
         )
     finally:
         if embedded is not None:
             embedded.stop()
 
 
-def _log_config() -> dict[str, object]:
-    """uvicorn's logging, plus geotarget's own access log on the same handler."""
-    from copy import deepcopy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = deepcopy(LOGGING_CONFIG)
-    config["loggers"]["geotarget.access"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return config
+def _share_metrics(folder: Path) -> None:
+    """Workers keep their Prometheus figures in files there, so any worker's /metrics answers for all (the
+    workers import prometheus_client after this is set; a folder the operator set is kept as it is)."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        return
+    shutil.rmtree(folder, ignore_errors=True)  # the figures of a previous run's processes
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROCESS_DIR] = str(folder)
 
 
 @app.command("demo")

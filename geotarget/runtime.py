@@ -32,6 +32,7 @@ from geotarget.measurement.pings import PingResult, accept_pings, fences_inside,
 from geotarget.measurement.privacy import Erased, apply_retention, erase_device
 from geotarget.measurement.redemptions import Redeemed, normalized, redeem
 from geotarget.measurement.reporting import ReportService
+from geotarget.metrics import count, observe_catalog, render
 from geotarget.serving.caps import GlobalCaps
 from geotarget.serving.server import OfferServer
 from geotarget.settings import Settings
@@ -106,6 +107,7 @@ class Runtime:
         client = connect(redis_url, settings.redis_timeout_ms)
         catalog = Catalog(settings.index_res)
         catalog.load_all(repository)
+        observe_catalog(len(catalog.index), catalog.seq, None)
         notifier = RedisFenceNotifier(connect(redis_url, max(settings.redis_timeout_ms, 500)), settings.redis_prefix)
         pool = CpuPool(settings.cpu_workers, settings.cpu_queue)
         fences = FenceService(settings, repository, catalog, notifier, pool)
@@ -146,6 +148,9 @@ class Runtime:
             settings.audience_ttl_s,
         )
         triggers = TriggerLoops.open(settings, redis_url, catalog, database.session_factory(engine), server)
+        server.stats.sink = count
+        if tracker is not None:
+            tracker.stats.sink = count
         runtime = cls(
             settings,
             engine,
@@ -229,7 +234,10 @@ class Runtime:
 
     def sync_catalog(self) -> None:
         """On every change notice and poll: the catalog (keys included) catches up; keys' last uses are written."""
-        self.catalog.sync(self.repository)
+        if self.catalog.sync(self.repository):
+            applied_at = self.catalog.applied_at
+            delay_s = None if applied_at is None else (datetime.now(UTC) - applied_at).total_seconds()
+            observe_catalog(len(self.catalog.index), self.catalog.seq, delay_s)
         self.keys.flush_usage(self.repository)
 
     def health(self) -> dict[str, str]:
@@ -309,21 +317,11 @@ class Runtime:
         redis_data = RedisDeviceData(self.consumer.client, self.settings.redis_prefix)  # no 50 ms serving timeout
         return erase_device(device_id, self.server.device_secret, self.repository, redis_data, self.events)
 
-    def metrics(self) -> list[tuple[str, str, float]]:
-        """(name, Prometheus type, value) of this worker's counters and gauges."""
-        stats = self.server.stats
-        return [
-            ("nearby_requests_total", "counter", stats.requests),
-            ("offers_served_total", "counter", stats.served),
-            ("offers_cap_blocked_total", "counter", stats.cap_blocked),
-            ("nearby_degraded_total", "counter", stats.degraded),
-            ("event_append_failures_total", "counter", stats.event_failures),
-            ("rate_limited_total", "counter", self.rate_limits.refused),
-            ("rate_limit_unavailable_total", "counter", self.rate_limits.unavailable),
-            *self.triggers.metrics(),
-            ("fences", "gauge", len(self.catalog.index)),
-            ("catalog_change_seq", "gauge", self.catalog.seq),
-        ]
+    def metrics_text(self) -> bytes:
+        """``/metrics``: every worker's figures (this one's catalog as of now), and the webhook figures kept in
+        Redis, the same whichever worker is asked."""
+        observe_catalog(len(self.catalog.index), self.catalog.seq, None)
+        return render(self.triggers.metrics())
 
     def redis_persistence(self) -> str:
         """``aof``/``rdb``: cap counters survive a Redis restart; ``none``: they are lost with it."""

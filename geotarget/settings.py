@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
     sync_poll_s: float = Field(default=1.0, gt=0)
     migrate_on_start: bool = True
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    log_format: Literal["json", "text"] = "json"
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
     @field_validator("rate_limit_serving", "rate_limit_writes", "rate_limit_reports")

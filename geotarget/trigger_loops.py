@@ -103,6 +103,6 @@ class TriggerLoops:
             ("webhook_deliveries_delivered_total", "counter", stats.get("delivered", 0.0)),
             ("webhook_deliveries_retried_total", "counter", stats.get("retried", 0.0)),
             ("webhook_deliveries_failed_total", "counter", stats.get("failed", 0.0)),
-            ("webhook_delivery_latency_ms_sum", "counter", round(stats.get("latency_ms_sum", 0.0), 1)),
+            ("webhook_delivery_latency_ms_total", "counter", round(stats.get("latency_ms_sum", 0.0), 1)),
             ("webhook_deliveries_waiting_retry", "gauge", stats.get("retry_waiting", 0.0)),
         ]

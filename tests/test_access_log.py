@@ -3,6 +3,8 @@ a position (docs/privacy.md)."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
@@ -22,8 +24,13 @@ def test_the_access_log_holds_no_device_id_and_no_position(tmp_path, redis_url):
         assert httpx.delete(f"{base}/v1/devices/phone-of-joao-0452", headers=admin).status_code == 200
         assert httpx.get(f"{base}/v1/devices-typo/phone-of-ana-0453", headers=admin).status_code == 404
     text = log.read_text()
-    assert "GET /v1/nearby 200" in text and f"key={app['id']}" in text
-    assert "DELETE /v1/devices/{device_id} 200" in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line["logger"] == "geotarget.access"]
+    (asked,) = [r for r in requests if r["route"] == "/v1/nearby"]
+    assert asked | {"latency_ms": 0} == asked | {"method": "GET", "status": 200, "key_id": app["id"], "latency_ms": 0}
+    assert asked["latency_ms"] > 0 and "GET /v1/nearby 200" in asked["message"]
+    assert any(r["route"] == "/v1/devices/{device_id}" and r["status"] == 200 for r in requests)
+    assert any(r["route"] == "-" and r["status"] == 404 for r in requests)
     for secret in ("phone-of-maria-0451", "phone-of-joao-0452", "phone-of-ana-0453"):
         assert secret not in text
     assert str(INSIDE_ALFAMA_CAFE["lat"]) not in text and str(INSIDE_ALFAMA_CAFE["lon"]) not in text

@@ -12,6 +12,7 @@ from geofences import LatLng, cells
 from geotarget.measurement.events import Event
 from tests.conftest import ADMIN
 from tests.fixtures import ALFAMA_CAFE, CHIADO_KIOSK, INSIDE_ALFAMA_CAFE
+from tests.test_metrics import scrape
 
 MONDAY_0800_LISBON = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 LATTES = {"windows": [{"days": ["weekdays"], "start": "07:00", "end": "10:00"}]}
@@ -204,8 +205,15 @@ def test_nearby_needs_an_app_key_and_valid_coordinates(client, cafe, app_key):
 
 def test_metrics_count_requests_and_served_offers(client, cafe, alfama, app_key, clock):
     new_offer(client, cafe, alfama)
+    before = scrape(client.get("/metrics").text)  # counters are per process: other tests' counts are in them
     nearby(client, app_key)
-    text = client.get("/metrics").text
-    assert "geotarget_nearby_requests_total 1" in text
-    assert "geotarget_offers_served_total 1" in text
-    assert "geotarget_fences 1" in text
+    after = scrape(client.get("/metrics").text)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert grew("geotarget_nearby_requests_total") == 1
+    assert grew("geotarget_offer_decisions_total", decision="served") == 1
+    assert grew("geotarget_http_request_duration_seconds_count", method="GET", route="/v1/nearby") == 1
+    assert after[("geotarget_fence_index_fences", ())] >= 1

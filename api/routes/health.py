@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import RuntimeDep
 from api.schemas import HealthOut, ReadyOut
@@ -18,11 +19,10 @@ def healthz() -> HealthOut:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(runtime: RuntimeDep) -> str:
-    """Prometheus text format. Counters are per worker process (scrape each worker, or sum them); webhook
-    delivery figures are over all delivery loops. Not async: the delivery figures are a Redis read."""
-    figures = runtime.metrics()
-    return "".join(f"# TYPE geotarget_{name} {kind}\ngeotarget_{name} {value}\n" for name, kind, value in figures)
+def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus text format, for every worker of this server whichever answers (docs/operations.md#metrics).
+    Not async: the webhook delivery figures are a Redis read."""
+    return Response(runtime.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}})

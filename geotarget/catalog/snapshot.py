@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from geofences import FenceIndex, LatLng, Proximity, Shape
 from geofences.index import Cover
@@ -59,6 +60,7 @@ class Catalog:
         self.live_audiences: dict[str, int] = {}
         self.audience_fences: frozenset[str] = frozenset()
         self.keys = KeyCache()  # the API keys this worker has seen; a key's change makes it forget that key
+        self.applied_at: datetime | None = None  # when the newest change applied here was committed
         self._seq = 0
         self._lock = threading.RLock()
         self._builder = ViewBuilder(res, self._place)
@@ -234,6 +236,7 @@ class Catalog:
             self._put_audiences(repository, audience_ids)
         self.keys.forget(c.entity_id for c in changes if c.kind == "key")
         self._seq = max(self._seq, changes[-1].seq)
+        self.applied_at = changes[-1].at
 
     def _put_merchants(self, repository: Repository, ids: Sequence[str] | None) -> None:
         for merchant in repository.merchants(EVERYONE, ids):

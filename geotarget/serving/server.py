@@ -28,6 +28,7 @@ from geotarget.serving.answers import NearbyAnswer, NearbyQuery, Served, shown
 from geotarget.serving.caps import Capper, Counter, GlobalCaps, Reserved, counters_for
 from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.types import Attributes, Candidate
+from geotarget.tally import Tally
 from geotarget.triggers.dispatch import Pushed
 from geotarget.triggers.presence import Fired, PresenceMove, Transition
 from geotarget.triggers.tracker import Fix, PresenceTracker
@@ -35,17 +36,6 @@ from geotarget.triggers.tracker import Fix, PresenceTracker
 log = logging.getLogger(__name__)
 CAPS_UNAVAILABLE = "caps unavailable"
 QUICK_S = 0.005  # a cap-store answer slower than this makes ``quick`` false until a quick one comes back
-
-
-@dataclass
-class ServingStats:
-    """Counters for /metrics."""
-
-    requests: int = 0
-    served: int = 0
-    cap_blocked: int = 0
-    degraded: int = 0
-    event_failures: int = 0
 
 
 class OfferServer:
@@ -67,7 +57,7 @@ class OfferServer:
         self.global_caps = global_caps
         self.max_accuracy_m = max_accuracy_m
         self.per_merchant = per_merchant
-        self.stats = ServingStats()
+        self.stats = Tally("serving")  # requests, served, cap_blocked, degraded, event_failures
         self.quick = True
         self.tracker = tracker
         self.gates = Gates()
@@ -76,7 +66,7 @@ class OfferServer:
         """Blocks for at most one cap-store call and one event append, each bounded by the Redis timeout.
         ``quick`` says whether the last cap-store call answered within ``QUICK_S``: callers on an event loop
         may call this inline while it holds and hand it to a thread otherwise."""
-        self.stats.requests += 1
+        self.stats.add("requests")
         view = self.catalog.view  # one snapshot for the whole request
         key = device_key(self.device_secret, query.device_id)
         cell = cells.cell_to_str(cells.latlng_to_cell(query.point, view.res))
@@ -86,8 +76,8 @@ class OfferServer:
         ping = None if query.lmt else self._ping(key, query, cell)
         moving = self._moving(key, query)
         outcome = self._serve(key, query, cell, ranked, ping, moving, live)
-        self.stats.served += len(outcome.served)
-        self.stats.cap_blocked += outcome.blocked
+        self.stats.add("served", len(outcome.served))
+        self.stats.add("cap_blocked", outcome.blocked)
         unlogged = ([outcome.ping] if outcome.ping else []) + outcome.unlogged
         if unlogged:
             self._append(unlogged)
@@ -135,11 +125,11 @@ class OfferServer:
         ]
         gates = [self._gate(c, live) for c in ranked]
         reserved = self._reserve(fired.device_key, counters, 1, [e.to_json() for e in events], None, None, gates)
-        self.stats.cap_blocked += len(reserved.blocked)
+        self.stats.add("cap_blocked", len(reserved.blocked))
         chosen = [i for i in reserved.served if kinds[i] != "ghost"]  # a held-out device is not pushed to
         if not chosen:
             return None
-        self.stats.served += 1
+        self.stats.add("served")
         pushed = served[chosen[0]]
         return Pushed(shown(pushed), pushed.impression_id)
 
@@ -259,7 +249,7 @@ class OfferServer:
                 outcome.served.append(s)
         if withheld:
             outcome.degraded = CAPS_UNAVAILABLE
-            self.stats.degraded += 1
+            self.stats.add("degraded")
         return outcome
 
     def _gate(self, candidate: Candidate, live: Mapping[str, int]) -> Gate | None:
@@ -326,7 +316,7 @@ class OfferServer:
         try:
             self.sink.append(events)
         except Exception as exc:
-            self.stats.event_failures += 1
+            self.stats.add("event_failures")
             log.warning("could not append %d event(s): %s", len(events), exc.__class__.__name__)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import redis
 
 from geotarget.measurement.events import Event
+from geotarget.metrics import REDIS_SECONDS
 from geotarget.store import keys
 
 MAX_STREAM_LENGTH = 5_000_000  # approximate trim: a safety net if no consumer runs, not a retention policy
@@ -23,5 +24,8 @@ class RedisStreamSink:
         pipe = self.client.pipeline(transaction=False)
         for event in events:
             pipe.xadd(self.stream, {"e": event.to_json()}, maxlen=MAX_STREAM_LENGTH, approximate=True)
+        with APPEND_SECONDS.time():
+            pipe.execute()
 
-        pipe.execute()
+
+APPEND_SECONDS = REDIS_SECONDS.labels("append_events")

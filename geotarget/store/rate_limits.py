@@ -15,6 +15,8 @@ import redis
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from geotarget.metrics import RATE_LIMIT_UNAVAILABLE, RATE_LIMITED
+
 log = logging.getLogger(__name__)
 
 PAUSE_AFTER_FAULT_S = 1.0  # a Redis fault: limits are off this long, so each request does not wait out a timeout
@@ -53,9 +55,11 @@ class RateLimits:
             for item in items:  # the first limit broken stops the count: longer windows keep what was let through
                 if not self._limiter.hit(item, key_id, route_class):
                     self.refused += 1
+                    RATE_LIMITED.labels(route_class).inc()
                     return self._refusal(item, key_id, route_class)
         except redis.RedisError:
             self.unavailable += 1
+            RATE_LIMIT_UNAVAILABLE.inc()
             self._paused_until = time.monotonic() + PAUSE_AFTER_FAULT_S
             log.warning("rate limits unavailable (Redis): requests pass unlimited for %.0f s", PAUSE_AFTER_FAULT_S)
         return None

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import redis
 
 from geotarget.audiences.gate import Gate
+from geotarget.metrics import REDIS_SECONDS
 from geotarget.serving.caps import Counter, Reserved
 from geotarget.store import keys
 from geotarget.store.event_stream import MAX_STREAM_LENGTH
@@ -62,13 +63,19 @@ class RedisCapper:
         names = [*key_index, self.stream]
         moved: list[Transition] = []
         if moving is None or self.presence is None:
-            served, blocked, skipped = self._reserve(keys=names, args=argv)
+            with RESERVE_SECONDS.time():
+                served, blocked, skipped = self._reserve(keys=names, args=argv)
         else:  # the device's presence moves in the same call (lua/serve.lua)
             presence_keys, presence_argv = self.presence.arguments(moving)
             both = [len(names), len(argv), *argv, *presence_argv]
-            served, blocked, skipped, flat = self._serve(keys=[*names, *presence_keys], args=both)
+            with SERVE_SECONDS.time():
+                served, blocked, skipped, flat = self._serve(keys=[*names, *presence_keys], args=both)
             moved = transitions(flat)
         return Reserved(_indices(served), _indices(blocked), _indices(skipped), moved)
+
+
+RESERVE_SECONDS = REDIS_SECONDS.labels("reserve")
+SERVE_SECONDS = REDIS_SECONDS.labels("reserve_and_presence")
 
 
 def _indices(numbers: Sequence[bytes | int]) -> list[int]:

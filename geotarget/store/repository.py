@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from geotarget.catalog.model import Fence, Merchant, Offer
+from geotarget.catalog.model import Fence, Merchant, Offer, as_utc
 from geotarget.errors import Conflict, NotFound
 from geotarget.store import models
 from geotarget.store.api_keys import KeyTable, StoredKey, key_row
@@ -43,6 +43,7 @@ class Change:
     kind: Literal["fence", "offer", "merchant", "audience", "key"]
     entity_id: str
     version: int | None  # None: deleted (a merchant change carries none)
+    at: datetime | None = None  # when it was committed
 
 
 OfferResolver = Callable[[Merchant, Mapping[str, Fence]], Offer]
@@ -193,7 +194,10 @@ class Repository:
     def changes_since(self, seq: int) -> list[Change]:
         with self._factory() as session:
             rows = session.scalars(select(models.Change).where(models.Change.seq > seq).order_by(models.Change.seq))
-            return [Change(r.seq, r.kind, r.entity_id, r.version) for r in rows]  # type: ignore[arg-type]
+            return [
+                Change(r.seq, r.kind, r.entity_id, r.version, as_utc(r.at) if r.at else None)  # type: ignore[arg-type]
+                for r in rows
+            ]
 
     def note(self, key: str) -> str | None:
         with self._factory() as session:

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 
+from geotarget.metrics import CONSUMER_BATCH, STREAM_LAG
 from geotarget.store import keys
 from geotarget.store.event_store import ParquetEventStore, events_from_json, with_fences
 from geotarget.store.redis_client import ensure_group
@@ -98,7 +99,10 @@ class StreamConsumer:
         pipe = self.client.pipeline(transaction=True)
         pipe.xack(self.stream, GROUP, *ids)
         pipe.xdel(self.stream, *ids)
-        pipe.execute()
+        pipe.xlen(self.stream)  # settled entries are deleted: what is left is the lag
+        *_, lag = pipe.execute()
+        CONSUMER_BATCH.observe(len(ids))
+        STREAM_LAG.set(lag)
         return len(ids)
 
     def drain(self) -> int:

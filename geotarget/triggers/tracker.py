@@ -14,6 +14,7 @@ from typing import Protocol
 
 from geofences import LatLng
 from geotarget.catalog.snapshot import Catalog
+from geotarget.tally import Tally
 from geotarget.triggers.presence import Fired, PresenceMove, PresencePing, PresenceRules, Transition, sightings
 
 log = logging.getLogger(__name__)
@@ -39,18 +40,12 @@ class PresenceStore(Protocol):
         """Hand transitions to the trigger worker."""
 
 
-@dataclass
-class PresenceStats:
-    transitions: int = 0
-    failures: int = 0
-
-
 class PresenceTracker:
     def __init__(self, catalog: Catalog, store: PresenceStore, rules: PresenceRules) -> None:
         self.catalog = catalog
         self.store = store
         self.rules = rules
-        self.stats = PresenceStats()
+        self.stats = Tally("presence")  # transitions, failures
 
     def prepare(
         self,
@@ -109,18 +104,18 @@ class PresenceTracker:
         except Exception as exc:
             self.failed(exc)
             return []
-        self.stats.transitions += len(fired)
+        self.stats.add("transitions", len(fired))
         return fired
 
     def failed(self, exc: Exception) -> None:
-        self.stats.failures += 1
+        self.stats.add("failures")
         log.warning("presence not moved (%s); the device's next ping catches up", exc.__class__.__name__)
 
     def sweep(self, now: datetime) -> list[Fired]:
         """Exits for devices gone silent; safe to run in several workers at once."""
         fired = self.store.sweep(now)
         self.store.publish(fired)
-        self.stats.transitions += len(fired)
+        self.stats.add("transitions", len(fired))
         return fired
 
     def _measured(self, transition: Transition, pings: Sequence[PresencePing]) -> Transition:
