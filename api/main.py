@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from api import errors
 from api.access_log import AccessLog
+from api.openapi import hoist_variants
 from api.routes import (
     accounts,
     audiences,
@@ -62,6 +63,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     for module in routers:
         app.include_router(module.router)
     app.mount("/static", pages.static, name="static")
+    document = app.openapi
+    app.openapi = lambda: app.openapi_schema or hoist_variants(document())  # type: ignore[method-assign]
     return app
 
 

@@ -1,6 +1,6 @@
 """OpenAPI helpers: links (how the id in a created resource feeds the routes that read, change or delete it, so
-clients and schemathesis's stateful phase can follow them), query parameters of a hand-validated route, and
-one-or-many request bodies."""
+clients and schemathesis's stateful phase can follow them), query parameters of a hand-validated route,
+one-or-many request bodies, and the finishing touch on the whole document."""
 
 from __future__ import annotations
 
@@ -36,3 +36,17 @@ def one_or_many(key: str, most: int, one: dict[str, Any]) -> dict[str, Any]:
     many = {"type": "object", "required": [key], "properties": {key: {"type": "array", "maxItems": most, "items": {}}}}
     schema = {"oneOf": [many, {"type": "object", **one}]}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def hoist_variants(document: dict[str, Any]) -> dict[str, Any]:
+    """Each titled ``oneOf`` variant of a component becomes a component of that title, referred to by ``$ref``:
+    client generators name and import variants by their component (one inline variant left a generated client
+    importing a module it never wrote)."""
+    schemas = document.get("components", {}).get("schemas", {})
+    for schema in list(schemas.values()):
+        for i, variant in enumerate(schema.get("oneOf", [])):
+            title = variant.get("title")
+            if title and "$ref" not in variant and title not in schemas:
+                schemas[title] = variant
+                schema["oneOf"][i] = {"$ref": f"#/components/schemas/{title}"}
+    return document

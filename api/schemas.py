@@ -90,28 +90,34 @@ def _feature_schema(schema: dict[str, Any]) -> None:
     schema["oneOf"] = [
         {
             "type": "object",
-            "title": "Circle",
+            "title": "CircleFeature",
             "required": ["type", "geometry", "properties"],
             "properties": {
                 "type": properties["type"],
                 "geometry": {
                     "type": "object",
                     "required": ["type", "coordinates"],
-                    "properties": {"type": {"const": "Point"}, "coordinates": {**position, "maxItems": 3}},
+                    "properties": {
+                        "type": {"type": "string", "const": "Point"},
+                        "coordinates": {**position, "maxItems": 3},
+                    },
                 },
-                "properties": {"allOf": [circle_properties, {"type": "object", "required": ["radius_m"]}]},
+                "properties": circle_properties,  # radius_m required: the validator says so (bad_radius)
             },
         },
         {
             "type": "object",
-            "title": "Polygon",
+            "title": "PolygonFeature",
             "required": ["type", "geometry"],
             "properties": {
                 "type": properties["type"],
                 "geometry": {
                     "type": "object",
                     "required": ["type", "coordinates"],
-                    "properties": {"type": {"enum": ["Polygon", "MultiPolygon"]}, "coordinates": {"type": "array"}},
+                    "properties": {
+                        "type": {"type": "string", "enum": ["Polygon", "MultiPolygon"]},
+                        "coordinates": {"type": "array", "items": {}},  # rings (Polygon) or polygons (Multi)
+                    },
                 },
                 "properties": circle_properties,
             },
@@ -121,7 +127,7 @@ def _feature_schema(schema: dict[str, Any]) -> None:
 
 class FeatureIn(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra=_feature_schema)
-    type: Annotated[Any, _judged_later({"const": "Feature"})] = None
+    type: Annotated[Any, _judged_later({"type": "string", "const": "Feature"})] = None
     geometry: Geometry | None = None
     properties: FenceProperties | None = None
 

@@ -55,7 +55,7 @@ UtcTime = Annotated[
 Url = Annotated[HttpUrl, PlainSerializer(str, return_type=str)]
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
 _SCHEDULE_SCHEMA = {
-    "anyOf": [{"type": "object"}, {"type": "array"}, {"type": "null"}],
+    "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}, {"type": "null"}],
     "description": "weekly windows in the fence's time zone; none = always live (docs/schedules.md)",
 }
 ScheduleField = Annotated[
