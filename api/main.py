@@ -51,6 +51,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         version="0.1.0",
         description="Location-aware offers: exact H3 geofences, daily specials, frequency caps, reach reports.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served by api/routes/pages.py from the vendored Swagger UI (no CDN)
+        redoc_url=None,
         generate_unique_id_function=_operation_id,
     )
     if runtime is not None:

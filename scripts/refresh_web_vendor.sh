@@ -17,13 +17,15 @@ fi
 modules="$work/node_modules"
 vendor=static/vendor
 rm -rf "$vendor"
-mkdir -p "$vendor/leaflet/images" "$vendor/leaflet-geoman" "$vendor/chart.js"
+mkdir -p "$vendor/leaflet/images" "$vendor/leaflet-geoman" "$vendor/chart.js" "$vendor/swagger-ui"
 cp "$modules/leaflet/dist/leaflet.js" "$modules/leaflet/dist/leaflet.css" "$modules/leaflet/LICENSE" "$vendor/leaflet/"
 cp "$modules"/leaflet/dist/images/*.png "$vendor/leaflet/images/"
 cp "$modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.js" \
    "$modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css" \
    "$modules/@geoman-io/leaflet-geoman-free/LICENSE" "$vendor/leaflet-geoman/"
 cp "$modules/chart.js/dist/chart.umd.min.js" "$modules/chart.js/LICENSE.md" "$vendor/chart.js/"
+cp "$modules/swagger-ui-dist/swagger-ui-bundle.js" "$modules/swagger-ui-dist/swagger-ui.css" \
+   "$modules/swagger-ui-dist/LICENSE" "$vendor/swagger-ui/"
 node -e '
   const lock = require("./package-lock.json");
   const lines = Object.entries(lock.packages).filter(([p]) => p).map(([p, v]) => `${p.replace("node_modules/", "")} ${v.version} ${v.integrity}`);

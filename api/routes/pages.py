@@ -1,4 +1,5 @@
-"""The web pages: the merchant map editor and the ad-ops dashboard, with their vendored scripts and styles.
+"""The web pages: the merchant map editor, the ad-ops dashboard and the API reference (Swagger UI), with their
+vendored scripts and styles.
 
 The pages are static HTML that call the public API with the key the user types in; the server only fills in the
 map tile URL. Nothing is loaded from a CDN.
@@ -94,6 +95,12 @@ def _with_tiles(text: str, tile_url: str) -> HTMLResponse:
 @router.get("/", response_class=HTMLResponse)
 def home() -> HTMLResponse:
     return HTMLResponse(_template("home.html"), headers=_SECURITY_HEADERS)
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_reference() -> HTMLResponse:
+    """Swagger UI served from the vendored copy: it works offline and under the same strict CSP."""
+    return HTMLResponse(_template("docs.html"), headers=_SECURITY_HEADERS)
 
 
 @router.get("/merchant", response_class=HTMLResponse)

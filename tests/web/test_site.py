@@ -29,3 +29,26 @@ def test_vendored_libraries_are_the_locked_versions() -> None:
     )
     for name in json.loads((web / "package.json").read_text())["dependencies"]:
         assert vendored[name] == lock["packages"][f"node_modules/{name}"]["version"], name
+
+
+def test_the_api_reference_renders_offline_under_the_strict_policy(site: str, page) -> None:
+    """/docs with every request to another host refused: Swagger UI comes from this server and lists the API."""
+    outside: list[str] = []
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+
+    def only_this_server(route) -> None:
+        if route.request.url.startswith(site):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    answer = page.goto(f"{site}/docs")
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
+    page.wait_for_selector("#operations-serving-nearby", timeout=15_000)
+    assert page.locator(".opblock").count() >= 40
+    assert page.locator(".info .title").inner_text().startswith("geotarget")
+    assert not outside, f"/docs asked other hosts: {outside}"
+    assert not violations, violations
