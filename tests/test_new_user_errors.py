@@ -3,6 +3,9 @@ wrong in plain words and where, and requests that change nothing changing nothin
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
+from geotarget.measurement.reporting import report_days
 from tests.conftest import ADMIN
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
 
@@ -74,3 +77,20 @@ def test_one_fence_is_refused_with_the_codes_a_bulk_upload_uses(client, cafe):
         assert bulk.json()["results"][0]["error"]["code"] == code
     wrong = client.post("/v1/geofences", json={**circle, "type": "Feature!"}, headers=cafe.headers)
     assert wrong.json()["error"]["code"] == "not_a_feature"
+
+
+def test_every_report_has_the_same_default_window_of_30_days(client, cafe):
+    """reach and lift without from/to: the 30 days ending today; heatmap uses the same rule (it once took the
+    month to date), and a backwards window is refused alike."""
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    offer = client.post("/v1/offers", json={"title": "x", "geofence_ids": [fence]}, headers=cafe.headers).json()
+    today = datetime.now(UTC).date()
+    assert report_days(None, None, date(2026, 11, 24)) == (date(2026, 10, 26), date(2026, 11, 24))
+
+    reach = client.get("/v1/reports/reach", params={"merchant_id": cafe.id}, headers=cafe.headers).json()
+    lift = client.get("/v1/reports/lift", params={"offer_id": offer["id"]}, headers=cafe.headers).json()
+    for body in (reach, lift):
+        assert (date.fromisoformat(body["from"]), date.fromisoformat(body["to"])) == report_days(None, None, today)
+    backwards = {"geofence_id": fence, "from": "2026-11-20", "to": "2026-11-01"}
+    refused = client.get("/v1/reports/heatmap", params=backwards, headers=cafe.headers)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "to"

@@ -13,7 +13,6 @@ from pydantic import BeforeValidator
 from api.deps import Now, Reader, RuntimeDep, Viewer
 from api.errors import ERROR_RESPONSES, NOT_FOUND
 from api.schemas import FeatureCollectionOut, LiftOut, ReachOut, ScopesOut
-from geotarget.errors import InvalidInput
 from geotarget.measurement.reporting import ReportRequest, rows_to_csv
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=ERROR_RESPONSES)
@@ -90,8 +89,4 @@ def heatmap(
     format_: Annotated[Literal["geojson"], Query(alias="format", description="GeoJSON only (CSV: reach)")] = "geojson",
 ) -> dict[str, Any]:
     """Pings, devices and visitors per H3 cell around a fence (cells under k devices are suppressed)."""
-    last = to or at.date()
-    first = from_ or last.replace(day=1)
-    if first > last:
-        raise InvalidInput("'to' is before 'from'", "to")
-    return runtime.reports.heatmap(geofence_id, viewer, first, last, res)
+    return runtime.reports.heatmap(geofence_id, viewer, from_, to, res, at.date())

@@ -26,6 +26,22 @@ from geotarget.store.report_queries import Scope, heatmap_rows, lift_arms, reach
 from geotarget.store.repository import Owner, Repository
 
 MAX_DAYS = 400
+DEFAULT_DAYS = 30
+
+
+def report_days(first: date | None, last: date | None, today: date) -> tuple[date, date]:
+    """Every report's window: ``to`` defaults to today, ``from`` to 29 days before ``to`` (30 days in all).
+
+    >>> report_days(None, None, date(2026, 11, 24))
+    (datetime.date(2026, 10, 26), datetime.date(2026, 11, 24))
+    """
+    last = last or today
+    first = first or last - timedelta(days=DEFAULT_DAYS - 1)
+    if last < first:
+        raise InvalidInput("'to' is before 'from'", "to")
+    if (last - first).days > MAX_DAYS:
+        raise InvalidInput(f"at most {MAX_DAYS} days per report", "from")
+    return first, last
 _Seen = TypeVar("_Seen", Fence, Offer, Merchant)
 HEATMAP_MARGIN_M = 500.0
 
@@ -59,12 +75,7 @@ class ReportService:
     def reach(self, request: ReportRequest, viewer: Owner, today: date) -> dict[str, Any]:
         scope, zone, label = self._scope(request, viewer)
         zone = check_timezone(request.timezone, "tz") if request.timezone else zone
-        last = request.last or today
-        first = request.first or last - timedelta(days=29)
-        if last < first:
-            raise InvalidInput("'to' is before 'from'", "to")
-        if (last - first).days > MAX_DAYS:
-            raise InvalidInput(f"at most {MAX_DAYS} days per report", "from")
+        first, last = report_days(request.first, request.last, today)
         start, end = _local_window(first, last, zone)
         unit = request.granularity
         figures = reach_figures(self.store, scope, start, end, zone, unit, self.k)
@@ -87,12 +98,7 @@ class ReportService:
     ) -> dict[str, Any]:
         """Exposed against held-out devices of one offer (docs/reports.md); both arms k-suppressed."""
         offer = self._visible(self.repository.offer(viewer, offer_id), "offer", offer_id)
-        last = last or today
-        first = first or last - timedelta(days=29)
-        if last < first:
-            raise InvalidInput("'to' is before 'from'", "to")
-        if (last - first).days > MAX_DAYS:
-            raise InvalidInput(f"at most {MAX_DAYS} days per report", "from")
+        first, last = report_days(first, last, today)
         fences = [f.id for f in self.repository.fences(offer.merchant_id)]
         start, end = _local_window(first, last, offer.timezone)
         arms = lift_arms(self.store, offer.id, fences, start, end, window_days)
@@ -131,7 +137,10 @@ class ReportService:
         merchants = self.repository.merchants(viewer)
         return Scopes(merchants, self.repository.fences(viewer), self.repository.offers(viewer))
 
-    def heatmap(self, fence_id: str, viewer: Owner, first: date, last: date, res: int) -> dict[str, Any]:
+    def heatmap(
+        self, fence_id: str, viewer: Owner, first: date | None, last: date | None, res: int, today: date
+    ) -> dict[str, Any]:
+        first, last = report_days(first, last, today)
         row = self._visible(self.repository.fence(viewer, fence_id), "geofence", fence_id)
         west, south, east, north = shape_of(row).bounds
         pad_lat, pad_lon = degrees_around(max(abs(south), abs(north)), HEATMAP_MARGIN_M)
