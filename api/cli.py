@@ -150,6 +150,9 @@ def import_fences(
     ],
     merchant: Annotated[str, typer.Option("--merchant", help="Merchant id that will own the fences.")],
     repair: Annotated[bool, typer.Option(help="Fix self-intersections with make_valid.")] = False,
+    radius_m: Annotated[
+        float | None, typer.Option("--radius-m", help="Radius (m) for points that give none: circle fences.")
+    ] = None,
 ) -> None:
     """Validate and store every fence in FILE; invalid ones are listed, valid ones kept."""
     runtime = Runtime.open(existing_deployment(Settings(cpu_workers=0)), follow=False)
@@ -157,7 +160,8 @@ def import_fences(
         with user_errors():
             if runtime.repository.merchant(EVERYONE, merchant) is None:
                 raise NotFound(f"no merchant {merchant!r}", "--merchant")
-            results = runtime.fences.import_file(merchant, file.read_bytes(), file.name, repair=repair)
+            data = file.read_bytes()
+            results = runtime.fences.import_file(merchant, data, file.name, repair=repair, default_radius_m=radius_m)
     finally:
         runtime.close()
     created = [r for r in results if r.error is None]

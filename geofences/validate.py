@@ -302,15 +302,16 @@ def _first_self_intersection(parts: list[list[list[Position]]], path: str, multi
 
 def _circle(coordinates: Any, radius_m: Any, limits: FenceLimits, path: str) -> CircleShape:
     lon, lat = _position(coordinates, f"{path}.coordinates")
+    radius_field = f"{path.removesuffix('geometry')}properties.radius_m"  # a bulk row's own path, as for its name
     if radius_m is None:
-        raise FenceError("missing_radius", "a Point fence needs properties.radius_m (metres)", "properties.radius_m")
+        raise FenceError("missing_radius", "a Point fence needs properties.radius_m (metres)", radius_field)
     if isinstance(radius_m, bool) or not isinstance(radius_m, int | float) or not math.isfinite(radius_m):
-        raise FenceError("bad_radius", "radius_m must be a number of metres", "properties.radius_m")
+        raise FenceError("bad_radius", "radius_m must be a number of metres", radius_field)
     if not limits.min_radius_m <= radius_m <= limits.max_radius_m:
         raise FenceError(
             "radius_out_of_range",
             f"radius_m is {radius_m}; it must be between {limits.min_radius_m:g} and {limits.max_radius_m:g} m",
-            "properties.radius_m",
+            radius_field,
         )
     circle = CircleShape(LatLng(lat=lat, lon=lon), float(radius_m))
     west, south, east, north = circle.bounds
@@ -322,7 +323,7 @@ def _circle(coordinates: Any, radius_m: Any, limits: FenceLimits, path: str) -> 
         raise FenceError(
             "area_too_large",
             f"the circle covers {circle.area_m2:,.0f} m², above the maximum of {limits.max_area_m2:,.0f} m²",
-            "properties.radius_m",
+            radius_field,
         )
     _check_cell_budget(circle, limits, path)
     return circle

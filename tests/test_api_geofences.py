@@ -136,8 +136,23 @@ def test_bulk_json_stores_the_valid_and_reports_the_invalid_by_index(client, caf
     result = client.post("/v1/geofences/bulk", json=body, headers=cafe.headers).json()
     assert (result["created"], result["rejected"]) == (2, 1)
     assert [r["status"] for r in result["results"]] == ["created", "rejected", "created"]
-    assert result["results"][1]["error"]["field"] == "properties.radius_m"
+    assert result["results"][1]["error"]["field"] == "features[1].properties.radius_m"
     assert len(client.get("/v1/geofences", headers=cafe.headers).json()["features"]) == 2
+
+
+def test_every_bulk_rejection_names_its_row_in_the_field_path(client, cafe):
+    point = {"type": "Point", "coordinates": [-9.1, 38.7]}
+    rows = [
+        {"type": "Feature", "properties": {"name": 7}, "geometry": point},
+        {"type": "Feature", "properties": {"radius_m": "wide"}, "geometry": point},
+        {"type": "Feature", "properties": {"radius_m": 1e6}, "geometry": point},
+        {"type": "Feature", "properties": {}, "geometry": point},
+        {"type": "Feature", "properties": {"tags": "x", "radius_m": 20}, "geometry": point},
+    ]
+    body = {"type": "FeatureCollection", "features": rows}
+    results = client.post("/v1/geofences/bulk", json=body, headers=cafe.headers).json()["results"]
+    fields = [r["error"]["field"] for r in results]
+    assert all(field.startswith(f"features[{i}].properties.") for i, field in enumerate(fields)), fields
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

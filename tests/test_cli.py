@@ -53,7 +53,8 @@ def test_importing_for_a_merchant_that_does_not_exist_is_one_line(env, tmp_path)
 def test_rejected_fences_are_grouped_by_problem(env, client, tmp_path):
     from tests.conftest import ADMIN
 
-    merchant = client.post("/v1/merchants", json={"name": "Importer"}, headers=ADMIN).json()["id"]
+    created = client.post("/v1/merchants", json={"name": "Importer"}, headers=ADMIN).json()
+    merchant, headers = created["id"], {"Authorization": f"Bearer {created['api_key']}"}
     point = {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [-9.13, 38.71]}}
     path = tmp_path / "points.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [point] * 30 + [ALFAMA_CAFE]}))
@@ -61,6 +62,11 @@ def test_rejected_fences_are_grouped_by_problem(env, client, tmp_path):
     assert done.exit_code == 1
     assert "1 fence(s) imported, 30 rejected" in done.output
     assert done.output.count("radius_m") == 1 and "30" in done.output  # one row for the 30 of them
+
+    again = run(env, "fences", "import", str(path), "--merchant", merchant, "--radius-m", "40")
+    assert again.exit_code == 0 and "31 fence(s) imported, 0 rejected" in again.output
+    fences = client.get("/v1/geofences", headers=headers).json()["features"]
+    assert [f["properties"]["radius_m"] for f in fences if f["geometry"]["type"] == "Point"] == [40] * 30
 
 
 def test_a_report_from_a_folder_without_a_deployment_refuses_and_creates_nothing(env, tmp_path):

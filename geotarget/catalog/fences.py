@@ -118,10 +118,16 @@ class FenceService:
         return self._store_many(merchant_id, self.pool.run(job, body, self.limits, self.upload_limits.max_features))
 
     def import_file(
-        self, merchant_id: str, data: bytes, filename: str | None, *, repair: bool = False
+        self,
+        merchant_id: str,
+        data: bytes,
+        filename: str | None,
+        *,
+        repair: bool = False,
+        default_radius_m: float | None = None,
     ) -> list[BulkResult]:
         """``create_many`` for a GeoJSON, KML, zipped Shapefile or GeoParquet file (parsed in the CPU pool)."""
-        job = partial(prepare_file, repair=repair)
+        job = partial(prepare_file, repair=repair, default_radius_m=default_radius_m)
         return self._store_many(merchant_id, self.pool.run(job, data, filename, self.upload_limits, self.limits))
 
     def _store_many(self, merchant_id: str, prepared: list[Prepared]) -> list[BulkResult]:

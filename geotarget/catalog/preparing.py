@@ -67,10 +67,28 @@ def prepare_collection(body: bytes, limits: FenceLimits, most: int, *, repair: b
 
 
 def prepare_file(
-    data: bytes, filename: str | None, upload: UploadLimits, limits: FenceLimits, *, repair: bool
+    data: bytes,
+    filename: str | None,
+    upload: UploadLimits,
+    limits: FenceLimits,
+    *,
+    repair: bool,
+    default_radius_m: float | None = None,
 ) -> list[Prepared]:
-    """``prepare_fences`` for an uploaded file, parsed in the same worker process."""
-    return prepare_fences(read_features(data, filename, upload), limits, repair=repair, bulk=True)
+    """``prepare_fences`` for an uploaded file, parsed in the same worker process. ``default_radius_m`` makes
+    circles of points that do not give their own radius (store locations exported as points)."""
+    features = read_features(data, filename, upload)
+    if default_radius_m is not None:
+        features = [_with_radius(f, default_radius_m) for f in features]
+    return prepare_fences(features, limits, repair=repair, bulk=True)
+
+
+def _with_radius(feature: Any, radius_m: float) -> Any:
+    geometry, properties = feature.get("geometry"), feature.get("properties")
+    if not isinstance(geometry, dict) or geometry.get("type") != "Point":
+        return feature
+    properties = properties if isinstance(properties, dict) else {}
+    return {**feature, "properties": {"radius_m": radius_m, **properties}}
 
 
 def _centre(fence: ValidFence) -> LatLng:

@@ -42,6 +42,8 @@ def report_days(first: date | None, last: date | None, today: date) -> tuple[dat
     if (last - first).days > MAX_DAYS:
         raise InvalidInput(f"at most {MAX_DAYS} days per report", "from")
     return first, last
+
+
 _Seen = TypeVar("_Seen", Fence, Offer, Merchant)
 HEATMAP_MARGIN_M = 500.0
 
