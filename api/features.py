@@ -29,7 +29,10 @@ def feature_of(view: FenceView) -> dict[str, Any]:
         properties["h3"] = asdict(view.h3)
     if view.repaired:
         properties["repaired"] = view.repaired
-    return {"type": "Feature", "id": fence.id, "geometry": fence.geometry, "properties": properties}
+    feature: dict[str, Any] = {"type": "Feature", "id": fence.id, "geometry": fence.geometry, "properties": properties}
+    if view.warnings:
+        feature["warnings"] = [asdict(w) for w in view.warnings]
+    return feature
 
 
 def collection_of(views: list[FenceView]) -> dict[str, Any]:

@@ -144,6 +144,9 @@ class FeatureOut(BaseModel):
     id: str
     geometry: dict[str, Any]
     properties: dict[str, Any]
+    warnings: list[ErrorDetail] | None = Field(
+        default=None, description="On a new fence only: why its place looks unlikely (lat/lon swapped?); it is kept."
+    )
 
 
 class FeatureCollectionOut(BaseModel):

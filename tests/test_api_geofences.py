@@ -215,3 +215,25 @@ def test_health_and_readiness(client):
 def test_two_merchants_with_the_same_name_are_separate_tenants(client):
     first, second = new_merchant(client, "Twin"), new_merchant(client, "Twin")
     assert first.id != second.id
+
+
+def _swapped(feature: dict) -> dict:
+    """The same polygon typed as [lat, lon] pairs, the mistake GeoJSON's order invites."""
+    rings = [[[lat, lon] for lon, lat in ring] for ring in feature["geometry"]["coordinates"]]
+    return {**feature, "geometry": {"type": "Polygon", "coordinates": rings}}
+
+
+def test_a_fence_with_lat_and_lon_swapped_is_kept_with_a_warning(client, cafe):
+    first = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers)
+    assert first.status_code == 201 and first.json().get("warnings") is None  # Lisbon, as the merchant's zone
+
+    swapped = client.post("/v1/geofences", json=_swapped(ALFAMA_CAFE), headers=cafe.headers)
+    assert swapped.status_code == 201
+    codes = {w["code"]: w for w in swapped.json()["warnings"]}
+    assert set(codes) == {"far_from_other_fences", "far_from_merchant_timezone"}
+    assert "swapped" in codes["far_from_other_fences"]["message"]
+    assert codes["far_from_other_fences"]["field"] == "geometry"
+    assert len(client.get("/v1/geofences", headers=cafe.headers).json()["features"]) == 2  # kept: it may be meant
+
+    nearby = client.post("/v1/geofences", json=CHIADO_KIOSK, headers=cafe.headers)
+    assert nearby.json().get("warnings") is None  # 1 km from the first: nothing odd

@@ -22,13 +22,14 @@ from geofences.index import Cover, cover_shape
 from geofences.shapes import CircleShape
 from geotarget.catalog.accounts import new_id
 from geotarget.catalog.model import Fence
-from geotarget.catalog.preparing import Prepared, Ready, prepare_collection, prepare_fences, prepare_file
+from geotarget.catalog.placement import PlacementWarning, placement_warnings
+from geotarget.catalog.preparing import Prepared, Ready, centre, prepare_collection, prepare_fences, prepare_file
 from geotarget.catalog.shapes import shape_of
 from geotarget.catalog.snapshot import Catalog
 from geotarget.cpu import CpuPool
 from geotarget.errors import Conflict, InvalidInput, NotFound
 from geotarget.settings import Settings
-from geotarget.store.repository import Repository
+from geotarget.store.repository import EVERYONE, Repository
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class FenceView:
     fence: Fence
     h3: H3Summary | None = None
     repaired: str | None = None
+    warnings: tuple[PlacementWarning, ...] = ()  # a new fence in an unlikely place (see ``placement``)
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,17 @@ class FenceService:
 
     def create(self, merchant_id: str, feature: Any, *, repair: bool = False) -> FenceView:
         ready = self._prepared_one(feature, repair=repair)
+        warnings = self._placement(merchant_id, ready)
         [fence] = self._store(merchant_id, [ready])
-        return FenceView(fence, H3Summary.of(ready.cover), ready.fence.repaired)
+        return FenceView(fence, H3Summary.of(ready.cover), ready.fence.repaired, tuple(warnings))
+
+    def _placement(self, merchant_id: str, ready: Ready) -> list[PlacementWarning]:
+        """Where the new fence lands against the merchant's other fences and stated zone (lat/lon swapped?)."""
+        shapes = self.catalog.index
+        others = [(f.name, centre(s)) for f in self.repository.fences(merchant_id) if (s := shapes.shape(f.id))]
+        merchant = self.repository.merchant(EVERYONE, merchant_id)
+        zone = merchant.timezone if merchant is not None else None
+        return placement_warnings(centre(ready.fence.shape), ready.timezone, others, zone, datetime.now(UTC))
 
     def create_many(self, merchant_id: str, features: Sequence[Any], *, repair: bool = False) -> list[BulkResult]:
         """Store every valid feature in one transaction; report every invalid one by its index."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from geofences import FenceError, FenceLimits, LatLng, ValidFence, parse_feature
+from geofences import FenceError, FenceLimits, LatLng, Shape, ValidFence, parse_feature
 from geofences.formats import UploadLimits, read_features
 from geofences.index import Cover, cover_shape
 from geofences.shapes import CircleShape
@@ -46,7 +46,7 @@ def prepare_fences(features: Sequence[Any], limits: FenceLimits, *, repair: bool
             if fence.timezone is not None:
                 check_timezone(fence.timezone, f"{path}properties.timezone")
             cover = cover_shape(fence.shape, limits.cover_res, max_cells=limits.max_cover_cells)
-            out.append(Prepared(i, Ready(fence, fence.timezone or timezone_at(_centre(fence)), cover)))
+            out.append(Prepared(i, Ready(fence, fence.timezone or timezone_at(centre(fence.shape)), cover)))
         except (FenceError, InvalidInput) as error:
             out.append(Prepared(i, error=error))
     return out
@@ -91,8 +91,8 @@ def _with_radius(feature: Any, radius_m: float) -> Any:
     return {**feature, "properties": {"radius_m": radius_m, **properties}}
 
 
-def _centre(fence: ValidFence) -> LatLng:
-    shape = fence.shape
+def centre(shape: Shape) -> LatLng:
+    """A circle's centre, else the middle of the bounding box (enough to tell where a fence roughly is)."""
     if isinstance(shape, CircleShape):
         return shape.center
     west, south, east, north = shape.bounds

@@ -237,7 +237,9 @@
       const fresh = addSaved(saved);
       renderFenceList();
       select(fresh);
-      setStatus(`Saved fence “${saved.properties.name || saved.id}”.`, "good");
+      const doubts = (saved.warnings || []).map((w) => w.message).join(" ");
+      if (doubts) setStatus(`Saved fence “${saved.properties.name || saved.id}”, but ${doubts}`, "bad");
+      else setStatus(`Saved fence “${saved.properties.name || saved.id}”.`, "good");
     } catch (err) {
       showShapeError(layer, err);
       document.getElementById("shape-repair").hidden = err.code !== "invalid_geometry";
