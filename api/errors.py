@@ -39,7 +39,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
         400: "Malformed request",
-        401: "Missing or unknown API key",
+        401: "Missing, unknown, expired or revoked API key",
         403: "The key's role may not do this",
         413: "Body too large",
         422: "A value breaks a rule; `field` says which",

@@ -232,7 +232,7 @@ def test_pages_refuse_keys_of_the_wrong_kind(site: str, page: Any) -> None:
     assert log_in_attempt.headers["content-security-policy"].startswith("default-src 'self'")
     page.fill("#login-key", "not-a-key")
     page.click("#login-form button[type=submit]")
-    page.wait_for_selector("#login-error:has-text('unknown API key')")
+    page.wait_for_selector("#login-error:has-text('unknown, expired or revoked API key')")
     page.fill("#login-key", app_key)
     page.click("#login-form button[type=submit]")
     page.wait_for_selector("#login-error:has-text('may not use this page')")
