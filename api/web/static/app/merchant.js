@@ -12,6 +12,7 @@
     map: null,
     fences: new Map(), // id -> Feature as the API returned it
     layers: new Map(), // id -> Leaflet layer on the map
+    labels: new Map(), // id -> the fence's name, shown on the map at every zoom
     offers: [],
     selected: null, // the Leaflet layer being looked at (saved or new)
     cells: null, // layer group of the selected fence's H3 cells
@@ -159,6 +160,7 @@
     for (const layer of state.layers.values()) layer.remove();
     state.fences.clear();
     state.layers.clear();
+    for (const id of [...state.labels.keys()]) label(id, null, null);
     for (const feature of collection.features) addSaved(feature);
     renderFenceList();
     return collection.features;
@@ -174,7 +176,28 @@
     watch(layer);
     state.fences.set(feature.id, feature);
     state.layers.set(feature.id, layer);
+    label(feature.id, feature.properties.name, layer);
     return layer;
+  }
+
+  /** The fence's name on the map (a DOM text node, never HTML), or none when it is gone (null layer). */
+  function label(id, name, layer) {
+    const old = state.labels.get(id);
+    if (old) old.remove();
+    state.labels.delete(id);
+    if (!layer || !name) return;
+    const at = layer.getLatLng ? layer.getLatLng() : layer.getBounds().getCenter();
+    const tip = L.tooltip({ permanent: true, direction: "center", className: "fence-label", interactive: false })
+      .setLatLng(at)
+      .setContent(el("span", {}, name))
+      .addTo(state.map);
+    state.labels.set(id, tip);
+  }
+
+  /** "3 map cells": how much of the index a fence takes, in a merchant's words (the split is in the detail line). */
+  function cellsText(h3) {
+    const total = h3.interior_cells + h3.boundary_cells;
+    return `${fmt(total)} map cell${total === 1 ? "" : "s"}`;
   }
 
   function offersOf(fenceId) {
@@ -196,7 +219,7 @@
           "li",
           { "data-id": id, class: fenceIdOf(state.selected) === id ? "selected" : "", onclick: () => focusFence(id) },
           el("strong", {}, p.name || "(unnamed)"),
-          el("span", { class: "meta" }, ` ${kind}, ${fmt(Math.round(p.area_m2))} m², ${p.h3.interior_cells}+${p.h3.boundary_cells} cells`),
+          el("span", { class: "meta" }, ` ${kind}, ${fmt(Math.round(p.area_m2))} m², ${cellsText(p.h3)}`),
           el("div", { class: "meta" }, offers.length ? `Offers: ${offers.map((o) => o.title).join(", ")}` : "No offers"),
         ),
       );
@@ -271,6 +294,7 @@
     try {
       await api(`/v1/geofences/${encodeURIComponent(id)}`, { method: "DELETE" });
       layer.remove();
+      label(id, null, null);
       state.fences.delete(id);
       state.layers.delete(id);
       if (state.selected === layer) select(null);
@@ -367,8 +391,8 @@
     if (window) {
       const days = new Set(window.days);
       row.querySelectorAll("[data-part=days] input").forEach((box) => (box.checked = days.has(box.value)));
-      row.querySelector("[data-part=start]").value = window.start === "24:00" ? "00:00" : window.start;
-      row.querySelector("[data-part=end]").value = window.end === "24:00" ? "00:00" : window.end;
+      row.querySelector("[data-part=start]").value = window.start;
+      row.querySelector("[data-part=end]").value = window.end; // 24-hour text: "24:00" is the end of the day
     }
     row.querySelector("[data-part=remove]").addEventListener("click", () => row.remove());
     document.getElementById("windows").append(row);
