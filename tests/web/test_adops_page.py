@@ -34,8 +34,7 @@ def _wait_for_store(site: str, key: str, offer_id: str, stored: Callable[[list[d
 
 
 def show_report(page: Any, scope: str) -> None:
-    page.select_option("#scope", scope)
-    page.click("#query button[type=submit]")
+    page.select_option("#scope", scope)  # no click on Show: choosing the scope loads its report
     page.wait_for_selector(f"#report-table[data-scope='{scope}'] tbody tr")
 
 
@@ -73,6 +72,9 @@ def test_adops_sees_charts_heatmap_and_table_from_the_event_store(site: str, pag
     histogram = page.evaluate("geotarget.charts['frequency-chart'].data.datasets[0].data")
     assert (impressions, reach) == (10, 5)
     assert histogram == [0, 5, 0, 0, 0]  # five devices saw it twice
+    labels = page.evaluate("geotarget.charts['frequency-chart'].data.labels")
+    assert labels == ["once", "twice", "3 times", "4 times", "5 times or more"]
+    assert "5 devices reached" in " ".join(page.inner_text("#totals").split()).replace("\n", " ")
     assert page.locator("#report-table tbody tr").count() == 30  # the default: the last 30 days
     page.wait_for_selector(f"#map[data-fence='{fence['id']}']")  # the heatmap of this report's fence is drawn
     page.wait_for_selector("path.heat-cell")

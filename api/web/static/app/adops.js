@@ -4,6 +4,15 @@
 (() => {
   const { api, el, fmt, setStatus } = GT;
   const BUCKETS = ["1", "2", "3", "4", "5+"];
+  const BUCKET_WORDS = { 1: "once", 2: "twice", 3: "3 times", 4: "4 times", "5+": "5 times or more" };
+  const CARDS = {
+    impressions: "impressions",
+    reach: "devices reached (each once over the range)",
+    visitors: "visitors (devices in a fence)",
+    visits: "visits",
+    visits_after_exposure: "visits after seeing an offer",
+    cap_blocked: "withheld by a cap",
+  };
   const COLUMNS = [
     ["period", "period"],
     ["impressions", "impressions"],
@@ -97,14 +106,14 @@
 
   /** The window's totals come from the server: devices are counted once over the window, not once a day. */
   function renderTotals(report) {
-    const cards = ["impressions", "reach", "visitors", "visits", "visits_after_exposure", "cap_blocked"].map((key) => {
+    const cards = Object.entries(CARDS).map(([key, words]) => {
       const value = report.totals[key];
       const hidden = el("span", { class: "suppressed", title: `fewer than ${report.k} devices` }, "suppressed");
       return el(
         "div",
         { class: "card" },
         el("div", { class: "value" }, value === null ? hidden : fmt(value)),
-        el("div", { class: "label" }, key.replaceAll("_", " ")),
+        el("div", { class: "label" }, words),
       );
     });
     document.getElementById("totals").replaceChildren(...cards);
@@ -155,7 +164,7 @@
     const histogram = BUCKETS.map((b) => report.rows.reduce((acc, r) => acc + ((r.frequency && r.frequency[b]) || 0), 0));
     chart("frequency-chart", {
       type: "bar",
-      data: { labels: BUCKETS.map((b) => `${b}×`), datasets: [{ label: "devices", data: histogram, backgroundColor: "#a78bfa" }] },
+      data: { labels: BUCKETS.map((b) => BUCKET_WORDS[b]), datasets: [{ label: "devices", data: histogram, backgroundColor: "#a78bfa" }] },
       options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
     window.geotarget.charts = state.charts;
@@ -278,7 +287,9 @@
   }
 
   document.getElementById("query").addEventListener("submit", run);
-  document.getElementById("scope").addEventListener("change", () => renderHeatChoices());
+  // a new scope, window or unit shows its report at once: Show is only needed to load the same one again
+  document.getElementById("scope").addEventListener("change", () => { renderHeatChoices(); run(); });
+  for (const id of ["from", "to", "granularity"]) document.getElementById(id).addEventListener("change", () => run());
   document.getElementById("csv").addEventListener("click", downloadCsv);
   for (const id of ["heat-fence", "heat-res", "heat-metric"]) document.getElementById(id).addEventListener("change", renderHeatmap);
   GT.login("geotarget.adopsKey", whoAmI, start);
