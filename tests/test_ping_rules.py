@@ -24,6 +24,13 @@ CASES = [
     ("naive ts", {**GOOD, "ts": "2026-11-24T10:00:00"}, "ts not ISO 8601 with an offset, nor epoch seconds", "ts"),
     ("ts in 1999", {**GOOD, "ts": "1999-12-31T23:00:00Z"}, "ts before 2000 or after tomorrow", "ts"),
     ("ts next week", {**GOOD, "ts": "2026-12-01T10:00:00Z"}, "ts before 2000 or after tomorrow", "ts"),
+    (
+        "epoch milliseconds",
+        {**GOOD, "ts": 1_795_000_000_000},
+        "ts not ISO 8601 with an offset, nor epoch seconds",
+        "ts",
+    ),
+    ("ts in 2099", {**GOOD, "ts": "2099-01-01T00:00:00Z"}, "ts before 2000 or after tomorrow", "ts"),
     ("negative accuracy", {**GOOD, "accuracy_m": -3}, "accuracy_m outside 0–100,000", "accuracy_m"),
     ("huge accuracy", {**GOOD, "accuracy_m": 100_001}, "accuracy_m outside 0–100,000", "accuracy_m"),
     ("lmt not a boolean", {**GOOD, "lmt": "maybe"}, "lmt not true or false", "lmt"),
