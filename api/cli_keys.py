@@ -49,7 +49,7 @@ def _notify_workers() -> None:
     if settings.redis_url:
         client = connect(settings.redis_url, 2_000)
         try:
-            RedisFenceNotifier(client, settings.redis_prefix).changed()
+            RedisFenceNotifier(client, settings.key_prefix()).changed()
         except redis.RedisError:
             console.print("Redis did not answer: workers will see the change at their next poll")
         finally:

@@ -108,17 +108,17 @@ class Runtime:
         catalog = Catalog(settings.index_res)
         catalog.load_all(repository)
         observe_catalog(len(catalog.index), catalog.seq, None)
-        notifier = RedisFenceNotifier(connect(redis_url, max(settings.redis_timeout_ms, 500)), settings.redis_prefix)
+        notifier = RedisFenceNotifier(connect(redis_url, max(settings.redis_timeout_ms, 500)), settings.key_prefix())
         pool = CpuPool(settings.cpu_workers, settings.cpu_queue)
         fences = FenceService(settings, repository, catalog, notifier, pool)
         offers = OfferService(repository, catalog, fences.notify_others)
         rules = settings.presence_rules()
-        presence = RedisPresence(client, settings.redis_prefix, rules)
+        presence = RedisPresence(client, settings.key_prefix(), rules)
         tracker = PresenceTracker(catalog, presence, rules) if settings.triggers else None
         server = OfferServer(
             catalog,
-            RedisCapper(client, settings.redis_prefix, presence),
-            RedisStreamSink(client, settings.redis_prefix),
+            RedisCapper(client, settings.key_prefix(), presence),
+            RedisStreamSink(client, settings.key_prefix()),
             settings.resolved_device_secret(),
             GlobalCaps(settings.global_cap_per_device_per_hour, settings.global_cap_per_device_per_day),
             settings.max_accuracy_m,
@@ -129,7 +129,7 @@ class Runtime:
         codes = CodeTable(database.session_factory(engine))
         consumer = StreamConsumer(
             connect_blocking(redis_url),
-            settings.redis_prefix,
+            settings.key_prefix(),
             events,
             lambda batch: _fences_inside(catalog, repository, batch),
             repository.erased_devices,
@@ -142,7 +142,7 @@ class Runtime:
             repository,
             catalog,
             partial(audience_members, events),
-            RedisMemberships(connect_blocking(redis_url, 10.0), settings.redis_prefix),
+            RedisMemberships(connect_blocking(redis_url, 10.0), settings.key_prefix()),
             fences.notify_others,
             settings.report_min_devices,
             settings.audience_ttl_s,
@@ -169,12 +169,14 @@ class Runtime:
             triggers,
             audiences,
             codes,
-            RateLimits(client, settings.redis_prefix, settings.rate_limits()),
+            RateLimits(
+                client, settings.key_prefix(), settings.rate_limits(), redis_url, settings.redis_timeout_ms / 1000
+            ),
             embedded=embedded,
         )
         if follow:
             runtime.follower = FenceFollower(
-                redis_url, settings.redis_prefix, runtime.sync_catalog, poll_s=settings.sync_poll_s
+                redis_url, settings.key_prefix(), runtime.sync_catalog, poll_s=settings.sync_poll_s
             )
             runtime.follower.start()
         if settings.consume_in_serve if consume is None else consume:
@@ -314,7 +316,7 @@ class Runtime:
 
     def erase_device(self, device_id: str) -> Erased:
         """Everything held for a device, gone (see ``measurement.privacy``); Redis away: nothing changes."""
-        redis_data = RedisDeviceData(self.consumer.client, self.settings.redis_prefix)  # no 50 ms serving timeout
+        redis_data = RedisDeviceData(self.consumer.client, self.settings.key_prefix())  # no 50 ms serving timeout
         return erase_device(device_id, self.server.device_secret, self.repository, redis_data, self.events)
 
     def metrics_text(self) -> bytes:

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
             "reports": self.rate_limit_reports,
         }
 
+    def key_prefix(self) -> str:
+        """Every Redis key's prefix; on a cluster (``redis+cluster://``) a hash tag: one slot per deployment."""
+        from geotarget.store.redis_client import key_prefix
+
+        return key_prefix(self.redis_url or "", self.redis_prefix)
+
     def sqlalchemy_url(self) -> str:
         """The configured database, or an SQLite file in the data directory."""
         if self.database_url:

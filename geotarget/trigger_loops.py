@@ -44,8 +44,8 @@ class TriggerLoops:
     ) -> TriggerLoops:
         client = connect_raw(redis_url, socket_timeout_s=max(10.0, settings.webhook_timeout_s))
         idle_ms = int(settings.webhook_claim_idle_s * 1000)
-        feed = RedisPresence(client, settings.redis_prefix, settings.presence_rules(), idle_ms)
-        deliveries = RedisDeliveries(client, settings.redis_prefix, idle_ms)
+        feed = RedisPresence(client, settings.key_prefix(), settings.presence_rules(), idle_ms)
+        deliveries = RedisDeliveries(client, settings.key_prefix(), idle_ms)
         subscriptions = SubscriptionStore(sessions)
         cache = SubscriptionCache(subscriptions.everyone)
         transports = Transports(settings.webhook_allow_private, settings.webhook_timeout_s)

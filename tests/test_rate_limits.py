@@ -117,12 +117,12 @@ def test_limits_fail_open_when_redis_is_away_and_come_back_with_it(tmp_path):
         _wait_for_next_second()
         assert [limits.check("key_a", "serving") is None for _ in range(3)] == [True, True, False]
         server.stop()
-        assert all(limits.check("key_a", "serving") is None for _ in range(20))
+        assert all(limits.check("key_b", "serving") is None for _ in range(20))
         assert limits.unavailable == 1  # one fault, then a pause: not a timeout per request
         server.start()
         time.sleep(1.1)
         _wait_for_next_second()
-        assert [limits.check("key_a", "serving") is None for _ in range(3)] == [True, True, False]
+        assert [limits.check("key_b", "serving") is None for _ in range(3)] == [True, True, False]
     finally:
         server.stop()
 
@@ -136,3 +136,18 @@ def test_limits_are_checked_when_settings_load(tmp_path):
     with pytest.raises(ValueError, match="rate_limit_serving"):
         Settings(data_dir=tmp_path, rate_limit_serving="lots per second")
     assert Settings(data_dir=tmp_path, rate_limit_reports="").rate_limits()["reports"] == ""
+
+
+def test_a_large_limit_is_counted_in_leases_and_still_holds_across_workers(redis_url):
+    """200/second: each worker counts ten requests per Redis call; two workers sharing a key let through no
+    more than 200 in the second, and at most a lease each fewer."""
+    prefix = f"t{time.time_ns()}"
+    workers = [RateLimits(connect(redis_url, 2_000), prefix, {"serving": "200/second"}) for _ in range(2)]
+    calls = []
+    for worker in workers:
+        hit = worker._limiter.hit
+        worker._limiter.hit = lambda *a, hit=hit, **k: calls.append(1) or hit(*a, **k)  # type: ignore[method-assign]
+    _wait_for_next_second()
+    allowed = sum(workers[i % 2].check("key_a", "serving") is None for i in range(300))
+    assert 200 - 2 * 10 <= allowed <= 200
+    assert len(calls) < 300 / 5  # leases of ten, and a few exact calls at the end of the window

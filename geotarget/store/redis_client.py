@@ -1,17 +1,42 @@
-"""Redis connections with short, explicit timeouts, so a slow or absent Redis is a defined fault, not a hang."""
+"""Redis connections with short, explicit timeouts, so a slow or absent Redis is a defined fault, not a hang.
+
+A URL ``redis+cluster://host:port`` (any node) names a Redis Cluster: the clients are then cluster clients, and
+``key_prefix`` puts every key of the deployment under one hash tag, so each script and transaction, whatever keys
+it touches, stays in one slot (docs/operations.md#redis-cluster)."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
+
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def is_cluster(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEME)
+
+
+def key_prefix(url: str, prefix: str) -> str:
+    """``gt`` on one Redis; ``{gt}`` on a cluster (the hash tag that keeps a deployment's keys in one slot)."""
+    return f"{{{prefix}}}" if is_cluster(url) else prefix
+
+
+def _client(url: str, **options: Any) -> redis.Redis:
+    if not is_cluster(url):
+        return redis.Redis.from_url(url, **options)
+    # the cluster client speaks the same commands, scripts and pipelines for keys of one slot
+    return cast(redis.Redis, RedisCluster.from_url("redis://" + url.removeprefix(CLUSTER_SCHEME), **options))
 
 
 def connect(url: str, timeout_ms: int = 50) -> redis.Redis:
     """A pooled client whose every call gives up after ``timeout_ms``, connecting included, and never retries:
     on the request path a late answer is as bad as none."""
     timeout_s = timeout_ms / 1000
-    return redis.Redis.from_url(
+    return _client(
         url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
@@ -23,7 +48,7 @@ def connect(url: str, timeout_ms: int = 50) -> redis.Redis:
 def connect_blocking(url: str, socket_timeout_s: float | None = None) -> redis.Redis:
     """A client for pub/sub listeners and background work, where waiting is the point (``socket_timeout_s``
     bounds one read, for loops that must notice a dead connection)."""
-    return redis.Redis.from_url(
+    return _client(
         url, socket_connect_timeout=2, socket_timeout=socket_timeout_s, socket_keepalive=True, decode_responses=True
     )
 
@@ -44,7 +69,7 @@ def persistence(client: redis.Redis) -> str:
 def connect_raw(url: str, socket_timeout_s: float = 10.0) -> redis.Redis:
     """A client answering bytes (bodies are sent exactly as stored), for the trigger and delivery loops, whose
     reads block up to a second; ``socket_timeout_s`` bounds each call."""
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=socket_timeout_s, socket_keepalive=True)
+    return _client(url, socket_connect_timeout=2, socket_timeout=socket_timeout_s, socket_keepalive=True)
 
 
 def ensure_group(client: redis.Redis, stream: str, group: str) -> None:

@@ -1,0 +1,81 @@
+"""geotarget on a real 3-master Redis Cluster (started here on loopback): caps, the global cap and daily budgets
+hold under 200 simultaneous requests through a 2-worker server; events reach the event store; erasure, rate
+limits and key revocation work; every key of the deployment sits in one slot, so no call is ever CROSSSLOT."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from geotarget.store.redis_client import connect
+from tests.cluster import redis_cluster
+from tests.conftest import ADMIN, ADMIN_KEY
+from tests.fixtures import INSIDE_ALFAMA_CAFE
+from tests.servers import serving
+from tests.test_caps_under_concurrency import burst, served_count, setup_city
+
+pytestmark = pytest.mark.slow
+REPETITIONS = 5
+
+
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as url:
+        yield url
+
+
+def _slots(url: str) -> set[int]:
+    """The hash slots of every key on the cluster (each test's server has its own prefix: one slot each)."""
+    client = connect(url, 2_000)
+    return {client.cluster_keyslot(name) for name in client.scan_iter(match="*")}  # type: ignore[attr-defined]
+
+
+def test_a_per_device_cap_holds_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
+    with serving(tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000") as [base]:
+        app = setup_city(base, [{"title": "latte", "caps": {"per_device_per_day": 3}}])
+        totals = [served_count(asyncio.run(burst(base, app, f"device-{i}"))) for i in range(REPETITIONS)]
+    assert totals == [3] * REPETITIONS
+
+
+def test_the_global_cap_and_a_daily_budget_hold_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
+    offers = [{"title": "budgeted", "priority": 90, "daily_budget": 7}, {"title": "free", "priority": 10}]
+    with serving(
+        tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000", global_cap_per_device_per_day="4"
+    ) as [base]:
+        app = setup_city(base, offers)
+        answers = [asyncio.run(burst(base, app, f"device-{i}")) for i in range(REPETITIONS)]
+    assert [served_count(a) for a in answers] == [4] * REPETITIONS
+    titles = [o["title"] for device in answers for answer in device for o in answer["offers"]]
+    assert titles.count("budgeted") == 7  # the budget's counter is shared by every device: still exact
+
+
+def test_events_erasure_limits_and_revocation_work_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
+    with serving(tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000") as [base]:
+        app = setup_city(base, [{"title": "latte"}])
+        merchant = httpx.get(f"{base}/v1/merchants", headers=ADMIN).json()["merchants"][0]["id"]
+        params = {**INSIDE_ALFAMA_CAFE, "device_id": "phone-on-a-cluster"}
+        assert httpx.get(f"{base}/v1/nearby", params=params, headers=app).json()["offers"]
+        deadline = time.monotonic() + 30
+        while not any(
+            row["impressions"]
+            for row in httpx.get(f"{base}/v1/reports/reach", params={"merchant_id": merchant}, headers=ADMIN).json()[
+                "rows"
+            ]
+        ):  # k-suppressed to null until 10 devices: a null is "stored but hidden", 0 is "not stored yet"
+            assert time.monotonic() < deadline, "the event consumer did not store the impression"
+            time.sleep(0.3)
+
+        erased = httpx.delete(f"{base}/v1/devices/phone-on-a-cluster", headers=ADMIN)
+        assert erased.status_code == 200 and erased.json()["redis_keys"] >= 1
+
+        keys = httpx.get(f"{base}/v1/keys", headers=ADMIN).json()["keys"]
+        app_id = next(k["id"] for k in keys if k["role"] == "app")
+        assert httpx.delete(f"{base}/v1/keys/{app_id}", headers=ADMIN).status_code == 204
+        time.sleep(1.0)
+        assert {httpx.get(f"{base}/v1/nearby", params=params, headers=app).status_code for _ in range(6)} == {401}
+    assert len(_slots(cluster_url)) <= 3  # this module's three servers: one slot each
