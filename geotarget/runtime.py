@@ -213,6 +213,7 @@ class Runtime:
         self.consumer.client.close()
         self.audiences.memberships.close()
         self.redis.close()
+        self.rate_limits.close()
         self.notifier.client.close()
         self.engine.dispose()
         self.fences.pool.close()

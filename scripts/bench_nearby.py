@@ -306,7 +306,7 @@ def bench(data: DataSet, redis_url: str, dsn: str, seconds: float, profile: bool
     finally:
         stop(server)
         shutil.rmtree(data_dir, ignore_errors=True)
-        forget(redis_url, [prefix])
+        forget(redis_url, [prefix, "peer"])  # the peer keeps its cap counters and events under "peer"
     return results
 
 

@@ -32,7 +32,10 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _slots(url: str) -> set[int]:
     """The hash slots of every key on the cluster (each test's server has its own prefix: one slot each)."""
     client = connect(url, 2_000)
-    return {client.cluster_keyslot(name) for name in client.scan_iter(match="*")}  # type: ignore[attr-defined]
+    try:
+        return {client.cluster_keyslot(name) for name in client.scan_iter(match="*")}  # type: ignore[attr-defined]
+    finally:
+        client.close()
 
 
 def test_a_per_device_cap_holds_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
@@ -55,7 +58,10 @@ def test_the_global_cap_and_a_daily_budget_hold_on_a_cluster(tmp_path: Path, clu
 
 
 def test_events_erasure_limits_and_revocation_work_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
-    with serving(tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000") as [base]:
+    log = tmp_path / "serve.log"
+    with serving(
+        tmp_path / "data", cluster_url, ADMIN_KEY, workers=2, log=log, redis_timeout_ms="2000", report_min_devices="1"
+    ) as [base]:
         app = setup_city(base, [{"title": "latte"}])
         merchant = httpx.get(f"{base}/v1/merchants", headers=ADMIN).json()["merchants"][0]["id"]
         params = {**INSIDE_ALFAMA_CAFE, "device_id": "phone-on-a-cluster"}
@@ -66,8 +72,8 @@ def test_events_erasure_limits_and_revocation_work_on_a_cluster(tmp_path: Path, 
             for row in httpx.get(f"{base}/v1/reports/reach", params={"merchant_id": merchant}, headers=ADMIN).json()[
                 "rows"
             ]
-        ):  # k-suppressed to null until 10 devices: a null is "stored but hidden", 0 is "not stored yet"
-            assert time.monotonic() < deadline, "the event consumer did not store the impression"
+        ):
+            assert time.monotonic() < deadline, f"the event consumer did not store the impression: {log.read_text()}"
             time.sleep(0.3)
 
         erased = httpx.delete(f"{base}/v1/devices/phone-on-a-cluster", headers=ADMIN)
@@ -79,3 +85,31 @@ def test_events_erasure_limits_and_revocation_work_on_a_cluster(tmp_path: Path, 
         time.sleep(1.0)
         assert {httpx.get(f"{base}/v1/nearby", params=params, headers=app).status_code for _ in range(6)} == {401}
     assert len(_slots(cluster_url)) <= 3  # this module's three servers: one slot each
+
+
+def test_a_revocation_reaches_another_worker_by_the_clusters_pubsub(tmp_path: Path, cluster_url: str) -> None:
+    """The change notice (PUBLISH) on a cluster: the second worker polls only every 30 s, so within a second
+    it can only have heard the notice."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from geotarget.runtime import Runtime
+    from tests.conftest import make_settings
+
+    shared = make_settings(tmp_path, cluster_url, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    slow_poll = shared.model_copy(update={"sync_poll_s": 30.0})
+    first, second = Runtime.open(shared), Runtime.open(slow_poll)
+    try:
+        with TestClient(create_app(shared, first)) as a, TestClient(create_app(slow_poll, second)) as b:
+            app = a.post("/v1/apps", json={"name": "app"}, headers=ADMIN).json()
+            headers = {"Authorization": f"Bearer {app['api_key']}"}
+            params = {**INSIDE_ALFAMA_CAFE, "device_id": "phone"}
+            assert b.get("/v1/nearby", params=params, headers=headers).status_code == 200
+            assert a.delete(f"/v1/keys/{app['id']}", headers=ADMIN).status_code == 204
+            revoked_at = time.monotonic()
+            while b.get("/v1/nearby", params=params, headers=headers).status_code == 200:
+                assert time.monotonic() - revoked_at < 1.0, "worker b did not hear of the revocation"
+                time.sleep(0.02)
+    finally:
+        first.close()
+        second.close()

@@ -26,10 +26,9 @@ class RedisFenceNotifier:
         self.prefix = prefix
 
     def changed(self) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.incr(keys.fences_version(self.prefix))
-        pipe.publish(keys.fences_channel(self.prefix), "changed")
-        pipe.execute()
+        """Two calls, not a pipeline: a cluster client refuses PUBLISH in one (writes are rare)."""
+        self.client.incr(keys.fences_version(self.prefix))
+        self.client.publish(keys.fences_channel(self.prefix), "changed")
 
 
 class FenceFollower:

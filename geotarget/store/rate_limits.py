@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import limits
 import redis
@@ -76,10 +77,12 @@ class RateLimits:
         """Counts on ``client``'s connections; on a cluster (``url`` is ``redis+cluster://``) on the library's
         own cluster client, with the same ``timeout_s``."""
         storage: RedisStorage
+        self._own: Any = None  # a client of our own to close (the cluster's)
         if is_cluster(url):
             storage = RedisClusterStorage(
                 url, key_prefix=f"{prefix}:ratelimit", socket_timeout=timeout_s, socket_connect_timeout=timeout_s
             )
+            self._own = storage.storage
         else:
             pool = client.connection_pool
             storage = RedisStorage("redis://", connection_pool=pool, key_prefix=f"{prefix}:ratelimit")
@@ -92,6 +95,10 @@ class RateLimits:
         self._paused_until = 0.0
         self.refused = 0
         self.unavailable = 0
+
+    def close(self) -> None:
+        if self._own is not None:
+            self._own.close()
 
     def check(self, key_id: str, route_class: str) -> Refusal | None:
         items = self._classes.get(route_class)
