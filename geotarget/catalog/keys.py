@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from geotarget.catalog.accounts import ROLES, Principal, check_expiry, hash_key, new_key
-from geotarget.errors import InvalidInput
+from geotarget.errors import InvalidInput, NotFound
 from geotarget.store.api_keys import KeyMatch
 from geotarget.store.repository import Repository
 
@@ -127,8 +127,9 @@ def rotate_key(
         raise InvalidInput("the admin key is set by GEOTARGET_ADMIN_KEY; change it there", "id")
     check_expiry(expires_at)
     record = next(iter(repository.keys.records(key_id)), None)
-    role = record.role if record is not None else "key"
-    plain = new_key(role)
+    if record is None:
+        raise NotFound(f"no key {key_id!r}", "id")
+    plain = new_key(record.role)
     until = datetime.now(UTC) + timedelta(seconds=grace_s)
     repository.keys.rotate(key_id, hash_key(plain), until, expires_at)
     return RotatedKey(key_id, plain, until)
