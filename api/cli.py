@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli_keys import keys_app, merchants_app
-from api.cli_support import day, existing_deployment, user_errors
+from api.cli_support import day, existing_deployment, reachable_cluster, user_errors
 from api.demo.city import DEMO_CITY, EXAMPLE_POINT, load_demo_city
 from api.demo.traffic import simulate_once
 from api.logs import log_config
@@ -71,6 +71,7 @@ def serve(
         console.print(f"No GEOTARGET_REDIS_URL set; started an embedded Redis at {os.environ['GEOTARGET_REDIS_URL']}")
     os.environ["GEOTARGET_DATA_DIR"] = str(settings.data_dir.resolve())
     settings = Settings()
+    reachable_cluster(settings.redis_url or "")
     database.migrate(database.make_engine(settings.sqlalchemy_url()))
     os.environ["GEOTARGET_MIGRATE_ON_START"] = "false"
     if workers > 1:

@@ -8,12 +8,15 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+import redis
 import typer
+from redis.exceptions import RedisClusterException
 from rich.console import Console
 
 from geofences import FenceError
 from geotarget.errors import GeotargetError
 from geotarget.settings import Settings
+from geotarget.store.redis_client import connect, is_cluster
 
 errors = Console(stderr=True, soft_wrap=True)  # one line each, however narrow the terminal
 
@@ -56,3 +59,14 @@ def existing_deployment(settings: Settings) -> Settings:
         raise typer.Exit(2)
     errors.print(f"data: {data_dir}", highlight=False)
     return settings
+
+
+def reachable_cluster(redis_url: str) -> None:
+    """A Redis Cluster must answer when serving starts (its clients need the slot map): say so in one line."""
+    if not is_cluster(redis_url):
+        return
+    try:
+        connect(redis_url, 2_000).close()
+    except (redis.RedisError, RedisClusterException) as error:
+        errors.print(f"[red]error:[/] the Redis Cluster at {redis_url} does not answer: {error}", highlight=False)
+        raise typer.Exit(2) from None

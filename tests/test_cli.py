@@ -112,3 +112,11 @@ def test_keys_are_listed_rotated_and_revoked_from_the_shell(env, client, cafe):
     assert unknown.exit_code == 2 and "no key 'key_nope'" in unknown.output
     merchants = run(env, "merchants", "list")
     assert merchants.exit_code == 0 and cafe.id in merchants.output
+
+
+def test_serving_on_a_redis_cluster_that_does_not_answer_is_one_line(tmp_path):
+    from tests.servers import free_port
+
+    env = {"GEOTARGET_DATA_DIR": str(tmp_path), "GEOTARGET_REDIS_URL": f"redis+cluster://127.0.0.1:{free_port()}"}
+    done = run(env, "serve")
+    assert done.exit_code == 2 and "does not answer" in done.output and "Traceback" not in done.output
