@@ -113,3 +113,31 @@ def test_a_revocation_reaches_another_worker_by_the_clusters_pubsub(tmp_path: Pa
     finally:
         first.close()
         second.close()
+
+
+def test_webhooks_are_retried_and_delivered_once_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
+    """Presence, the trigger loop and the delivery scripts (retry schedule, settle) on the cluster."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from geotarget.runtime import Runtime
+    from tests.conftest import make_settings
+    from tests.test_webhooks import INSIDE, subscribe, world
+    from tests.webhook_receiver import receiver
+
+    settings = make_settings(
+        tmp_path, cluster_url, f"sqlite:///{tmp_path / 'db.sqlite'}", webhook_allow_private=True,
+        webhook_retry_base_s=0.2, webhook_claim_idle_s=1, report_min_devices=1,
+    )  # fmt: skip
+    runtime = Runtime.open(settings, deliver=True)
+    try:
+        with TestClient(create_app(settings, runtime)) as client, receiver(answers=[500]) as end:
+            _, app_headers, _, _ = world(client)
+            hook = subscribe(client, app_headers, end.url, ["enter"])
+            assert client.get("/v1/nearby", params={**INSIDE, "device_id": "d1"}, headers=app_headers).is_success
+            got = end.wait_for(lambda r: len(r) >= 2)
+            assert len(got) == 2 and got[0].event["id"] == got[1].event["id"]
+            listed = client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=app_headers).json()["deliveries"]
+            assert [(d["status"], d["attempts"]) for d in listed] == [("delivered", 2)]
+    finally:
+        runtime.close()
