@@ -16,7 +16,7 @@ from rich.console import Console
 from geofences import FenceError
 from geotarget.errors import GeotargetError
 from geotarget.settings import Settings
-from geotarget.store.redis_client import connect, is_cluster
+from geotarget.store.redis_client import close, connect, is_cluster
 
 errors = Console(stderr=True, soft_wrap=True)  # one line each, however narrow the terminal
 
@@ -66,7 +66,7 @@ def reachable_cluster(redis_url: str) -> None:
     if not is_cluster(redis_url):
         return
     try:
-        connect(redis_url, 2_000).close()
+        close(connect(redis_url, 2_000))
     except (redis.RedisError, RedisClusterException) as error:
         errors.print(f"[red]error:[/] the Redis Cluster at {redis_url} does not answer: {error}", highlight=False)
         raise typer.Exit(2) from None

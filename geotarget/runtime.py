@@ -45,7 +45,7 @@ from geotarget.store.rate_limits import RateLimits
 from geotarget.store.redemption_codes import CodeTable, issued_codes
 from geotarget.store.redis_audiences import RedisMemberships
 from geotarget.store.redis_caps import RedisCapper
-from geotarget.store.redis_client import connect, connect_blocking, persistence
+from geotarget.store.redis_client import close, connect, connect_blocking, persistence
 from geotarget.store.redis_devices import RedisDeviceData
 from geotarget.store.redis_presence import RedisPresence
 from geotarget.store.report_queries import audience_members
@@ -210,11 +210,11 @@ class Runtime:
         if self.refresher is not None:
             self.refresher.stop()
         self.triggers.close()
-        self.consumer.client.close()
+        close(self.consumer.client)
         self.audiences.memberships.close()
-        self.redis.close()
+        close(self.redis)
         self.rate_limits.close()
-        self.notifier.client.close()
+        close(self.notifier.client)
         self.engine.dispose()
         self.fences.pool.close()
         self.catalog.close()

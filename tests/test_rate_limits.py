@@ -4,7 +4,7 @@ say when to come back; a refused request touches nothing; a Redis fault lets req
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -109,11 +109,25 @@ def test_unauthenticated_requests_are_refused_without_counting_against_anyone(li
     assert client.get("/healthz").status_code == 200
 
 
-def test_limits_fail_open_when_redis_is_away_and_come_back_with_it(tmp_path):
+@pytest.fixture
+def clients() -> Iterator[Callable[..., redis.Redis]]:
+    """``connect`` whose clients are closed after the test (an open pool outlives it otherwise)."""
+    made: list[redis.Redis] = []
+
+    def make(url: str, timeout_ms: int = 50) -> redis.Redis:
+        made.append(connect(url, timeout_ms))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def test_limits_fail_open_when_redis_is_away_and_come_back_with_it(tmp_path, clients):
     server = EmbeddedRedis(tmp_path / "own-redis")
     server.start()
     try:
-        limits = RateLimits(connect(server.url), "t", {"serving": "2/second"})
+        limits = RateLimits(clients(server.url), "t", {"serving": "2/second"})
         _wait_for_next_second()
         assert [limits.check("key_a", "serving") is None for _ in range(3)] == [True, True, False]
         server.stop()
@@ -127,8 +141,8 @@ def test_limits_fail_open_when_redis_is_away_and_come_back_with_it(tmp_path):
         server.stop()
 
 
-def test_a_dead_redis_port_is_a_pass_not_an_error():
-    limits = RateLimits(connect(f"redis://127.0.0.1:{free_port()}/0"), "t", {"serving": "1/second"})
+def test_a_dead_redis_port_is_a_pass_not_an_error(clients):
+    limits = RateLimits(clients(f"redis://127.0.0.1:{free_port()}/0"), "t", {"serving": "1/second"})
     assert limits.check("key_a", "serving") is None and limits.check("key_a", "serving") is None
 
 
@@ -138,11 +152,11 @@ def test_limits_are_checked_when_settings_load(tmp_path):
     assert Settings(data_dir=tmp_path, rate_limit_reports="").rate_limits()["reports"] == ""
 
 
-def test_a_large_limit_is_counted_in_leases_and_still_holds_across_workers(redis_url):
+def test_a_large_limit_is_counted_in_leases_and_still_holds_across_workers(redis_url, clients):
     """200/second: each worker counts ten requests per Redis call; two workers sharing a key let through no
     more than 200 in the second, and at most a lease each fewer."""
     prefix = f"t{time.time_ns()}"
-    workers = [RateLimits(connect(redis_url, 2_000), prefix, {"serving": "200/second"}) for _ in range(2)]
+    workers = [RateLimits(clients(redis_url, 2_000), prefix, {"serving": "200/second"}) for _ in range(2)]
     calls = []
     for worker in workers:
         hit = worker._limiter.hit

@@ -8,11 +8,12 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from geotarget.store.redis_client import connect
+from geotarget.store.redis_client import close, connect
 from tests.cluster import redis_cluster
 from tests.conftest import ADMIN, ADMIN_KEY
 from tests.fixtures import INSIDE_ALFAMA_CAFE
@@ -31,11 +32,11 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _slots(url: str) -> set[int]:
     """The hash slots of every key on the cluster (each test's server has its own prefix: one slot each)."""
-    client = connect(url, 2_000)
+    client: Any = connect(url, 2_000)
     try:
-        return {client.cluster_keyslot(name) for name in client.scan_iter(match="*")}  # type: ignore[attr-defined]
+        return {client.cluster_keyslot(name) for name in client.scan_iter(match="*")}
     finally:
-        client.close()
+        close(client)
 
 
 def test_a_per_device_cap_holds_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:

@@ -25,7 +25,7 @@ from limits.storage import RedisClusterStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from geotarget.metrics import RATE_LIMIT_UNAVAILABLE, RATE_LIMITED
-from geotarget.store.redis_client import is_cluster
+from geotarget.store.redis_client import close, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class RateLimits:
 
     def close(self) -> None:
         if self._own is not None:
-            self._own.close()
+            close(self._own)
 
     def check(self, key_id: str, route_class: str) -> Refusal | None:
         items = self._classes.get(route_class)

@@ -32,6 +32,15 @@ def _client(url: str, **options: Any) -> redis.Redis:
     return cast(redis.Redis, RedisCluster.from_url("redis://" + url.removeprefix(CLUSTER_SCHEME), **options))
 
 
+def close(client: Any) -> None:
+    """Close a client; a cluster client's ``close()`` leaves its nodes' pools connected, so disconnect them."""
+    if isinstance(client, RedisCluster):
+        for node in client.get_nodes():  # type: ignore[no-untyped-call]
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
+    client.close()
+
+
 def connect(url: str, timeout_ms: int = 50) -> redis.Redis:
     """A pooled client whose every call gives up after ``timeout_ms``, connecting included, and never retries:
     on the request path a late answer is as bad as none."""
