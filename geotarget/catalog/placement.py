@@ -39,12 +39,13 @@ def placement_warnings(
                     + _swapped_hint(centre, nearest),
                 )
             )
-    if merchant_zone and _hours_apart(zone, merchant_zone, at) >= ZONE_HOURS_APART:
+    hours = _hours_apart(zone, merchant_zone, at) if merchant_zone else 0.0
+    if hours >= ZONE_HOURS_APART:
         warnings.append(
             PlacementWarning(
                 "far_from_merchant_timezone",
-                f"this fence is in {zone}, {_hours_apart(zone, merchant_zone, at):g} h from the merchant's time zone "
-                f"({merchant_zone}); check its coordinates are [longitude, latitude]",
+                f"this fence is in {zone}, {hours:g} h from the merchant's time zone ({merchant_zone}); check its "
+                "coordinates are [longitude, latitude]",
             )
         )
     return warnings
