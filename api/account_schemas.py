@@ -48,7 +48,7 @@ class MerchantsOut(BaseModel):
 class AppIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    role: Literal["app", "adops"] = "app"
+    role: Literal["app", "adops", "exchange"] = "app"
     expires_at: ExpiresAt = None
 
 

@@ -259,6 +259,9 @@ def report(
             "blocked",
             "clicks",
             "redeemed",
+            "bids",
+            "wins",
+            "spend",
             title=f"reach of {scope}, {result['from']} to {result['to']} ({result['timezone']})",
         )
         for row in rows:
@@ -268,7 +271,7 @@ def report(
                 *(_show(row[c]) for c in ("impressions", "reach", "avg_frequency")),
                 *(_show(f[b]) for b in ("1", "2", "3", "4", "5+")),
                 *(_show(row[c]) for c in ("visitors", "visits", "visits_after_exposure", "cap_blocked")),
-                *(_show(row[c]) for c in ("clicks", "redemptions")),
+                *(_show(row[c]) for c in ("clicks", "redemptions", "bids", "wins", "spend")),
             )
         wide = console if console.is_terminal else Console(width=200)  # piped: not cut to 80 columns
         wide.print(table)

@@ -22,7 +22,7 @@ from geotarget.catalog.offers import OfferService
 from geotarget.runtime import Runtime
 from geotarget.store.repository import EVERYONE, Owner
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: admin, merchant, app or adops.")
+_bearer = HTTPBearer(auto_error=False, description="An API key: admin, merchant, app, adops or exchange.")
 
 
 async def get_runtime(request: Request) -> Runtime:

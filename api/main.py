@@ -23,6 +23,7 @@ from api.routes import (
     keys,
     measurement,
     offers,
+    openrtb,
     pages,
     pings,
     reports,
@@ -60,7 +61,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
-    hot_first = (serving, health, accounts, geofences, offers, audiences, pings, measurement, reports, devices)
+    hot_first = (serving, openrtb, health, accounts, geofences, offers, audiences, pings, measurement, reports, devices)
     routers = (*hot_first, webhooks, keys, pages)
     for module in routers:
         app.include_router(module.router)

@@ -7,7 +7,7 @@ from fastapi import HTTPException, Request
 
 from geotarget.store.rate_limits import RateLimits
 
-SERVING_ROUTES = frozenset({"nearby", "send_pings", "send_interactions"})
+SERVING_ROUTES = frozenset({"nearby", "send_pings", "send_interactions", "bid"})
 
 
 def route_class(request: Request) -> str:

@@ -294,6 +294,9 @@ class ReachRow(BaseModel):
     clicks: int | None = Field(description="Impressions clicked (POST /v1/interactions), each counted once.")
     redemptions: int | None = Field(description="Codes redeemed at the till (POST /v1/redemptions).")
     ctr: float | None = Field(description="clicks ÷ impressions")
+    bids: int | None = Field(description="Bids made on exchanges (POST /v1/openrtb2/bid).")
+    wins: int | None = Field(description="Of the impressions, bids won on exchanges (win or billing notice).")
+    spend: float | None = Field(description="Sum of the won bids' clearing prices ÷ 1,000, in the bid currency.")
     suppressed: list[str]
 
 

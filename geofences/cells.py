@@ -29,6 +29,7 @@ __all__ = [
     "Cell",
     "ancestor_keys",
     "cell_area_m2",
+    "cell_centre",
     "cell_to_geojson",
     "cell_to_parent",
     "cell_to_res",
@@ -53,6 +54,12 @@ __all__ = [
 def latlng_to_cell(point: LatLng, res: int) -> Cell:
     """The cell that contains ``point`` at ``res`` (H3's own point-to-cell rule)."""
     return Cell(h3.latlng_to_cell(point.lat, point.lon, res))
+
+
+def cell_centre(cell: Cell) -> LatLng:
+    """The cell's centre: where a position known only to the cell is put (a coarsened one, say)."""
+    lat, lng = h3.cell_to_latlng(cell)
+    return LatLng(lat=lat, lon=lng)
 
 
 def cell_to_ring(cell: Cell) -> list[LatLng]:

@@ -32,6 +32,12 @@ OFFER_DECISIONS = Counter(
     "Offers served, blocked by a cap, or answers degraded because the cap store was away",
     ["decision"],
 )
+BID_DECISIONS = Counter(
+    "geotarget_bid_decisions", "Bid requests by how they ended: bid, or the no-bid reason (docs/openrtb.md)", ["reason"]
+)
+BID_NOTICES = Counter(
+    "geotarget_bid_notices", "Win, billing and loss notices by what they did (settled, late, unknown)", ["notice"]
+)
 EVENT_APPEND_FAILURES = Counter("geotarget_event_append_failures", "Event batches the stream did not take")
 PRESENCE = Counter("geotarget_presence_transitions", "Enter, dwell and exit fired, and presence moves that failed",
                    ["outcome"])  # fmt: skip
@@ -64,12 +70,16 @@ _TALLIES: dict[tuple[str, str], Any] = {
     ("presence", "failures"): PRESENCE.labels("failed"),
 }
 
+_BY_LABEL = {"bidding": BID_DECISIONS, "notices": BID_NOTICES}  # the Tally's ``what`` is the label
+
 
 def count(component: str, what: str, n: int) -> None:
     """The ``Tally`` sink: a domain count, into its Prometheus counter."""
     metric = _TALLIES.get((component, what))
     if metric is not None:
         metric.inc(n)
+    elif component in _BY_LABEL:
+        _BY_LABEL[component].labels(what).inc(n)
 
 
 def observe_catalog(fences: int, seq: int, delay_s: float | None) -> None:

@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 from geofences import LatLng
 from geotarget.audiences.schedule import AudienceRefresher
 from geotarget.audiences.service import AudienceService
+from geotarget.bidding.bidder import Bidder
+from geotarget.bidding.notices import notice_key
 from geotarget.catalog import accounts
 from geotarget.catalog.fences import FenceService
 from geotarget.catalog.keys import KeyCache, RotatedKey, revoke_key, rotate_key
@@ -51,6 +53,7 @@ from geotarget.store.redis_presence import RedisPresence
 from geotarget.store.report_queries import audience_members
 from geotarget.store.repository import Repository
 from geotarget.store.stream_consumer import ConsumerThread, StreamConsumer
+from geotarget.tally import Tally
 from geotarget.trigger_loops import TriggerLoops
 from geotarget.triggers.service import WebhookService
 from geotarget.triggers.tracker import Fix, PresenceTracker
@@ -78,6 +81,7 @@ class Runtime:
     audiences: AudienceService
     codes: CodeTable
     rate_limits: RateLimits
+    bidder: Bidder
     follower: FenceFollower | None = None
     consumer_thread: ConsumerThread | None = None
     refresher: AudienceRefresher | None = None
@@ -172,6 +176,7 @@ class Runtime:
             RateLimits(
                 client, settings.key_prefix(), settings.rate_limits(), redis_url, settings.redis_timeout_ms / 1000
             ),
+            Bidder(server, settings.bid_rules(), notice_key(server.device_secret), Tally("bidding", count)),
             embedded=embedded,
         )
         if follow:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from geofences import FenceLimits
 from geofences.archives import ArchiveLimits
 from geofences.formats import UploadLimits
+from geotarget.bidding.reading import BidRules
 from geotarget.triggers.presence import PresenceRules
 from geotarget.triggers.webhooks import RetryPolicy
 
@@ -55,6 +56,11 @@ class Settings(BaseSettings):
     rate_limit_serving: str = "200/second"  # per key, `limits` notation ("" = none): nearby, pings, interactions
     rate_limit_writes: str = "20/second"  # every other /v1 route but reports
     rate_limit_reports: str = "5/second"
+    tcf_vendor_id: int = Field(default=0, ge=0, le=65_535)  # our IAB TCF vendor id (0: none, so GDPR requests no-bid)
+    bid_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")  # offers' bid_cpm and our bids are in it
+    max_fix_age_s: int = Field(default=300, ge=0)  # an older device.geo.lastfix is a coarse position
+    bid_hold_s: int = Field(default=300, ge=5, le=3_600)  # how long a bid holds its cap slot when imp.exp is unset
+    public_url: str | None = None  # where exchanges reach us (notice URLs); default: the request's own base URL
     consumer_batch_size: int = Field(default=5_000, ge=1, le=100_000)
     consumer_linger_ms: int = Field(default=2_000, ge=0, le=10_000)  # well under the 15 s consumer lock
 
@@ -92,6 +98,9 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'geotarget.db').resolve()}"
+
+    def bid_rules(self) -> BidRules:
+        return BidRules(self.tcf_vendor_id, self.bid_currency, self.max_fix_age_s, self.bid_hold_s)
 
     def resolved_device_secret(self) -> str:
         """The configured secret, else one generated once into the data directory (shared by all workers)."""

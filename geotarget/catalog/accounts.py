@@ -15,8 +15,9 @@ from geotarget.errors import InvalidInput
 from geotarget.store.api_keys import StoredKey
 from geotarget.store.repository import Repository
 
-Role = Literal["admin", "merchant", "app", "adops"]
-ROLES: tuple[Role, ...] = ("admin", "merchant", "app", "adops")
+Role = Literal["admin", "merchant", "app", "adops", "exchange"]
+ROLES: tuple[Role, ...] = ("admin", "merchant", "app", "adops", "exchange")
+UNOWNED_ROLES: tuple[Role, ...] = ("app", "adops", "exchange")  # keys made by POST /v1/apps
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,8 @@ def create_app_key(
     repository: Repository, name: str, role: Role = "app", expires_at: datetime | None = None
 ) -> IssuedKey:
     check_expiry(expires_at)
-    if role not in ("app", "adops"):
-        raise InvalidInput("role must be 'app' or 'adops'", "role")
+    if role not in UNOWNED_ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(UNOWNED_ROLES)}", "role")
     if not name.strip():
         raise InvalidInput("name must not be empty", "name")
     key = StoredKey(new_id(role), role, None)

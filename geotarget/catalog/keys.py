@@ -107,7 +107,7 @@ def surely_unknown(plain: str, cache: KeyCache) -> bool:
     return _KEY_SHAPE.fullmatch(plain) is None or cache.missed(hash_key(plain))
 
 
-_KEY_SHAPE = re.compile(r"gt_(merchant|app|adops)_[A-Za-z0-9_-]{32}")
+_KEY_SHAPE = re.compile(r"gt_(merchant|app|adops|exchange)_[A-Za-z0-9_-]{32}")
 
 
 def authenticate(repository: Repository, plain: str, admin_key: str | None, cache: KeyCache) -> Principal | None:

@@ -229,6 +229,9 @@ class OfferFields(BaseModel):
     trigger: Trigger | None = Field(default=None, description="push it on enter, dwell or exit (docs/triggers.md)")
     holdout_pct: int = Field(default=0, ge=0, le=50, description="% of devices held out to measure lift (reports.md)")
     redemption: Redemption | None = Field(default=None, description="a code shown with the offer (measurement.md)")
+    bid_cpm: float | None = Field(
+        default=None, gt=0, le=1000, description="price per 1,000 impressions bid on exchanges; none: never bid"
+    )
 
     @field_serializer("caps", "targeting")
     def _given_only(self, value: BaseModel) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 @dataclass(frozen=True, kw_only=True)
 class Event:
     # "ping" | "impression" | "cap_blocked" | "ghost" (reserved for a held-out device, not shown) | "click" |
-    # "redeem" | "dismiss" (interactions) | "redemption" (at the till)
+    # "redeem" | "dismiss" (interactions) | "redemption" (at the till) | "bid" (made on an exchange)
     kind: str
     event_id: str
     at: datetime
@@ -36,6 +36,9 @@ class Event:
     trigger: str = ""  # an impression pushed on "enter", "dwell" or "exit"; "" when the app asked (pulled)
     code: str = ""  # the unique redemption code an impression carried
     ref: str = ""  # the impression an interaction or a redemption is about
+    # CPM: a bid's price, or a won bid's clearing price on its impression; None for offers apps pulled. Kept
+    # last: a held bid's impression is stored as JSON up to '"price":' and completed when it wins.
+    price: float | None = None
 
     def to_json(self) -> bytes:
         """One compact JSON document: a stream entry holds it in a single field (cheap to pack and parse)."""

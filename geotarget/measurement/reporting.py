@@ -250,6 +250,9 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
         "clicks",
         "redemptions",
         "ctr",
+        "bids",
+        "wins",
+        "spend",
         "suppressed",
     ]
     writer = csv.writer(out)
@@ -271,6 +274,9 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
                 _cell(row["clicks"]),
                 _cell(row["redemptions"]),
                 _cell(row["ctr"]),
+                _cell(row["bids"]),
+                _cell(row["wins"]),
+                _cell(row["spend"]),
                 " ".join(row["suppressed"]),
             ]
         )

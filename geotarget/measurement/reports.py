@@ -1,5 +1,5 @@
 """Reach reports: impressions (and how many were pushed), reach, frequency, visitors, visits, visits after
-exposure, cap-blocked serves, clicks, redemptions and click-through rate.
+exposure, cap-blocked serves, clicks, redemptions and click-through rate, and on exchanges bids, wins and spend.
 
 ``assemble`` is pure: it turns long-form figures (each with the number of distinct devices behind it) into one
 row per period and applies k-anonymity: a figure computed from at least one but fewer than ``k`` devices is
@@ -47,7 +47,7 @@ def assemble(figures: Iterable[Figure], all_periods: list[date], k: int) -> list
 
     >>> f = [Figure(date(2026, 11, 23), "impressions", 12, 9), Figure(date(2026, 11, 23), "frequency_1", 9, 9)]
     >>> assemble(f, [date(2026, 11, 23)], k=10)[0]["suppressed"]
-    ['impressions', 'pushes', 'reach', 'avg_frequency', 'frequency', 'clicks', 'redemptions', 'ctr']
+    ['impressions', 'pushes', 'reach', 'avg_frequency', 'frequency', 'clicks', 'redemptions', 'wins', 'spend', 'ctr']
     """
     by_period: dict[date, dict[str, Figure]] = {p: {} for p in all_periods}
     for figure in figures:
@@ -91,7 +91,7 @@ def hidden_buckets(counts: dict[str, int], k: int) -> set[str]:
 
 
 def _unknown(row: dict[str, Any], family: str) -> bool:
-    """Clicks and redemptions are about impressions: hidden with them."""
+    """Clicks, redemptions, wins and spend are about impressions: hidden with them."""
     return family == "impression" and row["impressions"] is None
 
 
@@ -127,6 +127,7 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
     nothing_published = {
         "visit": _withheld(found, "visit", found.get("visitors")),
         "cap_blocked": _withheld(found, "cap_blocked", found.get("cap_blocked")),
+        "bid": _withheld(found, "bid", found.get("bids")),
     }
     for metric, family in (
         ("visitors", "visit"),
@@ -135,12 +136,18 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
         ("cap_blocked", "cap_blocked"),
         ("clicks", "impression"),
         ("redemptions", "impression"),
+        ("bids", "bid"),
+        ("wins", "impression"),
+        ("spend", "impression"),
     ):
         if _hidden(found.get(metric), k) or nothing_published.get(family, False) or _unknown(row, family):
             row[metric] = None
             suppressed.append(metric)
         else:
             row[metric] = value(metric)
+    if row["spend"] is not None:  # in the bid currency, to the cent
+        figure = found.get("spend")
+        row["spend"] = round(figure.value, 2) if figure else 0.0
     clicks, impressions_shown = row["clicks"], row["impressions"]
     row["ctr"] = round(clicks / impressions_shown, 4) if clicks is not None and impressions_shown else None
     if clicks is None or impressions_shown is None:

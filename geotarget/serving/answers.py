@@ -20,6 +20,7 @@ class NearbyQuery:
     lmt: bool = False
     attributes: Attributes = field(default_factory=Attributes)
     app: str = ""  # the key that sent it: whose webhooks hear of this device's presence
+    coarse: bool = False  # the position is IP-derived, stale or coarsened (bid requests): no inside-only offers
 
 
 @dataclass(frozen=True)

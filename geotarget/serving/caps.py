@@ -58,6 +58,21 @@ class Reserved:
         return len(self.served) + len(self.blocked) + len(self.skipped)
 
 
+@dataclass(frozen=True)
+class PendingBid:
+    """What a bid's hold writes: its id, the event logged when it holds a slot (``bid``) or finds its caps full
+    (``cap_blocked``), and the impression a win logs, as JSON up to its closing ``"price":`` (the clearing price
+    and the closing brace are added when the win is known)."""
+
+    bid_id: str
+    bid_event: bytes
+    blocked_event: bytes
+    impression_head: bytes
+
+
+Settled = Literal["unknown", "settled", "late"]
+
+
 class Capper(Protocol):
     def reserve(
         self,
@@ -74,6 +89,24 @@ class Capper(Protocol):
         for each candidate decided, its impression event (JSON, as served) or the same event as
         ``cap_blocked``, and apply ``moving`` to the device's presence. Raises on any storage fault (callers
         fail closed)."""
+
+    def hold(
+        self,
+        device_key: str,
+        counters: Sequence[Sequence[Counter]],
+        gates: Sequence[Gate | None],
+        bids: Sequence[PendingBid],
+        hold_s: int,
+        keep_s: int,
+    ) -> Reserved:
+        """For a bid: the first candidate that passes its gate and whose counters have room, counting the slots
+        other bids hold, holds one slot on each for ``hold_s`` without counting it (``served`` names it); its
+        record is kept ``keep_s`` for late notices. Logs ``bid`` or ``cap_blocked`` events as ``reserve`` does.
+        Raises on any storage fault."""
+
+    def settle(self, bid_id: str, won: bool, price: float) -> Settled:
+        """The bid's notice, once: a win counts its held slots and logs its impression at ``price`` (CPM), a loss
+        frees them. ``unknown``: no such bid (never made, settled already, or its record expired)."""
 
 
 def period(window: Window, at: datetime, timezone: str) -> tuple[str, int]:

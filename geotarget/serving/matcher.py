@@ -27,6 +27,12 @@ class MatchRequest:
     max_accuracy_m: float = 200.0
     per_merchant: int = 2
     pushed: bool = False  # matching for a trigger: only triggered offers count (an app asking gets the others)
+    coarse: bool = False  # an IP-derived or stale position (a bid request's): never inside-only offers
+
+    @property
+    def accurate(self) -> bool:
+        """Whether the position may win an inside-only offer."""
+        return not self.coarse and (self.accuracy_m is None or self.accuracy_m <= self.max_accuracy_m)
 
 
 def match(
@@ -36,7 +42,7 @@ def match(
     fence_timezones: Mapping[str, str],
 ) -> list[Candidate]:
     """Ranked candidates; each offer appears once, at its best fence (inside, then nearest)."""
-    accurate = request.accuracy_m is None or request.accuracy_m <= request.max_accuracy_m
+    accurate = request.accurate
     best: dict[str, Candidate] = {}
     for place in proximities:
         zone = fence_timezones.get(place.fence_id)

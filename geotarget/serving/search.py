@@ -46,7 +46,7 @@ def ranked(view: CatalogView, point: LatLng, request: MatchRequest) -> Iterator[
     bound = view.static[around] * (1.0 / (1.0 + floor / DECAY_M))  # the exact score's formula, vectorised
     order = np.lexsort((floor, -bound))
     taken = _Taken(request.per_merchant)
-    accurate = request.accuracy_m is None or request.accuracy_m <= request.max_accuracy_m
+    accurate = request.accurate
     firsts = sorted(
         (-float(view.static[r]), view.offers[r].id, view.fence_ids[r], r)
         for r in inside

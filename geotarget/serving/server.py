@@ -70,9 +70,8 @@ class OfferServer:
         view = self.catalog.view  # one snapshot for the whole request
         key = device_key(self.device_secret, query.device_id)
         cell = cells.cell_to_str(cells.latlng_to_cell(query.point, view.res))
-        request = MatchRequest(query.at, query.accuracy_m, query.attributes, self.max_accuracy_m, self.per_merchant)
         live = self.catalog.live_audiences  # replaced whole on change: one state for the request
-        ranked = self._admissible(search.ranked(view, query.point, request), live, query.lmt)
+        ranked = self.candidates(query, live)
         ping = None if query.lmt else self._ping(key, query, cell)
         moving = self._moving(key, query)
         outcome = self._serve(key, query, cell, ranked, ping, moving, live)
@@ -84,6 +83,22 @@ class OfferServer:
         if self.tracker is not None and moving is not None and outcome.moved:
             self.tracker.fired(moving, outcome.moved)
         return NearbyAnswer(outcome.served, cell, outcome.degraded)
+
+    def candidates(self, query: NearbyQuery, live: Mapping[str, int]) -> Iterator[Candidate]:
+        """The ranked candidates for a query (lazily, best first) that some device could be shown: the one
+        matching path of pulled offers and bids."""
+        request = MatchRequest(
+            query.at, query.accuracy_m, query.attributes, self.max_accuracy_m, self.per_merchant, coarse=query.coarse
+        )
+        return self._admissible(search.ranked(self.catalog.view, query.point, request), live, query.lmt)
+
+    def counters(self, candidates: list[Candidate], query: NearbyQuery) -> list[list[Counter]]:
+        """Each candidate's cap counters for this query."""
+        if not candidates:
+            return []
+        zone = self._device_zone(query, candidates)
+        caps = self.catalog.view.merchant_caps
+        return [counters_for(c, query.at, zone, self.global_caps, caps.get(c.offer.merchant_id)) for c in candidates]
 
     def _moving(self, key: str, query: NearbyQuery) -> PresenceMove | None:
         """The presence move that rides along with the cap reservation; limit-ad-tracking pings move nothing.
@@ -117,13 +132,13 @@ class OfferServer:
         zone = self.catalog.timezones.get(t.fence_id, "UTC")
         caps = self.catalog.view.merchant_caps
         counters = [counters_for(c, t.at, zone, self.global_caps, caps.get(c.offer.merchant_id)) for c in ranked]
-        served = [self._issue(c, fired.app) for c in ranked]
-        kinds = ["ghost" if _held_out(fired.device_key, c) else "impression" for c in ranked]
+        served = [self.issue(c, fired.app) for c in ranked]
+        kinds = ["ghost" if held_out(fired.device_key, c) else "impression" for c in ranked]
         events = [
-            replace(self._about(fired.device_key, query, cell, s, k), trigger=t.kind)
+            replace(self.about(fired.device_key, query, cell, s, k), trigger=t.kind)
             for s, k in zip(served, kinds, strict=True)
         ]
-        gates = [self._gate(c, live) for c in ranked]
+        gates = [self.gate(c, live) for c in ranked]
         reserved = self._reserve(fired.device_key, counters, 1, [e.to_json() for e in events], None, None, gates)
         self.stats.add("cap_blocked", len(reserved.blocked))
         chosen = [i for i in reserved.served if kinds[i] != "ghost"]  # a held-out device is not pushed to
@@ -154,16 +169,12 @@ class OfferServer:
             batch = _batch(ranked, room)
             if not batch:
                 break
-            zone = self._device_zone(query, batch)
-            merchant_caps = self.catalog.view.merchant_caps
-            counters = [
-                counters_for(c, query.at, zone, self.global_caps, merchant_caps.get(c.offer.merchant_id)) for c in batch
-            ]
-            served = [self._issue(c, query.app) for c in batch]
-            ghosts = [_held_out(key, c) for c in batch]
+            counters = self.counters(batch, query)
+            served = [self.issue(c, query.app) for c in batch]
+            ghosts = [held_out(key, c) for c in batch]
             kinds = ["ghost" if g else "impression" for g in ghosts]
-            events = [self._about(linked, query, cell, s, k).to_json() for s, k in zip(served, kinds, strict=True)]
-            gates = [None if query.lmt else self._gate(c, live) for c in batch]  # lmt: decided by _admissible
+            events = [self.about(linked, query, cell, s, k).to_json() for s, k in zip(served, kinds, strict=True)]
+            gates = [None if query.lmt else self.gate(c, live) for c in batch]  # lmt: decided by _admissible
             try:
                 reserved = self._reserve(key, counters, room, events, ping, moving, gates)
             except Exception as exc:  # any cap-store fault: fail closed
@@ -224,7 +235,7 @@ class OfferServer:
         chosen: list[tuple[Served, bool]] = []  # (served, a ghost), in rank order
 
         def take(s: Served) -> None:
-            ghost = _held_out(key, s.candidate)
+            ghost = held_out(key, s.candidate)
             chosen.append((s, ghost))
             nonlocal room
             room -= not ghost
@@ -238,13 +249,13 @@ class OfferServer:
                 break
             zone = self._device_zone(query, [candidate])
             caps = self.catalog.view.merchant_caps.get(candidate.offer.merchant_id)
-            gate = None if query.lmt else self._gate(candidate, live)
+            gate = None if query.lmt else self.gate(candidate, live)
             if gate is not None or counters_for(candidate, query.at, zone, self.global_caps, caps):
                 withheld = True
             else:
-                take(self._issue(candidate, query.app))
+                take(self.issue(candidate, query.app))
         for s, ghost in chosen:
-            outcome.unlogged.append(self._about(linked, query, cell, s, "ghost" if ghost else "impression"))
+            outcome.unlogged.append(self.about(linked, query, cell, s, "ghost" if ghost else "impression"))
             if not ghost:
                 outcome.served.append(s)
         if withheld:
@@ -252,7 +263,7 @@ class OfferServer:
             self.stats.add("degraded")
         return outcome
 
-    def _gate(self, candidate: Candidate, live: Mapping[str, int]) -> Gate | None:
+    def gate(self, candidate: Candidate, live: Mapping[str, int]) -> Gate | None:
         return self.gates.of(candidate.offer.id, candidate.offer.targeting.audiences, live)
 
     def _admissible(
@@ -261,11 +272,11 @@ class OfferServer:
         """Candidates whose audiences some device could pass (for ``lmt``, a device with no memberships: it is
         never a member of an audience, so only offers that include none are left)."""
         for candidate in ranked:
-            gate = self._gate(candidate, live)
+            gate = self.gate(candidate, live)
             if gate is None or (gate.admits({}) if lmt else gate.possible):
                 yield candidate
 
-    def _issue(self, candidate: Candidate, app: str) -> Served:
+    def issue(self, candidate: Candidate, app: str) -> Served:
         """An impression id signed for ``app``, and the redemption code the offer shows, if it has one."""
         redemption = candidate.offer.redemption
         code = None if redemption is None else new_code() if redemption.unique else redemption.code
@@ -290,7 +301,7 @@ class OfferServer:
         )
 
     @staticmethod
-    def _about(linked: str, query: NearbyQuery, cell: str, served: Served, kind: str) -> Event:
+    def about(linked: str, query: NearbyQuery, cell: str, served: Served, kind: str) -> Event:
         """An event about one offer. Limit-ad-tracking devices leave no linkable history: no ping, and their
         impressions are counted without a device key. A cap-blocked serve keeps the impression id it would
         have had."""
@@ -320,7 +331,7 @@ class OfferServer:
             log.warning("could not append %d event(s): %s", len(events), exc.__class__.__name__)
 
 
-def _held_out(device_key: str, candidate: Candidate) -> bool:
+def held_out(device_key: str, candidate: Candidate) -> bool:
     """The device is in this offer's control group: the offer is reserved and logged as a ghost, not shown."""
     pct = candidate.offer.holdout_pct
     return pct > 0 and in_holdout(candidate.offer.id, device_key, pct)

@@ -29,6 +29,12 @@ def memberships(prefix: str, device_key: str) -> str:
     return f"{prefix}:{{{device_key}}}:audiences"
 
 
+def bid(prefix: str, bid_id: str) -> str:
+    """A bid's record while it holds cap slots and a while after (``lua/hold.lua``); its counters name the
+    device, the key does not (it travels in notice URLs' bid id only)."""
+    return f"{prefix}:bid:{bid_id}"
+
+
 def audience_refresh_lead(prefix: str) -> str:
     """Held (with a TTL of one refresh period) by the process that refreshes audiences on schedule."""
     return f"{prefix}:audiences:refresh-lead"

@@ -90,6 +90,7 @@ class Offer(Base):
     trigger: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     holdout_pct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     redemption: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    bid_cpm: Mapped[float | None] = mapped_column(Float)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

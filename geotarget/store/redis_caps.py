@@ -10,7 +10,7 @@ import redis
 
 from geotarget.audiences.gate import Gate
 from geotarget.metrics import REDIS_SECONDS
-from geotarget.serving.caps import Counter, Reserved
+from geotarget.serving.caps import Counter, PendingBid, Reserved, Settled
 from geotarget.store import keys
 from geotarget.store.event_stream import MAX_STREAM_LENGTH
 from geotarget.store.redis_presence import RedisPresence, transitions
@@ -19,6 +19,8 @@ from geotarget.triggers.presence import PresenceMove, Transition
 
 _SCRIPT = script("reserve", entry="return reserve(KEYS, ARGV)")
 _SERVE = script("reserve", "presence", entry="serve")
+_HOLD = script("reserve", "hold", entry="return hold(KEYS, ARGV)")
+_SETTLE = script("reserve", entry="settle")
 PREFIXES = {b'{"kind":"impression",': "impression", b'{"kind":"ghost",': "ghost"}
 
 
@@ -29,6 +31,8 @@ class RedisCapper:
         self.presence = presence
         self._reserve = client.register_script(_SCRIPT)
         self._serve = client.register_script(_SERVE)
+        self._hold = client.register_script(_HOLD)
+        self._settle = client.register_script(_SETTLE)
 
     def reserve(
         self,
@@ -46,19 +50,7 @@ class RedisCapper:
             prefix = next((p for p in PREFIXES if impression.startswith(p)), None)
             if prefix is None:
                 raise ValueError("an impression or ghost event must start with its kind")
-            argv.append(len(candidate))
-            for c in candidate:
-                key = keys.counter(self.prefix, device_key, c.scope, c.subject, c.period, c.per_device)
-                index = key_index.setdefault(key, len(key_index) + 1)
-                argv.extend((index, c.limit, c.ttl_s))
-            gate = gates[i] if gates else None
-            checks = gate.checks if gate is not None else ()
-            argv.append(len(checks))
-            if checks:
-                key = keys.memberships(self.prefix, device_key)
-                index = key_index.setdefault(key, len(key_index) + 1)
-                for check in checks:
-                    argv.extend((index if check.include else -index, check.token))
+            argv += self._checks(device_key, candidate, gates[i] if gates else None, key_index)
             argv += [PREFIXES[prefix], impression[len(prefix) :]]
         names = [*key_index, self.stream]
         moved: list[Transition] = []
@@ -74,7 +66,54 @@ class RedisCapper:
         return Reserved(_indices(served), _indices(blocked), _indices(skipped), moved)
 
 
+    def hold(
+        self,
+        device_key: str,
+        counters: Sequence[Sequence[Counter]],
+        gates: Sequence[Gate | None],
+        bids: Sequence[PendingBid],
+        hold_s: int,
+        keep_s: int,
+    ) -> Reserved:
+        key_index: dict[str, int] = {}
+        checks = [self._checks(device_key, c, g, key_index) for c, g in zip(counters, gates, strict=True)]
+        records = [keys.bid(self.prefix, bid.bid_id) for bid in bids]
+        argv: list[int | str | bytes] = [len(counters), MAX_STREAM_LENGTH, hold_s * 1000, keep_s]
+        for i, (check, bid) in enumerate(zip(checks, bids, strict=True)):
+            record_index = len(key_index) + i + 1  # KEYS: the counters and memberships, then the records
+            argv += [*check, record_index, bid.bid_id, bid.bid_event, bid.blocked_event, bid.impression_head]
+        with HOLD_SECONDS.time():
+            held, blocked, skipped = self._hold(keys=[*key_index, *records, self.stream], args=argv)
+        return Reserved(_indices(held), _indices(blocked), _indices(skipped), [])
+
+    def settle(self, bid_id: str, won: bool, price: float) -> Settled:
+        with SETTLE_SECONDS.time():
+            outcome = self._settle(
+                keys=[keys.bid(self.prefix, bid_id), self.stream],
+                args=["win" if won else "loss", bid_id, repr(float(price)), MAX_STREAM_LENGTH],
+            )
+        return ("unknown", "settled", "late")[int(outcome)]
+
+    def _checks(
+        self, device_key: str, counters: Sequence[Counter], gate: Gate | None, key_index: dict[str, int]
+    ) -> list[int | str | bytes]:
+        """One candidate's counters (KEYS index, limit, ttl) and audience checks, as reserve.lua reads them."""
+        argv: list[int | str | bytes] = [len(counters)]
+        for c in counters:
+            key = keys.counter(self.prefix, device_key, c.scope, c.subject, c.period, c.per_device)
+            argv.extend((key_index.setdefault(key, len(key_index) + 1), c.limit, c.ttl_s))
+        checks = gate.checks if gate is not None else ()
+        argv.append(len(checks))
+        if checks:
+            index = key_index.setdefault(keys.memberships(self.prefix, device_key), len(key_index) + 1)
+            for check in checks:
+                argv.extend((index if check.include else -index, check.token))
+        return argv
+
+
 RESERVE_SECONDS = REDIS_SECONDS.labels("reserve")
+HOLD_SECONDS = REDIS_SECONDS.labels("hold_bid")
+SETTLE_SECONDS = REDIS_SECONDS.labels("settle_bid")
 SERVE_SECONDS = REDIS_SECONDS.labels("reserve_and_presence")
 
 

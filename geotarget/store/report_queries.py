@@ -57,6 +57,8 @@ def reach_figures(
         sql = _REACH
         if not _has_column(connection, store.glob, "trigger"):
             sql = sql.replace("coalesce(trigger, '')", "''")
+        if not _has_column(connection, store.glob, "price"):  # files from before bidding
+            sql = sql.replace("CAST(price AS DOUBLE)", "CAST(NULL AS DOUBLE)")
         if not _has_column(connection, store.glob, "ref"):  # files from before interactions
             sql = sql.replace("x.ref", "''").replace("ref = ''", "true")
         rows = connection.execute(sql, params).fetchall()

@@ -19,6 +19,8 @@
 -- A candidate outside its audiences (a member of an excluded one, or of none of its included ones) is skipped:
 -- not counted, not logged.
 --
+-- A counter has room when what it counted plus the bids holding a slot on it (see has_room) is under its limit.
+--
 -- Returns { served candidate numbers (1-based, ghosts included), blocked candidate numbers, skipped ones }.
 -- A candidate with n = 0 is uncapped and always served while there is room. Counters shared by several
 -- candidates (a global or a merchant cap) see the increments of the candidates served before them in the same
@@ -40,14 +42,33 @@ local function in_audiences(KEYS, ARGV, first, a, now)
   return found or not wanted
 end
 
-local function has_room(KEYS, ARGV, first, n)
+-- A counter's use is what it counted plus the bids holding a slot on it (hold.lua): the sorted set
+-- '<counter>:pending' of bid ids scored by when their hold ends (ms). It shares the counter's hash tag, so it
+-- lives in the counter's slot even though it is not among KEYS.
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function has_room(KEYS, ARGV, first, n, now_ms)
   for i = 0, n - 1 do
-    local used = tonumber(redis.call('GET', KEYS[tonumber(ARGV[first + 3 * i])]) or '0')
+    local key = KEYS[tonumber(ARGV[first + 3 * i])]
+    local used = tonumber(redis.call('GET', key) or '0') + redis.call('ZCOUNT', key .. ':pending', now_ms, '+inf')
     if used >= tonumber(ARGV[first + 3 * i + 1]) then
       return false
     end
   end
   return true
+end
+
+local function count(KEYS, ARGV, first, n)
+  for i = 0, n - 1 do
+    local key = KEYS[tonumber(ARGV[first + 3 * i])]
+    local ttl = tonumber(ARGV[first + 3 * i + 2])
+    if redis.call('INCR', key) == 1 and ttl > 0 then
+      redis.call('EXPIRE', key, ttl)
+    end
+  end
 end
 
 local function reserve(KEYS, ARGV)
@@ -61,7 +82,7 @@ local function reserve(KEYS, ARGV)
   end
   local pos = 5
   local served, blocked, skipped, shown = {}, {}, {}, 0
-  local now = nil -- read once, when a candidate first asks about audiences
+  local now_ms = nil -- read once, when a candidate first asks about audiences or caps
   for candidate = 1, total do
     if shown >= limit then
       break
@@ -73,19 +94,13 @@ local function reserve(KEYS, ARGV)
     local kind = ARGV[gate + 2 * a]
     local event = ARGV[gate + 2 * a + 1]
     pos = gate + 2 * a + 2
-    if a > 0 then
-      now = now or tonumber(redis.call('TIME')[1])
+    if a > 0 or n > 0 then
+      now_ms = now_ms or clock_ms()
     end
-    if a > 0 and not in_audiences(KEYS, ARGV, gate, a, now) then
+    if a > 0 and not in_audiences(KEYS, ARGV, gate, a, now_ms / 1000) then
       skipped[#skipped + 1] = candidate
-    elseif has_room(KEYS, ARGV, first, n) then
-      for i = 0, n - 1 do
-        local key = KEYS[tonumber(ARGV[first + 3 * i])]
-        local ttl = tonumber(ARGV[first + 3 * i + 2])
-        if redis.call('INCR', key) == 1 and ttl > 0 then
-          redis.call('EXPIRE', key, ttl)
-        end
-      end
+    elseif has_room(KEYS, ARGV, first, n, now_ms) then
+      count(KEYS, ARGV, first, n)
       served[#served + 1] = candidate
       if kind ~= 'ghost' then
         shown = shown + 1

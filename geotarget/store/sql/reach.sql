@@ -20,7 +20,10 @@
 --
 -- Clicks (interactions) and redemptions with a unique code count through their impression (its scope, unit and
 -- device); a static code redeemed without one counts in offer- and merchant-wide reports, with no device.
--- Impressions pushed by a trigger ('trigger' set) count as impressions, and again as 'pushes'. Event files
+-- Impressions pushed by a trigger ('trigger' set) count as impressions, and again as 'pushes'. Bids made on
+-- exchanges are their own kind (and units); a won bid's impression counts as an impression, and again as a
+-- 'win', its clearing price (CPM) adding a thousandth to 'spend'. Files from before bidding have no price
+-- column: the caller reads NULL for it there. Event files
 -- written before pushes existed have no trigger column: the caller reads '' for it there.
 -- Events are deduplicated by event_id (delivery is at-least-once), after the scope's filters so that only the
 -- rows a report needs are sorted (every copy of an event carries the same scope fields; a ping counts inside a
@@ -34,9 +37,9 @@ WITH raw AS (
 ),
 offer_events AS (
     SELECT kind, event_id, device_key, ts, offer_id, fence_id, CAST(timezone('UTC', ts) AS DATE) AS unit_day,
-           coalesce(trigger, '') AS trigger
+           coalesce(trigger, '') AS trigger, CAST(price AS DOUBLE) AS price
     FROM raw
-    WHERE kind IN ('impression', 'cap_blocked')
+    WHERE kind IN ('impression', 'cap_blocked', 'bid')
       AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
       AND (len($fence_ids) = 0 OR list_contains($fence_ids, fence_id))
       AND ($merchant_id = '' OR merchant_id = $merchant_id)
@@ -48,7 +51,7 @@ offer_units AS (
     GROUP BY ALL HAVING count(DISTINCT device_key) >= $k
 ),
 scoped AS (
-    SELECT e.kind, e.event_id, e.device_key, e.ts, e.trigger, coalesce($whole, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE)) AS period
+    SELECT e.kind, e.event_id, e.device_key, e.ts, e.trigger, e.price, coalesce($whole, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE)) AS period
     FROM offer_events e SEMI JOIN offer_units u
       ON e.kind = u.kind AND e.offer_id = u.offer_id AND e.fence_id = u.fence_id AND e.unit_day = u.unit_day
 ),
@@ -75,6 +78,14 @@ frequency AS (
     SELECT period, 'frequency_' || CAST(least(n, 5) AS VARCHAR) AS metric, count(*)::DOUBLE AS value,
            count(*) AS devices
     FROM per_device GROUP BY period, least(n, 5)
+),
+bids AS (
+    SELECT period, 'bids' AS metric, count(*)::DOUBLE AS value, count(DISTINCT NULLIF(device_key, '')) AS devices
+    FROM scoped WHERE kind = 'bid' AND ts >= $from_ts AND ts < $to_ts GROUP BY period
+),
+won AS (  -- impressions of bids won on exchanges: they carry the clearing price (CPM)
+    SELECT period, count(*)::DOUBLE AS wins, sum(price) / 1000 AS spend, count(DISTINCT NULLIF(device_key, '')) AS devices
+    FROM scoped WHERE kind = 'impression' AND price IS NOT NULL AND ts >= $from_ts AND ts < $to_ts GROUP BY period
 ),
 blocked AS (
     SELECT period, 'cap_blocked' AS metric, count(*)::DOUBLE AS value,
@@ -173,6 +184,9 @@ UNION ALL SELECT * FROM pushes
 UNION ALL SELECT * FROM linked
 UNION ALL SELECT * FROM frequency
 UNION ALL SELECT * FROM blocked
+UNION ALL SELECT * FROM bids
+UNION ALL SELECT period, 'wins', wins, devices FROM won
+UNION ALL SELECT period, 'spend', spend, devices FROM won
 UNION ALL SELECT * FROM clicks
 UNION ALL SELECT * FROM redemptions
 UNION ALL SELECT * FROM visitors

@@ -26,6 +26,9 @@
     ["clicks", "clicks"],
     ["redemptions", "redemptions"],
     ["ctr", "CTR"],
+    ["bids", "exchange bids"],
+    ["wins", "bids won"],
+    ["spend", "spend"],
   ];
   const state = { scopes: null, report: null, charts: {}, map: null, heat: null, query: null, reportTicket: 0, heatTicket: 0 };
 

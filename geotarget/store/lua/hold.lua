@@ -1,0 +1,61 @@
+-- hold(KEYS, ARGV): the first of a bid's ranked candidates that passes its audiences and whose every cap counter
+-- has room (counting the bids already holding slots) holds one slot on each of its counters until the hold
+-- ends, without counting it: a win notice counts it (settle.lua), a loss notice or the end of the hold frees it.
+-- Needs reserve.lua's functions (geotarget/store/scripts.py puts them first).
+--
+-- KEYS    every counter and membership key any candidate uses (each once), the candidates' bid records, then
+--         the event stream last
+-- ARGV[1] how many candidates follow; ARGV[2] the stream's approximate maximum length; ARGV[3] how long the
+--         hold lasts (ms); ARGV[4] how long a bid record is kept (s: the hold and the grace for late notices)
+-- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl s), a, a pairs (as reserve.lua),
+-- the index into KEYS of its bid record, its bid id, its 'bid' event, its 'cap_blocked' event, and its
+-- impression event without its price: the JSON up to '"price":', which settle.lua completes.
+--
+-- The record: hash 'k' = the counter keys and their ttls ('key ttl' lines), 'u' = when the hold ends (ms),
+-- 'e' = the impression event's head. Returns { held candidate numbers (at most 1), blocked, skipped }.
+local function hold(KEYS, ARGV)
+  local total, maxlen, hold_ms, keep_s = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+  local stream = KEYS[#KEYS]
+  local now_ms = clock_ms()
+  local held, blocked, skipped, events = {}, {}, {}, {}
+  local pos = 5
+  for candidate = 1, total do
+    local n = tonumber(ARGV[pos])
+    local first = pos + 1
+    local a = tonumber(ARGV[first + 3 * n])
+    local gate = first + 3 * n + 1
+    local after = gate + 2 * a
+    local record, bid_id = KEYS[tonumber(ARGV[after])], ARGV[after + 1]
+    local bid_event, blocked_event, head = ARGV[after + 2], ARGV[after + 3], ARGV[after + 4]
+    pos = after + 5
+    if #held == 0 then
+      if a > 0 and not in_audiences(KEYS, ARGV, gate, a, now_ms / 1000) then
+        skipped[#skipped + 1] = candidate
+      elseif has_room(KEYS, ARGV, first, n, now_ms) then
+        local until_ms = now_ms + hold_ms
+        local lines = {}
+        for i = 0, n - 1 do
+          local key = KEYS[tonumber(ARGV[first + 3 * i])]
+          local pending = key .. ':pending'
+          redis.call('ZREMRANGEBYSCORE', pending, '-inf', now_ms)
+          redis.call('ZADD', pending, until_ms, bid_id)
+          if redis.call('PTTL', pending) < hold_ms + 60000 then
+            redis.call('PEXPIRE', pending, hold_ms + 60000)
+          end
+          lines[#lines + 1] = key .. ' ' .. ARGV[first + 3 * i + 2]
+        end
+        redis.call('HSET', record, 'k', table.concat(lines, '\n'), 'u', until_ms, 'e', head)
+        redis.call('EXPIRE', record, keep_s)
+        held[1] = candidate
+        events[#events + 1] = bid_event
+      else
+        blocked[#blocked + 1] = candidate
+        events[#events + 1] = blocked_event
+      end
+    end
+  end
+  for _, e in ipairs(events) do
+    redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', e)
+  end
+  return { held, blocked, skipped }
+end
