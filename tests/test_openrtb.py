@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -337,7 +339,62 @@ def test_bid_price_is_an_offer_field_with_limits(client, cafe):
             "/v1/offers", json={"title": "t", "geofence_ids": [fence], "bid_cpm": bad}, headers=cafe.headers
         )
         assert response.status_code == 422 and response.json()["error"]["field"] == "bid_cpm"
-    made = client.post("/v1/offers", json={"title": "t", "geofence_ids": [fence], "bid_cpm": 0.75}, headers=cafe.headers)
+    made = client.post(
+        "/v1/offers", json={"title": "t", "geofence_ids": [fence], "bid_cpm": 0.75}, headers=cafe.headers
+    )
     assert made.json()["bid_cpm"] == 0.75
     patched = client.patch(f"/v1/offers/{made.json()['id']}", json={"bid_cpm": None}, headers=cafe.headers)
     assert patched.status_code == 200 and patched.json()["bid_cpm"] is None
+
+
+def today(offer: dict) -> dict[str, str]:
+    """The reach report of today, in the merchant's calendar (Lisbon's), for one offer: one row."""
+    day = datetime.now(ZoneInfo("Europe/Lisbon")).date().isoformat()
+    return {"offer_id": offer["id"], "from": day, "to": day}
+
+
+def test_reach_reports_count_bids_wins_and_spend(client, runtime, cafe, exchange):
+    offer = place(client, cafe, *LISBON)
+    bids = [only_bid(post_bid(client, exchange, bid_request(device=f"phone-{i}"))) for i in range(12)]
+    for bid in bids[:10]:
+        assert notice(client, bid["nurl"], "2.0").json()["outcome"] == "settled"
+    for bid in bids[10:]:
+        assert notice(client, bid["lurl"], "2.1").json()["outcome"] == "settled"
+    runtime.consumer.drain()
+    report = client.get("/v1/reports/reach", params=today(offer), headers=cafe.headers)
+    assert report.status_code == 200, report.text
+    [row] = report.json()["rows"]
+    assert (row["bids"], row["wins"], row["impressions"], row["spend"]) == (12, 10, 10, 0.02)
+    csv = client.get("/v1/reports/reach", params=today(offer) | {"format": "csv"}, headers=cafe.headers).text
+    header, values = csv.splitlines()[:2]
+    named = dict(zip(header.split(","), values.split(","), strict=True))
+    assert (named["bids"], named["wins"], named["spend"]) == ("12", "10", "0.02")
+
+
+def test_fewer_bidders_than_k_are_suppressed(client, runtime, cafe, exchange):
+    offer = place(client, cafe, *LISBON)
+    for i in range(3):
+        notice(client, only_bid(post_bid(client, exchange, bid_request(device=f"few-{i}")))["nurl"], "1.0")
+    runtime.consumer.drain()
+    [row] = client.get("/v1/reports/reach", params=today(offer), headers=cafe.headers).json()["rows"]
+    assert row["bids"] is None and row["wins"] is None and row["spend"] is None
+    assert {"bids", "wins", "spend"} <= set(row["suppressed"])
+
+
+def test_erasing_a_device_drops_its_open_bids(client, runtime, cafe, exchange):
+    place(client, cafe, *LISBON)
+    bid = only_bid(post_bid(client, exchange, bid_request(device="erase-me")))
+    other = only_bid(post_bid(client, exchange, bid_request(device="keep-me")))
+    assert client.delete("/v1/devices/erase-me", headers=ADMIN).status_code == 200
+    assert notice(client, bid["nurl"], "1.0").json()["outcome"] == "unknown"
+    assert notice(client, other["nurl"], "1.0").json()["outcome"] == "settled"
+
+
+def test_every_decision_is_counted_by_reason_in_metrics(client, cafe, exchange):
+    place(client, cafe, *LISBON)
+    post_bid(client, exchange, bid_request())
+    post_bid(client, exchange, bid_request(regs={"coppa": 1}))
+    post_bid(client, exchange, bid_request(lat=10.0, lon=10.0))
+    text = client.get("/metrics").text
+    for reason in ("bid", "coppa", "no_offer"):
+        assert f'geotarget_bid_decisions_total{{reason="{reason}"}}' in text

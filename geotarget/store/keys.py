@@ -30,9 +30,13 @@ def memberships(prefix: str, device_key: str) -> str:
 
 
 def bid(prefix: str, bid_id: str) -> str:
-    """A bid's record while it holds cap slots and a while after (``lua/hold.lua``); its counters name the
-    device, the key does not (it travels in notice URLs' bid id only)."""
+    """A bid's record while it holds cap slots and a while after (``lua/hold.lua``). Found by its bid id alone
+    (all a notice URL carries), so not under the device's hash tag: erasure finds it by its ``d`` field."""
     return f"{prefix}:bid:{bid_id}"
+
+
+def bid_pattern(prefix: str) -> str:
+    return f"{prefix}:bid:*"
 
 
 def audience_refresh_lead(prefix: str) -> str:

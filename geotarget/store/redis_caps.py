@@ -78,7 +78,7 @@ class RedisCapper:
         key_index: dict[str, int] = {}
         checks = [self._checks(device_key, c, g, key_index) for c, g in zip(counters, gates, strict=True)]
         records = [keys.bid(self.prefix, bid.bid_id) for bid in bids]
-        argv: list[int | str | bytes] = [len(counters), MAX_STREAM_LENGTH, hold_s * 1000, keep_s]
+        argv: list[int | str | bytes] = [len(counters), MAX_STREAM_LENGTH, hold_s * 1000, keep_s, device_key]
         for i, (check, bid) in enumerate(zip(checks, bids, strict=True)):
             record_index = len(key_index) + i + 1  # KEYS: the counters and memberships, then the records
             argv += [*check, record_index, bid.bid_id, bid.bid_event, bid.blocked_event, bid.impression_head]

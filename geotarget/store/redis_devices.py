@@ -1,6 +1,6 @@
 """What Redis holds about one device, found and deleted for an erasure: its cap counters and presence (every key
-under its ``{device_key}`` hash tag), its place in the presence sweeper, its pending webhook deliveries, and its
-events and transitions still waiting in their streams."""
+under its ``{device_key}`` hash tag), its place in the presence sweeper, its pending webhook deliveries, its
+open bids' records, and its events and transitions still waiting in their streams."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class RedisDeviceData:
 
     def erase(self, device_key: str) -> tuple[int, int]:
         """Delete the device's keys and stream entries; returns (keys, stream entries) deleted."""
-        deleted_keys = self._drop_deliveries(device_key)
+        deleted_keys = self._drop_deliveries(device_key) + self._drop_bids(device_key)
         pattern = keys.device_pattern(self.prefix, device_key).replace("[", "\\[")
         for name in self.client.scan_iter(match=pattern, count=_PAGE):
             deleted_keys += int(self.client.delete(name))
@@ -47,6 +47,16 @@ class RedisDeviceData:
             return 0
         self.client.zrem(keys.delivery_retries(self.prefix), *pending)
         return int(self.client.delete(*(keys.delivery(self.prefix, d) for d in pending)))
+
+    def _drop_bids(self, device_key: str) -> int:
+        """Bid records (their held slots go with the device's counters; a notice for one then finds nothing)."""
+        pattern = keys.bid_pattern(self.prefix).replace("[", "\\[")
+        doomed = [
+            name
+            for name in self.client.scan_iter(match=pattern, count=_PAGE)
+            if self.client.hget(name, "d") in (device_key, device_key.encode())
+        ]
+        return int(self.client.delete(*doomed)) if doomed else 0
 
     def _drop(self, stream: str, belongs: Callable[[Any], bool]) -> int:
         entries, last = 0, "-"

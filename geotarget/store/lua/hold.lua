@@ -6,19 +6,20 @@
 -- KEYS    every counter and membership key any candidate uses (each once), the candidates' bid records, then
 --         the event stream last
 -- ARGV[1] how many candidates follow; ARGV[2] the stream's approximate maximum length; ARGV[3] how long the
---         hold lasts (ms); ARGV[4] how long a bid record is kept (s: the hold and the grace for late notices)
+--         hold lasts (ms); ARGV[4] how long a bid record is kept (s: the hold and the grace for late notices);
+--         ARGV[5] the device key (kept in the record, for erasure)
 -- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl s), a, a pairs (as reserve.lua),
 -- the index into KEYS of its bid record, its bid id, its 'bid' event, its 'cap_blocked' event, and its
 -- impression event without its price: the JSON up to '"price":', which settle.lua completes.
 --
 -- The record: hash 'k' = the counter keys and their ttls ('key ttl' lines), 'u' = when the hold ends (ms),
--- 'e' = the impression event's head. Returns { held candidate numbers (at most 1), blocked, skipped }.
+-- 'e' = the impression event's head, 'd' = the device key. Returns { held candidate numbers (at most 1), blocked, skipped }.
 local function hold(KEYS, ARGV)
   local total, maxlen, hold_ms, keep_s = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
   local stream = KEYS[#KEYS]
   local now_ms = clock_ms()
   local held, blocked, skipped, events = {}, {}, {}, {}
-  local pos = 5
+  local pos = 6
   for candidate = 1, total do
     local n = tonumber(ARGV[pos])
     local first = pos + 1
@@ -44,7 +45,7 @@ local function hold(KEYS, ARGV)
           end
           lines[#lines + 1] = key .. ' ' .. ARGV[first + 3 * i + 2]
         end
-        redis.call('HSET', record, 'k', table.concat(lines, '\n'), 'u', until_ms, 'e', head)
+        redis.call('HSET', record, 'k', table.concat(lines, '\n'), 'u', until_ms, 'e', head, 'd', ARGV[5])
         redis.call('EXPIRE', record, keep_s)
         held[1] = candidate
         events[#events + 1] = bid_event
