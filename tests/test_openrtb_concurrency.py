@@ -4,7 +4,7 @@ real server with two worker processes and a real Redis, an offer capped at 3 a d
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest

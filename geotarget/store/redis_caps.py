@@ -65,7 +65,6 @@ class RedisCapper:
             moved = transitions(flat)
         return Reserved(_indices(served), _indices(blocked), _indices(skipped), moved)
 
-
     def hold(
         self,
         device_key: str,
