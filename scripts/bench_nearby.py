@@ -54,9 +54,12 @@ DAILY = [{"days": ["daily"], "start": "00:00", "end": "24:00"}]
 Targeting = Callable[[Runtime, list[str]], dict[str, list[dict[str, object]]]]
 
 
-def load_geotarget(settings: Settings, data: list[Shop], targeting_of: Targeting | None = None) -> None:
+def load_geotarget(
+    settings: Settings, data: list[Shop], targeting_of: Targeting | None = None, **offer_fields: object
+) -> None:
     """Shops, fences and offers; ``targeting_of`` gives, per merchant, the targeting of its offers by position
-    (every third the same), e.g. audiences (scripts/bench_audiences.py)."""
+    (every third the same), e.g. audiences (scripts/bench_audiences.py); ``offer_fields`` are set on every offer
+    (a bid price and a link: scripts/bench_openrtb.py)."""
     runtime = Runtime.open(settings, follow=False)
     try:
         merchants = [
@@ -86,6 +89,7 @@ def load_geotarget(settings: Settings, data: list[Shop], targeting_of: Targeting
                     timezone="Europe/Lisbon",
                     created_at=now,
                     updated_at=now,
+                    **offer_fields,  # type: ignore[arg-type]
                 )
                 for n, (shop, r, o) in enumerate(
                     (shop, r, o) for shop, r in zip(mine, results, strict=True) if r.id for o in shop.offers
@@ -157,10 +161,12 @@ def drive(
     seconds: float,
     connections: int,
     workers: list[psutil.Process],
+    wrk_script: str = WRK_SCRIPT,
 ) -> Figures:
+    """``wrk_script``: a template with the placeholders of bench_walkers.lua, whose ``done`` prints RESULT."""
     picked = random.Random(3).sample(centres, min(len(centres), 2000))
     script = (
-        WRK_SCRIPT.replace("{CENTRES}", "{" + ",".join(f"{{{a:.7f},{b:.7f}}}" for a, b in picked) + "}")
+        wrk_script.replace("{CENTRES}", "{" + ",".join(f"{{{a:.7f},{b:.7f}}}" for a, b in picked) + "}")
         .replace("{DEVICES}", "2000")
         .replace("{K}", f"{METRES_PER_DEGREE * math.cos(math.radians(picked[0][0])):.3f}")
         .replace("{M}", f"{METRES_PER_DEGREE:.3f}")

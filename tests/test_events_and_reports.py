@@ -39,7 +39,8 @@ def world(client, cafe, runtime):
 
 def generated_events(world, secret: str, rng: random.Random) -> list[Event]:
     """25 devices over 3 days: pings in and around the café with short and long gaps, impressions (day 3 only
-    for 3 devices, under k), cap-blocked serves, and limit-ad-tracking impressions without a device key."""
+    for 3 devices, under k), some of them won bids on exchanges (a bid, then the impression with its clearing
+    price), lost bids, cap-blocked serves, and limit-ad-tracking impressions without a device key."""
     events: list[Event] = []
     for d in range(25):
         key = device_key(secret, f"device-{d}")
@@ -67,6 +68,8 @@ def generated_events(world, secret: str, rng: random.Random) -> list[Event]:
                         ref=impression,
                     )
                     events.append(click)
+                won = rng.random() < 0.4
+                price = rng.choice([0.8, 1.25, 2.0]) if won else None
                 events.append(
                     offer_event(
                         kind="impression",
@@ -78,8 +81,22 @@ def generated_events(world, secret: str, rng: random.Random) -> list[Event]:
                         fence_id=world["fence"],
                         inside=True,
                         distance_m=0.0,
+                        price=price,
                     )
                 )
+                if won or rng.random() < 0.2:  # the bid that won it, or one that lost
+                    events.append(
+                        offer_event(
+                            kind="bid",
+                            event_id=f"b:{impression}",
+                            at=at - timedelta(seconds=1),
+                            device_key=key,
+                            offer_id=world["offer"],
+                            merchant_id=world["merchant"],
+                            fence_id=world["fence"],
+                            price=2.5,
+                        )
+                    )
             if rng.random() < 0.3:
                 events.append(
                     offer_event(
@@ -141,6 +158,8 @@ def expected_rows(events: list[Event], world, k: int) -> list[dict]:
         day_inside, day_starts = inside[inside.day == day], starts[starts.day == day]
         after = day_starts[day_starts.exposed]
         clicked = day_imp[day_imp.event_id.isin(ev[ev.kind == "click"].ref)]
+        bids = ev[(ev.kind == "bid") & (ev.day == day)]
+        won = day_imp[day_imp.price.notna()]
         shown = hide(len(day_imp), reach)
         clicks = None if shown is None else hide(len(clicked), clicked.device_key.nunique())
         row = {
@@ -157,6 +176,9 @@ def expected_rows(events: list[Event], world, k: int) -> list[dict]:
             "clicks": clicks,
             "redemptions": None if shown is None else 0,
             "ctr": round(clicks / shown, 4) if clicks is not None and shown else None,
+            "bids": hide(len(bids), bids.device_key.nunique()),
+            "wins": None if shown is None else hide(len(won), won.device_key.nunique()),
+            "spend": None if shown is None else hide(round(won.price.sum() / 1000, 2), won.device_key.nunique()),
         }
         rows.append(row)
     return rows
