@@ -320,6 +320,18 @@ class TestNotices:
         assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
         assert notice(client, bid["nurl"], "1").json()["outcome"] == "settled"  # the real one still works
 
+    @pytest.mark.parametrize("field", ["bid", "bp", "sig"])
+    def test_a_notice_with_junk_in_its_signed_fields_is_a_422_not_a_crash(self, client, field):
+        params = {"bid": "0" * 32, "bp": "2.5", "sig": "0" * 32, field: "\u00f1\U0001f600 x"}
+        response = client.get("/v1/openrtb2/win", params=params)
+        assert response.status_code == 422 and response.json()["error"]["field"] == field
+
+    def test_a_non_ascii_signature_is_refused_by_the_check_itself(self):
+        from geotarget.bidding.notices import InvalidNotice, notice_key, verify
+
+        with pytest.raises(InvalidNotice):
+            verify(notice_key("secret"), "win", "0" * 32, "2.5", "\u00f1" * 32)
+
     def test_a_malformed_price_is_a_422_naming_it(self, client, cafe, exchange):
         place(client, cafe, *LISBON)
         bid = only_bid(post_bid(client, exchange, bid_request()))

@@ -19,6 +19,9 @@ from tests.conftest import ADMIN, ADMIN_KEY
 from tests.fixtures import INSIDE_ALFAMA_CAFE
 from tests.servers import serving
 from tests.test_caps_under_concurrency import burst, served_count, setup_city
+from tests.test_openrtb_concurrency import burst as bid_burst
+from tests.test_openrtb_concurrency import send
+from tests.test_openrtb_concurrency import setup as setup_bidding
 
 pytestmark = pytest.mark.slow
 REPETITIONS = 5
@@ -142,3 +145,15 @@ def test_webhooks_are_retried_and_delivered_once_on_a_cluster(tmp_path: Path, cl
             assert [(d["status"], d["attempts"]) for d in listed] == [("delivered", 2)]
     finally:
         runtime.close()
+
+
+def test_bids_hold_and_settle_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
+    """The hold and settle scripts reach the pending sets and bid records they derive from their keys: in the
+    deployment's slot, so never a cross-slot error."""
+    with serving(tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000") as [base]:
+        exchange = setup_bidding(base)
+        bids = asyncio.run(bid_burst(base, exchange, "phone-on-cluster"))
+        assert len(bids) == 3
+        assert asyncio.run(send(base, [bids[0]["nurl"]], "1.0")) == ["settled"]
+        assert asyncio.run(send(base, [b["lurl"] for b in bids[1:]], "")) == ["settled"] * 2
+        assert len(asyncio.run(bid_burst(base, exchange, "phone-on-cluster"))) == 2

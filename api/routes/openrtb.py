@@ -52,9 +52,9 @@ async def bid(request: Request) -> Response:
 def notice(
     kind: NoticeKind,
     runtime: RuntimeDep,
-    bid: Annotated[str, Query(max_length=64, description="the bid's id")],
-    bp: Annotated[str, Query(max_length=32, description="our bid price, as signed")],
-    sig: Annotated[str, Query(max_length=64, description="the notice's signature")],
+    bid: Annotated[str, Query(pattern=r"^[0-9a-f]{32}$", description="the bid's id")],
+    bp: Annotated[str, Query(pattern=r"^[0-9]{1,4}(\.[0-9]{1,6})?$", description="our bid price, as signed")],
+    sig: Annotated[str, Query(pattern=r"^[0-9a-f]{32}$", description="the notice's signature")],
     price: Annotated[str | None, Query(max_length=64, description="the clearing price, CPM")] = None,
     reason: Annotated[str | None, Query(max_length=16, description="the exchange's loss reason")] = None,
 ) -> NoticeOut:

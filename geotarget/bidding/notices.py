@@ -34,7 +34,7 @@ def signature(key: bytes, kind: NoticeKind, bid_id: str, bid_price: str) -> str:
 
 def notice_url(base_url: str, key: bytes, kind: NoticeKind, bid_id: str, bid_price: float) -> str:
     """``base_url`` is where exchanges reach geotarget (``GEOTARGET_PUBLIC_URL``, else the request's own)."""
-    price = f"{bid_price:g}"
+    price = f"{bid_price:.6f}".rstrip("0").rstrip(".")  # never an exponent: the route's pattern for bp
     query = urlencode({"bid": bid_id, "bp": price, "sig": signature(key, kind, bid_id, price)})
     macros = f"&price={AUCTION_PRICE}" + (f"&reason={AUCTION_LOSS}" if kind == "loss" else "")
     return f"{base_url.rstrip('/')}/v1/openrtb2/{kind}?{query}{macros}"
@@ -42,7 +42,7 @@ def notice_url(base_url: str, key: bytes, kind: NoticeKind, bid_id: str, bid_pri
 
 def verify(key: bytes, kind: NoticeKind, bid_id: str, bid_price: str, sig: str) -> float:
     """The bid's price, once the signature is checked."""
-    if not hmac.compare_digest(signature(key, kind, bid_id, bid_price), sig):
+    if not hmac.compare_digest(signature(key, kind, bid_id, bid_price).encode(), sig.encode()):
         raise InvalidNotice("the notice's signature does not match its bid")
     return float(bid_price)
 

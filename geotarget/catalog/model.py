@@ -230,7 +230,7 @@ class OfferFields(BaseModel):
     holdout_pct: int = Field(default=0, ge=0, le=50, description="% of devices held out to measure lift (reports.md)")
     redemption: Redemption | None = Field(default=None, description="a code shown with the offer (measurement.md)")
     bid_cpm: float | None = Field(
-        default=None, gt=0, le=1000, description="price per 1,000 impressions bid on exchanges; none: never bid"
+        default=None, ge=0.01, le=1000, description="price per 1,000 impressions bid on exchanges; none: never bid"
     )
 
     @field_serializer("caps", "targeting")

@@ -78,10 +78,14 @@ def test_merchant_draws_a_fence_sees_its_cells_and_attaches_an_offer(site: str, 
     assert page.input_value("#windows [data-part=start]") == "07:00"
     page.fill("#offer-form [name=per_device_per_day]", "3")
     page.uncheck("#offer-form [name=special]")
+    page.fill("#offer-form [name=bid_cpm]", "2.75")  # and put it on ad exchanges
     page.click("#offer-save")
     page.wait_for_selector("#status:has-text('Saved offer')")
     (edited,) = call(site, key, "GET", "/v1/offers")["offers"]
     assert (edited["version"], edited["special"], edited["caps"]) == (2, False, {"per_device_per_day": 3})
+    assert edited["bid_cpm"] == 2.75
+    page.click("#offer-list li:has-text('2-for-1 lattes')")
+    assert page.input_value("#offer-form [name=bid_cpm]") == "2.75"
     assert edited["schedule"] == offer["schedule"] and edited["trigger"] is None
 
     page.click("#offer-list li:has-text('2-for-1 lattes')")  # push it to devices that stay two minutes
