@@ -48,7 +48,9 @@ class CpuPool:
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            # waits for the jobs running now (bounded: one fence each) so the pool's processes are told to stop;
+            # without waiting they outlived a stopped server, orphaned (tests/test_shutdown.py)
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
