@@ -12,9 +12,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-import redis
 
-from geotarget.store import keys
 from tests.conftest import ADMIN
 from tests.openrtb26 import check_bid_response, check_native_response
 
@@ -96,12 +94,8 @@ def notice(client, url: str, price: str | None = None):
 
 
 def stream_events(runtime, kind: str) -> list[dict]:
-    client = redis.Redis.from_url(runtime.redis_url)
-    try:
-        entries = client.xrange(keys.events_stream(runtime.settings.key_prefix()))
-    finally:
-        client.close()
-    found = [orjson.loads(fields[b"e"]) for _, fields in entries]
+    stream = runtime.server.capper.stream
+    found = [orjson.loads(fields.get("e") or fields[b"e"]) for _, fields in runtime.redis.xrange(stream)]
     return [e for e in found if e["kind"] == kind]
 
 

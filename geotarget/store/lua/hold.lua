@@ -55,8 +55,6 @@ local function hold(KEYS, ARGV)
       end
     end
   end
-  for _, e in ipairs(events) do
-    redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', e)
-  end
+  append_events(stream, maxlen, events)
   return { held, blocked, skipped }
 end

@@ -61,6 +61,13 @@ local function has_room(KEYS, ARGV, first, n, now_ms)
   return true
 end
 
+-- Events are best effort (caps are a promise): a failing append never undoes what the script counted.
+local function append_events(stream, maxlen, events)
+  for _, e in ipairs(events) do
+    redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', e)
+  end
+end
+
 local function count(KEYS, ARGV, first, n)
   for i = 0, n - 1 do
     local key = KEYS[tonumber(ARGV[first + 3 * i])]
@@ -111,8 +118,6 @@ local function reserve(KEYS, ARGV)
       events[#events + 1] = '{"kind":"cap_blocked",' .. event
     end
   end
-  for _, e in ipairs(events) do
-    redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', e)
-  end
+  append_events(stream, maxlen, events)
   return { served, blocked, skipped }
 end

@@ -2,7 +2,7 @@
 -- A win or billing notice counts the held slots (the impression happened) and appends the impression with its
 -- clearing price; a loss frees them. A notice after the hold ended still settles while the record is kept: a
 -- late win is counted, for the device did see the offer.
--- Needs reserve.lua's functions (clock_ms).
+-- Needs reserve.lua's functions (clock_ms, append_events).
 --
 -- KEYS[1] the bid record, KEYS[2] the event stream
 -- ARGV[1] 'win' or 'loss'; ARGV[2] the bid id; ARGV[3] the clearing price (a JSON number); ARGV[4] the stream's
@@ -23,7 +23,7 @@ for line in string.gmatch(fields[1], '[^\n]+') do
   end
 end
 if won then
-  redis.pcall('XADD', stream, 'MAXLEN', '~', ARGV[4], '*', 'e', fields[3] .. ARGV[3] .. '}')
+  append_events(stream, ARGV[4], { fields[3] .. ARGV[3] .. '}' })
 end
 if clock_ms() > tonumber(fields[2]) then
   return 2
