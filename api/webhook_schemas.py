@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from geotarget.catalog.model import UtcTime
-from geotarget.triggers.webhooks import EventType
+from geotarget.triggers.webhooks import EventType, masked_url
 
 
 class WebhookIn(BaseModel):
@@ -25,10 +25,15 @@ class WebhookIn(BaseModel):
 class WebhookOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: str
-    url: str
+    url: str = Field(description="As subscribed, with any password shown as ****")
     events: list[EventType]
     geofence_ids: list[str] | None
     created_at: UtcTime | None
+
+    @field_validator("url")
+    @classmethod
+    def _masked(cls, url: str) -> str:
+        return masked_url(url)
 
 
 class WebhookCreated(WebhookOut):

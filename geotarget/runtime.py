@@ -226,8 +226,8 @@ class Runtime:
         if self.embedded is not None:
             self.embedded.stop()
 
-    def rotate_key(self, key_id: str, grace_s: int, expires_at: datetime | None) -> RotatedKey:
-        rotated = rotate_key(self.repository, key_id, grace_s, expires_at)
+    def rotate_key(self, key_id: str, grace_s: int, expires_at: datetime | None, by_admin: bool = False) -> RotatedKey:
+        rotated = rotate_key(self.repository, key_id, grace_s, expires_at, by_admin)
         self._keys_changed()
         return rotated
 

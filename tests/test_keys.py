@@ -150,3 +150,36 @@ def test_revocation_reaches_another_worker_within_a_second(two_workers):
     while b.get("/v1/nearby", params=params, headers=bearer(app["api_key"])).status_code == 200:
         assert time.monotonic() - revoked_at < 1.0, "worker b still accepts a revoked key after a second"
         time.sleep(0.02)
+
+
+def test_a_key_cannot_outlive_its_expiry_by_rotating_itself(client):
+    """An admin gave a trial key 3 s; rotating itself with a month of grace leaves both keys ending with it."""
+    soon = datetime.now(UTC) + timedelta(seconds=3)
+    trial = client.post("/v1/apps", json={"name": "trial", "expires_at": soon.isoformat()}, headers=ADMIN).json()
+    later = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+    rotated = client.post(
+        "/v1/keys/self/rotate", json={"grace_s": 2_592_000, "expires_at": later}, headers=bearer(trial["api_key"])
+    )
+
+    assert rotated.status_code == 200, rotated.text
+    assert datetime.fromisoformat(rotated.json()["previous_valid_until"]) <= soon
+    (listed,) = [k for k in client.get("/v1/keys", headers=ADMIN).json()["keys"] if k["id"] == trial["id"]]
+    assert abs(datetime.fromisoformat(listed["expires_at"]) - soon) < timedelta(seconds=1)
+    time.sleep((soon - datetime.now(UTC)).total_seconds() + 0.2)
+    for key in (trial["api_key"], rotated.json()["api_key"]):
+        assert client.get("/v1/nearby", params=ANYWHERE, headers=bearer(key)).status_code == 401
+
+
+def test_the_admin_may_give_a_rotated_key_a_new_end(client):
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    trial = client.post("/v1/apps", json={"name": "trial", "expires_at": soon.isoformat()}, headers=ADMIN).json()
+    kept = client.post(f"/v1/keys/{trial['id']}/rotate", json={"grace_s": 0}, headers=ADMIN)
+    assert kept.status_code == 200
+    (listed,) = [k for k in client.get("/v1/keys", headers=ADMIN).json()["keys"] if k["id"] == trial["id"]]
+    assert abs(datetime.fromisoformat(listed["expires_at"]) - soon) < timedelta(seconds=1)  # kept, not dropped
+
+    later = datetime.now(UTC) + timedelta(days=30)
+    extended = client.post(f"/v1/keys/{trial['id']}/rotate", json={"expires_at": later.isoformat()}, headers=ADMIN)
+    assert extended.status_code == 200
+    (listed,) = [k for k in client.get("/v1/keys", headers=ADMIN).json()["keys"] if k["id"] == trial["id"]]
+    assert abs(datetime.fromisoformat(listed["expires_at"]) - later) < timedelta(seconds=1)

@@ -190,6 +190,17 @@ def test_the_test_route_sends_a_signed_test_event_now_and_reports_the_answer(wit
         "gopher://example.com/",
         "http:///no-host",
         "mqtt://example.com",
+        "http://[2002:7f00:1::1]/hook",  # 6to4 carrying 127.0.0.1
+        "http://[2002:c0a8:101::1]/hook",  # 6to4 carrying 192.168.1.1
+        "http://[fec0::1]/hook",  # site-local
+        "http://[64:ff9b::a00:1]/hook",  # NAT64 carrying 10.0.0.1
+        "http://[::127.0.0.1]/hook",  # the old IPv4-compatible form
+        "http://[::1/",
+        "http://[127.0.0.1]/",
+        "nats://[::1/x",
+        f"http://{'a' * 70}.example.com/",
+        "http://.。/",
+        "http://a..b/",
     ],
 )
 def test_private_loopback_and_odd_urls_are_refused_unless_allowed(client, url):
@@ -197,6 +208,25 @@ def test_private_loopback_and_odd_urls_are_refused_unless_allowed(client, url):
     response = client.post("/v1/webhooks", json={"url": url, "events": ["enter"]}, headers=auth(app["api_key"]))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] in ("url", "body.url")
+    assert response.json()["error"]["code"] in ("bad_url", "invalid")
+
+
+def test_a_refusal_names_the_kind_of_address_never_what_our_dns_answered():
+    transports = Transports(allow_private=False, resolver=lambda host, port: ["127.0.0.1"])
+    sent = transports.send("https://vm/hook", {"Geotarget-Event-Id": "evt_1"}, b"{}")
+    transports.close()
+    assert not sent.delivered and sent.error.startswith("vm resolves to a loopback, private or link-local")
+    assert "127.0.0.1" not in sent.error
+
+
+def test_a_broker_password_is_never_shown_back(client):
+    app = client.post("/v1/apps", json={"name": "Guide"}, headers=ADMIN).json()
+    url = "amqp://shop:s3cret-pw@8.8.8.8/events"  # a public address: accepted without connecting
+    created = client.post("/v1/webhooks", json={"url": url, "events": ["enter"]}, headers=auth(app["api_key"]))
+    assert created.status_code == 201, created.text
+    listed = client.get("/v1/webhooks", headers=auth(app["api_key"]))
+    assert "s3cret-pw" not in created.text and "s3cret-pw" not in listed.text
+    assert listed.json()["webhooks"][0]["url"] == "amqp://shop:****@8.8.8.8/events"
 
 
 def test_a_name_that_resolves_to_a_private_address_at_send_time_is_not_reached():

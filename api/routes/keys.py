@@ -31,14 +31,15 @@ def list_keys(_: Admin, runtime: RuntimeDep) -> KeysOut:
 def rotate_own_key(
     body: Rotation, principal: Annotated[Principal, Depends(get_principal)], runtime: RuntimeDep
 ) -> RotatedOut:
-    """A new key for the caller's own key; the one used for this call keeps working ``grace_s`` more seconds."""
+    """A new key for the caller's own key; the one used for this call keeps working ``grace_s`` more seconds.
+    Neither outlives the key's ``expires_at``: a key cannot extend its own end."""
     return RotatedOut.model_validate(runtime.rotate_key(principal.key_id, body.grace_s, body.expires_at))
 
 
 @router.post("/{key_id}/rotate", response_model=RotatedOut, responses=NOT_FOUND | REVOKED)
 def rotate_key(key_id: KeyId, body: Rotation, _: Admin, runtime: RuntimeDep) -> RotatedOut:
     """A new key for ``key_id``; the old one keeps working ``grace_s`` more seconds (409 if it is revoked)."""
-    return RotatedOut.model_validate(runtime.rotate_key(key_id, body.grace_s, body.expires_at))
+    return RotatedOut.model_validate(runtime.rotate_key(key_id, body.grace_s, body.expires_at, by_admin=True))
 
 
 @router.delete("/{key_id}", status_code=204, response_class=Response, responses=NOT_FOUND)

@@ -119,10 +119,15 @@ def authenticate(repository: Repository, plain: str, admin_key: str | None, cach
 
 
 def rotate_key(
-    repository: Repository, key_id: str, grace_s: int = DEFAULT_GRACE_S, expires_at: datetime | None = None
+    repository: Repository,
+    key_id: str,
+    grace_s: int = DEFAULT_GRACE_S,
+    expires_at: datetime | None = None,
+    by_admin: bool = False,
 ) -> RotatedKey:
     """A new key for the same id (an app keeps its impressions and webhooks); the old one works ``grace_s`` more
-    seconds (0: stops at once). ``expires_at`` is the new key's end, if it has one."""
+    seconds (0: stops at once). A rotation never outlives the key's end: the new key keeps the old ``expires_at``
+    (a key rotating itself may only bring it closer; the admin may set another), and the grace ends by then."""
     if key_id == "admin":
         raise InvalidInput("the admin key is set by GEOTARGET_ADMIN_KEY; change it there", "id")
     check_expiry(expires_at)
@@ -130,9 +135,37 @@ def rotate_key(
     if record is None:
         raise NotFound(f"no key {key_id!r}", "id")
     plain = new_key(record.role)
-    until = datetime.now(UTC) + timedelta(seconds=grace_s)
-    repository.keys.rotate(key_id, hash_key(plain), until, expires_at)
+    until = rotation_grace_end(datetime.now(UTC), grace_s, record.expires_at)
+    new_end = rotated_key_end(record.expires_at, expires_at, by_admin)
+    repository.keys.rotate(key_id, hash_key(plain), until, new_end)
     return RotatedKey(key_id, plain, until)
+
+
+def rotation_grace_end(now: datetime, grace_s: int, key_end: datetime | None) -> datetime:
+    """When the replaced key stops: after its grace, and never after the key's own end.
+
+    >>> end = datetime(2026, 1, 1, 12, 0, 20, tzinfo=UTC)
+    >>> rotation_grace_end(datetime(2026, 1, 1, 12, tzinfo=UTC), 2_592_000, end) == end
+    True
+    """
+    until = now + timedelta(seconds=grace_s)
+    return until if key_end is None else min(until, key_end)
+
+
+def rotated_key_end(key_end: datetime | None, asked: datetime | None, by_admin: bool) -> datetime | None:
+    """The new key's end: the old one's, unless the admin sets another or the key asks for an earlier one.
+
+    >>> old = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> rotated_key_end(old, None, by_admin=False) == old
+    True
+    >>> rotated_key_end(old, datetime(2027, 1, 1, tzinfo=UTC), by_admin=False) == old
+    True
+    """
+    if asked is None:
+        return key_end
+    if by_admin or key_end is None:
+        return asked
+    return min(asked, key_end)
 
 
 def revoke_key(repository: Repository, key_id: str) -> None:

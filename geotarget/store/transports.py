@@ -3,7 +3,8 @@
 Every send resolves the host itself, refuses loopback, private and link-local addresses unless allowed
 (``triggers.webhooks.refusal``), and then connects to the address it checked: a name that resolves differently
 a moment later (DNS rebinding) cannot redirect it. HTTP redirects are not followed. Broker connections are kept
-and reused per server; a broken one is dropped and made again on the next send.
+and reused per server *and credentials* (a webhook with a wrong password never rides on another tenant's
+connection); a broken one is dropped and made again on the next send.
 """
 
 from __future__ import annotations
@@ -34,21 +35,21 @@ class Transports:
         self.timeout_s = timeout_s
         self.resolver = resolver
         self._http = httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False)
-        self._brokers: dict[tuple[str, str, int, str], _Broker] = {}
+        self._brokers: dict[tuple[str, str, int, str | None, str | None], _Broker] = {}
         self._lock = threading.Lock()
 
     def address(self, target: Target) -> str:
         """The checked address to connect to, or ``TargetError`` saying why there is none."""
         try:
             found = self.resolver(target.host, target.port)
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             raise TargetError(f"{target.host} does not resolve ({exc.__class__.__name__})") from None
         if not found:
             raise TargetError(f"{target.host} does not resolve")
         for address in found:
             reason = refusal(address, self.allow_private)
             if reason:
-                raise TargetError(reason if address == target.host else f"{target.host} resolves to {reason}")
+                raise TargetError(f"{target.host} {'is' if address == target.host else 'resolves to'} {reason}")
         return found[0]
 
     def send(self, url: str, headers: Mapping[str, str], body: bytes) -> Sent:
@@ -80,8 +81,7 @@ class Transports:
         return Sent(ok, response.status_code, error, _since(started))
 
     def _broker(self, url: str, target: Target, address: str) -> _Broker:
-        user = urlsplit(url).username or ""
-        key = (target.scheme, address, target.port, user)
+        key = (target.scheme, address, target.port, *_credentials(url))  # a password never rides on another's
         with self._lock:
             broker = self._brokers.get(key)
             if broker is not None and broker.broken:
@@ -124,13 +124,14 @@ class _Nats(_Broker):
     """nats-py is asyncio-only: its connection lives on a loop in a thread of its own."""
 
     def __init__(self, url: str, address: str, port: int, timeout_s: float) -> None:
-        import nats
+        from nats.aio.client import Client
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-deliveries", daemon=True)
         self._thread.start()
         user, password = _credentials(url)
-        connect = nats.connect(
+        self._client: Any = Client()
+        connect = self._client.connect(
             f"nats://{address}:{port}",
             user=user,
             password=password,
@@ -138,7 +139,11 @@ class _Nats(_Broker):
             max_reconnect_attempts=0,
             allow_reconnect=False,
         )
-        self._client: Any = self._run(connect, timeout_s)
+        try:
+            self._run(connect, timeout_s)
+        except BaseException:
+            self.close()  # a refused connection leaves nothing open behind it
+            raise
 
     def _run(self, coroutine: Any, timeout_s: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
@@ -173,8 +178,19 @@ class _Mqtt(_Broker):
         user, password = _credentials(url)
         if user:
             self._client.username_pw_set(user, password)
+        answered, refused = threading.Event(), []
+
+        def on_connect(_client: Any, _userdata: Any, _flags: Any, reason: Any, _properties: Any) -> None:
+            if reason.is_failure:
+                refused.append(str(reason))
+            answered.set()
+
+        self._client.on_connect = on_connect
         self._client.connect(address, port, keepalive=60)
         self._client.loop_start()
+        if not answered.wait(timeout_s) or refused:  # the broker's answer, not the first publish, says no
+            self.close()
+            raise ConnectionRefusedError(f"the MQTT broker refused the connection: {''.join(refused) or 'no answer'}")
 
     def publish(self, where: str, headers: dict[str, str], body: bytes, timeout_s: float) -> None:
         from paho.mqtt.packettypes import PacketTypes
@@ -196,34 +212,58 @@ class _Mqtt(_Broker):
 
 class _Amqp(_Broker):
     """AMQP 0-9-1 with publisher confirms: a publish counts once the broker routed it. The exchange must exist
-    (geotarget never declares one on a user's broker); the routing key is ``geotarget.<event type>``."""
+    (geotarget never declares one on a user's broker); the routing key is ``geotarget.<event type>``.
+
+    A blocking connection only answers heartbeats while it is used, so an idle one goes stale (the broker or a
+    NAT drops it). Before each publish the connection is serviced; a stale one is made again, and a publish that
+    meets a dropped connection is tried once more on a new one (receivers deduplicate by event id)."""
 
     def __init__(self, url: str, address: str, port: int, timeout_s: float) -> None:
         import pika
 
         user, password = _credentials(url)
-        credentials = pika.PlainCredentials(user or "guest", password or "guest")
-        parameters = pika.ConnectionParameters(
+        self._pika = pika
+        self._parameters = pika.ConnectionParameters(
             host=address,
             port=port,
-            credentials=credentials,
+            credentials=pika.PlainCredentials(user or "guest", password or "guest"),
             socket_timeout=timeout_s,
             blocked_connection_timeout=timeout_s,
+            heartbeat=30,
         )
-        self._pika = pika
-        self._connection = pika.BlockingConnection(parameters)
+        self._lock = threading.Lock()  # a blocking connection is not thread-safe
+        self._connect()
+
+    def _connect(self) -> None:
+        self._connection = self._pika.BlockingConnection(self._parameters)
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
-        self._lock = threading.Lock()  # a blocking connection is not thread-safe
+
+    def _fresh(self) -> None:
+        try:
+            self._connection.process_data_events(0)  # heartbeats, and news of a close
+            if self._connection.is_open and self._channel.is_open:
+                return
+        except self._pika.exceptions.AMQPError:
+            pass
+        with contextlib.suppress(Exception):
+            self._connection.close()
+        self._connect()
 
     def publish(self, where: str, headers: dict[str, str], body: bytes, timeout_s: float) -> None:
         kind = headers.get("Geotarget-Event-Type", "event")
         properties = self._pika.BasicProperties(
             content_type="application/json", headers=headers, delivery_mode=2, message_id=headers["Geotarget-Event-Id"]
         )
+        dropped = (self._pika.exceptions.AMQPConnectionError, self._pika.exceptions.ChannelWrongStateError)
         with self._lock:
             try:
-                self._channel.basic_publish(where, f"geotarget.{kind}", body, properties, mandatory=False)
+                self._fresh()
+                try:
+                    self._channel.basic_publish(where, f"geotarget.{kind}", body, properties, mandatory=False)
+                except dropped:
+                    self._fresh()
+                    self._channel.basic_publish(where, f"geotarget.{kind}", body, properties, mandatory=False)
             except Exception:
                 self.broken = True
                 raise

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import ipaddress
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -168,16 +169,18 @@ def parse_target(url: str) -> Target:
     """The parts of a subscription URL, or ``TargetError`` naming what is wrong."""
     if len(url) > 2000:
         raise TargetError("the url is longer than 2,000 characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        hostname = parts.hostname
+    except ValueError as exc:
+        raise TargetError(f"the url cannot be read: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise TargetError(f"the url must start with one of {', '.join(s + '://' for s in SCHEMES)}")
-    try:
-        port = parts.port or DEFAULT_PORTS[scheme]
-    except ValueError as exc:
-        raise TargetError(f"the url's port is not valid: {exc}") from None
-    if not parts.hostname:
+    if not hostname:
         raise TargetError("the url has no host")
+    check_host(hostname)
     if scheme in BROKER_SCHEMES:
         path = parts.path.strip("/")
         if not path:
@@ -185,18 +188,65 @@ def parse_target(url: str) -> Target:
             raise TargetError(f"a {scheme}:// url names its {noun} as the path, e.g. {scheme}://host/geotarget")
     else:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(scheme, parts.hostname, port, path)
+    return Target(scheme, hostname, port or DEFAULT_PORTS[scheme], path)
+
+
+def masked_url(url: str) -> str:
+    """The url as shown back to its owner: a password in it is never repeated.
+
+    >>> masked_url("amqp://shop:s3cret@broker.example.com/events")
+    'amqp://shop:****@broker.example.com/events'
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc or ":" not in parts.netloc.rsplit("@", 1)[0]:
+        return url
+    userinfo, hostport = parts.netloc.rsplit("@", 1)
+    return parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:****@{hostport}").geturl()
+
+
+def check_host(host: str) -> None:
+    """A host is an IP address or a DNS name of dot-separated labels (1–63 letters, digits or hyphens, in
+    IDNA form, 253 at most in all); anything else is refused here rather than by a resolver's exception."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise TargetError("the url's host is not a valid name") from None
+    labels = ascii_host.removesuffix(".").split(".")
+    if len(ascii_host) > 253 or any(not _LABEL.fullmatch(label) for label in labels):
+        raise TargetError("the url's host is not a valid name: labels of 1 to 63 letters, digits or hyphens")
+
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 def refusal(address: str, allow_private: bool) -> str | None:
-    """Why a delivery may not go to this IP address (server-side request forgery), or None when it may."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Why a delivery may not go to this IP address (server-side request forgery), or None when it may. The
+    reason names the kind of address only: it is shown to the subscriber, who must not learn our DNS answers."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = _embedded_ipv4(ip) or ip
     if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
-        return f"{ip} is not a routable address"
+        return "not a routable address"
     if allow_private:
         return None
-    if ip.is_loopback or ip.is_private or ip.is_link_local or not ip.is_global:
-        return f"{ip} is a loopback, private or link-local address (GEOTARGET_WEBHOOK_ALLOW_PRIVATE allows it)"
+    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local
+    if ip.is_loopback or ip.is_private or ip.is_link_local or site_local or not ip.is_global:
+        return "a loopback, private or link-local address (GEOTARGET_WEBHOOK_ALLOW_PRIVATE allows it)"
+    return None
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries and routes to (mapped, 6to4, NAT64, the old compatible form)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in network for network in _NAT64) or (int(ip) >> 32 == 0 and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
