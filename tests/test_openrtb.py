@@ -276,19 +276,12 @@ class TestNotices:
         assert notice(client, bid["nurl"], "1.0").json()["outcome"] == "unknown"  # lost is lost
         assert post_bid(client, exchange, bid_request()).status_code == 200
 
-    def test_the_end_of_the_hold_frees_the_slot_and_a_late_win_still_counts(self, client, runtime, cafe, exchange):
+    def test_a_hold_lasts_at_least_the_floor_whatever_imp_exp_says(self, client, cafe, exchange):
         place(client, cafe, *LISBON, caps={"per_device_per_day": 1})
         request = bid_request()
         request["imp"][0]["exp"] = 1  # the exchange says the impression comes within a second
-        bid = only_bid(post_bid(client, exchange, request))
-        assert bid["exp"] == 1
-        import time
-
-        time.sleep(1.1)
-        second = only_bid(post_bid(client, exchange, request))  # the first hold ended: its slot is free
-        assert notice(client, bid["nurl"], "1.0").json()["outcome"] == "late"
-        assert notice(client, second["lurl"]).json()["outcome"] == "settled"
-        assert len(stream_events(runtime, "impression")) == 1
+        assert only_bid(post_bid(client, exchange, request))["exp"] == 5  # GEOTARGET_BID_MIN_HOLD_S
+        assert post_bid(client, exchange, request).json() == {"id": "auction-1", "nbr": 9}
 
     def test_a_price_above_the_bid_is_cut_to_it_and_an_unfilled_macro_means_the_bid(self, client, runtime, cafe,
                                                                                       exchange):  # fmt: skip

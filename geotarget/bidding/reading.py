@@ -31,6 +31,7 @@ class BidRules:
     currency: str = "USD"  # what offers' bid_cpm is in and we bid in
     max_fix_age_s: int = 300
     hold_s: int = 300  # how long a bid holds its cap slot when the imp does not say (imp.exp)
+    min_hold_s: int = 5  # however soon the imp says it comes: notices are rarely faster
     max_hold_s: int = 3_600
 
 
@@ -133,7 +134,7 @@ def _slot(imp: Imp, rules: BidRules) -> Slot | None:
     native = native_ask(imp.native.request) if imp.native is not None else None
     if size is None and native is None:
         return None
-    hold = min(imp.exp or rules.hold_s, rules.max_hold_s)
+    hold = max(rules.min_hold_s, min(imp.exp or rules.hold_s, rules.max_hold_s))
     return Slot(imp.id, imp.bidfloor, hold, size, native)
 
 

@@ -38,10 +38,10 @@ local function hold(KEYS, ARGV)
         for i = 0, n - 1 do
           local key = KEYS[tonumber(ARGV[first + 3 * i])]
           local pending = key .. ':pending'
-          redis.call('ZREMRANGEBYSCORE', pending, '-inf', now_ms)
+          redis.call('ZREMRANGEBYSCORE', pending, '-inf', '(' .. (now_ms - LATE_NOTICE_MS))
           redis.call('ZADD', pending, until_ms, bid_id)
-          if redis.call('PTTL', pending) < hold_ms + 60000 then
-            redis.call('PEXPIRE', pending, hold_ms + 60000)
+          if redis.call('PTTL', pending) < hold_ms + LATE_NOTICE_MS + 60000 then
+            redis.call('PEXPIRE', pending, hold_ms + LATE_NOTICE_MS + 60000)
           end
           lines[#lines + 1] = key .. ' ' .. ARGV[first + 3 * i + 2]
         end

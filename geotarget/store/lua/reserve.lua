@@ -44,7 +44,11 @@ end
 
 -- A counter's use is what it counted plus the bids holding a slot on it (hold.lua): the sorted set
 -- '<counter>:pending' of bid ids scored by when their hold ends (ms). It shares the counter's hash tag, so it
--- lives in the counter's slot even though it is not among KEYS.
+-- lives in the counter's slot even though it is not among KEYS. A bid whose hold ended with no notice stays in
+-- the set for LATE_NOTICE_MS (its record's grace for a late win, bidder.LATE_GRACE_S); all such bids but one
+-- count too, so however late wins come, a counter ends at most one over its limit.
+local LATE_NOTICE_MS = 3600000
+
 local function clock_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -53,7 +57,10 @@ end
 local function has_room(KEYS, ARGV, first, n, now_ms)
   for i = 0, n - 1 do
     local key = KEYS[tonumber(ARGV[first + 3 * i])]
-    local used = tonumber(redis.call('GET', key) or '0') + redis.call('ZCOUNT', key .. ':pending', now_ms, '+inf')
+    local pending = key .. ':pending'
+    local holding = redis.call('ZCOUNT', pending, now_ms, '+inf')
+    local unsettled = redis.call('ZCOUNT', pending, now_ms - LATE_NOTICE_MS, '(' .. now_ms)
+    local used = tonumber(redis.call('GET', key) or '0') + holding + math.max(0, unsettled - 1)
     if used >= tonumber(ARGV[first + 3 * i + 1]) then
       return false
     end
