@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -120,19 +120,22 @@ def install(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuses bodies over ``max_bytes`` with 413, whether or not the client sent Content-Length."""
+    """Refuses bodies over ``max_bytes`` (or the smaller limit of a path in ``path_limits``) with 413, whether or
+    not the client sent Content-Length: an oversized body is never read to the end, let alone parsed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await error_response(413, "too_large", _too_large(limit))(scope, receive, send)
             return
         seen = 0
 
@@ -140,12 +143,12 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise HTTPException(413, f"the body is larger than {self.max_bytes:,} bytes")
+            if seen > limit:
+                raise HTTPException(413, _too_large(limit))
             return message
 
         await self.app(scope, counted, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, "too_large", f"the body is larger than {self.max_bytes:,} bytes")
-        await response(scope, receive, send)
+
+def _too_large(limit: int) -> str:
+    return f"the body is larger than {limit:,} bytes"

@@ -59,7 +59,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     if runtime is not None:
         app.state.runtime = runtime
     errors.install(app)
-    app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
+    bid_limit = {"/v1/openrtb2/bid": settings.max_bid_bytes}  # one exchange key must not stall a worker
+    app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes, path_limits=bid_limit)
     app.add_middleware(AccessLog)
     hot_first = (serving, openrtb, health, accounts, geofences, offers, audiences, pings, measurement, reports, devices)
     routers = (*hot_first, webhooks, keys, pages)

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     max_fix_age_s: int = Field(default=300, ge=0)  # an older device.geo.lastfix is a coarse position
     bid_hold_s: int = Field(default=300, ge=5, le=3_600)  # how long a bid holds its cap slot when imp.exp is unset
     bid_min_hold_s: int = Field(default=5, ge=1, le=3_600)  # the shortest hold, whatever imp.exp says
+    max_bid_bytes: int = Field(default=256 * 1024, ge=1024)  # a bid request's body; larger is a 413 unread
+    max_bid_imps: int = Field(default=20, ge=1, le=1_000)  # impression slots in one bid request
     public_url: str | None = None  # where exchanges reach us (notice URLs); default: the request's own base URL
     consumer_batch_size: int = Field(default=5_000, ge=1, le=100_000)
     consumer_linger_ms: int = Field(default=2_000, ge=0, le=10_000)  # well under the 15 s consumer lock
@@ -101,9 +103,7 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'geotarget.db').resolve()}"
 
     def bid_rules(self) -> BidRules:
-        return BidRules(
-            self.tcf_vendor_id, self.bid_currency, self.max_fix_age_s, self.bid_hold_s, self.bid_min_hold_s
-        )
+        return BidRules(self.tcf_vendor_id, self.bid_currency, self.max_fix_age_s, self.bid_hold_s, self.bid_min_hold_s)
 
     def resolved_device_secret(self) -> str:
         """The configured secret, else one generated once into the data directory (shared by all workers)."""

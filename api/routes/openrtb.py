@@ -2,7 +2,9 @@
 notices of the bids they were answered (those need no key: the signature is the credential).
 
 Like ``/v1/nearby``, the bid route skips FastAPI's dependency solving and runs the bidder inline on the event
-loop while Redis answers quickly."""
+loop while Redis answers quickly. A bid request is small by rule (``GEOTARGET_MAX_BID_BYTES``, 256 KiB, and
+``GEOTARGET_MAX_BID_IMPS``, 20 slots), and a large one is parsed on a thread, so one exchange key cannot stall
+the worker that also answers ``/v1/nearby``."""
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, authorize, clock
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, error_response
 from api.openrtb_schemas import BID_REQUEST_BODY, BidResponseOut, NoticeOut
 from geotarget.bidding.notices import InvalidNotice, NoticeKind
 from geotarget.bidding.openrtb import BidRequest
 from geotarget.bidding.reasons import NoBid
 from geotarget.runtime import Runtime
 
+INLINE_PARSE_BYTES = 16 * 1024  # larger bodies are parsed on a thread, off the event loop
 router = APIRouter(prefix="/v1/openrtb2", tags=["openrtb"], responses=ERROR_RESPONSES)
 _BID_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"model": BidResponseOut, "description": "A bid per impression slot we fill, or a no-bid with `nbr`"},
@@ -37,7 +40,11 @@ async def bid(request: Request) -> Response:
     principal = await authorize(request, "exchange")
     at = await clock(request)
     runtime = cast(Runtime, request.app.state.runtime)
-    parsed = _bid_request(await request.body())
+    body = await request.body()  # at most GEOTARGET_MAX_BID_BYTES: BodyLimit refused a larger one unread
+    read = partial(_bid_request, body, runtime.settings.max_bid_imps)
+    parsed = read() if len(body) <= INLINE_PARSE_BYTES else await run_in_threadpool(read)
+    if isinstance(parsed, Response):
+        return parsed
     if isinstance(parsed, str):
         return _no_bid(runtime.bidder.refuse(NoBid("invalid_request")), parsed)
     base = runtime.settings.public_url or str(request.base_url)
@@ -68,12 +75,17 @@ def notice(
         raise RequestValidationError([{"loc": ("query", "price"), "msg": str(exc), "type": "value_error"}]) from None
 
 
-def _bid_request(body: bytes) -> BidRequest | str:
-    """The request, or the id of one we cannot read as a BidRequest (for its no-bid)."""
+def _bid_request(body: bytes, max_imps: int) -> BidRequest | str | Response:
+    """The request, the id of one we cannot read as a BidRequest (for its no-bid), or a 413 for one with more
+    impression slots than we answer (counted before any slot is read)."""
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise HTTPException(400, f"the body is not JSON: {exc}") from None
+    imps = raw.get("imp") if isinstance(raw, dict) else None
+    if isinstance(imps, list) and len(imps) > max_imps:
+        message = f"a bid request may carry at most {max_imps} imps (GEOTARGET_MAX_BID_IMPS); this one has {len(imps)}"
+        return error_response(413, "too_large", message, "imp")
     try:
         return BidRequest.model_validate(raw)
     except ValidationError:
