@@ -111,3 +111,34 @@ def test_the_window_totals_count_each_visitor_once_not_once_a_day(client, cafe, 
     totals = answer["totals"]
     assert (totals["period"], totals["visitors"], totals["visits"]) == ("2026-11-16/2026-11-22", 12, 36)
     assert (totals["impressions"], totals["reach"], totals["frequency"]["3"]) == (36, 12, 12)
+
+
+def lift(client, merchant, offer_id: str) -> dict:
+    answer = client.get(
+        "/v1/reports/lift",
+        params={"offer_id": offer_id, "from": "2026-11-16", "to": "2026-11-22"},
+        headers=merchant.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_an_audience_fence_at_one_persons_door_does_not_move_the_lift(client, cafe, runtime):
+    """The reported attack: exposed visitors 18 -> 19 once the merchant drew an audience-only fence at one
+    person's home and that person pinged there. Lift counts visits to the offer's own fences only."""
+    alfama = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    offer = client.post("/v1/offers", json={"title": "latte", "geofence_ids": [alfama]}, headers=cafe.headers)
+    offer_id = offer.json()["id"]
+    devices = [f"phone-{n}" for n in range(2 * K)]
+    events = [impression(runtime, d, MONDAY, offer_id, cafe.id, alfama) for d in devices]
+    events += [ping(runtime, d, MONDAY + timedelta(hours=2), INSIDE_ALFAMA_CAFE) for d in devices[: K + 1]]
+    store(runtime, events)
+    before = lift(client, cafe, offer_id)
+    assert before["exposed"] == {"devices": 2 * K, "visitors": K + 1, "rate": 0.6}
+
+    home = {**CHIADO_KIOSK, "properties": {**CHIADO_KIOSK["properties"], "name": "a home", "purpose": "audience"}}
+    assert client.post("/v1/geofences", json=home, headers=cafe.headers).status_code == 201
+    store(runtime, [ping(runtime, devices[-1], MONDAY + timedelta(hours=3), INSIDE_CHIADO_KIOSK)])
+    after = lift(client, cafe, offer_id)
+
+    assert after["exposed"] == before["exposed"]

@@ -101,7 +101,10 @@ class ReportService:
         """Exposed against held-out devices of one offer (docs/reports.md); both arms k-suppressed."""
         offer = self._visible(self.repository.offer(viewer, offer_id), "offer", offer_id)
         first, last = report_days(first, last, today)
-        fences = [f.id for f in self.repository.fences(offer.merchant_id)]
+        # visits to the offer's own served fences only: a fence drawn later (an audience fence at someone's home)
+        # must not move the figures, or two reports would tell one device's visits apart
+        served = set(offer.geofence_ids)
+        fences = [f.id for f in self.repository.fences(offer.merchant_id) if f.id in served and not f.audience_only]
         start, end = _local_window(first, last, offer.timezone)
         arms = lift_arms(self.store, offer.id, fences, start, end, window_days)
         exposed, control = (Arm(*arms.get(arm, (0, 0))) for arm in ("exposed", "control"))

@@ -1,8 +1,8 @@
 -- Holdout lift of one offer: its exposed devices (an impression in the window) against its control devices (a
--- ghost in the window: held out, the offer withheld), and how many of each visited one of the merchant's fences
+-- ghost in the window: held out, the offer withheld), and how many of each visited one of the offer's own fences
 -- within $window_days after their first impression or ghost.
 --
--- $glob the event files; $offer_id; $fences the merchant's fence ids; $from_ts/$to_ts the window (UTC, to
+-- $glob the event files; $offer_id; $fences the offer's served fence ids (never audience-only ones); $from_ts/$to_ts the window (UTC, to
 -- exclusive); $window_days.
 -- A device with both impressions and ghosts of the offer (its holdout share changed meanwhile) counts in neither
 -- arm. Limit-ad-tracking devices are never linked, so they count in neither.
