@@ -27,10 +27,20 @@ def _bitfield(chosen: Iterable[int], size: int) -> str:
     return "".join("1" if i in wanted else "0" for i in range(1, size + 1))
 
 
-def tcf_v2(vendors: Iterable[int] = (), purposes: Iterable[int] = (), special_features: Iterable[int] = ()) -> str:
-    """A TC string whose core segment consents to ``vendors``, ``purposes`` and ``special_features``."""
+def tcf_v2(
+    vendors: Iterable[int] = (),
+    purposes: Iterable[int] = (),
+    special_features: Iterable[int] = (),
+    vendor_range: tuple[int, int] | None = None,
+) -> str:
+    """A TC string whose core segment consents to ``vendors``, ``purposes`` and ``special_features``; with
+    ``vendor_range`` (first, last) the vendors are range-encoded as that one range instead."""
     vendors = sorted(set(vendors))
-    most = max(vendors, default=0)
+    most = max(vendors, default=0) if vendor_range is None else vendor_range[1]
+    if vendor_range is None:
+        vendor_section = "0" + _bitfield(vendors, most)  # a bit field
+    else:  # ranges: how many, then each (a range?, first, last)
+        vendor_section = "1" + _int(1, 12) + "1" + _int(vendor_range[0], 16) + _int(vendor_range[1], 16)
     deciseconds = 17_000_000_000  # 2023-11-14
     bits = "".join(
         [
@@ -51,8 +61,7 @@ def tcf_v2(vendors: Iterable[int] = (), purposes: Iterable[int] = (), special_fe
             "0",  # purpose one treatment
             _letters("PT"),
             _int(most, 16),
-            "0",  # a bit field, not ranges
-            _bitfield(vendors, most),
+            vendor_section,
             _int(0, 16),  # legitimate-interest vendors: none
             "0",
             _int(0, 12),  # publisher restrictions: none

@@ -3,6 +3,7 @@ each case with the decision it must get, and GPP's US sections. Our TCF vendor i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import product
 
 import pytest
@@ -99,3 +100,23 @@ def test_gpp_us_opt_outs_are_limit_ad_tracking(client, runtime, exchange, offers
     bid = post_bid(client, exchange, request).json()["seatbid"][0]["bid"][0]
     [event] = [e for e in stream_events(runtime, "bid") if e["event_id"] == f"b:{bid['id']}"]
     assert bool(event["device_key"]) is linked
+
+
+def test_vendor_id_0_never_bids_under_gdpr_whatever_a_range_says(client, runtime, exchange, offers):  # noqa: F811
+    """The reported bypass: a TC string whose vendor range starts at 0 consented for the unregistered default."""
+    runtime.bidder.rules = replace(runtime.bidder.rules, vendor_id=0)  # GEOTARGET_TCF_VENDOR_ID unset
+    everyone = tcf_v2([], [1, 3, 4], [1], vendor_range=(0, 65_535))
+    assert post_bid(client, exchange, bid_request(regs={"gdpr": 1}, user={"consent": everyone})).status_code == 204
+    assert post_bid(client, exchange, bid_request(regs={"gdpr": 0})).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "regs",
+    [{"gdpr": 2}, {"gdpr": 0, "ext": {"gdpr": 1}}, {"gdpr": 7}, {"ext": {"gdpr": 3}}],
+    ids=["gdpr 2", "gdpr 0 but ext.gdpr 1", "gdpr 7", "ext.gdpr 3"],
+)
+def test_odd_gdpr_signals_are_read_as_gdpr_applying(client, exchange, offers, regs):  # noqa: F811
+    denied = bid_request(regs=regs, user={"consent": CONSENTS["vendor_denied"]})
+    assert post_bid(client, exchange, denied).status_code == 204
+    granted = bid_request(regs=regs, user={"consent": CONSENTS["granted"]})
+    assert post_bid(client, exchange, granted).status_code == 200

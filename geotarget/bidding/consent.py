@@ -29,10 +29,23 @@ class Consent:
     opted_out: bool = False  # a US opt-out: treat as limit-ad-tracking
 
 
+def gdpr_applies(*signals: int | None) -> bool:
+    """Whether GDPR applies, read the safe way: any signal other than 0 (``regs.gdpr`` 2, or ``regs.gdpr`` 0 with
+    2.5's ``regs.ext.gdpr`` 1) means it does; none at all means it does not.
+
+    >>> gdpr_applies(0, 1), gdpr_applies(2), gdpr_applies(None, None), gdpr_applies(0, None)
+    (True, True, False, False)
+    """
+    return any(signal is not None and signal != 0 for signal in signals)
+
+
 def gdpr_consent(applies: bool, consent: str | None, vendor_id: int) -> Consent:
-    """The TCF decision for ``vendor_id``; GDPR not applying needs no string."""
+    """The TCF decision for ``vendor_id``; GDPR not applying needs no string. Vendor id 0 is no vendor (the
+    default until a deployment registers with the IAB): never a bid under GDPR, whatever a string's range says."""
     if not applies:
         return Consent()
+    if vendor_id < 1:
+        return Consent(refused="vendor_denied")
     if not consent:
         return Consent(refused="consent_missing")
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from geofences import LatLng, cells
-from geotarget.bidding.consent import Consent, gdpr_consent, gpp_opt_out, us_privacy_opt_out
+from geotarget.bidding.consent import Consent, gdpr_applies, gdpr_consent, gpp_opt_out, us_privacy_opt_out
 from geotarget.bidding.creatives import NativeAsk, native_ask
 from geotarget.bidding.openrtb import BidRequest, Geo, Imp
 from geotarget.bidding.reasons import NoBid
@@ -94,9 +94,9 @@ def read(request: BidRequest, rules: BidRules, at: datetime) -> Reading | NoBid:
 
 def _consent(request: BidRequest, rules: BidRules) -> Consent:
     regs, user = request.regs, request.user
-    gdpr = regs.gdpr if regs and regs.gdpr is not None else (regs.ext.gdpr if regs and regs.ext else None)
+    applies = gdpr_applies(regs.gdpr, regs.ext.gdpr if regs.ext else None) if regs else False
     consent = (user.consent or (user.ext.consent if user.ext else None)) if user else None
-    decided = gdpr_consent(gdpr == 1, consent, rules.vendor_id)
+    decided = gdpr_consent(applies, consent, rules.vendor_id)
     us_privacy = regs.us_privacy or (regs.ext.us_privacy if regs.ext else None) if regs else None
     opted_out = us_privacy_opt_out(us_privacy) or bool(regs and gpp_opt_out(regs.gpp, regs.gpp_sid))
     return Consent(decided.refused, decided.precise, opted_out)
