@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schemas import ErrorBody
 from geofences import FenceError
-from geotarget.errors import Conflict, GeotargetError, InvalidInput, NotFound
+from geotarget.errors import Busy, Conflict, GeotargetError, InvalidInput, NotFound, TooManyAtOnce
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(FenceError)
     async def _fence(_: Request, exc: FenceError) -> JSONResponse:
         return error_response(422, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(Busy)
+    async def _busy(_: Request, exc: Busy) -> JSONResponse:
+        status = 429 if isinstance(exc, TooManyAtOnce) else 503
+        return error_response(status, exc.code, exc.message, exc.field, headers={"Retry-After": "2"})
 
     @app.exception_handler(GeotargetError)
     async def _domain(_: Request, exc: GeotargetError) -> JSONResponse:

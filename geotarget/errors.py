@@ -5,6 +5,7 @@ GeotargetError
 ├── Conflict       the request clashes with stored state
 ├── InvalidInput   a value breaks a rule
 └── Busy           too much CPU-heavy work is already queued; try again shortly
+    └── TooManyAtOnce  this caller already has as much of a slow thing going as it may; try again shortly
 
 A fence's geometry errors stay ``geofences.FenceError`` (with a precise code such as ``too_many_vertices``);
 the API answers them like ``InvalidInput``.
@@ -42,3 +43,7 @@ class InvalidInput(GeotargetError):
 
 class Busy(GeotargetError):
     code = "busy"
+
+
+class TooManyAtOnce(Busy):
+    code = "rate_limited"

@@ -19,6 +19,7 @@ from geotarget.store.subscriptions import SubscriptionStore
 from geotarget.store.transports import Transports
 from geotarget.triggers.delivering import Deliverer
 from geotarget.triggers.dispatch import Dispatcher, SubscriptionCache
+from geotarget.triggers.probes import Probes
 from geotarget.triggers.service import WebhookService
 from geotarget.triggers.webhooks import parse_target
 from geotarget.triggers.workers import LoopThread, consumer_name, delivery_lap, trigger_lap
@@ -37,6 +38,7 @@ class TriggerLoops:
     dispatcher: Dispatcher
     deliverer: Deliverer
     threads: list[LoopThread] = field(default_factory=list)
+    probes: Probes = field(default_factory=Probes)  # webhook test sends, on threads of their own
 
     @classmethod
     def open(
@@ -67,7 +69,13 @@ class TriggerLoops:
             self.transports.address(parse_target(url))
 
         return WebhookService(
-            self.subscriptions, self.deliveries, self.transports, check_address, fence_merchant, self.cache.invalidate
+            self.subscriptions,
+            self.deliveries,
+            self.transports,
+            check_address,
+            fence_merchant,
+            self.cache.invalidate,
+            self.probes,
         )
 
     def start(self) -> None:
@@ -90,6 +98,7 @@ class TriggerLoops:
         for thread in self.threads:
             thread.stop()
         self.deliverer.close()
+        self.probes.close()
         self.transports.close()
         self.client.close()
 

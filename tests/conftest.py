@@ -136,6 +136,14 @@ def bakery(client: TestClient) -> MerchantKey:
     return new_merchant(client, "Padaria Lisboa")
 
 
+@pytest.fixture
+def exchange(client: TestClient) -> dict[str, str]:
+    """The headers of an ad exchange's key (OpenRTB bid requests)."""
+    made = client.post("/v1/apps", json={"name": "Exchange", "role": "exchange"}, headers=ADMIN)
+    assert made.status_code == 201, made.text
+    return {"Authorization": f"Bearer {made.json()['api_key']}"}
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

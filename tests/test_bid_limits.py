@@ -13,10 +13,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import ADMIN
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
 from tests.servers import serving
-from tests.test_openrtb import bid_request, exchange, post_bid  # noqa: F401  (exchange is a fixture)
+from tests.test_openrtb import bid_request, post_bid
 
 
 def with_imps(count: int) -> dict:

@@ -32,13 +32,6 @@ EXPECTED = {
 LISBON = (38.71125, -9.13015)
 
 
-@pytest.fixture
-def exchange(client) -> dict[str, str]:
-    made = client.post("/v1/apps", json={"name": "Exchange", "role": "exchange"}, headers=ADMIN)
-    assert made.status_code == 201, made.text
-    return {"Authorization": f"Bearer {made.json()['api_key']}"}
-
-
 def place(client, merchant, lat: float, lon: float, radius_m: float = 60, **fields) -> dict:
     """A round fence at (lat, lon) and an offer on it with a bid price, a link and an image."""
     fence = {

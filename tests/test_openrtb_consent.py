@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.consent_strings import gpp, tcf_v2, us_national
-from tests.test_openrtb import LISBON, bid_request, exchange, place, post_bid, stream_events  # noqa: F401
+from tests.test_openrtb import LISBON, bid_request, place, post_bid, stream_events
 
 VENDOR = 755
 CONSENTS = {
@@ -47,7 +47,7 @@ def expected(gdpr: int, consent: str, lmt: int, us_privacy: str | None, coppa: i
     return f"{position} bid, {'unlinked' if unlinked else 'linked'}"
 
 
-def test_the_consent_matrix(client, runtime, exchange, offers):  # noqa: F811
+def test_the_consent_matrix(client, runtime, exchange, offers):
     wrong = []
     cases = list(product((0, 1), CONSENTS, (0, 1), (None, "1YNN", "1YYN"), (0, 1)))
     for n, (gdpr, consent, lmt, us_privacy, coppa) in enumerate(cases):
@@ -69,14 +69,14 @@ def test_the_consent_matrix(client, runtime, exchange, offers):  # noqa: F811
     assert len(cases) == 96 and not wrong, "\n".join(wrong)
 
 
-def test_the_2_5_ext_spellings_are_read_too(client, exchange, offers):  # noqa: F811
+def test_the_2_5_ext_spellings_are_read_too(client, exchange, offers):
     request = bid_request(regs={"ext": {"gdpr": 1}}, user={"ext": {"consent": CONSENTS["vendor_denied"]}})
     assert post_bid(client, exchange, request).status_code == 204
     request["user"]["ext"]["consent"] = CONSENTS["granted"]
     assert post_bid(client, exchange, request).status_code == 200
 
 
-def test_an_unreadable_consent_string_under_gdpr_is_no_consent(client, exchange, offers):  # noqa: F811
+def test_an_unreadable_consent_string_under_gdpr_is_no_consent(client, exchange, offers):
     request = bid_request(regs={"gdpr": 1}, user={"consent": "not-a-tc-string!"})
     assert post_bid(client, exchange, request).status_code == 204
 
@@ -95,14 +95,14 @@ def test_an_unreadable_consent_string_under_gdpr_is_no_consent(client, exchange,
         ("not~gpp", None, False),  # unreadable: the safe reading
     ],
 )
-def test_gpp_us_opt_outs_are_limit_ad_tracking(client, runtime, exchange, offers, gpp_string, applicable, linked):  # noqa: F811
+def test_gpp_us_opt_outs_are_limit_ad_tracking(client, runtime, exchange, offers, gpp_string, applicable, linked):
     request = bid_request(regs={"gpp": gpp_string} | ({"gpp_sid": applicable} if applicable else {}))
     bid = post_bid(client, exchange, request).json()["seatbid"][0]["bid"][0]
     [event] = [e for e in stream_events(runtime, "bid") if e["event_id"] == f"b:{bid['id']}"]
     assert bool(event["device_key"]) is linked
 
 
-def test_vendor_id_0_never_bids_under_gdpr_whatever_a_range_says(client, runtime, exchange, offers):  # noqa: F811
+def test_vendor_id_0_never_bids_under_gdpr_whatever_a_range_says(client, runtime, exchange, offers):
     """The reported bypass: a TC string whose vendor range starts at 0 consented for the unregistered default."""
     runtime.bidder.rules = replace(runtime.bidder.rules, vendor_id=0)  # GEOTARGET_TCF_VENDOR_ID unset
     everyone = tcf_v2([], [1, 3, 4], [1], vendor_range=(0, 65_535))
@@ -115,7 +115,7 @@ def test_vendor_id_0_never_bids_under_gdpr_whatever_a_range_says(client, runtime
     [{"gdpr": 2}, {"gdpr": 0, "ext": {"gdpr": 1}}, {"gdpr": 7}, {"ext": {"gdpr": 3}}],
     ids=["gdpr 2", "gdpr 0 but ext.gdpr 1", "gdpr 7", "ext.gdpr 3"],
 )
-def test_odd_gdpr_signals_are_read_as_gdpr_applying(client, exchange, offers, regs):  # noqa: F811
+def test_odd_gdpr_signals_are_read_as_gdpr_applying(client, exchange, offers, regs):
     denied = bid_request(regs=regs, user={"consent": CONSENTS["vendor_denied"]})
     assert post_bid(client, exchange, denied).status_code == 204
     granted = bid_request(regs=regs, user={"consent": CONSENTS["granted"]})

@@ -13,7 +13,6 @@ from geotarget.bidding.bidder import LATE_GRACE_S
 from geotarget.settings import Settings
 from tests.conftest import make_settings
 from tests.test_openrtb import LISBON, bid_request, notice, only_bid, place, post_bid, stream_events
-from tests.test_openrtb import exchange  # noqa: F401  (a fixture)
 
 
 @pytest.fixture

@@ -69,3 +69,34 @@ def receiver(answers: list[int] | None = None, delay_s: float = 0.0) -> Iterator
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def tarpit() -> Iterator[str]:
+    """A receiver that takes connections and never answers: every send to it waits out its timeout."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/tarpit"
+    finally:
+        stop.set()
+        thread.join(2)
+        for connection in held:
+            connection.close()
+        listener.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -15,6 +16,7 @@ import orjson
 from geotarget.catalog.model import iso_utc
 from geotarget.errors import InvalidInput
 from geotarget.triggers.delivering import Sender
+from geotarget.triggers.probes import Probes
 from geotarget.triggers.webhooks import (
     Delivery,
     EventType,
@@ -64,6 +66,7 @@ class WebhookService:
         check_address: Callable[[str], None],
         fence_merchant: Callable[[str], str | None],
         changed: Callable[[], None] = lambda: None,
+        probes: Probes | None = None,
     ) -> None:
         self.repo = repo
         self.deliveries = deliveries
@@ -71,6 +74,7 @@ class WebhookService:
         self.check_address = check_address  # raises TargetError when the url's host may not be reached
         self.fence_merchant = fence_merchant
         self.changed = changed  # this process's trigger worker reads subscriptions again (others within seconds)
+        self.probes = probes or Probes()
 
     def subscribe(
         self, owner: Owner, url: str, events: Sequence[EventType], geofence_ids: Sequence[str] | None
@@ -113,6 +117,10 @@ class WebhookService:
     def deliveries_of(self, owner: Owner, subscription_id: str, status: str | None, limit: int) -> list[Delivery]:
         self.repo.one(owner.kind, owner.id, subscription_id)  # NotFound for anyone else's
         return self.deliveries.listed(subscription_id, status, limit)
+
+    def test_soon(self, owner: Owner, subscription_id: str) -> Future[TestResult]:
+        """``test`` on a probe thread (never a request thread), one at a time per owner: ``TooManyAtOnce`` else."""
+        return self.probes.submit(f"{owner.kind}:{owner.id}", lambda: self.test(owner, subscription_id))
 
     def test(self, owner: Owner, subscription_id: str) -> TestResult:
         """Send a signed ``test`` event now and say what came back (it is not queued, retried or listed)."""
