@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schemas import ErrorBody
@@ -66,14 +67,12 @@ def _field(loc: Sequence[Any]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
-        return error_response(
-            exc.status_code,
-            _CODES.get(exc.status_code, "error"),
-            detail,
-            headers=getattr(exc, "headers", None),
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Starlette names the first route's methods only; a path may have several
+            headers = {**(headers or {}), "Allow": allowed_methods(app, request.url.path, headers)}
+        return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(ValidationError)
@@ -122,6 +121,28 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
         return error_response(500, "internal", "an unexpected error occurred; it has been logged")
+
+
+def allowed_methods(app: FastAPI, path: str, headers: Mapping[str, str] | None) -> str:
+    """Every method that some route of ``path`` answers, as the router picks them (the first route whose path
+    and method match): what a 405's ``Allow`` must list. A route marked ``refuses_methods`` takes its methods
+    away (it answers them with this 405)."""
+    allowed = {m.strip() for m in (headers or {}).get("Allow", "").split(",") if m.strip()}
+    claimed: set[str] = set()
+    for route in _flat(app.router.routes):
+        if isinstance(route, Route) and route.path_regex.match(path):
+            for method in (route.methods or set()) - claimed:
+                claimed.add(method)
+                if not getattr(route.endpoint, "refuses_methods", False):
+                    allowed.add(method)
+    return ", ".join(sorted(allowed))
+
+
+def _flat(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    """Routes in the order the router tries them, through included routers (FastAPI wraps those)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from _flat(inner.routes) if inner is not None else (route,)
 
 
 class BodyLimit:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
+
 from geotarget.measurement.reporting import report_days
 from tests.conftest import ADMIN
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
@@ -94,3 +96,27 @@ def test_every_report_has_the_same_default_window_of_30_days(client, cafe):
     backwards = {"geofence_id": fence, "from": "2026-11-20", "to": "2026-11-01"}
     refused = client.get("/v1/reports/heatmap", params=backwards, headers=cafe.headers)
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "to"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/geofences", "GET, POST"),
+        ("DELETE", "/healthz", "GET"),
+        ("GET", "/v1/openrtb2/bid", "POST"),
+        ("PUT", "/v1/pings", "POST"),
+    ],
+)
+def test_a_405_lists_every_method_the_path_answers(client, method, path, allow):
+    response = client.request(method, path, headers=ADMIN)
+    assert response.status_code == 405 and response.json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["allow"] == allow
+
+
+@pytest.mark.parametrize("body", [b'"hello"', b"42", b"null", b"true"])
+def test_a_bare_json_value_to_pings_is_a_whole_request_422(client, body):
+    app = client.post("/v1/apps", json={"name": "app"}, headers=ADMIN).json()
+    headers = {"Authorization": f"Bearer {app['api_key']}", "Content-Type": "application/json"}
+    for path in ("/v1/pings", "/v1/interactions"):
+        response = client.post(path, content=body, headers=headers)
+        assert response.status_code == 422 and response.json()["error"]["field"] == "body", (path, response.text)

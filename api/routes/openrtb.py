@@ -55,6 +55,15 @@ async def bid(request: Request) -> Response:
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
+@router.api_route("/bid", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+def bid_by_another_method() -> None:
+    """Without it ``GET /bid`` would reach the notice route below as a notice of kind "bid" (a 422)."""
+    raise HTTPException(405, "Method Not Allowed", headers={"Allow": "POST"})
+
+
+bid_by_another_method.refuses_methods = True  # type: ignore[attr-defined]  # api.errors.allowed_methods
+
+
 @router.get("/{kind}", response_model=NoticeOut, responses={403: ERROR_RESPONSES[403]}, operation_id="bid_notice")
 def notice(
     kind: NoticeKind,

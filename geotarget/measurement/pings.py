@@ -54,6 +54,8 @@ def parse_pings_body(body: bytes) -> list[Any]:
         if not isinstance(rows, list):
             raise InvalidInput("pings must be a list", "pings")
         return rows
+    if not isinstance(document, dict):
+        raise InvalidInput('send one ping object or {"pings": [...]}', "body")
     return [document]
 
 
