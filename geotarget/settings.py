@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(default=10.0, gt=0, le=3_600)  # first retry's wait (then doubling)
     webhook_give_up_s: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
     webhook_parallel: int = Field(default=16, ge=1, le=256)  # deliveries in flight per delivery worker
+    webhook_parallel_per_webhook: int = Field(default=8, ge=1, le=256)  # of those, at most this many to one webhook
     webhook_claim_idle_s: float = Field(default=60.0, ge=1, le=3_600)  # a taken entry this idle lost its worker
     max_fence_area_m2: float = Field(default=25_000_000.0, gt=0)
     max_fence_vertices: int = Field(default=10_000, ge=4)

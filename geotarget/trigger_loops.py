@@ -57,7 +57,14 @@ class TriggerLoops:
             return None if meta is None else meta.merchant_id
 
         dispatcher = Dispatcher(merchant_of, cache, deliveries, server)
-        deliverer = Deliverer(cache, transports, deliveries, settings.retry_policy(), settings.webhook_parallel)
+        deliverer = Deliverer(
+            cache,
+            transports,
+            deliveries,
+            settings.retry_policy(),
+            settings.webhook_parallel,
+            settings.webhook_parallel_per_webhook,
+        )
         return cls(client, feed, deliveries, subscriptions, cache, transports, dispatcher, deliverer)
 
     def webhooks(self, catalog: Catalog) -> WebhookService:

@@ -123,6 +123,7 @@ def deliveries(settings: Settings, redis_url: str, count: int, seconds: float) -
         sent = 0
         while sent < until:
             sent += delivery_lap(queue, deliverer, "bench", 100)
+        deliverer.idle(600)  # taken is not yet sent: wait for the sending threads
         return sent
 
     try:

@@ -1,15 +1,25 @@
 """The delivery worker's rule: sign, send, and settle each attempt as delivered, to be retried, or failed.
 
-Deliveries of one webhook and device are sent one after another, in the order they were queued; different
-ones go out in parallel. Each attempt is signed with its own timestamp (so a receiver's freshness check holds
-for a retry a day later).
+Fair to every tenant: each webhook's deliveries wait in at most ``per_webhook`` queues of their own (a device
+always in the same one), each drained by one sending thread at a time, so one webhook holds at most that many of
+the ``parallel`` threads. A webhook whose receiver just timed out or refused a connection is *parked* for
+``PARK_S``: its queued deliveries are put off as retries (with the usual backoff) without being sent, so a tarpit
+costs its owner, not everyone queued behind it. Taking the next batch never waits for a slow receiver.
+
+Within one delivery worker, deliveries of one webhook and device go out one after another in the order they
+were queued. Across several workers (or after a retry) they may arrive out of order: every body carries ``at``,
+the moment of the transition, by which a receiver can put them back in order (docs/triggers.md). Each attempt
+is signed with its own timestamp (so a receiver's freshness check holds for a retry a day later).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections import defaultdict
+import threading
+import time
+import zlib
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -39,6 +49,10 @@ class DeliveryLedger(Protocol):
     ) -> int: ...
 
 
+PARK_S = 30.0  # how long a webhook that timed out or refused a connection is parked
+SLOW_MS = 2_000.0  # a failed attempt this slow (or with no answer at all) parks its webhook
+
+
 class Deliverer:
     def __init__(
         self,
@@ -47,28 +61,83 @@ class Deliverer:
         ledger: DeliveryLedger,
         policy: RetryPolicy,
         parallel: int = 16,
+        per_webhook: int = 8,
     ) -> None:
         self.subscriptions = subscriptions
         self.sender = sender
         self.ledger = ledger
         self.policy = policy
+        self.per_webhook = max(1, min(per_webhook, parallel))
+        self.max_queued = parallel * 256  # taking batches waits while this many are queued
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="deliver")
+        self._threads = threading.BoundedSemaphore(parallel)
+        self._queues: dict[tuple[str, int], deque[PendingDelivery]] = {}
+        self._queued = 0
+        self._parked_until: dict[str, float] = {}  # webhook -> monotonic time
+        self._changed = threading.Condition()
+        self._stopping = False
         self._rng = random.Random()
 
     def deliver(self, batch: Sequence[PendingDelivery]) -> None:
-        """Send a batch; returns when every delivery in it is settled."""
-        lanes: dict[tuple[str, str], list[PendingDelivery]] = defaultdict(list)
-        for pending in batch:
-            lanes[(pending.subscription_id, pending.device_key)].append(pending)
-        for done in [self._pool.submit(self._lane, lane) for lane in lanes.values()]:
-            done.result()
+        """Queue a batch for the sending threads; returns once it is queued (waiting only while too much is)."""
+        starting = []
+        with self._changed:
+            while self._queued >= self.max_queued and not self._stopping:
+                self._changed.wait(0.5)
+            for pending in batch:
+                queue_key = (pending.subscription_id, zlib.crc32(pending.device_key.encode()) % self.per_webhook)
+                if queue_key not in self._queues:
+                    self._queues[queue_key] = deque()
+                    starting.append(queue_key)
+                self._queues[queue_key].append(pending)
+                self._queued += 1
+        for queue_key in starting:
+            self._threads.acquire()
+            self._pool.submit(self._drain, queue_key)
 
-    def _lane(self, lane: list[PendingDelivery]) -> None:
-        for pending in lane:
-            try:
-                self.attempt(pending)
-            except Exception as exc:  # left pending in the stream group: claimed and tried again later
-                log.warning("delivery %s not settled (%s)", pending.delivery_id, exc.__class__.__name__)
+    def idle(self, timeout_s: float) -> bool:
+        """Wait until everything queued is settled (or put off); False if it is not within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self._queues:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
+
+    def _drain(self, queue_key: tuple[str, int]) -> None:
+        try:
+            while True:
+                with self._changed:
+                    queue = self._queues[queue_key]
+                    if not queue or self._stopping:  # stopping: what is left stays pending and is claimed again
+                        self._queued -= len(queue)
+                        del self._queues[queue_key]
+                        self._changed.notify_all()
+                        return
+                    pending = queue.popleft()
+                    self._queued -= 1
+                    self._changed.notify_all()
+                try:
+                    if self._parked(pending.subscription_id):
+                        self._put_off(pending)
+                    else:
+                        self.attempt(pending)
+                except Exception as exc:  # left pending in the stream group: claimed and tried again later
+                    log.warning("delivery %s not settled (%s)", pending.delivery_id, exc.__class__.__name__)
+        finally:
+            self._threads.release()
+
+    def _parked(self, subscription_id: str) -> bool:
+        return self._parked_until.get(subscription_id, 0.0) > time.monotonic()
+
+    def _put_off(self, pending: PendingDelivery) -> None:
+        done = datetime.now(UTC)
+        next_at = done + timedelta(seconds=self.policy.delay_s(pending.attempts + 1, self._rng))
+        outcome = "failed" if self.policy.gives_up(pending.created_ms / 1000, next_at.timestamp()) else "retry"
+        error = "put off: this webhook's receiver timed out or refused a connection moments ago"
+        self.ledger.settle(pending, outcome, done, next_at=next_at, error=error)
 
     def attempt(self, pending: PendingDelivery) -> str:
         """One try of one delivery; returns how it was settled."""
@@ -82,8 +151,11 @@ class Deliverer:
         sent = self.sender.send(sub.url, headers, pending.body)
         done = datetime.now(UTC)
         if sent.delivered:
+            self._parked_until.pop(sub.id, None)
             self.ledger.settle(pending, "delivered", done, status=sent.status, latency_ms=sent.latency_ms)
             return "delivered"
+        if sent.status is None or sent.latency_ms >= SLOW_MS:  # no answer, or a slow one: park the webhook
+            self._parked_until[sub.id] = time.monotonic() + PARK_S
         wait = self.policy.delay_s(pending.attempts + 1, self._rng)
         next_at = done + timedelta(seconds=wait)
         outcome = "failed" if self.policy.gives_up(pending.created_ms / 1000, next_at.timestamp()) else "retry"
@@ -93,4 +165,7 @@ class Deliverer:
         return outcome
 
     def close(self) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
         self._pool.shutdown(wait=True)
