@@ -6,13 +6,16 @@ request of the worker (a 5,000-fence bulk used to hold ``/v1/nearby`` for 14 s).
 queue of its own would let a few merchants line up minutes of work; past ``max_waiting`` jobs (running or
 queued) a request is refused with ``Busy`` at once, and the API answers 503 with ``Retry-After``.
 
-With ``workers=0`` the work runs in the calling thread (tests, and one-shot CLI commands).
+With ``workers=0`` the work runs in the calling thread (tests, and one-shot CLI commands). A pool process ends
+with the worker that started it, however that worker ends (SIGKILL included): it watches its parent.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -57,8 +60,23 @@ class CpuPool:
             if self._executor is None:
                 # spawn, not fork: the server process has threads (Redis listeners, the consumer) and locks
                 context = multiprocessing.get_context("spawn")
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+                self._executor = ProcessPoolExecutor(
+                    self.workers, mp_context=context, initializer=watch_parent, initargs=(os.getpid(),)
+                )
             return self._executor
+
+
+def watch_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    """In a pool process: end it as soon as the worker that started it is gone (a SIGKILLed worker runs no
+    shutdown, and its orphans, about 250 MB each, would live on). Polls the parent, since Linux's parent-death
+    signal follows the *thread* that started the process, and the pool starts processes from request threads."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 __all__ = ["CpuPool"]
