@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     webhook_parallel_per_webhook: int = Field(default=8, ge=1, le=256)  # of those, at most this many to one webhook
     webhook_claim_idle_s: float = Field(default=60.0, ge=1, le=3_600)  # a taken entry this idle lost its worker
     max_fence_area_m2: float = Field(default=25_000_000.0, gt=0)
+    max_fences_per_merchant: int = Field(default=100_000, ge=1)  # one key's share of the catalog
     max_fence_vertices: int = Field(default=10_000, ge=4)
     max_fence_cells: int = Field(default=10_000, ge=100)
     max_upload_unpacked_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.main import create_app
 from geofences.formats import FORMATS, write_features
-from tests.conftest import ADMIN, new_merchant
+from geotarget.runtime import Runtime
+from tests.conftest import ADMIN, make_settings, new_merchant
 from tests.fixtures import ALFAMA_CAFE, CHIADO_KIOSK, INSIDE_ALFAMA_CAFE, NEW_YORK_BAR
 
 
@@ -237,3 +240,29 @@ def test_a_fence_with_lat_and_lon_swapped_is_kept_with_a_warning(client, cafe):
 
     nearby = client.post("/v1/geofences", json=CHIADO_KIOSK, headers=cafe.headers)
     assert nearby.json().get("warnings") is None  # 1 km from the first: nothing odd
+
+
+@pytest.fixture
+def three_fences_each(tmp_path, redis_url, database_url):
+    settings = make_settings(tmp_path, redis_url, database_url, max_fences_per_merchant=3)
+    runtime = Runtime.open(settings)
+    with TestClient(create_app(settings, runtime)) as client:
+        yield client
+    runtime.close()
+
+
+def test_a_merchant_holds_at_most_max_fences_per_merchant(three_fences_each):
+    client = three_fences_each
+    cafe = new_merchant(client, "Café Tejo")
+    bakery = new_merchant(client, "Padaria")
+    assert client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).status_code == 201
+    bulk = {"type": "FeatureCollection", "features": [ALFAMA_CAFE] * 3}
+    refused = client.post("/v1/geofences/bulk", json=bulk, headers=cafe.headers)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "quota"
+    assert "2 more fit" in refused.json()["error"]["message"]
+    assert len(client.get("/v1/geofences", headers=cafe.headers).json()["features"]) == 1  # nothing half-written
+
+    bulk["features"] = [ALFAMA_CAFE] * 2
+    assert client.post("/v1/geofences/bulk", json=bulk, headers=cafe.headers).status_code == 200
+    assert client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).status_code == 409
+    assert client.post("/v1/geofences", json=ALFAMA_CAFE, headers=bakery.headers).status_code == 201  # its own share

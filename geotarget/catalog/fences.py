@@ -100,6 +100,7 @@ class FenceService:
         self.notifier = notifier
         self.pool = pool
         self.limits = settings.fence_limits()
+        self.max_per_merchant = settings.max_fences_per_merchant
         self.upload_limits = settings.upload_limits()
 
     # -- writes -----------------------------------------------------------------------------------------------
@@ -152,7 +153,8 @@ class FenceService:
         """One transaction; the catalog lock is held until the new fences are indexed, so a concurrent sync
         waits and finds them indexed instead of covering them a second time."""
         with self.catalog.writing(len(prepared)):
-            fences = self.repository.add_fences(merchant_id, [_new_fence(merchant_id, r) for r in prepared])
+            new = [_new_fence(merchant_id, r) for r in prepared]
+            fences = self.repository.add_fences(merchant_id, new, self.max_per_merchant)
             for ready, fence in zip(prepared, fences, strict=True):
                 self.catalog.put_fence(fence, ready.fence.shape, ready.cover)
         if fences:

@@ -97,10 +97,24 @@ class Repository:
 
     # -- fences -----------------------------------------------------------------------------------------------
 
-    def add_fences(self, merchant_id: str, fences: Sequence[Fence]) -> list[Fence]:
-        """Many fences and their change records in one flush (a 5,000-fence bulk is one round of inserts)."""
+    def add_fences(self, merchant_id: str, fences: Sequence[Fence], max_total: int | None = None) -> list[Fence]:
+        """Many fences and their change records in one flush (a 5,000-fence bulk is one round of inserts); all or
+        none of them when the merchant would then hold more than ``max_total`` (``Conflict``, code ``quota``)."""
         with transaction(self._factory) as session:
+            session.get(models.Merchant, merchant_id, with_for_update=True)  # one quota check at a time
             _require_merchant(session, merchant_id)
+            if max_total is not None:
+                held = session.scalar(
+                    select(func.count()).select_from(models.Geofence).where(models.Geofence.merchant_id == merchant_id)
+                )
+                if (held or 0) + len(fences) > max_total:
+                    left = max(0, max_total - (held or 0))
+                    raise Conflict(
+                        f"a merchant may hold at most {max_total:,} geofences (GEOTARGET_MAX_FENCES_PER_MERCHANT);"
+                        f" you hold {held:,}, so {left:,} more fit and this request adds {len(fences):,}",
+                        None,
+                        code="quota",
+                    )
             rows = [models.Geofence(**fence_values(replace(f, merchant_id=merchant_id))) for f in fences]
             session.add_all(rows)
             session.add_all([models.Change(kind="fence", entity_id=r.id, version=r.version) for r in rows])
