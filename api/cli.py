@@ -75,6 +75,7 @@ def serve(
     reachable_cluster(settings.redis_url or "")
     database.migrate(database.make_engine(settings.sqlalchemy_url()))
     os.environ["GEOTARGET_MIGRATE_ON_START"] = "false"
+    os.environ["GEOTARGET_WORKERS"] = str(workers)  # each worker takes its share of the per-device limits
     if workers > 1:
         _share_metrics(settings.data_dir.resolve() / "metrics")
     if demo:

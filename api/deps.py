@@ -51,9 +51,9 @@ async def get_principal(
     request.state.key_id = principal.key_id  # for the access log (see api/access_log.py)
     runtime.keys.used(principal.key_id)
     if runtime.server.quick:  # Redis answers fast: inline, as the serving call itself (api/routes/serving.py)
-        count_request(request, runtime.rate_limits, principal.key_id)
+        count_request(request, runtime.rate_limits, runtime.device_limits, principal.key_id)
     else:
-        await run_in_threadpool(count_request, request, runtime.rate_limits, principal.key_id)
+        await run_in_threadpool(count_request, request, runtime.rate_limits, runtime.device_limits, principal.key_id)
     return principal
 
 

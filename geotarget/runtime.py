@@ -36,6 +36,7 @@ from geotarget.measurement.redemptions import Redeemed, normalized, redeem
 from geotarget.measurement.reporting import ReportService
 from geotarget.metrics import count, observe_catalog, render
 from geotarget.serving.caps import GlobalCaps
+from geotarget.serving.device_limits import DeviceLimits
 from geotarget.serving.server import OfferServer
 from geotarget.settings import Settings
 from geotarget.store import database
@@ -87,6 +88,7 @@ class Runtime:
     refresher: AudienceRefresher | None = None
 
     embedded: EmbeddedRedis | None = field(default=None, repr=False)
+    device_limits: DeviceLimits = field(default_factory=lambda: DeviceLimits(""))
 
     @property
     def keys(self) -> KeyCache:
@@ -179,6 +181,7 @@ class Runtime:
             ),
             Bidder(server, settings.bid_rules(), notice_key(server.device_secret), Tally("bidding", count)),
             embedded=embedded,
+            device_limits=DeviceLimits(settings.rate_limit_serving, settings.workers),
         )
         if follow:
             runtime.follower = FenceFollower(

@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     audience_ttl_s: int = Field(default=3 * 86_400, ge=60)  # memberships not refreshed this long run out
     max_offers_per_merchant: int = Field(default=2, ge=1, le=20)
     consume_in_serve: bool = True
-    rate_limit_serving: str = "200/second"  # per key, `limits` notation ("" = none): nearby, pings, interactions
+    rate_limit_serving: str = "20/second"  # per (app key, device), `limits` notation ("" = none): /v1/nearby
+    rate_limit_serving_total: str = ""  # per key over every serving route (nearby, pings, interactions, bids)
+    rate_limit_batches: str = "200/second"  # per key: pings, interactions, bids (their devices are in the body)
     rate_limit_writes: str = "20/second"  # every other /v1 route but reports
     rate_limit_reports: str = "5/second"
     tcf_vendor_id: int = Field(default=0, ge=0, le=65_535)  # our IAB TCF vendor id (0: none, so GDPR requests no-bid)
@@ -73,10 +75,17 @@ class Settings(BaseSettings):
     sync_poll_s: float = Field(default=1.0, gt=0)
     migrate_on_start: bool = True
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    workers: int = Field(default=1, ge=1)  # worker processes of this server (`serve --workers` sets it)
     log_format: Literal["json", "text"] = "json"
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
-    @field_validator("rate_limit_serving", "rate_limit_writes", "rate_limit_reports")
+    @field_validator(
+        "rate_limit_serving",
+        "rate_limit_serving_total",
+        "rate_limit_batches",
+        "rate_limit_writes",
+        "rate_limit_reports",
+    )
     @classmethod
     def _limits_notation(cls, text: str) -> str:
         from geotarget.store.rate_limits import parse
@@ -87,7 +96,8 @@ class Settings(BaseSettings):
     def rate_limits(self) -> dict[str, str]:
         """Each route class's limits (see api/rate_classes.py)."""
         return {
-            "serving": self.rate_limit_serving,
+            "serving_total": self.rate_limit_serving_total,
+            "batches": self.rate_limit_batches,
             "writes": self.rate_limit_writes,
             "reports": self.rate_limit_reports,
         }

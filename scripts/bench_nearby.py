@@ -109,8 +109,8 @@ def server_env(settings: Settings) -> dict[str, str]:
         "GEOTARGET_ADMIN_KEY": settings.admin_key or "",
         "GEOTARGET_REDIS_PREFIX": settings.redis_prefix,
         "GEOTARGET_DELIVER_IN_SERVE": "false",
-        # one app key sends every device's requests: counted by the rate limiter (its cost is measured) but
-        # never refused; GEOTARGET_RATE_LIMIT_SERVING="" measures without the limiter
+        # counted per device in each worker (its cost is measured) but never refused, whatever the walk's pace;
+        # GEOTARGET_RATE_LIMIT_SERVING="" measures without the limiter
         "GEOTARGET_RATE_LIMIT_SERVING": os.environ.get("GEOTARGET_RATE_LIMIT_SERVING", "20000/second"),
     }
     env.pop("GEOTARGET_DATABASE_URL", None)

@@ -165,3 +165,67 @@ def test_a_large_limit_is_counted_in_leases_and_still_holds_across_workers(redis
     allowed = sum(workers[i % 2].check("key_a", "serving") is None for i in range(300))
     assert 200 - 2 * 10 <= allowed <= 200
     assert len(calls) < 300 / 5  # leases of ten, and a few exact calls at the end of the window
+
+
+def test_a_flooding_device_never_refuses_a_quiet_device_of_the_same_app(limited):
+    """DESIGN §9.6: the app key ships in every copy of the app; the serving limit counts per device."""
+    client, _ = limited
+    _, app = _offer_nearby(client)
+    flood = {**INSIDE_ALFAMA_CAFE, "device_id": "noisy-phone"}
+    quiet = {**INSIDE_ALFAMA_CAFE, "device_id": "quiet-phone"}
+    time.sleep(1.1)
+    _wait_for_next_second()
+    flooded, quietly = [], []
+    for n in range(12):
+        flooded.append(client.get("/v1/nearby", params=flood, headers=app).status_code)
+        if n % 6 == 0:
+            quietly.append(client.get("/v1/nearby", params=quiet, headers=app).status_code)
+
+    assert flooded.count(429) >= 9 and flooded[:3] == [200, 200, 200]
+    assert quietly == [200, 200]
+    refused = client.get("/v1/nearby", params=flood, headers=app)
+    assert "this device is over its serving rate limit (3 per 1 second)" in refused.json()["error"]["message"]
+
+
+@pytest.fixture
+def limited_in_total(tmp_path: Path, redis_url: str) -> Iterator[TestClient]:
+    limits = LIMITED | {"rate_limit_serving_total": "4/second", "rate_limit_batches": "2/second"}
+    settings = make_settings(tmp_path, redis_url, f"sqlite:///{tmp_path / 'db.sqlite'}", **limits)
+    runtime = Runtime.open(settings)
+    try:
+        with TestClient(create_app(settings, runtime)) as client:
+            yield client
+    finally:
+        runtime.close()
+
+
+def test_a_total_per_key_when_set_and_batches_per_key(limited_in_total):
+    client = limited_in_total
+    _, app = _offer_nearby(client)
+    time.sleep(1.1)
+    _wait_for_next_second()
+    statuses = [
+        client.get("/v1/nearby", params={**INSIDE_ALFAMA_CAFE, "device_id": f"phone-{n}"}, headers=app).status_code
+        for n in range(5)
+    ]
+    assert statuses == [200, 200, 200, 200, 429]  # four devices, one each: the key's total
+
+    time.sleep(1.1)
+    _wait_for_next_second()
+    ping = {"device_id": "phone", **INSIDE_ALFAMA_CAFE, "ts": int(time.time())}
+    pings = [client.post("/v1/pings", json=ping, headers=app) for _ in range(3)]
+    assert [p.status_code for p in pings] == [200, 200, 429]
+    assert "batches rate limit (2 per 1 second)" in pings[-1].json()["error"]["message"]
+
+
+def test_each_worker_takes_its_share_of_a_device_limit():
+    from geotarget.serving.device_limits import DeviceLimits
+
+    now = [1000.0]
+    workers = [DeviceLimits("20/second", workers=2, clock=lambda: now[0]) for _ in range(2)]
+    spread = sum(workers[i % 2].check("app", "phone") is None for i in range(40))
+    assert spread == 20  # spread over both workers: the whole limit
+    now[0] += 1.0  # the next second (the previous one still weighs in: slide on)
+    now[0] += 1.0
+    held = sum(workers[0].check("app", "phone") is None for _ in range(40))
+    assert held == 10  # kept on one worker: its share

@@ -135,7 +135,7 @@ class _Nats(_Broker):
             f"nats://{address}:{port}",
             user=user,
             password=password,
-            connect_timeout=timeout_s,
+            connect_timeout=max(1, round(timeout_s)),
             max_reconnect_attempts=0,
             allow_reconnect=False,
         )
