@@ -61,6 +61,8 @@ def serve(
     """Serve the API and web pages; with nothing configured, SQLite and a private embedded Redis."""
     import uvicorn
 
+    from api.http_protocol import DeadlineHttpToolsProtocol
+
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["GEOTARGET_ADMIN_KEY"] = _admin_key(settings)
@@ -89,6 +91,7 @@ def serve(
             workers=workers,
             log_level="info",
             access_log=False,  # it prints query strings: device ids and positions (see api/access_log.py)
+            http=DeadlineHttpToolsProtocol,  # slow headers and bodies are cut off (api/http_protocol.py)
             log_config=log_config(settings.log_format),
         )
     finally:

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     workers: int = Field(default=1, ge=1)  # worker processes of this server (`serve --workers` sets it)
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=600)  # a request's headers, from its first byte
+    http_body_timeout_s: float = Field(default=60.0, gt=0, le=3_600)  # a request's body, from its headers
     log_format: Literal["json", "text"] = "json"
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
