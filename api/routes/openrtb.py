@@ -40,9 +40,7 @@ async def bid(request: Request) -> Response:
     principal = await authorize(request, "exchange")
     at = await clock(request)
     runtime = cast(Runtime, request.app.state.runtime)
-    body = await request.body()  # at most GEOTARGET_MAX_BID_BYTES: BodyLimit refused a larger one unread
-    read = partial(_bid_request, body, runtime.settings.max_bid_imps)
-    parsed = read() if len(body) <= INLINE_PARSE_BYTES else await run_in_threadpool(read)
+    parsed = await _read(request, runtime.settings.max_bid_imps)
     if isinstance(parsed, Response):
         return parsed
     if isinstance(parsed, str):
@@ -82,6 +80,12 @@ def notice(
         raise HTTPException(403, str(exc)) from None
     except ValueError as exc:  # a malformed clearing price
         raise RequestValidationError([{"loc": ("query", "price"), "msg": str(exc), "type": "value_error"}]) from None
+
+
+async def _read(request: Request, max_imps: int) -> BidRequest | str | Response:
+    body = await request.body()  # at most GEOTARGET_MAX_BID_BYTES: BodyLimit refused a larger one unread
+    read = partial(_bid_request, body, max_imps)
+    return read() if len(body) <= INLINE_PARSE_BYTES else await run_in_threadpool(read)
 
 
 def _bid_request(body: bytes, max_imps: int) -> BidRequest | str | Response:
