@@ -246,6 +246,7 @@ class Runtime:
 
     def sync_catalog(self) -> None:
         """On every change notice and poll: the catalog (keys included) catches up; keys' last uses are written."""
+        self.triggers.listen()  # subscriptions made by other workers
         if self.catalog.sync(self.repository):
             applied_at = self.catalog.applied_at
             delay_s = None if applied_at is None else (datetime.now(UTC) - applied_at).total_seconds()
@@ -279,7 +280,8 @@ class Runtime:
         their devices' presence."""
         secret, res, tracker = self.server.device_secret, self.settings.index_res, self.server.tracker
         moved = None if tracker is None else partial(_move_presence, tracker, app)
-        return accept_pings(parse_pings_body(body), self.server.sink, secret, res, now, moved)
+        rows = parse_pings_body(body)
+        return accept_pings(rows, self.server.sink, secret, res, now, moved, self.settings.max_clock_skew_s)
 
     def accept_interactions(self, body: bytes, now: datetime, app: str) -> list[InteractionResult]:
         """``POST /v1/interactions``: rows judged one by one, the good ones appended together. Redis away: the

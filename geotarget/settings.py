@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     max_accuracy_m: float = Field(default=200.0, gt=0)
     triggers: bool = True  # move presence (enter / dwell / exit) for every ping seen
     exit_margin_m: float = Field(default=25.0, ge=0, le=1_000)
+    max_clock_skew_s: int = Field(default=300, ge=0, le=86_400)  # a ping dated further ahead is refused
     presence_timeout_s: int = Field(default=1_800, ge=60, le=7 * 86_400)
     deliver_in_serve: bool = True  # run the trigger and delivery loops in every serving worker
     webhook_allow_private: bool = False  # let deliveries reach loopback and private addresses

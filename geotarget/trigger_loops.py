@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import redis
@@ -21,6 +22,7 @@ from geotarget.triggers.delivering import Deliverer
 from geotarget.triggers.dispatch import Dispatcher, SubscriptionCache
 from geotarget.triggers.probes import Probes
 from geotarget.triggers.service import WebhookService
+from geotarget.triggers.tracker import PresenceTracker
 from geotarget.triggers.webhooks import parse_target
 from geotarget.triggers.workers import LoopThread, consumer_name, delivery_lap, trigger_lap
 
@@ -38,6 +40,7 @@ class TriggerLoops:
     dispatcher: Dispatcher
     deliverer: Deliverer
     threads: list[LoopThread] = field(default_factory=list)
+    tracker: PresenceTracker | None = None
     probes: Probes = field(default_factory=Probes)  # webhook test sends, on threads of their own
 
     @classmethod
@@ -65,7 +68,19 @@ class TriggerLoops:
             settings.webhook_parallel,
             settings.webhook_parallel_per_webhook,
         )
-        return cls(client, feed, deliveries, subscriptions, cache, transports, dispatcher, deliverer)
+        loops = cls(client, feed, deliveries, subscriptions, cache, transports, dispatcher, deliverer)
+        loops.tracker = server.tracker
+        loops.listen()
+        return loops
+
+    def listen(self) -> None:
+        """Tell presence who listens now (on every catalog sync, and at once after a subscription change here)."""
+        if self.tracker is not None:
+            self.tracker.listen(self.cache.current())
+
+    def _subscriptions_changed(self) -> None:
+        self.cache.invalidate()
+        self.listen()
 
     def webhooks(self, catalog: Catalog) -> WebhookService:
         def fence_merchant(fence_id: str) -> str | None:
@@ -81,7 +96,7 @@ class TriggerLoops:
             self.transports,
             check_address,
             fence_merchant,
-            self.cache.invalidate,
+            self._subscriptions_changed,
             self.probes,
         )
 
@@ -89,9 +104,7 @@ class TriggerLoops:
         """Run both loops in this process (any number of processes may)."""
         me = consumer_name()
         self.threads = [
-            LoopThread(
-                "trigger-loop", self.feed.ensure_group, lambda: trigger_lap(self.feed, self.dispatcher, me, BLOCK_MS)
-            ),
+            LoopThread("trigger-loop", self.feed.ensure_group, lambda: self._trigger_lap(me)),
             LoopThread(
                 "delivery-loop",
                 self.deliveries.ensure_group,
@@ -100,6 +113,14 @@ class TriggerLoops:
         ]
         for thread in self.threads:
             thread.start()
+
+    def _trigger_lap(self, me: str) -> int:
+        """One lap of the trigger loop; while nothing is listened anywhere it reads nothing (no transition is
+        made then) and waits as long as a read would have blocked."""
+        if self.tracker is None or not self.tracker.listened():
+            time.sleep(BLOCK_MS / 1000)
+            return 0
+        return trigger_lap(self.feed, self.dispatcher, me, BLOCK_MS)
 
     def close(self) -> None:
         for thread in self.threads:

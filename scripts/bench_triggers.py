@@ -44,6 +44,7 @@ from geotarget.store.redis_deliveries import INDEX_KEEP, RedisDeliveries  # noqa
 from geotarget.store.transports import Transports  # noqa: E402
 from geotarget.triggers.delivering import Deliverer  # noqa: E402
 from geotarget.triggers.dispatch import SubscriptionCache  # noqa: E402
+from geotarget.triggers.listening import Listening  # noqa: E402
 from geotarget.triggers.tracker import Fix  # noqa: E402
 from geotarget.triggers.webhooks import RetryPolicy, Subscription, delivery_id, event_id  # noqa: E402
 from geotarget.triggers.workers import delivery_lap  # noqa: E402
@@ -58,6 +59,7 @@ def presence(runtime: Runtime, centres: list[LatLng], pings: int) -> tuple[float
     """(pings/s through the tracker, Redis round trips/s of an empty script), one process, same run."""
     tracker = runtime.server.tracker
     assert tracker is not None
+    tracker.listening = Listening(apps=frozenset({"bench"}))  # a webhook of this app: every fence is listened
     rng = random.Random(11)
     homes = [rng.choice(centres) for _ in range(DEVICES)]
     start_at = datetime.now(UTC) - timedelta(hours=2)

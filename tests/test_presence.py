@@ -19,6 +19,7 @@ from geotarget.catalog.snapshot import Catalog
 from geotarget.store import keys
 from geotarget.store.redis_client import connect
 from geotarget.store.redis_presence import RedisPresence
+from geotarget.triggers.listening import Listening
 from geotarget.triggers.presence import PresencePing, PresenceRules, Replay, Sighting
 from geotarget.triggers.tracker import Fix, PresenceTracker
 from tests.conftest import ADMIN
@@ -39,8 +40,11 @@ def catalog():
 
 @pytest.fixture
 def tracker(redis_url, catalog):
+    """The engine, webhooks of the apps "app1" and "app9" listening (presence is kept only where one does)."""
     client = connect(redis_url, 2_000)
-    yield PresenceTracker(catalog, RedisPresence(client, f"t{uuid.uuid4().hex[:8]}", RULES), RULES)
+    engine = PresenceTracker(catalog, RedisPresence(client, f"t{uuid.uuid4().hex[:8]}", RULES), RULES)
+    engine.listening = Listening(apps=frozenset({"app1", "app9"}))
+    yield engine
     client.close()
 
 
@@ -192,12 +196,20 @@ def transitions(runtime) -> list[dict]:
     return [orjson.loads(fields.get(b"t") or fields["t"]) for _, fields in runtime.redis.xrange(stream)]
 
 
-def test_pings_through_the_api_move_presence_and_hand_transitions_on_with_the_raw_id_until_erased(client, runtime):
-    """/v1/nearby and POST /v1/pings both move presence; lmt pings move nothing; an erasure removes the device's
-    presence and its transitions still waiting for the trigger worker."""
+def listened_cafe(client) -> dict[str, str]:
+    """A café with a fence and a webhook on all its fences (so presence is kept there); its key's headers."""
     merchant = client.post("/v1/merchants", json={"name": "Café", "timezone": "Europe/Lisbon"}, headers=ADMIN).json()
     cafe = {"Authorization": f"Bearer {merchant['api_key']}"}
     assert client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe).status_code == 201
+    hook = {"url": "https://8.8.8.8/hooks", "events": ["enter", "exit"]}  # public: accepted, never sent here
+    assert client.post("/v1/webhooks", json=hook, headers=cafe).status_code == 201
+    return cafe
+
+
+def test_pings_through_the_api_move_presence_and_hand_transitions_on_with_the_raw_id_until_erased(client, runtime):
+    """/v1/nearby and POST /v1/pings both move presence; lmt pings move nothing; an erasure removes the device's
+    presence and its transitions still waiting for the trigger worker."""
+    listened_cafe(client)
     app = client.post("/v1/apps", json={"name": "Lisbon Guide"}, headers=ADMIN).json()
     headers = {"Authorization": f"Bearer {app['api_key']}"}
     inside = {**INSIDE_ALFAMA_CAFE, "accuracy_m": 5}
@@ -216,16 +228,14 @@ def test_pings_through_the_api_move_presence_and_hand_transitions_on_with_the_ra
     assert moved_[1]["transition"]["distance_m"] > 700
     assert client.delete("/v1/devices/phone-of-ana", headers=ADMIN).status_code == 200
     assert transitions(runtime) == []
-    assert not runtime.redis.exists(keys.presence(runtime.settings.redis_prefix, moved_[0]["device_key"]))
+    assert not runtime.redis.exists(keys.presence(runtime.settings.redis_prefix, moved_[0]["device_key"], app["id"]))
 
 
 def test_bulk_ingest_moves_presence_only_when_asked(client, runtime, tmp_path):
     """Old files should not push: ``geotarget ingest`` moves presence only with ``--presence``."""
     from geotarget.measurement.ingest import ingest_file
 
-    merchant = client.post("/v1/merchants", json={"name": "Café", "timezone": "Europe/Lisbon"}, headers=ADMIN).json()
-    cafe = {"Authorization": f"Bearer {merchant['api_key']}"}
-    assert client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe).status_code == 201
+    listened_cafe(client)
     inside = LatLng(INSIDE_ALFAMA_CAFE["lat"], INSIDE_ALFAMA_CAFE["lon"])
     far = moved(inside, 0, 800.0)
     start = int(datetime.now(UTC).timestamp()) - 3_600

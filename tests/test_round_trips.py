@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from geotarget.runtime import Runtime
@@ -42,8 +43,14 @@ def stored_kinds(runtime: Runtime) -> Counter[str]:
     return Counter(dict(rows.fetchall()))
 
 
-def test_a_capped_answer_reserves_and_logs_in_one_call(client: TestClient, runtime: Runtime, cafe: MerchantKey) -> None:
+@pytest.mark.parametrize("listened", [False, True], ids=["nobody listening", "a webhook listening"])
+def test_a_capped_answer_reserves_and_logs_in_one_call(
+    client: TestClient, runtime: Runtime, cafe: MerchantKey, listened: bool
+) -> None:
     fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    if listened:
+        hook = {"url": "https://8.8.8.8/hooks", "events": ["enter"]}
+        assert client.post("/v1/webhooks", json=hook, headers=cafe.headers).status_code == 201
     for title in ("latte", "scone", "juice"):
         body = {"title": title, "geofence_ids": [fence], "caps": {"per_device_per_day": 1}}
         assert client.post("/v1/offers", json=body, headers=cafe.headers).status_code == 201
@@ -54,7 +61,8 @@ def test_a_capped_answer_reserves_and_logs_in_one_call(client: TestClient, runti
 
     served = [client.get("/v1/nearby", params=params, headers=headers).json()["offers"] for _ in range(3)]
 
-    assert calls == Counter(reserve=3, publish=1)  # never a separate append or presence call; the enter handed on
+    # never a separate append or presence call; with a listener the enter is handed on, without one nothing moves
+    assert calls == (Counter(reserve=3, publish=1) if listened else Counter(reserve=3))
     assert [len(s) for s in served] == [1, 1, 0]  # per-merchant limit 2: the third offer never ranks
     logged = stored_kinds(runtime)
     assert logged == Counter(ping=3, impression=2, cap_blocked=3)  # the second blocks one, the third two

@@ -7,7 +7,10 @@ and wrong, never as absent. Each row is judged by the first rule it breaks; the 
 >>> [rule.reason for rule in RULES]  # doctest: +NORMALIZE_WHITESPACE
 ['not an object', 'device_id missing or longer than 200', 'lat/lon not a finite number',
  'lat/lon outside ±90/±180', 'ts not ISO 8601 with an offset, nor epoch seconds',
- 'ts before 2000 or after tomorrow', 'accuracy_m outside 0–100,000', 'lmt not true or false']
+ 'ts before 2000 or ahead of the clock', 'accuracy_m outside 0–100,000', 'lmt not true or false']
+
+A ping dated more than ``max_ahead_s`` (``GEOTARGET_MAX_CLOCK_SKEW_S``, 300) ahead of the server's clock is
+refused: a future timestamp would freeze the device's presence (pings older than the newest one change nothing).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pandas as pd
 MAX_DEVICE_ID = 200
 MAX_ACCURACY_M = 100_000
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW_S = 300
 COLUMNS = ("device_id", "lat", "lon", "ts", "accuracy_m", "lmt")
 REQUIRED = COLUMNS[:4]
 _OFFSET = r"(?:Z|z|[+-]\d\d:?\d\d)$"
@@ -82,9 +86,9 @@ def _outside(c: PingColumns, _: datetime) -> Mask:
     return np.asarray((np.abs(c.lat) > 90) | (np.abs(c.lon) > 180))
 
 
-def _out_of_range(c: PingColumns, now: datetime) -> Mask:
+def _out_of_range(c: PingColumns, latest: datetime) -> Mask:
     ns = c.ts.astype(np.int64)  # NaT is the smallest int64, so it is judged by the rule before this one only
-    return np.asarray(~np.isnat(c.ts) & ((ns < _ns(EARLIEST)) | (ns > _ns(now + timedelta(days=1)))))
+    return np.asarray(~np.isnat(c.ts) & ((ns < _ns(EARLIEST)) | (ns > _ns(latest))))
 
 
 def _ns(moment: datetime) -> int:
@@ -128,11 +132,11 @@ RULES: tuple[Rule, ...] = (
         lambda c, _: np.isnat(c.ts),
     ),
     Rule(
-        "ts before 2000 or after tomorrow",
+        "ts before 2000 or ahead of the clock",
         lambda c, i: "ts",
         lambda c, i: (
             f"{ns_to_datetime(int(c.ts[i].astype(np.int64))).isoformat()} is outside the accepted range"
-            " (2000 until tomorrow)"
+            " (2000 until the server's clock plus GEOTARGET_MAX_CLOCK_SKEW_S)"
         ),
         _out_of_range,
     ),
@@ -151,11 +155,12 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def judge(columns: PingColumns, now: datetime) -> npt.NDArray[np.int_]:
+def judge(columns: PingColumns, now: datetime, max_ahead_s: float = MAX_CLOCK_SKEW_S) -> npt.NDArray[np.int_]:
     """For each row, the index in ``RULES`` of the first rule it breaks, or -1 for a good ping."""
     verdict = np.full(len(columns), -1)
+    latest = now + timedelta(seconds=max_ahead_s)  # what the rules call "now": the latest moment accepted
     for number, rule in enumerate(RULES):
-        verdict[(verdict == -1) & rule.broken(columns, now)] = number
+        verdict[(verdict == -1) & rule.broken(columns, latest)] = number
     return verdict
 
 

@@ -66,13 +66,14 @@ def accept_pings(
     res: int,
     now: datetime,
     kept: Callable[[list[tuple[str, Event]]], object] | None = None,
+    max_ahead_s: float = ping_rules.MAX_CLOCK_SKEW_S,
 ) -> list[PingResult]:
     """Judge every row (``ping_rules``), append the good ones in one call, report each by index. ``kept``
     receives the appended pings with the raw device id each came with (for presence)."""
     if len(rows) > MAX_PINGS:
         raise InvalidInput(f"at most {MAX_PINGS:,} pings per request; this has {len(rows):,}", "pings")
     columns = ping_rules.from_rows(rows)
-    verdicts = ping_rules.judge(columns, now)
+    verdicts = ping_rules.judge(columns, now, max_ahead_s)
     results: list[PingResult] = []
     keep: list[Event] = []
     raw_ids: list[str] = []

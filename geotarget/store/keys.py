@@ -59,9 +59,25 @@ def consumer_lock(prefix: str) -> str:
     return f"{prefix}:consumer:lock"
 
 
-def presence(prefix: str, device_key: str) -> str:
-    """One device's presence in fences (``lua/presence.lua``)."""
-    return f"{prefix}:{{{device_key}}}:presence"
+def presence(prefix: str, device_key: str, app: str) -> str:
+    """One device's presence in fences as one app sees it (``lua/presence.lua``): another app's pings never move,
+    read or end it."""
+    return f"{prefix}:{{{device_key}}}:presence:{app}"
+
+
+def presence_member(device_key: str, app: str) -> str:
+    """A presence's name in the sweeper's sorted set."""
+    return f"{device_key}|{app}"
+
+
+def presence_of_member(member: str) -> tuple[str, str]:
+    """(device key, app) of a sweeper entry.
+
+    >>> presence_of_member(presence_member("d41d8cd98f00b204", "key_7"))
+    ('d41d8cd98f00b204', 'key_7')
+    """
+    device_key, _, app = member.partition("|")
+    return device_key, app
 
 
 def presence_due(prefix: str) -> str:

@@ -29,9 +29,14 @@ class RedisDeviceData:
         """Delete the device's keys and stream entries; returns (keys, stream entries) deleted."""
         deleted_keys = self._drop_deliveries(device_key) + self._drop_bids(device_key)
         pattern = keys.device_pattern(self.prefix, device_key).replace("[", "\\[")
+        sweeps = []
         for name in self.client.scan_iter(match=pattern, count=_PAGE):
             deleted_keys += int(self.client.delete(name))
-        self.client.zrem(keys.presence_due(self.prefix), device_key)
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            if ":presence:" in text:  # one per app: its place in the sweeper goes too
+                sweeps.append(keys.presence_member(device_key, text.rsplit(":presence:", 1)[1]))
+        if sweeps:
+            self.client.zrem(keys.presence_due(self.prefix), *sweeps)
         entries = self._drop(keys.events_stream(self.prefix), lambda fields: _event_of(fields, device_key))
         entries += self._drop(keys.transitions_stream(self.prefix), lambda fields: _transition_of(fields, device_key))
         return deleted_keys, entries

@@ -41,21 +41,23 @@ class RedisPresence:
     def arguments(self, move: PresenceMove) -> tuple[list[str], list[str | int | float | bytes]]:
         """The keys and arguments of ``move_presence`` for this move (``lua/presence.lua``)."""
         sender = orjson.dumps([move.app, move.attributes])  # kept as the hash's '_app': a timed-out exit knows it
-        argv: list[str | int | float | bytes] = ["ping", move.device_key, self.rules.timeout_s * 1000, KEEP_S]
+        member = keys.presence_member(move.device_key, move.app)
+        argv: list[str | int | float | bytes] = ["ping", member, self.rules.timeout_s * 1000, KEEP_S]
         argv += [move.device_id, sender, len(move.pings)]
         for ping in move.pings:
             argv += [_ms(ping.at), int(self.rules.accurate(ping.accuracy_m)), len(ping.sightings)]
             for s in ping.sightings:
                 argv += [s.fence_id, int(s.inside), round(s.distance_m, 1), ",".join(map(str, s.dwell_thresholds_s))]
-        return self._keys(move.device_key), argv
+        return self._keys(member), argv
 
     def sweep(self, now: datetime, limit: int = 500) -> list[Fired]:
         """Exits for devices whose presence timed out by ``now`` (each device atomically; any worker may run it)."""
         due = self.client.zrangebyscore(keys.presence_due(self.prefix), "-inf", _ms(now), start=0, num=limit)
         fired: list[Fired] = []
-        for device_key in map(_text, due):
-            argv: list[str | int] = ["sweep", device_key, self.rules.timeout_s * 1000, KEEP_S, _ms(now)]
-            device_id, sender, flat = self._move(keys=self._keys(device_key), args=argv)
+        for member in map(_text, due):
+            device_key, _ = keys.presence_of_member(member)
+            argv: list[str | int] = ["sweep", member, self.rules.timeout_s * 1000, KEEP_S, _ms(now)]
+            device_id, sender, flat = self._move(keys=self._keys(member), args=argv)
             app, attributes = orjson.loads(sender) if sender else ("", {})
             fired += [Fired(device_key, _text(device_id), app, t, attributes) for t in transitions(flat)]
         return fired
@@ -94,8 +96,8 @@ class RedisPresence:
             pipe.xadd(self.stream, {"t": orjson.dumps(f)}, maxlen=MAX_TRANSITIONS, approximate=True)
         pipe.execute()
 
-    def _keys(self, device_key: str) -> list[str]:
-        return [keys.presence(self.prefix, device_key), keys.presence_due(self.prefix)]
+    def _keys(self, member: str) -> list[str]:
+        return [keys.presence(self.prefix, *keys.presence_of_member(member)), keys.presence_due(self.prefix)]
 
 
 def _fired(raw: bytes) -> Fired:

@@ -73,6 +73,7 @@ class Deliverer:
         self._threads = threading.BoundedSemaphore(parallel)
         self._queues: dict[tuple[str, int], deque[PendingDelivery]] = {}
         self._queued = 0
+        self._held: set[str] = set()  # stream entries queued or being sent here: a re-claim of one is not queued twice
         self._parked_until: dict[str, float] = {}  # webhook -> monotonic time
         self._changed = threading.Condition()
         self._stopping = False
@@ -85,6 +86,9 @@ class Deliverer:
             while self._queued >= self.max_queued and not self._stopping:
                 self._changed.wait(0.5)
             for pending in batch:
+                if pending.entry_id in self._held:
+                    continue  # still waiting its turn here (taken again as idle): sent once, by this queue
+                self._held.add(pending.entry_id)
                 queue_key = (pending.subscription_id, zlib.crc32(pending.device_key.encode()) % self.per_webhook)
                 if queue_key not in self._queues:
                     self._queues[queue_key] = deque()
@@ -113,6 +117,7 @@ class Deliverer:
                     queue = self._queues[queue_key]
                     if not queue or self._stopping:  # stopping: what is left stays pending and is claimed again
                         self._queued -= len(queue)
+                        self._held.difference_update(p.entry_id for p in queue)
                         del self._queues[queue_key]
                         self._changed.notify_all()
                         return
@@ -126,6 +131,9 @@ class Deliverer:
                         self.attempt(pending)
                 except Exception as exc:  # left pending in the stream group: claimed and tried again later
                     log.warning("delivery %s not settled (%s)", pending.delivery_id, exc.__class__.__name__)
+                finally:
+                    with self._changed:
+                        self._held.discard(pending.entry_id)
         finally:
             self._threads.release()
 

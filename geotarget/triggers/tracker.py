@@ -1,7 +1,10 @@
-"""Moves presence for every ping geotarget sees and hands what fired to the trigger worker.
+"""Moves presence for every ping geotarget sees, where someone listens, and hands what fired to the trigger
+worker.
 
-Called on the request path (``/v1/nearby``, ``POST /v1/pings``) after the answer is decided. A presence fault
-never changes an answer or refuses a ping: it is logged and counted, and the device's next ping catches up.
+Called on the request path (``/v1/nearby``, ``POST /v1/pings``) after the answer is decided. Presence is kept per
+(app key, device) and only in listened fences (``listening``): with nobody listening to an app's devices a ping
+does no presence work at all. A presence fault never changes an answer or refuses a ping: it is logged and
+counted, and the device's next ping catches up.
 """
 
 from __future__ import annotations
@@ -15,7 +18,17 @@ from typing import Protocol
 from geofences import LatLng
 from geotarget.catalog.snapshot import Catalog
 from geotarget.tally import Tally
-from geotarget.triggers.presence import Fired, PresenceMove, PresencePing, PresenceRules, Transition, sightings
+from geotarget.triggers.listening import NOBODY, Listening
+from geotarget.triggers.presence import (
+    Fired,
+    PresenceMove,
+    PresencePing,
+    PresenceRules,
+    Sighting,
+    Transition,
+    sightings,
+)
+from geotarget.triggers.webhooks import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +59,15 @@ class PresenceTracker:
         self.store = store
         self.rules = rules
         self.stats = Tally("presence")  # transitions, failures
+        self.listening: Listening = NOBODY  # replaced whole when subscriptions change (``listen``)
+
+    def listen(self, subscriptions: Iterable[Subscription]) -> None:
+        """Who listens now: every worker calls it on its catalog sync, and after a subscription change."""
+        self.listening = Listening.of(subscriptions)
+
+    def listened(self) -> bool:
+        """Whether any presence is kept at all (else there are no transitions to read)."""
+        return self.listening.anywhere(self.catalog.triggered)
 
     def prepare(
         self,
@@ -54,16 +76,25 @@ class PresenceTracker:
         app: str,
         fixes: Sequence[Fix],
         attributes: Mapping[str, object] | None = None,
-    ) -> PresenceMove:
-        """One device's (non-``lmt``) pings, in any order, made ready for the engine. ``attributes``: what the
-        app said of its user (kept with the presence, so a push is targeted as a pulled offer is)."""
-        index, waits, unseen = self.catalog.index, self.catalog.dwell_thresholds, self.catalog.audience_fences
-        pings = tuple(
-            PresencePing(
-                f.at, f.accuracy_m, sightings(index, f.point, f.accuracy_m, self.rules, waits, unseen), f.point
-            )
-            for f in sorted(fixes, key=lambda f: f.at)
-        )
+    ) -> PresenceMove | None:
+        """One device's (non-``lmt``) pings, in any order, made ready for the engine, or None when nobody
+        listens to this app's devices. Only listened fences are seen. ``attributes``: what the app said of its
+        user (kept with the presence, so a push is targeted as a pulled offer is)."""
+        listening, triggered = self.listening, self.catalog.triggered
+        if not listening.anyone(app, triggered):
+            return None
+        catalog = self.catalog
+        index, waits, unseen = catalog.index, catalog.dwell_thresholds, catalog.audience_fences
+
+        def merchant_of(fence_id: str) -> str | None:
+            meta = catalog.meta(fence_id)
+            return None if meta is None else meta.merchant_id
+
+        def seen(f: Fix) -> tuple[Sighting, ...]:
+            found = sightings(index, f.point, f.accuracy_m, self.rules, waits, unseen)
+            return tuple(s for s in found if listening.hears(app, s.fence_id, triggered, merchant_of))
+
+        pings = tuple(PresencePing(f.at, f.accuracy_m, seen(f), f.point) for f in sorted(fixes, key=lambda f: f.at))
         return PresenceMove(device_key, device_id, app, pings, dict(attributes or {}))
 
     def seen(
@@ -76,6 +107,8 @@ class PresenceTracker:
     ) -> list[Fired]:
         """Move one device's presence by its pings in a call of its own (``POST /v1/pings``, bulk files)."""
         move = self.prepare(device_key, device_id, app, fixes, attributes)
+        if move is None:
+            return []
         try:
             moved = self.store.apply(move)
         except Exception as exc:

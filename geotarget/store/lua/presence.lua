@@ -2,13 +2,14 @@
 -- atomically. A library (geotarget/store/scripts.py makes scripts of it, alone or with reserve.lua in
 -- serve.lua). The parameters shadow Redis's globals of the same names, so the body reads as a script would.
 --
--- KEYS[1] the device's presence hash (under its hash tag): '_ts' newest ping applied (ms), '_id'/'_app' the raw
---         device id and who sent it (JSON [app key id, targeting attributes]; kept only while the device is
---         present somewhere, for exit deliveries and pushes), and per present fence
---         'f:<fence id>' = 'entered ms,last inside ms,dwelled s,distance m'
--- KEYS[2] the sweeper's sorted set: device key -> when its oldest presence times out (ms)
--- ARGV[1] 'ping' or 'sweep'; ARGV[2] device key; ARGV[3] timeout (ms); ARGV[4] seconds the hash outlives its
---         last change
+-- KEYS[1] the device's presence hash as one app sees it (under the device's hash tag): '_ts' newest ping
+--         applied (ms), '_id'/'_app' the raw device id and who sent it (JSON [app key id, targeting attributes];
+--         kept only while the device is present somewhere, for exit deliveries and pushes), and per present
+--         fence 'f:<fence id>' = 'entered ms,last inside ms,dwelled s,distance m'. A device present nowhere
+--         before and after a call has no hash: nothing is written for it.
+-- KEYS[2] the sweeper's sorted set: '<device key>|<app key id>' -> when its oldest presence times out (ms)
+-- ARGV[1] 'ping' or 'sweep'; ARGV[2] the presence's member of that set; ARGV[3] timeout (ms); ARGV[4] seconds
+--         the hash outlives its last change
 -- ping:  ARGV[5] raw device id, ARGV[6] sender, ARGV[7] number of pings, then per ping (in timestamp order):
 --        ts ms, accurate 1/0, n sightings, then n times: fence id, inside 1/0, distance m, dwell thresholds
 --        ('300,600')
@@ -116,6 +117,10 @@ local function move_presence(KEYS, ARGV)
       present[fence] = nil
       changed[fence] = true
     end
+  end
+
+  if #raw == 0 and next(present) == nil then
+    return { stored_id, stored_app, out } -- present nowhere before or after: nothing to keep, nothing written
   end
 
   local oldest = nil
