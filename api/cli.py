@@ -7,7 +7,7 @@ import secrets
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -57,6 +57,9 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (they share Redis and the database).")] = 1,
     demo: Annotated[bool, typer.Option(help="Load the demo city and print keys to try.")] = False,
+    loop: Annotated[
+        Literal["auto", "asyncio", "uvloop"], typer.Option(help="Event loop (auto: uvloop where installed).")
+    ] = "auto",
 ) -> None:
     """Serve the API and web pages; with nothing configured, SQLite and a private embedded Redis."""
     import uvicorn
@@ -92,6 +95,7 @@ def serve(
             log_level="info",
             access_log=False,  # it prints query strings: device ids and positions (see api/access_log.py)
             http=DeadlineHttpToolsProtocol,  # slow headers and bodies are cut off (api/http_protocol.py)
+            loop=loop,
             log_config=log_config(settings.log_format),
         )
     finally:

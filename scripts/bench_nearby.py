@@ -3,11 +3,20 @@
 For each data set, in one run: geotarget with 2 uvicorn workers and a real Redis; the same server's /healthz (the
 ceiling: a trivial JSON answer through the same stack); and the peer a user would build instead
 (scripts/peers/postgis_peer.py: FastAPI + PostGIS + a Redis Lua cap), loaded with the same fences and offers.
-Each is driven by wrk (C, with a Lua script of devices walking around random shops) at 8 and 64 connections.
-Printed per run: requests/s, p50/p99 latency, offers per answer, and server CPU ms per request read from /proc
-of the worker processes (steadier than req/s on a shared 2-core machine).
+Each is driven by wrk (C, with a Lua script of devices walking around random shops, or teleporting: a random
+device of 50,000 at a random point, every request) at 8 and 64 connections. Printed per run: requests/s, p50/p99
+latency, offers per answer, and CPU ms per request of the server's worker processes (read from /proc: steadier
+than req/s on a shared 2-core machine) and of Redis (its INFO cpu).
 
-    python scripts/bench_nearby.py [--sets downtown,city,country] [--seconds 10]
+geotarget runs in several configurations in the same run (``--configs``): ``default`` (what a user runs: the
+trigger, delivery and consumer loops on in every worker, nobody listening), ``lean`` (the delivery loops off, as
+this benchmark ran before), ``triggers_off`` (``GEOTARGET_TRIGGERS=false``) and ``listening`` (the default with a
+webhook of the benchmark's app listening to every fence: the worst case for presence). ``--stacks`` compares
+the HTTP stack on the default configuration: uvicorn with uvloop (``serve``'s default), uvicorn on plain
+asyncio, and granian.
+
+    python scripts/bench_nearby.py [--sets downtown,city,country] [--seconds 10] [--configs default,lean,...]
+        [--workloads walk,teleport] [--stacks uvloop,asyncio,granian] [--profile]
 
 Needs wrk and PostGIS (Debian packages ``wrk`` and ``postgresql-<major>-postgis-3``; installed with apt-get
 when missing and allowed). Uses GEOTARGET_REDIS_URL when set, else an embedded Redis; PostgreSQL from
@@ -31,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import psutil
 import psycopg
 
@@ -151,6 +161,25 @@ class Figures:
     served: float
     degraded: float
     cpu_ms: float
+    redis_cpu_ms: float = 0.0
+
+    @property
+    def total_cpu_ms(self) -> float:
+        return self.cpu_ms + self.redis_cpu_ms
+
+
+def redis_cpu_s(redis_url: str | None) -> float:
+    """The Redis server's CPU seconds so far (user + system), or 0 when there is none to ask."""
+    if not redis_url:
+        return 0.0
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        info = client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
+        client.close()
 
 
 def drive(
@@ -162,12 +191,16 @@ def drive(
     connections: int,
     workers: list[psutil.Process],
     wrk_script: str = WRK_SCRIPT,
+    mode: str = "walk",
+    redis_url: str | None = None,
 ) -> Figures:
-    """``wrk_script``: a template with the placeholders of bench_walkers.lua, whose ``done`` prints RESULT."""
+    """``wrk_script``: a template with the placeholders of bench_walkers.lua, whose ``done`` prints RESULT;
+    ``mode``: walk (2,000 devices walking) or teleport (50,000 devices, each request somewhere else)."""
     picked = random.Random(3).sample(centres, min(len(centres), 2000))
     script = (
         wrk_script.replace("{CENTRES}", "{" + ",".join(f"{{{a:.7f},{b:.7f}}}" for a, b in picked) + "}")
-        .replace("{DEVICES}", "2000")
+        .replace("{DEVICES}", "50000" if mode == "teleport" else "2000")
+        .replace("{MODE}", mode)
         .replace("{K}", f"{METRES_PER_DEGREE * math.cos(math.radians(picked[0][0])):.3f}")
         .replace("{M}", f"{METRES_PER_DEGREE:.3f}")
         .replace("{KEY}", key)
@@ -177,15 +210,17 @@ def drive(
         handle.write(script)
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", handle.name, base]
-    cpu_before = sum(sum(w.cpu_times()[:2]) for w in workers)
+    cpu_before, redis_before = sum(sum(w.cpu_times()[:2]) for w in workers), redis_cpu_s(redis_url)
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     cpu = sum(sum(w.cpu_times()[:2]) for w in workers) - cpu_before
+    redis_cpu = redis_cpu_s(redis_url) - redis_before
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     f = {k: float(v) for k, v in (pair.split("=") for pair in line.split()[1:])}
     if f["failures"]:
         raise RuntimeError(f"{path}: {f['failures']:.0f} non-200 answers of {f['responses']:.0f}")
     n = max(f["responses"], 1)
-    return Figures(f["rps"], f["p50"], f["p99"], f["served"] / n, f["degraded"] / n, 1000 * cpu / n)
+    served, degraded = f["served"] / n, f["degraded"] / n
+    return Figures(f["rps"], f["p50"], f["p99"], served, degraded, 1000 * cpu / n, 1000 * redis_cpu / n)
 
 
 def profiled(worker: psutil.Process, seconds: float) -> subprocess.Popen[bytes]:
@@ -246,7 +281,53 @@ def stop(server: subprocess.Popen[bytes]) -> None:
     server.wait(timeout=60)
 
 
-def bench(data: DataSet, redis_url: str, dsn: str, seconds: float, profile: bool) -> dict[str, Figures]:
+CONFIGS: dict[str, dict[str, str]] = {
+    "default": {},  # what a user runs: every loop on in every worker, nobody listening
+    "lean": {"GEOTARGET_DELIVER_IN_SERVE": "false"},  # as this benchmark ran in round 2
+    "triggers_off": {"GEOTARGET_TRIGGERS": "false"},
+    "listening": {"GEOTARGET_WEBHOOK_ALLOW_PRIVATE": "true"},  # and a webhook of the app on every fence
+}
+RECEIVER = """
+import asyncio, sys
+async def handle(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\\r\\n\\r\\n")
+            length = 0
+            for line in head.split(b"\\r\\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\\r\\ncontent-length: 0\\r\\n\\r\\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=512)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def serve_command(stack: str, port: int) -> list[str]:
+    if stack == "granian":
+        granian = shutil.which("granian") or str(Path(sys.executable).parent / "granian")
+        return [granian, "--interface", "asgi", "--factory", "--workers", "2", "--port", str(port),
+                "--log-level", "warning", "api.main:create_app_from_env"]  # fmt: skip
+    loop = ["--loop", "asyncio"] if stack == "asyncio" else []
+    return [sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", "2", *loop]
+
+
+def bench(
+    data: DataSet,
+    redis_url: str,
+    dsn: str,
+    seconds: float,
+    profile: bool,
+    configs: list[str],
+    workloads: list[str],
+    stacks: list[str],
+) -> dict[str, Figures]:
     shop_list = list(shops(data))
     centres = [(s.store.lat, s.store.lon) for s in shop_list]
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{data.name}-"))
@@ -264,24 +345,45 @@ def bench(data: DataSet, redis_url: str, dsn: str, seconds: float, profile: bool
         f"PostGIS in {time.perf_counter() - loaded:.0f} s",
         flush=True,
     )
-    env = server_env(settings)
     results: dict[str, Figures] = {}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    begun = time.perf_counter()
-    server, workers = start([sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", "2"], env, base)
-    print(f"  geotarget ready in {time.perf_counter() - begun:.0f} s", flush=True)
+    receiver_port = free_port()
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(receiver_port)])
+    runs = [(config, "uvloop") for config in configs] + [("default", s) for s in stacks if s != "uvloop"]
     try:
-        drive(base, "/v1/nearby", key, centres, 3, 8, workers)  # warm-up
-        if profile:
-            spy = profiled(max(workers, key=lambda w: sum(w.cpu_times()[:2])), seconds)  # a loaded worker
-            drive(base, "/v1/nearby", key, centres, seconds, 8, workers)
-            print_profile(spy)
-        for c in (8, 64):
-            results[f"nearby c{c}"] = drive(base, "/v1/nearby", key, centres, seconds, c, workers)
-            results[f"healthz c{c}"] = drive(base, "/healthz", key, centres, seconds, c, workers)
+        for config, stack in runs:
+            env = server_env(settings) | CONFIGS[config]
+            if config != "lean":
+                env.pop("GEOTARGET_DELIVER_IN_SERVE", None)
+            name = config if stack == "uvloop" else f"{config}/{stack}"
+            begun = time.perf_counter()
+            server, workers = start(serve_command(stack, port), env, base)
+            print(f"  geotarget {name} ready in {time.perf_counter() - begun:.0f} s", flush=True)
+            try:
+                if config == "listening":
+                    hook = {"url": f"http://127.0.0.1:{receiver_port}/hook", "events": ["enter", "dwell", "exit"]}
+                    made = httpx.post(f"{base}/v1/webhooks", json=hook, headers={"Authorization": f"Bearer {key}"})
+                    made.raise_for_status()
+                    time.sleep(3)  # every worker's subscriptions are read again within 2 s
+                drive(base, "/v1/nearby", key, centres, 3, 8, workers, redis_url=redis_url)  # warm-up
+                if profile and stack == "uvloop" and config in ("default", "listening"):
+                    spy = profiled(max(workers, key=lambda w: sum(w.cpu_times()[:2])), seconds)  # a loaded worker
+                    drive(base, "/v1/nearby", key, centres, seconds, 8, workers, mode="teleport", redis_url=redis_url)
+                    print(f"  profile: {name}, teleporting devices")
+                    print_profile(spy)
+                for mode in workloads:
+                    for c in (8, 64) if config == "default" else (8,):
+                        results[f"{name} {mode} c{c}"] = drive(
+                            base, "/v1/nearby", key, centres, seconds, c, workers, mode=mode, redis_url=redis_url
+                        )
+                if config == "default" or stack != "uvloop":
+                    for c in (8, 64) if stack == "uvloop" else (8,):
+                        results[f"{name} healthz c{c}"] = drive(base, "/healthz", key, centres, seconds, c, workers)
+            finally:
+                stop(server)
     finally:
-        stop(server)
+        receiver.terminate()
     reach = max(m for m, _ in data.nearby_m)
     peer_env = {
         **os.environ,
@@ -307,8 +409,11 @@ def bench(data: DataSet, redis_url: str, dsn: str, seconds: float, profile: bool
     server, workers = start(uvicorn, peer_env, base)
     try:
         drive(base, "/v1/nearby", key, centres, 3, 8, workers)
-        for c in (8, 64):
-            results[f"peer c{c}"] = drive(base, "/v1/nearby", key, centres, seconds, c, workers)
+        for mode in workloads:
+            for c in (8, 64):
+                results[f"peer {mode} c{c}"] = drive(
+                    base, "/v1/nearby", key, centres, seconds, c, workers, mode=mode, redis_url=redis_url
+                )
     finally:
         stop(server)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -341,6 +446,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="downtown,city,country")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--configs", default="default,lean,triggers_off,listening")
+    parser.add_argument("--workloads", default="walk,teleport")
+    parser.add_argument("--stacks", default="uvloop", help="uvloop,asyncio,granian: the HTTP stack, compared")
     parser.add_argument("--profile", action="store_true", help="print a py-spy profile of one loaded worker")
     args = parser.parse_args()
     dsn = os.environ.get("BENCH_PEER_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -351,31 +459,44 @@ def main() -> None:
         embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")))
         redis_url = embedded.start()
     table: list[tuple[str, dict[str, Figures]]] = []
+    options = (args.configs.split(","), args.workloads.split(","), args.stacks.split(","))
     try:
         for name in args.sets.split(","):
-            table.append((name, bench(DATA_SETS[name], redis_url, dsn, args.seconds, args.profile)))
+            table.append((name, bench(DATA_SETS[name], redis_url, dsn, args.seconds, args.profile, *options)))
             print_table(table[-1:])  # as soon as it is known: a long run may be stopped
     finally:
         if embedded is not None:
             embedded.stop()
     print_table(table)
-    down = dict(table).get("downtown")
-    country = dict(table).get("country")
-    if down and country:
-        print(f"CPU per request, country / downtown: {country['nearby c8'].cpu_ms / down['nearby c8'].cpu_ms:.2f}")
 
 
 def print_table(table: list[tuple[str, dict[str, Figures]]]) -> None:
-    print(f"\n{'set':<9} {'run':<12} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'offers':>6} {'degr':>5} {'CPU ms':>7}")
+    print(
+        f"\n{'set':<9} {'run':<30} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'offers':>6} {'degr':>5} "
+        f"{'CPU ms':>7} {'Redis':>6} {'total':>6}"
+    )
     for name, results in table:
         for run, f in results.items():
             print(
-                f"{name:<9} {run:<12} {f.rps:>7,.0f} {f.p50:>7.1f} {f.p99:>7.1f} {f.served:>6.2f} "
-                f"{f.degraded:>5.0%} {f.cpu_ms:>7.2f}"
+                f"{name:<9} {run:<30} {f.rps:>7,.0f} {f.p50:>7.1f} {f.p99:>7.1f} {f.served:>6.2f} "
+                f"{f.degraded:>5.0%} {f.cpu_ms:>7.2f} {f.redis_cpu_ms:>6.2f} {f.total_cpu_ms:>6.2f}"
             )
-        for c in (8, 64):
-            n, h, p = results[f"nearby c{c}"], results[f"healthz c{c}"], results[f"peer c{c}"]
-            print(f"{name:<9} c{c}: nearby/healthz {n.rps / h.rps:.2f}, nearby/peer {n.rps / p.rps:.2f}")
+        for run, f in results.items():
+            config, _, rest = run.partition(" ")
+            mode, _, connections = rest.rpartition(" ")
+            if config.startswith("peer") or mode == "healthz":
+                continue
+            ratios = []
+            if (healthz := results.get(f"{config} healthz {connections}")) is not None:
+                ratios.append(f"nearby/healthz {f.rps / healthz.rps:.2f}")
+            if (peer := results.get(f"peer {mode} {connections}")) is not None:
+                ratios.append(f"nearby/peer {f.rps / peer.rps:.2f}")
+            if config != "triggers_off" and (off := results.get(f"triggers_off {mode} {connections}")):
+                ratios.append(f"CPU/triggers_off {f.total_cpu_ms / off.total_cpu_ms:.2f}")
+            if config == "listening" and (quiet := results.get(f"default {mode} {connections}")):
+                ratios.append(f"CPU/no listener {f.total_cpu_ms / quiet.total_cpu_ms:.2f}")
+            if ratios:
+                print(f"{name:<9} {run:<30} {', '.join(ratios)}")
     print(flush=True)
 
 

@@ -1,5 +1,6 @@
--- wrk script for scripts/bench_nearby.py: devices walking around random shops, asking for offers.
--- The placeholders in braces are filled in by the benchmark before wrk reads this file.
+-- wrk script for scripts/bench_nearby.py: devices walking around random shops, asking for offers ({MODE} "walk"),
+-- or teleporting ("teleport": a random device of {DEVICES} at a random point within 300 m of a random shop, every
+-- request). The placeholders in braces are filled in by the benchmark before wrk reads this file.
 local centres = {CENTRES}
 local devices = {DEVICES}
 local pos = {}
@@ -13,9 +14,14 @@ request = function()
   if "{PATH}" ~= "/v1/nearby" then return wrk.format("GET", "{PATH}") end
   local i = math.random(devices)
   local p = pos[i]
-  if p == nil then local c = centres[math.random(#centres)]; p = {c[1], c[2]}; pos[i] = p end
-  p[1] = p[1] + (math.random() - 0.5) * 20 / {M}
-  p[2] = p[2] + (math.random() - 0.5) * 20 / {K}
+  if "{MODE}" == "teleport" then
+    local c = centres[math.random(#centres)]
+    p = {c[1] + (math.random() - 0.5) * 600 / {M}, c[2] + (math.random() - 0.5) * 600 / {K}}
+  else
+    if p == nil then local c = centres[math.random(#centres)]; p = {c[1], c[2]}; pos[i] = p end
+    p[1] = p[1] + (math.random() - 0.5) * 20 / {M}
+    p[2] = p[2] + (math.random() - 0.5) * 20 / {K}
+  end
   local path = string.format("/v1/nearby?lat=%.7f&lon=%.7f&device_id=walker-%d&accuracy_m=15", p[1], p[2], i)
   return wrk.format("GET", path, {["Authorization"] = "Bearer {KEY}"})
 end

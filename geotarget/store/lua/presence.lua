@@ -119,8 +119,11 @@ local function move_presence(KEYS, ARGV)
     end
   end
 
-  if #raw == 0 and next(present) == nil then
-    return { stored_id, stored_app, out } -- present nowhere before or after: nothing to keep, nothing written
+  if #raw == 0 and next(present) == nil then -- present nowhere before or after: nothing to keep or write
+    if mode == 'sweep' then
+      redis.call('ZREM', due, device) -- its hash is gone (expired, erased): so is its place in the sweeper
+    end
+    return { stored_id, stored_app, out }
   end
 
   local oldest = nil

@@ -1,0 +1,83 @@
+"""What the event consumer costs per event: the stream entries of ``--events`` pings and impressions over the
+downtown data set, moved into Parquet by ``StreamConsumer.drain`` (read, parse, fences, write, acknowledge), with
+the consumer's CPU per event.
+
+    python scripts/bench_consumer.py [--events 200000]
+
+Uses GEOTARGET_REDIS_URL when set, else an embedded Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from geotarget.measurement.events import Event  # noqa: E402
+from geotarget.runtime import Runtime  # noqa: E402
+from geotarget.settings import Settings  # noqa: E402
+from geotarget.store.embedded_redis import EmbeddedRedis  # noqa: E402
+from scripts.bench_data import DATA_SETS, shops  # noqa: E402
+from scripts.bench_nearby import forget, load_geotarget  # noqa: E402
+
+
+def events(count: int, centres: list[tuple[float, float]]) -> list[Event]:
+    rng = random.Random(7)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    made = []
+    for n in range(count):
+        lat, lon = rng.choice(centres)
+        at = start + timedelta(milliseconds=n)
+        kind = "ping" if n % 3 else "impression"
+        extra = {} if kind == "ping" else {"offer_id": "off_1", "merchant_id": "mer_1", "fence_id": "fen_1"}
+        made.append(
+            Event(
+                kind=kind, event_id=f"e{n}", at=at, device_key=f"d{n % 5_000:05d}", lat=lat, lon=lon, cell="c", **extra
+            )
+        )
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    args = parser.parse_args()
+    embedded = None
+    redis_url = os.environ.get("GEOTARGET_REDIS_URL")
+    if not redis_url:
+        embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")))
+        redis_url = embedded.start()
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-consumer-"))
+    prefix = f"benchc{os.getpid()}"
+    settings = Settings(data_dir=data_dir, redis_url=redis_url, admin_key="bench-admin", redis_prefix=prefix)
+    shop_list = list(shops(DATA_SETS["downtown"]))
+    load_geotarget(settings, shop_list)
+    runtime = Runtime.open(settings, follow=False, consume=False)
+    try:
+        made = events(args.events, [(s.store.lat, s.store.lon) for s in shop_list])
+        for start in range(0, len(made), 5_000):
+            runtime.server.sink.append(made[start : start + 5_000])
+        wall, cpu = time.perf_counter(), time.process_time()
+        settled = runtime.consumer.drain()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(
+            f"consumer: {settled:,} events in {wall:.2f} s: {settled / wall:,.0f} events/s, "
+            f"{cpu / settled * 1e6:.1f} µs CPU per event (batches of {runtime.consumer.batch_size:,})"
+        )
+    finally:
+        runtime.close()
+        forget(redis_url, [prefix])
+        if embedded is not None:
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    main()
