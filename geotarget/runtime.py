@@ -245,12 +245,13 @@ class Runtime:
         self.fences.notify_others()
 
     def sync_catalog(self) -> None:
-        """On every change notice and poll: the catalog (keys included) catches up; keys' last uses are written."""
-        self.triggers.listen()  # subscriptions made by other workers
+        """On every change notice and poll: the catalog (keys included) and who listens to presence catch up;
+        keys' last uses are written."""
         if self.catalog.sync(self.repository):
             applied_at = self.catalog.applied_at
             delay_s = None if applied_at is None else (datetime.now(UTC) - applied_at).total_seconds()
             observe_catalog(len(self.catalog.index), self.catalog.seq, delay_s)
+        self.triggers.listen()  # subscriptions made by other workers
         self.keys.flush_usage(self.repository)
 
     def health(self) -> dict[str, str]:

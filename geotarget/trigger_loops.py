@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from geotarget.triggers.webhooks import parse_target
 from geotarget.triggers.workers import LoopThread, consumer_name, delivery_lap, trigger_lap
 
 BLOCK_MS = 1_000
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,9 +76,16 @@ class TriggerLoops:
         return loops
 
     def listen(self) -> None:
-        """Tell presence who listens now (on every catalog sync, and at once after a subscription change here)."""
-        if self.tracker is not None:
-            self.tracker.listen(self.cache.current())
+        """Tell presence who listens now (on every catalog sync, and at once after a subscription change here).
+        With the database away it keeps what it knew."""
+        if self.tracker is None:
+            return
+        try:
+            subscriptions = self.cache.current()
+        except Exception as exc:
+            log.warning("subscriptions not read (%s); presence keeps its listeners", exc.__class__.__name__)
+            return
+        self.tracker.listen(subscriptions)
 
     def _subscriptions_changed(self) -> None:
         self.cache.invalidate()

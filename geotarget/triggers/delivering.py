@@ -123,7 +123,8 @@ class Deliverer:
                         return
                     pending = queue.popleft()
                     self._queued -= 1
-                    self._changed.notify_all()
+                    if self._queued == self.max_queued - 1:
+                        self._changed.notify_all()  # room again for a waiting ``deliver``
                 try:
                     if self._parked(pending.subscription_id):
                         self._put_off(pending)

@@ -222,7 +222,8 @@ def check_host(host: str) -> None:
 
 
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix: the IPv4 address is the last 32 bits
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # a network's own translator: private by definition
 
 
 def refusal(address: str, allow_private: bool) -> str | None:
@@ -235,8 +236,8 @@ def refusal(address: str, allow_private: bool) -> str | None:
         return "not a routable address"
     if allow_private:
         return None
-    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local
-    if ip.is_loopback or ip.is_private or ip.is_link_local or site_local or not ip.is_global:
+    local = isinstance(ip, ipaddress.IPv6Address) and (ip.is_site_local or ip in _LOCAL_NAT64)
+    if ip.is_loopback or ip.is_private or ip.is_link_local or local or not ip.is_global:
         return "a loopback, private or link-local address (GEOTARGET_WEBHOOK_ALLOW_PRIVATE allows it)"
     return None
 
@@ -247,6 +248,6 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return ip.ipv4_mapped
     if ip.sixtofour is not None:
         return ip.sixtofour
-    if any(ip in network for network in _NAT64) or (int(ip) >> 32 == 0 and int(ip) > 1):
+    if ip in _NAT64 or (int(ip) >> 32 == 0 and int(ip) > 1):
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
