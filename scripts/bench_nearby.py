@@ -10,10 +10,11 @@ than req/s on a shared 2-core machine) and of Redis (its INFO cpu).
 
 geotarget runs in several configurations in the same run (``--configs``): ``default`` (what a user runs: the
 trigger, delivery and consumer loops on in every worker, nobody listening), ``lean`` (the delivery loops off, as
-this benchmark ran before), ``triggers_off`` (``GEOTARGET_TRIGGERS=false``) and ``listening`` (the default with a
-webhook of the benchmark's app listening to every fence: the worst case for presence). ``--stacks`` compares
-the HTTP stack on the default configuration: uvicorn with uvloop (``serve``'s default), uvicorn on plain
-asyncio, and granian.
+this benchmark ran before), ``triggers_off`` (``GEOTARGET_TRIGGERS=false``), ``listening`` (the default with a
+webhook of the benchmark's app listening to every fence: the worst case for presence, every transition a webhook
+sent from the same workers) and ``listening_apart`` (the same with the webhook loops in processes of their
+own). ``--stacks`` compares the HTTP stack on the default configuration: uvicorn with uvloop (``serve``'s
+default), uvicorn on plain asyncio, and granian.
 
     python scripts/bench_nearby.py [--sets downtown,city,country] [--seconds 10] [--configs default,lean,...]
         [--workloads walk,teleport] [--stacks uvloop,asyncio,granian] [--profile]
@@ -286,6 +287,9 @@ CONFIGS: dict[str, dict[str, str]] = {
     "lean": {"GEOTARGET_DELIVER_IN_SERVE": "false"},  # as this benchmark ran in round 2
     "triggers_off": {"GEOTARGET_TRIGGERS": "false"},
     "listening": {"GEOTARGET_WEBHOOK_ALLOW_PRIVATE": "true"},  # and a webhook of the app on every fence
+    # the same, with the trigger and delivery loops in processes of their own (as production runs them): the
+    # workers pay for presence only, not for sending the webhooks each transition sets off
+    "listening_apart": {"GEOTARGET_WEBHOOK_ALLOW_PRIVATE": "true", "GEOTARGET_DELIVER_IN_SERVE": "false"},
 }
 RECEIVER = """
 import asyncio, sys
@@ -354,14 +358,14 @@ def bench(
     try:
         for config, stack in runs:
             env = server_env(settings) | CONFIGS[config]
-            if config != "lean":
+            if "GEOTARGET_DELIVER_IN_SERVE" not in CONFIGS[config]:
                 env.pop("GEOTARGET_DELIVER_IN_SERVE", None)
             name = config if stack == "uvloop" else f"{config}/{stack}"
             begun = time.perf_counter()
             server, workers = start(serve_command(stack, port), env, base)
             print(f"  geotarget {name} ready in {time.perf_counter() - begun:.0f} s", flush=True)
             try:
-                if config == "listening":
+                if config.startswith("listening"):
                     hook = {"url": f"http://127.0.0.1:{receiver_port}/hook", "events": ["enter", "dwell", "exit"]}
                     made = httpx.post(f"{base}/v1/webhooks", json=hook, headers={"Authorization": f"Bearer {key}"})
                     made.raise_for_status()
@@ -382,6 +386,7 @@ def bench(
                         results[f"{name} healthz c{c}"] = drive(base, "/healthz", key, centres, seconds, c, workers)
             finally:
                 stop(server)
+                forget(redis_url, [prefix])  # each configuration starts clean: no counters, no transitions left over
     finally:
         receiver.terminate()
     reach = max(m for m, _ in data.nearby_m)
@@ -493,7 +498,7 @@ def print_table(table: list[tuple[str, dict[str, Figures]]]) -> None:
                 ratios.append(f"nearby/peer {f.rps / peer.rps:.2f}")
             if config != "triggers_off" and (off := results.get(f"triggers_off {mode} {connections}")):
                 ratios.append(f"CPU/triggers_off {f.total_cpu_ms / off.total_cpu_ms:.2f}")
-            if config == "listening" and (quiet := results.get(f"default {mode} {connections}")):
+            if config.startswith("listening") and (quiet := results.get(f"default {mode} {connections}")):
                 ratios.append(f"CPU/no listener {f.total_cpu_ms / quiet.total_cpu_ms:.2f}")
             if ratios:
                 print(f"{name:<9} {run:<30} {', '.join(ratios)}")
