@@ -25,7 +25,7 @@ from geotarget.triggers.probes import Probes
 from geotarget.triggers.service import WebhookService
 from geotarget.triggers.tracker import PresenceTracker
 from geotarget.triggers.webhooks import parse_target
-from geotarget.triggers.workers import LoopThread, consumer_name, delivery_lap, trigger_lap
+from geotarget.triggers.workers import Every, LoopThread, consumer_name, delivery_lap, trigger_lap
 
 BLOCK_MS = 1_000
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class TriggerLoops:
     deliverer: Deliverer
     threads: list[LoopThread] = field(default_factory=list)
     tracker: PresenceTracker | None = None
+    claims: Every = field(default_factory=lambda: Every(5.0))  # the trigger loop takes a dead worker's entries
     probes: Probes = field(default_factory=Probes)  # webhook test sends, on threads of their own
 
     @classmethod
@@ -112,12 +113,15 @@ class TriggerLoops:
     def start(self) -> None:
         """Run both loops in this process (any number of processes may)."""
         me = consumer_name()
+        claim_every_s = min(5.0, self.feed.claim_idle_ms / 2000)  # a dead worker's entries: now and then
+        self.claims, claim_deliveries = Every(claim_every_s), Every(claim_every_s)
+        promote = Every(0.5)  # due retries back in line twice a second, not every lap
         self.threads = [
             LoopThread("trigger-loop", self.feed.ensure_group, lambda: self._trigger_lap(me)),
             LoopThread(
                 "delivery-loop",
                 self.deliveries.ensure_group,
-                lambda: delivery_lap(self.deliveries, self.deliverer, me, BLOCK_MS),
+                lambda: delivery_lap(self.deliveries, self.deliverer, me, BLOCK_MS, promote(), claim_deliveries()),
             ),
         ]
         for thread in self.threads:
@@ -129,7 +133,7 @@ class TriggerLoops:
         if self.tracker is None or not self.tracker.listened():
             time.sleep(BLOCK_MS / 1000)
             return 0
-        return trigger_lap(self.feed, self.dispatcher, me, BLOCK_MS)
+        return trigger_lap(self.feed, self.dispatcher, me, BLOCK_MS, self.claims())
 
     def close(self) -> None:
         for thread in self.threads:

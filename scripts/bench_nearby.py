@@ -313,6 +313,14 @@ asyncio.run(main())
 """
 
 
+def delivered(base: str) -> float:
+    """Webhook deliveries made so far, over every delivery loop (from /metrics)."""
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        if line.startswith("geotarget_webhook_deliveries_delivered_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def serve_command(stack: str, port: int) -> list[str]:
     if stack == "granian":
         granian = shutil.which("granian") or str(Path(sys.executable).parent / "granian")
@@ -378,9 +386,13 @@ def bench(
                     print_profile(spy)
                 for mode in workloads:
                     for c in (8, 64) if config == "default" else (8,):
-                        results[f"{name} {mode} c{c}"] = drive(
+                        sent = delivered(base)
+                        results[f"{name} {mode} c{c}"] = figures = drive(
                             base, "/v1/nearby", key, centres, seconds, c, workers, mode=mode, redis_url=redis_url
                         )
+                        if config == "listening":
+                            per_request = (delivered(base) - sent) / max(1.0, figures.rps * seconds)
+                            print(f"  {name} {mode} c{c}: {per_request:.2f} webhook deliveries per request")
                 if config == "default" or stack != "uvloop":
                     for c in (8, 64) if stack == "uvloop" else (8,):
                         results[f"{name} healthz c{c}"] = drive(base, "/healthz", key, centres, seconds, c, workers)

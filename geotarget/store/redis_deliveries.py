@@ -69,10 +69,13 @@ class RedisDeliveries:
     def ensure_group(self) -> None:
         ensure_group(self.client, self.stream, GROUP)
 
-    def take(self, consumer: str, count: int, block_ms: int) -> list[PendingDelivery]:
-        """Deliveries to send: first those a dead worker left (idle past ``CLAIM_IDLE_MS``), then new ones."""
-        claimed: Any = self.client.xautoclaim(self.stream, GROUP, consumer, self.claim_idle_ms, "0-0", count=count)
-        entries = list(claimed[1])
+    def take(self, consumer: str, count: int, block_ms: int, claim: bool = True) -> list[PendingDelivery]:
+        """Deliveries to send: (when ``claim``) first those a dead worker left (idle past ``CLAIM_IDLE_MS``),
+        then new ones."""
+        entries: list[Any] = []
+        if claim:
+            claimed: Any = self.client.xautoclaim(self.stream, GROUP, consumer, self.claim_idle_ms, "0-0", count=count)
+            entries = list(claimed[1])
         if not entries:
             answer: Any = self.client.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms)
             entries = list(answer[0][1]) if answer else []

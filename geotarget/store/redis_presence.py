@@ -65,13 +65,15 @@ class RedisPresence:
     def ensure_group(self) -> None:
         ensure_group(self.client, self.stream, TRIGGER_GROUP)
 
-    def take(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, Fired | None]]:
-        """Transitions for the trigger worker: those a dead worker left first, then new ones. ``None`` stands
-        for an entry erased meanwhile (acknowledge it, nothing to do)."""
-        claimed: Any = self.client.xautoclaim(
-            self.stream, TRIGGER_GROUP, consumer, self.claim_idle_ms, "0-0", count=count
-        )
-        entries = list(claimed[1])
+    def take(self, consumer: str, count: int, block_ms: int, claim: bool = True) -> list[tuple[str, Fired | None]]:
+        """Transitions for the trigger worker: (when ``claim``) those a dead worker left first, then new ones.
+        ``None`` stands for an entry erased meanwhile (acknowledge it, nothing to do)."""
+        entries: list[Any] = []
+        if claim:
+            claimed: Any = self.client.xautoclaim(
+                self.stream, TRIGGER_GROUP, consumer, self.claim_idle_ms, "0-0", count=count
+            )
+            entries = list(claimed[1])
         if not entries:
             answer: Any = self.client.xreadgroup(
                 TRIGGER_GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms

@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
@@ -25,26 +26,50 @@ BATCH = 256
 
 class TransitionFeed(Protocol):
     def ensure_group(self) -> None: ...
-    def take(self, consumer: str, count: int, block_ms: int) -> Sequence[tuple[str, Fired | None]]: ...
+    def take(
+        self, consumer: str, count: int, block_ms: int, claim: bool = True
+    ) -> Sequence[tuple[str, Fired | None]]: ...
     def ack(self, entry_ids: Sequence[str]) -> None: ...
 
 
 class DeliverySource(Protocol):
     def ensure_group(self) -> None: ...
-    def take(self, consumer: str, count: int, block_ms: int) -> Sequence[PendingDelivery]: ...
+    def take(self, consumer: str, count: int, block_ms: int, claim: bool = True) -> Sequence[PendingDelivery]: ...
     def promote_due(self, now: datetime, limit: int = 1_000) -> int: ...
+
+
+class Every:
+    """True at most once every ``period_s`` (the first call included): what a loop does now and then, not each
+    lap (claiming a dead worker's entries, moving due retries back in line), so a busy lap costs one read.
+
+    >>> now = iter([0.0, 0.1, 0.6]); every = Every(0.5, clock=lambda: next(now))
+    >>> every(), every(), every()
+    (True, False, True)
+    """
+
+    def __init__(self, period_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.period_s = period_s
+        self._clock = clock
+        self._next = float("-inf")
+
+    def __call__(self) -> bool:
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + self.period_s
+        return True
 
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def trigger_lap(feed: TransitionFeed, dispatcher: Dispatcher, consumer: str, block_ms: int) -> int:
+def trigger_lap(feed: TransitionFeed, dispatcher: Dispatcher, consumer: str, block_ms: int, claim: bool = True) -> int:
     """Dispatch one batch of transitions; returns how many were handled. Those handled are acknowledged even if
     a later one fails (it stays pending and is claimed again)."""
     handled: list[str] = []
     try:
-        for entry, fired in feed.take(consumer, BATCH, block_ms):
+        for entry, fired in feed.take(consumer, BATCH, block_ms, claim):
             if fired is not None:
                 dispatcher.dispatch(fired, datetime.now(UTC))
             handled.append(entry)
@@ -53,10 +78,18 @@ def trigger_lap(feed: TransitionFeed, dispatcher: Dispatcher, consumer: str, blo
     return len(handled)
 
 
-def delivery_lap(source: DeliverySource, deliverer: Deliverer, consumer: str, block_ms: int) -> int:
-    """Move due retries back in line, then send one batch; returns how many were sent."""
-    source.promote_due(datetime.now(UTC))
-    batch = source.take(consumer, BATCH, block_ms)
+def delivery_lap(
+    source: DeliverySource,
+    deliverer: Deliverer,
+    consumer: str,
+    block_ms: int,
+    promote: bool = True,
+    claim: bool = True,
+) -> int:
+    """Move due retries back in line (when ``promote``), then take one batch to send; returns how many."""
+    if promote:
+        source.promote_due(datetime.now(UTC))
+    batch = source.take(consumer, BATCH, block_ms, claim)
     deliverer.deliver(batch)
     return len(batch)
 
