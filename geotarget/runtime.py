@@ -155,6 +155,7 @@ class Runtime:
             settings.audience_ttl_s,
         )
         triggers = TriggerLoops.open(settings, redis_url, catalog, database.session_factory(engine), server)
+        triggers.announce = fences.notify_others
         server.stats.sink = count
         if tracker is not None:
             tracker.stats.sink = count
@@ -251,7 +252,7 @@ class Runtime:
             applied_at = self.catalog.applied_at
             delay_s = None if applied_at is None else (datetime.now(UTC) - applied_at).total_seconds()
             observe_catalog(len(self.catalog.index), self.catalog.seq, delay_s)
-        self.triggers.listen()  # subscriptions made by other workers
+        self.triggers.listen(self.catalog.webhooks_version)  # subscriptions other workers made or removed
         self.keys.flush_usage(self.repository)
 
     def health(self) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -44,6 +45,8 @@ class TriggerLoops:
     threads: list[LoopThread] = field(default_factory=list)
     tracker: PresenceTracker | None = None
     claims: Every = field(default_factory=lambda: Every(5.0))  # the trigger loop takes a dead worker's entries
+    webhooks_seen: int = 0  # the catalog's webhooks_version last read
+    announce: Callable[[], None] = field(default=lambda: None)  # tells the other workers to sync (runtime sets it)
     probes: Probes = field(default_factory=Probes)  # webhook test sends, on threads of their own
 
     @classmethod
@@ -76,11 +79,15 @@ class TriggerLoops:
         loops.listen()
         return loops
 
-    def listen(self) -> None:
-        """Tell presence who listens now (on every catalog sync, and at once after a subscription change here).
-        With the database away it keeps what it knew."""
+    def listen(self, webhooks_version: int | None = None) -> None:
+        """Tell presence who listens now: on every catalog sync (``webhooks_version`` moves on when another
+        worker changed subscriptions: read them again at once), and after a subscription change here. With the
+        database away it keeps what it knew."""
         if self.tracker is None:
             return
+        if webhooks_version is not None and webhooks_version != self.webhooks_seen:
+            self.webhooks_seen = webhooks_version
+            self.cache.invalidate()
         try:
             subscriptions = self.cache.current()
         except Exception as exc:
@@ -91,6 +98,7 @@ class TriggerLoops:
     def _subscriptions_changed(self) -> None:
         self.cache.invalidate()
         self.listen()
+        self.announce()  # the other workers sync now rather than at their next poll
 
     def webhooks(self, catalog: Catalog) -> WebhookService:
         def fence_merchant(fence_id: str) -> str | None:

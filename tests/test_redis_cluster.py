@@ -66,7 +66,7 @@ def test_events_erasure_limits_and_revocation_work_on_a_cluster(tmp_path: Path, 
     with serving(
         tmp_path / "data", cluster_url, ADMIN_KEY, workers=2, log=log, redis_timeout_ms="2000", report_min_devices="1"
     ) as [base]:
-        app = setup_city(base, [{"title": "latte"}])
+        app = setup_city(base, [{"title": "latte", "caps": {"per_device_per_day": 5}}])  # a counter to erase
         merchant = httpx.get(f"{base}/v1/merchants", headers=ADMIN).json()["merchants"][0]["id"]
         params = {**INSIDE_ALFAMA_CAFE, "device_id": "phone-on-a-cluster"}
         assert httpx.get(f"{base}/v1/nearby", params=params, headers=app).json()["offers"]

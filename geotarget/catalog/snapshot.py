@@ -59,6 +59,7 @@ class Catalog:
         # audiences with published members), and the fences drawn only to feed audiences
         self.live_audiences: dict[str, int] = {}
         self.audience_fences: frozenset[str] = frozenset()
+        self.webhooks_version = 0  # moves on when another worker's webhook subscriptions changed
         self.keys = KeyCache()  # the API keys this worker has seen; a key's change makes it forget that key
         self.applied_at: datetime | None = None  # when the newest change applied here was committed
         self._seq = 0
@@ -235,6 +236,8 @@ class Catalog:
         if audience_ids:
             self._put_audiences(repository, audience_ids)
         self.keys.forget(c.entity_id for c in changes if c.kind == "key")
+        if any(c.kind == "webhook" for c in changes):
+            self.webhooks_version += 1  # who listens to presence is read again (trigger_loops.TriggerLoops.listen)
         self._seq = max(self._seq, changes[-1].seq)
         self.applied_at = changes[-1].at
 

@@ -100,7 +100,7 @@ class Change(Base):
     __tablename__ = "changes"
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(8))  # "fence", "offer", "merchant" or "audience"
+    kind: Mapped[str] = mapped_column(String(8))  # "fence", "offer", "merchant", "audience", "key" or "webhook"
     entity_id: Mapped[str] = mapped_column(String(40))
     version: Mapped[int | None] = mapped_column(Integer)  # None: deleted
 

@@ -40,7 +40,7 @@ _Row = TypeVar("_Row", models.Geofence, models.Offer)
 @dataclass(frozen=True)
 class Change:
     seq: int
-    kind: Literal["fence", "offer", "merchant", "audience", "key"]
+    kind: Literal["fence", "offer", "merchant", "audience", "key", "webhook"]
     entity_id: str
     version: int | None  # None: deleted (a merchant change carries none)
     at: datetime | None = None  # when it was committed

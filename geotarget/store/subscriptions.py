@@ -1,5 +1,6 @@
 """Webhook subscriptions in SQL. Every read and delete takes the owner (an app key or a merchant), so one
-tenant cannot reach another's subscription by its id; only the trigger worker reads them all."""
+tenant cannot reach another's subscription by its id; only the trigger worker reads them all. A change is
+logged in the catalog's change log, so every worker learns who listens within its next sync."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class SubscriptionStore:
                 secret=subscription.secret,
             )
             session.add(row)
+            _changed(session, subscription.id)
             session.flush()
             return _subscription(row)
 
@@ -54,11 +56,17 @@ class SubscriptionStore:
             if row is None or row.owner != owner or row.owner_id != owner_id:
                 raise NotFound(f"no webhook {subscription_id!r}", "id")
             session.delete(row)
+            _changed(session, subscription_id)
 
     def everyone(self) -> list[Subscription]:
         """Every subscription (the trigger worker's cache)."""
         with self._factory() as session:
             return [_subscription(r) for r in session.scalars(select(models.Webhook))]
+
+
+def _changed(session: Session, subscription_id: str) -> None:
+    """Logged with the catalog's changes: every worker then reads who listens to presence again."""
+    session.add(models.Change(kind="webhook", entity_id=subscription_id, version=None))
 
 
 def _subscription(row: models.Webhook) -> Subscription:
