@@ -252,6 +252,8 @@ def print_profile(spy: subprocess.Popen[bytes], top: int = 15) -> None:
     samples = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue  # a frame py-spy could not name cleanly
         frames = [_function(f) for f in stack.split(";")]
         n = int(count)
         samples += n
