@@ -49,7 +49,17 @@ from geotarget.triggers.tracker import Fix  # noqa: E402
 from geotarget.triggers.webhooks import RetryPolicy, Subscription, delivery_id, event_id  # noqa: E402
 from geotarget.triggers.workers import delivery_lap  # noqa: E402
 from scripts.bench_data import DATA_SETS, shops  # noqa: E402
-from scripts.bench_nearby import Figures, drive, load_geotarget, print_profile, profiled, server_env, start, stop  # noqa: E402
+from scripts.bench_nearby import (  # noqa: E402
+    RECEIVER,
+    Figures,
+    drive,
+    load_geotarget,
+    print_profile,
+    profiled,
+    server_env,
+    start,
+    stop,
+)
 from tests.servers import free_port  # noqa: E402
 
 DEVICES = 100_000
@@ -78,28 +88,6 @@ def presence(runtime: Runtime, centres: list[LatLng], pings: int) -> tuple[float
     for _ in range(rounds):
         empty(keys=[], args=[])
     return rate, rounds / (time.perf_counter() - began)
-
-
-RECEIVER = """
-import asyncio, sys
-async def handle(reader, writer):
-    try:
-        while True:
-            head = await reader.readuntil(b"\\r\\n\\r\\n")
-            length = 0
-            for line in head.split(b"\\r\\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
-            writer.write(b"HTTP/1.1 200 OK\\r\\ncontent-length: 0\\r\\n\\r\\n")
-    except (asyncio.IncompleteReadError, ConnectionError):
-        writer.close()
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=512)
-    async with server:
-        await server.serve_forever()
-asyncio.run(main())
-"""
 
 
 def deliveries(settings: Settings, redis_url: str, count: int, seconds: float) -> dict[str, float]:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,23 +53,26 @@ def mqtt_with_passwords(tmp_path: Path) -> Iterator[int]:
     config = tmp_path / "mosquitto.conf"
     user = getpass.getuser()  # mosquitto started as root would switch to a user that cannot read the file
     config.write_text(f"user {user}\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n")
-    process = subprocess.Popen([needs("mosquitto"), "-c", str(config)], stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port, process)
+    with broker([needs("mosquitto"), "-c", str(config)], port):
         yield port
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture
 def nats_with_passwords() -> Iterator[int]:
     port = free_port()
-    command = [needs("nats-server"), "-a", "127.0.0.1", "-p", str(port), "--user", "tenant", "--pass", "right"]
+    with broker(
+        [needs("nats-server"), "-a", "127.0.0.1", "-p", str(port), "--user", "tenant", "--pass", "right"], port
+    ):
+        yield port
+
+
+@contextmanager
+def broker(command: list[str], port: int) -> Iterator[None]:
+    """A private broker process, listening on ``port`` while the block runs."""
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
         wait_port(port, process)
-        yield port
+        yield
     finally:
         process.terminate()
         process.wait(10)
