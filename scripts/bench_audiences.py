@@ -34,17 +34,16 @@ from geotarget.store.embedded_redis import EmbeddedRedis  # noqa: E402
 from geotarget.store.redis_audiences import RedisMemberships  # noqa: E402
 from geotarget.store.redis_client import connect_blocking  # noqa: E402
 from scripts.bench_data import DATA_SETS, DataSet, shops  # noqa: E402
-from scripts.bench_nearby import (  # noqa: E402
+from scripts.bench_harness import (  # noqa: E402
     Figures,
     drive,
     forget,
-    load_geotarget,
     print_profile,
     profiled,
-    server_env,
     start,
     stop,
 )
+from scripts.bench_nearby import load_geotarget, server_env  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
 

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 from geotarget.measurement.events import Event  # noqa: E402
 from geotarget.runtime import Runtime  # noqa: E402
 from geotarget.settings import Settings  # noqa: E402
-from geotarget.store.embedded_redis import EmbeddedRedis  # noqa: E402
 from scripts.bench_data import DATA_SETS, shops  # noqa: E402
-from scripts.bench_nearby import forget, load_geotarget  # noqa: E402
+from scripts.bench_harness import bench_redis, forget  # noqa: E402
+from scripts.bench_nearby import load_geotarget  # noqa: E402
 
 
 def events(count: int, centres: list[tuple[float, float]]) -> list[Event]:
@@ -50,33 +50,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     args = parser.parse_args()
-    embedded = None
-    redis_url = os.environ.get("GEOTARGET_REDIS_URL")
-    if not redis_url:
-        embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")))
-        redis_url = embedded.start()
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-consumer-"))
+    with bench_redis() as redis_url:
+        print(consume(redis_url, args.events))
+
+
+def consume(redis_url: str, count: int) -> str:
+    """The downtown catalog, ``count`` events in the stream, then one drain, timed."""
     prefix = f"benchc{os.getpid()}"
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-consumer-"))
     settings = Settings(data_dir=data_dir, redis_url=redis_url, admin_key="bench-admin", redis_prefix=prefix)
     shop_list = list(shops(DATA_SETS["downtown"]))
     load_geotarget(settings, shop_list)
     runtime = Runtime.open(settings, follow=False, consume=False)
     try:
-        made = events(args.events, [(s.store.lat, s.store.lon) for s in shop_list])
+        made = events(count, [(s.store.lat, s.store.lon) for s in shop_list])
         for start in range(0, len(made), 5_000):
             runtime.server.sink.append(made[start : start + 5_000])
         wall, cpu = time.perf_counter(), time.process_time()
         settled = runtime.consumer.drain()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(
+        return (
             f"consumer: {settled:,} events in {wall:.2f} s: {settled / wall:,.0f} events/s, "
             f"{cpu / settled * 1e6:.1f} µs CPU per event (batches of {runtime.consumer.batch_size:,})"
         )
     finally:
         runtime.close()
         forget(redis_url, [prefix])
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":

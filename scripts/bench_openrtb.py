@@ -33,18 +33,17 @@ from geotarget.runtime import Runtime  # noqa: E402
 from geotarget.settings import Settings  # noqa: E402
 from geotarget.store.embedded_redis import EmbeddedRedis  # noqa: E402
 from scripts.bench_data import DATA_SETS, shops  # noqa: E402
-from scripts.bench_nearby import (  # noqa: E402
+from scripts.bench_harness import (  # noqa: E402
     WRK_SCRIPT,
     Figures,
     drive,
     forget,
-    load_geotarget,
     print_profile,
     profiled,
-    server_env,
     start,
     stop,
 )
+from scripts.bench_nearby import load_geotarget, server_env  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
 BIDDERS = (Path(__file__).parent / "bench_bidders.lua").read_text()

@@ -49,17 +49,16 @@ from geotarget.triggers.tracker import Fix  # noqa: E402
 from geotarget.triggers.webhooks import RetryPolicy, Subscription, delivery_id, event_id  # noqa: E402
 from geotarget.triggers.workers import delivery_lap  # noqa: E402
 from scripts.bench_data import DATA_SETS, shops  # noqa: E402
-from scripts.bench_nearby import (  # noqa: E402
+from scripts.bench_harness import (  # noqa: E402
     RECEIVER,
     Figures,
     drive,
-    load_geotarget,
     print_profile,
     profiled,
-    server_env,
     start,
     stop,
 )
+from scripts.bench_nearby import load_geotarget, server_env  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
 DEVICES = 100_000
