@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,6 +19,7 @@ from api.cli_support import day, existing_deployment, reachable_cluster, user_er
 from api.demo.city import DEMO_CITY, EXAMPLE_POINT, load_demo_city
 from api.demo.traffic import simulate_once
 from api.logs import log_config
+from api.loops_process import LoopsProcess, exit_with_parent
 from geofences import LatLng
 from geotarget.errors import NotFound
 from geotarget.metrics import MULTIPROCESS_DIR
@@ -85,6 +87,11 @@ def serve(
         _share_metrics(settings.data_dir.resolve() / "metrics")
     if demo:
         _load_demo(Settings(), host, port)
+    loops = None
+    if settings.triggers and settings.deliver_in_serve:  # one process of loops for every worker (api/loops_process.py)
+        os.environ["GEOTARGET_DELIVER_IN_SERVE"] = "false"  # the workers leave the loops to it
+        loops = LoopsProcess(dict(os.environ))
+        loops.start()
     try:
         uvicorn.run(
             "api.main:create_app_from_env",
@@ -99,6 +106,8 @@ def serve(
             log_config=log_config(settings.log_format),
         )
     finally:
+        if loops is not None:
+            loops.stop()
         if embedded is not None:
             embedded.stop()
 
@@ -194,12 +203,11 @@ def consume() -> None:
     _until_stopped(Runtime.open(Settings(), follow=False, consume=True), "event consumer")
 
 
-def _until_stopped(runtime: Runtime, what: str) -> None:
-    """Keep the runtime's background loops going until SIGTERM or Ctrl-C."""
+def _until_stopped(runtime: Runtime, what: str, stop: threading.Event | None = None) -> None:
+    """Keep the runtime's background loops going until SIGTERM, Ctrl-C or ``stop``."""
     import signal
-    import threading
 
-    stop = threading.Event()
+    stop = stop or threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(1.0):
@@ -212,10 +220,16 @@ def _until_stopped(runtime: Runtime, what: str) -> None:
 
 
 @app.command()
-def deliver() -> None:
+def deliver(
+    parent_pid: Annotated[int, typer.Option(hidden=True, help="Stop once this process (serve) is gone.")] = 0,
+) -> None:
     """Run the trigger and delivery loops (transitions into signed webhook and broker deliveries), until stopped.
-    Any number may run; ``serve`` runs them too unless GEOTARGET_DELIVER_IN_SERVE=false."""
-    _until_stopped(Runtime.open(Settings(), follow=True, consume=False, deliver=True), "delivery worker")
+    Any number may run; ``serve`` starts one beside its workers unless GEOTARGET_DELIVER_IN_SERVE=false."""
+    stop = threading.Event()
+    if parent_pid:
+        exit_with_parent(stop, parent_pid)
+    runtime = Runtime.open(Settings(), follow=True, consume=False, deliver=True)
+    _until_stopped(runtime, "delivery worker", stop)
 
 
 @app.command()

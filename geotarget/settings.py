@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     exit_margin_m: float = Field(default=25.0, ge=0, le=1_000)
     max_clock_skew_s: int = Field(default=300, ge=0, le=86_400)  # a ping dated further ahead is refused
     presence_timeout_s: int = Field(default=1_800, ge=60, le=7 * 86_400)
-    deliver_in_serve: bool = True  # run the trigger and delivery loops in every serving worker
+    deliver_in_serve: bool = True  # serve runs the trigger and delivery loops (one process beside its workers)
     webhook_allow_private: bool = False  # let deliveries reach loopback and private addresses
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
     webhook_retry_base_s: float = Field(default=10.0, gt=0, le=3_600)  # first retry's wait (then doubling)

@@ -29,6 +29,7 @@ from geotarget.triggers.webhooks import parse_target
 from geotarget.triggers.workers import Every, LoopThread, consumer_name, delivery_lap, trigger_lap
 
 BLOCK_MS = 1_000
+LINGER_S = 0.1  # what a transition or delivery may wait for others to go along with it (workers.LoopThread)
 log = logging.getLogger(__name__)
 
 
@@ -125,11 +126,12 @@ class TriggerLoops:
         self.claims, claim_deliveries = Every(claim_every_s), Every(claim_every_s)
         promote = Every(0.5)  # due retries back in line twice a second, not every lap
         self.threads = [
-            LoopThread("trigger-loop", self.feed.ensure_group, lambda: self._trigger_lap(me)),
+            LoopThread("trigger-loop", self.feed.ensure_group, lambda: self._trigger_lap(me), LINGER_S),
             LoopThread(
                 "delivery-loop",
                 self.deliveries.ensure_group,
                 lambda: delivery_lap(self.deliveries, self.deliverer, me, BLOCK_MS, promote(), claim_deliveries()),
+                LINGER_S,
             ),
         ]
         for thread in self.threads:

@@ -5,19 +5,20 @@ ceiling: a trivial JSON answer through the same stack); and the peer a user woul
 (scripts/peers/postgis_peer.py: FastAPI + PostGIS + a Redis Lua cap), loaded with the same fences and offers.
 Each is driven by wrk (C, with a Lua script of devices walking around random shops, or teleporting: a random
 device of 50,000 at a random point, every request) at 8 and 64 connections. Printed per run: requests/s, p50/p99
-latency, offers per answer, and CPU ms per request of the server's worker processes (read from /proc: steadier
-than req/s on a shared 2-core machine) and of Redis (its INFO cpu).
+latency, offers per answer, and CPU ms per request of the server's processes (its workers and its trigger and
+delivery loops' process; read from /proc: steadier than req/s on a shared 2-core machine) and of Redis (its INFO
+cpu). ``--rounds N`` runs every configuration N times in turn and prints each figure's median: one slow minute
+of a shared machine then moves one round, not one configuration.
 
 geotarget runs in several configurations in the same run (``--configs``): ``default`` (what a user runs: the
-trigger, delivery and consumer loops on in every worker, nobody listening), ``lean`` (the delivery loops off, as
-this benchmark ran before), ``triggers_off`` (``GEOTARGET_TRIGGERS=false``), ``listening`` (the default with a
-webhook of the benchmark's app listening to every fence: the worst case for presence, every transition a webhook
-sent from the same workers) and ``listening_apart`` (the same with the webhook loops in processes of their
-own). ``--stacks`` compares the HTTP stack on the default configuration: uvicorn with uvloop (``serve``'s
-default), uvicorn on plain asyncio, and granian.
+consumer loop in every worker, the trigger and delivery loops in serve's process of their own, nobody
+listening), ``lean`` (the trigger and delivery loops off, as this benchmark ran before), ``triggers_off``
+(``GEOTARGET_TRIGGERS=false``) and ``listening`` (the default with a webhook of the benchmark's app listening to
+every fence: the worst case for presence, every transition a webhook sent). ``--stacks`` compares the HTTP stack
+on the default configuration: uvicorn with uvloop (``serve``'s default), uvicorn on plain asyncio, and granian.
 
     python scripts/bench_nearby.py [--sets downtown,city,country] [--seconds 10] [--configs default,lean,...]
-        [--workloads walk,teleport] [--stacks uvloop,asyncio,granian] [--profile]
+        [--workloads walk,teleport] [--stacks uvloop,asyncio,granian] [--profile] [--rounds 1]
 
 Needs wrk and PostGIS (Debian packages ``wrk`` and ``postgresql-<major>-postgis-3``; installed with apt-get
 when missing and allowed). Uses GEOTARGET_REDIS_URL when set, else an embedded Redis; PostgreSQL from
@@ -30,6 +31,7 @@ import argparse
 import io
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,13 +159,10 @@ def load_peer(dsn: str, data: list[Shop]) -> None:
 
 
 CONFIGS: dict[str, dict[str, str]] = {
-    "default": {},  # what a user runs: every loop on in every worker, nobody listening
+    "default": {},  # what a user runs: every loop on (serve's loops process included), nobody listening
     "lean": {"GEOTARGET_DELIVER_IN_SERVE": "false"},  # as this benchmark ran in round 2
     "triggers_off": {"GEOTARGET_TRIGGERS": "false"},
     "listening": {"GEOTARGET_WEBHOOK_ALLOW_PRIVATE": "true"},  # and a webhook of the app on every fence
-    # the same, with the trigger and delivery loops in processes of their own (as production runs them): the
-    # workers pay for presence only, not for sending the webhooks each transition sets off
-    "listening_apart": {"GEOTARGET_WEBHOOK_ALLOW_PRIVATE": "true", "GEOTARGET_DELIVER_IN_SERVE": "false"},
 }
 
 
@@ -193,6 +192,7 @@ def bench(
     configs: list[str],
     workloads: list[str],
     stacks: list[str],
+    rounds: int = 1,
 ) -> dict[str, Figures]:
     shop_list = list(shops(data))
     centres = [(s.store.lat, s.store.lon) for s in shop_list]
@@ -211,14 +211,15 @@ def bench(
         f"PostGIS in {time.perf_counter() - loaded:.0f} s",
         flush=True,
     )
-    results: dict[str, Figures] = {}
+    results: dict[str, list[Figures]] = {}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     receiver_port = free_port()
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(receiver_port)])
     runs = [(config, "uvloop") for config in configs] + [("default", s) for s in stacks if s != "uvloop"]
+    runs *= rounds  # one configuration after another, again: a slow minute of the machine hits all of them
     try:
-        for config, stack in runs:
+        for turn, (config, stack) in enumerate(runs):
             env = server_env(settings) | CONFIGS[config]
             if "GEOTARGET_DELIVER_IN_SERVE" not in CONFIGS[config]:
                 env.pop("GEOTARGET_DELIVER_IN_SERVE", None)
@@ -233,7 +234,8 @@ def bench(
                     made.raise_for_status()
                     time.sleep(3)  # every worker's subscriptions are read again within 2 s
                 drive(base, "/v1/nearby", key, centres, 3, 8, workers, redis_url=redis_url)  # warm-up
-                if profile and stack == "uvloop" and config in ("default", "listening"):
+                first = turn < len(runs) // rounds
+                if profile and first and stack == "uvloop" and config in ("default", "listening"):
                     spy = profiled(max(workers, key=lambda w: sum(w.cpu_times()[:2])), seconds)  # a loaded worker
                     drive(base, "/v1/nearby", key, centres, seconds, 8, workers, mode="teleport", redis_url=redis_url)
                     print(f"  profile: {name}, teleporting devices")
@@ -241,15 +243,17 @@ def bench(
                 for mode in workloads:
                     for c in (8, 64) if config == "default" else (8,):
                         sent = delivered(base)
-                        results[f"{name} {mode} c{c}"] = figures = drive(
+                        figures = drive(
                             base, "/v1/nearby", key, centres, seconds, c, workers, mode=mode, redis_url=redis_url
                         )
+                        results.setdefault(f"{name} {mode} c{c}", []).append(figures)
                         if config == "listening":
                             per_request = (delivered(base) - sent) / max(1.0, figures.rps * seconds)
                             print(f"  {name} {mode} c{c}: {per_request:.2f} webhook deliveries per request")
                 if config == "default" or stack != "uvloop":
                     for c in (8, 64) if stack == "uvloop" else (8,):
-                        results[f"{name} healthz c{c}"] = drive(base, "/healthz", key, centres, seconds, c, workers)
+                        figures = drive(base, "/healthz", key, centres, seconds, c, workers)
+                        results.setdefault(f"{name} healthz c{c}", []).append(figures)
             finally:
                 stop(server)
                 forget(redis_url, [prefix])  # each configuration starts clean: no counters, no transitions left over
@@ -280,16 +284,20 @@ def bench(
     server, workers = start(uvicorn, peer_env, base)
     try:
         drive(base, "/v1/nearby", key, centres, 3, 8, workers)
-        for mode in workloads:
+        for mode in [mode for _ in range(rounds) for mode in workloads]:
             for c in (8, 64):
-                results[f"peer {mode} c{c}"] = drive(
-                    base, "/v1/nearby", key, centres, seconds, c, workers, mode=mode, redis_url=redis_url
-                )
+                figures = drive(base, "/v1/nearby", key, centres, seconds, c, workers, mode=mode, redis_url=redis_url)
+                results.setdefault(f"peer {mode} c{c}", []).append(figures)
     finally:
         stop(server)
         shutil.rmtree(data_dir, ignore_errors=True)
         forget(redis_url, [prefix, "peer"])  # the peer keeps its cap counters and events under "peer"
-    return results
+    return {run: median(taken) for run, taken in results.items()}
+
+
+def median(taken: list[Figures]) -> Figures:
+    """Each figure's median over the rounds."""
+    return Figures(*(statistics.median(getattr(f, name) for f in taken) for name in Figures.__dataclass_fields__))
 
 
 def ensure_tools(dsn: str) -> None:
@@ -310,6 +318,7 @@ def main() -> None:
     parser.add_argument("--workloads", default="walk,teleport")
     parser.add_argument("--stacks", default="uvloop", help="uvloop,asyncio,granian: the HTTP stack, compared")
     parser.add_argument("--profile", action="store_true", help="print a py-spy profile of one loaded worker")
+    parser.add_argument("--rounds", type=int, default=1, help="run every configuration this many times, in turn")
     args = parser.parse_args()
     dsn = os.environ.get("BENCH_PEER_DSN", "postgresql://postgres@127.0.0.1:5432/test")
     ensure_tools(dsn)
@@ -317,7 +326,8 @@ def main() -> None:
     options = (args.configs.split(","), args.workloads.split(","), args.stacks.split(","))
     with bench_redis() as redis_url:
         for name in args.sets.split(","):
-            table.append((name, bench(DATA_SETS[name], redis_url, dsn, args.seconds, args.profile, *options)))
+            figures = bench(DATA_SETS[name], redis_url, dsn, args.seconds, args.profile, *options, args.rounds)
+            table.append((name, figures))
             print_table(table[-1:])  # as soon as it is known: a long run may be stopped
     print_table(table)
 

@@ -46,7 +46,7 @@ from geotarget.triggers.delivering import Deliverer  # noqa: E402
 from geotarget.triggers.dispatch import SubscriptionCache  # noqa: E402
 from geotarget.triggers.listening import Listening  # noqa: E402
 from geotarget.triggers.tracker import Fix  # noqa: E402
-from geotarget.triggers.webhooks import RetryPolicy, Subscription, delivery_id, event_id  # noqa: E402
+from geotarget.triggers.webhooks import Queued, RetryPolicy, Subscription, delivery_id, event_id  # noqa: E402
 from geotarget.triggers.workers import delivery_lap  # noqa: E402
 from scripts.bench_data import DATA_SETS, shops  # noqa: E402
 from scripts.bench_harness import (  # noqa: E402
@@ -106,7 +106,7 @@ def deliveries(settings: Settings, redis_url: str, count: int, seconds: float) -
         now = datetime.now(UTC)
         event = {"id": event_id("bench", i), "type": "enter", "at": now.isoformat(), "geofence_id": "f1"}
         event |= {"merchant_id": "m1", "distance_m": 0.0, "device_id": f"device-{i}"}
-        queue.enqueue(delivery_id(sub.id, str(event["id"])), sub.id, event, f"k{i % 5000}", now)
+        queue.enqueue_many([Queued(delivery_id(sub.id, str(event["id"])), sub.id, event, f"k{i % 5000}")], now)
 
     def drain(until: int) -> int:
         sent = 0

@@ -3,6 +3,8 @@ left running, orphaned, after every `serve` that had validated a fence)."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import psutil
 
@@ -53,3 +55,39 @@ def _pool_process(process: psutil.Process) -> bool:
         )
     except psutil.Error:
         return False
+
+
+def _loops_process(process: psutil.Process) -> bool:
+    try:
+        return process.cmdline()[-3:-1] == ["deliver", "--parent-pid"]
+    except psutil.Error:
+        return False
+
+
+def test_serve_runs_one_loops_process_beside_its_workers_and_starts_it_again_when_it_dies(tmp_path, redis_url):
+    """The trigger and delivery loops run once per server, not in each worker (their sending threads took the
+    GIL from requests); a loops process that dies is started again, and none is left when serve stops."""
+    with serving(tmp_path, redis_url, ADMIN_KEY, workers=2, deliver_in_serve="true") as [base]:
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        [loops] = [p for p in psutil.process_iter(["environ"]) if _ours(p, tmp_path) and _loops_process(p)]
+        loops.kill()
+        loops.wait(10)
+        again = []
+        for _ in range(50):
+            again = [p for p in psutil.process_iter(["environ"]) if _ours(p, tmp_path) and _loops_process(p)]
+            if again:
+                break
+            time.sleep(0.2)
+        assert len(again) == 1 and again[0].pid != loops.pid
+    _, alive = psutil.wait_procs(again, timeout=20)
+    assert alive == []
+
+
+def test_a_killed_serve_takes_its_loops_process_with_it(tmp_path, redis_url):
+    with serving(tmp_path, redis_url, ADMIN_KEY, workers=1, deliver_in_serve="true") as [base]:
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        [loops] = [p for p in psutil.process_iter(["environ"]) if _ours(p, tmp_path) and _loops_process(p)]
+        loops.parent().kill()  # SIGKILL of serve itself: no shutdown runs
+        _, alive = psutil.wait_procs([loops], timeout=10)
+        assert alive == []
+    # serving()'s own cleanup finds serve gone; its orphaned uvicorn worker notices and ends on its own

@@ -19,7 +19,7 @@ import redis
 
 from geotarget.store import keys
 from geotarget.store.redis_client import ensure_group
-from geotarget.triggers.webhooks import Delivery, PendingDelivery
+from geotarget.triggers.webhooks import Delivery, PendingDelivery, Queued, Settled
 
 _LUA = Path(__file__).parent / "lua"
 GROUP = "deliverers"
@@ -42,27 +42,30 @@ class RedisDeliveries:
 
     # -- the trigger worker's side ----------------------------------------------------------------------------
 
-    def enqueue(
-        self,
-        delivery_id: str,
-        subscription_id: str,
-        event: Mapping[str, Any],
-        device_key: str,
-        now: datetime,
-    ) -> bool:
-        """Queue one event for one webhook (once per delivery id). ``event`` may hold the raw device id: it stays
-        only in the pending body; the listed copy never has it."""
-        body = orjson.dumps(event)
-        listed = orjson.dumps({k: v for k, v in event.items() if k != "device_id"})
-        raw = "device_id" in event
-        fields: list[str | bytes | int] = [
-            *("sub", subscription_id, "event", str(event["id"]), "type", str(event["type"])),
-            *("status", "pending", "attempts", 0, "created", _ms(now), "body", body, "listed", listed),
-            *("device", device_key if raw else ""),
-        ]
-        argv = [delivery_id, _ms(now), INDEX_KEEP, MAX_STREAM, int(raw), *fields]
-        names = [self._hash(delivery_id), keys.webhook_index(self.prefix, subscription_id), self.stream]
-        return bool(self._enqueue(keys=[*names, keys.device_deliveries(self.prefix, device_key)], args=argv))
+    def enqueue_many(self, queued: Sequence[Queued], now: datetime) -> int:
+        """Queue events for webhooks in one round trip, in order; returns how many were new (a delivery id already
+        known is not queued again)."""
+        if not queued:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for item in queued:
+            event = item.event
+            raw = "device_id" in event
+            fields: list[str | bytes | int] = [
+                *("sub", item.subscription_id, "event", str(event["id"]), "type", str(event["type"])),
+                *("status", "pending", "attempts", 0, "created", _ms(now), "body", orjson.dumps(event)),
+                *("listed", orjson.dumps({k: v for k, v in event.items() if k != "device_id"})),
+                *("device", item.device_key if raw else ""),
+            ]
+            names = [
+                self._hash(item.delivery_id),
+                keys.webhook_index(self.prefix, item.subscription_id),
+                self.stream,
+                keys.device_deliveries(self.prefix, item.device_key),
+            ]
+            argv = [item.delivery_id, _ms(now), INDEX_KEEP, MAX_STREAM, int(raw), *fields]
+            self._enqueue(keys=names, args=argv, client=pipe)
+        return sum(int(made) for made in pipe.execute())
 
     # -- the delivery worker's side ---------------------------------------------------------------------------
 
@@ -87,37 +90,27 @@ class RedisDeliveries:
             self._promote(keys=[keys.delivery_retries(self.prefix), self.stream], args=[_ms(now), limit, MAX_STREAM])
         )
 
-    def settle(
-        self,
-        pending: PendingDelivery,
-        outcome: str,
-        now: datetime,
-        *,
-        next_at: datetime | None = None,
-        status: int | None = None,
-        error: str = "",
-        latency_ms: float = 0.0,
-    ) -> int:
-        """Record an attempt: ``delivered``, ``retry`` (at ``next_at``) or ``failed``; acks the stream entry."""
-        keep = KEEP_DELIVERED_S if outcome == "delivered" else KEEP_FAILED_S
-        names = [
-            self._hash(pending.delivery_id),
-            self.stream,
-            keys.delivery_retries(self.prefix),
-            keys.delivery_stats(self.prefix),
-            keys.device_deliveries(self.prefix, pending.device_key),
-        ]
-        argv: list[str | int | float] = [
-            pending.entry_id,
-            GROUP,
-            outcome,
-            _ms(now),
-            _ms(next_at) if next_at else "",
-            status or "",
-            error[:300],
-        ]
-        argv += [round(latency_ms, 2), keep, pending.delivery_id]
-        return int(self._settle(keys=names, args=argv))
+    def settle_many(self, settled: Sequence[Settled]) -> None:
+        """Record attempts and acknowledge their stream entries, in one round trip."""
+        if not settled:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for one in settled:
+            pending = one.pending
+            keep = KEEP_DELIVERED_S if one.outcome == "delivered" else KEEP_FAILED_S
+            names = [
+                self._hash(pending.delivery_id),
+                self.stream,
+                keys.delivery_retries(self.prefix),
+                keys.delivery_stats(self.prefix),
+                keys.device_deliveries(self.prefix, pending.device_key),
+            ]
+            argv: list[str | int | float] = [
+                *(pending.entry_id, GROUP, one.outcome, _ms(one.at), _ms(one.next_at) if one.next_at else ""),
+                *(one.status or "", one.error[:300], round(one.latency_ms, 2), keep, pending.delivery_id),
+            ]
+            self._settle(keys=names, args=argv, client=pipe)
+        pipe.execute()
 
     # -- reading ----------------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from geotarget.catalog.model import iso_utc
 from geotarget.triggers.presence import DEFAULT_DWELL_S, Fired
-from geotarget.triggers.webhooks import Subscription, delivery_id, event_id
+from geotarget.triggers.webhooks import Queued, Subscription, delivery_id, event_id
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,7 @@ class Pusher(Protocol):
 
 
 class DeliveryQueue(Protocol):
-    def enqueue(
-        self, delivery_id: str, subscription_id: str, event: Mapping[str, Any], device_key: str, now: datetime
-    ) -> bool: ...
+    def enqueue_many(self, queued: Sequence[Queued], now: datetime) -> int: ...
 
 
 class SubscriptionCache:
@@ -79,21 +77,27 @@ class Dispatcher:
         self.queue = queue
         self.pusher = pusher
 
-    def dispatch(self, fired: Fired, now: datetime) -> int:
-        """Enqueue what this transition sets off; returns how many deliveries were new."""
+    def dispatch(self, transitions: Sequence[Fired], now: datetime) -> int:
+        """Enqueue what these transitions set off, in order and in one go; returns how many deliveries were new."""
+        subscribers = self.subscriptions.current()
+        queued: list[Queued] = []
+        for fired in transitions:
+            queued += self._events(fired, subscribers)
+        return self.queue.enqueue_many(queued, now)
+
+    def _events(self, fired: Fired, subscribers: Sequence[Subscription]) -> list[Queued]:
         t = fired.transition
         merchant = self.merchant_of(t.fence_id)
         if merchant is None:
-            return 0  # the fence is gone: nothing to tell about it
+            return []  # the fence is gone: nothing to tell about it
         base: dict[str, Any] = {"type": t.kind, "at": iso_utc(t.at), "geofence_id": t.fence_id, "merchant_id": merchant}
         base["distance_m"] = t.distance_m if t.distance_m is not None else 0.0
         if t.kind != "enter":
             base["dwell_s"] = t.dwell_s
         transition_id = event_id(fired.device_key, t.fence_id, t.kind, iso_utc(t.at), t.threshold_s or "")
-        subscribers = self.subscriptions.current()
-        made = 0
+        queued: list[Queued] = []
         if t.kind != "dwell" or t.threshold_s == DEFAULT_DWELL_S:  # other dwell times exist only for pushes
-            made += self._send(fired, {"id": transition_id, **base}, subscribers, merchant, now)
+            queued += _heard(fired, {"id": transition_id, **base}, subscribers, merchant)
         if self.pusher is not None and any(
             s.owner == "app" and s.hears("push", t.fence_id, merchant, fired.app) for s in subscribers
         ):
@@ -101,21 +105,19 @@ class Dispatcher:
             if pushed is not None:
                 push = {"id": event_id(transition_id, "push"), **base, "type": "push", "trigger": t.kind}
                 push["offer"] = {**pushed.offer, "impression_id": pushed.impression_id}
-                made += self._send(fired, push, subscribers, merchant, now)
-        return made
+                queued += _heard(fired, push, subscribers, merchant)  # after the transition's own event
+        return queued
 
-    def _send(
-        self,
-        fired: Fired,
-        event: dict[str, Any],
-        subscribers: Sequence[Subscription],
-        merchant: str,
-        now: datetime,
-    ) -> int:
-        made = 0
-        for sub in subscribers:
-            if not sub.hears(event["type"], event["geofence_id"], merchant, fired.app):
-                continue
-            body = {**event, "device_id": fired.device_id} if sub.owner == "app" else event
-            made += self.queue.enqueue(delivery_id(sub.id, event["id"]), sub.id, body, fired.device_key, now)
-        return made
+
+def _heard(fired: Fired, event: dict[str, Any], subscribers: Sequence[Subscription], merchant: str) -> list[Queued]:
+    """The event for each webhook that hears it; an app's webhook gets the device id as the app sent it."""
+    return [
+        Queued(
+            delivery_id(sub.id, event["id"]),
+            sub.id,
+            {**event, "device_id": fired.device_id} if sub.owner == "app" else event,
+            fired.device_key,
+        )
+        for sub in subscribers
+        if sub.hears(event["type"], event["geofence_id"], merchant, fired.app)
+    ]

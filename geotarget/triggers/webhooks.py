@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 EventType = Literal["enter", "dwell", "exit", "push"]
@@ -64,6 +64,30 @@ class Delivery:
     response_status: int | None = None
     error: str | None = None
     latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One event for one webhook, to be queued (once per delivery id). ``event`` may hold the raw device id: it
+    stays only in the pending body; the listed copy never has it."""
+
+    delivery_id: str
+    subscription_id: str
+    event: Mapping[str, Any]
+    device_key: str
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How one attempt of a delivery ended: ``delivered``, ``retry`` (at ``next_at``) or ``failed``."""
+
+    pending: PendingDelivery
+    outcome: str
+    at: datetime
+    next_at: datetime | None = None
+    status: int | None = None
+    error: str = ""
+    latency_ms: float = 0.0
 
 
 @dataclass(frozen=True)

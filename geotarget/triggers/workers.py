@@ -65,17 +65,12 @@ def consumer_name() -> str:
 
 
 def trigger_lap(feed: TransitionFeed, dispatcher: Dispatcher, consumer: str, block_ms: int, claim: bool = True) -> int:
-    """Dispatch one batch of transitions; returns how many were handled. Those handled are acknowledged even if
-    a later one fails (it stays pending and is claimed again)."""
-    handled: list[str] = []
-    try:
-        for entry, fired in feed.take(consumer, BATCH, block_ms, claim):
-            if fired is not None:
-                dispatcher.dispatch(fired, datetime.now(UTC))
-            handled.append(entry)
-    finally:
-        feed.ack(handled)
-    return len(handled)
+    """Dispatch one batch of transitions; returns how many were handled."""
+    taken = feed.take(consumer, BATCH, block_ms, claim)
+    if taken:
+        dispatcher.dispatch([fired for _, fired in taken if fired is not None], datetime.now(UTC))
+        feed.ack([entry for entry, _ in taken])  # only once queued: a failure leaves them to be claimed again
+    return len(taken)
 
 
 def delivery_lap(
@@ -95,12 +90,15 @@ def delivery_lap(
 
 
 class LoopThread(threading.Thread):
-    """Runs ``lap`` until stopped; after a fault waits 0.5 s, doubling to 30 s while faults go on."""
+    """Runs ``lap`` until stopped; after a fault waits 0.5 s, doubling to 30 s while faults go on. After a lap
+    that found less than a full batch it waits ``linger_s`` before the next: under a steady trickle each lap then
+    takes several entries (one read, one write for all) instead of one, at the price of that much latency."""
 
-    def __init__(self, name: str, prepare: Callable[[], None], lap: Callable[[], int]) -> None:
+    def __init__(self, name: str, prepare: Callable[[], None], lap: Callable[[], int], linger_s: float = 0.0) -> None:
         super().__init__(name=name, daemon=True)
         self._prepare = prepare
         self._lap = lap
+        self._linger_s = linger_s
         self._halt = threading.Event()
         self.laps = 0
 
@@ -111,9 +109,11 @@ class LoopThread(threading.Thread):
                 if not prepared:
                     self._prepare()
                     prepared = True
-                self._lap()
+                handled = self._lap()
                 self.laps += 1
                 wait = 0.5
+                if handled < BATCH and self._linger_s:
+                    self._halt.wait(self._linger_s)
             except Exception as exc:
                 log.warning("%s: %s; trying again in %.1f s", self.name, exc.__class__.__name__, wait)
                 self._halt.wait(wait)

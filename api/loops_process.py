@@ -1,0 +1,68 @@
+"""``serve``'s trigger and delivery loops, in one process beside the serving workers (``geotarget deliver``).
+
+Run inside each worker, the loops' threads (one per webhook send in flight) took the GIL from requests at every
+answer: with a webhook listening to every fence, a worker spent more CPU per request on switching than on
+sending. One process of their own, started and restarted by ``serve`` and ended with it, sends the same
+deliveries for the whole server (any number may run: they share the streams' consumer groups).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+
+class LoopsProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stopped = threading.Event()
+        self.restarts = 0
+
+    def start(self) -> None:
+        """Start it now and start it again within a second whenever it dies, until ``stop()``."""
+        self._process = self._spawn()
+        threading.Thread(target=self._watch, name="loops-supervisor", daemon=True).start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "api", "deliver", "--parent-pid", str(os.getpid())]
+        return subprocess.Popen(command, env=self._env)
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(1.0):
+            process = self._process
+            if process is None or process.poll() is None:
+                continue
+            log.warning("the trigger and delivery loops had stopped (exit %s); starting them again", process.returncode)
+            self._process = self._spawn()
+            self.restarts += 1
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        self._stopped.set()
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def exit_with_parent(stop: threading.Event, parent: int, every_s: float = 1.0) -> None:
+    """In the loops process: ``stop`` as soon as the ``serve`` that started it is gone, even while it is still
+    starting (a SIGKILLed ``serve`` runs no shutdown, and its loops would go on sending alone)."""
+
+    def watch() -> None:
+        while os.getppid() == parent and not stop.is_set():  # an orphan's parent becomes another process
+            time.sleep(every_s)
+        stop.set()  # seen while still starting too: it closes what it opened once open
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
