@@ -6,11 +6,13 @@ it touches, stays in one slot (docs/operations.md#redis-cluster)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
 from redis.retry import Retry
 
 CLUSTER_SCHEME = "redis+cluster://"
@@ -30,6 +32,20 @@ def _client(url: str, **options: Any) -> redis.Redis:
         return redis.Redis.from_url(url, **options)
     # the cluster client speaks the same commands, scripts and pipelines for keys of one slot
     return cast(redis.Redis, RedisCluster.from_url("redis://" + url.removeprefix(CLUSTER_SCHEME), **options))
+
+
+ScriptCall = tuple[Script, Sequence[Any], Sequence[Any]]  # a registered script, its keys, its arguments
+
+
+def run_scripts(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Each script's answer, in order: in one round trip, except on a cluster, whose pipelines refuse scripts
+    (there they run one after another)."""
+    if isinstance(client, RedisCluster):
+        return [script(keys=keys, args=args) for script, keys, args in calls]
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        script(keys=keys, args=args, client=pipe)
+    return pipe.execute()
 
 
 def close(client: Any) -> None:

@@ -18,7 +18,7 @@ import orjson
 import redis
 
 from geotarget.store import keys
-from geotarget.store.redis_client import ensure_group
+from geotarget.store.redis_client import ScriptCall, ensure_group, run_scripts
 from geotarget.triggers.webhooks import Delivery, PendingDelivery, Queued, Settled
 
 _LUA = Path(__file__).parent / "lua"
@@ -47,7 +47,7 @@ class RedisDeliveries:
         known is not queued again)."""
         if not queued:
             return 0
-        pipe = self.client.pipeline(transaction=False)
+        calls: list[ScriptCall] = []
         for item in queued:
             event = item.event
             raw = "device_id" in event
@@ -64,8 +64,8 @@ class RedisDeliveries:
                 keys.device_deliveries(self.prefix, item.device_key),
             ]
             argv = [item.delivery_id, _ms(now), INDEX_KEEP, MAX_STREAM, int(raw), *fields]
-            self._enqueue(keys=names, args=argv, client=pipe)
-        return sum(int(made) for made in pipe.execute())
+            calls.append((self._enqueue, names, argv))
+        return sum(int(made) for made in run_scripts(self.client, calls))
 
     # -- the delivery worker's side ---------------------------------------------------------------------------
 
@@ -94,7 +94,7 @@ class RedisDeliveries:
         """Record attempts and acknowledge their stream entries, in one round trip."""
         if not settled:
             return
-        pipe = self.client.pipeline(transaction=False)
+        calls: list[ScriptCall] = []
         for one in settled:
             pending = one.pending
             keep = KEEP_DELIVERED_S if one.outcome == "delivered" else KEEP_FAILED_S
@@ -109,8 +109,8 @@ class RedisDeliveries:
                 *(pending.entry_id, GROUP, one.outcome, _ms(one.at), _ms(one.next_at) if one.next_at else ""),
                 *(one.status or "", one.error[:300], round(one.latency_ms, 2), keep, pending.delivery_id),
             ]
-            self._settle(keys=names, args=argv, client=pipe)
-        pipe.execute()
+            calls.append((self._settle, names, argv))
+        run_scripts(self.client, calls)
 
     # -- reading ----------------------------------------------------------------------------------------------
 
