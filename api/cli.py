@@ -76,7 +76,8 @@ def serve(
         embedded = EmbeddedRedis(settings.data_dir.resolve() / "redis")
         os.environ["GEOTARGET_REDIS_URL"] = embedded.start()
         embedded.supervise()  # started again within a second if it dies
-        console.print(f"No GEOTARGET_REDIS_URL set; started an embedded Redis at {os.environ['GEOTARGET_REDIS_URL']}")
+        url = os.environ["GEOTARGET_REDIS_URL"]
+        console.print(f"No GEOTARGET_REDIS_URL set; started an embedded Redis at {url}", soft_wrap=True)  # unbroken
     os.environ["GEOTARGET_DATA_DIR"] = str(settings.data_dir.resolve())
     settings = Settings()
     reachable_cluster(settings.redis_url or "")

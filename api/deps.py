@@ -7,6 +7,7 @@ blocking step, an SQL key lookup on a cache miss, is sent to the thread pool exp
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, cast
 
@@ -66,18 +67,19 @@ async def authorize(request: Request, *roles: Role) -> Principal:
 
 def _allowed(principal: Principal, roles: tuple[Role, ...]) -> Principal:
     if principal.role not in roles:
-        wanted = " or ".join(_with_article(r) for r in roles)
-        raise HTTPException(403, f"this needs {wanted} key; yours is {_with_article(principal.role)} key")
+        raise HTTPException(403, f"this needs {_keys_in_words(roles)}; yours is {_keys_in_words([principal.role])}")
     return principal
 
 
-def _with_article(word: str) -> str:
-    """'an app', 'an admin', 'a merchant'.
+def _keys_in_words(roles: Sequence[str]) -> str:
+    """The kinds of key, as a sentence says them.
 
-    >>> _with_article("adops"), _with_article("merchant")
-    ('an adops', 'a merchant')
+    >>> _keys_in_words(["app"]), _keys_in_words(["merchant", "adops", "admin"])
+    ('an app key', 'a merchant, ad-ops or admin key')
     """
-    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+    names = ["ad-ops" if role == "adops" else role for role in roles]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"{'an' if listed[0] in 'aeiou' else 'a'} {listed} key"
 
 
 def require(*roles: Role) -> object:

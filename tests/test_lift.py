@@ -58,5 +58,5 @@ def test_a_strong_effect_reads_as_significant_and_in_plain_words():
     assert result.lift_abs is not None and abs(result.lift_abs - 0.10) < 1e-12
     assert result.lift_rel is not None and abs(result.lift_rel - 1.0) < 1e-12
     assert result.p_value is not None and result.p_value < 1e-6
-    assert in_words(result).startswith("+10.0 visits per 100 reached (95 % CI +")
+    assert in_words(result, 20).startswith("+10.0 visits per 100 reached (95 % CI +")
     assert lift(Arm(100, 10), Arm(0, 0)).ci95 is None

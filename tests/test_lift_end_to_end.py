@@ -84,3 +84,16 @@ def test_a_lift_report_with_too_few_devices_in_an_arm_shows_no_numbers(client, c
         "/v1/reports/lift", params={"offer_id": offer["id"]}, headers={"Authorization": f"Bearer {other}"}
     )
     assert answer.status_code == 404
+
+
+def test_an_offer_without_a_holdout_says_so_rather_than_waiting_for_devices(client, cafe, runtime):
+    """The report used to say "not enough devices in both groups yet" (and the dashboard something else)."""
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    offer = client.post("/v1/offers", json={"title": "latte", "geofence_ids": [fence]}, headers=cafe.headers).json()
+    app = {"Authorization": f"Bearer {client.post('/v1/apps', json={'name': 'app'}, headers=ADMIN).json()['api_key']}"}
+    for n in range(4):
+        client.get("/v1/nearby", params={**INSIDE_ALFAMA_CAFE, "device_id": f"p{n}"}, headers=app)
+    runtime.consumer.drain()
+    report = client.get("/v1/reports/lift", params={"offer_id": offer["id"]}, headers=cafe.headers).json()
+    assert report["holdout_pct"] == 0
+    assert report["in_words"] == "no holdout: give the offer a holdout_pct to measure lift"

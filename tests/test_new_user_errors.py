@@ -120,3 +120,10 @@ def test_a_bare_json_value_to_pings_is_a_whole_request_422(client, body):
     for path in ("/v1/pings", "/v1/interactions"):
         response = client.post(path, content=body, headers=headers)
         assert response.status_code == 422 and response.json()["error"]["field"] == "body", (path, response.text)
+
+
+def test_a_route_for_several_roles_names_them_as_a_sentence_would(client):
+    """It said "this needs a merchant or an adops or an admin key"."""
+    answer = client.get("/v1/reports/reach", headers=app_headers(client))
+    assert answer.status_code == 403
+    assert answer.json()["error"]["message"] == "this needs a merchant, ad-ops or admin key; yours is an app key"

@@ -75,3 +75,24 @@ def test_json_values_must_have_their_json_type(row, reason):
 def test_lmt_rows_are_good_and_marked_so_in_both_paths():
     assert ping_rules.from_rows([{**GOOD, "lmt": True}]).lmt.tolist() == [True]
     assert ping_rules.from_frame(as_csv([{**GOOD, "lmt": "yes"}])).lmt.tolist() == [True]
+
+
+@pytest.mark.parametrize(
+    ("ts", "says"),
+    [
+        (1_795_000_000_000, "ts looks like milliseconds since 1970: divide by 1,000"),
+        ("1795000000000", "ts looks like milliseconds since 1970: divide by 1,000"),  # as text in a file
+        (None, "ts is missing"),
+        ("2026-11-24T10:00:00", "ts must be ISO 8601 with a UTC offset"),
+    ],
+)
+def test_a_millisecond_or_missing_ts_is_told_apart_from_an_unreadable_one(ts, says):
+    """One reason for all three (counted alike), but the message says which mistake it is, in both paths."""
+    row = {k: v for k, v in {**GOOD, "ts": ts}.items() if v is not None}
+    paths = [ping_rules.from_frame(as_csv([{"accuracy_m": "", "lmt": "", "ts": "", **row}]))]
+    if not isinstance(ts, str) or not ts.isdigit():
+        paths.append(ping_rules.from_rows([row]))
+    for columns in paths:
+        rule = ping_rules.RULES[ping_rules.judge(columns, NOW)[0]]
+        assert rule.reason == "ts not ISO 8601 with an offset, nor epoch seconds"
+        assert rule.message(columns, 0).startswith(says), rule.message(columns, 0)

@@ -93,12 +93,19 @@ def lift(exposed: Arm, control: Arm) -> Lift:
     )
 
 
-def in_words(result: Lift) -> str:
-    """What an ad-ops reader should take from it.
+NO_HOLDOUT = "no holdout: give the offer a holdout_pct to measure lift"
 
-    >>> in_words(Lift(Arm(1000, 130), Arm(250, 25), 0.03, 0.3, (0.012, 0.05), 0.01))
+
+def in_words(result: Lift, holdout_pct: int) -> str:
+    """What an ad-ops reader should take from it (the one wording the API and the dashboard show).
+
+    >>> in_words(Lift(Arm(1000, 130), Arm(250, 25), 0.03, 0.3, (0.012, 0.05), 0.01), 20)
     '+3.0 visits per 100 reached (95 % CI +1.2 to +5.0)'
+    >>> in_words(Lift(Arm(1000, 130), Arm(0, 0), None, None, None, None), 0)
+    'no holdout: give the offer a holdout_pct to measure lift'
     """
+    if not holdout_pct:
+        return NO_HOLDOUT
     if result.lift_abs is None or result.ci95 is None:
         return "not enough devices in both groups yet"
     low, high = result.ci95

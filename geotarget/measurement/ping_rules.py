@@ -34,7 +34,8 @@ COLUMNS = ("device_id", "lat", "lon", "ts", "accuracy_m", "lmt")
 REQUIRED = COLUMNS[:4]
 _OFFSET = r"(?:Z|z|[+-]\d\d:?\d\d)$"
 _OFFSET_RE = re.compile(_OFFSET)
-_MAX_EPOCH_S = 1e11  # year 5138: anything larger is not a timestamp
+_MAX_EPOCH_S = 1e11  # year 5138: anything larger is not a timestamp in seconds...
+_MILLIS = (1e11, 1e14)  # ...but in this range, most likely one in milliseconds (1973 to 5138)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 Mask = npt.NDArray[np.bool_]
@@ -49,6 +50,8 @@ class PingColumns:
     lat: npt.NDArray[np.float64]
     lon: npt.NDArray[np.float64]
     ts: npt.NDArray[np.datetime64]  # UTC, datetime64[ns]; NaT where missing, naive or unreadable
+    ts_given: Mask  # a ts was sent (readable or not)
+    ts_millis: Mask  # a number in the range of epoch *milliseconds* of the last decades and the next
     accuracy_m: npt.NDArray[np.float64]  # NaN: not given
     accuracy_malformed: Mask
     lmt: Mask
@@ -100,6 +103,13 @@ def ns_to_datetime(ns: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
+def _ts_message(c: PingColumns, i: int) -> str:
+    expected = "ISO 8601 with a UTC offset (Z or +hh:mm), or epoch seconds"
+    if c.ts_millis[i]:
+        return f"ts looks like milliseconds since 1970: divide by 1,000 (ts is {expected})"
+    return f"ts must be {expected}" if c.ts_given[i] else f"ts is missing: give the moment of the fix, {expected}"
+
+
 def _inaccurate(c: PingColumns, _: datetime) -> Mask:
     given = ~np.isnan(c.accuracy_m)
     return np.asarray(c.accuracy_malformed | (given & ((c.accuracy_m < 0) | (c.accuracy_m > MAX_ACCURACY_M))))
@@ -128,7 +138,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ts not ISO 8601 with an offset, nor epoch seconds",
         lambda c, i: "ts",
-        lambda c, i: "ts must be ISO 8601 with a UTC offset (Z or +hh:mm), or epoch seconds",
+        lambda c, i: _ts_message(c, i),
         lambda c, _: np.isnat(c.ts),
     ),
     Rule(
@@ -179,13 +189,16 @@ def from_rows(rows: Sequence[Any]) -> PingColumns:
     accuracy, accuracy_malformed = numbers("accuracy_m")
     lmt_raw = [row.get("lmt", False) for row in objects]
     devices = [d if isinstance(d := row.get("device_id"), str) else None for row in objects]
-    stamps = [_epoch_ns(row.get("ts")) for row in objects]
+    raw_ts = [row.get("ts") for row in objects]
+    stamps = [_epoch_ns(value) for value in raw_ts]
     return PingColumns(
         device_id=np.array(devices, dtype=object),
         device_length=np.array([0 if d is None else len(d) for d in devices], dtype=np.int64),
         lat=lat,
         lon=lon,
         ts=np.array(["NaT" if s is None else s for s in stamps], dtype="datetime64[ns]"),
+        ts_given=np.array([v is not None and v != "" for v in raw_ts], dtype=bool),
+        ts_millis=np.array([_in_millis(v) for v in raw_ts], dtype=bool),
         accuracy_m=accuracy,
         accuracy_malformed=accuracy_malformed,
         lmt=np.array([v is True for v in lmt_raw], dtype=bool),
@@ -208,12 +221,16 @@ def from_frame(frame: pd.DataFrame) -> PingColumns:
         lmt, lmt_malformed = text.isin(_TRUE).to_numpy(), ~text.isin(_TRUE + _FALSE).to_numpy()
     devices = frame["device_id"].astype("string")
     ts = timestamps(frame["ts"]).dt.tz_convert(None).astype("datetime64[ns]")
+    ts_text = frame["ts"].astype("string").str.strip()
+    ts_number = pd.to_numeric(ts_text, errors="coerce").abs()
     return PingColumns(
         device_id=devices.to_numpy(dtype=object, na_value=None),
         device_length=devices.str.len().fillna(0).to_numpy(dtype=np.int64),
         lat=pd.to_numeric(frame["lat"], errors="coerce").to_numpy(dtype=np.float64),
         lon=pd.to_numeric(frame["lon"], errors="coerce").to_numpy(dtype=np.float64),
         ts=ts.to_numpy(dtype="datetime64[ns]"),
+        ts_given=(ts_text.fillna("") != "").to_numpy(dtype=bool),
+        ts_millis=((ts_number >= _MILLIS[0]) & (ts_number < _MILLIS[1])).fillna(False).to_numpy(dtype=bool),
         accuracy_m=accuracy,
         accuracy_malformed=accuracy_malformed,
         lmt=lmt,
@@ -249,6 +266,10 @@ def timestamps(column: pd.Series) -> pd.Series:
     )
     from_epoch = pd.to_datetime(numeric, unit="s", utc=True, errors="coerce")
     return parsed.fillna(from_epoch)
+
+
+def _in_millis(value: Any) -> bool:
+    return _is_number(value) and _MILLIS[0] <= abs(float(value)) < _MILLIS[1]
 
 
 def _is_number(value: Any) -> bool:

@@ -133,7 +133,9 @@ class ReportService:
             "lift_rel": _rounded(result.lift_rel) if shown else None,
             "ci95": [_rounded(v) for v in result.ci95] if shown and result.ci95 else None,
             "p_value": _rounded(result.p_value, 6) if shown else None,
-            "in_words": in_words(result) if shown else f"suppressed: an arm has fewer than {self.k} devices",
+            "in_words": in_words(result, offer.holdout_pct)
+            if shown or not offer.holdout_pct
+            else f"suppressed: an arm has fewer than {self.k} devices",
             "suppressed": suppressed,
         }
 

@@ -140,7 +140,7 @@
     const detail = lift.holdout_pct
       ? `shown ${rate(lift.exposed)} visited · held out ${rate(lift.control)} visited · holdout ${lift.holdout_pct} %` +
         (lift.p_value === null ? "" : ` · p = ${lift.p_value.toPrecision(2)}`)
-      : "no holdout: give the offer a holdout_pct to measure lift";
+      : lift.in_words;
     box.replaceChildren(
       el(
         "div",
