@@ -246,13 +246,19 @@ class NearbyOut(BaseModel):
     offers: list[NearbyOffer]
     cell: str = Field(description="The H3 cell of the ping at the index resolution.")
     degraded: str | None = Field(default=None, description='"caps unavailable" when capped offers were withheld')
+    warnings: list[ErrorDetail] | None = Field(
+        default=None, description="On an empty answer only: the point is near no fence, but swapped it would be."
+    )
 
     @classmethod
     def of(cls, answer: NearbyAnswer) -> NearbyOut:
         offers = [  # from the catalog's own checked records: nothing to validate
             NearbyOffer.model_construct(**shown(s), impression_id=s.impression_id) for s in answer.offers
         ]
-        return cls.model_construct(offers=offers, cell=answer.cell, degraded=answer.degraded)
+        warnings = None
+        if answer.swapped:
+            warnings = [ErrorDetail(code="lat_lon_swapped", message=answer.swapped, field="lat")]
+        return cls.model_construct(offers=offers, cell=answer.cell, degraded=answer.degraded, warnings=warnings)
 
 
 class PingRow(BaseModel):

@@ -127,3 +127,19 @@ def test_a_route_for_several_roles_names_them_as_a_sentence_would(client):
     answer = client.get("/v1/reports/reach", headers=app_headers(client))
     assert answer.status_code == 403
     assert answer.json()["error"]["message"] == "this needs a merchant, ad-ops or admin key; yours is an app key"
+
+
+def test_an_empty_answer_whose_lat_and_lon_look_swapped_says_so(client, cafe):
+    """Swapped coordinates used to be a silent 200 with no offers."""
+    assert client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).status_code == 201
+    app = app_headers(client)
+    right = {"lat": INSIDE_ALFAMA_CAFE["lat"], "lon": INSIDE_ALFAMA_CAFE["lon"], "device_id": "x"}
+    swapped = {**right, "lat": right["lon"], "lon": right["lat"]}
+    answer = client.get("/v1/nearby", params=swapped, headers=app).json()
+    assert answer["offers"] == []
+    [warning] = answer["warnings"]
+    assert warning["code"] == "lat_lon_swapped" and warning["field"] == "lat"
+    assert "are lat and lon swapped?" in warning["message"]
+    assert client.get("/v1/nearby", params=right, headers=app).json()["warnings"] is None  # near its fence
+    nowhere = client.get("/v1/nearby", params={**right, "lat": 10.0, "lon": 20.0}, headers=app).json()
+    assert nowhere["offers"] == [] and nowhere["warnings"] is None  # far from all, swapped too

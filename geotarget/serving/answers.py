@@ -35,6 +35,7 @@ class NearbyAnswer:
     offers: list[Served]
     cell: str
     degraded: str | None = None
+    swapped: str | None = None  # an empty answer whose lat and lon look swapped (serving.swapped)
 
 
 def shown(served: Served) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from geotarget.serving import matcher, search
 from geotarget.serving.answers import NearbyAnswer, NearbyQuery, Served, shown
 from geotarget.serving.caps import Capper, Counter, GlobalCaps, Reserved, counters_for
 from geotarget.serving.matcher import MatchRequest
+from geotarget.serving.swapped import swapped_hint
 from geotarget.serving.types import Attributes, Candidate
 from geotarget.tally import Tally
 from geotarget.triggers.dispatch import Pushed
@@ -82,7 +83,8 @@ class OfferServer:
             self._append(unlogged)
         if self.tracker is not None and moving is not None and outcome.moved:
             self.tracker.fired(moving, outcome.moved)
-        return NearbyAnswer(outcome.served, cell, outcome.degraded)
+        hint = None if outcome.served else swapped_hint(self.catalog.index, query.point)
+        return NearbyAnswer(outcome.served, cell, outcome.degraded, hint)
 
     def candidates(self, query: NearbyQuery, live: Mapping[str, int]) -> Iterator[Candidate]:
         """The ranked candidates for a query (lazily, best first) that some device could be shown: the one
