@@ -136,7 +136,8 @@ def demo_command(
 def _load_demo(settings: Settings, host: str, port: int) -> None:
     runtime = Runtime.open(settings, follow=False)
     try:
-        keys = load_demo_city(runtime.repository, runtime.fences, runtime.offers)
+        kept = settings.data_dir / "demo-keys.json"
+        keys = load_demo_city(runtime.repository, runtime.fences, runtime.offers, kept)
         runtime.catalog.sync(runtime.repository)
         shops = [LatLng(s.lat, s.lon) for stores in DEMO_CITY.values() for s in stores]
         with console.status("Simulating two weeks of foot traffic through the serving path…"):
@@ -159,7 +160,10 @@ def _load_demo(settings: Settings, host: str, port: int) -> None:
         f"  curl -H 'Authorization: Bearer {first_key}' "
         f"'{base}/v1/geofences/contains?lat={lat}&lon={lon}&within_m=500'\n"
         f"  Pages: {base}/merchant (merchant key), {base}/adops (adops key)\n"
-        f"  API docs: {base}/docs"
+        f"  API docs: {base}/docs\n"
+        f"These keys are kept in {kept} and shown again at the next start.\n"
+        "Webhooks to a receiver on this machine (http://127.0.0.1:…) are refused unless the server runs with\n"
+        "  GEOTARGET_WEBHOOK_ALLOW_PRIVATE=true (loopback and private addresses; docs/triggers.md)"
     )
 
 

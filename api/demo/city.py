@@ -5,8 +5,11 @@ Loading is idempotent: the merchants are created once; every start issues each o
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from geofences import LatLng
@@ -163,16 +166,19 @@ def store_feature(store: Store) -> dict[str, Any]:
     }
 
 
-def load_demo_city(repository: Repository, fences: FenceService, offers: OfferService) -> dict[str, tuple[str, str]]:
-    """Create the demo merchants, fences and offers once; return ``{merchant name: (merchant id, fresh key)}``
-    plus a fresh app key under ``"app"`` and an ad-ops key under ``"adops"``."""
-
+def load_demo_city(
+    repository: Repository, fences: FenceService, offers: OfferService, kept: Path | None = None
+) -> dict[str, tuple[str, str]]:
+    """Create the demo merchants, fences and offers once; return ``{merchant name: (merchant id, key)}`` plus an
+    app key under ``"app"`` and an ad-ops key under ``"adops"``. The keys are kept in ``kept`` (readable by its
+    owner only) and shown again at the next start while they still work: a restart no longer issues new ones."""
+    known = _kept_keys(repository, kept)
     keys: dict[str, tuple[str, str]] = {}
     if repository.note(_NOTE):
         for name in DEMO_CITY:
             merchant = repository.merchant_named(name)
             if merchant is not None:
-                keys[name] = (merchant.id, accounts.issue_merchant_key(repository, merchant.id))
+                keys[name] = known.get(name) or (merchant.id, accounts.issue_merchant_key(repository, merchant.id))
     else:
         for name, stores in DEMO_CITY.items():
             issued = accounts.create_merchant(repository, name, "Europe/Lisbon")
@@ -184,6 +190,26 @@ def load_demo_city(repository: Repository, fences: FenceService, offers: OfferSe
             keys[name] = (issued.id, issued.api_key)
         repository.set_note(_NOTE, "loaded")
     for role in ("app", "adops"):
-        issued = accounts.create_app_key(repository, f"demo {role}", role)
-        keys[role] = (issued.id, issued.api_key)
+        if role not in known:
+            issued = accounts.create_app_key(repository, f"demo {role}", role)
+            known[role] = (issued.id, issued.api_key)
+        keys[role] = known[role]
+    if kept is not None:
+        kept.write_text(json.dumps(keys, indent=1) + "\n")
+        kept.chmod(0o600)
     return keys
+
+
+def _kept_keys(repository: Repository, kept: Path | None) -> dict[str, tuple[str, str]]:
+    """The keys a previous start kept that still work (not revoked, expired or rotated away)."""
+    try:
+        saved = json.loads(kept.read_text()) if kept is not None and kept.exists() else {}
+    except (OSError, ValueError):
+        return {}
+    now = datetime.now(UTC)
+    working = {}
+    for name, pair in saved.items() if isinstance(saved, dict) else ():
+        readable = isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
+        if readable and repository.keys.find(accounts.hash_key(pair[1]), now) is not None:
+            working[name] = (pair[0], pair[1])
+    return working
