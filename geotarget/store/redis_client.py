@@ -38,9 +38,9 @@ ScriptCall = tuple[Script, Sequence[Any], Sequence[Any]]  # a registered script,
 
 
 def run_scripts(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
-    """Each script's answer, in order: in one round trip, except on a cluster, whose pipelines refuse scripts
-    (there they run one after another)."""
-    if isinstance(client, RedisCluster):
+    """Each script's answer, in order: several in one round trip, except on a cluster, whose pipelines refuse
+    scripts (there they run one after another)."""
+    if isinstance(client, RedisCluster) or len(calls) == 1:  # one call: a pipeline would only add its own cost
         return [script(keys=keys, args=args) for script, keys, args in calls]
     pipe = client.pipeline(transaction=False)
     for script, keys, args in calls:
