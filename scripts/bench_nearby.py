@@ -227,11 +227,13 @@ def bench(
             begun = time.perf_counter()
             server, workers = start(serve_command(stack, port), env, base)
             print(f"  geotarget {name} ready in {time.perf_counter() - begun:.0f} s", flush=True)
+            hook_id = None
             try:
                 if config.startswith("listening"):
                     hook = {"url": f"http://127.0.0.1:{receiver_port}/hook", "events": ["enter", "dwell", "exit"]}
                     made = httpx.post(f"{base}/v1/webhooks", json=hook, headers={"Authorization": f"Bearer {key}"})
                     made.raise_for_status()
+                    hook_id = made.json()["id"]
                     time.sleep(3)  # every worker's subscriptions are read again within 2 s
                 drive(base, "/v1/nearby", key, centres, 3, 8, workers, redis_url=redis_url)  # warm-up
                 first = turn < len(runs) // rounds
@@ -255,6 +257,8 @@ def bench(
                         figures = drive(base, "/healthz", key, centres, seconds, c, workers)
                         results.setdefault(f"{name} healthz c{c}", []).append(figures)
             finally:
+                if hook_id is not None:  # kept in SQL, which every configuration shares: the next ones hear nobody
+                    httpx.delete(f"{base}/v1/webhooks/{hook_id}", headers={"Authorization": f"Bearer {key}"})
                 stop(server)
                 forget(redis_url, [prefix])  # each configuration starts clean: no counters, no transitions left over
     finally:
