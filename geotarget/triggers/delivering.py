@@ -121,14 +121,15 @@ class Deliverer:
         """Start the sending threads this webhook wants and has work for; ``wait`` for a free thread (the
         delivery loop may), or start only what is free now (a sending thread may not wait on its peers)."""
         while True:
-            with self._changed:
+            with self._changed:  # counted before it starts: two callers never both take the last place
                 held = self._senders.get(sub, 0)
                 if self._stopping or held >= min(self._wanted(sub), self._free_slots(sub)):
                     return
+                self._senders[sub] = held + 1
             if not self._threads.acquire(blocking=wait):
+                with self._changed:
+                    self._senders[sub] -= 1  # the caller is itself one of this webhook's senders: nothing stalls
                 return
-            with self._changed:
-                self._senders[sub] = self._senders.get(sub, 0) + 1
             self._pool.submit(self._send_from, sub)
 
     def _free_slots(self, sub: str) -> int:
