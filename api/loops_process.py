@@ -15,6 +15,8 @@ import sys
 import threading
 import time
 
+from geotarget.store.embedded_redis import end_process
+
 log = logging.getLogger(__name__)
 
 
@@ -46,14 +48,8 @@ class LoopsProcess:
     def stop(self, timeout_s: float = 15.0) -> None:
         self._stopped.set()
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            end_process(process, timeout_s)
 
 
 def exit_with_parent(stop: threading.Event, parent: int, every_s: float = 1.0) -> None:
