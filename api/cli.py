@@ -230,11 +230,8 @@ def deliver(
 ) -> None:
     """Run the trigger and delivery loops (transitions into signed webhook and broker deliveries), until stopped.
     Any number may run; ``serve`` starts one beside its workers unless GEOTARGET_DELIVER_IN_SERVE=false."""
-    stop = threading.Event()
-    if parent_pid:
-        exit_with_parent(stop, parent_pid)
-    runtime = Runtime.open(Settings(), follow=True, consume=False, deliver=True)
-    _until_stopped(runtime, "delivery worker", stop)
+    stop = exit_with_parent(parent_pid) if parent_pid else None  # watched while the runtime opens too
+    _until_stopped(Runtime.open(Settings(), follow=True, consume=False, deliver=True), "delivery worker", stop)
 
 
 @app.command()

@@ -52,9 +52,10 @@ class LoopsProcess:
             end_process(process, timeout_s)
 
 
-def exit_with_parent(stop: threading.Event, parent: int, every_s: float = 1.0) -> None:
-    """In the loops process: ``stop`` as soon as the ``serve`` that started it is gone, even while it is still
-    starting (a SIGKILLed ``serve`` runs no shutdown, and its loops would go on sending alone)."""
+def exit_with_parent(parent: int, every_s: float = 1.0) -> threading.Event:
+    """In the loops process: an event set as soon as the ``serve`` that started it is gone, even while it is
+    still starting (a SIGKILLed ``serve`` runs no shutdown, and its loops would go on sending alone)."""
+    stop = threading.Event()
 
     def watch() -> None:
         while os.getppid() == parent and not stop.is_set():  # an orphan's parent becomes another process
@@ -62,3 +63,4 @@ def exit_with_parent(stop: threading.Event, parent: int, every_s: float = 1.0) -
         stop.set()  # seen while still starting too: it closes what it opened once open
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+    return stop
