@@ -25,6 +25,8 @@ def feature_of(view: FenceView) -> dict[str, Any]:
     }
     if fence.radius_m is not None:
         properties["radius_m"] = fence.radius_m
+    if fence.external_id is not None:
+        properties["external_id"] = fence.external_id
     if view.h3 is not None:
         properties["h3"] = asdict(view.h3)
     if view.repaired:

@@ -154,11 +154,12 @@ class FenceIndex:
             self.version += 1
         return found
 
-    def replace_all(self, fences: Iterable[tuple[str, Shape]]) -> None:
-        """Swap in a complete new set (used when a worker resynchronises from storage)."""
+    def replace_all(self, fences: Iterable[tuple[str, Shape, Cover | None]]) -> None:
+        """Swap in a complete new set (used when a worker resynchronises from storage); a cover not given is
+        computed."""
         fresh = FenceIndex(self.res)
-        for fence_id, shape in fences:
-            fresh.add(fence_id, shape)
+        for fence_id, shape, cover in fences:
+            fresh.add(fence_id, shape, cover)
         with self._lock:
             self._shapes, self._covers, self._bounds = fresh._shapes, fresh._covers, fresh._bounds
             self._interior, self._boundary, self._near = fresh._interior, fresh._boundary, fresh._near

@@ -62,6 +62,10 @@ class ValidFence:
     timezone: str | None
     repaired: str | None
     properties: dict[str, Any]
+    external_id: str | None = None  # the merchant's own id for the store: a re-import finds it by this
+
+
+MAX_EXTERNAL_ID_LENGTH = 128
 
 
 def parse_feature(
@@ -113,10 +117,21 @@ def parse_feature(
             "purpose must be 'serve' (offers are shown in it) or 'audience' (it only feeds audiences)",
             f"{path}properties.purpose",
         )
+    external_id = properties.get("external_id")
+    if external_id is not None and (
+        not isinstance(external_id, str)
+        or not 1 <= len(external_id) <= MAX_EXTERNAL_ID_LENGTH
+        or not external_id.isprintable()
+    ):
+        raise FenceError(
+            "bad_external_id",
+            f"external_id must be a printable string of 1 to {MAX_EXTERNAL_ID_LENGTH} characters (your id for it)",
+            f"{path}properties.external_id",
+        )
     shape, repaired = parse_geometry(
         feature.get("geometry"), properties.get("radius_m"), limits, repair=repair, path=f"{path}geometry"
     )
-    return ValidFence(shape, name, tuple(tags), timezone, repaired, dict(properties))
+    return ValidFence(shape, name, tuple(tags), timezone, repaired, dict(properties), external_id)
 
 
 def _check_size(properties: Mapping[str, Any], limits: FenceLimits, field: str) -> None:

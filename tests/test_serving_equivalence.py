@@ -40,7 +40,7 @@ class World:
 
     def _place(self, fence_id: str) -> FencePlace | None:
         shape, cover = self.index.shape(fence_id), self.index.cover(fence_id)
-        return None if shape is None or cover is None else FencePlace(shape, cover, self.zones[fence_id])
+        return None if shape is None or cover is None else FencePlace(shape, cover, self.zones[fence_id], 1)
 
     def offers_on(self, fence_id: str) -> list[Offer]:
         return [o for o in self.offers.values() if fence_id in o.geofence_ids]

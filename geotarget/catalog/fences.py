@@ -35,7 +35,20 @@ log = logging.getLogger(__name__)
 
 # Properties the fence itself answers; a merchant's properties of these names are not kept as extras.
 RESERVED_PROPERTIES = frozenset(
-    {"name", "tags", "timezone", "radius_m", "area_m2", "version", "created_at", "updated_at", "h3", "repaired", "id"}
+    {
+        "name",
+        "tags",
+        "timezone",
+        "radius_m",
+        "area_m2",
+        "version",
+        "created_at",
+        "updated_at",
+        "h3",
+        "repaired",
+        "id",
+        "external_id",
+    }
 )
 MAX_CELLS_SHOWN = 50_000
 
@@ -89,6 +102,7 @@ class BulkResult:
     index: int
     id: str | None = None
     error: FenceError | InvalidInput | None = None
+    existing: bool = False  # its external_id was already stored: the fence it names is left as it is
 
 
 class FenceService:
@@ -143,10 +157,30 @@ class FenceService:
         return self._store_many(merchant_id, self.pool.run(job, data, filename, self.upload_limits, self.limits))
 
     def _store_many(self, merchant_id: str, prepared: list[Prepared]) -> list[BulkResult]:
+        """Features whose ``external_id`` the merchant already stored are left alone (a re-run import or a page
+        sent again creates nothing twice); one repeated within the request is an error at its second place."""
         results = [BulkResult(p.index, error=p.error) for p in prepared if p.error is not None]
         valid = [(p.index, p.ready) for p in prepared if p.ready is not None]
-        fences = self._store(merchant_id, [ready for _, ready in valid])
-        results += [BulkResult(i, id=fence.id) for (i, _), fence in zip(valid, fences, strict=True)]
+        given = [r.fence.external_id for _, r in valid if r.fence.external_id is not None]
+        stored = self.repository.fences_by_external_id(merchant_id, given) if given else {}
+        first: dict[str, int] = {}
+        new: list[tuple[int, Ready]] = []
+        for index, ready in valid:
+            external_id = ready.fence.external_id
+            if external_id is None:
+                new.append((index, ready))
+            elif external_id in stored:
+                results.append(BulkResult(index, id=stored[external_id], existing=True))
+            elif external_id in first:
+                message = f"external_id {external_id!r} is also given at features[{first[external_id]}]"
+                results.append(
+                    BulkResult(index, error=InvalidInput(message, f"features[{index}].properties.external_id"))
+                )
+            else:
+                first[external_id] = index
+                new.append((index, ready))
+        fences = self._store(merchant_id, [ready for _, ready in new])
+        results += [BulkResult(i, id=fence.id) for (i, _), fence in zip(new, fences, strict=True)]
         return sorted(results, key=lambda r: r.index)
 
     def _store(self, merchant_id: str, prepared: list[Ready]) -> list[Fence]:
@@ -154,7 +188,7 @@ class FenceService:
         waits and finds them indexed instead of covering them a second time."""
         with self.catalog.writing(len(prepared)):
             new = [_new_fence(merchant_id, r) for r in prepared]
-            fences = self.repository.add_fences(merchant_id, new, self.max_per_merchant)
+            fences = self.repository.add_fences(merchant_id, new, [r.cover for r in prepared], self.max_per_merchant)
             for ready, fence in zip(prepared, fences, strict=True):
                 self.catalog.put_fence(fence, ready.fence.shape, ready.cover)
         if fences:
@@ -181,7 +215,7 @@ class FenceService:
                 message = f"offers {offers} are on this fence; an audience-only fence has none"
                 raise Conflict(message, "properties.purpose")
         with self.catalog.writing(1):
-            fence = self.repository.replace_fence(changed, current.version)
+            fence = self.repository.replace_fence(changed, ready.cover, current.version)
             self.catalog.put_fence(fence, ready.fence.shape, ready.cover)
         self._announce()
         return FenceView(fence, H3Summary.of(ready.cover), ready.fence.repaired)
@@ -263,6 +297,7 @@ def _new_fence(merchant_id: str, ready: Ready) -> Fence:
         tags=tuple(valid.tags),
         properties=_plain({k: v for k, v in valid.properties.items() if k not in RESERVED_PROPERTIES}),
         area_m2=valid.shape.area_m2,
+        external_id=valid.external_id,
         created_at=now,
         updated_at=now,
     )
@@ -273,6 +308,8 @@ def _properties(fence: Fence) -> dict[str, Any]:
     own: dict[str, Any] = {"name": fence.name, "tags": list(fence.tags), "timezone": fence.timezone}
     if fence.radius_m is not None:
         own["radius_m"] = fence.radius_m
+    if fence.external_id is not None:
+        own["external_id"] = fence.external_id
     return {**fence.properties, **own}
 
 

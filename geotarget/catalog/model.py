@@ -99,6 +99,7 @@ class Fence:
     tags: tuple[str, ...]
     properties: dict[str, Any]  # the merchant's own extra properties, kept as given
     area_m2: float
+    external_id: str | None = None  # the merchant's own id, unique among its fences (re-imports find it)
     version: int = 1
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -3,7 +3,9 @@ kept equal to SQL; and ``view``, the immutable ``CatalogView`` serving reads, re
 write block (a fence write, a sync, a load) ends.
 
 SQL is the source of truth; the ``changes`` table is its ordered log. ``sync()`` applies what this worker has not
-seen yet, so a missed Redis notification only delays a change, it never loses it.
+seen yet, so a missed Redis notification only delays a change, it never loses it. Covers and reach covers come
+from SQL too (stored when the fence or offer was written); one that is missing or stale is computed here and
+stored, so the next worker to start finds it.
 
 The index lives as long as the process, and Python's cyclic collector would rescan all of it in every full
 collection: with 20,000 fences each took 130-250 ms, holding the GIL, so every request of the worker stalled
@@ -15,6 +17,7 @@ free nothing after a 5,000-fence bulk while pausing everyone for 20 ms, so there
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,13 +25,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from geofences import FenceIndex, LatLng, Proximity, Shape
-from geofences.index import Cover
+from geofences.index import Cover, cover_shape
 from geotarget.catalog.keys import KeyCache
 from geotarget.catalog.model import Fence, Offer
 from geotarget.catalog.shapes import shape_of
 from geotarget.catalog.view import CatalogView, FencePlace, ViewBuilder
+from geotarget.store.covers import FenceReach
 from geotarget.store.repository import EVERYONE, Change, Repository
 from geotarget.triggers.presence import DEFAULT_DWELL_S
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,10 @@ class Catalog:
         if fence_id in self.audience_fences:
             return None
         shape, cover, zone = self.index.shape(fence_id), self.index.cover(fence_id), self.timezones.get(fence_id)
-        return None if shape is None or cover is None or zone is None else FencePlace(shape, cover, zone)
+        meta = self._meta.get(fence_id)
+        if shape is None or cover is None or zone is None or meta is None:
+            return None
+        return FencePlace(shape, cover, zone, meta.version)
 
     @contextmanager
     def _publishing(self) -> Iterator[None]:
@@ -186,7 +195,14 @@ class Catalog:
         with self.writing(LARGE_CHANGE):
             seq = repository.latest_change()
             fences = repository.fences(EVERYONE)
-            self.index.replace_all((f.id, shape_of(f)) for f in fences)
+            covers = repository.covers.covers(self.index.res)
+            shapes = {f.id: shape_of(f) for f in fences}
+            computed = [
+                (f.id, f.version, cover_shape(shapes[f.id], self.index.res)) for f in fences if f.id not in covers
+            ]
+            covers.update((fence_id, cover) for fence_id, _, cover in computed)
+            self.index.replace_all((f.id, shapes[f.id], covers[f.id]) for f in fences)
+            del shapes, covers
             self._meta = {f.id: FenceMeta.of(f) for f in fences}
             self.timezones = {f.id: f.timezone for f in fences}
             self.audience_fences = frozenset(f.id for f in fences if f.audience_only)
@@ -198,10 +214,22 @@ class Catalog:
                     self._by_fence.setdefault(fence_id, {})[offer.id] = offer
             self.triggered, self.dwell_thresholds = {}, {}
             self._index_triggers(list(self._by_fence))
-            self._builder.rebuild(offers)
+            self._builder.rebuild(offers, repository.covers.reaches(self.index.res))
             self._put_merchants(repository, None)
             self._put_audiences(repository, None)
             self._seq = seq
+        if computed:
+            log.info("stored the covers of %d fences stored without one", len(computed))
+            repository.covers.put_covers(computed)
+        self._store_reaches(repository)
+
+    def _store_reaches(self, repository: Repository) -> None:
+        """Store the reach covers computed since the last call (new offers, changed fences, or none stored)."""
+        with self._lock:
+            res = self.index.res
+            fresh = [FenceReach(f, v, m, res, cells) for f, v, m, cells in self._builder.take_computed()]
+        if fresh:
+            repository.covers.put_reaches(fresh)
 
     def sync(self, repository: Repository) -> int:
         """Apply every change logged since the last sync; returns how many were applied."""
@@ -211,7 +239,8 @@ class Catalog:
                 return 0
             with _long_lived(len(changes) >= LARGE_CHANGE):
                 self._apply(repository, changes)
-            return len(changes)
+        self._store_reaches(repository)
+        return len(changes)
 
     def _apply(self, repository: Repository, changes: Sequence[Change]) -> None:
         newest: dict[str, int | None] = {c.entity_id: c.version for c in changes if c.kind == "fence"}
@@ -220,12 +249,13 @@ class Catalog:
         merchant_ids = list(dict.fromkeys(c.entity_id for c in changes if c.kind == "merchant"))
         audience_ids = list(dict.fromkeys(c.entity_id for c in changes if c.kind == "audience"))
         fences = {f.id: f for f in repository.fences(EVERYONE, fence_ids)} if fence_ids else {}
+        covers = repository.covers.covers(self.index.res, list(fences)) if fences else {}
         for fence_id in fence_ids:
             fence = fences.get(fence_id)
             if fence is None:
                 self.drop_fence(fence_id)
             elif not self._indexed_at(fence.id, fence.version):
-                self.put_fence(fence, shape_of(fence))
+                self.put_fence(fence, shape_of(fence), covers.get(fence.id))
         if offer_ids:
             offers = repository.offers(EVERYONE, offer_ids)
             for gone in set(offer_ids) - {o.id for o in offers}:

@@ -44,6 +44,7 @@ class FencePlace:
     shape: Shape
     cover: Cover
     timezone: str
+    version: int  # the fence's, which its reach covers are computed from
 
 
 FenceLookup = Callable[[str], FencePlace | None]
@@ -124,12 +125,14 @@ class ViewBuilder:
         self._by_offer: dict[str, list[int]] = {}
         self._by_fence: dict[str, list[int]] = {}
         self._reaches: dict[str, dict[float, tuple[Cell, ...]]] = {}  # fence id -> nearby_m -> reach cover
+        self._computed: list[tuple[str, int, float, tuple[Cell, ...]]] = []  # reaches not stored yet
         self._schedules: dict[tuple[Schedule, str], int] = {}
 
-    def rebuild(self, offers: Iterable[Offer]) -> None:
-        """Start over from every offer (worker start): one packed table, no overlay."""
+    def rebuild(self, offers: Iterable[Offer], stored: dict[str, dict[float, tuple[Cell, ...]]]) -> None:
+        """Start over from every offer (worker start): one packed table, no overlay. ``stored``: the reach covers
+        kept in SQL (fence id -> nearby_m -> cells) for the fences' current versions."""
         self._rows = _Columns()
-        self._by_offer, self._by_fence, self._reaches = {}, {}, {}
+        self._by_offer, self._by_fence, self._reaches = {}, {}, stored
         members: list[tuple[int, int]] = []
         reaches: list[tuple[int, int]] = []
         for offer in offers:
@@ -154,6 +157,11 @@ class ViewBuilder:
         for offer in offers:
             self._add_pair(offer, fence_id, members, reaches)
         self._add_rows(members, reaches)
+
+    def take_computed(self) -> list[tuple[str, int, float, tuple[Cell, ...]]]:
+        """(fence id, fence version, nearby_m, cells) of every reach cover computed here since the last call."""
+        computed, self._computed = self._computed, []
+        return computed
 
     def view(self, merchant_caps: Mapping[str, int]) -> CatalogView:
         r = self._rows
@@ -216,4 +224,5 @@ class ViewBuilder:
             reach = known.get(offer.nearby_m)
             if reach is None:
                 reach = known[offer.nearby_m] = reach_cover(place.shape, offer.nearby_m, self.res)
+                self._computed.append((fence_id, place.version, offer.nearby_m, reach))
             reaches += [(int(c), row) for c in reach]

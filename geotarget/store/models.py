@@ -1,5 +1,6 @@
-"""SQL tables. Geometry is kept as GeoJSON text so SQLite and PostgreSQL store the same thing; the fence index
-is rebuilt from it in every worker. ``changes`` is an ordered log of fence and offer writes that lets workers
+"""SQL tables. Geometry is kept as GeoJSON text so SQLite and PostgreSQL store the same thing; what is derived
+from it (H3 covers, reach covers) is stored beside it when it is written, so a worker starting never re-covers
+a fence. ``changes`` is an ordered log of fence and offer writes that lets workers
 catch up even when Redis notifications were missed."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -50,7 +51,10 @@ class ApiKey(Base):
 
 class Geofence(Base):
     __tablename__ = "geofences"
-    __table_args__ = (Index("ix_geofences_merchant", "merchant_id"),)
+    __table_args__ = (
+        Index("ix_geofences_merchant", "merchant_id"),
+        Index("ux_geofences_external_id", "merchant_id", "external_id", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
@@ -62,9 +66,36 @@ class Geofence(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     area_m2: Mapped[float] = mapped_column(Float)
+    external_id: Mapped[str | None] = mapped_column(String(128))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class FenceCover(Base):
+    """A fence's H3 cover at the index resolution, for the fence's version it was computed from. Cells are
+    packed little-endian uint64 (``geotarget.store.covers``)."""
+
+    __tablename__ = "fence_covers"
+
+    fence_id: Mapped[str] = mapped_column(ForeignKey("geofences.id", ondelete="CASCADE"), primary_key=True)
+    fence_version: Mapped[int] = mapped_column(Integer)
+    res: Mapped[int] = mapped_column(Integer)
+    interior: Mapped[bytes] = mapped_column(LargeBinary)  # compacted
+    boundary: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReachCover(Base):
+    """The cells reaching ``nearby_m`` around a fence (``geofences.reach``), for one version of the fence and
+    the finest resolution it was made for."""
+
+    __tablename__ = "reach_covers"
+
+    fence_id: Mapped[str] = mapped_column(ForeignKey("geofences.id", ondelete="CASCADE"), primary_key=True)
+    nearby_m: Mapped[float] = mapped_column(Float, primary_key=True)
+    fence_version: Mapped[int] = mapped_column(Integer)
+    finest_res: Mapped[int] = mapped_column(Integer)
+    cells: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Offer(Base):

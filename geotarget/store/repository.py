@@ -16,11 +16,13 @@ from typing import Any, Final, Literal, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from geofences.index import Cover
 from geotarget.catalog.model import Fence, Merchant, Offer, as_utc
 from geotarget.errors import Conflict, NotFound
 from geotarget.store import models
 from geotarget.store.api_keys import KeyTable, StoredKey, key_row
 from geotarget.store.audiences import AudienceStore
+from geotarget.store.covers import CoverTable, cover_row, forget_reaches
 from geotarget.store.database import transaction
 from geotarget.store.records import fence_of, fence_values, merchant_of, offer_of, offer_values
 
@@ -54,6 +56,7 @@ class Repository:
         self._factory = factory
         self.audiences = AudienceStore(factory)
         self.keys = KeyTable(factory)
+        self.covers = CoverTable(factory)
 
     # -- merchants and keys -----------------------------------------------------------------------------------
 
@@ -97,9 +100,12 @@ class Repository:
 
     # -- fences -----------------------------------------------------------------------------------------------
 
-    def add_fences(self, merchant_id: str, fences: Sequence[Fence], max_total: int | None = None) -> list[Fence]:
-        """Many fences and their change records in one flush (a 5,000-fence bulk is one round of inserts); all or
-        none of them when the merchant would then hold more than ``max_total`` (``Conflict``, code ``quota``)."""
+    def add_fences(
+        self, merchant_id: str, fences: Sequence[Fence], covers: Sequence[Cover], max_total: int | None = None
+    ) -> list[Fence]:
+        """Many fences, their covers and change records in one flush (a 5,000-fence bulk is one round of
+        inserts); all or none of them when the merchant would then hold more than ``max_total`` (``Conflict``,
+        code ``quota``)."""
         with transaction(self._factory) as session:
             session.get(models.Merchant, merchant_id, with_for_update=True)  # one quota check at a time
             _require_merchant(session, merchant_id)
@@ -115,11 +121,26 @@ class Repository:
                         None,
                         code="quota",
                     )
+            _refuse_taken_external_ids(session, merchant_id, {f.external_id: None for f in fences})
             rows = [models.Geofence(**fence_values(replace(f, merchant_id=merchant_id))) for f in fences]
             session.add_all(rows)
+            session.flush()  # the fence rows before the covers that reference them
+            session.add_all([cover_row(r.id, r.version, c) for r, c in zip(rows, covers, strict=True)])
             session.add_all([models.Change(kind="fence", entity_id=r.id, version=r.version) for r in rows])
             session.flush()
             return [fence_of(r) for r in rows]
+
+    def fences_by_external_id(self, merchant_id: str, external_ids: Sequence[str]) -> dict[str, str]:
+        """External id -> fence id, for those of ``external_ids`` the merchant has stored."""
+        g = models.Geofence
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(external_ids))
+        with self._factory() as session:
+            for start in range(0, len(unique), 1_000):
+                part = unique[start : start + 1_000]
+                query = select(g.external_id, g.id).where(g.merchant_id == merchant_id, g.external_id.in_(part))
+                found.update({str(e): i for e, i in session.execute(query)})
+        return found
 
     def fence(self, owner: Owner, fence_id: str) -> Fence | None:
         found = self.fences(owner, [fence_id])
@@ -129,14 +150,19 @@ class Repository:
         """The owner's fences (those of ``ids`` only, when given), oldest first."""
         return [fence_of(r) for r in self._listed(models.Geofence, owner, ids)]
 
-    def replace_fence(self, fence: Fence, seen_version: int) -> Fence:
-        """Store a new state of ``fence`` unless someone changed it since ``seen_version`` (``Conflict``)."""
+    def replace_fence(self, fence: Fence, cover: Cover, seen_version: int) -> Fence:
+        """Store a new state of ``fence`` and its cover unless someone changed it since ``seen_version``
+        (``Conflict``)."""
         with transaction(self._factory) as session:
             row = _one(session, models.Geofence, fence.merchant_id, fence.id, "geofence")
             if row.version != seen_version:
                 raise Conflict(f"geofence {fence.id!r} changed while this patch was checked; send it again", "id")
+            _refuse_taken_external_ids(session, fence.merchant_id, {fence.external_id: fence.id})
             values = fence_values(fence) | {"version": row.version + 1, "created_at": row.created_at}
-            return fence_of(_write(session, row, values, "fence"))
+            stored = fence_of(_write(session, row, values, "fence"))
+            session.merge(cover_row(stored.id, stored.version, cover))
+            forget_reaches(session, stored.id)
+            return stored
 
     def delete_fence(self, merchant_id: str, fence_id: str) -> None:
         """The fence goes; the merchant's offers stop pointing at it."""
@@ -249,6 +275,23 @@ def _merchant(owner: Owner) -> str:
     if not isinstance(owner, str) or not owner:
         raise TypeError(f"an owner is a merchant id or EVERYONE, not {owner!r}")
     return owner
+
+
+def _refuse_taken_external_ids(session: Session, merchant_id: str, wanted: Mapping[str | None, str | None]) -> None:
+    """``Conflict`` when one of the external ids (-> the fence that may keep it, or None) names another of the
+    merchant's fences. The unique index stays the last word when two writers race."""
+    given = [e for e in wanted if e is not None]
+    if not given:
+        return
+    g = models.Geofence
+    query = select(g.external_id, g.id).where(g.merchant_id == merchant_id, g.external_id.in_(given))
+    for external_id, fence_id in session.execute(query):
+        if wanted.get(external_id) != fence_id:
+            raise Conflict(
+                f"external_id {external_id!r} already names your geofence {fence_id!r}",
+                "properties.external_id",
+                code="duplicate_external_id",
+            )
 
 
 def _owned_rows(session: Session, table: type[_Row], merchant_id: str, *where: Any) -> Sequence[_Row]:
