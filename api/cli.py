@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli_fences import fences_app
 from api.cli_keys import keys_app, merchants_app
 from api.cli_support import day, existing_deployment, reachable_cluster, user_errors
 from api.demo.city import DEMO_CITY, EXAMPLE_POINT, load_demo_city
@@ -21,7 +22,6 @@ from api.demo.traffic import simulate_once
 from api.logs import log_config
 from api.loops_process import LoopsProcess, exit_with_parent
 from geofences import LatLng
-from geotarget.errors import NotFound
 from geotarget.metrics import MULTIPROCESS_DIR
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
@@ -30,7 +30,6 @@ from geotarget.store.embedded_redis import EmbeddedRedis
 from geotarget.store.repository import EVERYONE
 
 app = typer.Typer(help="geotarget: location-aware offers around merchants' stores.", no_args_is_help=True)
-fences_app = typer.Typer(help="Geofence files.", no_args_is_help=True)
 app.add_typer(fences_app, name="fences")
 audiences_app = typer.Typer(help="Audiences built from visits.", no_args_is_help=True)
 app.add_typer(audiences_app, name="audiences")
@@ -165,41 +164,6 @@ def _load_demo(settings: Settings, host: str, port: int) -> None:
         "Webhooks to a receiver on this machine (http://127.0.0.1:…) are refused unless the server runs with\n"
         "  GEOTARGET_WEBHOOK_ALLOW_PRIVATE=true (loopback and private addresses; docs/triggers.md)"
     )
-
-
-@fences_app.command("import")
-def import_fences(
-    file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="GeoJSON, KML, zipped Shapefile, GeoParquet")
-    ],
-    merchant: Annotated[str, typer.Option("--merchant", help="Merchant id that will own the fences.")],
-    repair: Annotated[bool, typer.Option(help="Fix self-intersections with make_valid.")] = False,
-    radius_m: Annotated[
-        float | None, typer.Option("--radius-m", help="Radius (m) for points that give none: circle fences.")
-    ] = None,
-) -> None:
-    """Validate and store every fence in FILE; invalid ones are listed, valid ones kept."""
-    runtime = Runtime.open(existing_deployment(Settings(cpu_workers=0)), follow=False)
-    try:
-        with user_errors():
-            if runtime.repository.merchant(EVERYONE, merchant) is None:
-                raise NotFound(f"no merchant {merchant!r}", "--merchant")
-            data = file.read_bytes()
-            results = runtime.fences.import_file(merchant, data, file.name, repair=repair, default_radius_m=radius_m)
-    finally:
-        runtime.close()
-    created = [r for r in results if r.error is None]
-    console.print(f"{len(created)} fence(s) imported, {len(results) - len(created)} rejected")
-    if len(created) < len(results):
-        by_problem: dict[str, list[int]] = {}
-        for r in results:
-            if r.error is not None:
-                by_problem.setdefault(r.error.message, []).append(r.index)
-        table = Table("problem", "features", "first ones")
-        for problem, indexes in sorted(by_problem.items(), key=lambda item: -len(item[1])):
-            table.add_row(problem, f"{len(indexes):,}", ", ".join(map(str, indexes[:5])) + ("…" * (len(indexes) > 5)))
-        console.print(table)
-        raise typer.Exit(1)
 
 
 @app.command()

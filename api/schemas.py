@@ -157,26 +157,29 @@ class FeatureCollectionOut(BaseModel):
 
 class BulkRow(BaseModel):
     index: int
-    status: Literal["created", "rejected"]
+    status: Literal["created", "existing", "rejected"] = Field(
+        description="existing: its properties.external_id already names one of your fences (left as it is)"
+    )
     id: str | None = None
     error: ErrorDetail | None = None
 
 
 class BulkOut(BaseModel):
     created: int
+    existing: int = Field(description="features whose external_id was already stored: a page sent again")
     rejected: int
     results: list[BulkRow]
 
 
 def bulk_out(results: list[BulkResult]) -> BulkOut:
     rows = [
-        BulkRow(index=r.index, status="created", id=r.id)
-        if r.error is None
-        else BulkRow(index=r.index, status="rejected", error=ErrorDetail.of(r.error))
+        BulkRow(index=r.index, status="rejected", error=ErrorDetail.of(r.error))
+        if r.error is not None
+        else BulkRow(index=r.index, status="existing" if r.existing else "created", id=r.id)
         for r in results
     ]
-    created = sum(1 for r in rows if r.status == "created")
-    return BulkOut(created=created, rejected=len(rows) - created, results=rows)
+    counted = {status: sum(1 for r in rows if r.status == status) for status in ("created", "existing", "rejected")}
+    return BulkOut(**counted, results=rows)
 
 
 class ContainingFence(BaseModel):

@@ -100,7 +100,7 @@ def read_features(data: bytes, filename: str | None = None, limits: UploadLimits
         raise FenceError(
             "too_many_features", f"the file holds {len(features):,} features; at most {limits.max_features:,}", "file"
         )
-    return [_clean(f) for f in features]
+    return [clean_feature(f) for f in features]
 
 
 def _geojson(data: bytes, _: UploadLimits) -> list[dict[str, Any]]:
@@ -206,10 +206,10 @@ def _geoparquet(data: bytes, limits: UploadLimits) -> list[dict[str, Any]]:
         raise FenceError("unreadable_file", f"could not read the GeoParquet file ({exc})", "file") from None
     if frame.crs is not None and frame.crs.to_epsg() != 4326:
         frame = frame.to_crs(4326)
-    return _frame_features(frame)
+    return frame_features(frame)
 
 
-def _frame_features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+def frame_features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     return [{**f, "geometry": _as_lists(f["geometry"])} for f in frame.iterfeatures(na="null", drop_id=True)]
 
 
@@ -234,7 +234,7 @@ def _to_wgs84(features: list[dict[str, Any]], wkt: str | None) -> list[dict[str,
         frame = gpd.GeoDataFrame.from_features(features, crs=crs).to_crs(4326)
     except Exception as exc:
         raise FenceError("unreadable_file", f"could not reproject the shapefile to WGS84 ({exc})", "file") from None
-    return _frame_features(frame)
+    return frame_features(frame)
 
 
 _READERS: dict[str, Callable[[bytes, UploadLimits], list[dict[str, Any]]]] = {
@@ -256,7 +256,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _clean(feature: dict[str, Any]) -> dict[str, Any]:
+def clean_feature(feature: dict[str, Any]) -> dict[str, Any]:
     raw = feature.get("properties")
     if not isinstance(raw, dict):
         return feature  # the fence rules say what is wrong with it

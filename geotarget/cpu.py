@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -46,6 +46,18 @@ class CpuPool:
             raise Busy("a fence worker stopped unexpectedly; try again in a few seconds") from None
         finally:
             self._slots.release()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """``fn(*args)`` started in a worker process without waiting (a one-shot CLI command keeps every core
+        busy this way); with ``workers=0`` it runs here, now. Not bounded: callers keep their own window."""
+        if self.workers == 0:
+            done: Future[T] = Future()
+            try:
+                done.set_result(fn(*args))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
+        return self._pool().submit(fn, *args)
 
     def close(self) -> None:
         with self._lock:

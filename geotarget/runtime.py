@@ -96,10 +96,17 @@ class Runtime:
 
     @classmethod
     def open(
-        cls, settings: Settings, *, follow: bool = True, consume: bool | None = None, deliver: bool = False
+        cls,
+        settings: Settings,
+        *,
+        follow: bool = True,
+        consume: bool | None = None,
+        deliver: bool = False,
+        load_catalog: bool = True,
     ) -> Runtime:
         """``deliver``: run the trigger and delivery loops here (a serving worker asks for them when
-        ``deliver_in_serve`` is set; ``geotarget deliver`` always)."""
+        ``deliver_in_serve`` is set; ``geotarget deliver`` always). ``load_catalog=False`` leaves the catalog
+        empty: for a command that only writes (an import), a million fences need not be read first."""
         embedded = None
         redis_url = settings.redis_url
         if not redis_url:
@@ -113,7 +120,8 @@ class Runtime:
         repository = Repository(database.session_factory(engine))
         client = connect(redis_url, settings.redis_timeout_ms)
         catalog = Catalog(settings.index_res)
-        catalog.load_all(repository)
+        if load_catalog:
+            catalog.load_all(repository)
         observe_catalog(len(catalog.index), catalog.seq, None)
         notifier = RedisFenceNotifier(connect(redis_url, max(settings.redis_timeout_ms, 500)), settings.key_prefix())
         pool = CpuPool(settings.cpu_workers, settings.cpu_queue)

@@ -60,11 +60,11 @@ def test_rejected_fences_are_grouped_by_problem(env, client, tmp_path):
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [point] * 30 + [ALFAMA_CAFE]}))
     done = run(env, "fences", "import", str(path), "--merchant", merchant)
     assert done.exit_code == 1
-    assert "1 fence(s) imported, 30 rejected" in done.output
+    assert "1 fence(s) imported, 0 already stored, 30 rejected" in done.output
     assert done.output.count("radius_m") == 1 and "30" in done.output  # one row for the 30 of them
 
     again = run(env, "fences", "import", str(path), "--merchant", merchant, "--radius-m", "40")
-    assert again.exit_code == 0 and "31 fence(s) imported, 0 rejected" in again.output
+    assert again.exit_code == 0 and "30 fence(s) imported, 1 already stored, 0 rejected" in again.output
     fences = client.get("/v1/geofences", headers=headers).json()["features"]
     assert [f["properties"]["radius_m"] for f in fences if f["geometry"]["type"] == "Point"] == [40] * 30
 

@@ -136,12 +136,12 @@ class FenceService:
     def create_many(self, merchant_id: str, features: Sequence[Any], *, repair: bool = False) -> list[BulkResult]:
         """Store every valid feature in one transaction; report every invalid one by its index."""
         prepared = self.pool.run(partial(prepare_fences, repair=repair, bulk=True), list(features), self.limits)
-        return self._store_many(merchant_id, prepared)
+        return self.store_prepared(merchant_id, prepared)
 
     def import_collection(self, merchant_id: str, body: bytes, *, repair: bool = False) -> list[BulkResult]:
         """``create_many`` for a raw FeatureCollection body (parsed in the CPU pool, not on the event loop)."""
         job = partial(prepare_collection, repair=repair)
-        return self._store_many(merchant_id, self.pool.run(job, body, self.limits, self.upload_limits.max_features))
+        return self.store_prepared(merchant_id, self.pool.run(job, body, self.limits, self.upload_limits.max_features))
 
     def import_file(
         self,
@@ -154,41 +154,48 @@ class FenceService:
     ) -> list[BulkResult]:
         """``create_many`` for a GeoJSON, KML, zipped Shapefile or GeoParquet file (parsed in the CPU pool)."""
         job = partial(prepare_file, repair=repair, default_radius_m=default_radius_m)
-        return self._store_many(merchant_id, self.pool.run(job, data, filename, self.upload_limits, self.limits))
+        return self.store_prepared(merchant_id, self.pool.run(job, data, filename, self.upload_limits, self.limits))
 
-    def _store_many(self, merchant_id: str, prepared: list[Prepared]) -> list[BulkResult]:
-        """Features whose ``external_id`` the merchant already stored are left alone (a re-run import or a page
-        sent again creates nothing twice); one repeated within the request is an error at its second place."""
+    def store_prepared(self, merchant_id: str, prepared: list[Prepared], *, index: bool = True) -> list[BulkResult]:
+        """Store the valid ones; report the others by index. Features whose ``external_id`` the merchant
+        already stored are left alone (a re-run import or a page sent again creates nothing twice); one repeated
+        within the request is an error at its second place. ``index=False``: store and tell the serving workers
+        without indexing here (an import in a CLI process that serves nothing)."""
         results = [BulkResult(p.index, error=p.error) for p in prepared if p.error is not None]
         valid = [(p.index, p.ready) for p in prepared if p.ready is not None]
         given = [r.fence.external_id for _, r in valid if r.fence.external_id is not None]
         stored = self.repository.fences_by_external_id(merchant_id, given) if given else {}
         first: dict[str, int] = {}
         new: list[tuple[int, Ready]] = []
-        for index, ready in valid:
+        for position, ready in valid:
             external_id = ready.fence.external_id
             if external_id is None:
-                new.append((index, ready))
+                new.append((position, ready))
             elif external_id in stored:
-                results.append(BulkResult(index, id=stored[external_id], existing=True))
+                results.append(BulkResult(position, id=stored[external_id], existing=True))
             elif external_id in first:
                 message = f"external_id {external_id!r} is also given at features[{first[external_id]}]"
                 results.append(
-                    BulkResult(index, error=InvalidInput(message, f"features[{index}].properties.external_id"))
+                    BulkResult(position, error=InvalidInput(message, f"features[{position}].properties.external_id"))
                 )
             else:
-                first[external_id] = index
-                new.append((index, ready))
-        fences = self._store(merchant_id, [ready for _, ready in new])
+                first[external_id] = position
+                new.append((position, ready))
+        fences = self._store(merchant_id, [ready for _, ready in new], index=index)
         results += [BulkResult(i, id=fence.id) for (i, _), fence in zip(new, fences, strict=True)]
         return sorted(results, key=lambda r: r.index)
 
-    def _store(self, merchant_id: str, prepared: list[Ready]) -> list[Fence]:
+    def _store(self, merchant_id: str, prepared: list[Ready], *, index: bool = True) -> list[Fence]:
         """One transaction; the catalog lock is held until the new fences are indexed, so a concurrent sync
-        waits and finds them indexed instead of covering them a second time."""
+        waits and finds them indexed instead of indexing them a second time."""
+        new = [_new_fence(merchant_id, r) for r in prepared]
+        covers = [r.cover for r in prepared]
+        if not index:
+            fences = self.repository.add_fences(merchant_id, new, covers, self.max_per_merchant)
+            self.notify_others()
+            return fences
         with self.catalog.writing(len(prepared)):
-            new = [_new_fence(merchant_id, r) for r in prepared]
-            fences = self.repository.add_fences(merchant_id, new, [r.cover for r in prepared], self.max_per_merchant)
+            fences = self.repository.add_fences(merchant_id, new, covers, self.max_per_merchant)
             for ready, fence in zip(prepared, fences, strict=True):
                 self.catalog.put_fence(fence, ready.fence.shape, ready.cover)
         if fences:

@@ -35,11 +35,21 @@ class Prepared:
     error: FenceError | InvalidInput | None = None
 
 
-def prepare_fences(features: Sequence[Any], limits: FenceLimits, *, repair: bool, bulk: bool) -> list[Prepared]:
+def prepare_fences(
+    features: Sequence[Any],
+    limits: FenceLimits,
+    *,
+    repair: bool,
+    bulk: bool,
+    default_radius_m: float | None = None,
+) -> list[Prepared]:
     """Validate, place in a time zone and cover each feature (pure; runs in the CPU pool). A bulk names its
-    fields ``features[i].…``."""
+    fields ``features[i].…``. ``default_radius_m`` makes circles of points that do not give their own radius
+    (store locations exported as points)."""
     out = []
     for i, feature in enumerate(features):
+        if default_radius_m is not None:
+            feature = _with_radius(feature, default_radius_m)
         path = f"features[{i}]." if bulk else ""
         try:
             fence = parse_feature(feature, limits, repair=repair, path=path)
@@ -75,15 +85,14 @@ def prepare_file(
     repair: bool,
     default_radius_m: float | None = None,
 ) -> list[Prepared]:
-    """``prepare_fences`` for an uploaded file, parsed in the same worker process. ``default_radius_m`` makes
-    circles of points that do not give their own radius (store locations exported as points)."""
+    """``prepare_fences`` for an uploaded file, parsed in the same worker process."""
     features = read_features(data, filename, upload)
-    if default_radius_m is not None:
-        features = [_with_radius(f, default_radius_m) for f in features]
-    return prepare_fences(features, limits, repair=repair, bulk=True)
+    return prepare_fences(features, limits, repair=repair, bulk=True, default_radius_m=default_radius_m)
 
 
 def _with_radius(feature: Any, radius_m: float) -> Any:
+    if not isinstance(feature, dict):
+        return feature
     geometry, properties = feature.get("geometry"), feature.get("properties")
     if not isinstance(geometry, dict) or geometry.get("type") != "Point":
         return feature

@@ -1,0 +1,192 @@
+"""A national network, measured as a user runs it (DESIGN §9.2): 10,000, 100,000 and 1,000,000 fences of one
+chain, two offers each, in two layouts: ``country`` (scripts/bench_data.py: five dense centres and the rest
+spread over 300 km × 300 km) and ``even`` (the city set's local density, 10,000 fences per 150 km², at every
+size, so a request's cost can only grow with the size of the catalog, not with what lies around it).
+
+Per size and layout, printed as it is known:
+
+- import: ``geotarget fences import`` of a GeoParquet of the stores (every core, in batches), wall time;
+- offers: two per fence stored in one go (the API would only time 2,000,000 requests);
+- start: ``geotarget serve --workers 2`` from launch to ``/readyz``; RSS and PSS of each worker (PSS counts a
+  shared page once per sharer, so it is what a worker really costs);
+- /v1/nearby under wrk (teleporting devices at random stores, 8 connections): CPU ms per request of the
+  workers (from /proc), p99 latency;
+- one write: a new fence with an offer, created through the API, until every worker serves it.
+
+    python scripts/bench_scale.py [--sizes 10000,100000] [--layouts country,even] [--seconds 10] [--keep]
+
+Uses GEOTARGET_REDIS_URL when set, else an embedded Redis; SQLite in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import geopandas as gpd
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from geotarget.catalog import accounts  # noqa: E402
+from geotarget.catalog.accounts import new_id  # noqa: E402
+from geotarget.catalog.model import Offer  # noqa: E402
+from geotarget.runtime import Runtime  # noqa: E402
+from geotarget.settings import Settings  # noqa: E402
+from scripts.bench_data import DATA_SETS, DataSet, Shop, shops  # noqa: E402
+from scripts.bench_harness import bench_redis, drive, forget, stop  # noqa: E402
+from scripts.bench_nearby import DAILY, server_env  # noqa: E402
+from tests.servers import free_port, wait_ready  # noqa: E402
+
+CITY = DATA_SETS["city"]
+
+
+def layout(name: str, fences: int) -> DataSet:
+    if name == "country":
+        return replace(DATA_SETS["country"], fences=fences, merchants=1)
+    side = 2 * CITY.half_side_m * math.sqrt(fences / CITY.fences)  # the city's density at every size
+    return replace(CITY, name="even", fences=fences, half_side_m=side / 2, merchants=1)
+
+
+def write_parquet(data: list[Shop], path: Path) -> None:
+    features = [{**s.feature(), "properties": {**s.feature()["properties"]}} for s in data]
+    gpd.GeoDataFrame.from_features(features, crs=4326).to_parquet(path, row_group_size=10_000)
+
+
+def add_offers(settings: Settings, merchant: str, data: list[Shop]) -> None:
+    runtime = Runtime.open(settings, follow=False, consume=False, load_catalog=False)
+    try:
+        ids = [f.id for f in runtime.repository.fences(merchant)]
+        now = datetime.now(UTC)
+        offers = [
+            Offer(
+                id=new_id("off"),
+                merchant_id=merchant,
+                title=o.title,
+                geofence_ids=(fence_id,),
+                nearby_m=o.nearby_m,
+                schedule=None if o.always else DAILY,
+                special=o.special,
+                caps={"per_device_per_day": 3},
+                priority=o.priority,
+                timezone="Europe/Lisbon",
+                created_at=now,
+                updated_at=now,
+            )
+            for fence_id, shop in zip(ids, data, strict=True)
+            for o in shop.offers
+        ]
+        for start in range(0, len(offers), 50_000):
+            runtime.repository.add_offers(offers[start : start + 50_000])
+    finally:
+        runtime.close()
+
+
+def memory_mb(workers: list[psutil.Process]) -> tuple[float, float]:
+    """The largest worker's RSS and PSS, in MB."""
+    full = [w.memory_full_info() for w in workers]
+    return max(m.rss for m in full) / 2**20, max(m.pss for m in full) / 2**20
+
+
+def one_write(base: str, merchant_key: str, app_key: str, near: Shop) -> float:
+    """Seconds from a new fence and offer being stored to every worker serving it (20 answers in a row)."""
+    merchant = {"Authorization": f"Bearer {merchant_key}"}
+    lat, lon = near.store.lat + 0.0009, near.store.lon + 0.0009
+    fence = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {"radius_m": 25},
+    }
+    made = httpx.post(f"{base}/v1/geofences", json=fence, headers=merchant, timeout=30).raise_for_status().json()
+    started = time.perf_counter()
+    body = {"title": "Opening day", "geofence_ids": [made["id"]], "priority": 100}
+    offer = httpx.post(f"{base}/v1/offers", json=body, headers=merchant, timeout=30).raise_for_status().json()
+    in_a_row, asked = 0, 0
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {app_key}"}) as client:
+        while in_a_row < 20 and time.perf_counter() - started < 60:
+            asked += 1
+            answer = client.get("/v1/nearby", params={"lat": lat, "lon": lon, "device_id": f"scale-{asked}"}).json()
+            in_a_row = in_a_row + 1 if any(o["offer_id"] == offer["id"] for o in answer["offers"]) else 0
+    return time.perf_counter() - started
+
+
+def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: bool) -> dict[str, float]:
+    data = list(shops(layout(layout_name, fences)))
+    folder = Path(tempfile.mkdtemp(prefix=f"scale-{layout_name}-{fences}-"))
+    prefix = f"scale{os.getpid()}{fences}{layout_name}"[:32]
+    settings = Settings(data_dir=folder, redis_url=redis_url, admin_key="bench-admin", redis_prefix=prefix)
+    figures: dict[str, float] = {}
+    parquet = folder / "stores.parquet"
+    write_parquet(data, parquet)
+    runtime = Runtime.open(settings, follow=False, consume=False)
+    merchant = accounts.create_merchant(runtime.repository, "National chain", "Europe/Lisbon")
+    app_key = accounts.create_app_key(runtime.repository, "bench").api_key
+    runtime.close()
+    env = server_env(settings)
+    began = time.perf_counter()
+    command = [sys.executable, "-m", "api", "fences", "import", str(parquet), "--merchant", merchant.id]
+    subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)
+    figures["import_s"] = time.perf_counter() - began
+    began = time.perf_counter()
+    add_offers(settings, merchant.id, data)
+    figures["offers_s"] = time.perf_counter() - began
+    # the first start after an import stores the reach covers of the offers' distances (computed once)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    serve = [sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", "2"]
+    try:
+        for turn in ("first_start_s", "start_s"):
+            began = time.perf_counter()
+            server = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_ready(base, server, timeout_s=3_600)
+            figures[turn] = time.perf_counter() - began
+            if turn == "first_start_s":
+                stop(server)
+        time.sleep(2)
+        everyone = psutil.Process(server.pid).children(recursive=True)
+        workers = [w for w in everyone if "deliver" not in " ".join(w.cmdline())]
+        figures["rss_mb"], figures["pss_mb"] = memory_mb(workers)
+        centres = [(s.store.lat, s.store.lon) for s in data]
+        drive(base, "/v1/nearby", app_key, centres, 3, 8, workers, mode="teleport")  # warm-up
+        loaded = drive(base, "/v1/nearby", app_key, centres, seconds, 8, workers, mode="teleport")
+        figures["cpu_ms"], figures["p99_ms"], figures["offers"] = loaded.cpu_ms, loaded.p99, loaded.served
+        figures["write_s"] = one_write(base, merchant.api_key, app_key, data[0])
+        stop(server)
+    finally:
+        forget(redis_url, [prefix])
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    return figures
+
+
+COLUMNS = ("import_s", "offers_s", "first_start_s", "start_s", "rss_mb", "pss_mb", "cpu_ms", "p99_ms", "offers")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--layouts", default="country,even")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--keep", action="store_true", help="keep each deployment's folder (printed)")
+    args = parser.parse_args()
+    print(f"{'layout':<8} {'fences':>9} " + " ".join(f"{c:>13}" for c in (*COLUMNS, "write_s")), flush=True)
+    with bench_redis() as redis_url:
+        for size in (int(s) for s in args.sizes.split(",")):
+            for name in args.layouts.split(","):
+                f = bench(name, size, redis_url, args.seconds, args.keep)
+                print(f"{name:<8} {size:>9,} " + " ".join(f"{f[c]:>13,.2f}" for c in (*COLUMNS, "write_s")), flush=True)
+
+
+if __name__ == "__main__":
+    main()
