@@ -35,7 +35,7 @@ class World:
         self.index = FenceIndex(10)
         self.zones: dict[str, str] = {}
         self.offers: dict[str, Offer] = {}
-        self.builder = ViewBuilder(10, self._place)
+        self.builder = ViewBuilder(10, self._place, lambda offer: offer.geofence_ids)
         self.merchants = [f"m{i}" for i in range(12)]
 
     def _place(self, fence_id: str) -> FencePlace | None:

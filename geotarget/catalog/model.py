@@ -217,7 +217,11 @@ class OfferFields(BaseModel):
     body: str = Field(default="", max_length=2000)
     url: Url | None = None
     image_url: Url | None = None
-    geofence_ids: tuple[str, ...] = Field(max_length=500, description="at least one of the merchant's fences")
+    geofence_ids: tuple[str, ...] = Field(default=(), max_length=500, description="the merchant's fences, by id")
+    geofence_tags: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = Field(
+        default=(), max_length=20, description="and every fence of the merchant's with any of these tags, now or later"
+    )
+    all_geofences: bool = Field(default=False, description="every fence of the merchant's, now or later")
     nearby_m: float = Field(default=0.0, ge=0, le=5000, description="0: only inside the fence")
     schedule: ScheduleField = None
     special: bool = False
@@ -233,6 +237,16 @@ class OfferFields(BaseModel):
     bid_cpm: float | None = Field(
         default=None, ge=0.01, le=1000, description="price per 1,000 impressions bid on exchanges; none: never bid"
     )
+
+    @model_validator(mode="after")
+    def _some_fences(self) -> OfferFields:
+        if not (self.geofence_ids or self.geofence_tags or self.all_geofences):
+            raise ValueError("an offer needs fences: geofence_ids, geofence_tags or all_geofences")
+        return self
+
+    def names_fence(self, fence: Fence) -> bool:
+        """Whether this offer is on ``fence`` (one of the same merchant's): by id, by a tag, or as all of them."""
+        return self.all_geofences or fence.id in self.geofence_ids or not set(self.geofence_tags).isdisjoint(fence.tags)
 
     @field_serializer("caps", "targeting")
     def _given_only(self, value: BaseModel) -> dict[str, Any]:

@@ -53,8 +53,6 @@ class OfferService:
 
     def _save(self, merchant_id: str, fields: OfferFields, stamp: dict[str, Any], seen_version: int | None) -> Offer:
         fence_ids = tuple(dict.fromkeys(fields.geofence_ids))
-        if not fence_ids:
-            raise InvalidInput("an offer needs at least one of your geofences", "geofence_ids")
         if fields.timezone is not None:
             check_timezone(fields.timezone, "timezone")
         self._check_audiences(merchant_id, fields)
@@ -69,8 +67,14 @@ class OfferService:
                         f"geofence_ids[{i}]",
                         code="audience_fence",
                     )
-            zone = fields.timezone or merchant.timezone or fences[fence_ids[0]].timezone
-            values = fields.model_dump(include=set(OFFER_FIELDS)) | {"geofence_ids": fence_ids, "timezone": zone}
+            zone = fields.timezone or merchant.timezone or (fences[fence_ids[0]].timezone if fence_ids else None)
+            if zone is None:
+                raise InvalidInput(
+                    "give the offer a timezone: it names no fence by id, and the merchant has no time zone", "timezone"
+                )
+            tags = tuple(dict.fromkeys(fields.geofence_tags))
+            values = fields.model_dump(include=set(OFFER_FIELDS))
+            values |= {"geofence_ids": fence_ids, "geofence_tags": tags, "timezone": zone}
             return Offer.model_validate(values | stamp)
 
         offer = self.repository.save_offer(merchant_id, fence_ids, resolve, seen_version)

@@ -28,6 +28,7 @@ from geofences import FenceIndex, LatLng, Proximity, Shape
 from geofences.index import Cover, cover_shape
 from geotarget.catalog.keys import KeyCache
 from geotarget.catalog.model import Fence, Offer
+from geotarget.catalog.offer_fences import OfferFences
 from geotarget.catalog.shapes import shape_of
 from geotarget.catalog.view import CatalogView, FencePlace, ViewBuilder
 from geotarget.store.covers import FenceReach
@@ -56,7 +57,7 @@ class Catalog:
         self.index = FenceIndex(res)
         self._meta: dict[str, FenceMeta] = {}
         self._offers: dict[str, Offer] = {}
-        self._by_fence: dict[str, dict[str, Offer]] = {}
+        self._placing = OfferFences()  # which offers are on which fences (by id, by tag, or all of them)
         self.triggered: dict[str, tuple[Offer, ...]] = {}  # fence id -> offers with a trigger (tuples: never mutated)
         self.dwell_thresholds: dict[str, tuple[int, ...]] = {}  # fence id -> dwell times, where not just the default
         self.timezones: dict[str, str] = {}  # fence id -> IANA zone, for schedules
@@ -70,7 +71,7 @@ class Catalog:
         self.applied_at: datetime | None = None  # when the newest change applied here was committed
         self._seq = 0
         self._lock = threading.RLock()
-        self._builder = ViewBuilder(res, self._place)
+        self._builder = ViewBuilder(res, self._place, self._placing.fences_of)
         self._held = 0  # nested write blocks; the view is published when the outermost ends
         self.view: CatalogView = self._builder.view(self.merchant_caps)
 
@@ -131,7 +132,9 @@ class Catalog:
             self._meta[fence.id] = FenceMeta.of(fence)
             self.timezones[fence.id] = fence.timezone
             self._set_audience_fence(fence.id, fence.audience_only)
-            self._builder.set_fence(fence.id, self._by_fence.get(fence.id, {}).values())
+            self._placing.put_fence(fence)
+            self._builder.set_fence(fence.id, self._placing.offers_on(fence.id))
+            self._index_triggers([fence.id])  # a new store with the chain's tag gets its triggered offers too
             return cover
 
     def drop_fence(self, fence_id: str) -> None:
@@ -140,7 +143,9 @@ class Catalog:
             self._meta.pop(fence_id, None)
             self.timezones.pop(fence_id, None)
             self._set_audience_fence(fence_id, False)
+            self._placing.drop_fence(fence_id)
             self._builder.set_fence(fence_id, ())
+            self._index_triggers([fence_id])
 
     def _set_audience_fence(self, fence_id: str, audience_only: bool) -> None:
         if audience_only != (fence_id in self.audience_fences):
@@ -164,20 +169,20 @@ class Catalog:
 
     def _set_offer(self, offer_id: str, offer: Offer | None) -> None:
         old = self._offers.pop(offer_id, None)
-        for fence_id in old.geofence_ids if old else ():
-            self._by_fence.get(fence_id, {}).pop(offer_id, None)
+        touched = self._placing.fences_of(old) if old else []
+        if old is not None:
+            self._placing.drop_offer(old)
         if offer is not None:
             self._offers[offer_id] = offer
-            for fence_id in offer.geofence_ids:
-                self._by_fence.setdefault(fence_id, {})[offer_id] = offer
-        touched = {*(old.geofence_ids if old else ()), *(offer.geofence_ids if offer else ())}
+            self._placing.put_offer(offer)
+            touched += self._placing.fences_of(offer)
         self._index_triggers(touched)
         self._builder.set_offer(offer_id, offer)
 
     def _index_triggers(self, fence_ids: Iterable[str]) -> None:
         """Keep ``triggered`` and ``dwell_thresholds`` for these fences (each entry replaced in one assignment)."""
         for fence_id in fence_ids:
-            offers = tuple(o for o in self._by_fence.get(fence_id, {}).values() if o.trigger is not None)
+            offers = tuple(o for o in self._placing.offers_on(fence_id) if o.trigger is not None)
             waits = {t for o in offers if o.trigger and (t := o.trigger.threshold_s) is not None}
             if offers:
                 self.triggered[fence_id] = offers
@@ -208,12 +213,14 @@ class Catalog:
             self.audience_fences = frozenset(f.id for f in fences if f.audience_only)
             offers = repository.offers(EVERYONE)
             self._offers = {o.id: o for o in offers}
-            self._by_fence = {}
+            self._placing = placing = OfferFences()
+            for fence in fences:
+                placing.put_fence(fence)
             for offer in offers:
-                for fence_id in offer.geofence_ids:
-                    self._by_fence.setdefault(fence_id, {})[offer.id] = offer
+                placing.put_offer(offer)
+            self._builder.fences_of = placing.fences_of
             self.triggered, self.dwell_thresholds = {}, {}
-            self._index_triggers(list(self._by_fence))
+            self._index_triggers(placing.fences_with_offers())
             self._builder.rebuild(offers, repository.covers.reaches(self.index.res))
             self._put_merchants(repository, None)
             self._put_audiences(repository, None)

@@ -116,9 +116,10 @@ def pullable(offer: Offer) -> bool:
 class ViewBuilder:
     """Keeps the pairs equal to the catalog's fences and offers; the catalog calls it under its write lock."""
 
-    def __init__(self, res: int, fence: FenceLookup) -> None:
+    def __init__(self, res: int, fence: FenceLookup, fences_of: Callable[[Offer], Iterable[str]]) -> None:
         self.res = res
         self._fence = fence
+        self.fences_of = fences_of  # the fences an offer is on now (by id, by tag, or all of its merchant's)
         self._rows = _Columns()
         self._members = CellTable.empty()
         self._reaches_table = CellTable.empty()
@@ -202,7 +203,7 @@ class ViewBuilder:
 
     def _add_offer(self, offer: Offer, members: list[tuple[int, int]], reaches: list[tuple[int, int]]) -> None:
         if pullable(offer):
-            for fence_id in dict.fromkeys(offer.geofence_ids):
+            for fence_id in self.fences_of(offer):
                 self._add_pair(offer, fence_id, members, reaches)
 
     def _add_pair(

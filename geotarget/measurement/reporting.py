@@ -103,8 +103,7 @@ class ReportService:
         first, last = report_days(first, last, today)
         # visits to the offer's own served fences only: a fence drawn later (an audience fence at someone's home)
         # must not move the figures, or two reports would tell one device's visits apart
-        served = set(offer.geofence_ids)
-        fences = [f.id for f in self.repository.fences(offer.merchant_id) if f.id in served and not f.audience_only]
+        fences = [f.id for f in self._fences_of(offer) if not f.audience_only]
         start, end = _local_window(first, last, offer.timezone)
         arms = lift_arms(self.store, offer.id, fences, start, end, window_days)
         exposed, control = (Arm(*arms.get(arm, (0, 0))) for arm in ("exposed", "control"))
@@ -199,6 +198,12 @@ class ReportService:
             },
         }
 
+    def _fences_of(self, offer: Offer) -> list[Fence]:
+        """The fences the offer is on now: by id, by tag, or all of its merchant's."""
+        if not (offer.geofence_tags or offer.all_geofences):
+            return self.repository.fences(offer.merchant_id, offer.geofence_ids)
+        return [f for f in self.repository.fences(offer.merchant_id) if offer.names_fence(f)]
+
     def _scope(self, request: ReportRequest, viewer: Owner) -> tuple[Scope, str, dict[str, str]]:
         chosen = [n for n in ("offer_id", "geofence_id", "merchant_id") if getattr(request, n)]
         if isinstance(viewer, str) and not chosen:
@@ -208,7 +213,7 @@ class ReportService:
             raise InvalidInput("give exactly one of offer_id, geofence_id or merchant_id", "offer_id")
         if request.offer_id:
             offer = self._visible(self.repository.offer(viewer, request.offer_id), "offer", request.offer_id)
-            scope = Scope(offer_ids=(offer.id,), visit_fences=tuple(offer.geofence_ids))
+            scope = Scope(offer_ids=(offer.id,), visit_fences=tuple(f.id for f in self._fences_of(offer)))
             return scope, offer.timezone, {"offer_id": offer.id}
         if request.geofence_id:
             fence = self._visible(self.repository.fence(viewer, request.geofence_id), "geofence", request.geofence_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -109,6 +109,8 @@ class Offer(Base):
     url: Mapped[str | None] = mapped_column(String(2000))
     image_url: Mapped[str | None] = mapped_column(String(2000))
     geofence_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    geofence_tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    all_geofences: Mapped[bool] = mapped_column(Boolean, default=False)
     nearby_m: Mapped[float] = mapped_column(Float, default=0.0)
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     special: Mapped[bool] = mapped_column(default=False)

@@ -41,4 +41,5 @@ def offer_values(offer: Offer) -> dict[str, Any]:
     """Column values: nested parts as the JSON they are stored as, timestamps as datetimes."""
     values = offer.model_dump(mode="python")
     values["geofence_ids"] = list(offer.geofence_ids)
+    values["geofence_tags"] = list(offer.geofence_tags)
     return values

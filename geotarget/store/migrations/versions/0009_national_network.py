@@ -1,5 +1,5 @@
 """covers and reach covers stored with their fence (computed once, never at a worker's start); fences'
-external ids (a re-run import skips what it stored)
+external ids (a re-run import skips what it stored); offers over a chain's fences by tag or all of them
 
 Revision ID: 0009
 Revises: 0008
@@ -19,6 +19,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('offers') as batch:
+        batch.add_column(sa.Column('geofence_tags', sa.JSON(), nullable=False, server_default='[]'))
+        batch.add_column(sa.Column('all_geofences', sa.Boolean(), nullable=False, server_default=sa.false()))
     with op.batch_alter_table('geofences') as batch:
         batch.add_column(sa.Column('external_id', sa.String(128), nullable=True))
         batch.create_index('ux_geofences_external_id', ['merchant_id', 'external_id'], unique=True)
@@ -41,6 +44,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('offers') as batch:
+        batch.drop_column('all_geofences')
+        batch.drop_column('geofence_tags')
     op.drop_table('reach_covers')
     op.drop_table('fence_covers')
     with op.batch_alter_table('geofences') as batch:
