@@ -91,7 +91,7 @@ def serve(
     if settings.triggers and settings.deliver_in_serve:  # one process of loops for every worker (api/loops_process.py)
         os.environ["GEOTARGET_DELIVER_IN_SERVE"] = "false"  # the workers leave the loops to it
         loops = LoopsProcess(dict(os.environ))
-        loops.start()
+        loops.start(f"http://{_local(host)}:{port}/readyz")
     try:
         uvicorn.run(
             "api.main:create_app_from_env",
@@ -110,6 +110,15 @@ def serve(
             loops.stop()
         if embedded is not None:
             embedded.stop()
+
+
+def _local(host: str) -> str:
+    """Where this machine reaches a server listening on ``host``."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _share_metrics(folder: Path) -> None:

@@ -58,7 +58,8 @@ def serving(
     **settings: str,
 ) -> Iterator[list[str]]:
     """``count`` servers (each with ``workers`` processes) sharing one data directory (SQLite, unless a
-    ``database_url`` is given) and one Redis; yields their base URLs. ``log`` collects what they print."""
+    ``database_url`` is given) and one Redis; yields their base URLs. ``log`` collects what they print. Their
+    trigger and delivery loops run only when asked (``deliver_in_serve="true"``)."""
 
     env = {
         **os.environ,
@@ -66,6 +67,7 @@ def serving(
         "GEOTARGET_ADMIN_KEY": admin_key,
         "GEOTARGET_DATA_DIR": str(data_dir),
         "GEOTARGET_REDIS_PREFIX": f"srv{os.getpid()}{time.time_ns() % 10**6}",
+        "GEOTARGET_DELIVER_IN_SERVE": "false",  # a process loading the catalog beside every test server; on if asked
         **{f"GEOTARGET_{name.upper()}": value for name, value in UNLIMITED.items()},
     }
     env.update({f"GEOTARGET_{k.upper()}": v for k, v in settings.items()})

@@ -64,12 +64,22 @@ def _loops_process(process: psutil.Process) -> bool:
         return False
 
 
+def _loops_of(tmp_path, within_s: float = 30.0) -> list[psutil.Process]:
+    """The loops processes of the server in ``tmp_path``: it starts them once its workers answer /readyz."""
+    deadline = time.monotonic() + within_s
+    found: list[psutil.Process] = []
+    while not found and time.monotonic() < deadline:
+        found = [p for p in psutil.process_iter(["environ"]) if _ours(p, tmp_path) and _loops_process(p)]
+        time.sleep(0.2)
+    return found
+
+
 def test_serve_runs_one_loops_process_beside_its_workers_and_starts_it_again_when_it_dies(tmp_path, redis_url):
     """The trigger and delivery loops run once per server, not in each worker (their sending threads took the
     GIL from requests); a loops process that dies is started again, and none is left when serve stops."""
     with serving(tmp_path, redis_url, ADMIN_KEY, workers=2, deliver_in_serve="true") as [base]:
         assert httpx.get(f"{base}/healthz").status_code == 200
-        [loops] = [p for p in psutil.process_iter(["environ"]) if _ours(p, tmp_path) and _loops_process(p)]
+        [loops] = _loops_of(tmp_path)
         loops.kill()
         loops.wait(10)
         again = []
@@ -86,7 +96,7 @@ def test_serve_runs_one_loops_process_beside_its_workers_and_starts_it_again_whe
 def test_a_killed_serve_takes_its_loops_process_with_it(tmp_path, redis_url):
     with serving(tmp_path, redis_url, ADMIN_KEY, workers=1, deliver_in_serve="true") as [base]:
         assert httpx.get(f"{base}/healthz").status_code == 200
-        [loops] = [p for p in psutil.process_iter(["environ"]) if _ours(p, tmp_path) and _loops_process(p)]
+        [loops] = _loops_of(tmp_path)
         loops.parent().kill()  # SIGKILL of serve itself: no shutdown runs
         _, alive = psutil.wait_procs([loops], timeout=10)
         assert alive == []
