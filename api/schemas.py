@@ -232,8 +232,15 @@ class NearbyParams(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    lat: float = Field(
+        ge=-90, le=90, allow_inf_nan=False, description="Latitude of the device, WGS84 degrees, north positive."
+    )
+    lon: float = Field(
+        ge=-180,
+        le=180,
+        allow_inf_nan=False,
+        description="Longitude of the device, WGS84 degrees, east positive (GeoJSON puts it first: [lon, lat]).",
+    )
     device_id: str = Field(min_length=1, max_length=200, description="Hashed before any use.")
     accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
     limit: int = Field(default=5, ge=1, le=20)

@@ -133,7 +133,7 @@ def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: b
     merchant = accounts.create_merchant(runtime.repository, "National chain", "Europe/Lisbon")
     app_key = accounts.create_app_key(runtime.repository, "bench").api_key
     runtime.close()
-    env = server_env(settings)
+    env = server_env(settings) | {"GEOTARGET_MAX_FENCES_PER_MERCHANT": str(2 * fences)}  # one chain holds them all
     began = time.perf_counter()
     command = [sys.executable, "-m", "api", "fences", "import", str(parquet), "--merchant", merchant.id]
     subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)

@@ -119,8 +119,8 @@ def list_fences(principal: Merchant, fences: Fences) -> dict[str, Any]:
 def fences_containing(
     principal: Merchant,
     fences: Fences,
-    lat: Annotated[float, Query(ge=-90, le=90)],
-    lon: Annotated[float, Query(ge=-180, le=180)],
+    lat: Annotated[float, Query(ge=-90, le=90, description="Latitude, WGS84 degrees, north positive.")],
+    lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, WGS84 degrees, east positive.")],
     within_m: Annotated[float, Query(ge=0, le=5_000, description="Also fences this close (metres).")] = 0,
 ) -> ContainsOut:
     """The caller's fences that contain the point, or lie within ``within_m`` — the matcher's own index."""
