@@ -277,6 +277,9 @@ class PingRow(BaseModel):
     event_id: str | None = None
     stored: bool = False
     error: ErrorDetail | None = None
+    warnings: list[ErrorDetail] | None = Field(
+        default=None, description="lat_lon_swapped: kept, but it looks like lat and lon were sent the wrong way round"
+    )
 
 
 class PingsOut(BaseModel):
@@ -287,13 +290,19 @@ class PingsOut(BaseModel):
 
 def pings_out(results: list[PingResult]) -> PingsOut:
     rows = [
-        PingRow(index=r.index, status="accepted", event_id=r.event_id, stored=r.stored)
+        PingRow(index=r.index, status="accepted", event_id=r.event_id, stored=r.stored, warnings=_swap_warning(r))
         if r.error is None
         else PingRow(index=r.index, status="rejected", error=ErrorDetail.of(r.error))
         for r in results
     ]
     accepted = sum(1 for r in rows if r.status == "accepted")
     return PingsOut(accepted=accepted, rejected=len(rows) - accepted, results=rows)
+
+
+def _swap_warning(result: PingResult) -> list[ErrorDetail] | None:
+    if result.swapped is None:
+        return None
+    return [ErrorDetail(code="lat_lon_swapped", message=result.swapped, field=f"pings[{result.index}].lat")]
 
 
 class ReachRow(BaseModel):

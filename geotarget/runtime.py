@@ -30,7 +30,7 @@ from geotarget.catalog.snapshot import Catalog
 from geotarget.cpu import CpuPool
 from geotarget.measurement.events import Event
 from geotarget.measurement.interactions import InteractionResult, judge, parse_interactions_body
-from geotarget.measurement.pings import PingResult, accept_pings, fences_inside, parse_pings_body
+from geotarget.measurement.pings import PingResult, accept_pings, fences_inside, flag_swapped, parse_pings_body
 from geotarget.measurement.privacy import Erased, apply_retention, erase_device
 from geotarget.measurement.redemptions import Redeemed, normalized, redeem
 from geotarget.measurement.reporting import ReportService
@@ -38,6 +38,7 @@ from geotarget.metrics import count, observe_catalog, render
 from geotarget.serving.caps import GlobalCaps
 from geotarget.serving.device_limits import DeviceLimits
 from geotarget.serving.server import OfferServer
+from geotarget.serving.swapped import swapped_hint
 from geotarget.settings import Settings
 from geotarget.store import database
 from geotarget.store.embedded_redis import EmbeddedRedis
@@ -291,7 +292,8 @@ class Runtime:
         secret, res, tracker = self.server.device_secret, self.settings.index_res, self.server.tracker
         moved = None if tracker is None else partial(_move_presence, tracker, app)
         rows = parse_pings_body(body)
-        return accept_pings(rows, self.server.sink, secret, res, now, moved, self.settings.max_clock_skew_s)
+        results = accept_pings(rows, self.server.sink, secret, res, now, moved, self.settings.max_clock_skew_s)
+        return flag_swapped(results, rows, partial(swapped_hint, self.catalog.index))
 
     def accept_interactions(self, body: bytes, now: datetime, app: str) -> list[InteractionResult]:
         """``POST /v1/interactions``: rows judged one by one, the good ones appended together. Redis away: the

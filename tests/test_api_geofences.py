@@ -221,8 +221,12 @@ def test_two_merchants_with_the_same_name_are_separate_tenants(client):
 
 
 def _swapped(feature: dict) -> dict:
-    """The same polygon typed as [lat, lon] pairs, the mistake GeoJSON's order invites."""
-    rings = [[[lat, lon] for lon, lat in ring] for ring in feature["geometry"]["coordinates"]]
+    """The same polygon or circle typed as [lat, lon] pairs, the mistake GeoJSON's order invites."""
+    geometry = feature["geometry"]
+    if geometry["type"] == "Point":
+        lon, lat = geometry["coordinates"]
+        return {**feature, "geometry": {"type": "Point", "coordinates": [lat, lon]}}
+    rings = [[[lat, lon] for lon, lat in ring] for ring in geometry["coordinates"]]
     return {**feature, "geometry": {"type": "Polygon", "coordinates": rings}}
 
 
@@ -240,6 +244,28 @@ def test_a_fence_with_lat_and_lon_swapped_is_kept_with_a_warning(client, cafe):
 
     nearby = client.post("/v1/geofences", json=CHIADO_KIOSK, headers=cafe.headers)
     assert nearby.json().get("warnings") is None  # 1 km from the first: nothing odd
+
+
+def test_a_mistake_saved_earlier_does_not_hide_the_next_one(client, cafe):
+    """The first swapped fence is kept (it may be meant); the next swapped one lies next to it, yet is judged
+    against the merchant's fences in its own time zone, so it is warned about all the same."""
+    for feature in (ALFAMA_CAFE, CHIADO_KIOSK, _swapped(ALFAMA_CAFE)):
+        assert client.post("/v1/geofences", json=feature, headers=cafe.headers).status_code == 201
+    again = client.post("/v1/geofences", json=_swapped(CHIADO_KIOSK), headers=cafe.headers).json()
+    codes = {w["code"]: w["message"] for w in again["warnings"]}
+    assert "swapped" in codes["far_from_other_fences"] and "far_from_merchant_timezone" in codes
+
+
+def test_without_a_merchant_time_zone_the_middle_of_its_fences_decides(client):
+    made = client.post("/v1/merchants", json={"name": "Zoneless"}, headers=ADMIN).json()
+    headers = {"Authorization": f"Bearer {made['api_key']}"}
+    kiosk = {**CHIADO_KIOSK, "properties": {**CHIADO_KIOSK["properties"], "name": "Kiosk 2"}}
+    for feature in (ALFAMA_CAFE, CHIADO_KIOSK, kiosk, _swapped(ALFAMA_CAFE)):
+        client.post("/v1/geofences", json=feature, headers=headers)
+    again = client.post("/v1/geofences", json=_swapped(CHIADO_KIOSK), headers=headers).json()
+    assert [w["code"] for w in again["warnings"]] == ["far_from_other_fences"]
+    good = client.post("/v1/geofences", json=kiosk, headers=headers)
+    assert good.json().get("warnings") is None  # two of five are mistakes: the middle is still in Lisbon
 
 
 @pytest.fixture

@@ -143,3 +143,16 @@ def test_an_empty_answer_whose_lat_and_lon_look_swapped_says_so(client, cafe):
     assert client.get("/v1/nearby", params=right, headers=app).json()["warnings"] is None  # near its fence
     nowhere = client.get("/v1/nearby", params={**right, "lat": 10.0, "lon": 20.0}, headers=app).json()
     assert nowhere["offers"] == [] and nowhere["warnings"] is None  # far from all, swapped too
+
+
+def test_pings_whose_lat_and_lon_look_swapped_are_kept_and_say_so(client, cafe):
+    assert client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).status_code == 201
+    right = {"device_id": "x", "lat": INSIDE_ALFAMA_CAFE["lat"], "lon": INSIDE_ALFAMA_CAFE["lon"], "ts": 1_764_000_000}
+    swapped = {**right, "lat": right["lon"], "lon": right["lat"]}
+    body = {"pings": [right, swapped, {**swapped, "device_id": "y"}]}
+    rows = client.post("/v1/pings", json=body, headers=app_headers(client)).json()["results"]
+    assert [r["status"] for r in rows] == ["accepted"] * 3  # kept: they may be meant
+    assert rows[0]["warnings"] is None
+    for i in (1, 2):
+        [warning] = rows[i]["warnings"]
+        assert warning["code"] == "lat_lon_swapped" and warning["field"] == f"pings[{i}].lat"

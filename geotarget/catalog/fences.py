@@ -22,7 +22,7 @@ from geofences.index import Cover, cover_shape
 from geofences.shapes import CircleShape
 from geotarget.catalog.accounts import new_id
 from geotarget.catalog.model import Fence
-from geotarget.catalog.placement import PlacementWarning, placement_warnings
+from geotarget.catalog.placement import Placed, PlacementWarning, placement_warnings
 from geotarget.catalog.preparing import Prepared, Ready, centre, prepare_collection, prepare_fences, prepare_file
 from geotarget.catalog.shapes import shape_of
 from geotarget.catalog.snapshot import Catalog
@@ -128,7 +128,8 @@ class FenceService:
     def _placement(self, merchant_id: str, ready: Ready) -> list[PlacementWarning]:
         """Where the new fence lands against the merchant's other fences and stated zone (lat/lon swapped?)."""
         shapes = self.catalog.index
-        others = [(f.name, centre(s)) for f in self.repository.fences(merchant_id) if (s := shapes.shape(f.id))]
+        fences = self.repository.fences(merchant_id)
+        others = [Placed(centre(s), f.timezone) for f in fences if not f.audience_only and (s := shapes.shape(f.id))]
         merchant = self.repository.merchant(EVERYONE, merchant_id)
         zone = merchant.timezone if merchant is not None else None
         return placement_warnings(centre(ready.fence.shape), ready.timezone, others, zone, datetime.now(UTC))

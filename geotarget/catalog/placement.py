@@ -1,12 +1,17 @@
 """Warnings for a new fence that lands somewhere unlikely. A polygon typed as [lat, lon] pairs instead of GeoJSON's
 [lon, lat] still validates whenever every number is within ±90: a café in Lisbon (lon -9.1, lat 38.7) becomes a
-shape off West Africa. The fence is stored (it may be meant); the 201 says where it fell and why that looks odd."""
+shape off West Africa. The fence is stored (it may be meant); the 201 says where it fell and why that looks odd.
+
+Distance is judged against the middle of the merchant's fences (the median latitude and longitude), counting only
+fences in a zone near the merchant's own when it has one: a mistake saved earlier must not become the "nearest
+other fence" that makes the next mistake look at home."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from statistics import median
 from zoneinfo import ZoneInfo
 
 from geofences import LatLng
@@ -23,20 +28,29 @@ class PlacementWarning:
     field: str = "geometry"
 
 
+@dataclass(frozen=True)
+class Placed:
+    """One of the merchant's other fences, as placement sees it."""
+
+    centre: LatLng
+    zone: str
+
+
 def placement_warnings(
-    centre: LatLng, zone: str, others: Sequence[tuple[str, LatLng]], merchant_zone: str | None, at: datetime
+    centre: LatLng, zone: str, others: Sequence[Placed], merchant_zone: str | None, at: datetime
 ) -> list[PlacementWarning]:
-    """``others``: the merchant's other fences (name, centre); ``merchant_zone``: the merchant's stated zone."""
+    """``others``: the merchant's other fences; ``merchant_zone``: the merchant's stated zone."""
     warnings = []
-    if others:
-        name, nearest = min(others, key=lambda other: haversine_m(centre, other[1]))
-        distance = haversine_m(centre, nearest)
+    trusted = [o for o in others if merchant_zone is None or _hours_apart(o.zone, merchant_zone, at) < ZONE_HOURS_APART]
+    if trusted:
+        middle = LatLng(lat=median(o.centre.lat for o in trusted), lon=median(o.centre.lon for o in trusted))
+        distance = haversine_m(centre, middle)
         if distance > FAR_FROM_OTHERS_M:
             warnings.append(
                 PlacementWarning(
                     "far_from_other_fences",
-                    f"this fence is {distance / 1000:,.0f} km from your nearest other fence ({name})"
-                    + _swapped_hint(centre, nearest),
+                    f"this fence is {distance / 1000:,.0f} km from the middle of your other fences"
+                    + _swapped_hint(centre, middle),
                 )
             )
     hours = _hours_apart(zone, merchant_zone, at) if merchant_zone else 0.0
@@ -51,12 +65,12 @@ def placement_warnings(
     return warnings
 
 
-def _swapped_hint(centre: LatLng, nearest: LatLng) -> str:
+def _swapped_hint(centre: LatLng, middle: LatLng) -> str:
     if abs(centre.lon) > 90:
         return "; check its coordinates are [longitude, latitude]"
     swapped = LatLng(lat=centre.lon, lon=centre.lat)
-    if haversine_m(swapped, nearest) <= FAR_FROM_OTHERS_M:
-        return "; with latitude and longitude swapped it would be near it: GeoJSON is [longitude, latitude]"
+    if haversine_m(swapped, middle) <= FAR_FROM_OTHERS_M:
+        return "; with latitude and longitude swapped it would be near them: GeoJSON is [longitude, latitude]"
     return "; check its coordinates are [longitude, latitude]"
 
 

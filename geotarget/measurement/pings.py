@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ class PingResult:
     event_id: str | None = None
     stored: bool = False
     error: InvalidInput | None = None
+    swapped: str | None = None  # kept, but near no fence where a fence lies near it with lat and lon swapped
 
 
 def json_body(body: bytes) -> Any:
@@ -93,6 +94,23 @@ def accept_pings(
     if kept is not None and keep:
         kept(list(zip(raw_ids, keep, strict=True)))
     return results
+
+
+SWAP_CHECKS = 3  # kept rows looked at for swapped coordinates: an app that swaps them swaps them in every row
+
+
+def flag_swapped(
+    results: list[PingResult], rows: Sequence[Any], hint: Callable[[LatLng], str | None]
+) -> list[PingResult]:
+    """The first few kept rows, each told when its lat and lon look swapped (``hint``: the same check as an
+    empty ``/v1/nearby`` answer gets)."""
+    flagged = list(results)
+    for result in [r for r in results if r.stored][:SWAP_CHECKS]:
+        row = rows[result.index]
+        message = hint(LatLng(lat=float(row["lat"]), lon=float(row["lon"])))
+        if message is not None:
+            flagged[result.index] = replace(result, swapped=message)
+    return flagged
 
 
 def _ping(columns: ping_rules.PingColumns, i: int, secret: str, res: int) -> Event:
