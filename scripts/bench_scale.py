@@ -60,8 +60,7 @@ def layout(name: str, fences: int) -> DataSet:
 
 
 def write_parquet(data: list[Shop], path: Path) -> None:
-    features = [{**s.feature(), "properties": {**s.feature()["properties"]}} for s in data]
-    gpd.GeoDataFrame.from_features(features, crs=4326).to_parquet(path, row_group_size=10_000)
+    gpd.GeoDataFrame.from_features([s.feature() for s in data], crs=4326).to_parquet(path, row_group_size=10_000)
 
 
 def add_offers(settings: Settings, merchant: str, data: list[Shop]) -> None:
@@ -145,6 +144,7 @@ def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: b
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = [sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", "2"]
+    server = None
     try:
         for turn in ("first_start_s", "start_s"):
             began = time.perf_counter()
@@ -154,6 +154,7 @@ def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: b
             if turn == "first_start_s":
                 stop(server)
         time.sleep(2)
+        assert server is not None
         everyone = psutil.Process(server.pid).children(recursive=True)
         workers = [w for w in everyone if "deliver" not in " ".join(w.cmdline())]
         figures["rss_mb"], figures["pss_mb"] = memory_mb(workers)
@@ -162,8 +163,9 @@ def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: b
         loaded = drive(base, "/v1/nearby", app_key, centres, seconds, 8, workers, mode="teleport")
         figures["cpu_ms"], figures["p99_ms"], figures["offers"] = loaded.cpu_ms, loaded.p99, loaded.served
         figures["write_s"] = one_write(base, merchant.api_key, app_key, data[0])
-        stop(server)
     finally:
+        if server is not None and server.poll() is None:
+            stop(server)
         forget(redis_url, [prefix])
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
