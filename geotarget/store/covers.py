@@ -49,14 +49,15 @@ def unpack(blob: bytes) -> tuple[Cell, ...]:
     return tuple(np.frombuffer(blob, dtype="<u8").tolist())
 
 
-def cover_row(fence_id: str, fence_version: int, cover: Cover) -> models.FenceCover:
-    return models.FenceCover(
-        fence_id=fence_id,
-        fence_version=fence_version,
-        res=cover.res,
-        interior=pack(cover.interior),
-        boundary=pack(cover.boundary),
-    )
+def cover_values(fence_id: str, fence_version: int, cover: Cover) -> dict[str, object]:
+    """A ``fence_covers`` row."""
+    return {
+        "fence_id": fence_id,
+        "fence_version": fence_version,
+        "res": cover.res,
+        "interior": pack(cover.interior),
+        "boundary": pack(cover.boundary),
+    }
 
 
 def forget_reaches(session: Session, fence_id: str) -> None:
@@ -96,7 +97,7 @@ class CoverTable:
 
     def put_covers(self, covers: Sequence[tuple[str, int, Cover]]) -> None:
         """Store (fence id, fence version, cover) rows, replacing what each fence had."""
-        rows = [cover_row(fence_id, version, cover) for fence_id, version, cover in covers]
+        rows = [models.FenceCover(**cover_values(fence_id, version, cover)) for fence_id, version, cover in covers]
         c = models.FenceCover
         self._replace(rows, lambda chunk: delete(c).where(c.fence_id.in_([row.fence_id for row in chunk])))
 
