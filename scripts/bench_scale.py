@@ -14,6 +14,7 @@ Per size and layout, printed as it is known:
 - one write: a new fence with an offer, created through the API, until every worker serves it.
 
     python scripts/bench_scale.py [--sizes 10000,100000] [--layouts country,even] [--seconds 10] [--keep]
+        [--profile]
 
 Uses GEOTARGET_REDIS_URL when set, else an embedded Redis; SQLite in a temporary folder.
 """
@@ -45,7 +46,7 @@ from geotarget.catalog.model import Offer  # noqa: E402
 from geotarget.runtime import Runtime  # noqa: E402
 from geotarget.settings import Settings  # noqa: E402
 from scripts.bench_data import DATA_SETS, DataSet, Shop, shops  # noqa: E402
-from scripts.bench_harness import bench_redis, drive, forget, stop  # noqa: E402
+from scripts.bench_harness import bench_redis, drive, forget, print_profile, profiled, stop  # noqa: E402
 from scripts.bench_nearby import DAILY, server_env  # noqa: E402
 from tests.servers import free_port, wait_ready  # noqa: E402
 
@@ -120,7 +121,7 @@ def one_write(base: str, merchant_key: str, app_key: str, near: Shop) -> float:
     return time.perf_counter() - started
 
 
-def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: bool) -> dict[str, float]:
+def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: bool, profile: bool) -> dict[str, float]:
     data = list(shops(layout(layout_name, fences)))
     folder = Path(tempfile.mkdtemp(prefix=f"scale-{layout_name}-{fences}-"))
     prefix = f"scale{os.getpid()}{fences}{layout_name}"[:32]
@@ -160,6 +161,11 @@ def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: b
         figures["rss_mb"], figures["pss_mb"] = memory_mb(workers)
         centres = [(s.store.lat, s.store.lon) for s in data]
         drive(base, "/v1/nearby", app_key, centres, 3, 8, workers, mode="teleport")  # warm-up
+        if profile:
+            spy = profiled(workers[0], seconds)
+            drive(base, "/v1/nearby", app_key, centres, seconds, 8, workers, mode="teleport")
+            print(f"  profile: {layout_name} {fences:,}")
+            print_profile(spy)
         loaded = drive(base, "/v1/nearby", app_key, centres, seconds, 8, workers, mode="teleport")
         figures["cpu_ms"], figures["p99_ms"], figures["offers"] = loaded.cpu_ms, loaded.p99, loaded.served
         figures["write_s"] = one_write(base, merchant.api_key, app_key, data[0])
@@ -181,12 +187,13 @@ def main() -> None:
     parser.add_argument("--layouts", default="country,even")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--keep", action="store_true", help="keep each deployment's folder (printed)")
+    parser.add_argument("--profile", action="store_true", help="print a py-spy profile of one loaded worker")
     args = parser.parse_args()
     print(f"{'layout':<8} {'fences':>9} " + " ".join(f"{c:>13}" for c in (*COLUMNS, "write_s")), flush=True)
     with bench_redis() as redis_url:
         for size in (int(s) for s in args.sizes.split(",")):
             for name in args.layouts.split(","):
-                f = bench(name, size, redis_url, args.seconds, args.keep)
+                f = bench(name, size, redis_url, args.seconds, args.keep, args.profile)
                 print(f"{name:<8} {size:>9,} " + " ".join(f"{f[c]:>13,.2f}" for c in (*COLUMNS, "write_s")), flush=True)
 
 
