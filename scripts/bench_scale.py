@@ -157,12 +157,12 @@ def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: b
         time.sleep(2)
         assert server is not None
         everyone = psutil.Process(server.pid).children(recursive=True)
-        workers = [w for w in everyone if "deliver" not in " ".join(w.cmdline())]
+        workers = [w for w in everyone if "spawn_main" in " ".join(w.cmdline())]  # not the loops, not the tracker
         figures["rss_mb"], figures["pss_mb"] = memory_mb(workers)
         centres = [(s.store.lat, s.store.lon) for s in data]
         drive(base, "/v1/nearby", app_key, centres, 3, 8, workers, mode="teleport")  # warm-up
         if profile:
-            spy = profiled(workers[0], seconds)
+            spy = profiled(max(workers, key=lambda w: sum(w.cpu_times()[:2])), seconds)  # a loaded one
             drive(base, "/v1/nearby", app_key, centres, seconds, 8, workers, mode="teleport")
             print(f"  profile: {layout_name} {fences:,}")
             print_profile(spy)
