@@ -98,6 +98,17 @@ def test_external_ids_keep_a_changed_file_from_storing_a_store_twice(importer, r
     assert len(runtime.repository.fences(merchant)) == 350
 
 
+def test_store_numbers_are_external_ids_too(importer, runtime, tmp_path):
+    env, merchant = importer
+    frame = stores(20)
+    frame["external_id"] = range(1_000, 1_020)  # an integer column, as exports of store numbers have
+    path = write(frame, tmp_path / "numbered.parquet")
+    assert "20 fence(s) imported" in run_import(env, path, merchant)
+    frame["name"] = "Renamed"
+    assert "0 fence(s) imported, 20 already stored" in run_import(env, write(frame, tmp_path / "v2.parquet"), merchant)
+    assert sorted(f.external_id for f in runtime.repository.fences(merchant))[:2] == ["1000", "1001"]
+
+
 def test_a_projected_geoparquet_is_read_in_wgs84(importer, runtime, tmp_path):
     env, merchant = importer
     path = write(stores(10, crs=3763), tmp_path / "portugal-tm06.parquet")  # PT-TM06, metres

@@ -193,7 +193,8 @@ class FenceService:
         covers = [r.cover for r in prepared]
         if not index:
             fences = self.repository.add_fences(merchant_id, new, covers, self.max_per_merchant)
-            self.notify_others()
+            if fences:
+                self.notify_others()
             return fences
         with self.catalog.writing(len(prepared)):
             fences = self.repository.add_fences(merchant_id, new, covers, self.max_per_merchant)

@@ -41,14 +41,16 @@ def file_digest(path: Path) -> str:
 
 
 def with_external_id(feature: Any, name: str) -> Any:
-    """The feature with ``properties.external_id`` set to ``name`` unless it has one (or is not an object)."""
+    """The feature with ``properties.external_id`` set to ``name`` unless it has one (or is not an object); a
+    whole number there (a store number column) is read as its digits."""
     if not isinstance(feature, dict):
         return feature
     properties = feature.get("properties")
     properties = properties if isinstance(properties, dict) else {}
-    if properties.get("external_id") is not None:
-        return feature
-    return {**feature, "properties": {**properties, "external_id": name}}
+    given = properties.get("external_id")
+    if isinstance(given, int) and not isinstance(given, bool):
+        given = str(given)
+    return {**feature, "properties": {**properties, "external_id": name if given is None else given}}
 
 
 def external_id_of(feature: Any) -> str | None:
