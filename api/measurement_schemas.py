@@ -1,4 +1,4 @@
-"""Request and response shapes of ``/v1/interactions`` and ``/v1/redemptions``."""
+"""Request and response shapes of ``/v1/pings``, ``/v1/interactions`` and ``/v1/redemptions``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from api.openapi import one_or_many
 from api.schemas import ErrorDetail
 from geotarget.catalog.model import Offer, UtcTime
 from geotarget.measurement.interactions import MAX_INTERACTIONS, TYPES, InteractionResult, InteractionType
+from geotarget.measurement.pings import PingResult
 
 INTERACTIONS_BODY = one_or_many(
     "interactions",
@@ -61,3 +62,37 @@ class RedemptionOut(BaseModel):
 
 
 __all__ = ["INTERACTIONS_BODY", "InteractionType", "InteractionsOut", "RedemptionIn", "RedemptionOut"]
+
+
+class PingRow(BaseModel):
+    index: int
+    status: Literal["accepted", "rejected"]
+    event_id: str | None = None
+    stored: bool = False
+    error: ErrorDetail | None = None
+    warnings: list[ErrorDetail] | None = Field(
+        default=None, description="lat_lon_swapped: kept, but it looks like lat and lon were sent the wrong way round"
+    )
+
+
+class PingsOut(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[PingRow]
+
+
+def pings_out(results: list[PingResult]) -> PingsOut:
+    rows = [
+        PingRow(index=r.index, status="accepted", event_id=r.event_id, stored=r.stored, warnings=_swap_warning(r))
+        if r.error is None
+        else PingRow(index=r.index, status="rejected", error=ErrorDetail.of(r.error))
+        for r in results
+    ]
+    accepted = sum(1 for r in rows if r.status == "accepted")
+    return PingsOut(accepted=accepted, rejected=len(rows) - accepted, results=rows)
+
+
+def _swap_warning(result: PingResult) -> list[ErrorDetail] | None:
+    if result.swapped is None:
+        return None
+    return [ErrorDetail(code="lat_lon_swapped", message=result.swapped, field=f"pings[{result.index}].lat")]

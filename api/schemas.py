@@ -14,7 +14,6 @@ from geofences import FenceError
 from geotarget.catalog.fences import BulkResult
 from geotarget.catalog.model import Offer
 from geotarget.errors import GeotargetError
-from geotarget.measurement.pings import PingResult
 from geotarget.serving.answers import NearbyAnswer, shown
 
 
@@ -269,40 +268,6 @@ class NearbyOut(BaseModel):
         if answer.swapped:
             warnings = [ErrorDetail(code="lat_lon_swapped", message=answer.swapped, field="lat")]
         return cls.model_construct(offers=offers, cell=answer.cell, degraded=answer.degraded, warnings=warnings)
-
-
-class PingRow(BaseModel):
-    index: int
-    status: Literal["accepted", "rejected"]
-    event_id: str | None = None
-    stored: bool = False
-    error: ErrorDetail | None = None
-    warnings: list[ErrorDetail] | None = Field(
-        default=None, description="lat_lon_swapped: kept, but it looks like lat and lon were sent the wrong way round"
-    )
-
-
-class PingsOut(BaseModel):
-    accepted: int
-    rejected: int
-    results: list[PingRow]
-
-
-def pings_out(results: list[PingResult]) -> PingsOut:
-    rows = [
-        PingRow(index=r.index, status="accepted", event_id=r.event_id, stored=r.stored, warnings=_swap_warning(r))
-        if r.error is None
-        else PingRow(index=r.index, status="rejected", error=ErrorDetail.of(r.error))
-        for r in results
-    ]
-    accepted = sum(1 for r in rows if r.status == "accepted")
-    return PingsOut(accepted=accepted, rejected=len(rows) - accepted, results=rows)
-
-
-def _swap_warning(result: PingResult) -> list[ErrorDetail] | None:
-    if result.swapped is None:
-        return None
-    return [ErrorDetail(code="lat_lon_swapped", message=result.swapped, field=f"pings[{result.index}].lat")]
 
 
 class ReachRow(BaseModel):

@@ -7,8 +7,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import App, Now, RuntimeDep
 from api.errors import ERROR_RESPONSES
+from api.measurement_schemas import PingsOut, pings_out
 from api.openapi import one_or_many
-from api.schemas import PingsOut, pings_out
 from geotarget.measurement.pings import MAX_PINGS
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=ERROR_RESPONSES)

@@ -12,6 +12,19 @@ from tests.web.browsing import ARTIFACTS, admin, call, log_in
 
 pytestmark = pytest.mark.slow
 
+CUT_OPTIONS = """() => {
+  // the widest option's text against the room a select gives it (its arrow and padding take about 28 px)
+  const cut = [];
+  const pen = document.createElement('canvas').getContext('2d');
+  for (const select of document.querySelectorAll('.side select')) {
+    if (!select.offsetParent) continue;
+    pen.font = getComputedStyle(select).font;
+    const widest = Math.max(...[...select.options].map(o => pen.measureText(o.text).width));
+    if (widest + 28 > select.clientWidth) cut.push(`${select.name}: ${Math.round(widest)} px in ${select.clientWidth}`);
+  }
+  return cut;
+}"""
+
 OVERFLOWING = """() => {
   const side = document.querySelector('.side');
   const box = side.getBoundingClientRect();
@@ -48,6 +61,7 @@ def test_no_form_control_runs_past_the_merchant_side_panel(site: str, browser: A
         page.screenshot(path=str(ARTIFACTS / f"merchant-layout-{width}.png"), full_page=True)
 
         assert page.evaluate(OVERFLOWING) == []
+        assert page.evaluate(CUT_OPTIONS) == []  # the Push select used to cut "— never: list it when apps ask —"
         start, end = (page.locator(f"#windows [data-part={part}]").bounding_box() for part in ("start", "end"))
         assert start is not None and end is not None and abs(start["y"] - end["y"]) < 2  # one line
         assert page.locator("#windows [data-part=end]").input_value() == "10:00"
