@@ -100,7 +100,7 @@ def test_a_worker_that_starts_resolves_tags_as_the_writer_did(client, runtime, c
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
-        ({}, "body"),
+        ({}, "geofence_ids"),
         ({"geofence_tags": [""]}, "geofence_tags[0]"),
         ({"geofence_tags": [f"t{i}" for i in range(21)]}, "geofence_tags"),
         ({"all_geofences": "sometimes"}, "all_geofences"),

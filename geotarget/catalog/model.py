@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     HttpUrl,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
     field_serializer,
     field_validator,
@@ -217,11 +218,14 @@ class OfferFields(BaseModel):
     body: str = Field(default="", max_length=2000)
     url: Url | None = None
     image_url: Url | None = None
-    geofence_ids: tuple[str, ...] = Field(default=(), max_length=500, description="the merchant's fences, by id")
+    # tags and "all" come first: the check that some fence is named is reported on geofence_ids, which sees them
     geofence_tags: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = Field(
-        default=(), max_length=20, description="and every fence of the merchant's with any of these tags, now or later"
+        default=(), max_length=20, description="every fence of the merchant's with any of these tags, now or later"
     )
     all_geofences: bool = Field(default=False, description="every fence of the merchant's, now or later")
+    geofence_ids: tuple[str, ...] = Field(
+        default=(), max_length=500, validate_default=True, description="the merchant's fences, by id"
+    )
     nearby_m: float = Field(default=0.0, ge=0, le=5000, description="0: only inside the fence")
     schedule: ScheduleField = None
     special: bool = False
@@ -238,11 +242,12 @@ class OfferFields(BaseModel):
         default=None, ge=0.01, le=1000, description="price per 1,000 impressions bid on exchanges; none: never bid"
     )
 
-    @model_validator(mode="after")
-    def _some_fences(self) -> OfferFields:
-        if not (self.geofence_ids or self.geofence_tags or self.all_geofences):
-            raise ValueError("an offer needs fences: geofence_ids, geofence_tags or all_geofences")
-        return self
+    @field_validator("geofence_ids")
+    @classmethod
+    def _some_fences(cls, ids: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if not (ids or info.data.get("geofence_tags") or info.data.get("all_geofences")):
+            raise ValueError("an offer needs at least one of your geofences (or geofence_tags, or all_geofences)")
+        return ids
 
     def names_fence(self, fence: Fence) -> bool:
         """Whether this offer is on ``fence`` (one of the same merchant's): by id, by a tag, or as all of them."""

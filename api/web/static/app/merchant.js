@@ -180,18 +180,50 @@
     return layer;
   }
 
-  /** The fence's name on the map (a DOM text node, never HTML), or none when it is gone (null layer). */
+  /** The fence's name on the map (a DOM text node, never HTML), or none when it is gone (null layer). It hangs
+   * below the shape, so a small fence is never hidden under its own name. */
   function label(id, name, layer) {
     const old = state.labels.get(id);
     if (old) old.remove();
     state.labels.delete(id);
     if (!layer || !name) return;
-    const at = layer.getLatLng ? layer.getLatLng() : layer.getBounds().getCenter();
-    const tip = L.tooltip({ permanent: true, direction: "center", className: "fence-label", interactive: false })
-      .setLatLng(at)
+    const box = layer.getBounds();
+    const tip = L.tooltip({ permanent: true, direction: "bottom", offset: [0, 2], className: "fence-label", interactive: false })
+      .setLatLng(L.latLng(box.getSouth(), box.getCenter().lng))
       .setContent(el("span", {}, name))
       .addTo(state.map);
     state.labels.set(id, tip);
+    declutterSoon();
+  }
+
+  /** Labels give way: one that would overlap a label already shown is hidden until zooming in makes room
+   * (the larger fence's name is shown first). */
+  let declutterPending = false;
+  function declutterSoon() {
+    if (declutterPending) return;
+    declutterPending = true;
+    requestAnimationFrame(() => { declutterPending = false; declutter(); });
+  }
+
+  function declutter() {
+    const byArea = [...state.labels.entries()].sort((a, b) => area(b[0]) - area(a[0]));
+    const shown = [];
+    for (const [, tip] of byArea) {
+      const node = tip.getElement();
+      if (!node) continue;
+      node.style.visibility = "";
+      const r = node.getBoundingClientRect();
+      if (shown.some((s) => r.left < s.right && r.right > s.left && r.top < s.bottom && r.bottom > s.top)) {
+        node.style.visibility = "hidden";
+        continue;
+      }
+      shown.push(r);
+    }
+  }
+
+  function area(id) {
+    const feature = state.fences.get(id);
+    return (feature && feature.properties.area_m2) || 0;
   }
 
   /** "3 map cells": how much of the index a fence takes, in a merchant's words (the split is in the detail line). */
@@ -200,8 +232,11 @@
     return `${fmt(total)} map cell${total === 1 ? "" : "s"}`;
   }
 
+  /** The offers on a fence: by its id, by one of its tags, or over all of the merchant's fences. */
   function offersOf(fenceId) {
-    return state.offers.filter((o) => o.geofence_ids.includes(fenceId));
+    const tags = (state.fences.get(fenceId)?.properties.tags) || [];
+    return state.offers.filter((o) => o.all_geofences || o.geofence_ids.includes(fenceId)
+      || (o.geofence_tags || []).some((t) => tags.includes(t)));
   }
 
   function renderFenceList() {
@@ -360,7 +395,11 @@
     document.getElementById("offer-count").textContent = `(${state.offers.length})`;
     if (!state.offers.length) list.append(el("li", { class: "empty" }, "No offers yet."));
     for (const offer of state.offers) {
-      const fences = offer.geofence_ids.map((id) => (state.fences.get(id) || { properties: { name: id } }).properties.name || id);
+      const fences = [
+        ...(offer.all_geofences ? ["all your fences"] : []),
+        ...offer.geofence_ids.map((id) => (state.fences.get(id) || { properties: { name: id } }).properties.name || id),
+        ...(offer.geofence_tags || []).map((tag) => `every fence tagged “${tag}”`),
+      ];
       list.append(
         el(
           "li",
@@ -558,6 +597,7 @@
   function setUpMap() {
     const map = GT.baseMap(document.getElementById("map"));
     state.map = map;
+    map.on("zoomend moveend", declutterSoon);
     map.pm.addControls({
       position: "topleft",
       drawMarker: false,
