@@ -66,7 +66,7 @@ def test_over_the_limit_is_429_with_retry_after_and_touches_no_cap_then_recovers
     refused = answers[-1]
     assert refused.json()["error"]["code"] == "rate_limited"
     assert "serving rate limit (3 per 1 second)" in refused.json()["error"]["message"]
-    assert 1 <= int(refused.headers["Retry-After"]) <= 1
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2  # the window slides: up to a third of a second more
     assert refused.headers["RateLimit-Limit"] == "3" and refused.headers["RateLimit-Remaining"] == "0"
     assert int(refused.headers["RateLimit-Reset"]) == int(refused.headers["Retry-After"])
     assert _cap_counts(settings) == 3  # the refused request reserved nothing
@@ -74,6 +74,25 @@ def test_over_the_limit_is_429_with_retry_after_and_touches_no_cap_then_recovers
     time.sleep(int(refused.headers["Retry-After"]) + 0.05)
     assert client.get("/v1/nearby", params=params, headers=app).status_code == 200
     assert _cap_counts(settings) == 4
+
+
+@pytest.mark.parametrize("phase", [i / 20 for i in range(20)])
+def test_a_device_that_waits_its_retry_after_is_served(phase):
+    """The window slides, so the end of the fixed window alone was too early a time to come back (a refused
+    phone retried at Retry-After and was refused again, whenever its burst fell early in a window)."""
+    from geotarget.serving.device_limits import DeviceLimits
+
+    now = [1000.0 + phase]
+    limiter = DeviceLimits("3/second", clock=lambda: now[0])
+    for burst in range(4):  # it keeps asking until refused, waits as told, asks again
+        refusal = None
+        for _ in range(10):
+            refusal = limiter.check("app", "phone")
+            if refusal is not None:
+                break
+        assert refusal is not None and 1 <= refusal.retry_after_s <= 2, (phase, burst)
+        now[0] += refusal.retry_after_s
+        assert limiter.check("app", "phone") is None, (phase, burst, refusal.retry_after_s)
 
 
 def test_one_keys_traffic_never_limits_another_key_or_another_class(limited):

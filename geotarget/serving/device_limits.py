@@ -74,7 +74,7 @@ class DeviceLimits:
                 elapsed = now - window.start
                 estimate = window.previous * max(0.0, 1 - elapsed / window_s) + window.current
                 if estimate + 1 > amount:
-                    return DeviceRefusal(text, amount, max(1, math.ceil(window_s - elapsed)))
+                    return DeviceRefusal(text, amount, _retry_after(window, elapsed, amount, window_s))
                 counted.append(window)
             for window in counted:  # counted only once every limit let it through
                 window.current += 1
@@ -97,6 +97,17 @@ class DeviceLimits:
             del self._windows[key]
         if len(self._windows) > MAX_TRACKED:  # all recent: a flood of new ids; start over rather than grow
             self._windows.clear()
+
+
+def _retry_after(window: _Window, elapsed: float, amount: int, window_s: int) -> int:
+    """Whole seconds until the sliding estimate lets one more request through: a client that waits this long is
+    served (the end of the fixed window alone is too early while the previous window still weighs)."""
+    room = amount - 1  # what the estimate may be for one more request to pass
+    if window.current > room:  # not in this window: in the next one, where this one's count weighs as "previous"
+        wait = (window_s - elapsed) + window_s * max(0.0, 1 - room / window.current)
+    else:  # in this window, once enough of the previous one has slid out
+        wait = window_s * max(0.0, 1 - (room - window.current) / window.previous) - elapsed
+    return max(1, math.ceil(wait - 1e-9))
 
 
 __all__ = ["DeviceLimits", "DeviceRefusal"]
