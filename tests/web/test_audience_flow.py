@@ -90,7 +90,14 @@ def test_a_merchant_targets_a_rivals_visitors_and_ad_ops_see_the_lift(site: str,
     )
     assert stranger["offers"] == [] and 0 < shown < FANS  # members only, less the held-out half
     deadline = time.monotonic() + 30
-    while (lift := call(site, adops_key, "GET", "/v1/reports/lift", params={"offer_id": offer["id"]}))["ci95"] is None:
+
+    def stored(lift: dict[str, Any]) -> bool:
+        """Every impression and ghost is in the event store (the consumer writes them in batches: the CI may
+        be known before the last batch is)."""
+        counted = (lift["exposed"]["devices"] or 0) + (lift["control"]["devices"] or 0)
+        return lift["ci95"] is not None and counted == FANS
+
+    while not stored(lift := call(site, adops_key, "GET", "/v1/reports/lift", params={"offer_id": offer["id"]})):
         assert time.monotonic() < deadline, f"the consumer has not stored the impressions and ghosts: {lift}"
         time.sleep(0.3)
     assert lift["exposed"]["devices"] == shown and lift["control"]["devices"] == FANS - shown
