@@ -57,12 +57,36 @@ def error_response(
     return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status, headers=headers)
 
 
-def _field(loc: Sequence[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+def _field(loc: Sequence[Any], body: Any = None) -> str:
+    parts = [str(p) for p in _without_tags(loc, body) if p not in ("body", "query", "path", "header")]
     text = ""
     for part in parts:
         text += f"[{part}]" if part.isdigit() else (f".{part}" if text else part)
     return text or ".".join(str(p) for p in loc)
+
+
+def _without_tags(loc: Sequence[Any], body: Any) -> list[Any]:
+    """``loc`` without the tags pydantic puts in for a union's member (``rule.regulars.days`` is the rule's
+    ``days``, its kind being regulars): a tag is a step on the way (never the last: that may be a missing key)
+    that is no key of the object it is taken in, but one of its values (the discriminator's)."""
+    kept: list[Any] = []
+    node = {"body": body} if body is not None else None
+    for at, part in enumerate(loc):
+        if at < len(loc) - 1 and isinstance(node, dict) and part not in node and part in node.values():
+            continue
+        kept.append(part)
+        node = node.get(part) if isinstance(node, dict) else _item(node, part)
+    return kept
+
+
+def _item(node: Any, part: Any) -> Any:
+    return node[part] if isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node) else None
+
+
+def _plain(message: Any) -> str:
+    """Pydantic's prefix for a rule's own ValueError says nothing to the person reading it."""
+    text = str(message)
+    return text.removeprefix("Value error, ")
 
 
 def install(app: FastAPI) -> None:
@@ -82,8 +106,8 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         if first.get("type") == "json_invalid":  # FastAPI names the character offset as if it were a field
             return error_response(422, "invalid", f"the body is not valid JSON ({first.get('msg')})", "body")
-        field = _field(first.get("loc", ()))
-        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+        field = _field(first.get("loc", ()), getattr(exc, "body", None))
+        message = f"{field}: {_plain(first.get('msg'))}" if field else _plain(first.get("msg"))
         return error_response(422, "invalid", message, field or None)
 
     @app.exception_handler(FenceError)

@@ -354,7 +354,7 @@ class ScopeOffer(BaseModel):
     id: str
     title: str
     merchant_id: str
-    geofence_ids: list[str]
+    geofence_ids: list[str] = Field(description="the fences it is on now: by id, by tag or all of them")
     status: str
 
 

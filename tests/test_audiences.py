@@ -147,10 +147,10 @@ def test_limit_ad_tracking_pings_have_no_device_and_make_no_member(history):
 @pytest.mark.parametrize(
     ("rule", "says"),
     [
-        ({"kind": "visitors"}, "geofence_ids or by tags"),
-        ({"kind": "visitors", "geofence_ids": ["a"], "tags": ["b"]}, "geofence_ids or by tags"),
-        ({"kind": "regulars", "tags": ["cafe"], "min_days": 10, "days": 7}, "min_days cannot be more than days"),
-        ({"kind": "lapsed", "tags": ["cafe"], "seen_within_days": 30, "not_within_days": 30}, "less than"),
+        ({"kind": "visitors"}, "give geofence_ids or tags"),
+        ({"kind": "visitors", "geofence_ids": ["a"], "tags": ["b"]}, "not both"),
+        ({"kind": "regulars", "tags": ["cafe"], "min_days": 10, "days": 7}, "cannot fit in a window of 7 days"),
+        ({"kind": "lapsed", "tags": ["cafe"], "seen_within_days": 30, "not_within_days": 30}, "must be fewer"),
         ({"kind": "dwellers", "tags": ["cafe"], "min_dwell_s": 5}, "greater than or equal to 60"),
         ({"kind": "loyal", "tags": ["cafe"]}, "visitors"),
         ({"kind": "visitors", "tags": ["cafe"], "days": 366}, "less than or equal to 365"),

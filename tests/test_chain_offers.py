@@ -121,3 +121,14 @@ def test_a_tag_offer_of_a_merchant_without_a_time_zone_asks_for_one(client):
         "/v1/offers", json={"title": "Week", "geofence_tags": ["x"], "timezone": "Europe/Lisbon"}, headers=headers
     )
     assert given.status_code == 201
+
+
+def test_the_report_scopes_list_a_chain_offer_with_the_stores_it_is_on_now(client, cafe, bakery):
+    """The dashboard offers a heatmap per fence of the chosen offer: a tag offer's fences are its tagged stores."""
+    rossio = put(client, cafe, store(*ROSSIO, "lisbon"))
+    put(client, cafe, store(*CHIADO, "kiosk"))
+    put(client, bakery, store(*BELEM, "lisbon"))
+    week = offer(client, cafe, geofence_tags=["lisbon"])
+    adops = client.post("/v1/apps", json={"name": "ops", "role": "adops"}, headers=ADMIN).json()["api_key"]
+    scopes = client.get("/v1/reports/scopes", headers={"Authorization": f"Bearer {adops}"}).json()
+    assert next(o for o in scopes["offers"] if o["id"] == week["id"])["geofence_ids"] == [rossio]

@@ -156,3 +156,19 @@ def test_pings_whose_lat_and_lon_look_swapped_are_kept_and_say_so(client, cafe):
     for i in (1, 2):
         [warning] = rows[i]["warnings"]
         assert warning["code"] == "lat_lon_swapped" and warning["field"] == f"pings[{i}].lat"
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "says"),
+    [
+        ({"kind": "regulars", "tags": ["cafe"], "min_days": 5, "days": 3}, "rule.min_days", "5 days of visits"),
+        ({"kind": "lapsed", "tags": ["cafe"], "not_within_days": 90}, "rule.not_within_days", "fewer than the 90"),
+        ({"kind": "visitors"}, "rule.geofence_ids", "pick the fences"),
+        ({"kind": "dwellers", "tags": ["cafe"], "min_dwell_s": 5}, "rule.min_dwell_s", "greater than or equal"),
+    ],
+)
+def test_an_audience_error_names_the_field_to_change_in_plain_words(client, cafe, rule, field, says):
+    """Not ``rule.regulars: Value error, ...``: the union's tag is no field, and pydantic's prefix no word."""
+    error = client.post("/v1/audiences", json={"name": "n", "rule": rule}, headers=cafe.headers).json()["error"]
+    assert error["field"] == field and error["message"].startswith(f"{field}: ")
+    assert says in error["message"] and "Value error" not in error["message"]

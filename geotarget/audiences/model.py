@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 
 Days = Annotated[int, Field(ge=1, le=365)]
 
@@ -21,15 +21,21 @@ Tag = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class _OverFences(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    geofence_ids: tuple[Id, ...] | None = Field(default=None, min_length=1, max_length=500)
-    tags: tuple[Tag, ...] | None = Field(default=None, min_length=1, max_length=50, description="fences with any")
+    """Rules check their figures on the field a person would change, so an error names (and a page outlines) it."""
 
-    @model_validator(mode="after")
-    def _one_way(self) -> _OverFences:
-        if (self.geofence_ids is None) == (self.tags is None):
-            raise ValueError("choose the fences by geofence_ids or by tags (one of them)")
-        return self
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # tags come first: the check that the fences are chosen one way is reported on geofence_ids, which sees them
+    tags: tuple[Tag, ...] | None = Field(default=None, min_length=1, max_length=50, description="fences with any")
+    geofence_ids: tuple[Id, ...] | None = Field(default=None, min_length=1, max_length=500, validate_default=True)
+
+    @field_validator("geofence_ids")
+    @classmethod
+    def _one_way(cls, ids: tuple[str, ...] | None, info: ValidationInfo) -> tuple[str, ...] | None:
+        if ids is None and info.data.get("tags") is None:
+            raise ValueError("pick the fences it counts visits in: give geofence_ids or tags")
+        if ids is not None and info.data.get("tags") is not None:
+            raise ValueError("give geofence_ids or tags, not both")
+        return ids
 
 
 class Visitors(_OverFences):
@@ -44,14 +50,16 @@ class Regulars(_OverFences):
     """Visits on at least ``min_days`` different days (in the fence's time zone) in the last ``days``."""
 
     kind: Literal["regulars"]
-    min_days: int = Field(default=3, ge=1, le=365)
     days: Days = 28
+    min_days: int = Field(default=3, ge=1, le=365, validate_default=True)
 
-    @model_validator(mode="after")
-    def _fits(self) -> Regulars:
-        if self.min_days > self.days:
-            raise ValueError("min_days cannot be more than days")
-        return self
+    @field_validator("min_days")
+    @classmethod
+    def _fits(cls, min_days: int, info: ValidationInfo) -> int:
+        days = info.data.get("days")
+        if days is not None and min_days > days:
+            raise ValueError(f"{min_days} days of visits cannot fit in a window of {days} days: lower min_days")
+        return min_days
 
 
 class Lapsed(_OverFences):
@@ -59,13 +67,15 @@ class Lapsed(_OverFences):
 
     kind: Literal["lapsed"]
     seen_within_days: Days = 90
-    not_within_days: Days = 30
+    not_within_days: Days = Field(default=30, validate_default=True)
 
-    @model_validator(mode="after")
-    def _fits(self) -> Lapsed:
-        if self.not_within_days >= self.seen_within_days:
-            raise ValueError("not_within_days must be less than seen_within_days")
-        return self
+    @field_validator("not_within_days")
+    @classmethod
+    def _fits(cls, not_within: int, info: ValidationInfo) -> int:
+        seen = info.data.get("seen_within_days")
+        if seen is not None and not_within >= seen:
+            raise ValueError(f"the quiet {not_within} days must be fewer than the {seen} days seen within")
+        return not_within
 
 
 class Dwellers(_OverFences):

@@ -68,6 +68,13 @@ class Scopes:
     offers: list[Offer]
 
 
+def _on_fences(offer: Offer, fences: list[Fence]) -> Offer:
+    if not (offer.geofence_tags or offer.all_geofences):
+        return offer
+    on = tuple(f.id for f in fences if f.merchant_id == offer.merchant_id and offer.names_fence(f))
+    return offer.model_copy(update={"geofence_ids": on})
+
+
 class ReportService:
     def __init__(self, repository: Repository, store: ParquetEventStore, k: int) -> None:
         self.repository = repository
@@ -141,7 +148,10 @@ class ReportService:
     def scopes(self, viewer: Owner) -> Scopes:
         """Every merchant, fence and offer for ad ops; its own for a merchant."""
         merchants = self.repository.merchants(viewer)
-        return Scopes(merchants, self.repository.fences(viewer), self.repository.offers(viewer))
+        fences = self.repository.fences(viewer)
+        offers = self.repository.offers(viewer)
+        # an offer by tag or over all fences is listed with the fences it is on now (the page's heatmap choices)
+        return Scopes(merchants, fences, [_on_fences(offer, fences) for offer in offers])
 
     def heatmap(
         self, fence_id: str, viewer: Owner, first: date | None, last: date | None, res: int, today: date

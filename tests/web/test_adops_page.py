@@ -33,6 +33,20 @@ def _wait_for_store(site: str, key: str, offer_id: str, stored: Callable[[list[d
         time.sleep(0.3)
 
 
+TABLE_FIT = """() => {
+  const wrap = document.querySelector('.table-wrap'), box = wrap.getBoundingClientRect();
+  const first = () => document.querySelector('#report-table tbody tr td').getBoundingClientRect().left;
+  const before = first();
+  wrap.scrollLeft = wrap.scrollWidth;  // to the last column
+  const spend = [...document.querySelectorAll('#report-table th')].find((th) => th.textContent === 'spend');
+  const seen = spend.getBoundingClientRect();
+  const fit = {page: document.documentElement.scrollWidth, viewport: window.innerWidth, right: box.right,
+               pinned: Math.abs(first() - before) < 1, spendSeen: seen.right <= box.right + 1 && seen.left >= box.left};
+  wrap.scrollLeft = 0;
+  return fit;
+}"""
+
+
 def show_report(page: Any, scope: str) -> None:
     page.select_option("#scope", scope)  # no click on Show: choosing the scope loads its report
     page.wait_for_selector(f"#report-table[data-scope='{scope}'] tbody tr")
@@ -76,6 +90,13 @@ def test_adops_sees_charts_heatmap_and_table_from_the_event_store(site: str, pag
     assert labels == ["once", "twice", "3 times", "4 times", "5 times or more"]
     assert "5 devices reached" in " ".join(page.inner_text("#totals").split()).replace("\n", " ")
     assert page.locator("#report-table tbody tr").count() == 30  # the default: the last 30 days
+    served = call(site, adops_key, "GET", "/v1/reports/reach", params={"offer_id": popular["id"]})["rows"]
+    first_day = next(r["period"] for r in served if r["impressions"])
+    assert page.evaluate("geotarget.charts['reach-chart'].data.labels")[0] == first_day  # no empty days before
+    assert "before" in page.inner_text("#chart-note")  # and it says so
+    fit = page.evaluate(TABLE_FIT)  # the table scrolls inside its card, its period column pinned
+    assert fit["page"] <= fit["viewport"] and fit["right"] <= fit["viewport"], fit
+    assert fit["pinned"] and fit["spendSeen"], fit
     page.wait_for_selector(f"#map[data-fence='{fence['id']}']")  # the heatmap of this report's fence is drawn
     page.wait_for_selector("path.heat-cell")
 

@@ -57,9 +57,20 @@ def test_a_merchant_targets_a_rivals_visitors_and_ad_ops_see_the_lift(site: str,
         assert time.monotonic() < deadline, "the consumer has not stored the rival's visits"
         time.sleep(0.3)
 
+    page.fill("#audience-form [name=audience_name]", "Rival's regulars")
+    page.select_option("#audience-form [name=kind]", "regulars")
+    page.fill("#audience-form [name=min_days]", "10")
+    page.fill("#audience-form [name=days]", "7")
+    page.check(f"#audience-fences input[value='{rival['id']}']")
+    page.click("#audience-save")
+    page.wait_for_selector("#audience-form [name=min_days].invalid")  # the field to change, outlined
+    said = page.inner_text("#audience-error")
+    assert said.startswith("10 days of visits cannot fit in a window of 7 days"), said
+    assert page.locator("#audience-form .invalid").count() == 1 and "Value error" not in said
+
     page.fill("#audience-form [name=audience_name]", "Rival's visitors")
     page.select_option("#audience-form [name=kind]", "visitors")
-    page.check(f"#audience-fences input[value='{rival['id']}']")
+    page.fill("#audience-form [name=days]", "30")
     page.click("#audience-save")
     page.wait_for_selector(f"#audience-list li:has-text('{FANS} devices')")
     (audience,) = call(site, key, "GET", "/v1/audiences")["audiences"]

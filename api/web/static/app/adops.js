@@ -151,15 +151,25 @@
     );
   }
 
+  /** Whether a period has anything to draw: a figure above zero, or one suppressed (there was traffic). */
+  function hasData(row) {
+    return row.suppressed.length > 0 || COLUMNS.slice(1).some(([key]) => typeof row[key] === "number" && row[key] > 0);
+  }
+
   function renderCharts(report) {
-    const labels = report.rows.map((r) => r.period);
+    // the chart starts at the first period with data: a new campaign's window is mostly empty days before it
+    const first = report.rows.findIndex(hasData);
+    const rows = first > 0 ? report.rows.slice(first) : report.rows;
+    document.getElementById("chart-note").textContent =
+      first > 0 ? `Drawn from ${rows[0].period}: nothing before it in this window (the table lists every ${report.granularity}).` : "";
+    const labels = rows.map((r) => r.period);
     chart("reach-chart", {
       type: "bar",
       data: {
         labels,
         datasets: [
-          { type: "bar", label: "impressions", data: report.rows.map((r) => r.impressions), backgroundColor: "#93c5fd" },
-          { type: "line", label: "reach (devices)", data: report.rows.map((r) => r.reach), borderColor: "#1d4ed8", backgroundColor: "#1d4ed8", spanGaps: false },
+          { type: "bar", label: "impressions", data: rows.map((r) => r.impressions), backgroundColor: "#93c5fd" },
+          { type: "line", label: "reach (devices)", data: rows.map((r) => r.reach), borderColor: "#1d4ed8", backgroundColor: "#1d4ed8", spanGaps: false },
         ],
       },
       options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },

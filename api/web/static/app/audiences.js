@@ -81,7 +81,9 @@
   }
 
   function showError(err) {
-    document.getElementById("audience-error").textContent = `${err.message}${err.field ? ` (${err.field})` : ""}`;
+    // the outline shows where; the words say what (without the field's path in front of them again)
+    const prefix = err.field ? `${err.field}: ` : "";
+    document.getElementById("audience-error").textContent = prefix && err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
     document.querySelectorAll("#audience-form [data-field]").forEach((node) => {
       node.classList.toggle("invalid", Boolean(err.field) && err.field.startsWith(node.dataset.field));
     });
@@ -91,6 +93,7 @@
     event.preventDefault();
     const form = document.getElementById("audience-form");
     document.getElementById("audience-error").textContent = "";
+    document.querySelectorAll("#audience-form .invalid").forEach((node) => node.classList.remove("invalid"));
     try {
       const made = await api("/v1/audiences", { method: "POST", json: { name: form.elements.audience_name.value.trim(), rule: ruleOf(form) } });
       form.reset();
