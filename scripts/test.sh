@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # The whole check, from a fresh clone: makes .venv if needed, installs, then lint, types, architecture, tests.
+# --fast first: the tests that need no browser, no PostgreSQL, no Redis Cluster and no multi-second server run.
 set -euo pipefail
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  set -- -m "not slow and not postgres" "$@"
+fi
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

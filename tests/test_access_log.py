@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
 from tests.servers import serving
 
 
+@pytest.mark.slow
 def test_the_access_log_holds_no_device_id_and_no_position(tmp_path, redis_url):
     log = tmp_path / "serve.log"
     with serving(tmp_path / "data", redis_url, "log-admin", log=log) as [base]:

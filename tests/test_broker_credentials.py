@@ -96,6 +96,7 @@ def test_a_wrong_amqp_password_never_rides_on_another_tenants_connection(transpo
     assert sends(transports, "amqp://guest:guest@127.0.0.1:5672/amq.topic")
 
 
+@pytest.mark.slow
 def test_a_wrong_mqtt_password_never_rides_on_another_tenants_connection(transports, mqtt_with_passwords):
     port = mqtt_with_passwords
     assert sends(transports, f"mqtt://tenant:right@127.0.0.1:{port}/shops/enter")

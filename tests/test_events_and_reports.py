@@ -204,6 +204,7 @@ def test_reach_report_equals_an_independent_pandas_computation(client, cafe, run
     assert day3["impressions"] is None and "reach" in day3["suppressed"]  # 3 devices < k = 5
 
 
+@pytest.mark.slow
 def test_compaction_merges_small_files_without_changing_reports_and_keeps_erasures(client, cafe, runtime, world):
     events = generated_events(world, runtime.server.device_secret, random.Random(7))
     for start in range(0, len(events), 20):  # many small batches, as a trickle of traffic writes them

@@ -54,6 +54,7 @@ def run_import(env: dict[str, str], path: Path, merchant: str) -> str:
     return " ".join(done.output.split())
 
 
+@pytest.mark.slow
 def test_a_geoparquet_is_streamed_in_batches_and_every_store_is_served(importer, runtime, tmp_path):
     env, merchant = importer
     path = write(stores(4_500), tmp_path / "stores.parquet")
@@ -65,6 +66,7 @@ def test_a_geoparquet_is_streamed_in_batches_and_every_store_is_served(importer,
     assert inside
 
 
+@pytest.mark.slow
 def test_a_rerun_after_a_crash_half_way_stores_the_rest_and_nothing_twice(importer, runtime, tmp_path):
     env, merchant = importer
     path = write(stores(5_000), tmp_path / "stores.parquet")
@@ -86,6 +88,7 @@ def test_a_rerun_after_a_crash_half_way_stores_the_rest_and_nothing_twice(import
     assert len(runtime.repository.fences(merchant)) == 5_000
 
 
+@pytest.mark.slow
 def test_external_ids_keep_a_changed_file_from_storing_a_store_twice(importer, runtime, tmp_path):
     env, merchant = importer
     first = write(stores(300, named=True), tmp_path / "v1.parquet")
@@ -117,6 +120,7 @@ def test_a_projected_geoparquet_is_read_in_wgs84(importer, runtime, tmp_path):
     assert (round(lon, 6), round(lat, 6)) == LISBON
 
 
+@pytest.mark.slow
 def test_the_quota_stops_an_import_at_a_batch_and_says_so(tmp_path, redis_url, database_url):
     settings = make_settings(tmp_path, redis_url, database_url, max_fences_per_merchant=2_500)
     runtime = Runtime.open(settings)

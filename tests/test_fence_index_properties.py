@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -115,6 +116,7 @@ def reference_distance_m(shape: PolygonShape | CircleShape, point: LatLng) -> fl
     return min(haversine_m(point, LatLng(lat=y, lon=x)) for x, y in xy)
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(
     shape=st.one_of(polygons(), circles()),

@@ -38,6 +38,7 @@ def generated(tmp_path: Path, redis_url: str):
                 del sys.modules[name]
 
 
+@pytest.mark.slow
 def test_a_generated_client_runs_the_main_flow(generated):
     base, client_package = generated
     api = importlib.import_module(f"{PACKAGE}.api")

@@ -154,6 +154,7 @@ def test_two_tills_redeeming_one_code_at_once_one_wins(database_url, tmp_path):
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_unique_codes_never_repeat_in_a_million_draws_and_say_nothing_of_each_other():
     codes = [normalized(new_code()) for _ in range(1_000_000)]
     assert len(set(codes)) == len(codes)

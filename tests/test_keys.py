@@ -38,6 +38,7 @@ def test_the_admin_lists_keys_without_their_secrets(client, cafe):
     assert client.get("/v1/keys", headers=cafe.headers).status_code == 403
 
 
+@pytest.mark.slow
 def test_a_rotated_key_works_the_old_one_only_during_its_grace(client, cafe):
     (merchant_key,) = [k for k in client.get("/v1/keys", headers=ADMIN).json()["keys"] if k["owner_id"] == cafe.id]
     rotated = client.post(f"/v1/keys/{merchant_key['id']}/rotate", json={"grace_s": 2}, headers=ADMIN)
@@ -96,6 +97,7 @@ def test_unknown_keys_and_the_admin_key_answer_clearly(client):
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "grace_s"
 
 
+@pytest.mark.slow
 def test_a_key_expires_on_its_own_even_while_remembered(client):
     soon = datetime.now(UTC) + timedelta(seconds=1.5)
     app = client.post("/v1/apps", json={"name": "trial", "expires_at": soon.isoformat()}, headers=ADMIN).json()
@@ -139,6 +141,7 @@ def two_workers(tmp_path: Path, redis_url: str) -> Iterator[tuple[TestClient, Te
         second.close()
 
 
+@pytest.mark.slow
 def test_revocation_reaches_another_worker_within_a_second(two_workers):
     a, b = two_workers
     app = a.post("/v1/apps", json={"name": "app"}, headers=ADMIN).json()
@@ -152,6 +155,7 @@ def test_revocation_reaches_another_worker_within_a_second(two_workers):
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_key_cannot_outlive_its_expiry_by_rotating_itself(client):
     """An admin gave a trial key 3 s; rotating itself with a month of grace leaves both keys ending with it."""
     soon = datetime.now(UTC) + timedelta(seconds=3)

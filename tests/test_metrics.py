@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
@@ -25,6 +26,7 @@ def scrape(text: str) -> Samples:
     }
 
 
+@pytest.mark.slow
 def test_metrics_are_summed_over_two_workers(tmp_path: Path, redis_url: str) -> None:
     requests = 60
     with serving(tmp_path / "data", redis_url, "metrics-admin", workers=2) as [base]:

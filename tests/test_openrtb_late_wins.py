@@ -39,6 +39,7 @@ def test_the_end_of_the_hold_frees_the_slot_and_a_late_win_still_counts(client, 
     assert len(stream_events(runtime, "impression")) == 1
 
 
+@pytest.mark.slow
 def test_late_wins_sent_on_purpose_take_a_cap_one_over_at_most(client, runtime, cafe, exchange):
     """An exchange that lets every hold run out before it sends the win: one bid a hold's length apart, all
     won late. A cap of 3 a day ends at 4 at most, never at one per bid."""
@@ -56,6 +57,7 @@ def test_late_wins_sent_on_purpose_take_a_cap_one_over_at_most(client, runtime, 
     assert bid_once(client, exchange) is None  # counted: no room until tomorrow
 
 
+@pytest.mark.slow
 def test_a_loss_frees_a_late_slot_entirely(client, cafe, exchange):
     place(client, cafe, *LISBON, caps={"per_device_per_day": 1})
     first = bid_once(client, exchange)

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 
 from geofences import LatLng
 from geofences.shapes import moved
@@ -50,6 +51,7 @@ def transitions(runtime) -> list[dict]:
     return [orjson.loads(fields.get(b"t") or fields["t"]) for _, fields in runtime.redis.xrange(stream)]
 
 
+@pytest.mark.slow
 def test_another_app_knowing_the_advertising_id_never_moves_reads_or_ends_the_presence(with_triggers):
     client, _ = with_triggers
     cafe_with_fence(client)

@@ -54,6 +54,7 @@ def _wait_for_next_second() -> None:
     time.sleep(1.0 - time.time() % 1.0 + 0.01)
 
 
+@pytest.mark.slow
 def test_over_the_limit_is_429_with_retry_after_and_touches_no_cap_then_recovers(limited):
     client, settings = limited
     _, app = _offer_nearby(client)
@@ -95,6 +96,7 @@ def test_a_device_that_waits_its_retry_after_is_served(phase):
         assert limiter.check("app", "phone") is None, (phase, burst, refusal.retry_after_s)
 
 
+@pytest.mark.slow
 def test_one_keys_traffic_never_limits_another_key_or_another_class(limited):
     client, _ = limited
     cafe, app = _offer_nearby(client)
@@ -109,6 +111,7 @@ def test_one_keys_traffic_never_limits_another_key_or_another_class(limited):
     assert client.get("/v1/reports/reach", params={"merchant_id": cafe.id}, headers=cafe.headers).status_code == 200
 
 
+@pytest.mark.slow
 def test_writes_and_reports_have_their_own_limits(limited):
     client, _ = limited
     cafe = new_merchant(client)
@@ -142,6 +145,7 @@ def clients() -> Iterator[Callable[..., redis.Redis]]:
         client.close()
 
 
+@pytest.mark.slow
 def test_limits_fail_open_when_redis_is_away_and_come_back_with_it(tmp_path, clients):
     server = EmbeddedRedis(tmp_path / "own-redis")
     server.start()
@@ -186,6 +190,7 @@ def test_a_large_limit_is_counted_in_leases_and_still_holds_across_workers(redis
     assert len(calls) < 300 / 5  # leases of ten, and a few exact calls at the end of the window
 
 
+@pytest.mark.slow
 def test_a_flooding_device_never_refuses_a_quiet_device_of_the_same_app(limited):
     """DESIGN §9.6: the app key ships in every copy of the app; the serving limit counts per device."""
     client, _ = limited
@@ -218,6 +223,7 @@ def limited_in_total(tmp_path: Path, redis_url: str) -> Iterator[TestClient]:
         runtime.close()
 
 
+@pytest.mark.slow
 def test_a_total_per_key_when_set_and_batches_per_key(limited_in_total):
     client = limited_in_total
     _, app = _offer_nearby(client)

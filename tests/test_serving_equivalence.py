@@ -7,6 +7,7 @@ import math
 import random
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 import shapely
 
 from geofences import CircleShape, FenceIndex, LatLng, PolygonShape, Proximity, Shape
@@ -167,6 +168,7 @@ def agree(world: World, view: CatalogView, rng: random.Random, requests: int) ->
     return answered
 
 
+@pytest.mark.slow
 def test_fast_path_ranks_exactly_like_the_reference_before_and_after_writes() -> None:
     rng = random.Random(20261124)
     world = populated(rng, 160, 320)

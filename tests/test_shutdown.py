@@ -7,12 +7,14 @@ import time
 
 import httpx
 import psutil
+import pytest
 
 from tests.conftest import ADMIN, ADMIN_KEY
 from tests.fixtures import ALFAMA_CAFE
 from tests.servers import serving
 
 
+@pytest.mark.slow
 def test_a_stopped_server_leaves_no_fence_worker_behind(tmp_path, redis_url):
     with serving(tmp_path, redis_url, ADMIN_KEY, workers=2, cpu_workers="1") as [base]:
         merchant = httpx.post(f"{base}/v1/merchants", json={"name": "Café"}, headers=ADMIN).json()
@@ -32,6 +34,7 @@ def _ours(process: psutil.Process, data_dir) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_a_killed_worker_takes_its_fence_workers_with_it(tmp_path, redis_url):
     """SIGKILL runs no shutdown: the pool's processes notice their parent is gone and end (they were orphaned,
     about 250 MB each)."""
@@ -74,6 +77,7 @@ def _loops_of(tmp_path, within_s: float = 30.0) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.slow
 def test_serve_runs_one_loops_process_beside_its_workers_and_starts_it_again_when_it_dies(tmp_path, redis_url):
     """The trigger and delivery loops run once per server, not in each worker (their sending threads took the
     GIL from requests); a loops process that dies is started again, and none is left when serve stops."""
@@ -93,6 +97,7 @@ def test_serve_runs_one_loops_process_beside_its_workers_and_starts_it_again_whe
     assert alive == []
 
 
+@pytest.mark.slow
 def test_a_killed_serve_takes_its_loops_process_with_it(tmp_path, redis_url):
     with serving(tmp_path, redis_url, ADMIN_KEY, workers=1, deliver_in_serve="true") as [base]:
         assert httpx.get(f"{base}/healthz").status_code == 200

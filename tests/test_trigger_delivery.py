@@ -41,6 +41,7 @@ def impressions(runtime: Runtime) -> list[dict]:
     return [e for e in found if e["kind"] == "impression"]
 
 
+@pytest.mark.slow
 def test_an_offer_triggered_on_enter_is_pushed_after_the_enter_event_within_its_caps_and_never_pulled(with_triggers):
     client, runtime = with_triggers
     merchant, app_headers, _, fence_id = world(client)
@@ -77,6 +78,7 @@ def test_an_offer_triggered_on_enter_is_pushed_after_the_enter_event_within_its_
     assert (row["impressions"], row["pushes"], row["reach"]) == (1, 1, 1)
 
 
+@pytest.mark.slow
 def test_an_offer_triggered_on_a_dwell_of_two_minutes_is_pushed_alone_at_two_minutes(with_triggers):
     """A dwell time of the offer's own fires its push; the webhook's dwell event keeps its 300 s."""
     client, _ = with_triggers
@@ -108,6 +110,7 @@ def fire(runtime: Runtime, fence_id: str, app_id: str, devices: int) -> None:
     )
 
 
+@pytest.mark.slow
 def test_killing_a_delivery_worker_with_sigkill_mid_stream_loses_nothing(tmp_path, redis_url):
     database = f"sqlite:///{tmp_path / 'gt.db'}"
     prefix = f"t{secrets.token_hex(4)}"
@@ -193,6 +196,7 @@ def test_events_are_published_signed_to_a_nats_subject(with_triggers):
     assert signed(hook["secret"], dict(message.headers), message.data)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_events_are_published_signed_to_an_mqtt_topic(with_triggers):
     import paho.mqtt.client as mqtt

@@ -149,6 +149,7 @@ def gigabyte_bomb() -> bytes:
     return zip_bomb(1024**3)
 
 
+@pytest.mark.slow
 def test_a_one_gigabyte_zip_bomb_is_refused_at_once_without_touching_the_disk(client, cafe, gigabyte_bomb):
     assert len(gigabyte_bomb) < 2 * 1024 * 1024
     me = psutil.Process()

@@ -86,6 +86,7 @@ def impatient_triggers(tmp_path, redis_url, database_url):
     runtime.close()
 
 
+@pytest.mark.slow
 def test_a_tarpit_with_160_queued_deliveries_never_delays_another_tenants(impatient_triggers):
     client = impatient_triggers
     cafe = client.post("/v1/merchants", json={"name": "Café", "timezone": "Europe/Lisbon"}, headers=ADMIN).json()
@@ -132,6 +133,7 @@ def two_delivery_workers(tmp_path, redis_url):
         second.close()
 
 
+@pytest.mark.slow
 def test_with_two_workers_each_devices_deliveries_can_be_put_back_in_order_by_at(two_delivery_workers):
     """What the documentation promises across workers: arrival order may differ, but every body's ``at`` is the
     moment of its transition, so sorting one device's deliveries by ``at`` gives enter, dwell, exit."""

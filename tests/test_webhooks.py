@@ -51,6 +51,7 @@ def subscribe(client: TestClient, headers: dict, url: str, events: list[str], **
     return response.json()
 
 
+@pytest.mark.slow
 def test_enter_and_exit_reach_the_app_with_the_device_id_and_the_merchant_without_both_signed(with_triggers):
     client, runtime = with_triggers
     merchant, app_headers, _, fence_id = world(client)
@@ -85,6 +86,7 @@ def test_enter_and_exit_reach_the_app_with_the_device_id_and_the_merchant_withou
     )
 
 
+@pytest.mark.slow
 def test_a_receiver_answering_500_then_200_gets_the_event_twice_and_it_is_delivered_once(with_triggers):
     client, _ = with_triggers
     _, app_headers, _, _ = world(client)
@@ -105,6 +107,7 @@ def test_a_receiver_answering_500_then_200_gets_the_event_twice_and_it_is_delive
     assert "geotarget_webhook_deliveries_delivered_total 1" in metrics
 
 
+@pytest.mark.slow
 def test_a_receiver_that_keeps_failing_is_given_up_on_and_the_delivery_listed_as_failed(tmp_path, redis_url):
     settings = make_settings(
         tmp_path,
@@ -255,6 +258,7 @@ def test_a_signature_is_bound_to_its_timestamp_and_body():
     assert not verify("s3cret", {**headers, "Geotarget-Timestamp": "1700000001"}, body, 1700000100)
 
 
+@pytest.mark.slow
 def test_erasing_a_device_drops_its_pending_deliveries(with_triggers):
     client, runtime = with_triggers
     _, app_headers, _, _ = world(client)

@@ -53,6 +53,8 @@ PAGES = {
             "vendor/leaflet-geoman/leaflet-geoman.js",
             "app/common.js",
             "app/audiences.js",
+            "app/till.js",
+            "app/webhooks.js",
             "app/merchant.js",
         ),
     ),

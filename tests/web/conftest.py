@@ -56,6 +56,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[s
         ADMIN_KEY,
         tile_url=f"http://127.0.0.1:{closed}/{{z}}/{{x}}/{{y}}.png",
         report_min_devices=str(K),
+        webhook_allow_private="true",  # the webhooks screen's test event goes to a receiver on loopback
     ) as bases:
         yield bases[0]
 

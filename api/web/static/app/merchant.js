@@ -261,6 +261,7 @@
     }
     renderOfferFenceChoices();
     GT.audiences.setFences(state.fences);
+    GT.webhooks.setFences(state.fences);
   }
 
   function focusFence(id) {
@@ -636,6 +637,7 @@
     const features = await loadFences();
     await loadOffers();
     await GT.audiences.load();
+    await GT.webhooks.load();
     if (features.length) {
       const group = L.featureGroup(features.map((f) => state.layers.get(f.id)));
       state.map.fitBounds(group.getBounds(), { maxZoom: 17, padding: [20, 20] });
