@@ -26,6 +26,7 @@ from api.routes import (
     openrtb,
     pages,
     pings,
+    posters,
     reports,
     serving,
     webhooks,
@@ -63,7 +64,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes, path_limits=bid_limit)
     app.add_middleware(AccessLog)
     hot_first = (serving, openrtb, health, accounts, geofences, offers, audiences, pings, measurement, reports, devices)
-    routers = (*hot_first, webhooks, keys, pages)
+    routers = (*hot_first, posters, webhooks, keys, pages)
     for module in routers:
         app.include_router(module.router)
     app.mount("/static", pages.static, name="static")

@@ -224,6 +224,9 @@ class NearbyOffer(BaseModel):
     redemption_code: str | None = Field(
         default=None, description="Show it at the till: the offer's code, or one unique to this impression."
     )
+    redemption_qr: str | None = Field(
+        default=None, description="The code as a QR image (SVG) the till can scan: GET it when showing the code."
+    )
 
 
 class NearbyParams(BaseModel):
@@ -260,9 +263,9 @@ class NearbyOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, answer: NearbyAnswer) -> NearbyOut:
+    def of(cls, answer: NearbyAnswer, base: str = "") -> NearbyOut:
         offers = [  # from the catalog's own checked records: nothing to validate
-            NearbyOffer.model_construct(**shown(s), impression_id=s.impression_id) for s in answer.offers
+            NearbyOffer.model_construct(**shown(s, base), impression_id=s.impression_id) for s in answer.offers
         ]
         warnings = None
         if answer.swapped:
@@ -283,6 +286,8 @@ class ReachRow(BaseModel):
     cap_blocked: int | None
     clicks: int | None = Field(description="Impressions clicked (POST /v1/interactions), each counted once.")
     redemptions: int | None = Field(description="Codes redeemed at the till (POST /v1/redemptions).")
+    scans: int | None = Field(description="Scans of the offer's posters (their QR codes), at the poster's store.")
+    scan_redemptions: int | None = Field(description="Of the redemptions, unique codes a poster's page handed out.")
     ctr: float | None = Field(description="clicks ÷ impressions")
     bids: int | None = Field(description="Bids made on exchanges (POST /v1/openrtb2/bid).")
     wins: int | None = Field(description="Of the impressions, bids won on exchanges (win or billing notice).")

@@ -35,6 +35,7 @@ from geotarget.measurement.privacy import Erased, apply_retention, erase_device
 from geotarget.measurement.redemptions import Redeemed, normalized, redeem
 from geotarget.measurement.reporting import ReportService
 from geotarget.metrics import count, observe_catalog, render
+from geotarget.posters.landing import PosterDesk
 from geotarget.serving.caps import GlobalCaps
 from geotarget.serving.device_limits import DeviceLimits
 from geotarget.serving.server import OfferServer
@@ -95,6 +96,10 @@ class Runtime:
     def keys(self) -> KeyCache:
         return self.catalog.keys
 
+    @property
+    def posters(self) -> PosterDesk:
+        return PosterDesk(self.repository, self.server)
+
     @classmethod
     def open(
         cls,
@@ -141,6 +146,7 @@ class Runtime:
             settings.max_offers_per_merchant,
             tracker,
         )
+        server.public_url = (settings.public_url or "").rstrip("/")
         events = ParquetEventStore(settings.events_root())
         codes = CodeTable(database.session_factory(engine))
         consumer = StreamConsumer(

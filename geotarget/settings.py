@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     rate_limit_batches: str = "200/second"  # per key: pings, interactions, bids (their devices are in the body)
     rate_limit_writes: str = "20/second"  # every other /v1 route but reports
     rate_limit_reports: str = "5/second"
+    rate_limit_public: str = "30/minute"  # per client address: poster pages (/o/…) and code images (/qr/…)
     tcf_vendor_id: int = Field(default=0, ge=0, le=65_535)  # our IAB TCF vendor id (0: none, so GDPR requests no-bid)
     bid_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")  # offers' bid_cpm and our bids are in it
     max_fix_age_s: int = Field(default=300, ge=0)  # an older device.geo.lastfix is a coarse position
@@ -68,7 +69,8 @@ class Settings(BaseSettings):
     bid_min_hold_s: int = Field(default=5, ge=1, le=3_600)  # the shortest hold, whatever imp.exp says
     max_bid_bytes: int = Field(default=256 * 1024, ge=1024)  # a bid request's body; larger is a 413 unread
     max_bid_imps: int = Field(default=20, ge=1, le=1_000)  # impression slots in one bid request
-    public_url: str | None = None  # where exchanges reach us (notice URLs); default: the request's own base URL
+    public_url: str | None = None  # where phones and exchanges reach us (poster links, code QR images, notice URLs);
+    # default: the request's own base URL
     consumer_batch_size: int = Field(default=5_000, ge=1, le=100_000)
     consumer_linger_ms: int = Field(default=2_000, ge=0, le=10_000)  # well under the 15 s consumer lock
 
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
         "rate_limit_batches",
         "rate_limit_writes",
         "rate_limit_reports",
+        "rate_limit_public",
     )
     @classmethod
     def _limits_notation(cls, text: str) -> str:
@@ -103,6 +106,7 @@ class Settings(BaseSettings):
             "batches": self.rate_limit_batches,
             "writes": self.rate_limit_writes,
             "reports": self.rate_limit_reports,
+            "public": self.rate_limit_public,
         }
 
     def key_prefix(self) -> str:

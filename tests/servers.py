@@ -15,7 +15,7 @@ import httpx
 
 GEOTARGET = [sys.executable, "-m", "api"]  # the `geotarget` command, run by this interpreter
 
-UNLIMITED = {f"rate_limit_{kind}": "1000000/second" for kind in ("serving", "batches", "writes", "reports")}
+UNLIMITED = {f"rate_limit_{kind}": "1000000/second" for kind in ("serving", "batches", "writes", "reports", "public")}
 """Rate limits no test reaches: tests send bursts from one key; tests/test_rate_limits.py sets its own."""
 
 

@@ -175,6 +175,8 @@ def expected_rows(events: list[Event], world, k: int) -> list[dict]:
             "cap_blocked": hide(len(blocked), blocked.device_key.nunique()),
             "clicks": clicks,
             "redemptions": None if shown is None else 0,
+            "scans": 0,  # no posters here (tests/test_posters.py counts scans)
+            "scan_redemptions": None if shown is None else 0,
             "ctr": round(clicks / shown, 4) if clicks is not None and shown else None,
             "bids": hide(len(bids), bids.device_key.nunique()),
             "wins": None if shown is None else hide(len(won), won.device_key.nunique()),

@@ -24,7 +24,7 @@ static = StaticFiles(directory=WEB / "static")
 
 # Pages never run third-party code: scripts and styles come from this server only; tiles may come from the
 # configured tile host (img-src), API calls go back to this server.
-_SECURITY_HEADERS = {
+SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data: blob: https: http:; style-src 'self' 'unsafe-inline'; "
         "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
@@ -55,6 +55,7 @@ PAGES = {
             "app/audiences.js",
             "app/till.js",
             "app/webhooks.js",
+            "app/posters.js",
             "app/merchant.js",
         ),
     ),
@@ -91,18 +92,18 @@ def _render(name: str) -> str:
 
 def _with_tiles(text: str, tile_url: str) -> HTMLResponse:
     body = text.replace("{{tile_url}}", html.escape(tile_url, quote=True))
-    return HTMLResponse(body, headers=_SECURITY_HEADERS)
+    return HTMLResponse(body, headers=SECURITY_HEADERS)
 
 
 @router.get("/", response_class=HTMLResponse)
 def home() -> HTMLResponse:
-    return HTMLResponse(_template("home.html"), headers=_SECURITY_HEADERS)
+    return HTMLResponse(_template("home.html"), headers=SECURITY_HEADERS)
 
 
 @router.get("/docs", response_class=HTMLResponse)
 def api_reference() -> HTMLResponse:
     """Swagger UI served from the vendored copy: it works offline and under the same strict CSP."""
-    return HTMLResponse(_template("docs.html"), headers=_SECURITY_HEADERS)
+    return HTMLResponse(_template("docs.html"), headers=SECURITY_HEADERS)
 
 
 @router.get("/merchant", response_class=HTMLResponse)

@@ -36,7 +36,10 @@ async def nearby(request: Request) -> Response:
     # after a fault or a slow answer, so a slow Redis holds up this request, not the whole worker.
     answer = server.nearby(query) if server.quick else await run_in_threadpool(server.nearby, query)
     # built and checked once here; handing FastAPI the model would validate and encode it a second time
-    return Response(NearbyOut.of(answer).model_dump_json(), media_type="application/json")
+    base = ""  # code QR links are absolute: GEOTARGET_PUBLIC_URL, else the address the app called
+    if any(s.redemption_code for s in answer.offers):
+        base = server.public_url or str(request.base_url).rstrip("/")
+    return Response(NearbyOut.of(answer, base).model_dump_json(), media_type="application/json")
 
 
 def _query(params: NearbyParams, at: datetime, app: str) -> NearbyQuery:

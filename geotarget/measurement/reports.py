@@ -1,5 +1,6 @@
 """Reach reports: impressions (and how many were pushed), reach, frequency, visitors, visits, visits after
-exposure, cap-blocked serves, clicks, redemptions and click-through rate, and on exchanges bids, wins and spend.
+exposure, cap-blocked serves, clicks, redemptions and click-through rate, poster scans and the redemptions of
+codes they handed out, and on exchanges bids, wins and spend.
 
 ``assemble`` is pure: it turns long-form figures (each with the number of distinct devices behind it) into one
 row per period and applies k-anonymity: a figure computed from at least one but fewer than ``k`` devices is
@@ -46,8 +47,9 @@ def assemble(figures: Iterable[Figure], all_periods: list[date], k: int) -> list
     """One row per period, suppressed where fewer than ``k`` devices stand behind a figure.
 
     >>> f = [Figure(date(2026, 11, 23), "impressions", 12, 9), Figure(date(2026, 11, 23), "frequency_1", 9, 9)]
-    >>> assemble(f, [date(2026, 11, 23)], k=10)[0]["suppressed"]
-    ['impressions', 'pushes', 'reach', 'avg_frequency', 'frequency', 'clicks', 'redemptions', 'wins', 'spend', 'ctr']
+    >>> assemble(f, [date(2026, 11, 23)], k=10)[0]["suppressed"]  # doctest: +NORMALIZE_WHITESPACE
+    ['impressions', 'pushes', 'reach', 'avg_frequency', 'frequency', 'clicks', 'redemptions', 'scan_redemptions',
+     'wins', 'spend', 'ctr']
     """
     by_period: dict[date, dict[str, Figure]] = {p: {} for p in all_periods}
     for figure in figures:
@@ -128,6 +130,7 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
         "visit": _withheld(found, "visit", found.get("visitors")),
         "cap_blocked": _withheld(found, "cap_blocked", found.get("cap_blocked")),
         "bid": _withheld(found, "bid", found.get("bids")),
+        "scan": _withheld(found, "scan", found.get("scans")),
     }
     for metric, family in (
         ("visitors", "visit"),
@@ -136,6 +139,8 @@ def _row(period: date, found: dict[str, Figure], k: int) -> dict[str, Any]:
         ("cap_blocked", "cap_blocked"),
         ("clicks", "impression"),
         ("redemptions", "impression"),
+        ("scans", "scan"),
+        ("scan_redemptions", "impression"),
         ("bids", "bid"),
         ("wins", "impression"),
         ("spend", "impression"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from geofences import LatLng
 from geotarget.serving.types import Attributes, Candidate
@@ -38,7 +39,18 @@ class NearbyAnswer:
     swapped: str | None = None  # an empty answer whose lat and lon look swapped (serving.swapped)
 
 
-def shown(served: Served) -> dict[str, Any]:
+def code_qr_url(code: str, base: str = "") -> str:
+    """Where the QR code of a redemption code is drawn (``GET /qr/<code>.svg``): a link, not the image, because
+    drawing one costs about a millisecond, as much as the rest of the request; an app that shows the code fetches
+    it then (and caches it). ``base`` is ``GEOTARGET_PUBLIC_URL``; without it the link is relative to the API.
+
+    >>> code_qr_url("7KQ3-M9XD-2PWT", "https://offers.example")
+    'https://offers.example/qr/7KQ3-M9XD-2PWT.svg'
+    """
+    return f"{base}/qr/{quote(code, safe='')}.svg"
+
+
+def shown(served: Served, base: str = "") -> dict[str, Any]:
     """An offer as an app is shown it (``/v1/nearby``, and a push's ``offer``), without its impression id."""
     candidate = served.candidate
     offer = candidate.offer
@@ -54,4 +66,5 @@ def shown(served: Served) -> dict[str, Any]:
         "inside": candidate.inside,
         "distance_m": round(candidate.distance_m, 1),
         "redemption_code": served.redemption_code,
+        "redemption_qr": None if served.redemption_code is None else code_qr_url(served.redemption_code, base),
     }

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from itertools import islice
 
 from geofences import LatLng, Proximity, cells
@@ -37,6 +38,7 @@ from geotarget.triggers.tracker import Fix, PresenceTracker
 log = logging.getLogger(__name__)
 CAPS_UNAVAILABLE = "caps unavailable"
 QUICK_S = 0.005  # a cap-store answer slower than this makes ``quick`` false until a quick one comes back
+SCAN_APP = "scan"  # whom a scan's impression id is signed for: the poster's page, not an app
 
 
 class OfferServer:
@@ -62,6 +64,7 @@ class OfferServer:
         self.quick = True
         self.tracker = tracker
         self.gates = Gates()
+        self.public_url = ""  # GEOTARGET_PUBLIC_URL: the base of the links in what is served (code QR images)
 
     def nearby(self, query: NearbyQuery) -> NearbyAnswer:
         """Blocks for at most one cap-store call and one event append, each bounded by the Redis timeout.
@@ -148,7 +151,21 @@ class OfferServer:
             return None
         self.stats.add("served")
         pushed = served[chosen[0]]
-        return Pushed(shown(pushed), pushed.impression_id)
+        return Pushed(shown(pushed, self.public_url), pushed.impression_id)
+
+    def hand_out(self, offer: Offer, fence_id: str, key: str, zone: str, at: datetime) -> Served | None:
+        """A unique code for a browser that scanned the offer's poster at ``fence_id``: an impression (trigger
+        "scan", no position) counted against the offer's caps and budget for that browser as for a device, in
+        the same atomic reservation as any other. None when a cap refuses; raises on a cap-store fault."""
+        candidate = Candidate(offer, fence_id, True, 0.0, 0.0)
+        caps = self.catalog.view.merchant_caps.get(offer.merchant_id)
+        counters = [counters_for(candidate, at, zone, self.global_caps, caps)]
+        served = self.issue(candidate, SCAN_APP)
+        where = NearbyQuery(LatLng(0.0, 0.0), "", at, limit=1)
+        event = replace(self.about(key, where, "", served, "impression"), trigger="scan")
+        reserved = self._reserve(key, counters, 1, [event.to_json()], None, None, [None])
+        self.stats.add("cap_blocked", len(reserved.blocked))
+        return served if reserved.served else None
 
     def _serve(
         self,

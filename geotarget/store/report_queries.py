@@ -120,7 +120,8 @@ def lift_arms(
     params = {"glob": store.glob, "offer_id": offer_id, "fences": list(fence_ids), "from_ts": from_ts}
     params |= {"to_ts": to_ts, "window_days": window_days}
     with store.connect() as connection:
-        rows = connection.execute(_LIFT, params).fetchall()
+        sql = _LIFT if _has_column(connection, store.glob, "trigger") else _LIFT.replace("coalesce(trigger, '')", "''")
+        rows = connection.execute(sql, params).fetchall()
     return {arm: (int(devices), int(visitors)) for arm, devices, visitors in rows}
 
 

@@ -5,11 +5,12 @@
 -- $glob the event files; $offer_id; $fences the offer's served fence ids (never audience-only ones); $from_ts/$to_ts the window (UTC, to
 -- exclusive); $window_days.
 -- A device with both impressions and ghosts of the offer (its holdout share changed meanwhile) counts in neither
--- arm. Limit-ad-tracking devices are never linked, so they count in neither.
+-- arm. Limit-ad-tracking devices are never linked, so they count in neither; nor do browsers that scanned a poster.
 WITH raw AS (
     SELECT kind, event_id, device_key, ts, offer_id, fences
     FROM read_parquet($glob, union_by_name = true)
     WHERE ts >= $from_ts AND ts < $to_ts + to_days(CAST($window_days AS INTEGER)) AND device_key <> ''
+      AND coalesce(trigger, '') <> 'scan'  -- a browser that scanned a poster: never held out, never pinging
 ),
 firsts AS (
     SELECT device_key,

@@ -22,7 +22,9 @@
 -- device); a static code redeemed without one counts in offer- and merchant-wide reports, with no device.
 -- Impressions pushed by a trigger ('trigger' set) count as impressions, and again as 'pushes'. Bids made on
 -- exchanges are their own kind (and units); a won bid's impression counts as an impression, and again as a
--- 'win', its clearing price (CPM) adding a thousandth to 'spend'. Files from before bidding have no price
+-- 'win', its clearing price (CPM) adding a thousandth to 'spend'. A poster's scans are their own kind (and units,
+-- of the poster's offer and store); a unique code a scan's page handed out is an impression with trigger 'scan'
+-- (not a push), and its redemption counts again as a 'scan_redemption'. Files from before bidding have no price
 -- column: the caller reads NULL for it there. Event files
 -- written before pushes existed have no trigger column: the caller reads '' for it there.
 -- Events are deduplicated by event_id (delivery is at-least-once), after the scope's filters so that only the
@@ -39,7 +41,7 @@ offer_events AS (
     SELECT kind, event_id, device_key, ts, offer_id, fence_id, CAST(timezone('UTC', ts) AS DATE) AS unit_day,
            coalesce(trigger, '') AS trigger, CAST(price AS DOUBLE) AS price
     FROM raw
-    WHERE kind IN ('impression', 'cap_blocked', 'bid')
+    WHERE kind IN ('impression', 'cap_blocked', 'bid', 'scan')
       AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
       AND (len($fence_ids) = 0 OR list_contains($fence_ids, fence_id))
       AND ($merchant_id = '' OR merchant_id = $merchant_id)
@@ -62,7 +64,8 @@ impressions AS (
 ),
 pushes AS (
     SELECT period, 'pushes' AS metric, count(*)::DOUBLE AS value, count(DISTINCT NULLIF(device_key, '')) AS devices
-    FROM scoped WHERE kind = 'impression' AND trigger <> '' AND ts >= $from_ts AND ts < $to_ts GROUP BY period
+    FROM scoped WHERE kind = 'impression' AND trigger NOT IN ('', 'scan') AND ts >= $from_ts AND ts < $to_ts
+    GROUP BY period
 ),
 per_device AS (
     SELECT period, device_key, count(*) AS n
@@ -87,18 +90,23 @@ won AS (  -- impressions of bids won on exchanges: they carry the clearing price
     SELECT period, count(*)::DOUBLE AS wins, sum(price) / 1000 AS spend, count(DISTINCT NULLIF(device_key, '')) AS devices
     FROM scoped WHERE kind = 'impression' AND price IS NOT NULL AND ts >= $from_ts AND ts < $to_ts GROUP BY period
 ),
+scans AS (
+    SELECT period, 'scans' AS metric, count(*)::DOUBLE AS value, count(DISTINCT NULLIF(device_key, '')) AS devices
+    FROM scoped WHERE kind = 'scan' AND ts >= $from_ts AND ts < $to_ts GROUP BY period
+),
 blocked AS (
     SELECT period, 'cap_blocked' AS metric, count(*)::DOUBLE AS value,
            count(DISTINCT NULLIF(device_key, '')) AS devices
     FROM scoped WHERE kind = 'cap_blocked' AND ts >= $from_ts AND ts < $to_ts GROUP BY period
 ),
 outcomes AS (
-    SELECT x.kind, s.device_key, coalesce($whole, CAST(date_trunc($unit, timezone($tz, x.ts)) AS DATE)) AS period
+    SELECT x.kind, s.device_key, coalesce($whole, CAST(date_trunc($unit, timezone($tz, x.ts)) AS DATE)) AS period,
+           s.trigger AS via
     FROM raw x JOIN scoped s ON s.kind = 'impression' AND x.ref = s.event_id
     WHERE x.kind IN ('click', 'redemption') AND x.ts >= $from_ts AND x.ts < $to_ts
     QUALIFY row_number() OVER (PARTITION BY x.event_id ORDER BY x.ts) = 1
     UNION ALL  -- a static code redeemed without an impression: the offer is known, the device and fence are not
-    SELECT kind, '', coalesce($whole, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE))
+    SELECT kind, '', coalesce($whole, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE)), ''
     FROM raw
     WHERE kind = 'redemption' AND ref = '' AND ts >= $from_ts AND ts < $to_ts AND len($fence_ids) = 0
       AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
@@ -113,6 +121,11 @@ redemptions AS (
     SELECT period, 'redemptions' AS metric, count(*)::DOUBLE AS value,
            count(DISTINCT NULLIF(device_key, '')) AS devices
     FROM outcomes WHERE kind = 'redemption' GROUP BY period
+),
+scan_redemptions AS (  -- unique codes handed out by a poster's page: the scan's conversions
+    SELECT period, 'scan_redemptions' AS metric, count(*)::DOUBLE AS value,
+           count(DISTINCT NULLIF(device_key, '')) AS devices
+    FROM outcomes WHERE kind = 'redemption' AND via = 'scan' GROUP BY period
 ),
 visit_fence_set AS (
     SELECT unnest($visit_fences) AS fence
@@ -189,6 +202,8 @@ UNION ALL SELECT period, 'wins', wins, devices FROM won
 UNION ALL SELECT period, 'spend', spend, devices FROM won
 UNION ALL SELECT * FROM clicks
 UNION ALL SELECT * FROM redemptions
+UNION ALL SELECT * FROM scans
+UNION ALL SELECT * FROM scan_redemptions
 UNION ALL SELECT * FROM visitors
 UNION ALL SELECT * FROM visits
 UNION ALL SELECT * FROM after_exposure

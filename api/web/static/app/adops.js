@@ -25,6 +25,8 @@
     ["cap_blocked", "cap-blocked"],
     ["clicks", "clicks"],
     ["redemptions", "redemptions"],
+    ["scans", "poster scans"],
+    ["scan_redemptions", "redeemed after a scan"],
     ["ctr", "CTR"],
     ["bids", "exchange bids"],
     ["wins", "bids won"],

@@ -18,8 +18,9 @@ const GT = (() => {
     return storageKey ? sessionStorage.getItem(storageKey) : null;
   }
 
-  /** Call the API with the tab's key. `json` sends a JSON body, `form` a FormData; answers parsed by type. */
-  async function api(path, { method = "GET", json, form, raw = false } = {}) {
+  /** Call the API with the tab's key. `json` sends a JSON body, `form` a FormData; answers parsed by type
+      (`blob`: a successful answer as a Blob with its headers, for images and files). */
+  async function api(path, { method = "GET", json, form, raw = false, blob = false } = {}) {
     const headers = { Authorization: `Bearer ${key()}` };
     let body;
     if (json !== undefined) {
@@ -35,6 +36,7 @@ const GT = (() => {
       throw new ApiError(0, { error: { code: "network", message: "the server cannot be reached" } });
     }
     if (response.status === 204) return null;
+    if (blob && response.ok) return { data: await response.blob(), headers: response.headers }; // images, files
     const type = response.headers.get("Content-Type") || "";
     const data = type.includes("json") ? await response.json() : await response.text();
     if (!response.ok) {

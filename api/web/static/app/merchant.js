@@ -410,9 +410,22 @@
           offer.trigger ? el("span", { class: "badge" }, `push on ${offer.trigger.on}`) : null,
           el("span", { class: `badge status-${offer.status}` }, offer.status),
           el("div", { class: "meta" }, `${scheduleText(offer.schedule)} · at ${fences.join(", ")}`),
+          el("button", { type: "button", "data-part": "poster", onclick: (event) => { event.stopPropagation(); GT.posters.open(offer, storesOf(offer)); } }, "Poster"),
         ),
       );
     }
+  }
+
+  /** The stores (fences) an offer is on now, by id, by tag or as all of them: where a poster can hang. */
+  function storesOf(offer) {
+    const stores = [];
+    for (const [id, feature] of state.fences) {
+      const p = feature.properties;
+      if (p.purpose === "audience") continue;
+      const tagged = (offer.geofence_tags || []).some((tag) => (p.tags || []).includes(tag));
+      if (offer.all_geofences || offer.geofence_ids.includes(id) || tagged) stores.push([id, p.name || id]);
+    }
+    return stores;
   }
 
   function renderOfferFenceChoices() {
