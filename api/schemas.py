@@ -252,6 +252,7 @@ class NearbyParams(BaseModel):
     interests: str | None = Field(default=None, max_length=1000, description="Comma-separated.")
     os: str | None = Field(default=None, max_length=32)
     language: str | None = Field(default=None, max_length=35, description="BCP 47, e.g. pt-PT")
+    explain: bool = Field(default=False, description="admin or merchant key: why each offer is shown or not (dry run)")
 
 
 class NearbyOut(BaseModel):

@@ -12,7 +12,7 @@ OPERATIONS = {
     "bid", "bid_notice", "create_app_key", "create_audience", "create_fence", "create_fences_in_bulk",
     "create_merchant", "create_offer", "create_webhook", "delete_audience", "delete_fence", "delete_offer",
     "delete_webhook", "erase_device", "fence_cells", "fences_containing", "get_audience", "get_fence", "get_offer",
-    "healthz", "heatmap_report", "offer_poster_qr",
+    "explain_offers", "healthz", "heatmap_report", "offer_poster_qr",
     "lift_report", "list_audiences", "list_deliveries", "list_fences", "list_keys", "list_merchants", "list_offers",
     "list_webhooks", "metrics", "nearby", "patch_fence", "patch_merchant", "patch_offer", "reach_report", "readyz",
     "redeem", "refresh_audience", "report_scopes", "revoke_key", "rotate_key", "rotate_own_key", "send_interactions",

@@ -15,11 +15,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import authorize, clock
 from api.errors import ERROR_RESPONSES
+from api.explain_schemas import ExplainOut
 from api.openapi import query_parameters
 from api.schemas import NearbyOut, NearbyParams
 from geofences import LatLng
 from geotarget.runtime import Runtime
 from geotarget.serving.answers import NearbyQuery
+from geotarget.serving.explain import explain
 from geotarget.serving.types import Attributes
 
 router = APIRouter(prefix="/v1", tags=["serving"], responses=ERROR_RESPONSES)
@@ -27,7 +29,10 @@ router = APIRouter(prefix="/v1", tags=["serving"], responses=ERROR_RESPONSES)
 
 @router.get("/nearby", response_model=NearbyOut, openapi_extra=query_parameters(NearbyParams))
 async def nearby(request: Request) -> Response:
-    """The best offers for a device at (lat, lon), best first, each counted against its caps."""
+    """The best offers for a device at (lat, lon), best first, each counted against its caps. With
+    ``explain=true`` (an admin or merchant key): the dry run of ``GET /v1/explain`` instead."""
+    if request.query_params.get("explain") in ("true", "1"):
+        return await explain_offers(request)
     principal = await authorize(request, "app")
     at = await clock(request)
     query = _query(NearbyParams.model_validate(dict(request.query_params)), at, principal.key_id)
@@ -49,3 +54,15 @@ def _query(params: NearbyParams, at: datetime, app: str) -> NearbyQuery:
     )
     point = LatLng(lat=params.lat, lon=params.lon)
     return NearbyQuery(point, params.device_id, at, params.accuracy_m, params.limit, params.lmt, attributes, app)
+
+
+@router.get("/explain", response_model=ExplainOut, openapi_extra=query_parameters(NearbyParams))
+async def explain_offers(request: Request) -> Response:
+    """Why each offer within 5 km is or is not shown to this device here now: a dry run of ``/v1/nearby``
+    (nothing counted, logged or moved). A merchant sees its own offers; admin all."""
+    principal = await authorize(request, "admin", "merchant")
+    query = _query(NearbyParams.model_validate(dict(request.query_params)), await clock(request), principal.key_id)
+    runtime = cast(Runtime, request.app.state.runtime)
+    merchant = principal.merchant_id if principal.role == "merchant" else None
+    found = await run_in_threadpool(explain, runtime.server, query, merchant)
+    return Response(ExplainOut.model_validate(found).model_dump_json(), media_type="application/json")

@@ -151,6 +151,10 @@ class Catalog:
         if audience_only != (fence_id in self.audience_fences):
             self.audience_fences = self.audience_fences ^ {fence_id}
 
+    def offers_on(self, fence_id: str) -> list[Offer]:
+        """The offers on a fence now (by id, by tag or over all the merchant's fences)."""
+        return self._placing.offers_on(fence_id)
+
     def nearby_for(self, merchant_id: str, point: LatLng, within_m: float) -> list[Proximity]:
         """Like ``FenceIndex.nearby``, keeping only one merchant's fences."""
         return [

@@ -104,6 +104,20 @@ class Capper(Protocol):
         record is kept ``keep_s`` for late notices. Logs ``bid`` or ``cap_blocked`` events as ``reserve`` does.
         Raises on any storage fault."""
 
+    def peek(
+        self,
+        device_key: str,
+        counters: Sequence[Sequence[Counter]],
+        limit: int,
+        ghosts: Sequence[bool],
+        gates: Sequence[Gate | None],
+    ) -> Reserved:
+        """What ``reserve`` would decide for these candidates now, counting nothing and logging nothing (the
+        decision explainer). ``ghosts`` marks held-out candidates: counted, but not using up the limit."""
+
+    def counts(self, device_key: str, counters: Sequence[Counter]) -> list[int]:
+        """What each counter has counted so far."""
+
     def settle(self, bid_id: str, won: bool, price: float) -> Settled:
         """The bid's notice, once: a win counts its held slots and logs its impression at ``price`` (CPM), a loss
         frees them. ``unknown``: no such bid (never made, settled already, or its record expired)."""

@@ -42,24 +42,15 @@ def match(
     fence_timezones: Mapping[str, str],
 ) -> list[Candidate]:
     """Ranked candidates; each offer appears once, at its best fence (inside, then nearest)."""
-    accurate = request.accurate
     best: dict[str, Candidate] = {}
     for place in proximities:
         zone = fence_timezones.get(place.fence_id)
         if zone is None:
             continue
         for offer in offers_by_fence.get(place.fence_id, ()):
-            if offer.status != "active" or (offer.trigger is not None) != request.pushed:
-                continue  # an offer with a trigger is only pushed
             if offer.id in best and _better_or_equal(best[offer.id], place):
                 continue
-            if place.distance_m > offer.nearby_m:
-                continue
-            if offer.nearby_m == 0 and not accurate:
-                continue  # an inside-only offer needs a ping we can trust to be inside
-            if not is_live(offer.schedule, request.at, zone):
-                continue
-            if not targeting.matches(offer.targeting, request.attributes):
+            if refusal(request, offer, place, zone) is not None:
                 continue
             best[offer.id] = Candidate(
                 offer,
@@ -69,6 +60,23 @@ def match(
                 ranking.score(offer, place.inside, place.distance_m),
             )
     return ranking.rank(best.values(), request.per_merchant)
+
+
+def refusal(request: MatchRequest, offer: Offer, place: Proximity, zone: str) -> str | None:
+    """The first rule that keeps ``offer`` from ``place`` for this request, as a reason code (the explainer's
+    words for it are in ``explain``); None: it may be shown there."""
+    if offer.status != "active":
+        return f"offer_{offer.status}"
+    if (offer.trigger is not None) != request.pushed:
+        return "push_only" if offer.trigger is not None else "not_pushed"  # an offer with a trigger is only pushed
+    if place.distance_m > offer.nearby_m:
+        return "out_of_reach"
+    if offer.nearby_m == 0 and not request.accurate:
+        return "inaccurate"  # an inside-only offer needs a ping we can trust to be inside
+    if not is_live(offer.schedule, request.at, zone):
+        return "out_of_hours"
+    criterion = targeting.mismatch(offer.targeting, request.attributes)
+    return None if criterion is None else f"targeting_{criterion}"
 
 
 def _better_or_equal(current: Candidate, place: Proximity) -> bool:

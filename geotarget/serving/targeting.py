@@ -19,17 +19,23 @@ def matches(targeting: Targeting, attributes: Attributes) -> bool:
     >>> matches(Targeting(age_range=(18, 35)), Attributes())
     False
     """
+    return mismatch(targeting, attributes) is None
+
+
+def mismatch(targeting: Targeting, attributes: Attributes) -> str | None:
+    """The first criterion that does not hold (``age_range``, ``gender``, ``interests``, ``os``, ``language``);
+    None when they all do. The explainer names it; ``matches`` is this being None."""
     if targeting.age_range is not None:
         low, high = targeting.age_range
         if attributes.age is None or not low <= attributes.age <= high:
-            return False
+            return "age_range"
     if targeting.gender is not None and (attributes.gender or "").lower() not in targeting.gender:
-        return False
+        return "gender"
     if targeting.interests is not None and not {i.lower() for i in attributes.interests} & set(targeting.interests):
-        return False
+        return "interests"
     if targeting.os is not None and (attributes.os or "").lower() not in targeting.os:
-        return False
+        return "os"
     if targeting.language is None:
-        return True
+        return None
     spoken = None if attributes.language is None else language_tag(attributes.language)
-    return any(language_tag(wanted) == spoken for wanted in targeting.language)
+    return None if any(language_tag(wanted) == spoken for wanted in targeting.language) else "language"

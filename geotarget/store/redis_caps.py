@@ -21,6 +21,7 @@ _SCRIPT = script("reserve", entry="return reserve(KEYS, ARGV)")
 _SERVE = script("reserve", "presence", entry="serve")
 _HOLD = script("reserve", "hold", entry="return hold(KEYS, ARGV)")
 _SETTLE = script("reserve", entry="settle")
+_PEEK = script("reserve", entry="peek")
 PREFIXES = {b'{"kind":"impression",': "impression", b'{"kind":"ghost",': "ghost"}
 
 
@@ -33,6 +34,8 @@ class RedisCapper:
         self._serve = client.register_script(_SERVE)
         self._hold = client.register_script(_HOLD)
         self._settle = client.register_script(_SETTLE)
+        self._peek = client.register_script(_PEEK)
+        self._client = client
 
     def reserve(
         self,
@@ -92,6 +95,26 @@ class RedisCapper:
                 args=["win" if won else "loss", bid_id, repr(float(price)), MAX_STREAM_LENGTH],
             )
         return ("unknown", "settled", "late")[int(outcome)]
+
+    def peek(
+        self,
+        device_key: str,
+        counters: Sequence[Sequence[Counter]],
+        limit: int,
+        ghosts: Sequence[bool],
+        gates: Sequence[Gate | None],
+    ) -> Reserved:
+        key_index: dict[str, int] = {}
+        argv: list[int | str | bytes] = [limit, len(counters)]
+        for candidate, ghost, gate in zip(counters, ghosts, gates, strict=True):
+            argv += [*self._checks(device_key, candidate, gate, key_index), "ghost" if ghost else "impression"]
+        served, blocked, skipped = self._peek(keys=list(key_index), args=argv)
+        return Reserved(_indices(served), _indices(blocked), _indices(skipped), [])
+
+    def counts(self, device_key: str, counters: Sequence[Counter]) -> list[int]:
+        """What each counter has counted (bids' held slots aside): the explainer's figures for a full cap."""
+        names = [keys.counter(self.prefix, device_key, c.scope, c.subject, c.period, c.per_device) for c in counters]
+        return [int(v or 0) for v in self._client.mget(names)] if names else []
 
     def _checks(
         self, device_key: str, counters: Sequence[Counter], gate: Gate | None, key_index: dict[str, int]
