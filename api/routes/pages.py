@@ -56,6 +56,7 @@ PAGES = {
             "app/till.js",
             "app/webhooks.js",
             "app/posters.js",
+            "app/whynot.js",
             "app/merchant.js",
         ),
     ),

@@ -645,7 +645,10 @@
   }
 
   async function start() {
-    if (!state.map) setUpMap();
+    if (!state.map) {
+      setUpMap();
+      GT.whyNot.attach(state.map);
+    }
     state.map.invalidateSize();
     const features = await loadFences();
     await loadOffers();
