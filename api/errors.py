@@ -67,12 +67,12 @@ def _field(loc: Sequence[Any], body: Any = None) -> str:
 
 def _without_tags(loc: Sequence[Any], body: Any) -> list[Any]:
     """``loc`` without the tags pydantic puts in for a union's member (``rule.regulars.days`` is the rule's
-    ``days``, its kind being regulars): a tag is a step on the way (never the last: that may be a missing key)
-    that is no key of the object it is taken in, but one of its values (the discriminator's)."""
+    ``days``, its kind being regulars; ``expr.any-of.any[0]`` is ``expr.any[0]``): a tag is a step on the way
+    (never the last: that may be a missing key) that is no key of the object it is taken in."""
     kept: list[Any] = []
     node = {"body": body} if body is not None else None
     for at, part in enumerate(loc):
-        if at < len(loc) - 1 and isinstance(node, dict) and part not in node and part in node.values():
+        if at < len(loc) - 1 and isinstance(node, dict) and part not in node:
             continue
         kept.append(part)
         node = node.get(part) if isinstance(node, dict) else _item(node, part)

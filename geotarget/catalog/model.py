@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from geotarget.catalog.expressions import Expr, check_size
 from geotarget.serving.schedule import Schedule, parse_schedule, schedule_to_json
 from geotarget.triggers.presence import DEFAULT_DWELL_S
 
@@ -157,6 +159,9 @@ class Targeting(BaseModel):
     os: Words = Field(default=None, max_length=10)
     language: Words = Field(default=None, max_length=50, description="BCP 47; matched on the primary tag")
     audiences: AudienceSelection | None = Field(default=None, description="the merchant's audiences (audiences.md)")
+    expr: Annotated[Expr | None, AfterValidator(check_size)] = Field(
+        default=None, description="all / any / not over tests of the attributes (docs/matching.md#targeting)"
+    )
 
     @field_validator("age_range")
     @classmethod

@@ -160,6 +160,8 @@ def _words(reason: str, offer: Offer, place: Proximity, request: MatchRequest, z
     if reason in fixed:
         return fixed[reason]
     criterion = reason.removeprefix("targeting_")
+    if criterion == "expr":
+        return "its targeting expression does not hold for what the app sent (a missing value fails its tests)"
     return f"its targeting by {criterion} does not match what the app sent (a missing value never matches)"
 
 

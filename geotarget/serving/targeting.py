@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from geotarget.catalog.expressions import AllOf, Expr, NotOf, Test
 from geotarget.catalog.model import Targeting
 from geotarget.serving.types import Attributes
 
@@ -23,19 +26,54 @@ def matches(targeting: Targeting, attributes: Attributes) -> bool:
 
 
 def mismatch(targeting: Targeting, attributes: Attributes) -> str | None:
-    """The first criterion that does not hold (``age_range``, ``gender``, ``interests``, ``os``, ``language``);
-    None when they all do. The explainer names it; ``matches`` is this being None."""
-    if targeting.age_range is not None:
-        low, high = targeting.age_range
-        if attributes.age is None or not low <= attributes.age <= high:
-            return "age_range"
-    if targeting.gender is not None and (attributes.gender or "").lower() not in targeting.gender:
-        return "gender"
-    if targeting.interests is not None and not {i.lower() for i in attributes.interests} & set(targeting.interests):
-        return "interests"
-    if targeting.os is not None and (attributes.os or "").lower() not in targeting.os:
-        return "os"
-    if targeting.language is None:
-        return None
-    spoken = None if attributes.language is None else language_tag(attributes.language)
-    return None if any(language_tag(wanted) == spoken for wanted in targeting.language) else "language"
+    """The first criterion that does not hold (``age_range``, ``gender``, ``interests``, ``os``, ``language``,
+    ``expr``); None when they all do. The explainer names it; ``matches`` is this being None. A flat criterion
+    is the expression test it reads as (``age_range`` is ``age between``, the others ``in``), so both mean the
+    same everywhere."""
+    if targeting.age_range is not None and not holds_test("age", "between", targeting.age_range, attributes):
+        return "age_range"
+    for name in ("gender", "interests", "os", "language"):
+        wanted = getattr(targeting, name)
+        if wanted is not None and not holds_test(name, "in", wanted, attributes):
+            return name
+    if targeting.expr is not None and not holds(targeting.expr, attributes):
+        return "expr"
+    return None
+
+
+def holds(expr: Expr, attributes: Attributes) -> bool:
+    """Whether a targeting expression holds for what the app sent (``geotarget.catalog.expressions``)."""
+    if isinstance(expr, Test):
+        return holds_test(expr.attr, expr.op, expr.value, attributes)
+    if isinstance(expr, NotOf):
+        return not holds(expr.negated, attributes)
+    if isinstance(expr, AllOf):
+        return all(holds(child, attributes) for child in expr.all)
+    return any(holds(child, attributes) for child in expr.any)
+
+
+def holds_test(attr: str, op: str, value: Any, attributes: Attributes) -> bool:
+    """One test; an attribute the app did not send fails every test of it.
+
+    >>> holds_test("age", "between", (18, 25), Attributes(age=30)), holds_test("os", "in", ("ios",), Attributes())
+    (False, False)
+    """
+    if attr == "age":
+        age = attributes.age
+        if age is None or op == "present":
+            return age is not None
+        if op == "between":
+            return bool(value[0] <= age <= value[1])
+        return bool(age >= value if op == "gte" else age <= value)
+    if attr == "interests":
+        sent = {i.lower() for i in attributes.interests}
+        return bool(sent) if op == "present" else not sent.isdisjoint(value)
+    if attr == "language":
+        if attributes.language is None or op == "present":
+            return attributes.language is not None
+        spoken = language_tag(attributes.language)
+        return any(language_tag(wanted) == spoken for wanted in value)
+    said = attributes.gender if attr == "gender" else attributes.os
+    if not said or op == "present":
+        return bool(said)
+    return said.lower() in value
