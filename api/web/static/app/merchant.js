@@ -487,8 +487,19 @@
       f.holdout_pct.value = offer.holdout_pct || 0;
       const redemption = offer.redemption;
       f.redemption_code.value = redemption ? (redemption.unique ? "unique" : redemption.code) : "";
+      const expr = offer.targeting && offer.targeting.expr;
+      f.targeting_expr.value = expr ? JSON.stringify(expr, null, 1) : "";
     }
     form.elements.title.focus();
+  }
+
+  /** The expression field's JSON; a typing mistake is told here, the rules of the tree by the API. */
+  function parsedExpr(text) {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw Object.assign(new Error(`the targeting expression is not JSON: ${err.message}`), { field: "targeting.expr" });
+    }
   }
 
   function number(input) {
@@ -518,8 +529,11 @@
     // targeting the form does not show (age, interests, …) is kept as stored; audiences are the form's
     const targeting = { ...((state.editingOffer && state.editingOffer.targeting) || {}) };
     delete targeting.audiences;
+    delete targeting.expr;
     const audiences = GT.audiences.chosenForOffer();
     if (audiences) targeting.audiences = audiences;
+    const expr = f.targeting_expr.value.trim();
+    if (expr) targeting.expr = parsedExpr(expr);
     const code = f.redemption_code.value.trim();
     const redemption = !code ? null : code.toLowerCase() === "unique" ? { unique: true } : { code };
     if (trigger && trigger.on === "dwell" && f.trigger_dwell_s.value !== "") trigger.dwell_s = Number(f.trigger_dwell_s.value);
@@ -577,9 +591,9 @@
   async function saveOffer(event) {
     event.preventDefault();
     clearOfferErrors();
-    const body = offerBody();
     const offer = state.editingOffer;
     try {
+      const body = offerBody();
       const saved = offer
         ? await api(`/v1/offers/${encodeURIComponent(offer.id)}`, { method: "PATCH", json: body })
         : await api("/v1/offers", { method: "POST", json: body });
