@@ -85,8 +85,8 @@ def test_an_expression_holds_exactly_where_the_reference_says(expr, device):
 
 def test_an_offer_with_an_expression_is_served_only_where_it_holds(client, cafe, app_key, clock):  # noqa: F811
     fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
-    young_or_not_ios = {"any": [{"attr": "age", "op": "lte", "value": 25},
-                                {"all": [{"attr": "os", "op": "present"}, {"not": {"attr": "os", "op": "in", "value": ["iOS"]}}]}]}  # fmt: skip
+    not_ios = {"all": [{"attr": "os", "op": "present"}, {"not": {"attr": "os", "op": "in", "value": ["iOS"]}}]}
+    young_or_not_ios = {"any": [{"attr": "age", "op": "lte", "value": 25}, not_ios]}
     body = {"title": "students", "geofence_ids": [fence], "targeting": {"expr": young_or_not_ios}}
     made = client.post("/v1/offers", json=body, headers=cafe.headers)
     assert made.status_code == 201, made.text
