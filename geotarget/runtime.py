@@ -38,6 +38,7 @@ from geotarget.metrics import count, observe_catalog, render
 from geotarget.posters.landing import PosterDesk
 from geotarget.serving.caps import GlobalCaps
 from geotarget.serving.device_limits import DeviceLimits
+from geotarget.serving.pacing_loop import PacingLoop
 from geotarget.serving.server import OfferServer
 from geotarget.serving.swapped import swapped_hint
 from geotarget.settings import Settings
@@ -86,6 +87,7 @@ class Runtime:
     rate_limits: RateLimits
     bidder: Bidder
     follower: FenceFollower | None = None
+    pacing: PacingLoop | None = None
     consumer_thread: ConsumerThread | None = None
     refresher: AudienceRefresher | None = None
 
@@ -147,6 +149,7 @@ class Runtime:
             tracker,
         )
         server.public_url = (settings.public_url or "").rstrip("/")
+        server.pacer.workers = settings.workers
         events = ParquetEventStore(settings.events_root())
         codes = CodeTable(database.session_factory(engine))
         consumer = StreamConsumer(
@@ -204,6 +207,8 @@ class Runtime:
                 redis_url, settings.key_prefix(), runtime.sync_catalog, poll_s=settings.sync_poll_s
             )
             runtime.follower.start()
+            runtime.pacing = PacingLoop(server)
+            runtime.pacing.start()
         if settings.consume_in_serve if consume is None else consume:
 
             def housekeeping() -> None:
@@ -230,6 +235,8 @@ class Runtime:
             log.warning("could not record the keys' last use", exc_info=True)
         if self.follower is not None:
             self.follower.stop()
+        if self.pacing is not None:
+            self.pacing.stop()
         if self.consumer_thread is not None:
             self.consumer_thread.stop()
         if self.refresher is not None:

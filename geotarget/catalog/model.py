@@ -239,6 +239,9 @@ class OfferFields(BaseModel):
     targeting: Annotated[Targeting, BeforeValidator(_or_empty)] = Targeting()
     status: OfferStatus = "active"
     daily_budget: int | None = Field(default=None, ge=1, le=1_000_000_000, description="most impressions a day")
+    pacing: Literal["asap", "even", "frontloaded"] = Field(
+        default="asap", description="how the daily budget is spent over the live hours (docs/caps.md#pacing)"
+    )
     timezone: str | None = Field(default=None, max_length=64, description="cap windows; default: merchant's")
     trigger: Trigger | None = Field(default=None, description="push it on enter, dwell or exit (docs/triggers.md)")
     holdout_pct: int = Field(default=0, ge=0, le=50, description="% of devices held out to measure lift (reports.md)")
@@ -246,6 +249,13 @@ class OfferFields(BaseModel):
     bid_cpm: float | None = Field(
         default=None, ge=0.01, le=1000, description="price per 1,000 impressions bid on exchanges; none: never bid"
     )
+
+    @field_validator("pacing")
+    @classmethod
+    def _paces_a_budget(cls, pacing: str, info: ValidationInfo) -> str:
+        if pacing != "asap" and info.data.get("daily_budget") is None:
+            raise ValueError(f"{pacing} pacing spreads a daily_budget: give one")
+        return pacing
 
     @field_validator("geofence_ids")
     @classmethod

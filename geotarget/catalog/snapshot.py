@@ -151,6 +151,10 @@ class Catalog:
         if audience_only != (fence_id in self.audience_fences):
             self.audience_fences = self.audience_fences ^ {fence_id}
 
+    def paced_offers(self) -> list[Offer]:
+        """Offers whose daily budget is paced (``serving.pacing``)."""
+        return [o for o in list(self._offers.values()) if o.pacing != "asap" and o.daily_budget is not None]
+
     def offers_on(self, fence_id: str) -> list[Offer]:
         """The offers on a fence now (by id, by tag or over all the merchant's fences)."""
         return self._placing.offers_on(fence_id)

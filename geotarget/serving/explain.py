@@ -52,7 +52,13 @@ def explain(server: OfferServer, query: NearbyQuery, merchant_id: str | None = N
     asks about its own), each at its best fence, with the first rule that stops it or ``served``."""
     catalog = server.catalog
     request = MatchRequest(
-        query.at, query.accuracy_m, query.attributes, server.max_accuracy_m, server.per_merchant, coarse=query.coarse
+        query.at,
+        query.accuracy_m,
+        query.attributes,
+        server.max_accuracy_m,
+        server.per_merchant,
+        coarse=query.coarse,
+        paced=lambda offer: server.pacer.rate(offer.id) != 0.0,  # a dry run draws nothing: only "never" is sure
     )
     places = catalog.index.nearby(query.point, REACH_M)
     said: dict[str, Explained] = {}
@@ -112,8 +118,10 @@ def _reserve_dry(
     decided = server.capper.peek(key, counters, query.limit, ghosts, gates)
     for i, c in enumerate(hopeful):
         if i in decided.served:
+            rate = server.pacer.rate(c.offer.id)
+            pacing = "" if rate is None or rate >= 1 else f"tried on about {rate:.0%} of requests this minute (pacing)"
             said[c.offer.id] = (
-                _of(c, "not_served", "holdout", _HOLDOUT) if ghosts[i] else _of(c, "served", "served", "")
+                _of(c, "not_served", "holdout", _HOLDOUT) if ghosts[i] else _of(c, "served", "served", pacing)
             )
         elif i in decided.blocked:
             said[c.offer.id] = _of(c, "not_served", *_full(server, key, counters[i]))
@@ -156,6 +164,7 @@ def _words(reason: str, offer: Offer, place: Proximity, request: MatchRequest, z
         f"(over {request.max_accuracy_m:,.0f} m) cannot say so" if not request.coarse else
         "it is for devices inside the fence, and the position is coarse (IP-derived or stale)",
         "out_of_hours": f"not live now ({local} at the store, {zone}): see its schedule",
+        "paced": "held back this minute: its daily budget is ahead of its pacing curve (docs/caps.md#pacing)",
     }  # fmt: skip
     if reason in fixed:
         return fixed[reason]

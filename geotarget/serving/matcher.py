@@ -8,7 +8,7 @@ Cap reservation happens after this, in one atomic call (``caps.Capper``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +28,7 @@ class MatchRequest:
     per_merchant: int = 2
     pushed: bool = False  # matching for a trigger: only triggered offers count (an app asking gets the others)
     coarse: bool = False  # an IP-derived or stale position (a bid request's): never inside-only offers
+    paced: Callable[[Offer], bool] | None = None  # pacing's draw, asked last: is the offer tried this time?
 
     @property
     def accurate(self) -> bool:
@@ -76,7 +77,9 @@ def refusal(request: MatchRequest, offer: Offer, place: Proximity, zone: str) ->
     if not is_live(offer.schedule, request.at, zone):
         return "out_of_hours"
     criterion = targeting.mismatch(offer.targeting, request.attributes)
-    return None if criterion is None else f"targeting_{criterion}"
+    if criterion is not None:
+        return f"targeting_{criterion}"
+    return "paced" if request.paced is not None and not request.paced(offer) else None
 
 
 def _better_or_equal(current: Candidate, place: Proximity) -> bool:

@@ -114,7 +114,10 @@ class _Taken:
 
 
 def _wanted(view: CatalogView, live: LiveNow, row: int, request: MatchRequest) -> bool:
-    return live(view.schedules[row], request.at) and targeting.matches(view.offers[row].targeting, request.attributes)
+    offer = view.offers[row]
+    if not (live(view.schedules[row], request.at) and targeting.matches(offer.targeting, request.attributes)):
+        return False
+    return request.paced is None or request.paced(offer)
 
 
 def _inside(view: CatalogView, point: LatLng, rows: list[int], kinds: list[int]) -> set[int]:

@@ -28,6 +28,7 @@ from geotarget.serving import matcher, search
 from geotarget.serving.answers import NearbyAnswer, NearbyQuery, Served, shown
 from geotarget.serving.caps import Capper, Counter, GlobalCaps, Reserved, counters_for
 from geotarget.serving.matcher import MatchRequest
+from geotarget.serving.pacing import Pacer
 from geotarget.serving.swapped import swapped_hint
 from geotarget.serving.types import Attributes, Candidate
 from geotarget.tally import Tally
@@ -65,6 +66,7 @@ class OfferServer:
         self.tracker = tracker
         self.gates = Gates()
         self.public_url = ""  # GEOTARGET_PUBLIC_URL: the base of the links in what is served (code QR images)
+        self.pacer = Pacer()  # the runtime sets its workers and updates it every minute (pacing_loop)
 
     def nearby(self, query: NearbyQuery) -> NearbyAnswer:
         """Blocks for at most one cap-store call and one event append, each bounded by the Redis timeout.
@@ -93,7 +95,13 @@ class OfferServer:
         """The ranked candidates for a query (lazily, best first) that some device could be shown: the one
         matching path of pulled offers and bids."""
         request = MatchRequest(
-            query.at, query.accuracy_m, query.attributes, self.max_accuracy_m, self.per_merchant, coarse=query.coarse
+            query.at,
+            query.accuracy_m,
+            query.attributes,
+            self.max_accuracy_m,
+            self.per_merchant,
+            coarse=query.coarse,
+            paced=self.pacer.passes,
         )
         return self._admissible(search.ranked(self.catalog.view, query.point, request), live, query.lmt)
 
@@ -123,7 +131,7 @@ class OfferServer:
         if not offers or shape is None:
             return None
         said = Attributes.from_json(fired.attributes)
-        request = MatchRequest(t.at, None, said, self.max_accuracy_m, 1, pushed=True)
+        request = MatchRequest(t.at, None, said, self.max_accuracy_m, 1, pushed=True, paced=self.pacer.passes)
         place = Proximity(t.fence_id, True, 0.0)  # about the fence itself, whichever side the device is on
         live = self.catalog.live_audiences
         ranked = list(
