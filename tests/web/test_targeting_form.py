@@ -1,5 +1,6 @@
 """The offer form's targeting expression: a JSON typing mistake is told at once, a tree the API refuses outlines
-the field with the API's words, and a saved tree comes back when the offer is opened again."""
+the field with the API's words, and a saved tree (with the budget's pacing) comes back when the offer is opened
+again."""
 
 from __future__ import annotations
 
@@ -41,9 +42,11 @@ def test_a_targeting_expression_is_checked_saved_and_shown_again(site: str, page
 
     tree = {"any": [{"attr": "age", "op": "lte", "value": 25}, {"attr": "interests", "op": "in", "value": ["books"]}]}
     page.fill(field, json.dumps(tree))
+    page.fill("#offer-form [name=daily_budget]", "300")
+    page.select_option("#offer-form [name=pacing]", "even")
     page.click("#offer-save")
     page.wait_for_selector("#offer-list li:has-text('Students')")
     (saved,) = call(site, key, "GET", "/v1/offers")["offers"]
-    assert saved["targeting"]["expr"] == tree
+    assert saved["targeting"]["expr"] == tree and (saved["daily_budget"], saved["pacing"]) == (300, "even")
     page.click("#offer-list li:has-text('Students')")
-    assert json.loads(page.input_value(field)) == tree
+    assert json.loads(page.input_value(field)) == tree and page.input_value("#offer-form [name=pacing]") == "even"

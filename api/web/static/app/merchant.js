@@ -481,6 +481,7 @@
         f[name].value = offer.caps && offer.caps[name] ? offer.caps[name] : "";
       }
       f.daily_budget.value = offer.daily_budget || "";
+      f.pacing.value = offer.pacing || "asap";
       f.bid_cpm.value = offer.bid_cpm ?? "";
       f.trigger_on.value = offer.trigger ? offer.trigger.on : "";
       f.trigger_dwell_s.value = offer.trigger && offer.trigger.dwell_s ? offer.trigger.dwell_s : "";
@@ -549,6 +550,7 @@
       schedule: Object.keys(schedule).length ? schedule : null,
       caps: Object.keys(caps).length ? caps : null,
       daily_budget: number(f.daily_budget),
+      pacing: f.pacing.value,
       bid_cpm: number(f.bid_cpm),
       trigger,
       targeting,
