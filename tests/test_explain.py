@@ -123,3 +123,14 @@ def test_held_out_devices_are_explained_as_such(client, cafe, app_key, clock, lm
         for n in range(20)
     ]
     assert set(outcomes) == {"served", "holdout"}
+
+
+def test_a_merchant_never_learns_anything_about_a_device_it_names(client, cafe, app_key, clock):  # noqa: F811
+    """Caps, audiences and the holdout split are about one device: a merchant that knows an advertising id must
+    not read them through the explainer (has this phone seen my offer? is it in my rival-visitors audience?)."""
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    ids = put_offers(client, cafe, fence)
+    assert ids["once"] in served(client, app_key, "victim", limit=20)  # its lifetime cap is now used up
+    as_admin = {o["title"]: o["reason"] for o in explained(client, ADMIN, "victim", limit=20)["offers"]}
+    as_merchant = {o["title"]: o["reason"] for o in explained(client, cafe.headers, "victim", limit=20)["offers"]}
+    assert as_admin["once"] == "capped" and as_merchant["once"] == "served"

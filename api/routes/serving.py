@@ -7,6 +7,7 @@ dependency does (tests override it the same way)."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import cast
 
@@ -59,10 +60,15 @@ def _query(params: NearbyParams, at: datetime, app: str) -> NearbyQuery:
 @router.get("/explain", response_model=ExplainOut, openapi_extra=query_parameters(NearbyParams))
 async def explain_offers(request: Request) -> Response:
     """Why each offer within 5 km is or is not shown to this device here now: a dry run of ``/v1/nearby``
-    (nothing counted, logged or moved). A merchant sees its own offers; admin all."""
+    (nothing counted, logged or moved). Admin: every offer, for the device given. A merchant: its own offers,
+    for a device that has seen nothing (the ``device_id`` given is not used: its caps, audiences and holdout
+    group are not the merchant's to read)."""
     principal = await authorize(request, "admin", "merchant")
-    query = _query(NearbyParams.model_validate(dict(request.query_params)), await clock(request), principal.key_id)
-    runtime = cast(Runtime, request.app.state.runtime)
     merchant = principal.merchant_id if principal.role == "merchant" else None
+    params = NearbyParams.model_validate(dict(request.query_params))
+    if merchant is not None:
+        params = params.model_copy(update={"device_id": f"explain:{secrets.token_hex(16)}"})
+    query = _query(params, await clock(request), principal.key_id)
+    runtime = cast(Runtime, request.app.state.runtime)
     found = await run_in_threadpool(explain, runtime.server, query, merchant)
     return Response(ExplainOut.model_validate(found).model_dump_json(), media_type="application/json")
