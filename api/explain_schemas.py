@@ -30,4 +30,6 @@ class ExplainOut(BaseModel):
     at: UtcTime
     cell: str
     served: list[str] = Field(description="the offers /v1/nearby would show now, in order (yours, for a merchant)")
-    offers: list[ExplainedOffer] = Field(description="every offer on a fence within 5 km, served ones first")
+    offers: list[ExplainedOffer] = Field(
+        description="every offer on a fence within 1 km (or the farthest reach), served first"
+    )

@@ -87,8 +87,9 @@ def main() -> None:
                 other = Runtime.open(paced_settings, follow=False, consume=False)
                 pace_once(other.server, now)
                 plain_ms, paced_ms = [], []
-                for n, point in enumerate(points):  # interleaved: a busy moment of the machine moves both
-                    for samples, serving in ((paced_ms, other.server), (plain_ms, server)):
+                for n, point in enumerate(points):  # interleaved, each first in turn: a busy moment moves both
+                    pair = [(paced_ms, other.server), (plain_ms, server)]
+                    for samples, serving in pair if n % 2 else pair[::-1]:
                         query = NearbyQuery(point, f"pace-{n}", now, accuracy_m=10.0)
                         t0 = time.perf_counter()
                         serving.nearby(query)

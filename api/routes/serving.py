@@ -59,7 +59,7 @@ def _query(params: NearbyParams, at: datetime, app: str) -> NearbyQuery:
 
 @router.get("/explain", response_model=ExplainOut, openapi_extra=query_parameters(NearbyParams))
 async def explain_offers(request: Request) -> Response:
-    """Why each offer within 5 km is or is not shown to this device here now: a dry run of ``/v1/nearby``
+    """Why each offer within 1 km is or is not shown to this device here now: a dry run of ``/v1/nearby``
     (nothing counted, logged or moved). Admin: every offer, for the device given. A merchant: its own offers,
     for a device that has seen nothing (the ``device_id`` given is not used: its caps, audiences and holdout
     group are not the merchant's to read)."""

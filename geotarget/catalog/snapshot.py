@@ -70,6 +70,7 @@ class Catalog:
         self.keys = KeyCache()  # the API keys this worker has seen; a key's change makes it forget that key
         self.applied_at: datetime | None = None  # when the newest change applied here was committed
         self._seq = 0
+        self._farthest = (-1, 0.0)  # (catalog seq, largest nearby_m)
         self._lock = threading.RLock()
         self._builder = ViewBuilder(res, self._place, self._placing.fences_of)
         self._held = 0  # nested write blocks; the view is published when the outermost ends
@@ -150,6 +151,12 @@ class Catalog:
     def _set_audience_fence(self, fence_id: str, audience_only: bool) -> None:
         if audience_only != (fence_id in self.audience_fences):
             self.audience_fences = self.audience_fences ^ {fence_id}
+
+    def farthest_reach_m(self) -> float:
+        """The largest ``nearby_m`` of any offer (the explainer looks that far), remembered per catalog version."""
+        if self._farthest[0] != self._seq:
+            self._farthest = (self._seq, max((o.nearby_m for o in list(self._offers.values())), default=0.0))
+        return self._farthest[1]
 
     def paced_offers(self) -> list[Offer]:
         """Offers whose daily budget is paced (``serving.pacing``)."""

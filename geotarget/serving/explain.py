@@ -22,7 +22,7 @@ from geotarget.serving.matcher import MatchRequest, refusal
 from geotarget.serving.server import OfferServer, held_out
 from geotarget.serving.types import Candidate
 
-REACH_M = 5_000.0  # no offer reaches farther (nearby_m ≤ 5,000)
+LOOK_M = 1_000.0  # offers out of reach are listed this far around the point (the farther-reaching ones farther)
 Outcome = Literal["served", "not_served"]
 
 
@@ -48,8 +48,9 @@ class Explanation:
 
 
 def explain(server: OfferServer, query: NearbyQuery, merchant_id: str | None = None) -> Explanation:
-    """Every offer on a fence within ``REACH_M`` of the point (only ``merchant_id``'s when given: a merchant
-    asks about its own), each at its best fence, with the first rule that stops it or ``served``."""
+    """Every offer on a fence within ``LOOK_M`` of the point, or within the reach of the farthest-reaching offer
+    when that is farther (only ``merchant_id``'s when given: a merchant asks about its own), each at its best
+    fence, with the first rule that stops it or ``served``. Everything that could be served is among them."""
     catalog = server.catalog
     request = MatchRequest(
         query.at,
@@ -60,7 +61,7 @@ def explain(server: OfferServer, query: NearbyQuery, merchant_id: str | None = N
         coarse=query.coarse,
         paced=lambda offer: server.pacer.rate(offer.id) != 0.0,  # a dry run draws nothing: only "never" is sure
     )
-    places = catalog.index.nearby(query.point, REACH_M)
+    places = catalog.index.nearby(query.point, max(LOOK_M, catalog.farthest_reach_m()))
     said: dict[str, Explained] = {}
     admitted: dict[str, Candidate] = {}
     for place in places:  # inside first, then nearest: an offer's first passing place is its best

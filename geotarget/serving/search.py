@@ -117,7 +117,7 @@ def _wanted(view: CatalogView, live: LiveNow, row: int, request: MatchRequest) -
     offer = view.offers[row]
     if not (live(view.schedules[row], request.at) and targeting.matches(offer.targeting, request.attributes)):
         return False
-    return request.paced is None or request.paced(offer)
+    return request.paced is None or offer.pacing == "asap" or request.paced(offer)
 
 
 def _inside(view: CatalogView, point: LatLng, rows: list[int], kinds: list[int]) -> set[int]:

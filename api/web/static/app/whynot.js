@@ -8,7 +8,7 @@
 
   function answer(found) {
     const box = el("div", { class: "why-not", "data-part": "why-not" });
-    if (!found.offers.length) box.append(el("p", {}, "None of your offers is on a fence within 5 km of here."));
+    if (!found.offers.length) box.append(el("p", {}, "None of your offers is on a fence within 1 km of here."));
     for (const o of found.offers) {
       const said = o.outcome === "served" ? "shown here now" : o.detail;
       box.append(el("p", { class: o.outcome, "data-offer": o.offer_id }, el("strong", {}, o.title), ` — ${said}`));
