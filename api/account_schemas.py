@@ -50,6 +50,7 @@ class AppIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: Literal["app", "adops", "exchange"] = "app"
     expires_at: ExpiresAt = None
+    debug: bool = Field(default=False, description="an app key that may also ask GET /v1/explain (a dry run)")
 
 
 class IssuedKeyOut(BaseModel):

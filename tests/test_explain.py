@@ -134,3 +134,15 @@ def test_a_merchant_never_learns_anything_about_a_device_it_names(client, cafe, 
     as_admin = {o["title"]: o["reason"] for o in explained(client, ADMIN, "victim", limit=20)["offers"]}
     as_merchant = {o["title"]: o["reason"] for o in explained(client, cafe.headers, "victim", limit=20)["offers"]}
     assert as_admin["once"] == "capped" and as_merchant["once"] == "served"
+
+
+def test_an_app_key_made_for_debugging_may_ask_and_reads_no_device_either(client, cafe, app_key, clock):  # noqa: F811
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    ids = put_offers(client, cafe, fence)
+    assert ids["once"] in served(client, app_key, "victim", limit=20)
+    made = client.post("/v1/apps", json={"name": "debugging", "debug": True}, headers=ADMIN).json()
+    debug = {"Authorization": f"Bearer {made['api_key']}"}
+    seen = {o["title"]: o["reason"] for o in explained(client, debug, "victim", limit=20)["offers"]}
+    assert seen["once"] == "served" and seen["paused"] == "offer_paused"
+    refused = client.post("/v1/apps", json={"name": "ops", "role": "adops", "debug": True}, headers=ADMIN)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "debug"

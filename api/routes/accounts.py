@@ -38,5 +38,5 @@ def patch_merchant(merchant_id: MerchantId, body: MerchantPatch, _: Admin, runti
 
 @router.post("/apps", status_code=201, response_model=IssuedKeyOut)
 def create_app_key(body: AppIn, _: Admin, runtime: RuntimeDep) -> IssuedKeyOut:
-    issued = accounts.create_app_key(runtime.repository, body.name, body.role, body.expires_at)
+    issued = accounts.create_app_key(runtime.repository, body.name, body.role, body.expires_at, body.debug)
     return IssuedKeyOut(id=issued.id, api_key=issued.api_key)

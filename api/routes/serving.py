@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime
 from typing import cast
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import authorize, clock
@@ -60,13 +60,15 @@ def _query(params: NearbyParams, at: datetime, app: str) -> NearbyQuery:
 @router.get("/explain", response_model=ExplainOut, openapi_extra=query_parameters(NearbyParams))
 async def explain_offers(request: Request) -> Response:
     """Why each offer within 1 km is or is not shown to this device here now: a dry run of ``/v1/nearby``
-    (nothing counted, logged or moved). Admin: every offer, for the device given. A merchant: its own offers,
-    for a device that has seen nothing (the ``device_id`` given is not used: its caps, audiences and holdout
-    group are not the merchant's to read)."""
-    principal = await authorize(request, "admin", "merchant")
+    (nothing counted, logged or moved). Admin: every offer, for the device given. A merchant: its own offers; an
+    app key made with ``debug: true``: every offer; both for a device that has seen nothing (the ``device_id``
+    given is not used: a device's caps, audiences and holdout group are not theirs to read)."""
+    principal = await authorize(request, "admin", "merchant", "app")
+    if principal.role == "app" and not principal.debug:
+        raise HTTPException(403, "the explainer needs an admin or merchant key, or an app key made with debug: true")
     merchant = principal.merchant_id if principal.role == "merchant" else None
     params = NearbyParams.model_validate(dict(request.query_params))
-    if merchant is not None:
+    if principal.role != "admin":
         params = params.model_copy(update={"device_id": f"explain:{secrets.token_hex(16)}"})
     query = _query(params, await clock(request), principal.key_id)
     runtime = cast(Runtime, request.app.state.runtime)

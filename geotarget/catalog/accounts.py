@@ -25,6 +25,7 @@ class Principal:
     role: Role
     key_id: str
     merchant_id: str | None = None
+    debug: bool = False  # an app key created with debug: true (it may ask the decision explainer)
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,16 @@ def issue_merchant_key(repository: Repository, merchant_id: str) -> str:
 
 
 def create_app_key(
-    repository: Repository, name: str, role: Role = "app", expires_at: datetime | None = None
+    repository: Repository, name: str, role: Role = "app", expires_at: datetime | None = None, debug: bool = False
 ) -> IssuedKey:
     check_expiry(expires_at)
     if role not in UNOWNED_ROLES:
         raise InvalidInput(f"role must be one of {', '.join(UNOWNED_ROLES)}", "role")
     if not name.strip():
         raise InvalidInput("name must not be empty", "name")
-    key = StoredKey(new_id(role), role, None)
+    if debug and role != "app":
+        raise InvalidInput("only an app key may be a debug key", "debug")
+    key = StoredKey(new_id(role), role, None, debug)
     plain = new_key(role)
     repository.keys.add(key, hash_key(plain), name.strip(), expires_at)
     return IssuedKey(key.id, plain)

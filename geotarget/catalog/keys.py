@@ -71,7 +71,7 @@ class KeyCache:
             self._entries.clear()
         principal = None
         if match is not None and match.key.role in ROLES:
-            principal = Principal(match.key.role, match.key.id, match.key.merchant_id)
+            principal = Principal(match.key.role, match.key.id, match.key.merchant_id, match.key.debug)
         ttl_s = self.ttl_s if principal is not None else self.miss_ttl_s
         valid_until = None if match is None or match.valid_until is None else match.valid_until.timestamp()
         self._entries[key_hash] = _Entry(time.monotonic() + ttl_s, principal, valid_until)

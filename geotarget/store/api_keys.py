@@ -22,6 +22,7 @@ class StoredKey:
     id: str
     role: str
     merchant_id: str | None
+    debug: bool = False  # an app key that may ask the decision explainer
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class KeyTable:
         valid_until = min(ends, default=None)
         if valid_until is not None and valid_until <= now:
             return None
-        return KeyMatch(StoredKey(row.id, row.role, row.merchant_id), valid_until)
+        return KeyMatch(StoredKey(row.id, row.role, row.merchant_id, bool(row.debug)), valid_until)
 
     def records(self, key_id: str | None = None) -> list[KeyRecord]:
         query = select(models.ApiKey).order_by(models.ApiKey.created_at, models.ApiKey.id)
@@ -111,7 +112,13 @@ class KeyTable:
 
 def key_row(key: StoredKey, key_hash: str, name: str, expires_at: datetime | None = None) -> models.ApiKey:
     return models.ApiKey(
-        id=key.id, key_hash=key_hash, role=key.role, name=name, merchant_id=key.merchant_id, expires_at=expires_at
+        id=key.id,
+        key_hash=key_hash,
+        role=key.role,
+        name=name,
+        merchant_id=key.merchant_id,
+        expires_at=expires_at,
+        debug=key.debug,
     )
 
 
