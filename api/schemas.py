@@ -227,6 +227,7 @@ class NearbyOffer(BaseModel):
     redemption_qr: str | None = Field(
         default=None, description="The code as a QR image (SVG) the till can scan: GET it when showing the code."
     )
+    variant_id: str | None = Field(default=None, description="The creative variant shown (its title, text, image).")
 
 
 class NearbyParams(BaseModel):
@@ -319,6 +320,14 @@ class LiftOut(BaseModel):
     suppressed: bool
 
 
+class VariantRow(BaseModel):
+    variant_id: str
+    impressions: int | None
+    reach: int | None
+    clicks: int | None
+    ctr: float | None
+
+
 class ReachOut(BaseModel):
     scope: dict[str, str]
     timezone: str
@@ -329,6 +338,9 @@ class ReachOut(BaseModel):
     rows: list[ReachRow]
     totals: ReachRow = Field(
         description="The whole window as one period: reach and visitors count each device once (period 'from/to')."
+    )
+    variants: list[VariantRow] | None = Field(
+        default=None, description="An offer's creative variants over the window; all null when one is under k."
     )
 
 

@@ -39,6 +39,7 @@ from geotarget.posters.landing import PosterDesk
 from geotarget.serving.caps import GlobalCaps
 from geotarget.serving.device_limits import DeviceLimits
 from geotarget.serving.pacing_loop import PacingLoop
+from geotarget.serving.rotation_loop import RotationLoop
 from geotarget.serving.server import OfferServer
 from geotarget.serving.swapped import swapped_hint
 from geotarget.settings import Settings
@@ -54,7 +55,7 @@ from geotarget.store.redis_caps import RedisCapper
 from geotarget.store.redis_client import close, connect, connect_blocking, persistence
 from geotarget.store.redis_devices import RedisDeviceData
 from geotarget.store.redis_presence import RedisPresence
-from geotarget.store.report_queries import audience_members
+from geotarget.store.report_queries import audience_members, variant_counts
 from geotarget.store.repository import Repository
 from geotarget.store.stream_consumer import ConsumerThread, StreamConsumer
 from geotarget.tally import Tally
@@ -88,6 +89,7 @@ class Runtime:
     bidder: Bidder
     follower: FenceFollower | None = None
     pacing: PacingLoop | None = None
+    rotation: RotationLoop | None = None
     consumer_thread: ConsumerThread | None = None
     refresher: AudienceRefresher | None = None
 
@@ -209,6 +211,8 @@ class Runtime:
             runtime.follower.start()
             runtime.pacing = PacingLoop(server)
             runtime.pacing.start()
+            runtime.rotation = RotationLoop(server, lambda ids, start, end: variant_counts(events, ids, start, end))
+            runtime.rotation.start()
         if settings.consume_in_serve if consume is None else consume:
 
             def housekeeping() -> None:
@@ -237,6 +241,8 @@ class Runtime:
             self.follower.stop()
         if self.pacing is not None:
             self.pacing.stop()
+        if self.rotation is not None:
+            self.rotation.stop()
         if self.consumer_thread is not None:
             self.consumer_thread.stop()
         if self.refresher is not None:

@@ -52,7 +52,7 @@ def reach_report(
     request = ReportRequest(offer_id, geofence_id, merchant_id, from_, to, granularity, tz)
     report = runtime.reports.reach(request, viewer, at.date())
     if format == "csv":
-        return PlainTextResponse(rows_to_csv(report["rows"]), media_type="text/csv")
+        return PlainTextResponse(rows_to_csv(report["rows"], report["variants"]), media_type="text/csv")
     return report
 
 

@@ -109,7 +109,7 @@ class Bidder:
             batch = _fitting(slot, seen, pool, used)
             if not batch:
                 continue
-            served = [server.issue(c, query.app) for c in batch]
+            served = [server.issue(c, query.app, key) for c in batch]
             pending = [self._pending(key, query, cell, s) for s in served]
             gates = [None if query.lmt else server.gate(c, live) for c in batch]
             hold_s = slot.hold_s

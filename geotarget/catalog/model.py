@@ -207,6 +207,19 @@ class Redemption(BaseModel):
         return self
 
 
+class Variant(BaseModel):
+    """One creative of an offer: what it shows instead of the offer's own title, text, image or link (a field
+    left out is the offer's). Rotation picks one per device and keeps it (docs/variants.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    body: str | None = Field(default=None, max_length=2000)
+    image_url: Url | None = None
+    url: Url | None = None
+    weight: int = Field(default=1, ge=1, le=100, description="its share under rotation 'weighted'")
+
+
 def _compact(value: BaseModel) -> dict[str, Any]:
     return value.model_dump(exclude_none=True)
 
@@ -249,6 +262,18 @@ class OfferFields(BaseModel):
     bid_cpm: float | None = Field(
         default=None, ge=0.01, le=1000, description="price per 1,000 impressions bid on exchanges; none: never bid"
     )
+    variants: tuple[Variant, ...] = Field(default=(), max_length=10, description="creatives to rotate (variants.md)")
+    rotation: Literal["even", "weighted", "optimized"] = Field(
+        default="even", description="how devices are split over the variants: equally, by weight, or by clicks"
+    )
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct(cls, variants: tuple[Variant, ...]) -> tuple[Variant, ...]:
+        ids = [v.id for v in variants]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"variant ids must differ: {sorted({i for i in ids if ids.count(i) > 1})}")
+        return variants
 
     @field_validator("pacing")
     @classmethod

@@ -158,6 +158,10 @@ class Catalog:
             self._farthest = (self._seq, max((o.nearby_m for o in list(self._offers.values())), default=0.0))
         return self._farthest[1]
 
+    def optimized_offers(self) -> list[Offer]:
+        """Offers whose variants rotate by clicks (``serving.variants``)."""
+        return [o for o in list(self._offers.values()) if o.rotation == "optimized" and o.variants]
+
     def paced_offers(self) -> list[Offer]:
         """Offers whose daily budget is paced (``serving.pacing``)."""
         return [o for o in list(self._offers.values()) if o.pacing != "asap" and o.daily_budget is not None]

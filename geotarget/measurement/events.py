@@ -36,6 +36,7 @@ class Event:
     trigger: str = ""  # an impression pushed on "enter", "dwell" or "exit"; "" when the app asked (pulled)
     code: str = ""  # the unique redemption code an impression carried
     ref: str = ""  # the impression an interaction or a redemption is about
+    variant: str = ""  # the creative variant an impression showed ("" for an offer without variants)
     # CPM: a bid's price, or a won bid's clearing price on its impression; None for offers apps pulled. Kept
     # last: a held bid's impression is stored as JSON up to '"price":' and completed when it wins.
     price: float | None = None

@@ -22,7 +22,7 @@ from geotarget.errors import InvalidInput, NotFound
 from geotarget.measurement.lift import Arm, in_words, lift
 from geotarget.measurement.reports import BUCKETS, Granularity, assemble, periods
 from geotarget.store.event_store import ParquetEventStore
-from geotarget.store.report_queries import Scope, heatmap_rows, lift_arms, reach_figures
+from geotarget.store.report_queries import Scope, heatmap_rows, lift_arms, reach_figures, variant_counts
 from geotarget.store.repository import Owner, Repository
 
 MAX_DAYS = 400
@@ -91,6 +91,7 @@ class ReportService:
         rows = assemble(figures, periods(first, last, unit), self.k)
         whole = reach_figures(self.store, scope, start, end, zone, unit, self.k, whole=first)
         totals = assemble(whole, [first], self.k)[0] | {"period": f"{first.isoformat()}/{last.isoformat()}"}
+        variants = self._variants(scope, start, end) if request.offer_id else None
         return {
             "scope": label,
             "timezone": zone,
@@ -100,7 +101,26 @@ class ReportService:
             "k": self.k,
             "rows": rows,
             "totals": totals,
+            "variants": variants,
         }
+
+    def _variants(self, scope: Scope, start: datetime, end: datetime) -> list[dict[str, Any]] | None:
+        """An offer's creative variants over the window. One under k devices hides them all: the others and the
+        totals would give it away."""
+        counted = variant_counts(self.store, scope.offer_ids, start, end)
+        if not counted:
+            return None
+        hidden = any(0 < c.devices < self.k for c in counted)
+        return [
+            {
+                "variant_id": c.variant,
+                "impressions": None if hidden else c.impressions,
+                "reach": None if hidden else c.devices,
+                "clicks": None if hidden else c.clicks,
+                "ctr": None if hidden or not c.impressions else round(c.clicks / c.impressions, 4),
+            }
+            for c in counted
+        ]
 
     def lift(
         self, offer_id: str, viewer: Owner, first: date | None, last: date | None, window_days: int, today: date
@@ -253,8 +273,10 @@ def _local_window(first: date, last: date, zone: str) -> tuple[datetime, datetim
     return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
 
 
-def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """Flat CSV: one column per figure and per frequency bucket; suppressed figures are empty cells."""
+def rows_to_csv(rows: Sequence[dict[str, Any]], variants: Sequence[dict[str, Any]] | None = None) -> str:
+    """Flat CSV: one column per figure and per frequency bucket; suppressed figures are empty cells. An offer's
+    variants follow as rows whose period reads ``variant <id>`` (over the whole window; only impressions,
+    reach, clicks and ctr filled)."""
     out = io.StringIO()
     columns = [
         "period",
@@ -304,6 +326,10 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
                 " ".join(row["suppressed"]),
             ]
         )
+    for variant in variants or ():
+        figures = {name: variant[name] for name in ("impressions", "reach", "clicks", "ctr")}
+        hidden = "impressions reach clicks ctr" if variant["reach"] is None else ""
+        writer.writerow([f"variant {variant['variant_id']}", *(_cell(figures.get(c)) for c in columns[1:-1]), hidden])
     return out.getvalue()
 
 

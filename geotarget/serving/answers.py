@@ -29,6 +29,7 @@ class Served:
     candidate: Candidate
     impression_id: str  # signed for the app it is shown to (measurement.interactions)
     redemption_code: str | None = None  # the offer's static code, or a new unique one
+    variant_id: str | None = None  # the creative shown, for an offer with variants (its fields are the offer's)
 
 
 @dataclass(frozen=True)
@@ -67,4 +68,5 @@ def shown(served: Served, base: str = "") -> dict[str, Any]:
         "distance_m": round(candidate.distance_m, 1),
         "redemption_code": served.redemption_code,
         "redemption_qr": None if served.redemption_code is None else code_qr_url(served.redemption_code, base),
+        "variant_id": served.variant_id,
     }

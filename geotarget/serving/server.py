@@ -31,6 +31,7 @@ from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.pacing import Pacer
 from geotarget.serving.swapped import swapped_hint
 from geotarget.serving.types import Attributes, Candidate
+from geotarget.serving.variants import Rotation
 from geotarget.tally import Tally
 from geotarget.triggers.dispatch import Pushed
 from geotarget.triggers.presence import Fired, PresenceMove, Transition
@@ -67,6 +68,7 @@ class OfferServer:
         self.gates = Gates()
         self.public_url = ""  # GEOTARGET_PUBLIC_URL: the base of the links in what is served (code QR images)
         self.pacer = Pacer()  # the runtime sets its workers and updates it every minute (pacing_loop)
+        self.rotation = Rotation()  # variant shares; optimized ones learned every few minutes (pacing_loop)
 
     def nearby(self, query: NearbyQuery) -> NearbyAnswer:
         """Blocks for at most one cap-store call and one event append, each bounded by the Redis timeout.
@@ -145,7 +147,7 @@ class OfferServer:
         zone = self.catalog.timezones.get(t.fence_id, "UTC")
         caps = self.catalog.view.merchant_caps
         counters = [counters_for(c, t.at, zone, self.global_caps, caps.get(c.offer.merchant_id)) for c in ranked]
-        served = [self.issue(c, fired.app) for c in ranked]
+        served = [self.issue(c, fired.app, fired.device_key) for c in ranked]
         kinds = ["ghost" if held_out(fired.device_key, c) else "impression" for c in ranked]
         events = [
             replace(self.about(fired.device_key, query, cell, s, k), trigger=t.kind)
@@ -168,7 +170,7 @@ class OfferServer:
         candidate = Candidate(offer, fence_id, True, 0.0, 0.0)
         caps = self.catalog.view.merchant_caps.get(offer.merchant_id)
         counters = [counters_for(candidate, at, zone, self.global_caps, caps)]
-        served = self.issue(candidate, SCAN_APP)
+        served = self.issue(candidate, SCAN_APP, key)
         where = NearbyQuery(LatLng(0.0, 0.0), "", at, limit=1)
         event = replace(self.about(key, where, "", served, "impression"), trigger="scan")
         reserved = self._reserve(key, counters, 1, [event.to_json()], None, None, [None])
@@ -197,7 +199,7 @@ class OfferServer:
             if not batch:
                 break
             counters = self.counters(batch, query)
-            served = [self.issue(c, query.app) for c in batch]
+            served = [self.issue(c, query.app, key) for c in batch]
             ghosts = [held_out(key, c) for c in batch]
             kinds = ["ghost" if g else "impression" for g in ghosts]
             events = [self.about(linked, query, cell, s, k).to_json() for s, k in zip(served, kinds, strict=True)]
@@ -280,7 +282,7 @@ class OfferServer:
             if gate is not None or counters_for(candidate, query.at, zone, self.global_caps, caps):
                 withheld = True
             else:
-                take(self.issue(candidate, query.app))
+                take(self.issue(candidate, query.app, key))
         for s, ghost in chosen:
             outcome.unlogged.append(self.about(linked, query, cell, s, "ghost" if ghost else "impression"))
             if not ghost:
@@ -303,11 +305,15 @@ class OfferServer:
             if gate is None or (gate.admits({}) if lmt else gate.possible):
                 yield candidate
 
-    def issue(self, candidate: Candidate, app: str) -> Served:
-        """An impression id signed for ``app``, and the redemption code the offer shows, if it has one."""
+    def issue(self, candidate: Candidate, app: str, key: str) -> Served:
+        """An impression id signed for ``app``, the redemption code the offer shows, if it has one, and for an
+        offer with variants the one this device (``key``) is shown, overlaid on the offer."""
         redemption = candidate.offer.redemption
         code = None if redemption is None else new_code() if redemption.unique else redemption.code
-        return Served(candidate, impression_id(self.device_secret, app), code)
+        if not candidate.offer.variants:
+            return Served(candidate, impression_id(self.device_secret, app), code)
+        creative, variant_id = self.rotation.creative(candidate.offer, key)
+        return Served(replace(candidate, offer=creative), impression_id(self.device_secret, app), code, variant_id)
 
     def _device_zone(self, query: NearbyQuery, candidates: list[Candidate]) -> str:
         if self.global_caps.per_device_per_day is None and self.global_caps.per_device_per_hour is None:
@@ -348,6 +354,7 @@ class OfferServer:
             distance_m=c.distance_m,
             accuracy_m=query.accuracy_m,
             code=(served.redemption_code or "") if c.offer.redemption and c.offer.redemption.unique else "",
+            variant=served.variant_id or "",
         )
 
     def _append(self, events: list[Event]) -> None:

@@ -45,6 +45,7 @@ SCHEMA = pa.schema(
         ("trigger", pa.string()),
         ("code", pa.string()),
         ("ref", pa.string()),
+        ("variant", pa.string()),
         ("price", pa.float64()),
         ("fences", pa.list_(pa.string())),  # for pings: the fences the device was inside
     ]

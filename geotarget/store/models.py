@@ -139,6 +139,8 @@ class Offer(Base):
     holdout_pct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     redemption: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     bid_cpm: Mapped[float | None] = mapped_column(Float)
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
+    rotation: Mapped[str] = mapped_column(String(16), default="even", server_default="even")
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

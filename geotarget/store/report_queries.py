@@ -144,3 +144,29 @@ def audience_members(
     with store.connect() as connection:
         rows = connection.execute(_AUDIENCE_MEMBERS, params).fetchall()
     return [str(device) for (device,) in rows]
+
+
+_VARIANTS = (Path(__file__).parent / "sql" / "variants.sql").read_text()
+
+
+@dataclass(frozen=True)
+class VariantCount:
+    offer_id: str
+    variant: str
+    impressions: int
+    devices: int
+    clicks: int
+
+
+def variant_counts(
+    store: ParquetEventStore, offer_ids: Sequence[str], from_ts: datetime, to_ts: datetime
+) -> list[VariantCount]:
+    """Impressions, devices and clicks per (offer, variant) in the window (``sql/variants.sql``)."""
+    if not store.has_data() or not offer_ids:
+        return []
+    with store.connect() as connection:
+        if not (_has_column(connection, store.glob, "variant") and _has_column(connection, store.glob, "ref")):
+            return []  # files from before variants (or interactions)
+        params = {"glob": store.glob, "offer_ids": list(offer_ids), "from_ts": from_ts, "to_ts": to_ts}
+        rows = connection.execute(_VARIANTS, params).fetchall()
+    return [VariantCount(str(o), str(v), int(i), int(d), int(c)) for o, v, i, d, c in rows]

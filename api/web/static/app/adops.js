@@ -95,6 +95,7 @@
       state.query = params;
       document.querySelectorAll(".unit").forEach((n) => (n.textContent = report.granularity));
       renderTotals(report);
+      renderVariants(report);
       await renderLift(params);
       if (ticket !== state.reportTicket) return;
       renderCharts(report);
@@ -122,6 +123,20 @@
       );
     });
     document.getElementById("totals").replaceChildren(...cards);
+  }
+
+  /** An offer's variants side by side; one under k devices hides them all (the server says so with nulls). */
+  function renderVariants(report) {
+    const box = document.getElementById("variants");
+    box.hidden = !report.variants;
+    if (!report.variants) return;
+    const cell = (v) => (v === null ? el("td", { class: "suppressed" }, "suppressed") : el("td", { class: "num" }, fmt(v)));
+    document.querySelector("#variant-table tbody").replaceChildren(
+      ...report.variants.map((v) =>
+        el("tr", { "data-variant": v.variant_id }, el("td", {}, v.variant_id), cell(v.impressions), cell(v.reach), cell(v.clicks),
+          v.ctr === null ? el("td", { class: "suppressed" }, "–") : el("td", { class: "num" }, `${(v.ctr * 100).toFixed(2)} %`)),
+      ),
+    );
   }
 
   function chart(id, config) {
