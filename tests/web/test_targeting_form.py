@@ -44,9 +44,18 @@ def test_a_targeting_expression_is_checked_saved_and_shown_again(site: str, page
     page.fill(field, json.dumps(tree))
     page.fill("#offer-form [name=daily_budget]", "300")
     page.select_option("#offer-form [name=pacing]", "even")
+    variants = [{"id": "plain", "title": "Two coffees"}, {"id": "bold", "title": "TWO COFFEES", "weight": 3}]
+    page.fill("#offer-form [name=variants]", json.dumps(variants))
+    page.select_option("#offer-form [name=rotation]", "weighted")
     page.click("#offer-save")
     page.wait_for_selector("#offer-list li:has-text('Students')")
     (saved,) = call(site, key, "GET", "/v1/offers")["offers"]
     assert saved["targeting"]["expr"] == tree and (saved["daily_budget"], saved["pacing"]) == (300, "even")
+    assert [v["id"] for v in saved["variants"]] == ["plain", "bold"] and saved["rotation"] == "weighted"
+    assert "2 variants, weighted" in page.inner_text("#offer-list")
     page.click("#offer-list li:has-text('Students')")
     assert json.loads(page.input_value(field)) == tree and page.input_value("#offer-form [name=pacing]") == "even"
+    assert [v["title"] for v in json.loads(page.input_value("#offer-form [name=variants]"))] == [
+        "Two coffees",
+        "TWO COFFEES",
+    ]

@@ -408,6 +408,7 @@
           el("strong", {}, offer.title),
           offer.special ? el("span", { class: "badge" }, "special") : null,
           offer.trigger ? el("span", { class: "badge" }, `push on ${offer.trigger.on}`) : null,
+          offer.variants && offer.variants.length ? el("span", { class: "badge" }, `${offer.variants.length} variants, ${offer.rotation}`) : null,
           el("span", { class: `badge status-${offer.status}` }, offer.status),
           el("div", { class: "meta" }, `${scheduleText(offer.schedule)} · at ${fences.join(", ")}`),
           el("button", { type: "button", "data-part": "poster", onclick: (event) => { event.stopPropagation(); GT.posters.open(offer, storesOf(offer)); } }, "Poster"),
@@ -488,18 +489,21 @@
       f.holdout_pct.value = offer.holdout_pct || 0;
       const redemption = offer.redemption;
       f.redemption_code.value = redemption ? (redemption.unique ? "unique" : redemption.code) : "";
+      f.variants.value = offer.variants && offer.variants.length ? JSON.stringify(offer.variants, null, 1) : "";
+      f.rotation.value = offer.rotation || "even";
       const expr = offer.targeting && offer.targeting.expr;
       f.targeting_expr.value = expr ? JSON.stringify(expr, null, 1) : "";
     }
     form.elements.title.focus();
   }
 
-  /** The expression field's JSON; a typing mistake is told here, the rules of the tree by the API. */
-  function parsedExpr(text) {
+  /** A JSON field of the form (variants, the targeting expression): a typing mistake is told here, the rest of
+      the rules by the API. */
+  function parsedJson(text, field, what) {
     try {
       return JSON.parse(text);
     } catch (err) {
-      throw Object.assign(new Error(`the targeting expression is not JSON: ${err.message}`), { field: "targeting.expr" });
+      throw Object.assign(new Error(`${what} is not JSON: ${err.message}`), { field });
     }
   }
 
@@ -534,7 +538,7 @@
     const audiences = GT.audiences.chosenForOffer();
     if (audiences) targeting.audiences = audiences;
     const expr = f.targeting_expr.value.trim();
-    if (expr) targeting.expr = parsedExpr(expr);
+    if (expr) targeting.expr = parsedJson(expr, "targeting.expr", "the targeting expression");
     const code = f.redemption_code.value.trim();
     const redemption = !code ? null : code.toLowerCase() === "unique" ? { unique: true } : { code };
     if (trigger && trigger.on === "dwell" && f.trigger_dwell_s.value !== "") trigger.dwell_s = Number(f.trigger_dwell_s.value);
@@ -551,6 +555,8 @@
       caps: Object.keys(caps).length ? caps : null,
       daily_budget: number(f.daily_budget),
       pacing: f.pacing.value,
+      variants: f.variants.value.trim() ? parsedJson(f.variants.value, "variants", "the variants") : [],
+      rotation: f.rotation.value,
       bid_cpm: number(f.bid_cpm),
       trigger,
       targeting,
