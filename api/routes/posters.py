@@ -25,7 +25,7 @@ from geotarget.runtime import Runtime
 
 router = APIRouter(tags=["offers"], responses=ERROR_RESPONSES)
 BROWSER_COOKIE = "gt_browser"
-_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 _YEAR_S = 365 * 86_400
 
 
@@ -79,7 +79,7 @@ def code_qr(code: str, request: Request, runtime: RuntimeDep) -> Response:
     text, so it reads the same as one typed in."""
     if (limited := _over_limit(request, runtime)) is not None:
         return limited
-    if not _CODE.match(code):
+    if not _CODE.fullmatch(code):
         raise InvalidInput("a code is letters, digits and dashes (at most 64)", "code")
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"}
     return Response(qr_image(code, "svg", 8), media_type=MEDIA_TYPES["svg"], headers=headers)
