@@ -144,6 +144,7 @@ def test_the_poster_needs_the_store_when_the_offer_is_on_several_and_never_anoth
     assert chosen.status_code == 200 and chosen.text.startswith("<svg") and second.status_code == 201
     assert client.get(f"/v1/offers/{offer['id']}/qr", headers=bakery.headers).status_code == 404
     assert client.get("/qr/<script>.svg").status_code == 422
+    assert client.get("/qr/ABC%0A.svg").status_code == 422  # a newline after a good code is no code
 
 
 def test_the_public_pages_are_rate_limited_per_client_address(tmp_path, redis_url, database_url):
