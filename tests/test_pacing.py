@@ -120,3 +120,59 @@ def test_pacing_needs_a_budget(client, cafe):
     error = client.post("/v1/offers", json={"title": "t", "geofence_ids": [fence], "pacing": "even"},
                         headers=cafe.headers).json()["error"]  # fmt: skip
     assert error["field"] == "pacing" and "daily_budget" in error["message"]
+
+
+def test_a_goal_is_paced_over_its_days_and_never_exceeded():
+    """3,000 impressions over three weekday mornings of the special: about a third each day, all of it by the end."""
+    rng = random.Random(5)
+    goal = {"impressions": 3_000, "from": "2026-11-23", "to": "2026-11-25"}
+    paced = Offer.model_validate(
+        {"id": "off_g", "merchant_id": "m", "title": "t", "geofence_ids": ["f"], "timezone": "Europe/Lisbon",
+         "goal": goal, "pacing": "even", "schedule": SPECIAL, "version": 1, "created_at": OPEN, "updated_at": OPEN}
+    )  # fmt: skip
+    pacers = [Pacer(2, draw=rng.random) for _ in range(2)]
+    spent, by_day = 0, []
+    for day in range(3):
+        for minute in range(180):
+            at = OPEN + timedelta(days=day, minutes=minute)
+            for pacer in pacers:
+                pacer.update([paced], {"off_g:goal": spent}, at)
+            for _ in range(constant(rng, minute)):
+                if rng.choice(pacers).passes(paced) and spent < 3_000:
+                    spent += 1
+        by_day.append(spent)
+    assert all(abs(spent_by - 1_000 * (n + 1)) <= 100 for n, spent_by in enumerate(by_day)), by_day
+    assert 2_940 <= by_day[-1] <= 3_000
+
+
+def test_a_reached_goal_stops_the_offer_and_the_explainer_says_so(client, cafe, runtime):
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    today = datetime.now(UTC).date()
+    goal = {
+        "impressions": 2,
+        "from": (today - timedelta(days=1)).isoformat(),
+        "to": (today + timedelta(days=1)).isoformat(),
+    }
+    made = client.post(
+        "/v1/offers", json={"title": "goal", "geofence_ids": [fence], "goal": goal}, headers=cafe.headers
+    )
+    assert made.status_code == 201 and made.json()["goal"] == goal
+    app = {"Authorization": f"Bearer {client.post('/v1/apps', json={'name': 'a'}, headers=ADMIN).json()['api_key']}"}
+    where = [{**INSIDE_ALFAMA_CAFE, "device_id": f"g{n}"} for n in range(4)]
+    shown = [bool(client.get("/v1/nearby", params=p, headers=app).json()["offers"]) for p in where]
+    assert shown == [True, True, False, False]
+    (why,) = client.get("/v1/explain", params={**INSIDE_ALFAMA_CAFE, "device_id": "g9"}, headers=ADMIN).json()["offers"]
+    assert why["reason"] == "goal_reached" and "2 of 2 impressions" in why["detail"]
+    past = {"impressions": 1, "from": "2020-01-01", "to": "2020-01-02"}  # outside its days a goal holds nothing back
+    client.patch(f"/v1/offers/{made.json()['id']}", json={"goal": past}, headers=cafe.headers)
+    assert client.get("/v1/nearby", params={**INSIDE_ALFAMA_CAFE, "device_id": "g5"}, headers=app).json()["offers"]
+
+
+def test_a_goal_must_run_forwards():
+    with pytest.raises(ValueError, match="cannot be before"):
+        offer("even").model_copy().model_validate(
+            {
+                **offer("even").model_dump(by_alias=True),
+                "goal": {"impressions": 5, "from": "2026-12-02", "to": "2026-12-01"},
+            }
+        )

@@ -11,7 +11,7 @@ Must not import ``geotarget.store`` or any I/O library.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -207,6 +207,24 @@ class Redemption(BaseModel):
         return self
 
 
+class Goal(BaseModel):
+    """Impressions to deliver over a date range (the offer's days, in its time zone), never more: a campaign's
+    whole figure, where ``daily_budget`` is each day's. Paced like a budget when ``pacing`` asks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+    impressions: int = Field(ge=1, le=1_000_000_000)
+    first_day: date = Field(alias="from")
+    last_day: date = Field(alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Goal:
+        if self.last_day < self.first_day:
+            raise ValueError("a goal's 'to' cannot be before its 'from'")
+        if (self.last_day - self.first_day).days > 366:
+            raise ValueError("a goal spans at most 367 days")
+        return self
+
+
 class Variant(BaseModel):
     """One creative of an offer: what it shows instead of the offer's own title, text, image or link (a field
     left out is the offer's). Rotation picks one per device and keeps it (docs/variants.md)."""
@@ -252,8 +270,9 @@ class OfferFields(BaseModel):
     targeting: Annotated[Targeting, BeforeValidator(_or_empty)] = Targeting()
     status: OfferStatus = "active"
     daily_budget: int | None = Field(default=None, ge=1, le=1_000_000_000, description="most impressions a day")
+    goal: Goal | None = Field(default=None, description="impressions over a date range, never more (caps.md)")
     pacing: Literal["asap", "even", "frontloaded"] = Field(
-        default="asap", description="how the daily budget is spent over the live hours (docs/caps.md#pacing)"
+        default="asap", description="how the daily budget or goal is spent over the live hours (docs/caps.md#pacing)"
     )
     timezone: str | None = Field(default=None, max_length=64, description="cap windows; default: merchant's")
     trigger: Trigger | None = Field(default=None, description="push it on enter, dwell or exit (docs/triggers.md)")
@@ -278,8 +297,8 @@ class OfferFields(BaseModel):
     @field_validator("pacing")
     @classmethod
     def _paces_a_budget(cls, pacing: str, info: ValidationInfo) -> str:
-        if pacing != "asap" and info.data.get("daily_budget") is None:
-            raise ValueError(f"{pacing} pacing spreads a daily_budget: give one")
+        if pacing != "asap" and info.data.get("daily_budget") is None and info.data.get("goal") is None:
+            raise ValueError(f"{pacing} pacing spreads a daily_budget or a goal: give one")
         return pacing
 
     @field_validator("geofence_ids")

@@ -163,8 +163,8 @@ class Catalog:
         return [o for o in list(self._offers.values()) if o.rotation == "optimized" and o.variants]
 
     def paced_offers(self) -> list[Offer]:
-        """Offers whose daily budget is paced (``serving.pacing``)."""
-        return [o for o in list(self._offers.values()) if o.pacing != "asap" and o.daily_budget is not None]
+        """Offers whose daily budget or goal is paced (``serving.pacing``)."""
+        return [o for o in list(self._offers.values()) if o.pacing != "asap" and (o.daily_budget or o.goal)]
 
     def offers_on(self, fence_id: str) -> list[Offer]:
         """The offers on a fence now (by id, by tag or over all the merchant's fences)."""

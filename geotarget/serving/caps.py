@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from geotarget.audiences.gate import Gate
+from geotarget.catalog.model import Offer
 from geotarget.serving.types import Candidate
 from geotarget.triggers.presence import PresenceMove, Transition
 
@@ -189,4 +190,20 @@ def counters_for(
     if offer.daily_budget is not None:
         label, ttl = period("d", at, offer.timezone)
         found.append(Counter("budget", offer.id, label, offer.daily_budget, ttl, per_device=False))
+    if offer.goal is not None and (counter := goal_counter(offer, at)) is not None:
+        found.append(counter)
     return found
+
+
+def goal_counter(offer: Offer, at: datetime) -> Counter | None:
+    """The counter of an offer's impression goal while ``at`` is within its days (outside them it counts nothing
+    and holds nothing back); it lives until a minute after the goal's last local day."""
+    goal = offer.goal
+    if goal is None:
+        return None
+    zone = ZoneInfo(offer.timezone)
+    if not goal.first_day <= at.astimezone(zone).date() <= goal.last_day:
+        return None
+    ends = _local_midnight(goal.last_day + timedelta(days=1), zone)
+    label = f"goal:{goal.first_day.isoformat()}:{goal.last_day.isoformat()}"
+    return Counter("budget", offer.id, label, goal.impressions, max(1, int(ends - at.timestamp())) + _SLACK_S, False)

@@ -141,6 +141,9 @@ def _full(server: OfferServer, key: str, counters: list[Counter]) -> tuple[str, 
     """Which counter is full, with its figures (a bid's held slot counts too, so it may read one under)."""
     counts = server.capper.counts(key, counters)
     counter, used = max(zip(counters, counts, strict=True), key=lambda pair: pair[1] >= pair[0].limit)
+    if counter.scope == "budget" and counter.period.startswith("goal:"):
+        days = counter.period.removeprefix("goal:").replace(":", " to ")
+        return "goal_reached", f"its goal is reached: {used:,} of {counter.limit:,} impressions ({days})"
     if counter.scope == "budget":
         return (
             "budget_spent",

@@ -69,16 +69,18 @@ class _Pace:  # one offer's pacing on one local day
 
 
 class Pacer:
-    """Decides, per request, whether a paced offer may be tried; ``update`` resets the rates once a minute."""
+    """Decides, per request, whether a paced offer may be tried; ``update`` resets the rates once a minute. A
+    daily budget and a goal are paced each on its own curve, and the offer passes at the lower rate."""
 
     def __init__(self, workers: int = 1, draw: Callable[[], float] = random.random) -> None:
         self.workers = workers
         self.draw = draw
         self._paces: dict[str, _Pace] = {}
+        self._goal_days: dict[tuple[str, int], list[int]] = {}  # (offer, version) -> live minutes per goal day
         self._lock = threading.Lock()
 
     def passes(self, offer: Offer) -> bool:
-        if offer.pacing == "asap" or offer.daily_budget is None:
+        if offer.pacing == "asap" or (offer.daily_budget is None and offer.goal is None):
             return True
         pace = self._paces.get(offer.id)
         if pace is None:
@@ -91,12 +93,12 @@ class Pacer:
         return None if pace is None else pace.p
 
     def update(self, offers: Iterable[Offer], spent: Mapping[str, int], at: datetime) -> None:
-        """Once a minute: each paced offer's rate for the minute starting at ``at``, from what its budget counter
-        says was spent today (``spent``, by offer id)."""
+        """Once a minute: each paced offer's rate for the minute starting at ``at``, from what its counters say
+        was spent (``spent``: by offer id for today's budget, ``<offer id>:goal`` for its goal)."""
         with self._lock:
             paces: dict[str, _Pace] = {}
             for offer in offers:
-                if offer.pacing == "asap" or offer.daily_budget is None:
+                if offer.pacing == "asap" or (offer.daily_budget is None and offer.goal is None):
                     continue
                 local = at.astimezone(ZoneInfo(offer.timezone))
                 pace = self._paces.get(offer.id)
@@ -108,11 +110,31 @@ class Pacer:
                     self._forecast(pace)
                 pace.eligible = 0
                 done = sum(1 for m in pace.minutes if m <= minute)  # this minute's end is the next target
-                share = done / len(pace.minutes) if pace.minutes else 1.0
                 expected = (pace.forecast or 0.0) * self.workers
-                pace.p = pass_rate(offer.daily_budget, spent.get(offer.id, 0), share, offer.pacing, expected)
+                rates = []
+                if offer.daily_budget is not None:
+                    share = done / len(pace.minutes) if pace.minutes else 1.0
+                    rates.append(pass_rate(offer.daily_budget, spent.get(offer.id, 0), share, offer.pacing, expected))
+                if offer.goal is not None and offer.goal.first_day <= local.date() <= offer.goal.last_day:
+                    share = self._goal_share(offer, local.date(), done)
+                    goal_spent = spent.get(f"{offer.id}:goal", 0)
+                    rates.append(pass_rate(offer.goal.impressions, goal_spent, share, offer.pacing, expected))
+                pace.p = min(rates, default=1.0)
                 paces[offer.id] = pace
             self._paces = paces
+
+    def _goal_share(self, offer: Offer, today: date, done_today: int) -> float:
+        """The share of the goal's live minutes gone by the end of this minute."""
+        assert offer.goal is not None
+        days = self._goal_days.get((offer.id, offer.version))
+        if days is None:
+            first, count = offer.goal.first_day, (offer.goal.last_day - offer.goal.first_day).days + 1
+            days = [len(live_minutes(offer.schedule, first + timedelta(days=n), offer.timezone)) for n in range(count)]
+            self._goal_days = {k: v for k, v in self._goal_days.items() if k[0] != offer.id}
+            self._goal_days[(offer.id, offer.version)] = days
+        total = sum(days)
+        before = sum(days[: (today - offer.goal.first_day).days])
+        return (before + done_today) / total if total else 1.0
 
     @staticmethod
     def _forecast(pace: _Pace) -> None:

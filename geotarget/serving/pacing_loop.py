@@ -1,5 +1,5 @@
-"""Each worker's pacing loop: once a minute, read what every paced offer's budget counter says was spent today
-(one Redis MGET for all of them) and set the offers' pass rates for the minute (``serving.pacing``)."""
+"""Each worker's pacing loop: once a minute, read what every paced offer's budget and goal counters say was
+spent (one Redis MGET for all of them) and set the offers' pass rates for the minute (``serving.pacing``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from geotarget.serving.caps import Counter, period
+from geotarget.serving.caps import Counter, goal_counter, period
 from geotarget.serving.server import OfferServer
 
 log = logging.getLogger(__name__)
@@ -15,16 +15,17 @@ EVERY_S = 60.0
 
 
 def pace_once(server: OfferServer, at: datetime) -> None:
+    """Reads every paced offer's budget and goal counters in one call and sets the minute's rates."""
     offers = server.catalog.paced_offers()
-    if not offers:
-        server.pacer.update([], {}, at)
-        return
-    counters = []
+    named: list[tuple[str, Counter]] = []
     for offer in offers:
-        label, _ = period("d", at, offer.timezone)
-        counters.append(Counter("budget", offer.id, label, offer.daily_budget or 0, 0, per_device=False))
-    spent = server.capper.counts("", counters)
-    server.pacer.update(offers, {o.id: n for o, n in zip(offers, spent, strict=True)}, at)
+        if offer.daily_budget is not None:
+            label, _ = period("d", at, offer.timezone)
+            named.append((offer.id, Counter("budget", offer.id, label, offer.daily_budget, 0, per_device=False)))
+        if (goal := goal_counter(offer, at)) is not None:
+            named.append((f"{offer.id}:goal", goal))
+    spent = server.capper.counts("", [c for _, c in named]) if named else []
+    server.pacer.update(offers, {name: n for (name, _), n in zip(named, spent, strict=True)}, at)
 
 
 class PacingLoop:

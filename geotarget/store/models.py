@@ -134,6 +134,7 @@ class Offer(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")
     daily_budget: Mapped[int | None] = mapped_column(Integer)
     pacing: Mapped[str] = mapped_column(String(16), default="asap", server_default="asap")
+    goal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     timezone: Mapped[str] = mapped_column(String(64))
     trigger: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     holdout_pct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

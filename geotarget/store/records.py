@@ -42,4 +42,5 @@ def offer_values(offer: Offer) -> dict[str, Any]:
     values = offer.model_dump(mode="python")
     values["geofence_ids"] = list(offer.geofence_ids)
     values["geofence_tags"] = list(offer.geofence_tags)
+    values["goal"] = None if offer.goal is None else offer.goal.model_dump(mode="json")  # its days as text
     return values
