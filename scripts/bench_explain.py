@@ -1,7 +1,8 @@
 """The decision explainer and pacing, in process, on the benchmark's city (scripts/bench_data.py: 10,000 fences,
 20,000 offers over 150 km²): how long an explain answer takes against a /v1/nearby answer at the same points,
-and what pacing a third of the offers costs /v1/nearby (its draw is the last test of matching) against the same
-offers with the same daily budgets unpaced.
+and what pacing and two creative variants on a third of the offers cost /v1/nearby (the pacing draw is the last
+test of matching; a variant is a hash and a copy of the offer) against the same offers with the same daily
+budgets, unpaced and without variants.
 
     python scripts/bench_explain.py [--set city] [--requests 2000]
 
@@ -13,6 +14,7 @@ interleaved, so a busy machine moves both.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import statistics
@@ -85,8 +87,14 @@ def main() -> None:
             shutil.copytree(settings.data_dir, paced_settings.data_dir, ignore=shutil.ignore_patterns("paced"))
             other = Runtime.open(paced_settings, follow=False, consume=False)
             try:
-                with other.engine.begin() as sql:  # and is paced in this one (a budget it will not reach today)
-                    sql.execute(text("UPDATE offers SET pacing = 'even' WHERE rowid % 3 = 0"))
+                with other.engine.begin() as sql:  # and is paced (a budget it will not reach today), with variants
+                    sql.execute(
+                        text(
+                            "UPDATE offers SET pacing = 'even', rotation = 'optimized', variants = :variants"
+                            " WHERE rowid % 3 = 0"
+                        ),
+                        {"variants": json.dumps([{"id": "plain"}, {"id": "bold", "title": "BOLD"}])},
+                    )
                 other.close()
                 other = Runtime.open(paced_settings, follow=False, consume=False)
                 pace_once(other.server, now)
@@ -99,8 +107,8 @@ def main() -> None:
                         serving.nearby(query)
                         samples.append((time.perf_counter() - t0) * 1000)
                 paced = len(other.catalog.paced_offers())
-                print(f"  a third paced ({paced:,} offers): /v1/nearby {figures(paced_ms)}")
-                print(f"  the same budgets, none paced      {figures(plain_ms)}   "
+                print(f"  a third paced, 2 variants each ({paced:,}): /v1/nearby {figures(paced_ms)}")
+                print(f"  the same budgets, no pacing, no variants  {figures(plain_ms)}   "
                       f"ratio {statistics.median(paced_ms) / statistics.median(plain_ms):.3f}")  # fmt: skip
             finally:
                 other.close()
