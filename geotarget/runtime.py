@@ -35,11 +35,14 @@ from geotarget.measurement.privacy import Erased, apply_retention, erase_device
 from geotarget.measurement.redemptions import Redeemed, normalized, redeem
 from geotarget.measurement.reporting import ReportService
 from geotarget.metrics import count, observe_catalog, render
+from geotarget.periodic import Periodic
 from geotarget.posters.landing import PosterDesk
 from geotarget.serving.caps import GlobalCaps
 from geotarget.serving.device_limits import DeviceLimits
-from geotarget.serving.pacing_loop import PacingLoop
-from geotarget.serving.rotation_loop import RotationLoop
+from geotarget.serving.pacing_loop import EVERY_S as PACE_EVERY_S
+from geotarget.serving.pacing_loop import pace_once
+from geotarget.serving.rotation_loop import EVERY_S as LEARN_EVERY_S
+from geotarget.serving.rotation_loop import learn_once
 from geotarget.serving.server import OfferServer
 from geotarget.serving.swapped import swapped_hint
 from geotarget.settings import Settings
@@ -88,8 +91,8 @@ class Runtime:
     rate_limits: RateLimits
     bidder: Bidder
     follower: FenceFollower | None = None
-    pacing: PacingLoop | None = None
-    rotation: RotationLoop | None = None
+    pacing: Periodic | None = None
+    rotation: Periodic | None = None
     consumer_thread: ConsumerThread | None = None
     refresher: AudienceRefresher | None = None
 
@@ -209,9 +212,12 @@ class Runtime:
                 redis_url, settings.key_prefix(), runtime.sync_catalog, poll_s=settings.sync_poll_s
             )
             runtime.follower.start()
-            runtime.pacing = PacingLoop(server)
+            counts = partial(variant_counts, events)
+            runtime.pacing = Periodic("pacing", PACE_EVERY_S, lambda: pace_once(server, datetime.now(UTC)), True)
+            runtime.rotation = Periodic(
+                "rotation", LEARN_EVERY_S, lambda: learn_once(server, counts, datetime.now(UTC))
+            )
             runtime.pacing.start()
-            runtime.rotation = RotationLoop(server, lambda ids, start, end: variant_counts(events, ids, start, end))
             runtime.rotation.start()
         if settings.consume_in_serve if consume is None else consume:
 

@@ -1,17 +1,14 @@
-"""Each worker's pacing loop: once a minute, read what every paced offer's budget and goal counters say was
+"""Each worker's pacing round: once a minute, read what every paced offer's budget and goal counters say was
 spent (one Redis MGET for all of them) and set the offers' pass rates for the minute (``serving.pacing``)."""
 
 from __future__ import annotations
 
-import logging
-import threading
-from datetime import UTC, datetime
+from datetime import datetime
 
 from geotarget.serving.caps import Counter, goal_counter, period
 from geotarget.serving.server import OfferServer
 
-log = logging.getLogger(__name__)
-EVERY_S = 60.0
+EVERY_S = 60.0  # on the minute (geotarget.periodic)
 
 
 def pace_once(server: OfferServer, at: datetime) -> None:
@@ -26,28 +23,3 @@ def pace_once(server: OfferServer, at: datetime) -> None:
             named.append((f"{offer.id}:goal", goal))
     spent = server.capper.counts("", [c for _, c in named]) if named else []
     server.pacer.update(offers, {name: n for (name, _), n in zip(named, spent, strict=True)}, at)
-
-
-class PacingLoop:
-    def __init__(self, server: OfferServer, every_s: float = EVERY_S) -> None:
-        self.server = server
-        self.every_s = every_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pacing", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while True:
-            now = datetime.now(UTC)
-            try:
-                pace_once(self.server, now)
-            except Exception as exc:  # Redis away: the rates of the last minute stand until it is back
-                log.warning("pacing not updated: %s", exc.__class__.__name__)
-            if self._stop.wait(self.every_s - now.timestamp() % self.every_s):  # on the minute
-                return
