@@ -170,5 +170,5 @@ def test_the_gate_admits_members_of_an_included_audience_and_turns_away_members_
     assert rivals_only.admits({"aud_rivals": {2}}) and not rivals_only.admits({})
     nobody = gate_for(AudienceSelection(include=("aud_suppressed",)), live)
     assert not nobody.possible  # an included audience under k (no live generation) matches nobody
-    assert gate_for(AudienceSelection(exclude=("aud_suppressed",)), live).admits({})  # and excludes nobody
+    assert gate_for(AudienceSelection(exclude=("aud_suppressed",)), live) is None  # excludes nobody: nothing to read
     assert gate_for(None, live) is None and gate_for(AudienceSelection(), live) is None

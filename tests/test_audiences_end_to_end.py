@@ -201,3 +201,34 @@ def test_scheduled_and_command_line_refreshes(client, cafe, app, runtime, settin
     done = CliRunner().invoke(cli, ["audiences", "refresh", "--merchant", cafe.id], env=env)
     assert done.exit_code == 0, done.output
     assert f"{audience['id']}  rivals: 5 devices" in done.output and "refreshed 1 audience(s)" in done.output
+
+
+def test_an_expression_mixes_audiences_with_what_the_app_sent(
+    client, cafe, bakery, app, runtime, rival_fence, cafe_fence
+):
+    rivals = [f"rival-fan-{n}" for n in range(3)]
+    visit(client, app, runtime, rivals, INSIDE_RIVAL)
+    rule = {"kind": "visitors", "tags": ["rival"]}
+    audience = client.post("/v1/audiences", json={"name": "fans", "rule": rule}, headers=cafe.headers).json()["id"]
+    fans_or_young = {"any": [{"audience": audience}, {"attr": "age", "op": "lte", "value": 25}]}
+    android_strangers = {"all": [{"not": {"audience": audience}}, {"attr": "os", "op": "in", "value": ["android"]}]}
+    for title, expr in (("fans or young", fans_or_young), ("android strangers", android_strangers)):
+        body = {"title": title, "geofence_ids": [cafe_fence], "targeting": {"expr": expr}}
+        made = client.post("/v1/offers", json=body, headers=cafe.headers)
+        assert made.status_code == 201, made.text
+
+    assert shown(client, app, rivals[0], age=60) == {"fans or young"}
+    assert shown(client, app, rivals[1], age=60, os="android") == {"fans or young"}  # a fan: not a stranger
+    assert shown(client, app, "stranger", age=20, os="android") == {"fans or young", "android strangers"}
+    assert shown(client, app, "stranger", age=60, os="ios") == set()
+    assert shown(client, app, rivals[2], lmt="true", age=60, os="android") == {"android strangers"}  # no memberships
+    why = client.get(
+        "/v1/explain", params={**INSIDE_ALFAMA_CAFE, "device_id": "stranger", "age": 60, "os": "android"}, headers=ADMIN
+    ).json()["offers"]
+    assert {o["title"]: o["reason"] for o in why} == {"android strangers": "served", "fans or young": "audience"}
+
+    assert client.delete(f"/v1/audiences/{audience}", headers=cafe.headers).status_code == 409  # in use by expr
+    bakery_fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=bakery.headers).json()["id"]
+    body = {"title": "x", "geofence_ids": [bakery_fence], "targeting": {"expr": fans_or_young}}
+    refused = client.post("/v1/offers", json=body, headers=bakery.headers).json()["error"]
+    assert (refused["field"], refused["code"]) == ("targeting.expr.any[0].audience", "unknown_audience")

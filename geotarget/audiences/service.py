@@ -15,7 +15,7 @@ from typing import Protocol
 
 from geotarget.audiences.model import Audience, Rule
 from geotarget.catalog.accounts import new_id
-from geotarget.catalog.model import AudienceSelection, Fence
+from geotarget.catalog.model import Fence
 from geotarget.catalog.snapshot import Catalog
 from geotarget.errors import InvalidInput
 from geotarget.store.repository import Repository
@@ -70,7 +70,7 @@ class AudienceService:
     def delete(self, merchant_id: str, audience_id: str) -> None:
         """Refused (``Conflict``) while an offer targets it; its memberships run out with their TTL."""
         self.store.one(merchant_id, audience_id)
-        users = [o.id for o in self.repository.offers(merchant_id) if audience_id in _targeted(o.targeting.audiences)]
+        users = [o.id for o in self.repository.offers(merchant_id) if audience_id in o.targeting.audience_ids]
         self.store.delete(merchant_id, audience_id, users)
         self._changed()
 
@@ -122,7 +122,3 @@ class AudienceService:
     def _changed(self) -> None:
         self.catalog.sync(self.repository)
         self.notify()
-
-
-def _targeted(selection: AudienceSelection | None) -> tuple[str, ...]:
-    return () if selection is None else (*selection.include, *selection.exclude)

@@ -111,7 +111,7 @@ class Bidder:
                 continue
             served = [server.issue(c, query.app, key) for c in batch]
             pending = [self._pending(key, query, cell, s) for s in served]
-            gates = [None if query.lmt else server.gate(c, live) for c in batch]
+            gates = [None if query.lmt else server.gate(c, live, query.attributes) for c in batch]
             hold_s = slot.hold_s
             held = server.capper.hold(key, server.counters(batch, query), gates, pending, hold_s, hold_s + LATE_GRACE_S)
             blocked += len(held.blocked)

@@ -5,7 +5,10 @@ A test is ``{"attr", "op", "value"}``: ``age`` with ``between`` ``[low, high]``,
 ``gender``, ``os``, ``language`` or ``interests`` with ``in`` a list (``interests``: any of the device's;
 ``language``: on the primary tag); any attribute with ``present``. A test of an attribute the app did not send
 is false, so ``not`` of it is true: "not on iOS" also takes a device that sent no ``os`` (add ``present`` when
-that matters). Trees are at most 8 deep and 100 nodes: they are evaluated on every request that meets them.
+that matters). ``{"audience": id}`` holds for a member of one of the merchant's audiences (its live generation:
+a suppressed or never refreshed audience has no members); what the app sent is decided first, and what is left
+over audiences is checked in the cap reservation with the device's memberships, in the same Redis call. Trees are
+at most 8 deep and 100 nodes: they are evaluated on every request that meets them.
 """
 
 from __future__ import annotations
@@ -66,6 +69,13 @@ class Test(BaseModel):
         return value
 
 
+class InAudience(BaseModel):
+    """A member of the merchant's audience ``audience`` (docs/audiences.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    audience: str = Field(min_length=1, max_length=64)
+
+
 def _ages(value: Any) -> bool:
     if not (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value)):
         return False
@@ -90,14 +100,15 @@ class NotOf(BaseModel):
 def _kind(value: Any) -> str:
     """Which node a value is; tags are named apart from the keys, so an error's path names keys only."""
     if isinstance(value, dict):
-        return next((f"{key}-of" for key in ("all", "any", "not") if key in value), "test")
-    kinds: dict[type, str] = {AllOf: "all-of", AnyOf: "any-of", NotOf: "not-of"}
+        found = next((f"{key}-of" for key in ("all", "any", "not") if key in value), None)
+        return found or ("audience-of" if "audience" in value else "test")
+    kinds: dict[type, str] = {AllOf: "all-of", AnyOf: "any-of", NotOf: "not-of", InAudience: "audience-of"}
     return kinds.get(type(value), "test")
 
 
 Expr = Annotated[
     Annotated[AllOf, Tag("all-of")] | Annotated[AnyOf, Tag("any-of")] | Annotated[NotOf, Tag("not-of")]
-    | Annotated[Test, Tag("test")],
+    | Annotated[InAudience, Tag("audience-of")] | Annotated[Test, Tag("test")],
     Discriminator(_kind),
 ]  # fmt: skip
 
@@ -105,13 +116,29 @@ for _model in (AllOf, AnyOf, NotOf):
     _model.model_rebuild()
 
 
+def children(expr: Expr) -> tuple[tuple[str, Expr], ...]:
+    """A node's children, each with the path step that reaches it (``.any[1]``, ``.not``)."""
+    if isinstance(expr, NotOf):
+        return ((".not", expr.negated),)
+    if isinstance(expr, AllOf | AnyOf):
+        name = "all" if isinstance(expr, AllOf) else "any"
+        return tuple((f".{name}[{i}]", child) for i, child in enumerate(getattr(expr, name)))
+    return ()
+
+
 def size(expr: Expr, depth: int = 1) -> tuple[int, int]:
     """(nodes, depth) of a tree."""
-    if isinstance(expr, Test):
-        return 1, depth
-    children = (expr.negated,) if isinstance(expr, NotOf) else (expr.all if isinstance(expr, AllOf) else expr.any)
-    counted = [size(child, depth + 1) for child in children]
-    return 1 + sum(n for n, _ in counted), max(d for _, d in counted)
+    counted = [size(child, depth + 1) for _, child in children(expr)]
+    return 1 + sum(n for n, _ in counted), max((d for _, d in counted), default=depth)
+
+
+def audiences(expr: Expr | None, path: str = "") -> tuple[tuple[str, str], ...]:
+    """Every audience the tree tests, with the path of its field (``.any[0].audience``), in order."""
+    if expr is None:
+        return ()
+    if isinstance(expr, InAudience):
+        return ((f"{path}.audience", expr.audience),)
+    return tuple(found for step, child in children(expr) for found in audiences(child, path + step))
 
 
 def check_size(expr: Expr | None) -> Expr | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -29,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from geotarget.catalog import expressions
 from geotarget.catalog.expressions import Expr, check_size
 from geotarget.serving.schedule import Schedule, parse_schedule, schedule_to_json
 from geotarget.triggers.presence import DEFAULT_DWELL_S
@@ -169,6 +171,19 @@ class Targeting(BaseModel):
         if value is not None and not 0 <= value[0] <= value[1] <= 130:
             raise ValueError("age_range must be [min, max] with 0 ≤ min ≤ max ≤ 130")
         return value
+
+    @cached_property
+    def expr_audiences(self) -> tuple[tuple[str, str], ...]:
+        """The audiences ``expr`` tests, each with the path of its field; empty for most offers, which then
+        cost serving nothing more."""
+        return expressions.audiences(self.expr, "targeting.expr")
+
+    @cached_property
+    def audience_ids(self) -> tuple[str, ...]:
+        """Every audience it asks about, listed or in ``expr``."""
+        chosen = self.audiences
+        listed = () if chosen is None else (*chosen.include, *chosen.exclude)
+        return tuple(dict.fromkeys((*listed, *(a for _, a in self.expr_audiences))))
 
 
 class Trigger(BaseModel):

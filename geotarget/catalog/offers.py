@@ -82,17 +82,20 @@ class OfferService:
         return offer
 
     def _check_audiences(self, merchant_id: str, fields: OfferFields) -> None:
-        """Audiences an offer targets are the merchant's own."""
+        """Audiences an offer targets, listed or in ``targeting.expr``, are the merchant's own."""
         chosen = fields.targeting.audiences
-        if chosen is None:
+        listed = [] if chosen is None else [
+            (f"targeting.audiences.{side}[{i}]", audience_id)
+            for side in ("include", "exclude")
+            for i, audience_id in enumerate(getattr(chosen, side))
+        ]  # fmt: skip
+        wanted = [*listed, *fields.targeting.expr_audiences]
+        if not wanted:
             return
-        wanted = [*chosen.include, *chosen.exclude]
-        owned = {a.id for a in self.repository.audiences.owned(merchant_id, wanted)} if wanted else set()
-        for side in ("include", "exclude"):
-            for i, audience_id in enumerate(getattr(chosen, side)):
-                if audience_id not in owned:
-                    field = f"targeting.audiences.{side}[{i}]"
-                    raise InvalidInput(f"no audience {audience_id!r} of yours", field, code="unknown_audience")
+        owned = {a.id for a in self.repository.audiences.owned(merchant_id, [a for _, a in wanted])}
+        for field, audience_id in wanted:
+            if audience_id not in owned:
+                raise InvalidInput(f"no audience {audience_id!r} of yours", field, code="unknown_audience")
 
     def _changed(self) -> None:
         self.catalog.sync(self.repository)

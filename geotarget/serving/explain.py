@@ -101,7 +101,7 @@ def _reserve_dry(
     live = server.catalog.live_audiences
     hopeful: list[Candidate] = []
     for c in ranked:
-        gate = server.gate(c, live)
+        gate = server.gate(c, live, query.attributes)
         if gate is not None and not (gate.admits({}) if query.lmt else gate.possible):
             words = (
                 "limit ad tracking: a device without history is in no audience"
@@ -115,7 +115,7 @@ def _reserve_dry(
         return []
     counters = server.counters(hopeful, query)
     ghosts = [held_out(key, c) for c in hopeful]
-    gates = [None if query.lmt else server.gate(c, live) for c in hopeful]
+    gates = [None if query.lmt else server.gate(c, live, query.attributes) for c in hopeful]
     decided = server.capper.peek(key, counters, query.limit, ghosts, gates)
     for i, c in enumerate(hopeful):
         if i in decided.served:

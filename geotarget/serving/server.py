@@ -30,6 +30,7 @@ from geotarget.serving.caps import Capper, Counter, GlobalCaps, Reserved, counte
 from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.pacing import Pacer
 from geotarget.serving.swapped import swapped_hint
+from geotarget.serving.targeting import deciding
 from geotarget.serving.types import Attributes, Candidate
 from geotarget.serving.variants import Rotation
 from geotarget.tally import Tally
@@ -105,7 +106,8 @@ class OfferServer:
             coarse=query.coarse,
             paced=self.pacer.passes,
         )
-        return self._admissible(search.ranked(self.catalog.view, query.point, request), live, query.lmt)
+        ranked = search.ranked(self.catalog.view, query.point, request)
+        return self._admissible(ranked, live, query.attributes, query.lmt)
 
     def counters(self, candidates: list[Candidate], query: NearbyQuery) -> list[list[Counter]]:
         """Each candidate's cap counters for this query."""
@@ -137,7 +139,7 @@ class OfferServer:
         place = Proximity(t.fence_id, True, 0.0)  # about the fence itself, whichever side the device is on
         live = self.catalog.live_audiences
         ranked = list(
-            self._admissible(matcher.match(request, [place], {t.fence_id: offers}, self.catalog.timezones), live)
+            self._admissible(matcher.match(request, [place], {t.fence_id: offers}, self.catalog.timezones), live, said)
         )
         if not ranked:
             return None
@@ -153,7 +155,7 @@ class OfferServer:
             replace(self.about(fired.device_key, query, cell, s, k), trigger=t.kind)
             for s, k in zip(served, kinds, strict=True)
         ]
-        gates = [self.gate(c, live) for c in ranked]
+        gates = [self.gate(c, live, said) for c in ranked]
         reserved = self._reserve(fired.device_key, counters, 1, [e.to_json() for e in events], None, None, gates)
         self.stats.add("cap_blocked", len(reserved.blocked))
         chosen = [i for i in reserved.served if kinds[i] != "ghost"]  # a held-out device is not pushed to
@@ -203,7 +205,9 @@ class OfferServer:
             ghosts = [held_out(key, c) for c in batch]
             kinds = ["ghost" if g else "impression" for g in ghosts]
             events = [self.about(linked, query, cell, s, k).to_json() for s, k in zip(served, kinds, strict=True)]
-            gates = [None if query.lmt else self.gate(c, live) for c in batch]  # lmt: decided by _admissible
+            gates = [
+                None if query.lmt else self.gate(c, live, query.attributes) for c in batch
+            ]  # lmt: decided by _admissible
             try:
                 reserved = self._reserve(key, counters, room, events, ping, moving, gates)
             except Exception as exc:  # any cap-store fault: fail closed
@@ -278,7 +282,7 @@ class OfferServer:
                 break
             zone = self._device_zone(query, [candidate])
             caps = self.catalog.view.merchant_caps.get(candidate.offer.merchant_id)
-            gate = None if query.lmt else self.gate(candidate, live)
+            gate = None if query.lmt else self.gate(candidate, live, query.attributes)
             if gate is not None or counters_for(candidate, query.at, zone, self.global_caps, caps):
                 withheld = True
             else:
@@ -292,16 +296,17 @@ class OfferServer:
             self.stats.add("degraded")
         return outcome
 
-    def gate(self, candidate: Candidate, live: Mapping[str, int]) -> Gate | None:
-        return self.gates.of(candidate.offer.id, candidate.offer.targeting.audiences, live)
+    def gate(self, candidate: Candidate, live: Mapping[str, int], attributes: Attributes) -> Gate | None:
+        offer = candidate.offer
+        return self.gates.of(offer.id, offer.targeting, live, deciding(attributes))
 
     def _admissible(
-        self, ranked: Iterable[Candidate], live: Mapping[str, int], lmt: bool = False
+        self, ranked: Iterable[Candidate], live: Mapping[str, int], attributes: Attributes, lmt: bool = False
     ) -> Iterator[Candidate]:
         """Candidates whose audiences some device could pass (for ``lmt``, a device with no memberships: it is
         never a member of an audience, so only offers that include none are left)."""
         for candidate in ranked:
-            gate = self.gate(candidate, live)
+            gate = self.gate(candidate, live, attributes)
             if gate is None or (gate.admits({}) if lmt else gate.possible):
                 yield candidate
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from geotarget.catalog.expressions import AllOf, Expr, NotOf, Test
+from geotarget.catalog.expressions import AllOf, Expr, InAudience, NotOf, Test
 from geotarget.catalog.model import Targeting
 from geotarget.serving.types import Attributes
 
@@ -36,20 +37,37 @@ def mismatch(targeting: Targeting, attributes: Attributes) -> str | None:
         wanted = getattr(targeting, name)
         if wanted is not None and not holds_test(name, "in", wanted, attributes):
             return name
-    if targeting.expr is not None and not holds(targeting.expr, attributes):
+    if targeting.expr is not None and holds(targeting.expr, attributes) is False:
         return "expr"
     return None
 
 
-def holds(expr: Expr, attributes: Attributes) -> bool:
-    """Whether a targeting expression holds for what the app sent (``geotarget.catalog.expressions``)."""
+def holds(expr: Expr, attributes: Attributes) -> bool | None:
+    """Whether a targeting expression holds for what the app sent (``geotarget.catalog.expressions``); None
+    when that depends on the device's audiences (checked in the cap reservation: ``audiences.gate``).
+
+    >>> from geotarget.catalog.expressions import AnyOf
+    >>> maybe = AnyOf(any=(InAudience(audience="aud_regulars"), Test(attr="os", op="present")))
+    >>> holds(maybe, Attributes(os="ios")), holds(maybe, Attributes())
+    (True, None)
+    """
     if isinstance(expr, Test):
         return holds_test(expr.attr, expr.op, expr.value, attributes)
+    if isinstance(expr, InAudience):
+        return None
     if isinstance(expr, NotOf):
-        return not holds(expr.negated, attributes)
-    if isinstance(expr, AllOf):
-        return all(holds(child, attributes) for child in expr.all)
-    return any(holds(child, attributes) for child in expr.any)
+        inner = holds(expr.negated, attributes)
+        return None if inner is None else not inner
+    values = [holds(child, attributes) for child in (expr.all if isinstance(expr, AllOf) else expr.any)]
+    decisive = isinstance(expr, AllOf) is False  # any: one True decides; all: one False decides
+    if decisive in values:
+        return decisive
+    return None if None in values else not decisive
+
+
+def deciding(attributes: Attributes) -> Callable[[Test], bool]:
+    """``holds_test`` over one request's attributes, as ``audiences.gate`` decides the tests of an expression."""
+    return lambda test: holds_test(test.attr, test.op, test.value, attributes)
 
 
 def holds_test(attr: str, op: str, value: Any, attributes: Attributes) -> bool:

@@ -124,12 +124,12 @@ class RedisCapper:
         for c in counters:
             key = keys.counter(self.prefix, device_key, c.scope, c.subject, c.period, c.per_device)
             argv.extend((key_index.setdefault(key, len(key_index) + 1), c.limit, c.ttl_s))
-        checks = gate.checks if gate is not None else ()
-        argv.append(len(checks))
-        if checks:
+        program = gate.program if gate is not None else ()
+        argv.append(len(program))
+        if program:
             index = key_index.setdefault(keys.memberships(self.prefix, device_key), len(key_index) + 1)
-            for check in checks:
-                argv.extend((index if check.include else -index, check.token))
+            for sign, step in program:
+                argv.extend((sign * index, step))
         return argv
 
 

@@ -8,16 +8,18 @@
 -- ARGV[3] the stream's approximate maximum length
 -- ARGV[4] the ping event (JSON), or "" for none
 -- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl seconds; 0 = none), a, a pairs
--- (index into KEYS of the device's memberships hash, negated for an excluded audience; the field of the audience
--- generation that counts, whose value is when it runs out), 'ghost' or 'impression', and its event: the JSON of
+-- (its audience formula in postfix, geotarget/audiences/gate.py: the index into KEYS of the device's memberships
+-- hash with the field of an audience generation, whose value is when it runs out, for "a member", the index
+-- negated for "not a member"; or 0 with '&n', '|n' or '!' over the last n values), 'ghost' or 'impression', and
+-- its event: the JSON of
 -- its impression without the leading
 -- '{"kind":"impression",'
 -- (prefixed here with the kind that happened: "impression" (or "ghost") when served, "cap_blocked" when a
 -- counter was full). A ghost is counted like an impression but not shown (the device is in the offer's
 -- holdout group), so it does not use up the limit.
 --
--- A candidate outside its audiences (a member of an excluded one, or of none of its included ones) is skipped:
--- not counted, not logged.
+-- A candidate whose audience formula is false for the device (a member of an excluded audience, of none of its
+-- included ones, or what its targeting expression asks of memberships) is skipped: not counted, not logged.
 --
 -- A counter has room when what it counted plus the bids holding a slot on it (see has_room) is under its limit.
 --
@@ -27,19 +29,26 @@
 -- call. Candidates after the last one served, once the limit is reached, are neither counted nor logged. A failing append does not
 -- undo the counting (events are best effort; caps are a promise).
 local function in_audiences(KEYS, ARGV, first, a, now)
-  local wanted, found = false, false
+  local values, top = {}, 0
   for i = 0, a - 1 do
-    local index = tonumber(ARGV[first + 2 * i])
-    local member = tonumber(redis.call('HGET', KEYS[math.abs(index)], ARGV[first + 2 * i + 1]) or '0') > now
-    if index < 0 and member then
-      return false
-    end
-    if index > 0 then
-      wanted = true
-      found = found or member
+    local index, step = tonumber(ARGV[first + 2 * i]), ARGV[first + 2 * i + 1]
+    if index ~= 0 then
+      local member = tonumber(redis.call('HGET', KEYS[math.abs(index)], step) or '0') > now
+      top = top + 1
+      values[top] = member == (index > 0)
+    elseif step == '!' then
+      values[top] = not values[top]
+    else
+      local n, all = tonumber(string.sub(step, 2)), string.sub(step, 1, 1) == '&'
+      local value = all
+      for j = top - n + 1, top do
+        if all then value = value and values[j] else value = value or values[j] end
+      end
+      top = top - n + 1
+      values[top] = value
     end
   end
-  return found or not wanted
+  return top == 0 or values[1]
 end
 
 -- A counter's use is what it counted plus the bids holding a slot on it (hold.lua): the sorted set
