@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from api.report_schemas import VariantRow
 from geofences import FenceError
 from geotarget.catalog.fences import BulkResult
 from geotarget.catalog.model import Offer
@@ -318,14 +319,6 @@ class LiftOut(BaseModel):
     p_value: float | None
     in_words: str
     suppressed: bool
-
-
-class VariantRow(BaseModel):
-    variant_id: str
-    impressions: int | None
-    reach: int | None
-    clicks: int | None
-    ctr: float | None
 
 
 class ReachOut(BaseModel):

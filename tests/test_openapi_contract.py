@@ -16,7 +16,7 @@ OPERATIONS = {
     "lift_report", "list_audiences", "list_deliveries", "list_fences", "list_keys", "list_merchants", "list_offers",
     "list_webhooks", "metrics", "nearby", "patch_fence", "patch_merchant", "patch_offer", "reach_report", "readyz",
     "redeem", "refresh_audience", "report_scopes", "revoke_key", "rotate_key", "rotate_own_key", "send_interactions",
-    "send_pings", "test_webhook",
+    "send_pings", "test_webhook", "variants_report",
 }  # fmt: skip
 
 

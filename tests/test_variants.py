@@ -7,8 +7,10 @@ from __future__ import annotations
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from geotarget.catalog.model import Offer
+from geotarget.serving.rotation_loop import learn_once
 from geotarget.serving.variants import FLOOR, Rotation, device_point, pick, thompson_shares
 from geotarget.store.report_queries import variant_counts
 from tests.conftest import ADMIN
@@ -106,6 +108,7 @@ def test_variant_ids_must_differ(client, cafe):
 
 
 def test_the_reach_report_has_a_row_per_variant_and_hides_them_all_under_k(client, cafe, runtime):
+    runtime.reports.k = 3  # 30 devices split by a hash under a random secret: each side well over 3
     app = {"Authorization": f"Bearer {client.post('/v1/apps', json={'name': 'a'}, headers=ADMIN).json()['api_key']}"}
     fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
     body = {"title": "base", "geofence_ids": [fence], "variants": [{"id": "a"}, {"id": "b"}], "rotation": "weighted"}
@@ -123,3 +126,39 @@ def test_the_reach_report_has_a_row_per_variant_and_hides_them_all_under_k(clien
     runtime.reports.k = 100  # now each variant is under k: all hidden, not only the smaller one
     hidden = client.get("/v1/reports/reach", params=params, headers=cafe.headers).json()["variants"]
     assert all(v["impressions"] is None and v["reach"] is None for v in hidden)
+
+
+def test_the_variants_report_gives_each_variant_its_live_share_and_click_rate(client, cafe, bakery, runtime):
+    runtime.reports.k = 3
+    app = {"Authorization": f"Bearer {client.post('/v1/apps', json={'name': 'a'}, headers=ADMIN).json()['api_key']}"}
+    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
+    variants = [{"id": "plain", "title": "Coffee"}, {"id": "bold", "title": "COFFEE!"}]
+    body = {"title": "base", "geofence_ids": [fence], "variants": variants, "rotation": "optimized"}
+    offer_id = client.post("/v1/offers", json=body, headers=cafe.headers).json()["id"]
+    clicked = Counter()
+    for n in range(30):
+        params = {**INSIDE_ALFAMA_CAFE, "device_id": f"d{n}"}
+        (shown,) = client.get("/v1/nearby", params=params, headers=app).json()["offers"]
+        if shown["variant_id"] == "bold" or n % 5 == 0:
+            click = {"impression_id": shown["impression_id"], "type": "click"}
+            assert client.post("/v1/interactions", json=click, headers=app).status_code == 200
+            clicked[shown["variant_id"]] += 1
+    runtime.consumer.drain()
+    learn_once(runtime.server, partial(variant_counts, runtime.events), datetime.now(UTC))
+
+    live = client.get("/v1/reports/variants", params={"offer_id": offer_id}, headers=cafe.headers).json()
+    rows = {v["variant_id"]: v for v in live["variants"]}
+    assert (live["rotation"], [v["title"] for v in live["variants"]]) == ("optimized", ["Coffee", "COFFEE!"])
+    assert rows["plain"]["share"] == rows["bold"]["share"] == 0.5  # burning in: 30 impressions, not 200 each
+    assert rows["plain"]["impressions"] + rows["bold"]["impressions"] == 30
+    assert {name: rows[name]["clicks"] for name in rows} == {"plain": clicked["plain"], "bold": clicked["bold"]}
+    assert rows["bold"]["ctr"] == 1.0 and rows["plain"]["ctr"] < 1.0
+
+    (offer_now,) = runtime.server.catalog.optimized_offers()
+    runtime.server.rotation.learn([offer_now], {(offer_id, "plain"): (1_000, 20), (offer_id, "bold"): (1_000, 60)})
+    moved = client.get("/v1/reports/variants", params={"offer_id": offer_id}, headers=ADMIN).json()["variants"]
+    assert moved[1]["share"] > 0.9 and moved[0]["share"] >= FLOOR  # towards clicks, never below the floor
+    assert client.get("/v1/reports/variants", params={"offer_id": offer_id}, headers=bakery.headers).status_code == 404
+    runtime.reports.k = 100
+    hidden = client.get("/v1/reports/variants", params={"offer_id": offer_id}, headers=cafe.headers).json()
+    assert all(v["clicks"] is None and v["share"] for v in hidden["variants"])  # shares are not about devices

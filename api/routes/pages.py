@@ -57,6 +57,7 @@ PAGES = {
             "app/webhooks.js",
             "app/posters.js",
             "app/whynot.js",
+            "app/variants.js",
             "app/merchant.js",
         ),
     ),

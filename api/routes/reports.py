@@ -12,6 +12,7 @@ from pydantic import BeforeValidator
 
 from api.deps import Now, Reader, RuntimeDep, Viewer
 from api.errors import ERROR_RESPONSES, NOT_FOUND
+from api.report_schemas import VariantsOut
 from api.schemas import FeatureCollectionOut, LiftOut, ReachOut, ScopesOut
 from geotarget.measurement.reporting import ReportRequest, rows_to_csv
 
@@ -69,6 +70,19 @@ def lift_report(
     """Visit rate of devices shown the offer against devices held out (``holdout_pct``): absolute and relative
     lift, a 95 % interval (Newcombe) and a p-value; null when an arm has fewer than k devices or visitors."""
     return runtime.reports.lift(offer_id, viewer, from_, to, window_days, at.date())
+
+
+@router.get("/variants", response_model=VariantsOut, responses=NOT_FOUND, operation_id="variants_report")
+def variants_report(
+    viewer: Viewer,
+    runtime: RuntimeDep,
+    at: Now,
+    offer_id: Annotated[str, Query(max_length=64)],
+    days: Annotated[int, Query(ge=1, le=30, description="the figures' window: the last this many days")] = 7,
+) -> dict[str, Any]:
+    """An offer's creative variants now: the share of new impressions each gets (optimized rotation moves it
+    towards clicks) with its impressions, reach, clicks and click rate over the window."""
+    return runtime.reports.variants(offer_id, viewer, at, days, runtime.server.rotation.shares)
 
 
 @router.get("/scopes", response_model=ScopesOut)

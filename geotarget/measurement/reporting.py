@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -22,7 +22,14 @@ from geotarget.errors import InvalidInput, NotFound
 from geotarget.measurement.lift import Arm, in_words, lift
 from geotarget.measurement.reports import BUCKETS, Granularity, assemble, periods
 from geotarget.store.event_store import ParquetEventStore
-from geotarget.store.report_queries import Scope, heatmap_rows, lift_arms, reach_figures, variant_counts
+from geotarget.store.report_queries import (
+    Scope,
+    VariantCount,
+    heatmap_rows,
+    lift_arms,
+    reach_figures,
+    variant_counts,
+)
 from geotarget.store.repository import Owner, Repository
 
 MAX_DAYS = 400
@@ -68,6 +75,16 @@ class Scopes:
     offers: list[Offer]
 
 
+def _variant_figures(counted: VariantCount | None, hidden: bool) -> dict[str, Any]:
+    shown, reach, clicks = (0, 0, 0) if counted is None else (counted.impressions, counted.devices, counted.clicks)
+    return {
+        "impressions": None if hidden else shown,
+        "reach": None if hidden else reach,
+        "clicks": None if hidden else clicks,
+        "ctr": None if hidden or not shown else round(clicks / shown, 4),
+    }
+
+
 def _on_fences(offer: Offer, fences: list[Fence]) -> Offer:
     if not (offer.geofence_tags or offer.all_geofences):
         return offer
@@ -111,16 +128,30 @@ class ReportService:
         if not counted:
             return None
         hidden = any(0 < c.devices < self.k for c in counted)
-        return [
+        return [{"variant_id": c.variant, **_variant_figures(c, hidden)} for c in counted]
+
+    def variants(
+        self, offer_id: str, viewer: Owner, at: datetime, days: int, shares: Callable[[Offer], Sequence[float]]
+    ) -> dict[str, Any]:
+        """An offer's variants as they stand: the share of new impressions each gets now (``shares``: serving's
+        rotation) beside its impressions, clicks and click rate over the last ``days`` (k-suppressed as a whole)."""
+        offer = self._visible(self.repository.offer(viewer, offer_id), "offer", offer_id)
+        start = at - timedelta(days=days)
+        counted = {c.variant: c for c in variant_counts(self.store, [offer.id], start, at)}
+        hidden = any(0 < c.devices < self.k for c in counted.values())
+        weights = list(shares(offer)) if offer.variants else []
+        total = sum(weights) or 1.0
+        rows = [
             {
-                "variant_id": c.variant,
-                "impressions": None if hidden else c.impressions,
-                "reach": None if hidden else c.devices,
-                "clicks": None if hidden else c.clicks,
-                "ctr": None if hidden or not c.impressions else round(c.clicks / c.impressions, 4),
+                "variant_id": v.id,
+                "title": v.title or offer.title,
+                "share": round(w / total, 4),
+                **_variant_figures(counted.get(v.id), hidden),
             }
-            for c in counted
+            for v, w in zip(offer.variants, weights, strict=True)
         ]
+        window = {"from": start.isoformat(), "to": at.isoformat()}
+        return {"offer_id": offer.id, "rotation": offer.rotation, "k": self.k, **window, "variants": rows}
 
     def lift(
         self, offer_id: str, viewer: Owner, first: date | None, last: date | None, window_days: int, today: date

@@ -1,10 +1,12 @@
 """The offer form's targeting expression: a JSON typing mistake is told at once, a tree the API refuses outlines
 the field with the API's words, and a saved tree (with the budget's pacing) comes back when the offer is opened
-again."""
+again, with each variant's live share and click rate."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -59,3 +61,33 @@ def test_a_targeting_expression_is_checked_saved_and_shown_again(site: str, page
         "Two coffees",
         "TWO COFFEES",
     ]
+    # the variants now: the share each gets (weights 1:3), then shown and clicked, with its click rate
+    page.wait_for_selector("#variant-live tr[data-variant='bold']")
+    assert page.inner_text("#variant-live tr[data-variant='plain'] [data-part=share]") == "25.0 %"
+    assert page.inner_text("#variant-live tr[data-variant='bold'] [data-part=share]") == "75.0 %"
+    app_key = admin(site, "/v1/apps", {"name": "variants app"})["api_key"]
+    clicks = Counter()
+    for n in range(60):  # at 1:3, the fewer variant still reaches k = 3 devices (P(not) ≈ 1e-5)
+        params = {"lat": SHOP[0], "lon": SHOP[1], "device_id": f"variant-{n}", "age": 20}
+        (shown,) = call(site, app_key, "GET", "/v1/nearby", params=params)["offers"]
+        if n % 2 == 0:
+            call(
+                site,
+                app_key,
+                "POST",
+                "/v1/interactions",
+                json={"impression_id": shown["impression_id"], "type": "click"},
+            )
+            clicks[shown["variant_id"]] += 1
+    deadline = time.monotonic() + 30
+    while sum(v["impressions"] or 0 for v in call(site, key, "GET", "/v1/reports/variants",
+                                                      params={"offer_id": saved["id"]})["variants"]) < 60:  # fmt: skip
+        assert time.monotonic() < deadline, "the consumer has not stored the impressions"
+        time.sleep(0.3)
+    page.click("#offer-close")
+    page.click("#offer-list li:has-text('Students')")
+    page.wait_for_selector("#variant-live tr[data-variant='bold'] [data-part=clicks]")
+    for variant in ("plain", "bold"):
+        row = f"#variant-live tr[data-variant='{variant}']"
+        assert page.inner_text(f"{row} [data-part=clicks]") == str(clicks[variant])
+    page.locator("#variant-live").screenshot(path=str(ARTIFACTS / "merchant-variants-live.png"))

@@ -465,6 +465,7 @@
     const ids = new Set(offer ? offer.geofence_ids : fenceIdOf(state.selected) ? [fenceIdOf(state.selected)] : []);
     document.querySelectorAll("#offer-fences input").forEach((box) => (box.checked = ids.has(box.value)));
     GT.audiences.fillOfferChoices(offer && offer.targeting ? offer.targeting.audiences : null);
+    GT.variants.show(offer);
     if (offer) {
       const f = form.elements;
       f.title.value = offer.title;
