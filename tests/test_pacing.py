@@ -94,6 +94,16 @@ def test_the_curve_and_the_live_minutes():
     assert curve(0.25, "even") == 0.25 and curve(0.25, "frontloaded") == pytest.approx(0.325)
 
 
+def test_a_chain_of_paced_offers_with_one_schedule_works_out_its_live_minutes_once():
+    """Each worker's first round (and the first after local midnight) used to test 1,440 minutes per offer:
+    seconds of a worker's GIL for a chain's thousands of paced offers (scripts/bench_adops.py found it)."""
+    chain = [offer("even").model_copy(update={"id": f"off_{n}"}) for n in range(3_000)]
+    live_minutes.cache_clear()
+    pacer = Pacer(workers=2)
+    pacer.update(chain, {}, OPEN + timedelta(days=7))
+    assert live_minutes.cache_info().misses == 1 and all(pacer.rate(o.id) == 1.0 for o in chain)
+
+
 def test_a_paced_offer_ahead_of_its_curve_is_held_back_and_the_explainer_says_so(client, cafe, runtime):
     """Served through the API: once its budget counter is ahead of the even curve, the minute's rate is 0."""
     fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).json()["id"]
