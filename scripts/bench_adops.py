@@ -5,8 +5,9 @@ configuration (every loop on: consumer, pacing and variant learning, triggers, d
 Two copies of the same data are served in turn, ``--rounds`` times: ``plain``, where a third of the offers has a
 daily budget it will not reach today (spent as traffic comes), and ``paced``, the same third paced ``even`` with
 two creative variants rotated ``optimized``. Printed per copy: requests/s, p50/p99 latency, CPU ms per request of
-the server's processes and of Redis (medians over the rounds), and paced ÷ plain. Then ``GET /v1/explain`` (the
-admin key, any device) through the same server under the same load: its latency and CPU per answer.
+the server's processes and of Redis (medians over the rounds), and paced ÷ plain (wrk at 8 connections). Then
+``GET /v1/explain`` (the admin key, any device) through the paced server at 1 and 8 connections: its latency and
+CPU per answer.
 
     python scripts/bench_adops.py [--set city] [--seconds 10] [--rounds 3]
 
@@ -97,10 +98,10 @@ def main() -> None:
                         run = drive(base, "/v1/nearby", key, centres, args.seconds, 8, workers, mode="teleport",
                                     redis_url=redis_url)  # fmt: skip
                         taken.setdefault(name, []).append(run)
-                        if name == "paced":
-                            asked = drive(base, "/v1/nearby", "bench", centres, args.seconds, 8, workers,
+                        for c in (1, 8) if name == "paced" else ():  # one merchant clicking; eight at once
+                            asked = drive(base, "/v1/nearby", "bench", centres, args.seconds, c, workers,
                                           wrk_script=EXPLAIN_SCRIPT, mode="teleport", redis_url=redis_url)  # fmt: skip
-                            taken.setdefault("explain", []).append(asked)
+                            taken.setdefault(f"explain c{c}", []).append(asked)
                     finally:
                         stop(server)
                         forget(redis_url, [settings.redis_prefix])

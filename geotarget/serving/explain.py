@@ -79,8 +79,9 @@ def explain(server: OfferServer, query: NearbyQuery, merchant_id: str | None = N
             elif offer.id not in said:
                 said[offer.id] = _said(offer, place, "not_served", reason, _words(reason, offer, place, request, zone))
     ranked = ranking.rank(admitted.values(), request.per_merchant)
+    kept = {c.offer.id for c in ranked}  # by id: comparing candidates compares whole offers
     for candidate in admitted.values():
-        if candidate not in ranked:
+        if candidate.offer.id not in kept:
             words = f"its merchant has {request.per_merchant} better offers here (at most that many are shown)"
             said[candidate.offer.id] = _of(candidate, "not_served", "per_merchant", words)
     served = _reserve_dry(server, query, ranked, said)
@@ -155,27 +156,34 @@ def _full(server: OfferServer, key: str, counters: list[Counter]) -> tuple[str, 
 
 
 def _words(reason: str, offer: Offer, place: Proximity, request: MatchRequest, zone: str) -> str:
-    where = f"{place.distance_m:,.0f} m from the fence"
-    local = request.at.astimezone(ZoneInfo(zone)).strftime("%a %H:%M")
-    fixed = {
-        "offer_paused": "the offer is paused",
-        "offer_ended": "the offer has ended",
-        "push_only": f"it is pushed on {offer.trigger.on if offer.trigger else '-'}, never listed when an app asks",
-        "not_pushed": "it has no trigger: it is listed when an app asks, never pushed",
-        "out_of_reach": f"the device is {where}; the offer reaches "
-        + ("only inside it" if offer.nearby_m == 0 else f"{offer.nearby_m:,.0f} m around it"),
-        "inaccurate": f"it is for devices inside the fence, and a ping of accuracy {request.accuracy_m or 0:,.0f} m "
-        f"(over {request.max_accuracy_m:,.0f} m) cannot say so" if not request.coarse else
-        "it is for devices inside the fence, and the position is coarse (IP-derived or stale)",
-        "out_of_hours": f"not live now ({local} at the store, {zone}): see its schedule",
-        "paced": "held back this minute: its daily budget is ahead of its pacing curve (docs/caps.md#pacing)",
-    }  # fmt: skip
-    if reason in fixed:
-        return fixed[reason]
+    """Only the one sentence asked for: an answer lists hundreds of offers in a dense city."""
+    if reason in _FIXED:
+        return _FIXED[reason]
+    if reason == "push_only":
+        return f"it is pushed on {offer.trigger.on if offer.trigger else '-'}, never listed when an app asks"
+    if reason == "out_of_reach":
+        reach = "only inside it" if offer.nearby_m == 0 else f"{offer.nearby_m:,.0f} m around it"
+        return f"the device is {place.distance_m:,.0f} m from the fence; the offer reaches {reach}"
+    if reason == "inaccurate":
+        if request.coarse:
+            return "it is for devices inside the fence, and the position is coarse (IP-derived or stale)"
+        return (f"it is for devices inside the fence, and a ping of accuracy {request.accuracy_m or 0:,.0f} m "
+                f"(over {request.max_accuracy_m:,.0f} m) cannot say so")  # fmt: skip
+    if reason == "out_of_hours":
+        local = request.at.astimezone(ZoneInfo(zone)).strftime("%a %H:%M")
+        return f"not live now ({local} at the store, {zone}): see its schedule"
     criterion = reason.removeprefix("targeting_")
     if criterion == "expr":
         return "its targeting expression does not hold for what the app sent (a missing value fails its tests)"
     return f"its targeting by {criterion} does not match what the app sent (a missing value never matches)"
+
+
+_FIXED = {
+    "offer_paused": "the offer is paused",
+    "offer_ended": "the offer has ended",
+    "not_pushed": "it has no trigger: it is listed when an app asks, never pushed",
+    "paced": "held back this minute: its daily budget is ahead of its pacing curve (docs/caps.md#pacing)",
+}
 
 
 def _said(offer: Offer, place: Proximity, outcome: Outcome, reason: str, detail: str) -> Explained:
