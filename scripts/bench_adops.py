@@ -110,11 +110,8 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\n{'run':<28} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms':>7} {'Redis':>6} {'total':>6}")
     figures = {name: median(runs) for name, runs in taken.items()}
-    labels = {
-        "plain": "nearby, budgets asap",
-        "paced": "nearby, paced + variants",
-        "explain": "explain (admin, dry run)",
-    }
+    labels = {"plain": "nearby, budgets asap", "paced": "nearby, paced + variants",
+              "explain c1": "explain c1 (admin, dry run)", "explain c8": "explain c8"}  # fmt: skip
     for name, f in figures.items():
         print(f"{labels[name]:<28} {f.rps:>7,.0f} {f.p50:>7.1f} {f.p99:>7.1f} {f.cpu_ms:>7.2f} "
               f"{f.redis_cpu_ms:>6.2f} {f.total_cpu_ms:>6.2f}")  # fmt: skip
