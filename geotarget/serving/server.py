@@ -26,7 +26,7 @@ from geotarget.measurement.lift import in_holdout
 from geotarget.measurement.redemptions import new_code
 from geotarget.serving import matcher, search
 from geotarget.serving.answers import NearbyAnswer, NearbyQuery, Served, shown
-from geotarget.serving.caps import Capper, Counter, GlobalCaps, Reserved, counters_for
+from geotarget.serving.caps import AnswerTimes, Capper, Counter, GlobalCaps, Reserved, counters_for
 from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.pacing import Pacer
 from geotarget.serving.swapped import swapped_hint
@@ -40,7 +40,6 @@ from geotarget.triggers.tracker import Fix, PresenceTracker
 
 log = logging.getLogger(__name__)
 CAPS_UNAVAILABLE = "caps unavailable"
-QUICK_S = 0.005  # a cap-store answer slower than this makes ``quick`` false until a quick one comes back
 SCAN_APP = "scan"  # whom a scan's impression id is signed for: the poster's page, not an app
 
 
@@ -64,7 +63,7 @@ class OfferServer:
         self.max_accuracy_m = max_accuracy_m
         self.per_merchant = per_merchant
         self.stats = Tally("serving")  # requests, served, cap_blocked, degraded, event_failures
-        self.quick = True
+        self.quick, self.answer_times = True, AnswerTimes()
         self.tracker = tracker
         self.gates = Gates()
         self.public_url = ""  # GEOTARGET_PUBLIC_URL: the base of the links in what is served (code QR images)
@@ -73,7 +72,7 @@ class OfferServer:
 
     def nearby(self, query: NearbyQuery) -> NearbyAnswer:
         """Blocks for at most one cap-store call and one event append, each bounded by the Redis timeout.
-        ``quick`` says whether the last cap-store call answered within ``QUICK_S``: callers on an event loop
+        ``quick`` says whether cap-store calls answer quickly (``AnswerTimes``): callers on an event loop
         may call this inline while it holds and hand it to a thread otherwise."""
         self.stats.add("requests")
         view = self.catalog.view  # one snapshot for the whole request
@@ -243,9 +242,9 @@ class OfferServer:
                 key, counters, room, events, ping.to_json() if ping else None, moving, gates or ()
             )
         except Exception:
-            self.quick = False
+            self.quick = self.answer_times.failed()
             raise
-        self.quick = time.perf_counter() - started < QUICK_S
+        self.quick = self.answer_times.answered(time.perf_counter() - started)
         return answer
 
     def _uncapped(
