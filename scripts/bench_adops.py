@@ -119,6 +119,12 @@ def main() -> None:
     print(f"\npaced ÷ plain: CPU per request {paced.total_cpu_ms / plain.total_cpu_ms:.3f}, "
           f"worker CPU {paced.cpu_ms / plain.cpu_ms:.3f}, req/s {paced.rps / plain.rps:.3f} "
           f"({args.rounds} rounds, {os.cpu_count()} cores)")  # fmt: skip
+    # each round's two runs were back to back: their ratio is what a slow minute of a shared machine moves least
+    paired = sorted(a.total_cpu_ms / b.total_cpu_ms for a, b in zip(taken["paced"], taken["plain"], strict=True))
+    print(
+        f"paced ÷ plain per round (CPU per request): {', '.join(f'{r:.3f}' for r in paired)}; "
+        f"median {statistics.median(paired):.3f}"
+    )
 
 
 if __name__ == "__main__":
