@@ -5,7 +5,8 @@ configuration (every loop on: consumer, pacing and variant learning, triggers, d
 Two copies of the same data are served in turn, ``--rounds`` times: ``plain``, where a third of the offers has a
 daily budget it will not reach today (spent as traffic comes), and ``paced``, the same third paced ``even`` with
 two creative variants rotated ``optimized``. Printed per copy: requests/s, p50/p99 latency, CPU ms per request of
-the server's processes and of Redis (medians over the rounds), and paced ÷ plain (wrk at 8 connections). Then
+the server's processes and of Redis (medians over the rounds), and paced ÷ plain (wrk at 8 connections), also
+round by round (a round's two runs are back to back, each first in turn: a slow minute moves both). Then
 ``GET /v1/explain`` (the admin key, any device) through the paced server at 1 and 8 connections: its latency and
 CPU per answer.
 
