@@ -222,6 +222,7 @@ class Runtime:
         if settings.consume_in_serve if consume is None else consume:
 
             def housekeeping() -> None:
+                RedisDeviceData(consumer.client, settings.key_prefix()).index_devices()  # once per deployment
                 apply_retention(events, settings.retention_days, datetime.now(UTC).date())
                 events.compact(consumer.erased())
 

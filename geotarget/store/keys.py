@@ -31,7 +31,7 @@ def memberships(prefix: str, device_key: str) -> str:
 
 def bid(prefix: str, bid_id: str) -> str:
     """A bid's record while it holds cap slots and a while after (``lua/hold.lua``). Found by its bid id alone
-    (all a notice URL carries), so not under the device's hash tag: erasure finds it by its ``d`` field."""
+    (all a notice URL carries), so not under the device's hash tag; its device's registry names it."""
     return f"{prefix}:bid:{bid_id}"
 
 
@@ -44,9 +44,37 @@ def audience_refresh_lead(prefix: str) -> str:
     return f"{prefix}:audiences:refresh-lead"
 
 
-def device_pattern(prefix: str, device_key: str) -> str:
-    """Every per-device key of one device (for erasure)."""
-    return f"{prefix}:{{{device_key}}}:*"
+def device_root(prefix: str, device_key: str) -> str:
+    """What every per-device key of one device starts with."""
+    return f"{prefix}:{{{device_key}}}:"
+
+
+def registry(prefix: str, device_key: str) -> str:
+    """The set of every key holding something of one device (``lua/registry.lua``): what an erasure deletes."""
+    return f"{prefix}:{{{device_key}}}:keys"
+
+
+def device_pattern(prefix: str) -> str:
+    """Every per-device key of every device: read once, to index keys written before registries existed."""
+    return f"{prefix}:{{*}}:*"
+
+
+def device_of(prefix: str, name: str) -> str | None:
+    """The device key of a per-device key name.
+
+    >>> device_of("gt", "gt:{d41d8cd98f00b204}:cap:offer:o_1:2026-12-03")
+    'd41d8cd98f00b204'
+    >>> device_of("{gt}", "{gt}:bid:b_1") is None
+    True
+    """
+    head = f"{prefix}:{{"
+    end = name.find("}", len(head))
+    return name[len(head) : end] if name.startswith(head) and end > 0 else None
+
+
+def devices_indexed(prefix: str) -> str:
+    """Set once every device key written before registries existed is in its device's registry."""
+    return f"{prefix}:devices:indexed"
 
 
 def events_stream(prefix: str) -> str:

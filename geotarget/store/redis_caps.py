@@ -17,11 +17,11 @@ from geotarget.store.redis_presence import RedisPresence, transitions
 from geotarget.store.scripts import script
 from geotarget.triggers.presence import PresenceMove, Transition
 
-_SCRIPT = script("reserve", entry="return reserve(KEYS, ARGV)")
-_SERVE = script("reserve", "presence", entry="serve")
-_HOLD = script("reserve", "hold", entry="return hold(KEYS, ARGV)")
-_SETTLE = script("reserve", entry="settle")
-_PEEK = script("reserve", entry="peek")
+_SCRIPT = script("registry", "reserve", entry="return reserve(KEYS, ARGV)")
+_SERVE = script("registry", "reserve", "presence", entry="serve")
+_HOLD = script("registry", "reserve", "hold", entry="return hold(KEYS, ARGV)")
+_SETTLE = script("registry", "reserve", entry="settle")
+_PEEK = script("registry", "reserve", entry="peek")
 PREFIXES = {b'{"kind":"impression",': "impression", b'{"kind":"ghost",': "ghost"}
 
 
@@ -48,14 +48,15 @@ class RedisCapper:
         gates: Sequence[Gate | None] = (),
     ) -> Reserved:
         key_index: dict[str, int] = {}
-        argv: list[int | str | bytes] = [limit, len(counters), MAX_STREAM_LENGTH, ping or b""]
+        root = keys.device_root(self.prefix, device_key)
+        argv: list[int | str | bytes] = [limit, len(counters), MAX_STREAM_LENGTH, ping or b"", root]
         for i, (candidate, impression) in enumerate(zip(counters, impressions, strict=True)):
             prefix = next((p for p in PREFIXES if impression.startswith(p)), None)
             if prefix is None:
                 raise ValueError("an impression or ghost event must start with its kind")
             argv += self._checks(device_key, candidate, gates[i] if gates else None, key_index)
             argv += [PREFIXES[prefix], impression[len(prefix) :]]
-        names = [*key_index, self.stream]
+        names = [*key_index, keys.registry(self.prefix, device_key), self.stream]
         moved: list[Transition] = []
         if moving is None or self.presence is None:
             with RESERVE_SECONDS.time():
@@ -85,7 +86,8 @@ class RedisCapper:
             record_index = len(key_index) + i + 1  # KEYS: the counters and memberships, then the records
             argv += [*check, record_index, bid.bid_id, bid.bid_event, bid.blocked_event, bid.impression_head]
         with HOLD_SECONDS.time():
-            held, blocked, skipped = self._hold(keys=[*key_index, *records, self.stream], args=argv)
+            registry = keys.registry(self.prefix, device_key)
+            held, blocked, skipped = self._hold(keys=[*key_index, *records, registry, self.stream], args=argv)
         return Reserved(_indices(held), _indices(blocked), _indices(skipped), [])
 
     def settle(self, bid_id: str, won: bool, price: float) -> Settled:

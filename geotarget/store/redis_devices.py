@@ -1,10 +1,12 @@
-"""What Redis holds about one device, found and deleted for an erasure: its cap counters and presence (every key
-under its ``{device_key}`` hash tag), its place in the presence sweeper, its pending webhook deliveries, its
-open bids' records, and its events and transitions still waiting in their streams."""
+"""What Redis holds about one device, found and deleted for an erasure: the keys its registry lists (cap counters
+and their held slots, presence, bid records: ``lua/registry.lua``), its memberships, its place in the presence
+sweeper, its pending webhook deliveries, and its events and transitions still waiting in their streams. Nothing
+scans the keyspace, so an erasure costs the same among a thousand keys or a hundred million; keys written before
+registries existed are indexed once (``index_devices``), and until then an erasure scans as it used to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -12,8 +14,10 @@ import redis
 
 from geotarget.measurement.events import Event
 from geotarget.store import keys
+from geotarget.store.scripts import script
 
 _PAGE = 1_000
+_REMEMBER = script("registry", entry="remember(KEYS[1], KEYS[2], tonumber(ARGV[1]))")
 
 
 class RedisDeviceData:
@@ -27,19 +31,57 @@ class RedisDeviceData:
 
     def erase(self, device_key: str) -> tuple[int, int]:
         """Delete the device's keys and stream entries; returns (keys, stream entries) deleted."""
-        deleted_keys = self._drop_deliveries(device_key) + self._drop_bids(device_key)
-        pattern = keys.device_pattern(self.prefix, device_key).replace("[", "\\[")
-        sweeps = []
-        for name in self.client.scan_iter(match=pattern, count=_PAGE):
-            deleted_keys += int(self.client.delete(name))
-            text = name.decode() if isinstance(name, bytes) else str(name)
-            if ":presence:" in text:  # one per app: its place in the sweeper goes too
-                sweeps.append(keys.presence_member(device_key, text.rsplit(":presence:", 1)[1]))
-        if sweeps:
+        deleted_keys = self._drop_deliveries(device_key)
+        registry = keys.registry(self.prefix, device_key)
+        named = {_text(n) for n in self.client.smembers(registry)}
+        if not self.client.exists(keys.devices_indexed(self.prefix)):
+            named |= set(self._scan_legacy(device_key))
+        doomed = sorted({*named, *(f"{n}:pending" for n in named if ":cap:" in n)})
+        doomed += [keys.memberships(self.prefix, device_key), keys.device_deliveries(self.prefix, device_key)]
+        for i in range(0, len(doomed), _PAGE):
+            deleted_keys += int(self.client.delete(*doomed[i : i + _PAGE]))
+        self.client.delete(registry)  # the list of keys, not something of the device's own
+        sweeps = [keys.presence_member(device_key, n.rsplit(":presence:", 1)[1]) for n in named if ":presence:" in n]
+        if sweeps:  # one per app: its place in the sweeper goes too
             self.client.zrem(keys.presence_due(self.prefix), *sweeps)
         entries = self._drop(keys.events_stream(self.prefix), lambda fields: _event_of(fields, device_key))
         entries += self._drop(keys.transitions_stream(self.prefix), lambda fields: _transition_of(fields, device_key))
         return deleted_keys, entries
+
+    def index_devices(self) -> int:
+        """Note every per-device key and bid record written before registries existed in its device's registry,
+        once per deployment; returns how many keys were noted (0 when done before)."""
+        if self.client.exists(keys.devices_indexed(self.prefix)):
+            return 0
+        remember = self.client.register_script(_REMEMBER)
+        noted = 0
+        for names in _pages(self.client.scan_iter(match=_escaped(keys.device_pattern(self.prefix)), count=_PAGE)):
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.ttl(name)
+            for name, ttl in zip(names, pipe.execute(), strict=True):
+                device_key = keys.device_of(self.prefix, name)
+                if device_key is None or ttl == -2 or name.endswith((":keys", ":audiences", ":deliveries")):
+                    continue
+                counter = name.removesuffix(":pending")  # a held slot's set is erased with its counter
+                remember(keys=[keys.registry(self.prefix, device_key), counter], args=[max(ttl, 0)])
+                noted += 1
+        for names in _pages(self.client.scan_iter(match=_escaped(keys.bid_pattern(self.prefix)), count=_PAGE)):
+            for name in names:
+                device_key, ttl = _text(self.client.hget(name, "d") or ""), int(self.client.ttl(name))
+                if device_key and ttl != -2:
+                    remember(keys=[keys.registry(self.prefix, device_key), name], args=[max(ttl, 0)])
+                    noted += 1
+        self.client.set(keys.devices_indexed(self.prefix), "1")
+        return noted
+
+    def _scan_legacy(self, device_key: str) -> Iterable[str]:
+        """The device's keys and bid records found by scanning, as erasure did before registries."""
+        own = _escaped(keys.device_root(self.prefix, device_key)) + "*"
+        yield from (_text(n) for n in self.client.scan_iter(match=own, count=_PAGE))
+        for name in self.client.scan_iter(match=_escaped(keys.bid_pattern(self.prefix)), count=_PAGE):
+            if self.client.hget(name, "d") in (device_key, device_key.encode()):
+                yield _text(name)
 
     def _drop_deliveries(self, device_key: str) -> int:
         """Pending deliveries whose bodies hold the device's raw id: gone, and out of the retry schedule (a stream
@@ -52,16 +94,6 @@ class RedisDeviceData:
             return 0
         self.client.zrem(keys.delivery_retries(self.prefix), *pending)
         return int(self.client.delete(*(keys.delivery(self.prefix, d) for d in pending)))
-
-    def _drop_bids(self, device_key: str) -> int:
-        """Bid records (their held slots go with the device's counters; a notice for one then finds nothing)."""
-        pattern = keys.bid_pattern(self.prefix).replace("[", "\\[")
-        doomed = [
-            name
-            for name in self.client.scan_iter(match=pattern, count=_PAGE)
-            if self.client.hget(name, "d") in (device_key, device_key.encode())
-        ]
-        return int(self.client.delete(*doomed)) if doomed else 0
 
     def _drop(self, stream: str, belongs: Callable[[Any], bool]) -> int:
         entries, last = 0, "-"
@@ -90,3 +122,23 @@ def _transition_of(fields: Any, device_key: str) -> bool:
         return bool(orjson.loads(fields[b"t"] if b"t" in fields else fields["t"])["device_key"] == device_key)
     except Exception:
         return False
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _escaped(pattern: str) -> str:
+    """A SCAN pattern matching ``[`` literally (a cluster prefix's braces are literal already)."""
+    return pattern.replace("[", "\\[")
+
+
+def _pages(names: Iterable[Any], size: int = _PAGE) -> Iterable[list[str]]:
+    page: list[str] = []
+    for name in names:
+        page.append(_text(name))
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page

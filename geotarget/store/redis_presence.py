@@ -15,7 +15,7 @@ from geotarget.store.redis_client import ensure_group
 from geotarget.store.scripts import script
 from geotarget.triggers.presence import Fired, PresenceMove, PresenceRules, Transition
 
-_SCRIPT = script("presence", entry="return move_presence(KEYS, ARGV)")
+_SCRIPT = script("registry", "presence", entry="return move_presence(KEYS, ARGV)")
 KEEP_S = 86_400  # how long a device's newest ping time is remembered once nothing is present
 MAX_TRANSITIONS = 1_000_000  # approximate trim of the stream: a safety net if no trigger worker runs
 TRIGGER_GROUP = "triggers"
@@ -99,7 +99,12 @@ class RedisPresence:
         pipe.execute()
 
     def _keys(self, member: str) -> list[str]:
-        return [keys.presence(self.prefix, *keys.presence_of_member(member)), keys.presence_due(self.prefix)]
+        device_key, app = keys.presence_of_member(member)
+        return [
+            keys.presence(self.prefix, device_key, app),
+            keys.presence_due(self.prefix),
+            keys.registry(self.prefix, device_key),
+        ]
 
 
 def _fired(raw: bytes) -> Fired:

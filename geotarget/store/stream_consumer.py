@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 import uuid
@@ -168,7 +169,7 @@ class ConsumerThread:
             self.consumer.release()
 
     def _run(self) -> None:
-        last_housekeeping = 0.0
+        last_housekeeping = -math.inf  # at once, then every housekeeping_every_s
         while not self._stop.is_set():
             try:
                 if self.consumer.lead():

@@ -4,20 +4,23 @@
 -- Needs reserve.lua's functions (geotarget/store/scripts.py puts them first).
 --
 -- KEYS    every counter and membership key any candidate uses (each once), the candidates' bid records, then
---         the event stream last
+--         the device's registry of keys (registry.lua: the held counters and the record go in it), then the
+--         event stream last
 -- ARGV[1] how many candidates follow; ARGV[2] the stream's approximate maximum length; ARGV[3] how long the
 --         hold lasts (ms); ARGV[4] how long a bid record is kept (s: the hold and the grace for late notices);
---         ARGV[5] the device key (kept in the record, for erasure)
+--         ARGV[5] the device key (kept in the record)
 -- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl s), a, a pairs (as reserve.lua),
 -- the index into KEYS of its bid record, its bid id, its 'bid' event, its 'cap_blocked' event, and its
 -- impression event without its price: the JSON up to '"price":', which settle.lua completes.
 --
 -- The record: hash 'k' = the counter keys and their ttls ('key ttl' lines), 'u' = when the hold ends (ms),
--- 'e' = the impression event's head, 'd' = the device key. Returns { held candidate numbers (at most 1), blocked, skipped }.
+-- 'e' = the impression event's head, 'd' = the device key, 'r' = its registry (settle.lua notes the counters
+-- a win makes). Returns { held candidate numbers (at most 1), blocked, skipped }.
 local function hold(KEYS, ARGV)
   local total, maxlen, hold_ms, keep_s = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-  local stream = KEYS[#KEYS]
+  local registry, stream = KEYS[#KEYS - 1], KEYS[#KEYS]
   local now_ms = clock_ms()
+  local pending_s = math.ceil((hold_ms + LATE_NOTICE_MS) / 1000) + 60
   local held, blocked, skipped, events = {}, {}, {}, {}
   local pos = 6
   for candidate = 1, total do
@@ -43,10 +46,14 @@ local function hold(KEYS, ARGV)
           if redis.call('PTTL', pending) < hold_ms + LATE_NOTICE_MS + 60000 then
             redis.call('PEXPIRE', pending, hold_ms + LATE_NOTICE_MS + 60000)
           end
-          lines[#lines + 1] = key .. ' ' .. ARGV[first + 3 * i + 2]
+          local ttl = tonumber(ARGV[first + 3 * i + 2])
+          lines[#lines + 1] = key .. ' ' .. ttl
+          remember(registry, key, ttl > 0 and math.max(ttl, pending_s) or 0) -- erasure takes key and key:pending
         end
-        redis.call('HSET', record, 'k', table.concat(lines, '\n'), 'u', until_ms, 'e', head, 'd', ARGV[5])
+        redis.call('HSET', record, 'k', table.concat(lines, '\n'), 'u', until_ms, 'e', head, 'd', ARGV[5],
+          'r', registry)
         redis.call('EXPIRE', record, keep_s)
+        remember(registry, record, keep_s)
         held[1] = candidate
         events[#events + 1] = bid_event
       else

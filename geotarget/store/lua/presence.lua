@@ -8,6 +8,7 @@
 --         fence 'f:<fence id>' = 'entered ms,last inside ms,dwelled s,distance m'. A device present nowhere
 --         before and after a call has no hash: nothing is written for it.
 -- KEYS[2] the sweeper's sorted set: '<device key>|<app key id>' -> when its oldest presence times out (ms)
+-- KEYS[3] the device's registry of keys (registry.lua): the hash is noted in it, for erasure
 -- ARGV[1] 'ping' or 'sweep'; ARGV[2] the presence's member of that set; ARGV[3] timeout (ms); ARGV[4] seconds
 --         the hash outlives its last change
 -- ping:  ARGV[5] raw device id, ARGV[6] sender, ARGV[7] number of pings, then per ping (in timestamp order):
@@ -18,7 +19,7 @@
 -- Returns { raw device id, sender (as stored before this call: a sweep needs them), transitions flat, 6 values each:
 -- kind, fence id, at ms, dwell s, distance m ('' unknown), dwell threshold s ('' for enter and exit) }.
 local function move_presence(KEYS, ARGV)
-  local key, due = KEYS[1], KEYS[2]
+  local key, due, registry = KEYS[1], KEYS[2], KEYS[3]
   local mode, device, timeout, keep_s = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
   local present, changed = {}, {}
@@ -151,5 +152,6 @@ local function move_presence(KEYS, ARGV)
     redis.call('ZREM', due, device)
   end
   redis.call('EXPIRE', key, keep_s)
+  remember(registry, key, keep_s)
   return { stored_id, stored_app, out }
 end

@@ -2,11 +2,13 @@
 -- count them, and append what happened to the event stream: one round trip per request. A library, like
 -- presence.lua (geotarget/store/scripts.py makes scripts of them).
 --
--- KEYS    every counter and membership key any candidate uses (each once), then the event stream last
+-- KEYS    every counter and membership key any candidate uses (each once), then the device's registry of keys
+--         (registry.lua), then the event stream last
 -- ARGV[1] how many candidates may be served at most
 -- ARGV[2] how many candidates follow
 -- ARGV[3] the stream's approximate maximum length
 -- ARGV[4] the ping event (JSON), or "" for none
+-- ARGV[5] the prefix of the device's own keys (a counter under it is the device's, noted in its registry)
 -- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl seconds; 0 = none), a, a pairs
 -- (its audience formula in postfix, geotarget/audiences/gate.py: the index into KEYS of the device's memberships
 -- hash with the field of an audience generation, whose value is when it runs out, for "a member", the index
@@ -84,12 +86,20 @@ local function append_events(stream, maxlen, events)
   end
 end
 
-local function count(KEYS, ARGV, first, n)
+-- Counts one candidate's counters. A device's counter made here is noted in the device's registry (registry.lua),
+-- given as its name and the prefix its per-device keys share; an offer's budget counter is nobody's (nil: a dry
+-- run notes nothing).
+local function count(KEYS, ARGV, first, n, registry, device_root)
   for i = 0, n - 1 do
     local key = KEYS[tonumber(ARGV[first + 3 * i])]
     local ttl = tonumber(ARGV[first + 3 * i + 2])
-    if redis.call('INCR', key) == 1 and ttl > 0 then
-      redis.call('EXPIRE', key, ttl)
+    if redis.call('INCR', key) == 1 then
+      if ttl > 0 then
+        redis.call('EXPIRE', key, ttl)
+      end
+      if registry and string.sub(key, 1, #device_root) == device_root then
+        remember(registry, key, ttl)
+      end
     end
   end
 end
@@ -97,13 +107,14 @@ end
 local function reserve(KEYS, ARGV)
   local limit = tonumber(ARGV[1])
   local total = tonumber(ARGV[2])
-  local stream = KEYS[#KEYS]
+  local registry, stream = KEYS[#KEYS - 1], KEYS[#KEYS]
   local maxlen = ARGV[3]
+  local device_root = ARGV[5]
   local events = {}
   if ARGV[4] ~= '' then
     events[1] = ARGV[4]
   end
-  local pos = 5
+  local pos = 6
   local served, blocked, skipped, shown = {}, {}, {}, 0
   local now_ms = nil -- read once, when a candidate first asks about audiences or caps
   for candidate = 1, total do
@@ -123,7 +134,7 @@ local function reserve(KEYS, ARGV)
     if a > 0 and not in_audiences(KEYS, ARGV, gate, a, now_ms / 1000) then
       skipped[#skipped + 1] = candidate
     elseif has_room(KEYS, ARGV, first, n, now_ms) then
-      count(KEYS, ARGV, first, n)
+      count(KEYS, ARGV, first, n, registry, device_root)
       served[#served + 1] = candidate
       if kind ~= 'ghost' then
         shown = shown + 1
