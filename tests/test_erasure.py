@@ -15,6 +15,7 @@ from geotarget.runtime import Runtime
 from geotarget.store import keys
 from geotarget.store.redis_client import connect_blocking
 from geotarget.store.redis_devices import RedisDeviceData
+from geotarget.store.scripts import script
 from tests.conftest import ADMIN
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
 
@@ -131,3 +132,20 @@ def test_keys_from_before_registries_are_erased_by_scanning_until_indexed_once(r
     assert runtime.redis.ttl(registry) == -1  # the presence hash had no expiry
     assert data.erase(old["old-2"])[0] == 4
     assert own_keys(runtime, "old-2") == set() and not runtime.redis.exists(keys.bid(prefix, "bid-of-old-2"))
+
+
+def test_a_registry_forgets_names_whose_keys_are_gone(runtime):
+    """A lifetime cap keeps a registry for years: the day counters it named meanwhile do not pile up in it."""
+    prefix = runtime.settings.key_prefix()
+    key = device_key(runtime.server.device_secret, "regular")
+    registry, root = keys.registry(prefix, key), keys.device_root(prefix, key)
+    remember = runtime.redis.register_script(script("registry", entry="remember(KEYS[1], KEYS[2], tonumber(ARGV[1]))"))
+    runtime.redis.set(f"{root}cap:offer:o_1:lifetime", 1)
+    remember(keys=[registry, f"{root}cap:offer:o_1:lifetime"], args=[0])
+    runtime.redis.zadd(f"{root}cap:offer:o_2:held", {"b_1": 1})  # held slots only: the counter is made on a win
+    remember(keys=[registry, f"{root}cap:offer:o_2:held"], args=[60])
+    for day in range(365):  # each day's counter, long expired
+        remember(keys=[registry, f"{root}cap:offer:o_1:day-{day}"], args=[86_400])
+    assert runtime.redis.scard(registry) < 32
+    assert {f"{root}cap:offer:o_1:lifetime", f"{root}cap:offer:o_2:held"} <= runtime.redis.smembers(registry)
+    assert runtime.redis.ttl(registry) == -1
