@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +29,7 @@ from geotarget.metrics import MULTIPROCESS_DIR
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 from geotarget.store import database
-from geotarget.store.embedded_redis import EmbeddedRedis
+from geotarget.store.embedded_redis import EmbeddedRedis, end_process
 from geotarget.store.repository import EVERYONE
 
 app = typer.Typer(help="geotarget: location-aware offers around merchants' stores.", no_args_is_help=True)
@@ -179,15 +182,38 @@ def _load_demo(settings: Settings, host: str, port: int) -> None:
 
 
 @app.command()
-def consume() -> None:
-    """Move events from the Redis stream into the event store, until stopped (SIGTERM/Ctrl-C)."""
-    _until_stopped(Runtime.open(Settings(), follow=False, consume=True), "event consumer")
+def consume(
+    processes: Annotated[int, typer.Option(min=1, max=64, help="Consumer processes to run here.")] = 1,
+    parent_pid: Annotated[int, typer.Option(hidden=True, help="Stop once this process is gone.")] = 0,
+) -> None:
+    """Move events from the Redis stream into the event store, until stopped (SIGTERM/Ctrl-C). Any number of
+    consumers may run, here and on other machines: they share the stream's consumer group."""
+    if processes > 1:
+        _consumers_until_stopped(processes)
+        return
+    stop = exit_with_parent(parent_pid) if parent_pid else None
+    _until_stopped(Runtime.open(Settings(), follow=False, consume=True), "event consumer", stop)
+
+
+def _consumers_until_stopped(processes: int) -> None:
+    """``processes`` consumers of their own (one GIL each), each started again within a second should it die."""
+    command = [sys.executable, "-m", "api", "consume", "--parent-pid", str(os.getpid())]
+    children = [subprocess.Popen(command) for _ in range(processes)]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            children = [c if c.poll() is None else subprocess.Popen(command) for c in children]
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            end_process(child, 15.0)
+        console.print(f"{processes} event consumers stopped")
 
 
 def _until_stopped(runtime: Runtime, what: str, stop: threading.Event | None = None) -> None:
     """Keep the runtime's background loops going until SIGTERM, Ctrl-C or ``stop``."""
-    import signal
-
     stop = stop or threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

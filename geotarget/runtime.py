@@ -165,6 +165,7 @@ class Runtime:
             repository.erased_devices,
             settings.consumer_batch_size,
             stored=lambda table: codes.record(issued_codes(table)),
+            claim_idle_ms=int(settings.consumer_claim_idle_s * 1000),
         )
 
         reports = ReportService(repository, events, settings.report_min_devices)

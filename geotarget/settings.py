@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     public_url: str | None = None  # where phones and exchanges reach us (poster links, code QR images, notice URLs);
     # default: the request's own base URL
     consumer_batch_size: int = Field(default=5_000, ge=1, le=100_000)
-    consumer_linger_ms: int = Field(default=2_000, ge=0, le=10_000)  # well under the 15 s consumer lock
+    consumer_linger_ms: int = Field(default=2_000, ge=0, le=10_000)  # well under consumer_claim_idle_s
+    consumer_claim_idle_s: float = Field(default=60.0, ge=0.5, le=3_600)  # then a dead consumer's entries move
 
     redis_prefix: str = Field(default="gt", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     sync_poll_s: float = Field(default=1.0, gt=0)

@@ -1,5 +1,7 @@
-"""Killing the event consumer at any moment loses nothing and counts nothing twice: a real `geotarget consume`
-process is SIGKILLed three times mid-stream and restarted; every event is then stored, each counted once."""
+"""Killing an event consumer at any moment loses nothing and counts nothing twice: two real `geotarget consume`
+processes share the stream, one of them is SIGKILLed three times mid-stream and restarted (what it left pending
+is claimed by the other), then `geotarget consume --processes 2` finishes; every event is stored, each counted
+once."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from tests.fixtures import offer_event
 EVENTS = 20_000
 
 
-def start_consumer(settings) -> subprocess.Popen[bytes]:
+def start_consumer(settings, *options: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "GEOTARGET_REDIS_URL": settings.redis_url,
@@ -28,10 +30,11 @@ def start_consumer(settings) -> subprocess.Popen[bytes]:
         "GEOTARGET_REDIS_PREFIX": settings.redis_prefix,
         "GEOTARGET_CONSUMER_BATCH_SIZE": "400",
         "GEOTARGET_DEVICE_SECRET": "kill-test",
+        "GEOTARGET_CONSUMER_CLAIM_IDLE_S": "3",  # a dead consumer's entries move on soon
+        "GEOTARGET_CONSUMER_LINGER_MS": "200",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "api", "consume"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    command = [sys.executable, "-m", "api", "consume", *options]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.mark.slow
@@ -59,6 +62,7 @@ def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, redis_url
         for chunk in range(0, EVENTS, 2_000):
             runtime.server.sink.append(events[chunk : chunk + 2_000])
         stream = f"{settings.redis_prefix}:events"
+        steady = start_consumer(settings)
         for kill_after_files in (1, 6, 14):
             consumer = start_consumer(settings)
             deadline = time.monotonic() + 60
@@ -66,13 +70,14 @@ def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, redis_url
                 time.sleep(0.005)
             consumer.send_signal(signal.SIGKILL)
             consumer.wait()
-            runtime.consumer.client.delete(f"{settings.redis_prefix}:consumer:lock")  # a dead holder's lock
-        consumer = start_consumer(settings)
+        steady.send_signal(signal.SIGKILL)
+        steady.wait()
+        consumers = start_consumer(settings, "--processes", "2")
         deadline = time.monotonic() + 120
         while runtime.consumer.client.xlen(stream) and time.monotonic() < deadline:
             time.sleep(0.1)
-        consumer.terminate()
-        consumer.wait(timeout=30)
+        consumers.terminate()
+        assert consumers.wait(timeout=30) == 0
         assert runtime.consumer.client.xlen(stream) == 0
         with runtime.events.connect() as db:
             rows, distinct = db.execute(

@@ -176,8 +176,9 @@ class ParquetEventStore:
         """Merge each day's files into one where a day has ``min_files`` or more; returns files merged away.
 
         Write the merged file first, then delete the parts: a reader in between sees rows twice, and reports count
-        every event once by its id. Run it only where events are written (the consumer's housekeeping), so no
-        batch lands in a day while it is being merged. Rows of ``erased`` devices are left out, so an erasure
+        every event once by its id. Only the parts read are deleted, so batches other consumers add meanwhile
+        stay (a batch written again under a part's name holds that part's events, which the merge kept). One
+        process at a time (the consumer's housekeeping). Rows of ``erased`` devices are left out, so an erasure
         that rewrote a part while it was being merged is not undone."""
         gone = pa.array(sorted(set(erased)), type=pa.string())
         merged = 0

@@ -1,11 +1,13 @@
 """Moves events from the Redis Stream into the event store, at least once and never counted twice.
 
-One process at a time holds the consumer lock and reads the stream through a consumer group under a fixed
-consumer name. A batch is: read (first anything left pending by a writer that died, then new entries) → drop
-erased devices → note which fences each ping was inside → write one Parquet file per day → record the unique
-redemption codes it carried (SQL) → XACK and XDEL.
-A crash anywhere before XACK leaves the entries pending, and the next holder writes them again under the same
-file name; a crash after the write but before XACK writes a duplicate that readers drop by event id.
+Any number of consumers (serving workers, ``geotarget consume --processes N``, on any machine) read the stream
+through one consumer group, each under a name of its own, with no election: each entry goes to one of them. A
+batch is: read (first what this consumer left pending, then entries another consumer left pending for
+``claim_idle_ms``: it died or was stopped, then new entries) → drop erased devices → note which fences each ping
+was inside → write one Parquet file per day → record the unique redemption codes it carried (SQL) → XACK and
+XDEL. A crash anywhere before XACK leaves the entries pending until another consumer claims them and writes them
+again; readers drop such duplicates by event id. Housekeeping (retention, compaction, the presence sweeper) is
+done by one consumer at a time: whichever holds the consumer lock.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import socket
 import threading
 import time
 import uuid
@@ -31,8 +35,9 @@ from geotarget.store.redis_client import ensure_group
 
 log = logging.getLogger(__name__)
 GROUP = "event-store"
-CONSUMER = "writer"
 LOCK_MS = 15_000
+CLAIM_IDLE_MS = 60_000  # an entry pending this long has lost its consumer (a batch takes seconds at most)
+FORGET_IDLE_MS = 3_600_000  # a consumer with nothing pending, silent this long, is gone for good
 _RENEW = (Path(__file__).parent / "lua" / "renew_lock.lua").read_text()
 _RELEASE = (Path(__file__).parent / "lua" / "release_lock.lua").read_text()
 
@@ -47,6 +52,7 @@ class StreamConsumer:
         erased: Callable[[], set[str]],
         batch_size: int = 5_000,
         stored: Callable[[pa.Table], object] | None = None,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
     ) -> None:
         """``stored`` is handed every batch once it is written and before it is acknowledged (so after a crash
         it sees the batch again: it must be idempotent)."""
@@ -59,12 +65,14 @@ class StreamConsumer:
         self.stored = stored
         self.batch_size = batch_size
         self.token = uuid.uuid4().hex
+        self.name = f"{socket.gethostname()}-{os.getpid()}-{self.token[:8]}"  # this consumer's, in the group
+        self.claim_idle_ms = claim_idle_ms
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._group_ready = False
 
     def lead(self) -> bool:
-        """Take or keep the consumer lock; True while this process is the writer."""
+        """Take or keep the consumer lock; True while this process does the housekeeping."""
         if self._renew(keys=[self.lock], args=[self.token, LOCK_MS]):
             return True
         return bool(self.client.set(self.lock, self.token, nx=True, px=LOCK_MS))
@@ -79,7 +87,7 @@ class StreamConsumer:
         After the first entry arrives, keep reading for up to ``linger_ms`` or until the batch is full, so a
         steady trickle of events becomes a few larger files rather than very many tiny ones."""
         self._ensure_group()
-        entries = self._read("0", None) or self._read(">", block_ms)
+        entries = self._read("0", None) or self._claim() or self._read(">", block_ms)
         if not entries:
             return 0
         deadline = time.monotonic() + linger_ms / 1000
@@ -113,10 +121,27 @@ class StreamConsumer:
             total += settled
         return total
 
+    def forget_gone(self) -> int:
+        """Remove consumers that left nothing pending and have been silent for an hour (stopped or scaled
+        down): the group's list stays the consumers at work. Returns how many were removed."""
+        gone = [
+            c["name"]
+            for c in self.client.xinfo_consumers(self.stream, GROUP)
+            if c["pending"] == 0 and c["idle"] > FORGET_IDLE_MS and c["name"] != self.name
+        ]
+        for name in gone:
+            self.client.xgroup_delconsumer(self.stream, GROUP, name)
+        return len(gone)
+
+    def _claim(self) -> list[tuple[str, dict[str, str]]]:
+        """Entries another consumer left pending for ``claim_idle_ms``, now this one's."""
+        answer: Any = self.client.xautoclaim(self.stream, GROUP, self.name, self.claim_idle_ms, "0-0", self.batch_size)
+        return [(str(entry_id), fields) for entry_id, fields in answer[1] if fields]
+
     def _read(self, start: str, block_ms: int | None, count: int | None = None) -> list[tuple[str, dict[str, str]]]:
         try:
             answer: Any = self.client.xreadgroup(
-                GROUP, CONSUMER, {self.stream: start}, count=count or self.batch_size, block=block_ms
+                GROUP, self.name, {self.stream: start}, count=count or self.batch_size, block=block_ms
             )
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
@@ -139,9 +164,9 @@ class StreamConsumer:
 
 
 class ConsumerThread:
-    """Runs a ``StreamConsumer`` in the background of a server process: it writes only while it holds the lock,
-    so with several workers exactly one of them moves events at a time. The holder also runs ``housekeeping``
-    (retention, compaction) every ``housekeeping_every_s`` and ``sweep`` (presence timeouts) every lap."""
+    """Runs a ``StreamConsumer`` in the background of a process; every worker's consumes. The one holding the
+    consumer lock also runs ``housekeeping`` (retention, compaction) every ``housekeeping_every_s`` and ``sweep``
+    (presence timeouts) every lap."""
 
     def __init__(
         self,
@@ -172,15 +197,14 @@ class ConsumerThread:
         last_housekeeping = -math.inf  # at once, then every housekeeping_every_s
         while not self._stop.is_set():
             try:
+                self.consumer.poll(block_ms=500, linger_ms=self.linger_ms)
                 if self.consumer.lead():
-                    self.consumer.poll(block_ms=500, linger_ms=self.linger_ms)
                     if self.sweep:
                         self.sweep()
                     if self.housekeeping and time.monotonic() - last_housekeeping >= self.housekeeping_every_s:
                         last_housekeeping = time.monotonic()
+                        self.consumer.forget_gone()
                         self.housekeeping()
-                else:
-                    self._stop.wait(2.0)
             except Exception:
                 log.warning("event consumer fault; retrying", exc_info=True)
                 self._stop.wait(1.0)
