@@ -38,6 +38,7 @@ class Figures:
     degraded: float
     cpu_ms: float
     redis_cpu_ms: float = 0.0
+    loops_cpu_ms: float = 0.0  # of cpu_ms: the trigger and delivery loops' process (``geotarget deliver``)
 
     @property
     def total_cpu_ms(self) -> float:
@@ -86,9 +87,11 @@ def drive(
         handle.write(script)
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", handle.name, base]
-    cpu_before, redis_before = sum(sum(w.cpu_times()[:2]) for w in workers), redis_cpu_s(redis_url)
+    loops = [w for w in workers if "deliver" in w.cmdline()]
+    cpu_before, redis_before = _cpu_s(workers), redis_cpu_s(redis_url)
+    loops_before = _cpu_s(loops)
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
-    cpu = sum(sum(w.cpu_times()[:2]) for w in workers) - cpu_before
+    cpu, loops_cpu = _cpu_s(workers) - cpu_before, _cpu_s(loops) - loops_before
     redis_cpu = redis_cpu_s(redis_url) - redis_before
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     f = {k: float(v) for k, v in (pair.split("=") for pair in line.split()[1:])}
@@ -96,7 +99,13 @@ def drive(
         raise RuntimeError(f"{path}: {f['failures']:.0f} non-200 answers of {f['responses']:.0f}")
     n = max(f["responses"], 1)
     served, degraded = f["served"] / n, f["degraded"] / n
-    return Figures(f["rps"], f["p50"], f["p99"], served, degraded, 1000 * cpu / n, 1000 * redis_cpu / n)
+    return Figures(
+        f["rps"], f["p50"], f["p99"], served, degraded, 1000 * cpu / n, 1000 * redis_cpu / n, 1000 * loops_cpu / n
+    )
+
+
+def _cpu_s(processes: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
 
 
 def profiled(worker: psutil.Process, seconds: float) -> subprocess.Popen[bytes]:

@@ -339,13 +339,14 @@ def main() -> None:
 def print_table(table: list[tuple[str, dict[str, Figures]]]) -> None:
     print(
         f"\n{'set':<9} {'run':<30} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'offers':>6} {'degr':>5} "
-        f"{'CPU ms':>7} {'Redis':>6} {'total':>6}"
+        f"{'CPU ms':>7} {'loops':>6} {'Redis':>6} {'total':>6}"
     )
     for name, results in table:
         for run, f in results.items():
             print(
                 f"{name:<9} {run:<30} {f.rps:>7,.0f} {f.p50:>7.1f} {f.p99:>7.1f} {f.served:>6.2f} "
-                f"{f.degraded:>5.0%} {f.cpu_ms:>7.2f} {f.redis_cpu_ms:>6.2f} {f.total_cpu_ms:>6.2f}"
+                f"{f.degraded:>5.0%} {f.cpu_ms:>7.2f} {f.loops_cpu_ms:>6.2f} {f.redis_cpu_ms:>6.2f} "
+                f"{f.total_cpu_ms:>6.2f}"
             )
         for run, f in results.items():
             config, _, rest = run.partition(" ")
