@@ -1,8 +1,10 @@
 """What the event consumer costs per event: the stream entries of ``--events`` pings and impressions over the
 downtown data set, moved into Parquet by ``StreamConsumer.drain`` (read, parse, fences, write, acknowledge), with
-the consumer's CPU per event.
+the consumer's CPU per event; then by ``geotarget consume --processes N`` for each N of ``--processes``
+(consumers sharing one consumer group, started, then paused with SIGSTOP while the events are appended, then
+timed from SIGCONT until the stream is empty).
 
-    python scripts/bench_consumer.py [--events 200000]
+    python scripts/bench_consumer.py [--events 200000] [--processes 1,2]
 
 Uses GEOTARGET_REDIS_URL when set, else an embedded Redis.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,9 +53,12 @@ def events(count: int, centres: list[tuple[float, float]]) -> list[Event]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--processes", default="1,2", help="consumer processes to compare, comma separated")
     args = parser.parse_args()
     with bench_redis() as redis_url:
         print(consume(redis_url, args.events))
+        for processes in (int(n) for n in args.processes.split(",")):
+            print(consume_in_processes(redis_url, args.events, processes))
 
 
 def consume(redis_url: str, count: int) -> str:
@@ -74,6 +81,52 @@ def consume(redis_url: str, count: int) -> str:
             f"{cpu / settled * 1e6:.1f} µs CPU per event (batches of {runtime.consumer.batch_size:,})"
         )
     finally:
+        runtime.close()
+        forget(redis_url, [prefix])
+
+
+def consume_in_processes(redis_url: str, count: int, processes: int) -> str:
+    """``geotarget consume --processes N`` started and paused, ``count`` events appended, then timed from when
+    they go on until the stream is empty, with the consumers' CPU."""
+    import psutil
+
+    prefix = f"benchp{os.getpid()}x{processes}"
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-consumers-"))
+    settings = Settings(data_dir=data_dir, redis_url=redis_url, admin_key="bench-admin", redis_prefix=prefix)
+    shop_list = list(shops(DATA_SETS["downtown"]))
+    load_geotarget(settings, shop_list)
+    runtime = Runtime.open(settings, follow=False, consume=False)
+    env = {**os.environ, "GEOTARGET_DATA_DIR": str(data_dir), "GEOTARGET_REDIS_URL": redis_url}
+    env |= {"GEOTARGET_REDIS_PREFIX": prefix, "GEOTARGET_ADMIN_KEY": "bench-admin"}
+    command = [sys.executable, "-m", "api", "consume", "--processes", str(processes)]
+    launcher = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client, stream = runtime.consumer.client, runtime.consumer.stream
+    try:
+        runtime.consumer._ensure_group()
+        while len(client.xinfo_consumers(stream, "event-store")) < processes:  # each has read once: ready
+            time.sleep(0.2)
+        time.sleep(5)  # past the first housekeeping round, which a consumer runs as soon as it starts
+        workers = [psutil.Process(launcher.pid), *psutil.Process(launcher.pid).children()]
+        for worker in workers:
+            worker.send_signal(signal.SIGSTOP)
+        made = events(count, [(s.store.lat, s.store.lon) for s in shop_list])
+        for start in range(0, len(made), 5_000):
+            runtime.server.sink.append(made[start : start + 5_000])
+        cpu_before = sum(sum(w.cpu_times()[:2]) for w in workers)
+        wall = time.perf_counter()
+        for worker in workers:
+            worker.send_signal(signal.SIGCONT)
+        while client.xlen(stream):
+            time.sleep(0.05)
+        wall = time.perf_counter() - wall
+        cpu = sum(sum(w.cpu_times()[:2]) for w in workers) - cpu_before
+        return (
+            f"consume --processes {processes}: {count:,} events in {wall:.2f} s: {count / wall:,.0f} events/s, "
+            f"{cpu / count * 1e6:.1f} µs CPU per event over the consumers"
+        )
+    finally:
+        launcher.terminate()
+        launcher.wait(timeout=60)
         runtime.close()
         forget(redis_url, [prefix])
 
