@@ -61,18 +61,27 @@ def main() -> None:
             print(consume_in_processes(redis_url, args.events, processes))
 
 
-def consume(redis_url: str, count: int) -> str:
-    """The downtown catalog, ``count`` events in the stream, then one drain, timed."""
-    prefix = f"benchc{os.getpid()}"
+def downtown(redis_url: str, prefix: str) -> tuple[Runtime, list[tuple[float, float]]]:
+    """A deployment of its own holding the downtown catalog, and its shops' positions."""
     data_dir = Path(tempfile.mkdtemp(prefix="bench-consumer-"))
     settings = Settings(data_dir=data_dir, redis_url=redis_url, admin_key="bench-admin", redis_prefix=prefix)
     shop_list = list(shops(DATA_SETS["downtown"]))
     load_geotarget(settings, shop_list)
-    runtime = Runtime.open(settings, follow=False, consume=False)
+    return Runtime.open(settings, follow=False, consume=False), [(s.store.lat, s.store.lon) for s in shop_list]
+
+
+def append(runtime: Runtime, count: int, centres: list[tuple[float, float]]) -> None:
+    made = events(count, centres)
+    for start in range(0, len(made), 5_000):
+        runtime.server.sink.append(made[start : start + 5_000])
+
+
+def consume(redis_url: str, count: int) -> str:
+    """The downtown catalog, ``count`` events in the stream, then one drain, timed."""
+    prefix = f"benchc{os.getpid()}"
+    runtime, centres = downtown(redis_url, prefix)
     try:
-        made = events(count, [(s.store.lat, s.store.lon) for s in shop_list])
-        for start in range(0, len(made), 5_000):
-            runtime.server.sink.append(made[start : start + 5_000])
+        append(runtime, count, centres)
         wall, cpu = time.perf_counter(), time.process_time()
         settled = runtime.consumer.drain()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -91,12 +100,8 @@ def consume_in_processes(redis_url: str, count: int, processes: int) -> str:
     import psutil
 
     prefix = f"benchp{os.getpid()}x{processes}"
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-consumers-"))
-    settings = Settings(data_dir=data_dir, redis_url=redis_url, admin_key="bench-admin", redis_prefix=prefix)
-    shop_list = list(shops(DATA_SETS["downtown"]))
-    load_geotarget(settings, shop_list)
-    runtime = Runtime.open(settings, follow=False, consume=False)
-    env = {**os.environ, "GEOTARGET_DATA_DIR": str(data_dir), "GEOTARGET_REDIS_URL": redis_url}
+    runtime, centres = downtown(redis_url, prefix)
+    env = {**os.environ, "GEOTARGET_DATA_DIR": str(runtime.settings.data_dir), "GEOTARGET_REDIS_URL": redis_url}
     env |= {"GEOTARGET_REDIS_PREFIX": prefix, "GEOTARGET_ADMIN_KEY": "bench-admin"}
     command = [sys.executable, "-m", "api", "consume", "--processes", str(processes)]
     launcher = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -109,9 +114,7 @@ def consume_in_processes(redis_url: str, count: int, processes: int) -> str:
         workers = [psutil.Process(launcher.pid), *psutil.Process(launcher.pid).children()]
         for worker in workers:
             worker.send_signal(signal.SIGSTOP)
-        made = events(count, [(s.store.lat, s.store.lon) for s in shop_list])
-        for start in range(0, len(made), 5_000):
-            runtime.server.sink.append(made[start : start + 5_000])
+        append(runtime, count, centres)
         cpu_before = sum(sum(w.cpu_times()[:2]) for w in workers)
         wall = time.perf_counter()
         for worker in workers:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from geotarget.measurement.events import Event, ping_event_id
@@ -58,3 +58,22 @@ def offer_event(**fields: Any) -> Event:
     """An impression or a cap-blocked serve; ``kind``, ``event_id``, ``at``, ``device_key`` and the offer, merchant
     and fence ids are given, the position defaults to the Alfama café."""
     return Event(**{"lat": 38.7112, "lon": -9.1301, "cell": "c", **fields})
+
+
+def impressions(count: int, start: datetime, devices: int) -> list[Event]:
+    """``count`` impressions of one offer in one fence, a second apart from ``start``, by ``devices`` devices in
+    turn; event ids ``imp-000000``, ``imp-000001``, ..."""
+    return [
+        offer_event(
+            kind="impression",
+            event_id=f"imp-{i:06d}",
+            at=start + timedelta(seconds=i),
+            device_key=f"dev{i % devices:02d}",
+            offer_id="off_x",
+            merchant_id="mer_x",
+            fence_id="fen_x",
+            inside=True,
+            distance_m=0.0,
+        )
+        for i in range(count)
+    ]

@@ -16,7 +16,7 @@ import pytest
 
 from geotarget.runtime import Runtime
 from tests.conftest import make_settings
-from tests.fixtures import offer_event
+from tests.fixtures import impressions
 
 EVENTS = 20_000
 
@@ -43,22 +43,7 @@ def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, redis_url
     runtime = Runtime.open(settings, follow=False, consume=False)
     try:
         start = datetime(2026, 11, 20, 8, tzinfo=UTC)
-        events = [
-            offer_event(
-                kind="impression",
-                event_id=f"imp-{i:06d}",
-                at=start + timedelta(seconds=i),
-                device_key=f"dev{i % 97:02d}",
-                lat=38.7,
-                lon=-9.1,
-                offer_id="off_x",
-                merchant_id="mer_x",
-                fence_id="fen_x",
-                inside=True,
-                distance_m=0.0,
-            )
-            for i in range(EVENTS)
-        ]
+        events = impressions(EVENTS, start, devices=97)
         for chunk in range(0, EVENTS, 2_000):
             runtime.server.sink.append(events[chunk : chunk + 2_000])
         stream = f"{settings.redis_prefix}:events"
@@ -90,7 +75,7 @@ def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, redis_url
         figures = reach_figures(
             runtime.events, Scope(offer_ids=("off_x",)), start, start + timedelta(days=1), "UTC", "day", k=1
         )
-        impressions = [f for f in figures if f.metric == "impressions"]
-        assert [f.value for f in impressions] == [EVENTS]  # ...and is never counted twice
+        counted = [f for f in figures if f.metric == "impressions"]
+        assert [f.value for f in counted] == [EVENTS]  # ...and is never counted twice
     finally:
         runtime.close()

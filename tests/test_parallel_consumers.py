@@ -5,11 +5,11 @@ another once it has waited ``claim_idle_ms``."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from geotarget.runtime import Runtime
 from geotarget.store.stream_consumer import StreamConsumer
-from tests.fixtures import offer_event
+from tests.fixtures import impressions
 
 START = datetime(2026, 11, 20, 8, tzinfo=UTC)
 
@@ -29,21 +29,7 @@ def another_consumer(runtime: Runtime, claim_idle_ms: int = 60_000) -> StreamCon
 
 
 def append_impressions(runtime: Runtime, count: int) -> None:
-    events = [
-        offer_event(
-            kind="impression",
-            event_id=f"imp-{i:05d}",
-            at=START + timedelta(seconds=i),
-            device_key=f"dev{i % 31:02d}",
-            offer_id="off_x",
-            merchant_id="mer_x",
-            fence_id="fen_x",
-            inside=True,
-            distance_m=0.0,
-        )
-        for i in range(count)
-    ]
-    runtime.server.sink.append(events)
+    runtime.server.sink.append(impressions(count, START, devices=31))
 
 
 def stored(runtime: Runtime) -> tuple[int, int]:

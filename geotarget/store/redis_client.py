@@ -48,6 +48,11 @@ def run_scripts(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
     return pipe.execute()
 
 
+def text(value: object) -> str:
+    """A Redis answer as text, whether the client decodes answers or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def close(client: Any) -> None:
     """Close a client; a cluster client's ``close()`` leaves its nodes' pools connected, so disconnect them."""
     if isinstance(client, RedisCluster):

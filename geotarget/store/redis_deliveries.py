@@ -18,7 +18,7 @@ import orjson
 import redis
 
 from geotarget.store import keys
-from geotarget.store.redis_client import ScriptCall, ensure_group, run_scripts
+from geotarget.store.redis_client import ScriptCall, ensure_group, run_scripts, text
 from geotarget.triggers.webhooks import Delivery, PendingDelivery, Queued, Settled
 
 _LUA = Path(__file__).parent / "lua"
@@ -121,10 +121,10 @@ class RedisDeliveries:
         for start in range(0, len(ids), 200):
             pipe = self.client.pipeline(transaction=False)
             for delivery in ids[start : start + 200]:
-                pipe.hgetall(self._hash(_text(delivery)))
+                pipe.hgetall(self._hash(text(delivery)))
             for delivery, row in zip(ids[start : start + 200], pipe.execute(), strict=True):
-                if row and (status is None or _text(row[b"status"]) == status):
-                    found.append(_delivery(_text(delivery), row))
+                if row and (status is None or text(row[b"status"]) == status):
+                    found.append(_delivery(text(delivery), row))
                     if len(found) >= limit:
                         return found
         return found
@@ -132,7 +132,7 @@ class RedisDeliveries:
     def stats(self) -> dict[str, float]:
         """Counters over every worker: delivered, retried, failed, latency_ms_sum; and waiting now."""
         raw: Any = self.client.hgetall(keys.delivery_stats(self.prefix))
-        figures = {_text(k): float(v) for k, v in raw.items()}
+        figures = {text(k): float(v) for k, v in raw.items()}
         figures["retry_waiting"] = float(self.client.zcard(keys.delivery_retries(self.prefix)))
         return figures
 
@@ -140,18 +140,18 @@ class RedisDeliveries:
         if not entries:
             return []
         pipe = self.client.pipeline(transaction=False)
-        live = [(_text(e), _text(f[b"d"])) for e, f in entries if f]  # an entry erased meanwhile has no fields
+        live = [(text(e), text(f[b"d"])) for e, f in entries if f]  # an entry erased meanwhile has no fields
         for _, delivery in live:
             pipe.hmget(self._hash(delivery), "sub", "event", "type", "body", "created", "attempts", "device", "status")
         taken: list[PendingDelivery] = []
-        gone: list[str] = [_text(e) for e, f in entries if not f]
+        gone: list[str] = [text(e) for e, f in entries if not f]
         for (entry, delivery), row in zip(live, pipe.execute(), strict=True):
             sub, event, kind, body, created, attempts, device, state = row
             if body is None or state != b"pending":
                 gone.append(entry)  # erased, already settled, or expired: nothing to send
                 continue
-            texts = (_text(sub), _text(event), _text(kind))
-            taken.append(PendingDelivery(entry, delivery, *texts, body, int(created), int(attempts), _text(device)))
+            texts = (text(sub), text(event), text(kind))
+            taken.append(PendingDelivery(entry, delivery, *texts, body, int(created), int(attempts), text(device)))
         if gone:
             self.client.xack(self.stream, GROUP, *gone)
         return taken
@@ -164,10 +164,6 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _when(raw: bytes | None) -> datetime | None:
     return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw else None
 
@@ -176,16 +172,16 @@ def _delivery(delivery_id: str, row: Mapping[bytes, bytes]) -> Delivery:
     code, error, latency = row.get(b"code"), row.get(b"error"), row.get(b"latency_ms")
     return Delivery(
         id=delivery_id,
-        subscription_id=_text(row[b"sub"]),
-        event_id=_text(row[b"event"]),
-        type=_text(row[b"type"]),
-        status=_text(row[b"status"]),  # type: ignore[arg-type]
+        subscription_id=text(row[b"sub"]),
+        event_id=text(row[b"event"]),
+        type=text(row[b"type"]),
+        status=text(row[b"status"]),  # type: ignore[arg-type]
         attempts=int(row.get(b"attempts", b"0")),
         created_at=_when(row[b"created"]) or datetime.now(UTC),
         event=orjson.loads(row.get(b"listed", b"{}")),
         last_attempt_at=_when(row.get(b"last_at")),
         next_attempt_at=_when(row.get(b"next_at")),
         response_status=int(code) if code else None,
-        error=_text(error) if error else None,
+        error=text(error) if error else None,
         latency_ms=float(latency) if latency and row.get(b"last_at") else None,
     )

@@ -14,6 +14,7 @@ import redis
 
 from geotarget.measurement.events import Event
 from geotarget.store import keys
+from geotarget.store.redis_client import text
 from geotarget.store.scripts import script
 
 _PAGE = 1_000
@@ -33,7 +34,7 @@ class RedisDeviceData:
         """Delete the device's keys and stream entries; returns (keys, stream entries) deleted."""
         deleted_keys = self._drop_deliveries(device_key)
         registry = keys.registry(self.prefix, device_key)
-        named = {_text(n) for n in self.client.smembers(registry)}
+        named = {text(n) for n in self.client.smembers(registry)}
         if not self.client.exists(keys.devices_indexed(self.prefix)):
             named |= set(self._scan_legacy(device_key))
         doomed = sorted({*named, *(f"{n}:pending" for n in named if ":cap:" in n)})
@@ -68,7 +69,7 @@ class RedisDeviceData:
                 noted += 1
         for names in _pages(self.client.scan_iter(match=_escaped(keys.bid_pattern(self.prefix)), count=_PAGE)):
             for name in names:
-                device_key, ttl = _text(self.client.hget(name, "d") or ""), int(self.client.ttl(name))
+                device_key, ttl = text(self.client.hget(name, "d") or ""), int(self.client.ttl(name))
                 if device_key and ttl != -2:
                     remember(keys=[keys.registry(self.prefix, device_key), name], args=[max(ttl, 0)])
                     noted += 1
@@ -78,10 +79,10 @@ class RedisDeviceData:
     def _scan_legacy(self, device_key: str) -> Iterable[str]:
         """The device's keys and bid records found by scanning, as erasure did before registries."""
         own = _escaped(keys.device_root(self.prefix, device_key)) + "*"
-        yield from (_text(n) for n in self.client.scan_iter(match=own, count=_PAGE))
+        yield from (text(n) for n in self.client.scan_iter(match=own, count=_PAGE))
         for name in self.client.scan_iter(match=_escaped(keys.bid_pattern(self.prefix)), count=_PAGE):
             if self.client.hget(name, "d") in (device_key, device_key.encode()):
-                yield _text(name)
+                yield text(name)
 
     def _drop_deliveries(self, device_key: str) -> int:
         """Pending deliveries whose bodies hold the device's raw id: gone, and out of the retry schedule (a stream
@@ -124,10 +125,6 @@ def _transition_of(fields: Any, device_key: str) -> bool:
         return False
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _escaped(pattern: str) -> str:
     """A SCAN pattern matching ``[`` literally (a cluster prefix's braces are literal already)."""
     return pattern.replace("[", "\\[")
@@ -136,7 +133,7 @@ def _escaped(pattern: str) -> str:
 def _pages(names: Iterable[Any], size: int = _PAGE) -> Iterable[list[str]]:
     page: list[str] = []
     for name in names:
-        page.append(_text(name))
+        page.append(text(name))
         if len(page) == size:
             yield page
             page = []

@@ -11,7 +11,7 @@ import orjson
 import redis
 
 from geotarget.store import keys
-from geotarget.store.redis_client import ensure_group
+from geotarget.store.redis_client import ensure_group, text
 from geotarget.store.scripts import script
 from geotarget.triggers.presence import Fired, PresenceMove, PresenceRules, Transition
 
@@ -54,12 +54,12 @@ class RedisPresence:
         """Exits for devices whose presence timed out by ``now`` (each device atomically; any worker may run it)."""
         due = self.client.zrangebyscore(keys.presence_due(self.prefix), "-inf", _ms(now), start=0, num=limit)
         fired: list[Fired] = []
-        for member in map(_text, due):
+        for member in map(text, due):
             device_key, _ = keys.presence_of_member(member)
             argv: list[str | int] = ["sweep", member, self.rules.timeout_s * 1000, KEEP_S, _ms(now)]
             device_id, sender, flat = self._move(keys=self._keys(member), args=argv)
             app, attributes = orjson.loads(sender) if sender else ("", {})
-            fired += [Fired(device_key, _text(device_id), app, t, attributes) for t in transitions(flat)]
+            fired += [Fired(device_key, text(device_id), app, t, attributes) for t in transitions(flat)]
         return fired
 
     def ensure_group(self) -> None:
@@ -79,7 +79,7 @@ class RedisPresence:
                 TRIGGER_GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms
             )
             entries = list(answer[0][1]) if answer else []
-        return [(_text(entry), _fired(fields[b"t"]) if fields else None) for entry, fields in entries]
+        return [(text(entry), _fired(fields[b"t"]) if fields else None) for entry, fields in entries]
 
     def ack(self, entry_ids: Sequence[str]) -> None:
         """Done with these: acknowledged and deleted (they hold raw device ids, which must not linger)."""
@@ -119,15 +119,11 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def transitions(flat: Sequence[object]) -> list[Transition]:
     """What ``move_presence`` returns as its third part, as transitions."""
     found = []
     for i in range(0, len(flat), 6):
-        kind, fence, at, dwell, distance, threshold = map(_text, flat[i : i + 6])
+        kind, fence, at, dwell, distance, threshold = map(text, flat[i : i + 6])
         found.append(
             Transition(
                 kind,  # type: ignore[arg-type]
