@@ -141,12 +141,12 @@ class Runtime:
         fences = FenceService(settings, repository, catalog, notifier, pool)
         offers = OfferService(repository, catalog, fences.notify_others)
         rules = settings.presence_rules()
-        presence = RedisPresence(client, settings.key_prefix(), rules)
+        presence = RedisPresence(client, settings.key_prefix(), rules, shards=settings.shards)
         tracker = PresenceTracker(catalog, presence, rules) if settings.triggers else None
         server = OfferServer(
             catalog,
-            RedisCapper(client, settings.key_prefix(), presence),
-            RedisStreamSink(client, settings.key_prefix()),
+            RedisCapper(client, settings.key_prefix(), presence, settings.shards),
+            RedisStreamSink(client, settings.key_prefix(), settings.shards),
             settings.resolved_device_secret(),
             GlobalCaps(settings.global_cap_per_device_per_hour, settings.global_cap_per_device_per_day),
             settings.max_accuracy_m,
@@ -166,6 +166,7 @@ class Runtime:
             settings.consumer_batch_size,
             stored=lambda table: codes.record(issued_codes(table)),
             claim_idle_ms=int(settings.consumer_claim_idle_s * 1000),
+            shards=settings.shards,
         )
 
         reports = ReportService(repository, events, settings.report_min_devices)
@@ -173,7 +174,7 @@ class Runtime:
             repository,
             catalog,
             partial(audience_members, events),
-            RedisMemberships(connect_blocking(redis_url, 10.0), settings.key_prefix()),
+            RedisMemberships(connect_blocking(redis_url, 10.0), settings.key_prefix(), settings.shards),
             fences.notify_others,
             settings.report_min_devices,
             settings.audience_ttl_s,
@@ -223,7 +224,9 @@ class Runtime:
         if settings.consume_in_serve if consume is None else consume:
 
             def housekeeping() -> None:
-                RedisDeviceData(consumer.client, settings.key_prefix()).index_devices()  # once per deployment
+                RedisDeviceData(
+                    consumer.client, settings.key_prefix(), settings.shards
+                ).index_devices()  # once per deployment
                 apply_retention(events, settings.retention_days, datetime.now(UTC).date())
                 events.compact(consumer.erased())
 
@@ -367,7 +370,9 @@ class Runtime:
 
     def erase_device(self, device_id: str) -> Erased:
         """Everything held for a device, gone (see ``measurement.privacy``); Redis away: nothing changes."""
-        redis_data = RedisDeviceData(self.consumer.client, self.settings.key_prefix())  # no 50 ms serving timeout
+        redis_data = RedisDeviceData(
+            self.consumer.client, self.settings.key_prefix(), self.settings.shards
+        )  # no 50 ms serving timeout
         return erase_device(device_id, self.server.device_secret, self.repository, redis_data, self.events)
 
     def metrics_text(self) -> bytes:

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     consumer_claim_idle_s: float = Field(default=60.0, ge=0.5, le=3_600)  # then a dead consumer's entries move
 
     redis_prefix: str = Field(default="gt", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    shards: int = Field(default=1, ge=1, le=16_384)  # of devices' keys and streams (store.keys); fixed for a deployment
     sync_poll_s: float = Field(default=1.0, gt=0)
     migrate_on_start: bool = True
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)

@@ -56,7 +56,7 @@ class TriggerLoops:
     ) -> TriggerLoops:
         client = connect_raw(redis_url, socket_timeout_s=max(10.0, settings.webhook_timeout_s))
         idle_ms = int(settings.webhook_claim_idle_s * 1000)
-        feed = RedisPresence(client, settings.key_prefix(), settings.presence_rules(), idle_ms)
+        feed = RedisPresence(client, settings.key_prefix(), settings.presence_rules(), idle_ms, settings.shards)
         deliveries = RedisDeliveries(client, settings.key_prefix(), idle_ms)
         subscriptions = SubscriptionStore(sessions)
         cache = SubscriptionCache(subscriptions.everyone)

@@ -64,7 +64,7 @@ def test_what_a_dead_consumer_left_pending_is_claimed_by_another_after_the_wait(
     append_impressions(runtime, 250)
     dead = another_consumer(runtime)
     dead._ensure_group()
-    taken = dead._read(">", None)  # read, then killed before writing or acknowledging anything
+    taken = dead._read(dead.stream, ">", None)  # read, then killed before writing or acknowledging anything
     assert len(taken) == 100
     alive = another_consumer(runtime, claim_idle_ms=60_000)
     assert alive.drain() == 150  # the dead one's entries are not claimed before they have waited
@@ -81,7 +81,7 @@ def test_housekeeping_forgets_consumers_gone_for_an_hour_with_nothing_pending(ru
     assert gone.drain() == 10
     append_impressions(runtime, 5)
     working._ensure_group()
-    assert len(working._read(">", None)) == 5  # pending: kept, whatever its silence
+    assert len(working._read(working.stream, ">", None)) == 5  # pending: kept, whatever its silence
     monkeypatch.setattr("geotarget.store.stream_consumer.FORGET_IDLE_MS", -1)
     assert runtime.consumer.forget_gone() == 1
     names = {c["name"] for c in runtime.consumer.client.xinfo_consumers(runtime.consumer.stream, "event-store")}

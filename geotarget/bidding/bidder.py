@@ -140,7 +140,8 @@ class Bidder:
         bid = replace(impression, kind="bid", event_id=f"b:{served.impression_id}", code="")
         bid = replace(bid, price=served.candidate.offer.bid_cpm)
         blocked = replace(impression, kind="cap_blocked", code="")
-        return PendingBid(served.impression_id, bid.to_json(), blocked.to_json(), head[: -len(b"null}")])
+        bid_id = self.server.capper.bid_id(key, served.impression_id)
+        return PendingBid(bid_id, bid.to_json(), blocked.to_json(), head[: -len(b"null}")])
 
     def _response(self, request: BidRequest, bids: list[Bid], base_url: str) -> dict[str, Any]:
         return {

@@ -146,6 +146,9 @@ class Capper(Protocol):
     def counts(self, device_key: str, counters: Sequence[Counter]) -> list[int]:
         """What each counter has counted so far."""
 
+    def bid_id(self, device_key: str, impression_id: str) -> str:
+        """The id a bid on this impression goes by in its notices: what ``settle`` finds its hold by."""
+
     def settle(self, bid_id: str, won: bool, price: float) -> Settled:
         """The bid's notice, once: a win counts its held slots and logs its impression at ``price`` (CPM), a loss
         frees them. ``unknown``: no such bid (never made, settled already, or its record expired)."""

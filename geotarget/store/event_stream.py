@@ -1,4 +1,5 @@
-"""Appends events to a Redis Stream in one pipelined round trip; the consumer moves them to the event store."""
+"""Appends events to their devices' shards' Redis Streams in one pipelined round trip (one per shard on a
+cluster); the consumer moves them to the event store."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ MAX_STREAM_LENGTH = 5_000_000  # approximate trim: a safety net if no consumer r
 
 
 class RedisStreamSink:
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, shards: int = 1) -> None:
         self.client = client
-        self.stream = keys.events_stream(prefix)
+        self.prefix = prefix
+        self.shards = shards
 
     def append(self, events: Sequence[Event]) -> None:
         if not events:
             return
         pipe = self.client.pipeline(transaction=False)
         for event in events:
-            pipe.xadd(self.stream, {"e": event.to_json()}, maxlen=MAX_STREAM_LENGTH, approximate=True)
+            stream = keys.events_stream(keys.device_shard(self.prefix, event.device_key, self.shards))
+            pipe.xadd(stream, {"e": event.to_json()}, maxlen=MAX_STREAM_LENGTH, approximate=True)
         with APPEND_SECONDS.time():
             pipe.execute()
 

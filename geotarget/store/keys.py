@@ -1,9 +1,44 @@
 """Every Redis key name is built here, under one configurable prefix.
 
-Per-device keys will carry the ``{device_key}`` hash tag so one device's keys share a Redis Cluster slot.
+What belongs to one device (cap counters, held slots, memberships, presence, its registry, bid records) and the
+streams its requests append to live in the device's *shard*: with ``SHARDS`` = 1 that is the deployment's own
+prefix (on a cluster one hash tag, one slot); with more, each shard's prefix is a hash tag of its own, so a Redis
+Cluster spreads the shards over its masters while every key one request touches for a device stays in one slot.
+What all devices share (budgets, goals, deliveries, locks) keeps the deployment's prefix.
 """
 
 from __future__ import annotations
+
+import zlib
+
+
+def shard_of(device_key: str, shards: int) -> int:
+    """A device's shard: fixed by its key.
+
+    >>> shard_of("fed2cfaea1602ae187a46f2600799a6e", 64), shard_of("fed2cfaea1602ae187a46f2600799a6e", 1)
+    (40, 0)
+    """
+    return zlib.crc32(device_key.encode()) % shards if shards > 1 else 0
+
+
+def shard(prefix: str, number: int, shards: int) -> str:
+    """The prefix of one shard's keys: the deployment's own with one shard (so its names never change), else a
+    hash tag of the shard's own.
+
+    >>> shard("gt", 0, 1), shard("{gt}", 5, 64), shard("gt", 5, 64)
+    ('gt', '{gt.5}', '{gt.5}')
+    """
+    return prefix if shards <= 1 else f"{{{prefix.strip('{}')}.{number}}}"
+
+
+def device_shard(prefix: str, device_key: str, shards: int) -> str:
+    """The prefix of the device's shard."""
+    return shard(prefix, shard_of(device_key, shards), shards)
+
+
+def every_shard(prefix: str, shards: int) -> list[str]:
+    """Every shard's prefix: what a stream reader, the presence sweeper or a backfill goes through."""
+    return [shard(prefix, n, shards) for n in range(max(1, shards))]
 
 
 def fences_version(prefix: str) -> str:

@@ -1,7 +1,7 @@
-"""Audience memberships in Redis: one hash per device, under the device's hash tag (so the cap reservation reads
-it in its one call), with a field per audience generation the device belongs to, whose value is when that
-membership runs out (epoch seconds). So each membership has its own lifetime (memberships that stop being
-refreshed run out rather than linger) while a device costs one key however many audiences it is in.
+"""Audience memberships in Redis: one hash per device, in the device's shard (so the cap reservation reads it in
+its one call), with a field per audience generation the device belongs to, whose value is when that membership
+runs out (epoch seconds). So each membership has its own lifetime (memberships that stop being refreshed run out
+rather than linger) while a device costs one key however many audiences it is in.
 
 A refresh adds the new generation beside the previous one and drops the one before that: workers whose catalog
 still names the previous generation keep matching until they catch up, and a device that left the audience
@@ -24,9 +24,10 @@ BATCH = 2_000  # devices per pipeline round trip
 
 
 class RedisMemberships:
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, shards: int = 1) -> None:
         self.client = client
         self.prefix = prefix
+        self.shards = shards
 
     def publish(self, audience_id: str, generation: int, device_keys: Iterable[str], ttl_s: int) -> int:
         """Make ``device_keys`` members of ``generation``; returns how many were written."""
@@ -36,7 +37,7 @@ class RedisMemberships:
             pipe = self.client.pipeline(transaction=False)
             until = int(time.time()) + ttl_s
             for device_key in batch:
-                key = keys.memberships(self.prefix, device_key)
+                key = keys.memberships(keys.device_shard(self.prefix, device_key, self.shards), device_key)
                 pipe.hset(key, membership_token(audience_id, generation), until)
                 if generation > 2:
                     pipe.hdel(key, membership_token(audience_id, generation - 2))

@@ -1,8 +1,11 @@
-"""The Redis presence engine: ``lua/presence.lua`` moves one device's presence per call (its hash tag keeps the
-device's keys in one slot), and fired transitions go to a Redis Stream for the trigger worker."""
+"""The Redis presence engine: ``lua/presence.lua`` moves one device's presence per call (its shard's hash tag keeps
+the device's keys in one slot), and fired transitions go to its shard's Redis Stream for the trigger worker, which
+reads every shard's in turn."""
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,17 +23,25 @@ KEEP_S = 86_400  # how long a device's newest ping time is remembered once nothi
 MAX_TRANSITIONS = 1_000_000  # approximate trim of the stream: a safety net if no trigger worker runs
 TRIGGER_GROUP = "triggers"
 CLAIM_IDLE_MS = 60_000  # a transition pending this long has lost its trigger worker
+IDLE_MS = 100  # with several shards, a trigger worker that found every shard's stream empty waits this long
 
 
 class RedisPresence:
     def __init__(
-        self, client: redis.Redis, prefix: str, rules: PresenceRules, claim_idle_ms: int = CLAIM_IDLE_MS
+        self,
+        client: redis.Redis,
+        prefix: str,
+        rules: PresenceRules,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+        shards: int = 1,
     ) -> None:
         self.client = client
         self.claim_idle_ms = claim_idle_ms
         self.prefix = prefix
+        self.shards = shards
         self.rules = rules
-        self.stream = keys.transitions_stream(prefix)
+        self.streams = [keys.transitions_stream(p) for p in keys.every_shard(prefix, shards)]
+        self._turn = 0  # the shard whose stream the next take reads first
         self._move = client.register_script(_SCRIPT)
 
     def apply(self, move: PresenceMove) -> list[Transition]:
@@ -52,59 +63,77 @@ class RedisPresence:
 
     def sweep(self, now: datetime, limit: int = 500) -> list[Fired]:
         """Exits for devices whose presence timed out by ``now`` (each device atomically; any worker may run it)."""
-        due = self.client.zrangebyscore(keys.presence_due(self.prefix), "-inf", _ms(now), start=0, num=limit)
         fired: list[Fired] = []
-        for member in map(text, due):
-            device_key, _ = keys.presence_of_member(member)
-            argv: list[str | int] = ["sweep", member, self.rules.timeout_s * 1000, KEEP_S, _ms(now)]
-            device_id, sender, flat = self._move(keys=self._keys(member), args=argv)
-            app, attributes = orjson.loads(sender) if sender else ("", {})
-            fired += [Fired(device_key, text(device_id), app, t, attributes) for t in transitions(flat)]
+        for prefix in keys.every_shard(self.prefix, self.shards):
+            due = self.client.zrangebyscore(keys.presence_due(prefix), "-inf", _ms(now), start=0, num=limit)
+            for member in map(text, due):
+                device_key, _ = keys.presence_of_member(member)
+                argv: list[str | int] = ["sweep", member, self.rules.timeout_s * 1000, KEEP_S, _ms(now)]
+                device_id, sender, flat = self._move(keys=self._keys(member), args=argv)
+                app, attributes = orjson.loads(sender) if sender else ("", {})
+                fired += [Fired(device_key, text(device_id), app, t, attributes) for t in transitions(flat)]
         return fired
 
     def ensure_group(self) -> None:
-        ensure_group(self.client, self.stream, TRIGGER_GROUP)
+        for stream in self.streams:
+            ensure_group(self.client, stream, TRIGGER_GROUP)
 
     def take(self, consumer: str, count: int, block_ms: int, claim: bool = True) -> list[tuple[str, Fired | None]]:
-        """Transitions for the trigger worker: (when ``claim``) those a dead worker left first, then new ones.
-        ``None`` stands for an entry erased meanwhile (acknowledge it, nothing to do)."""
+        """Transitions for the trigger worker, from one shard's stream: (when ``claim``) those a dead worker left
+        first, then new ones; the next call starts at the next shard. ``None`` stands for an entry erased
+        meanwhile (acknowledge it, nothing to do). With several shards an entry's id names its shard."""
+        for turn in range(len(self.streams)):
+            number = (self._turn + turn) % len(self.streams)
+            block = block_ms if len(self.streams) == 1 else None  # a cluster cannot block on several slots
+            if entries := self._take(self.streams[number], consumer, count, block, claim):
+                self._turn = number + 1
+                named = [(entry if len(self.streams) == 1 else f"{number}/{entry}", fired) for entry, fired in entries]
+                return named
+        if len(self.streams) > 1:
+            time.sleep(min(block_ms, IDLE_MS) / 1000)
+        return []
+
+    def _take(
+        self, stream: str, consumer: str, count: int, block_ms: int | None, claim: bool
+    ) -> list[tuple[str, Fired | None]]:
         entries: list[Any] = []
         if claim:
             claimed: Any = self.client.xautoclaim(
-                self.stream, TRIGGER_GROUP, consumer, self.claim_idle_ms, "0-0", count=count
+                stream, TRIGGER_GROUP, consumer, self.claim_idle_ms, "0-0", count=count
             )
             entries = list(claimed[1])
         if not entries:
-            answer: Any = self.client.xreadgroup(
-                TRIGGER_GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms
-            )
+            answer: Any = self.client.xreadgroup(TRIGGER_GROUP, consumer, {stream: ">"}, count=count, block=block_ms)
             entries = list(answer[0][1]) if answer else []
         return [(text(entry), _fired(fields[b"t"]) if fields else None) for entry, fields in entries]
 
     def ack(self, entry_ids: Sequence[str]) -> None:
         """Done with these: acknowledged and deleted (they hold raw device ids, which must not linger)."""
-        if entry_ids:
+        by_stream: dict[str, list[str]] = defaultdict(list)
+        for entry in entry_ids:
+            number, _, entry_id = entry.rpartition("/")
+            by_stream[self.streams[int(number or 0)]].append(entry_id)
+        for stream, ids in by_stream.items():
             pipe = self.client.pipeline(transaction=True)
-            pipe.xack(self.stream, TRIGGER_GROUP, *entry_ids)
-            pipe.xdel(self.stream, *entry_ids)
+            pipe.xack(stream, TRIGGER_GROUP, *ids)
+            pipe.xdel(stream, *ids)
             pipe.execute()
 
     def publish(self, fired: Sequence[Fired]) -> None:
-        """Hand fired transitions to the trigger worker, in one pipelined round trip."""
+        """Hand fired transitions to the trigger worker, in one pipelined round trip (one per shard on a
+        cluster)."""
         if not fired:
             return
         pipe = self.client.pipeline(transaction=False)
         for f in fired:
-            pipe.xadd(self.stream, {"t": orjson.dumps(f)}, maxlen=MAX_TRANSITIONS, approximate=True)
+            stream = keys.transitions_stream(keys.device_shard(self.prefix, f.device_key, self.shards))
+            pipe.xadd(stream, {"t": orjson.dumps(f)}, maxlen=MAX_TRANSITIONS, approximate=True)
         pipe.execute()
 
     def _keys(self, member: str) -> list[str]:
         device_key, app = keys.presence_of_member(member)
-        return [
-            keys.presence(self.prefix, device_key, app),
-            keys.presence_due(self.prefix),
-            keys.registry(self.prefix, device_key),
-        ]
+        own = keys.device_shard(self.prefix, device_key, self.shards)
+        return [keys.presence(own, device_key, app), keys.presence_due(own), keys.registry(own, device_key)]
 
 
 def _fired(raw: bytes) -> Fired:

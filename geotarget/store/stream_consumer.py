@@ -8,6 +8,11 @@ was inside → write one Parquet file per day → record the unique redemption c
 XDEL. A crash anywhere before XACK leaves the entries pending until another consumer claims them and writes them
 again; readers drop such duplicates by event id. Housekeeping (retention, compaction, the presence sweeper) is
 done by one consumer at a time: whichever holds the consumer lock.
+
+With several shards (``store.keys``) each shard has its stream and its group; a batch comes from one of them,
+the next from the next, and a consumer that finds all of them empty waits ``IDLE_MS`` (a cluster cannot block on
+several slots at once). Pending entries (its own, then other consumers' left for ``claim_idle_ms``) are looked
+for in a shard at most every ``PENDING_EVERY_S`` then, rather than before every read.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ GROUP = "event-store"
 LOCK_MS = 15_000
 CLAIM_IDLE_MS = 60_000  # an entry pending this long has lost its consumer (a batch takes seconds at most)
 FORGET_IDLE_MS = 3_600_000  # a consumer with nothing pending, silent this long, is gone for good
+IDLE_MS = 100  # with several shards: the wait after a round found every shard's stream empty
+PENDING_EVERY_S = 5.0  # with several shards: how often one shard's pending entries are looked for
 _RENEW = (Path(__file__).parent / "lua" / "renew_lock.lua").read_text()
 _RELEASE = (Path(__file__).parent / "lua" / "release_lock.lua").read_text()
 
@@ -53,11 +60,13 @@ class StreamConsumer:
         batch_size: int = 5_000,
         stored: Callable[[pa.Table], object] | None = None,
         claim_idle_ms: int = CLAIM_IDLE_MS,
+        shards: int = 1,
     ) -> None:
         """``stored`` is handed every batch once it is written and before it is acknowledged (so after a crash
         it sees the batch again: it must be idempotent)."""
         self.client = client
-        self.stream = keys.events_stream(prefix)
+        self.streams = [keys.events_stream(p) for p in keys.every_shard(prefix, shards)]
+        self.stream = self.streams[0]  # with one shard, the only one
         self.lock = keys.consumer_lock(prefix)
         self.store = store
         self.fences_of = fences_of
@@ -70,6 +79,8 @@ class StreamConsumer:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._group_ready = False
+        self._turn = 0  # the shard whose stream the next batch is read from first
+        self._pending_due = [0.0] * len(self.streams)  # monotonic time each shard's pending entries are looked for
 
     def lead(self) -> bool:
         """Take or keep the consumer lock; True while this process does the housekeeping."""
@@ -87,13 +98,14 @@ class StreamConsumer:
         After the first entry arrives, keep reading for up to ``linger_ms`` or until the batch is full, so a
         steady trickle of events becomes a few larger files rather than very many tiny ones."""
         self._ensure_group()
-        entries = self._read("0", None) or self._claim() or self._read(">", block_ms)
+        shard, entries = self._next(block_ms)
         if not entries:
             return 0
+        stream = self.streams[shard]
         deadline = time.monotonic() + linger_ms / 1000
         while len(entries) < self.batch_size and (left_s := deadline - time.monotonic()) > 0:
             time.sleep(min(left_s, 0.1))  # let entries gather: a read of many, not many reads of a few each
-            entries += self._read(">", None, self.batch_size - len(entries))
+            entries += self._read(stream, ">", None, self.batch_size - len(entries))
         ids = [entry_id for entry_id, _ in entries]
         table, malformed = events_from_json([fields.get("e", "") for _, fields in entries])
         if malformed:
@@ -102,17 +114,37 @@ class StreamConsumer:
             table = table.filter(pc.invert(pc.is_in(table["device_key"], pa.array(list(gone), pa.string()))))
         if table.num_rows:
             table = with_fences(table, self.fences_of(table))
-            self.store.write(table, batch=f"{ids[0]}_{ids[-1]}".replace("-", "."))
+            batch = f"{ids[0]}_{ids[-1]}".replace("-", ".")
+            self.store.write(table, batch=batch if len(self.streams) == 1 else f"{shard}.{batch}")
             if self.stored is not None:
                 self.stored(table)
         pipe = self.client.pipeline(transaction=True)
-        pipe.xack(self.stream, GROUP, *ids)
-        pipe.xdel(self.stream, *ids)
-        pipe.xlen(self.stream)  # settled entries are deleted: what is left is the lag
+        pipe.xack(stream, GROUP, *ids)
+        pipe.xdel(stream, *ids)
+        pipe.xlen(stream)  # settled entries are deleted: what is left is the lag
         *_, lag = pipe.execute()
         CONSUMER_BATCH.observe(len(ids))
         STREAM_LAG.set(lag)
         return len(ids)
+
+    def _next(self, block_ms: int) -> tuple[int, list[tuple[str, dict[str, str]]]]:
+        """The next batch's shard and first entries: with one stream as before (pending, claimable, then new,
+        waiting up to ``block_ms``); with several, the first shard from the turn on that has any."""
+        if len(self.streams) == 1:
+            stream = self.stream
+            return 0, self._read(stream, "0", None) or self._claim(stream) or self._read(stream, ">", block_ms)
+        now = time.monotonic()
+        for turn in range(len(self.streams)):
+            number = (self._turn + turn) % len(self.streams)
+            stream, entries = self.streams[number], []
+            if self._pending_due[number] <= now:
+                self._pending_due[number] = now + PENDING_EVERY_S
+                entries = self._read(stream, "0", None) or self._claim(stream)
+            if entries := entries or self._read(stream, ">", None):
+                self._turn = number + 1
+                return number, entries
+        time.sleep(min(block_ms, IDLE_MS) / 1000)
+        return 0, []
 
     def drain(self) -> int:
         """Settle everything currently in the stream (tests, CLI)."""
@@ -124,24 +156,29 @@ class StreamConsumer:
     def forget_gone(self) -> int:
         """Remove consumers that left nothing pending and have been silent for an hour (stopped or scaled
         down): the group's list stays the consumers at work. Returns how many were removed."""
-        gone = [
-            c["name"]
-            for c in self.client.xinfo_consumers(self.stream, GROUP)
-            if c["pending"] == 0 and c["idle"] > FORGET_IDLE_MS and c["name"] != self.name
-        ]
-        for name in gone:
-            self.client.xgroup_delconsumer(self.stream, GROUP, name)
-        return len(gone)
+        removed = 0
+        for stream in self.streams:
+            gone = [
+                c["name"]
+                for c in self.client.xinfo_consumers(stream, GROUP)
+                if c["pending"] == 0 and c["idle"] > FORGET_IDLE_MS and c["name"] != self.name
+            ]
+            for name in gone:
+                self.client.xgroup_delconsumer(stream, GROUP, name)
+            removed += len(gone)
+        return removed
 
-    def _claim(self) -> list[tuple[str, dict[str, str]]]:
+    def _claim(self, stream: str) -> list[tuple[str, dict[str, str]]]:
         """Entries another consumer left pending for ``claim_idle_ms``, now this one's."""
-        answer: Any = self.client.xautoclaim(self.stream, GROUP, self.name, self.claim_idle_ms, "0-0", self.batch_size)
+        answer: Any = self.client.xautoclaim(stream, GROUP, self.name, self.claim_idle_ms, "0-0", self.batch_size)
         return [(str(entry_id), fields) for entry_id, fields in answer[1] if fields]
 
-    def _read(self, start: str, block_ms: int | None, count: int | None = None) -> list[tuple[str, dict[str, str]]]:
+    def _read(
+        self, stream: str, start: str, block_ms: int | None, count: int | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
         try:
             answer: Any = self.client.xreadgroup(
-                GROUP, self.name, {self.stream: start}, count=count or self.batch_size, block=block_ms
+                GROUP, self.name, {stream: start}, count=count or self.batch_size, block=block_ms
             )
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
@@ -159,7 +196,8 @@ class StreamConsumer:
     def _ensure_group(self) -> None:
         if self._group_ready:
             return
-        ensure_group(self.client, self.stream, GROUP)
+        for stream in self.streams:
+            ensure_group(self.client, stream, GROUP)
         self._group_ready = True
 
 

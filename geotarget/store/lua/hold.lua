@@ -10,12 +10,16 @@
 --         hold lasts (ms); ARGV[4] how long a bid record is kept (s: the hold and the grace for late notices);
 --         ARGV[5] the device key (kept in the record)
 -- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl s), a, a pairs (as reserve.lua),
--- the index into KEYS of its bid record, its bid id, its 'bid' event, its 'cap_blocked' event, and its
--- impression event without its price: the JSON up to '"price":', which settle.lua completes.
+-- the index into KEYS of its bid record, its bid id, its 'bid' event, its 'cap_blocked' event, its
+-- impression event without its price (the JSON up to '"price":', which settle.lua completes), and what the
+-- shared counters' call (shared.lua's hold_shared, with several shards) decided: '' (nothing to decide),
+-- 'held' (it holds their slots in a record of its own), 'refused' (no room: blocked once its audiences pass)
+-- or 'unasked' (passed over).
 --
 -- The record: hash 'k' = the counter keys and their ttls ('key ttl' lines), 'u' = when the hold ends (ms),
 -- 'e' = the impression event's head, 'd' = the device key, 'r' = its registry (settle.lua notes the counters
--- a win makes). Returns { held candidate numbers (at most 1), blocked, skipped }.
+-- a win makes), 's' = 'held' when a shared record goes with it. Returns { held candidate numbers (at most 1),
+-- blocked, skipped }.
 local function hold(KEYS, ARGV)
   local total, maxlen, hold_ms, keep_s = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
   local registry, stream = KEYS[#KEYS - 1], KEYS[#KEYS]
@@ -31,11 +35,12 @@ local function hold(KEYS, ARGV)
     local after = gate + 2 * a
     local record, bid_id = KEYS[tonumber(ARGV[after])], ARGV[after + 1]
     local bid_event, blocked_event, head = ARGV[after + 2], ARGV[after + 3], ARGV[after + 4]
-    pos = after + 5
-    if #held == 0 then
+    local shared = ARGV[after + 5]
+    pos = after + 6
+    if #held == 0 and shared ~= 'unasked' then
       if a > 0 and not in_audiences(KEYS, ARGV, gate, a, now_ms / 1000) then
         skipped[#skipped + 1] = candidate
-      elseif has_room(KEYS, ARGV, first, n, now_ms) then
+      elseif shared ~= 'refused' and has_room(KEYS, ARGV, first, n, now_ms) then
         local until_ms = now_ms + hold_ms
         local lines = {}
         for i = 0, n - 1 do
@@ -51,7 +56,7 @@ local function hold(KEYS, ARGV)
           remember(registry, key, ttl > 0 and math.max(ttl, pending_s) or 0) -- erasure takes key and key:pending
         end
         redis.call('HSET', record, 'k', table.concat(lines, '\n'), 'u', until_ms, 'e', head, 'd', ARGV[5],
-          'r', registry)
+          'r', registry, 's', shared)
         redis.call('EXPIRE', record, keep_s)
         remember(registry, record, keep_s)
         held[1] = candidate

@@ -4,7 +4,7 @@
 -- script ends (a key it made is deleted), and nothing is appended. Nobody sees the state in between.
 --
 -- ARGV: limit, total, then per candidate reserve's checks (n, (key index, limit, ttl) x n, a, (index, token) x a)
--- followed by 'impression' or 'ghost' (a ghost is counted but does not use up the limit).
+-- followed by its kind as reserve.lua takes it ('impression', 'ghost', 'refused' or 'unasked').
 -- Returns { served, blocked, skipped } candidate numbers (1-based), as reserve.lua.
 local limit = tonumber(ARGV[1])
 local total = tonumber(ARGV[2])
@@ -22,9 +22,10 @@ for candidate = 1, total do
   local gate = first + 3 * n + 1
   local kind = ARGV[gate + 2 * a]
   pos = gate + 2 * a + 1
-  if a > 0 and not in_audiences(KEYS, ARGV, gate, a, now_ms / 1000) then
+  if kind == 'unasked' then -- as reserve.lua
+  elseif a > 0 and not in_audiences(KEYS, ARGV, gate, a, now_ms / 1000) then
     skipped[#skipped + 1] = candidate
-  elseif has_room(KEYS, ARGV, first, n, now_ms) then
+  elseif kind ~= 'refused' and has_room(KEYS, ARGV, first, n, now_ms) then
     for i = 0, n - 1 do
       local key = KEYS[tonumber(ARGV[first + 3 * i])]
       if counted[key] == nil then

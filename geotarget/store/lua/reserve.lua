@@ -12,13 +12,13 @@
 -- then, per candidate in rank order: n, n triples (index into KEYS, limit, ttl seconds; 0 = none), a, a pairs
 -- (its audience formula in postfix, geotarget/audiences/gate.py: the index into KEYS of the device's memberships
 -- hash with the field of an audience generation, whose value is when it runs out, for "a member", the index
--- negated for "not a member"; or 0 with '&n', '|n' or '!' over the last n values), 'ghost' or 'impression', and
--- its event: the JSON of
--- its impression without the leading
--- '{"kind":"impression",'
+-- negated for "not a member"; or 0 with '&n', '|n' or '!' over the last n values), its kind, and its event: the
+-- JSON of its impression without the leading '{"kind":"impression",'
 -- (prefixed here with the kind that happened: "impression" (or "ghost") when served, "cap_blocked" when a
 -- counter was full). A ghost is counted like an impression but not shown (the device is in the offer's
--- holdout group), so it does not use up the limit.
+-- holdout group), so it does not use up the limit. With several shards the shared counters (budgets, goals) were
+-- decided before this call (shared.lua): a candidate they refused comes as 'refused' (blocked once its audiences
+-- pass), one they were not asked about as 'unasked' (passed over, for the next request).
 --
 -- A candidate whose audience formula is false for the device (a member of an excluded audience, of none of its
 -- included ones, or what its targeting expression asks of memberships) is skipped: not counted, not logged.
@@ -131,9 +131,11 @@ local function reserve(KEYS, ARGV)
     if a > 0 or n > 0 then
       now_ms = now_ms or clock_ms()
     end
-    if a > 0 and not in_audiences(KEYS, ARGV, gate, a, now_ms / 1000) then
+    if kind == 'unasked' then -- left for the next request (shared.lua)
+      now_ms = now_ms or clock_ms()
+    elseif a > 0 and not in_audiences(KEYS, ARGV, gate, a, now_ms / 1000) then
       skipped[#skipped + 1] = candidate
-    elseif has_room(KEYS, ARGV, first, n, now_ms) then
+    elseif kind ~= 'refused' and has_room(KEYS, ARGV, first, n, now_ms) then
       count(KEYS, ARGV, first, n, registry, device_root)
       served[#served + 1] = candidate
       if kind ~= 'ghost' then

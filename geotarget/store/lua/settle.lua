@@ -7,11 +7,14 @@
 -- KEYS[1] the bid record, KEYS[2] the event stream
 -- ARGV[1] 'win' or 'loss'; ARGV[2] the bid id; ARGV[3] the clearing price (a JSON number); ARGV[4] the stream's
 --         approximate maximum length
--- Returns 0 (no such bid: never made, already settled, or forgotten), 1 (settled in time) or 2 (settled late).
+-- The same settles a shared record (shared.lua's hold_shared: the bid's slots on budgets and goals, no event).
+-- Returns { 0 (no such bid: never made, already settled, or forgotten), 1 (settled in time) or 2 (settled late),
+-- 1 when a shared record goes with it (its device's record says so) }.
 local record, stream = KEYS[1], KEYS[2]
-local fields = redis.call('HMGET', record, 'k', 'u', 'e', 'r')
+local fields = redis.call('HMGET', record, 'k', 'u', 'e', 'r', 's')
+local shared = fields[5] == 'held' and 1 or 0
 if not fields[1] then
-  return 0
+  return { 0, 0 }
 end
 redis.call('DEL', record)
 local won = ARGV[1] == 'win'
@@ -27,10 +30,10 @@ for line in string.gmatch(fields[1], '[^\n]+') do
     end
   end
 end
-if won then
+if won and fields[3] then -- a shared record (shared.lua) has no event: its device's record logs it
   append_events(stream, ARGV[4], { fields[3] .. ARGV[3] .. '}' })
 end
 if clock_ms() > tonumber(fields[2]) then
-  return 2
+  return { 2, shared }
 end
-return 1
+return { 1, shared }
