@@ -1,6 +1,7 @@
-"""geotarget on a real 3-master Redis Cluster (started here on loopback): caps, the global cap and daily budgets
-hold under 200 simultaneous requests through a 2-worker server; events reach the event store; erasure, rate
-limits and key revocation work; every key of the deployment sits in one slot, so no call is ever CROSSSLOT."""
+"""geotarget on a real 3-master Redis Cluster (started here on loopback), with one shard (every key of the
+deployment in one slot) and with 64 (each device's keys in its shard's slot, budgets in the deployment's): caps,
+the global cap and daily budgets hold under 200 simultaneous requests through a 2-worker server; events reach
+the event store; erasure, rate limits, key revocation, webhooks and bids work; no call is ever CROSSSLOT."""
 
 from __future__ import annotations
 
@@ -33,27 +34,33 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _slots(url: str) -> set[int]:
-    """The hash slots of every key on the cluster (each test's server has its own prefix: one slot each)."""
+@pytest.fixture(params=["1", "64"], ids=["one-shard", "64-shards"])
+def shards(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _slots(url: str, prefix: str) -> set[int]:
+    """The hash slots of every key of one deployment on the cluster."""
     client: Any = connect(url, 2_000)
     try:
-        return {client.cluster_keyslot(name) for name in client.scan_iter(match="*")}
+        return {client.cluster_keyslot(name) for name in client.scan_iter(match=f"*{prefix}*")}
     finally:
         close(client)
 
 
-def test_a_per_device_cap_holds_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
-    with serving(tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000") as [base]:
+def test_a_per_device_cap_holds_on_a_cluster(tmp_path: Path, cluster_url: str, shards: str) -> None:
+    with serving(tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000", shards=shards) as [base]:
         app = setup_city(base, [{"title": "latte", "caps": {"per_device_per_day": 3}}])
         totals = [served_count(asyncio.run(burst(base, app, f"device-{i}"))) for i in range(REPETITIONS)]
     assert totals == [3] * REPETITIONS
 
 
-def test_the_global_cap_and_a_daily_budget_hold_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
+def test_the_global_cap_and_a_daily_budget_hold_on_a_cluster(tmp_path: Path, cluster_url: str, shards: str) -> None:
     offers = [{"title": "budgeted", "priority": 90, "daily_budget": 7}, {"title": "free", "priority": 10}]
     with serving(
-        tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000", global_cap_per_device_per_day="4"
-    ) as [base]:
+        tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000", global_cap_per_device_per_day="4",
+        shards=shards,
+    ) as [base]:  # fmt: skip
         app = setup_city(base, offers)
         answers = [asyncio.run(burst(base, app, f"device-{i}")) for i in range(REPETITIONS)]
     assert [served_count(a) for a in answers] == [4] * REPETITIONS
@@ -61,11 +68,12 @@ def test_the_global_cap_and_a_daily_budget_hold_on_a_cluster(tmp_path: Path, clu
     assert titles.count("budgeted") == 7  # the budget's counter is shared by every device: still exact
 
 
-def test_events_erasure_limits_and_revocation_work_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
-    log = tmp_path / "serve.log"
+def test_events_erasure_limits_and_revocation_work_on_a_cluster(tmp_path: Path, cluster_url: str, shards: str) -> None:
+    log, prefix = tmp_path / "serve.log", f"evt{shards}{time.time_ns() % 10**6}"
     with serving(
-        tmp_path / "data", cluster_url, ADMIN_KEY, workers=2, log=log, redis_timeout_ms="2000", report_min_devices="1"
-    ) as [base]:
+        tmp_path / "data", cluster_url, ADMIN_KEY, workers=2, log=log, redis_timeout_ms="2000", report_min_devices="1",
+        shards=shards, redis_prefix=prefix,
+    ) as [base]:  # fmt: skip
         app = setup_city(base, [{"title": "latte", "caps": {"per_device_per_day": 5}}])  # a counter to erase
         merchant = httpx.get(f"{base}/v1/merchants", headers=ADMIN).json()["merchants"][0]["id"]
         params = {**INSIDE_ALFAMA_CAFE, "device_id": "phone-on-a-cluster"}
@@ -88,10 +96,11 @@ def test_events_erasure_limits_and_revocation_work_on_a_cluster(tmp_path: Path, 
         assert httpx.delete(f"{base}/v1/keys/{app_id}", headers=ADMIN).status_code == 204
         time.sleep(1.0)
         assert {httpx.get(f"{base}/v1/nearby", params=params, headers=app).status_code for _ in range(6)} == {401}
-    assert len(_slots(cluster_url)) <= 3  # this module's three servers: one slot each
+    slots = _slots(cluster_url, prefix)
+    assert len(slots) == 1 if shards == "1" else 2 <= len(slots) <= 65  # its shards' and the deployment's
 
 
-def test_a_revocation_reaches_another_worker_by_the_clusters_pubsub(tmp_path: Path, cluster_url: str) -> None:
+def test_a_revocation_reaches_another_worker_by_the_clusters_pubsub(tmp_path: Path, cluster_url: str, shards: str) -> None:
     """The change notice (PUBLISH) on a cluster: the second worker polls only every 30 s, so within a second
     it can only have heard the notice."""
     from fastapi.testclient import TestClient
@@ -100,7 +109,7 @@ def test_a_revocation_reaches_another_worker_by_the_clusters_pubsub(tmp_path: Pa
     from geotarget.runtime import Runtime
     from tests.conftest import make_settings
 
-    shared = make_settings(tmp_path, cluster_url, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    shared = make_settings(tmp_path, cluster_url, f"sqlite:///{tmp_path / 'db.sqlite'}", shards=int(shards))
     slow_poll = shared.model_copy(update={"sync_poll_s": 30.0})
     first, second = Runtime.open(shared), Runtime.open(slow_poll)
     try:
@@ -119,7 +128,7 @@ def test_a_revocation_reaches_another_worker_by_the_clusters_pubsub(tmp_path: Pa
         second.close()
 
 
-def test_webhooks_are_retried_and_delivered_once_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
+def test_webhooks_are_retried_and_delivered_once_on_a_cluster(tmp_path: Path, cluster_url: str, shards: str) -> None:
     """Presence, the trigger loop and the delivery scripts (retry schedule, settle) on the cluster."""
     from fastapi.testclient import TestClient
 
@@ -131,7 +140,7 @@ def test_webhooks_are_retried_and_delivered_once_on_a_cluster(tmp_path: Path, cl
 
     settings = make_settings(
         tmp_path, cluster_url, f"sqlite:///{tmp_path / 'db.sqlite'}", webhook_allow_private=True,
-        webhook_retry_base_s=0.2, webhook_claim_idle_s=1, report_min_devices=1,
+        webhook_retry_base_s=0.2, webhook_claim_idle_s=1, report_min_devices=1, shards=int(shards),
     )  # fmt: skip
     runtime = Runtime.open(settings, deliver=True)
     try:
@@ -147,10 +156,10 @@ def test_webhooks_are_retried_and_delivered_once_on_a_cluster(tmp_path: Path, cl
         runtime.close()
 
 
-def test_bids_hold_and_settle_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
+def test_bids_hold_and_settle_on_a_cluster(tmp_path: Path, cluster_url: str, shards: str) -> None:
     """The hold and settle scripts reach the pending sets and bid records they derive from their keys: in the
     deployment's slot, so never a cross-slot error."""
-    with serving(tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000") as [base]:
+    with serving(tmp_path, cluster_url, ADMIN_KEY, workers=2, redis_timeout_ms="2000", shards=shards) as [base]:
         exchange = setup_bidding(base)
         bids = asyncio.run(bid_burst(base, exchange, "phone-on-cluster"))
         assert len(bids) == 3

@@ -66,7 +66,7 @@ bid_by_another_method.refuses_methods = True  # type: ignore[attr-defined]  # ap
 def notice(
     kind: NoticeKind,
     runtime: RuntimeDep,
-    bid: Annotated[str, Query(pattern=r"^[0-9a-f]{32}$", description="the bid's id")],
+    bid: Annotated[str, Query(pattern=r"^[0-9a-f]{32}(\.[0-9]{1,5})?$", description="the bid's id (and shard)")],
     bp: Annotated[str, Query(pattern=r"^[0-9]{1,4}(\.[0-9]{1,6})?$", description="our bid price, as signed")],
     sig: Annotated[str, Query(pattern=r"^[0-9a-f]{32}$", description="the notice's signature")],
     price: Annotated[str | None, Query(max_length=64, description="the clearing price, CPM")] = None,
