@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from geotarget.store.redis_client import close, connect
 from tests.cluster import redis_cluster
@@ -100,7 +101,9 @@ def test_events_erasure_limits_and_revocation_work_on_a_cluster(tmp_path: Path, 
     assert len(slots) == 1 if shards == "1" else 2 <= len(slots) <= 65  # its shards' and the deployment's
 
 
-def test_a_revocation_reaches_another_worker_by_the_clusters_pubsub(tmp_path: Path, cluster_url: str, shards: str) -> None:
+def test_a_revocation_reaches_another_worker_by_the_clusters_pubsub(
+    tmp_path: Path, cluster_url: str, shards: str
+) -> None:
     """The change notice (PUBLISH) on a cluster: the second worker polls only every 30 s, so within a second
     it can only have heard the notice."""
     from fastapi.testclient import TestClient
@@ -166,3 +169,66 @@ def test_bids_hold_and_settle_on_a_cluster(tmp_path: Path, cluster_url: str, sha
         assert asyncio.run(send(base, [bids[0]["nurl"]], "1.0")) == ["settled"]
         assert asyncio.run(send(base, [b["lurl"] for b in bids[1:]], "")) == ["settled"] * 2
         assert len(asyncio.run(bid_burst(base, exchange, "phone-on-cluster"))) == 2
+
+
+def _primaries(url: str) -> list[redis.Redis]:
+    client: Any = connect(url, 2_000)
+    try:
+        return [redis.Redis(node.host, node.port, decode_responses=True) for node in client.get_primaries()]
+    finally:
+        close(client)
+
+
+def _device_calls(node: redis.Redis) -> int:
+    stats = node.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval"))
+
+
+def test_64_shards_spread_the_devices_keys_and_calls_over_every_master(tmp_path: Path, cluster_url: str) -> None:
+    """The default prefix's 64 shards on the three masters' slot ranges: each master holds and serves 20-45 %."""
+    masters = _primaries(cluster_url)
+    with serving(tmp_path, cluster_url, ADMIN_KEY, workers=2, shards="64", redis_prefix="gt") as [base]:
+        app = setup_city(base, [{"title": "latte", "caps": {"per_device_per_day": 3}}])
+        before = [_device_calls(m) for m in masters]
+        with httpx.Client(base_url=base, headers=app) as client:
+            for i in range(600):
+                params = {**INSIDE_ALFAMA_CAFE, "device_id": f"phone-{i}"}
+                assert client.get("/v1/nearby", params=params).json()["offers"]
+        calls = [_device_calls(m) - b for m, b in zip(masters, before, strict=True)]
+    held = [sum(1 for _ in m.scan_iter(match="{gt.*", count=1_000)) for m in masters]
+    for share in [*(n / sum(held) for n in held), *(n / sum(calls) for n in calls)]:
+        assert 0.20 <= share <= 0.45, (held, calls)
+
+
+def test_a_budget_is_given_back_when_the_device_s_master_refuses_the_call(cluster_url: str) -> None:
+    """The second call failing half-way on purpose: the device's master is out of memory, the budget's is not."""
+    from geotarget.serving.caps import Counter
+    from geotarget.store import keys
+    from geotarget.store.redis_caps import RedisCapper
+
+    client: Any = connect(cluster_url, 2_000)
+    prefix = f"{{oom{time.time_ns() % 10**6}}}"
+    capper = RedisCapper(client, prefix, shards=64)
+    shared_node = client.get_node_from_key(f"{prefix}:x")
+    device = next(
+        d for d in (f"d{i}" for i in range(1_000))
+        if client.get_node_from_key(keys.registry(keys.device_shard(prefix, d, 64), d)) != shared_node
+    )  # fmt: skip
+    budget = Counter("budget", "o_1", "d:2026-12-04", 10, 3_600, per_device=False)
+    counters = [[Counter("offer", "o_1", "d:2026-12-04", 5, 3_600), budget]]
+    impression = [b'{"kind":"impression","n":1}']
+    try:
+        assert capper.reserve(device, counters, 1, impression, None).served == [0]
+        node = client.get_node_from_key(keys.registry(keys.device_shard(prefix, device, 64), device))
+        full = redis.Redis(node.host, node.port)
+        full.config_set("maxmemory", "1")
+        try:
+            with pytest.raises(redis.ResponseError, match="maxmemory"):
+                capper.reserve(device, counters, 1, impression, None)
+        finally:
+            full.config_set("maxmemory", "0")
+        assert capper.counts("", [budget]) == [1]  # counted by the shared call, given back: no leak
+        assert capper.reserve(device, counters, 1, impression, None).served == [0]
+        assert capper.counts("", [budget]) == [2]
+    finally:
+        close(client)

@@ -6,8 +6,9 @@ With several shards (``store.keys``) the counters all devices share (budgets, go
 slot: a request whose candidates have any is decided in two calls. The shared counters are reserved first
 (``lua/shared.lua``), so a budget is never spent twice; the device's call then decides with the candidates the
 budgets refused marked as such; what it did not serve of those the budgets counted is given back in a third
-call (only then, and at once when the device's call fails). A bid holds shared slots the same way, in a record
-of their own that its notice settles after the device's."""
+call (only then, and at once when Redis refuses the device's call; after a timeout, which may have counted, the
+budgets keep what they counted: a budget may be under-spent by a failed call, never over-spent). A bid holds
+shared slots the same way, in a record of their own that its notice settles after the device's."""
 
 from __future__ import annotations
 
@@ -73,9 +74,9 @@ class RedisCapper:
             kinds, taken = self._take_shared(shared, kinds, limit)
         try:
             reserved = self._reserve_device(device_key, counters, limit, rests, kinds, ping, moving, gates)
-        except Exception:
-            self._give_back(shared, taken)  # the device's call failed: nothing of the budgets stays spent
-            raise
+        except redis.ResponseError:  # the device's call was refused: it counted nothing, so neither do the budgets
+            self._give_back(shared, taken)
+            raise  # (a timeout may have counted: what the budgets counted stays, never spent twice)
         self._give_back(shared, [i for i in taken if i not in reserved.served])
         return reserved
 
@@ -167,7 +168,7 @@ class RedisCapper:
             decided, held_shared = self._hold_shared_slots(shared, bids, hold_s, keep_s)
         try:
             reserved = self._hold_device(device_key, counters, gates, bids, decided, hold_s, keep_s)
-        except Exception:
+        except redis.ResponseError:  # as in reserve; after a timeout the shared hold ends with its time
             self._free_shared(bids, held_shared)
             raise
         if held_shared >= 0 and held_shared not in reserved.served:
