@@ -151,7 +151,7 @@ class RedisCapper:
         for i in candidates:
             for c in shared[i]:
                 pipe.decr(self._counter("", c))
-        with SHARED_SECONDS.time():
+        with GIVE_BACK_SECONDS.time():
             pipe.execute()
 
     def hold(
@@ -317,6 +317,7 @@ HOLD_SECONDS = REDIS_SECONDS.labels("hold_bid")
 SETTLE_SECONDS = REDIS_SECONDS.labels("settle_bid")
 SERVE_SECONDS = REDIS_SECONDS.labels("reserve_and_presence")
 SHARED_SECONDS = REDIS_SECONDS.labels("shared_counters")
+GIVE_BACK_SECONDS = REDIS_SECONDS.labels("shared_give_back")
 
 
 def _indices(numbers: Sequence[bytes | int]) -> list[int]:
