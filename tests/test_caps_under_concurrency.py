@@ -27,11 +27,11 @@ def setup_city(base: str, offers: list[dict]) -> dict[str, str]:
     return {"Authorization": f"Bearer {app['api_key']}"}
 
 
-async def burst(base: str, headers: dict[str, str], device: str) -> list[dict]:
-    limits = httpx.Limits(max_connections=SIMULTANEOUS)
+async def burst(base: str, headers: dict[str, str], device: str, simultaneous: int = SIMULTANEOUS) -> list[dict]:
+    limits = httpx.Limits(max_connections=simultaneous)
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
         params = {**INSIDE_ALFAMA_CAFE, "device_id": device, "limit": 5}
-        responses = await asyncio.gather(*(client.get("/v1/nearby", params=params) for _ in range(SIMULTANEOUS)))
+        responses = await asyncio.gather(*(client.get("/v1/nearby", params=params) for _ in range(simultaneous)))
     assert {r.status_code for r in responses} == {200}
     return [r.json() for r in responses]
 

@@ -6,6 +6,7 @@ scripts run on a cluster: tests/test_redis_cluster.py)."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,10 +16,11 @@ from redis.commands.core import Script
 from geotarget.measurement.devices import device_key
 from geotarget.serving.caps import Counter, PendingBid
 from geotarget.store import keys
+from geotarget.store.event_stream import RedisStreamSink
 from geotarget.store.redis_caps import RedisCapper
 from geotarget.store.redis_devices import RedisDeviceData
 from tests.conftest import ADMIN, make_settings
-from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
+from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE, impressions
 from tests.test_erasure import recorded
 
 SHARDS = 64
@@ -192,3 +194,12 @@ def test_a_served_device_s_keys_events_and_erasure_stay_in_its_shard(client, run
     assert not set(runtime.redis.scan_iter(match=f"*{ana}*")) and not {"SCAN", "KEYS"} & set(sent)
     bob = device_key(runtime.server.device_secret, "bob")
     assert set(runtime.redis.scan_iter(match=f"*{bob}*"))
+
+
+def test_a_consumer_gathers_every_shard_s_events_into_one_batch(runtime):
+    events = impressions(640, datetime(2026, 12, 3, 12, tzinfo=UTC), devices=320)
+    RedisStreamSink(runtime.redis, runtime.settings.key_prefix(), SHARDS).append(events)
+    streams = [keys.events_stream(p) for p in keys.every_shard(runtime.settings.key_prefix(), SHARDS)]
+    assert sum(1 for s in streams if runtime.redis.xlen(s)) > SHARDS // 2  # spread over the shards
+    assert runtime.consumer.poll(block_ms=1) == 640  # one pipelined read of every shard, one batch
+    assert len(runtime.events.files()) == 1 and sum(runtime.redis.xlen(s) for s in streams) == 0

@@ -41,7 +41,6 @@ class RedisPresence:
         self.shards = shards
         self.rules = rules
         self.streams = [keys.transitions_stream(p) for p in keys.every_shard(prefix, shards)]
-        self._turn = 0  # the shard whose stream the next take reads first
         self._move = client.register_script(_SCRIPT)
 
     def apply(self, move: PresenceMove) -> list[Transition]:
@@ -79,24 +78,13 @@ class RedisPresence:
             ensure_group(self.client, stream, TRIGGER_GROUP)
 
     def take(self, consumer: str, count: int, block_ms: int, claim: bool = True) -> list[tuple[str, Fired | None]]:
-        """Transitions for the trigger worker, from one shard's stream: (when ``claim``) those a dead worker left
-        first, then new ones; the next call starts at the next shard. ``None`` stands for an entry erased
-        meanwhile (acknowledge it, nothing to do). With several shards an entry's id names its shard."""
-        for turn in range(len(self.streams)):
-            number = (self._turn + turn) % len(self.streams)
-            block = block_ms if len(self.streams) == 1 else None  # a cluster cannot block on several slots
-            if entries := self._take(self.streams[number], consumer, count, block, claim):
-                self._turn = number + 1
-                named = [(entry if len(self.streams) == 1 else f"{number}/{entry}", fired) for entry, fired in entries]
-                return named
+        """Transitions for the trigger worker: (when ``claim``) those a dead worker left first, then new ones.
+        ``None`` stands for an entry erased meanwhile (acknowledge it, nothing to do). With several shards every
+        shard's stream is read in one pipelined call (a round trip per master on a cluster, which cannot block on
+        several slots: with nothing anywhere it waits ``IDLE_MS``) and an entry's id names its shard."""
         if len(self.streams) > 1:
-            time.sleep(min(block_ms, IDLE_MS) / 1000)
-        return []
-
-    def _take(
-        self, stream: str, consumer: str, count: int, block_ms: int | None, claim: bool
-    ) -> list[tuple[str, Fired | None]]:
-        entries: list[Any] = []
+            return self._take_every_shard(consumer, count, block_ms, claim)
+        stream, entries = self.streams[0], []
         if claim:
             claimed: Any = self.client.xautoclaim(
                 stream, TRIGGER_GROUP, consumer, self.claim_idle_ms, "0-0", count=count
@@ -106,6 +94,30 @@ class RedisPresence:
             answer: Any = self.client.xreadgroup(TRIGGER_GROUP, consumer, {stream: ">"}, count=count, block=block_ms)
             entries = list(answer[0][1]) if answer else []
         return [(text(entry), _fired(fields[b"t"]) if fields else None) for entry, fields in entries]
+
+    def _take_every_shard(
+        self, consumer: str, count: int, block_ms: int, claim: bool
+    ) -> list[tuple[str, Fired | None]]:
+        each, found = max(8, -(-count // len(self.streams))), []
+        if claim:
+            claimed = self._each_shard(
+                lambda pipe, s: pipe.xautoclaim(s, TRIGGER_GROUP, consumer, self.claim_idle_ms, "0-0", count=each)
+            )
+            found = [(n, answer[1]) for n, answer in claimed]
+        if not any(entries for _, entries in found):
+            read = self._each_shard(lambda pipe, s: pipe.xreadgroup(TRIGGER_GROUP, consumer, {s: ">"}, count=each))
+            found = [(n, answer[0][1] if answer else []) for n, answer in read]
+        taken = [(f"{n}/{text(e)}", _fired(fields[b"t"]) if fields else None) for n, got in found for e, fields in got]
+        if not taken:
+            time.sleep(min(block_ms, IDLE_MS) / 1000)
+        return taken
+
+    def _each_shard(self, command: Any) -> list[tuple[int, Any]]:
+        """``command(pipe, stream)`` for every shard's stream in one pipeline: (shard, answer) each."""
+        pipe = self.client.pipeline(transaction=False)
+        for stream in self.streams:
+            command(pipe, stream)
+        return list(enumerate(pipe.execute()))
 
     def ack(self, entry_ids: Sequence[str]) -> None:
         """Done with these: acknowledged and deleted (they hold raw device ids, which must not linger)."""

@@ -9,9 +9,9 @@ XDEL. A crash anywhere before XACK leaves the entries pending until another cons
 again; readers drop such duplicates by event id. Housekeeping (retention, compaction, the presence sweeper) is
 done by one consumer at a time: whichever holds the consumer lock.
 
-With several shards (``store.keys``) each shard has its stream and its group; a batch comes from one of them,
-the next from the next, and a consumer that finds all of them empty waits ``IDLE_MS`` (a cluster cannot block on
-several slots at once). Pending entries (its own, then other consumers' left for ``claim_idle_ms``) are looked
+With several shards (``store.keys``) each shard has its stream and its group; a batch gathers new entries of every
+shard in one pipelined read, and a consumer that finds all of them empty waits ``IDLE_MS`` (a cluster cannot block
+on several slots at once). Pending entries (its own, then other consumers' left for ``claim_idle_ms``) are looked
 for in a shard at most every ``PENDING_EVERY_S`` then, rather than before every read.
 """
 
@@ -43,7 +43,9 @@ GROUP = "event-store"
 LOCK_MS = 15_000
 CLAIM_IDLE_MS = 60_000  # an entry pending this long has lost its consumer (a batch takes seconds at most)
 FORGET_IDLE_MS = 3_600_000  # a consumer with nothing pending, silent this long, is gone for good
-IDLE_MS = 100  # with several shards: the wait after a round found every shard's stream empty
+IDLE_MS = (
+    250  # with several shards: the wait after a round found every shard's stream empty (events wait seconds anyway)
+)
 PENDING_EVERY_S = 5.0  # with several shards: how often one shard's pending entries are looked for
 _RENEW = (Path(__file__).parent / "lua" / "renew_lock.lua").read_text()
 _RELEASE = (Path(__file__).parent / "lua" / "release_lock.lua").read_text()
@@ -79,7 +81,6 @@ class StreamConsumer:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._group_ready = False
-        self._turn = 0  # the shard whose stream the next batch is read from first
         self._pending_due = [0.0] * len(self.streams)  # monotonic time each shard's pending entries are looked for
 
     def lead(self) -> bool:
@@ -98,14 +99,15 @@ class StreamConsumer:
         After the first entry arrives, keep reading for up to ``linger_ms`` or until the batch is full, so a
         steady trickle of events becomes a few larger files rather than very many tiny ones."""
         self._ensure_group()
-        shard, entries = self._next(block_ms)
-        if not entries:
+        taken = self._first(block_ms)
+        if not taken:
             return 0
-        stream = self.streams[shard]
         deadline = time.monotonic() + linger_ms / 1000
-        while len(entries) < self.batch_size and (left_s := deadline - time.monotonic()) > 0:
-            time.sleep(min(left_s, 0.1))  # let entries gather: a read of many, not many reads of a few each
-            entries += self._read(stream, ">", None, self.batch_size - len(entries))
+        while (count := sum(map(len, taken.values()))) < self.batch_size and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))  # let entries gather: a read of many, not many reads of a few each
+            for shard, more in self._new(self.batch_size - count).items():
+                taken.setdefault(shard, []).extend(more)
+        entries = [entry for shard in sorted(taken) for entry in taken[shard]]
         ids = [entry_id for entry_id, _ in entries]
         table, malformed = events_from_json([fields.get("e", "") for _, fields in entries])
         if malformed:
@@ -114,37 +116,60 @@ class StreamConsumer:
             table = table.filter(pc.invert(pc.is_in(table["device_key"], pa.array(list(gone), pa.string()))))
         if table.num_rows:
             table = with_fences(table, self.fences_of(table))
-            batch = f"{ids[0]}_{ids[-1]}".replace("-", ".")
-            self.store.write(table, batch=batch if len(self.streams) == 1 else f"{shard}.{batch}")
+            first = min(taken)
+            batch = f"{taken[first][0][0]}_{taken[first][-1][0]}".replace("-", ".")
+            self.store.write(table, batch=batch if len(self.streams) == 1 else f"{first}.{batch}")
             if self.stored is not None:
                 self.stored(table)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.xack(stream, GROUP, *ids)
-        pipe.xdel(stream, *ids)
-        pipe.xlen(stream)  # settled entries are deleted: what is left is the lag
-        *_, lag = pipe.execute()
+        lag = 0
+        for shard, settled in taken.items():
+            pipe = self.client.pipeline(transaction=True)  # one stream, one slot
+            pipe.xack(self.streams[shard], GROUP, *(entry_id for entry_id, _ in settled))
+            pipe.xdel(self.streams[shard], *(entry_id for entry_id, _ in settled))
+            pipe.xlen(self.streams[shard])  # settled entries are deleted: what is left is the lag
+            lag += pipe.execute()[-1]
         CONSUMER_BATCH.observe(len(ids))
         STREAM_LAG.set(lag)
         return len(ids)
 
-    def _next(self, block_ms: int) -> tuple[int, list[tuple[str, dict[str, str]]]]:
-        """The next batch's shard and first entries: with one stream as before (pending, claimable, then new,
-        waiting up to ``block_ms``); with several, the first shard from the turn on that has any."""
+    def _first(self, block_ms: int) -> dict[int, list[tuple[str, dict[str, str]]]]:
+        """A batch's first entries by shard. With one stream as always: this consumer's pending entries, else
+        claimable ones, else new ones, waiting up to ``block_ms``. With several: pending and claimable entries
+        of the shards due a look, else every shard's new ones in one pipelined read."""
         if len(self.streams) == 1:
             stream = self.stream
-            return 0, self._read(stream, "0", None) or self._claim(stream) or self._read(stream, ">", block_ms)
+            entries = self._read(stream, "0", None) or self._claim(stream) or self._read(stream, ">", block_ms)
+            return {0: entries} if entries else {}
         now = time.monotonic()
-        for turn in range(len(self.streams)):
-            number = (self._turn + turn) % len(self.streams)
-            stream, entries = self.streams[number], []
-            if self._pending_due[number] <= now:
-                self._pending_due[number] = now + PENDING_EVERY_S
-                entries = self._read(stream, "0", None) or self._claim(stream)
-            if entries := entries or self._read(stream, ">", None):
-                self._turn = number + 1
-                return number, entries
+        for shard, stream in enumerate(self.streams):
+            if self._pending_due[shard] <= now:
+                self._pending_due[shard] = now + PENDING_EVERY_S
+                if entries := self._read(stream, "0", None) or self._claim(stream):
+                    return {shard: entries}
+        if taken := self._new(self.batch_size):
+            return taken
         time.sleep(min(block_ms, IDLE_MS) / 1000)
-        return 0, []
+        return {}
+
+    def _new(self, count: int) -> dict[int, list[tuple[str, dict[str, str]]]]:
+        """New entries by shard, at most about ``count``: of the one stream, or of every shard's in one pipelined
+        read (a round trip per master on a cluster, whose commands each name one slot)."""
+        if len(self.streams) == 1:
+            entries = self._read(self.stream, ">", None, count)
+            return {0: entries} if entries else {}
+        each = max(16, math.ceil(count / len(self.streams)))
+        pipe = self.client.pipeline(transaction=False)
+        for stream in self.streams:
+            pipe.xreadgroup(GROUP, self.name, {stream: ">"}, count=each)
+        try:
+            answers = pipe.execute()
+        except redis.ResponseError as exc:
+            return self._lost_group(exc)
+        return {
+            shard: [(str(entry_id), fields) for entry_id, fields in answer[0][1] if fields]
+            for shard, answer in enumerate(answers)
+            if answer and answer[0][1]
+        }
 
     def drain(self) -> int:
         """Settle everything currently in the stream (tests, CLI)."""
@@ -181,17 +206,21 @@ class StreamConsumer:
                 GROUP, self.name, {stream: start}, count=count or self.batch_size, block=block_ms
             )
         except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            # Redis came back empty (restarted without persistence, or flushed): make the group again
-            log.warning("the event stream's consumer group is gone; creating it again")
-            self._group_ready = False
-            self._ensure_group()
+            self._lost_group(exc)
             return []
         if not answer:
             return []
         _, entries = answer[0]
         return [(str(entry_id), fields) for entry_id, fields in entries if fields]
+
+    def _lost_group(self, exc: redis.ResponseError) -> dict[int, list[tuple[str, dict[str, str]]]]:
+        """Redis came back empty (restarted without persistence, or flushed): make the group again."""
+        if "NOGROUP" not in str(exc):
+            raise exc
+        log.warning("the event stream's consumer group is gone; creating it again")
+        self._group_ready = False
+        self._ensure_group()
+        return {}
 
     def _ensure_group(self) -> None:
         if self._group_ready:
