@@ -5,8 +5,8 @@ The downtown data set (scripts/bench_data.py) is served by `geotarget serve --wo
 every worker, as a user runs it) and driven by wrk with teleporting devices (a random device of 50,000 at a
 random point, every request) at 8 connections, once with offers capped per device only and once with every offer
 also on a daily budget (never exhausted here: each request then reserves the budget in a call of its own).
-Printed per run: requests/s, p99, the share of the deployment's keys each master holds, each master's Redis CPU
-(INFO cpu) per request, and the scripts run per request on each master and in all (the request path's round
+Printed per run: requests/s, p99, CPU per request of serve's processes and of all masters, the share of the
+deployment's keys each master holds, each master's Redis CPU (INFO cpu) per request, and the scripts run per request on each master and in all (the request path's round
 trips: a device's call, plus the budgets' call; a budget given back would add a DECR pipeline, counted apart).
 
     python scripts/bench_cluster.py [--seconds 20] [--shards 1,64]
@@ -116,7 +116,9 @@ def run(url: str, settings: Settings, key: str, shards: int, seconds: float, lab
     shared_port = cluster.get_node_from_key(f"{{{prefix}}}:x").port  # the master of the budgets' slot
     cluster.close()
     print(
-        f"{label:<9} SHARDS={shards:<3} {figures.rps:7,.0f} req/s  p99 {figures.p99:6.1f} ms  round trips/request "
+        f"{label:<9} SHARDS={shards:<3} {figures.rps:7,.0f} req/s  p99 {figures.p99:6.1f} ms  "
+        f"serve CPU {figures.cpu_ms:4.2f} ms/request  Redis CPU {1000 * sum(c for c, *_ in spent) / requests:5.3f}  "
+        "round trips/request "
         f"{(device_calls + shared_calls + given_back) / requests:4.2f} (device {device_calls / requests:4.2f}, "
         f"budgets {shared_calls / requests:4.2f}, given back {given_back / requests:4.2f})"
     )

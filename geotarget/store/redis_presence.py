@@ -63,8 +63,10 @@ class RedisPresence:
     def sweep(self, now: datetime, limit: int = 500) -> list[Fired]:
         """Exits for devices whose presence timed out by ``now`` (each device atomically; any worker may run it)."""
         fired: list[Fired] = []
+        pipe = self.client.pipeline(transaction=False)  # every shard's list in one round trip (one per master)
         for prefix in keys.every_shard(self.prefix, self.shards):
-            due = self.client.zrangebyscore(keys.presence_due(prefix), "-inf", _ms(now), start=0, num=limit)
+            pipe.zrangebyscore(keys.presence_due(prefix), "-inf", _ms(now), start=0, num=limit)
+        for due in pipe.execute():
             for member in map(text, due):
                 device_key, _ = keys.presence_of_member(member)
                 argv: list[str | int] = ["sweep", member, self.rules.timeout_s * 1000, KEEP_S, _ms(now)]
