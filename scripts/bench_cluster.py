@@ -5,9 +5,9 @@ The downtown data set (scripts/bench_data.py) is served by `geotarget serve --wo
 every worker, as a user runs it) and driven by wrk with teleporting devices (a random device of 50,000 at a
 random point, every request) at 8 connections, once with offers capped per device only and once with every offer
 also on a daily budget (never exhausted here: each request then reserves the budget in a call of its own).
-Printed per run: requests/s, p99, CPU per request of serve's processes and of all masters, the share of the
-deployment's keys each master holds, each master's Redis CPU (INFO cpu) per request, and the scripts run per request on each master and in all (the request path's round
-trips: a device's call, plus the budgets' call; a budget given back would add a DECR pipeline, counted apart).
+Printed per run: requests/s, p99, CPU per request of serve's processes and of all masters, the request path's
+round trips per request by kind (a device's call, the budgets' call, a give-back: from the server's /metrics),
+and per master its share of the deployment's keys and of the device calls, and its Redis CPU per request.
 
     python scripts/bench_cluster.py [--seconds 20] [--shards 1,64]
 
