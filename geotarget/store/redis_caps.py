@@ -12,6 +12,7 @@ shared slots the same way, in a record of their own that its notice settles afte
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import redis
@@ -33,6 +34,7 @@ _PEEK = script("registry", "reserve", entry="peek")
 _RESERVE_SHARED = script("registry", "reserve", "shared", entry="return reserve_shared(KEYS, ARGV)")
 _HOLD_SHARED = script("registry", "reserve", "shared", entry="return hold_shared(KEYS, ARGV)")
 PREFIXES = {b'{"kind":"impression",': "impression", b'{"kind":"ghost",': "ghost"}
+log = logging.getLogger(__name__)
 
 
 class RedisCapper:
@@ -151,8 +153,11 @@ class RedisCapper:
         for i in candidates:
             for c in shared[i]:
                 pipe.decr(self._counter("", c))
-        with GIVE_BACK_SECONDS.time():
-            pipe.execute()
+        try:
+            with GIVE_BACK_SECONDS.time():
+                pipe.execute()
+        except redis.RedisError as exc:  # the request stands; the budgets stay counted (short, never over)
+            log.warning("shared counters not given back (%s)", exc.__class__.__name__)
 
     def hold(
         self,
@@ -221,9 +226,13 @@ class RedisCapper:
         return decided, at[0] if at else -1
 
     def _free_shared(self, bids: Sequence[PendingBid], candidate: int) -> None:
+        """Free a bid's shared slots (as a loss would); should Redis fail, they end with the hold."""
         if candidate >= 0:
             bid_id = bids[candidate].bid_id
-            self._settle_record(keys.bid(self.prefix, bid_id), self.prefix, bid_id, False, 0.0)
+            try:
+                self._settle_record(keys.bid(self.prefix, bid_id), self.prefix, bid_id, False, 0.0)
+            except redis.RedisError as exc:
+                log.warning("a bid's shared slots not freed (%s)", exc.__class__.__name__)
 
     def bid_id(self, device_key: str, impression_id: str) -> str:
         """With several shards a bid's id names its device's shard, where its record is (all a notice carries)."""
