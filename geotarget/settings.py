@@ -112,7 +112,8 @@ class Settings(BaseSettings):
         }
 
     def key_prefix(self) -> str:
-        """Every Redis key's prefix; on a cluster (``redis+cluster://``) a hash tag: one slot per deployment."""
+        """Every Redis key's prefix; on a cluster (``redis+cluster://``) a hash tag: the deployment's slot (with
+        several shards, devices' keys have their shards' own: ``store.keys``)."""
         from geotarget.store.redis_client import key_prefix
 
         return key_prefix(self.redis_url or "", self.redis_prefix)

@@ -52,8 +52,9 @@ def fences_channel(prefix: str) -> str:
 
 
 def counter(prefix: str, device_key: str, scope: str, subject: str, period: str, per_device: bool = True) -> str:
-    """A cap counter. Per-device counters carry the ``{device_key}`` hash tag, so every counter one request
-    touches for a device lives in one Redis Cluster slot; budget counters are per offer, not per device."""
+    """A cap counter. Per-device counters go under the device's shard's prefix (``device_shard``), so every
+    counter one request touches for a device lives in one Redis Cluster slot; budget counters are per offer, not
+    per device, under the deployment's prefix."""
     if per_device:
         return f"{prefix}:{{{device_key}}}:cap:{scope}:{subject}:{period}"
     return f"{prefix}:budget:{subject}:{period}"
@@ -65,8 +66,9 @@ def memberships(prefix: str, device_key: str) -> str:
 
 
 def bid(prefix: str, bid_id: str) -> str:
-    """A bid's record while it holds cap slots and a while after (``lua/hold.lua``). Found by its bid id alone
-    (all a notice URL carries), so not under the device's hash tag; its device's registry names it."""
+    """A bid's record while it holds cap slots and a while after (``lua/hold.lua``), in its device's shard (the
+    bid id names the shard when there are several: all a notice URL carries); its device's registry names it. A
+    bid's slots on shared counters have a record of their own under the deployment's prefix."""
     return f"{prefix}:bid:{bid_id}"
 
 

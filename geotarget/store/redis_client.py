@@ -1,8 +1,9 @@
 """Redis connections with short, explicit timeouts, so a slow or absent Redis is a defined fault, not a hang.
 
 A URL ``redis+cluster://host:port`` (any node) names a Redis Cluster: the clients are then cluster clients, and
-``key_prefix`` puts every key of the deployment under one hash tag, so each script and transaction, whatever keys
-it touches, stays in one slot (docs/operations.md#redis-cluster)."""
+``key_prefix`` makes the deployment's prefix a hash tag, so each script and transaction stays in one slot: with
+one shard every key of the deployment is there; with several, each device's keys are in its shard's slot
+(``store.keys``, docs/operations.md#redis-cluster)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def is_cluster(url: str) -> bool:
 
 
 def key_prefix(url: str, prefix: str) -> str:
-    """``gt`` on one Redis; ``{gt}`` on a cluster (the hash tag that keeps a deployment's keys in one slot)."""
+    """``gt`` on one Redis; ``{gt}`` on a cluster (the hash tag of the deployment's slot)."""
     return f"{{{prefix}}}" if is_cluster(url) else prefix
 
 
