@@ -19,12 +19,11 @@ from geotarget.store import keys
 from geotarget.store.event_stream import RedisStreamSink
 from geotarget.store.redis_caps import RedisCapper
 from geotarget.store.redis_devices import RedisDeviceData
-from tests.conftest import ADMIN, make_settings
-from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE, impressions
-from tests.test_erasure import recorded
+from tests.conftest import make_settings
+from tests.fixtures import impressions
+from tests.test_erasure import recorded, served  # noqa: F401  (served: a fixture)
 
 SHARDS = 64
-CAPPED = {"title": "2-for-1 latte", "caps": {"per_device_per_day": 5}}
 
 
 @pytest.fixture
@@ -162,20 +161,9 @@ def test_a_notice_naming_no_shard_is_unknown(capper):
     assert capper.settle("0" * 32, True, 1.0) == capper.settle("0" * 32 + ".999", True, 1.0) == "unknown"
 
 
-def test_a_served_device_s_keys_events_and_erasure_stay_in_its_shard(client, runtime):
-    merchant = client.post("/v1/merchants", json={"name": "Café", "timezone": "Europe/Lisbon"}, headers=ADMIN).json()
-    cafe = {"Authorization": f"Bearer {merchant['api_key']}"}
-    fence = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe).json()
-    offer = {**CAPPED, "daily_budget": 100, "geofence_ids": [fence["id"]]}
-    assert client.post("/v1/offers", json=offer, headers=cafe).status_code == 201
-    hook = {"url": "https://8.8.8.8/hooks", "events": ["enter", "exit"]}  # a listener: presence is kept
-    assert client.post("/v1/webhooks", json=hook, headers=cafe).status_code == 201
-    app = client.post("/v1/apps", json={"name": "Guide"}, headers=ADMIN).json()
-    headers = {"Authorization": f"Bearer {app['api_key']}"}
-    for device in ("ana", "bob"):
-        answer = client.get("/v1/nearby", params={**INSIDE_ALFAMA_CAFE, "device_id": device}, headers=headers)
-        assert answer.json()["offers"], answer.text
-
+@pytest.mark.usefixtures("served")
+def test_a_served_device_s_keys_events_and_erasure_stay_in_its_shard(runtime):
+    """Two devices served a capped offer in a fence a webhook listens to (tests/test_erasure.py), with 64 shards."""
     ana = device_key(runtime.server.device_secret, "ana")
     own = keys.device_shard(runtime.settings.key_prefix(), ana, SHARDS)
     mine = set(runtime.redis.scan_iter(match=f"*{ana}*"))
@@ -183,10 +171,8 @@ def test_a_served_device_s_keys_events_and_erasure_stay_in_its_shard(client, run
     assert {name.split("}:", 2)[2].split(":")[0] for name in mine} == {"cap", "presence", "keys"}
     assert runtime.redis.xlen(keys.events_stream(own)) >= 2  # its ping and its impression
     assert runtime.consumer.drain() >= 4  # every shard's stream read: two devices' pings and impressions
-    assert (
-        sum(runtime.redis.xlen(keys.events_stream(p)) for p in keys.every_shard(runtime.settings.key_prefix(), SHARDS))
-        == 0
-    )
+    streams = [keys.events_stream(p) for p in keys.every_shard(runtime.settings.key_prefix(), SHARDS)]
+    assert sum(runtime.redis.xlen(s) for s in streams) == 0
 
     recording, sent = recorded(runtime.redis_url)
     data = RedisDeviceData(recording, runtime.settings.key_prefix(), SHARDS)

@@ -45,12 +45,7 @@ local function hold(KEYS, ARGV)
         local lines = {}
         for i = 0, n - 1 do
           local key = KEYS[tonumber(ARGV[first + 3 * i])]
-          local pending = key .. ':pending'
-          redis.call('ZREMRANGEBYSCORE', pending, '-inf', '(' .. (now_ms - LATE_NOTICE_MS))
-          redis.call('ZADD', pending, until_ms, bid_id)
-          if redis.call('PTTL', pending) < hold_ms + LATE_NOTICE_MS + 60000 then
-            redis.call('PEXPIRE', pending, hold_ms + LATE_NOTICE_MS + 60000)
-          end
+          hold_slot(key, bid_id, now_ms, until_ms, hold_ms)
           local ttl = tonumber(ARGV[first + 3 * i + 2])
           lines[#lines + 1] = key .. ' ' .. ttl
           remember(registry, key, ttl > 0 and math.max(ttl, pending_s) or 0) -- erasure takes key and key:pending

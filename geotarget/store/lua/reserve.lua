@@ -79,6 +79,17 @@ local function has_room(KEYS, ARGV, first, n, now_ms)
   return true
 end
 
+-- Holds one slot on a counter for a bid until until_ms (hold.lua, shared.lua): the bid joins '<counter>:pending',
+-- which outlives the hold by the late-notice grace; bids whose grace ended leave it.
+local function hold_slot(key, bid_id, now_ms, until_ms, hold_ms)
+  local pending = key .. ':pending'
+  redis.call('ZREMRANGEBYSCORE', pending, '-inf', '(' .. (now_ms - LATE_NOTICE_MS))
+  redis.call('ZADD', pending, until_ms, bid_id)
+  if redis.call('PTTL', pending) < hold_ms + LATE_NOTICE_MS + 60000 then
+    redis.call('PEXPIRE', pending, hold_ms + LATE_NOTICE_MS + 60000)
+  end
+end
+
 -- Events are best effort (caps are a promise): a failing append never undoes what the script counted.
 local function append_events(stream, maxlen, events)
   for _, e in ipairs(events) do

@@ -68,12 +68,7 @@ local function hold_shared(KEYS, ARGV)
       local until_ms, lines = now_ms + hold_ms, {}
       for i = 0, n - 1 do
         local key = KEYS[tonumber(ARGV[first + 3 * i])]
-        local pending = key .. ':pending'
-        redis.call('ZREMRANGEBYSCORE', pending, '-inf', '(' .. (now_ms - LATE_NOTICE_MS))
-        redis.call('ZADD', pending, until_ms, bid_id)
-        if redis.call('PTTL', pending) < hold_ms + LATE_NOTICE_MS + 60000 then
-          redis.call('PEXPIRE', pending, hold_ms + LATE_NOTICE_MS + 60000)
-        end
+        hold_slot(key, bid_id, now_ms, until_ms, hold_ms)
         lines[#lines + 1] = key .. ' ' .. ARGV[first + 3 * i + 2]
       end
       redis.call('HSET', record, 'k', table.concat(lines, '\n'), 'u', until_ms)
