@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -63,9 +64,28 @@ _SCHEDULE_SCHEMA = {
     "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}, {"type": "null"}],
     "description": "weekly windows in the fence's time zone; none = always live (docs/schedules.md)",
 }
+
+
+@lru_cache(maxsize=4_096)
+def _schedule_of(canonical: bytes) -> Schedule | None:
+    return parse_schedule(orjson.loads(canonical))
+
+
+def _schedule(raw: Any) -> Schedule | None:
+    """A schedule parsed once per distinct JSON (schedules are immutable and shared): a starting worker reads
+    every offer, and a chain's offers mostly share theirs."""
+    if raw is None or isinstance(raw, Schedule):
+        return raw
+    try:
+        canonical = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not JSON: parse_schedule says what is wrong with it
+        return parse_schedule(raw)
+    return _schedule_of(canonical)
+
+
 ScheduleField = Annotated[
     Schedule | None,
-    BeforeValidator(lambda raw: raw if isinstance(raw, Schedule) else parse_schedule(raw)),
+    BeforeValidator(_schedule),
     PlainSerializer(schedule_to_json),
     WithJsonSchema(_SCHEDULE_SCHEMA),
 ]

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
@@ -24,13 +25,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine with sane defaults: WAL and foreign keys for SQLite, pre-ping and timeouts for PostgreSQL."""
+    """An engine with sane defaults: WAL and foreign keys for SQLite, pre-ping and timeouts for PostgreSQL, and
+    JSON columns read with orjson (a starting worker reads ten of them per offer: 2.1 M at 100,000 fences)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             Path(path).touch(mode=0o600)  # SQLite gives its -wal and -shm files the same mode
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 15}, json_deserializer=orjson.loads
+        )
         _refuse_nul(engine)
 
         @event.listens_for(engine, "connect")
@@ -44,7 +48,14 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 5})
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args={"connect_timeout": 5},
+        json_deserializer=orjson.loads,
+    )
     _refuse_nul(engine)
     return engine
 

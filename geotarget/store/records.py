@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from sqlalchemy import Row
+
 from geotarget.catalog.model import Fence, Merchant, Offer, as_utc
 from geotarget.store import models
 
@@ -33,7 +35,7 @@ def fence_values(fence: Fence) -> dict[str, Any]:
     return values
 
 
-def offer_of(row: models.Offer) -> Offer:
+def offer_of(row: models.Offer | Row[Any]) -> Offer:
     return Offer.model_validate({name: getattr(row, name) for name in Offer.model_fields})
 
 

@@ -211,8 +211,14 @@ class Repository:
         return found[0] if found else None
 
     def offers(self, owner: Owner, ids: Sequence[str] | None = None) -> list[Offer]:
-        """The owner's offers (those of ``ids`` only, when given), oldest first."""
-        return [offer_of(r) for r in self._listed(models.Offer, owner, ids)]
+        """The owner's offers (those of ``ids`` only, when given), oldest first. Read as plain rows, not ORM
+        objects: a worker starting reads every offer, and 200,000 ORM objects took it 3.5 s more."""
+        query = _owned(select(*models.Offer.__table__.columns), models.Offer.merchant_id, owner)
+        if ids is not None:
+            query = query.where(models.Offer.id.in_(list(ids)))
+        with self._factory() as session:
+            rows = session.execute(query.order_by(models.Offer.created_at, models.Offer.id)).all()
+        return [offer_of(r) for r in rows]
 
     def delete_offer(self, merchant_id: str, offer_id: str) -> None:
         with transaction(self._factory) as session:
