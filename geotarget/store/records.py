@@ -36,6 +36,9 @@ def fence_values(fence: Fence) -> dict[str, Any]:
 
 
 def offer_of(row: models.Offer | Row[Any]) -> Offer:
+    if isinstance(row, Row):  # a plain row (Repository.offers): read by key, much cheaper than by attribute
+        mapping = row._mapping
+        return Offer.model_validate({name: mapping[name] for name in Offer.model_fields})
     return Offer.model_validate({name: getattr(row, name) for name in Offer.model_fields})
 
 
