@@ -3,6 +3,7 @@ in ``geotarget.catalog.model`` and given a column in ``models.py`` needs nothing
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 
@@ -22,8 +23,8 @@ def merchant_of(row: models.Merchant) -> Merchant:
     return Merchant(**values)
 
 
-def fence_of(row: models.Geofence) -> Fence:
-    values = {name: getattr(row, name) for name in _FENCE_FIELDS}
+def fence_of(row: models.Geofence | Row[Any]) -> Fence:
+    values = _values(row, _FENCE_FIELDS)
     values["tags"] = tuple(values["tags"] or ())
     values["properties"] = dict(values["properties"] or {})
     return Fence(**values)
@@ -36,10 +37,16 @@ def fence_values(fence: Fence) -> dict[str, Any]:
 
 
 def offer_of(row: models.Offer | Row[Any]) -> Offer:
-    if isinstance(row, Row):  # a plain row (Repository.offers): read by key, much cheaper than by attribute
+    return Offer.model_validate(_values(row, Offer.model_fields))
+
+
+def _values(row: object, names: Iterable[str]) -> dict[str, Any]:
+    """A row's fields by name: a plain row (a worker's start reads every fence and offer so) by key, much
+    cheaper than an ORM object's by attribute."""
+    if isinstance(row, Row):
         mapping = row._mapping
-        return Offer.model_validate({name: mapping[name] for name in Offer.model_fields})
-    return Offer.model_validate({name: getattr(row, name) for name in Offer.model_fields})
+        return {name: mapping[name] for name in names}
+    return {name: getattr(row, name) for name in names}
 
 
 def offer_values(offer: Offer) -> dict[str, Any]:
