@@ -34,7 +34,7 @@ def test_a_merchant_targets_a_rivals_visitors_and_ad_ops_see_the_lift(site: str,
 
     log_in(page, f"{site}/merchant", key)
     page.wait_for_selector("#status:has-text('Draw a polygon')")  # started: the map has fitted the café's fence
-    page.evaluate(f"geotarget.map.setView([{RIVAL[0]}, {RIVAL[1]}], 17)")
+    page.evaluate(f"geotarget.map.setView([{RIVAL[0]}, {RIVAL[1]}], 17, {{animate: false}})")
     draw_polygon(page, square(*RIVAL, 0.0004, 0.0005))
     page.fill("#shape-name", "Rival roastery")
     page.check("#shape-audience")

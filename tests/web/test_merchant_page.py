@@ -32,7 +32,7 @@ def test_merchant_draws_a_fence_sees_its_cells_and_attaches_an_offer(site: str, 
     page.wait_for_selector("#fence-list li.empty")
     page.wait_for_selector("#map.tiles-unavailable")  # tiles cannot load here: plain background, page goes on
 
-    page.evaluate(f"geotarget.map.setView([{LISBON[0]}, {LISBON[1]}], 17)")
+    page.evaluate(f"geotarget.map.setView([{LISBON[0]}, {LISBON[1]}], 17, {{animate: false}})")
     corners = square(*LISBON, 0.00135, 0.0017)  # about 300 m x 300 m
     draw_polygon(page, corners)
     page.fill("#shape-name", "Café Alfama")
@@ -108,7 +108,7 @@ def test_merchant_draws_rectangles_and_circles_edits_one_and_deletes_another(sit
     page.on("dialog", lambda dialog: dialog.accept())  # "Delete the fence …?"
     log_in(page, f"{site}/merchant", key)
     lat, lon = LISBON
-    page.evaluate(f"geotarget.map.setView([{lat}, {lon}], 18)")
+    page.evaluate(f"geotarget.map.setView([{lat}, {lon}], 18, {{animate: false}})")
     page.click(".leaflet-pm-icon-rectangle")
     click_on_map(page, lat - 0.0003, lon - 0.0004)
     click_on_map(page, lat + 0.0003, lon + 0.0004)
@@ -166,7 +166,7 @@ def test_merchant_sees_api_errors_beside_the_shape_and_the_field(site: str, page
     page.on("dialog", lambda dialog: dialog.accept())
 
     log_in(page, f"{site}/merchant", key)
-    page.evaluate(f"geotarget.map.setView([{LISBON[0]}, {LISBON[1]}], 17)")
+    page.evaluate(f"geotarget.map.setView([{LISBON[0]}, {LISBON[1]}], 17, {{animate: false}})")
     lat, lon = LISBON
     bow_tie = [
         (lat - 0.001, lon - 0.001),
@@ -247,7 +247,7 @@ def test_pages_refuse_keys_of_the_wrong_kind(site: str, page: Any) -> None:
 def test_text_a_merchant_typed_is_shown_as_text_never_as_html(site: str, page: Any) -> None:
     key = admin(site, "/v1/merchants", {"name": "Markup Market", "timezone": "Europe/Lisbon"})["api_key"]
     log_in(page, f"{site}/merchant", key)
-    page.evaluate(f"geotarget.map.setView([{LISBON[0]}, {LISBON[1]}], 18)")
+    page.evaluate(f"geotarget.map.setView([{LISBON[0]}, {LISBON[1]}], 18, {{animate: false}})")
     draw_polygon(page, square(*LISBON, 0.0003, 0.0004))
     page.fill("#shape-timezone", '<img id="injected" src="x">')
     page.click("#shape-save")
