@@ -155,7 +155,7 @@ class Runtime:
         )
         server.public_url = (settings.public_url or "").rstrip("/")
         server.pacer.workers = settings.workers
-        events = ParquetEventStore(settings.events_root())
+        events = ParquetEventStore(settings.events_location(), settings.s3_options())
         codes = CodeTable(database.session_factory(engine))
         consumer = StreamConsumer(
             connect_blocking(redis_url),

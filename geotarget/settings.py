@@ -5,25 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geofences import FenceLimits
 from geofences.archives import ArchiveLimits
 from geofences.formats import UploadLimits
 from geotarget.bidding.reading import BidRules
+from geotarget.store.file_area import S3Options
 from geotarget.triggers.presence import PresenceRules
 from geotarget.triggers.webhooks import RetryPolicy
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GEOTARGET_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GEOTARGET_", env_file=".env", extra="ignore", populate_by_name=True)
 
     admin_key: str | None = None
     data_dir: Path = Path(".geotarget")
     redis_url: str | None = None
     database_url: str | None = None
-    events_path: Path | None = None
+    events_url: str | None = Field(  # a folder or s3://bucket/prefix; EVENTS_PATH is its old name
+        default=None, validation_alias=AliasChoices("GEOTARGET_EVENTS_URL", "GEOTARGET_EVENTS_PATH")
+    )
+    s3_endpoint_url: str | None = None  # any S3-compatible store (SeaweedFS, MinIO, R2...); AWS when unset
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_region: str | None = None
     device_secret: str | None = None
     index_res: int = Field(default=10, ge=4, le=15)
     report_min_devices: int = Field(default=10, ge=1)
@@ -135,8 +142,11 @@ class Settings(BaseSettings):
 
         return load_or_create_secret(self.data_dir / "device.secret")
 
-    def events_root(self) -> Path:
-        return self.events_path or self.data_dir / "events"
+    def events_location(self) -> str:
+        return self.events_url or str(self.data_dir / "events")
+
+    def s3_options(self) -> S3Options:
+        return S3Options(self.s3_endpoint_url, self.s3_access_key_id, self.s3_secret_access_key, self.s3_region)
 
     def presence_rules(self) -> PresenceRules:
         return PresenceRules(self.max_accuracy_m, self.exit_margin_m, self.presence_timeout_s)

@@ -19,6 +19,7 @@ from geotarget.runtime import Runtime
 from geotarget.settings import Settings
 from geotarget.store import keys, models
 from geotarget.store.embedded_redis import EmbeddedRedis
+from tests.object_store import S3Server, seaweedfs
 from tests.servers import UNLIMITED
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -35,6 +36,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
     yield server.start()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS) for the session; each test takes a prefix of its own."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

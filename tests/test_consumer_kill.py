@@ -1,7 +1,7 @@
 """Killing an event consumer at any moment loses nothing and counts nothing twice: two real `geotarget consume`
 processes share the stream, one of them is SIGKILLed three times mid-stream and restarted (what it left pending
 is claimed by the other), then `geotarget consume --processes 2` finishes; every event is stored, each counted
-once."""
+once. Both with events in a folder and on S3 (a real SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ EVENTS = 20_000
 
 
 def start_consumer(settings, *options: str) -> subprocess.Popen[bytes]:
+    s3 = {
+        "GEOTARGET_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "GEOTARGET_S3_ACCESS_KEY_ID": settings.s3_access_key_id or "",
+        "GEOTARGET_S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key or "",
+        "GEOTARGET_S3_REGION": settings.s3_region or "",
+    }
     env = {
         **os.environ,
         "GEOTARGET_REDIS_URL": settings.redis_url,
@@ -32,14 +38,24 @@ def start_consumer(settings, *options: str) -> subprocess.Popen[bytes]:
         "GEOTARGET_DEVICE_SECRET": "kill-test",
         "GEOTARGET_CONSUMER_CLAIM_IDLE_S": "3",  # a dead consumer's entries move on soon
         "GEOTARGET_CONSUMER_LINGER_MS": "200",
+        "GEOTARGET_EVENTS_URL": settings.events_location(),
+        **(s3 if settings.events_url else {}),
     }
     command = [sys.executable, "-m", "api", "consume", *options]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.mark.slow
-def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, redis_url):
-    settings = make_settings(tmp_path, redis_url, f"sqlite:///{tmp_path / 'db.sqlite'}", device_secret="kill-test")
+@pytest.mark.parametrize("where", ["folder", "s3"])
+def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, redis_url, where, request):
+    on_s3: dict[str, object] = {}
+    if where == "s3":
+        s3_server = request.getfixturevalue("s3_server")
+        on_s3 = {"events_url": s3_server.new_prefix(), "s3_endpoint_url": s3_server.options.endpoint_url}
+        on_s3 |= {"s3_access_key_id": s3_server.options.access_key_id, "s3_region": "us-east-1"}
+        on_s3 |= {"s3_secret_access_key": s3_server.options.secret_access_key}
+    database = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    settings = make_settings(tmp_path, redis_url, database, device_secret="kill-test", **on_s3)
     runtime = Runtime.open(settings, follow=False, consume=False)
     try:
         start = datetime(2026, 11, 20, 8, tzinfo=UTC)

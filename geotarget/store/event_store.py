@@ -1,16 +1,20 @@
-"""The event store: Parquet files partitioned by UTC day (``day=YYYY-MM-DD/<batch>.parquet``), read with DuckDB.
+"""The event store: Parquet files partitioned by UTC day (``day=YYYY-MM-DD/<batch>.parquet``) in a folder or an
+S3 bucket (``FileArea``), read with DuckDB.
 
-Files are immutable and written atomically (temporary name, then rename), so any number of processes may add
-files and any number may read; a cluster engine can read the same layout later. Delivery upstream is
-at-least-once, so a batch can be written twice: readers count ``DISTINCT event_id`` and never double count.
+Files are immutable and written whole (a file renamed into place in a folder, an object uploaded at once), so any
+number of processes may add files and any number may read; a cluster engine can read the same layout later.
+Delivery upstream is at-least-once, so a batch can be written twice: readers count ``DISTINCT event_id`` and never
+double count.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +24,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
-import pyarrow.parquet as pq
 
+from geotarget.errors import Busy
 from geotarget.measurement.events import Event
-from geotarget.store.files import write_parquet_atomically
+from geotarget.store.file_area import FileArea, S3Options
 
 _VISITS_BEFORE = (Path(__file__).parent / "sql" / "visits_before.sql").read_text()
 
@@ -116,19 +120,34 @@ def table_of(columns: Mapping[str, Any]) -> pa.Table:
     return pa.table(full, schema=SCHEMA)
 
 
+class EventStoreUnavailable(Busy):
+    """The event files cannot be read or written now (the object store is down or slow)."""
+
+    code = "event_store_unavailable"
+
+
+@contextmanager
+def _unavailable_as_busy() -> Iterator[None]:
+    try:
+        yield
+    except (OSError, duckdb.IOException, duckdb.HTTPException) as exc:
+        message = f"the event store is unavailable ({type(exc).__name__}); try again shortly"
+        raise EventStoreUnavailable(message) from exc
+
+
 class ParquetEventStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, location: str | Path | FileArea, s3: S3Options | None = None) -> None:
+        self.area = location if isinstance(location, FileArea) else FileArea.at(location, s3)
 
     @property
     def glob(self) -> str:
-        return str(self.root / "day=*" / "*.parquet")
+        return self.area.url_of("day=*/*.parquet")
 
     def has_data(self) -> bool:
-        return any(self.root.glob("day=*/*.parquet"))
+        return bool(self._names())
 
-    def write(self, table: pa.Table, batch: str | None = None) -> list[Path]:
+    @_unavailable_as_busy()
+    def write(self, table: pa.Table, batch: str | None = None) -> list[str]:
         """Write ``table`` (``SCHEMA``) split by UTC day; returns the files written."""
         if table.num_rows == 0:
             return []
@@ -145,33 +164,45 @@ class ParquetEventStore:
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
             part = table.slice(start, end - start)
             day = (date(1970, 1, 1) + timedelta(days=int(day_numbers[start]))).isoformat()
-            folder = self.root / f"day={day}"
-            folder.mkdir(parents=True, exist_ok=True)
-            written.append(write_parquet_atomically(part, folder / f"{batch}.parquet"))
+            written.append(self.area.path(self.area.write_parquet(part, f"day={day}/{batch}.parquet")))
         return written
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A private in-memory DuckDB for one query (DuckDB connections are not shared across threads)."""
         connection = duckdb.connect(":memory:")
         connection.execute("SET TimeZone = 'UTC'")
+        self.area.lend_to(connection)
         return connection
 
-    def files(self) -> list[Path]:
-        return sorted(self.root.glob("day=*/*.parquet"))
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """``connect()`` for one query, closed after; the files out of reach is ``EventStoreUnavailable``."""
+        with self.connect() as connection, _unavailable_as_busy():
+            yield connection
 
+    def files(self) -> list[str]:
+        """Every event file, as paths of the area's filesystem (local paths for a folder)."""
+        return [self.area.path(name) for name in self._names()]
+
+    @_unavailable_as_busy()
+    def _names(self) -> list[str]:
+        return self.area.names()
+
+    @_unavailable_as_busy()
     def erase_devices(self, device_keys: Iterable[str]) -> int:
         """Rewrite every file that holds any of ``device_keys`` without their rows; returns rows removed."""
         keys = pa.array(sorted(set(device_keys)), type=pa.string())
         removed = 0
-        for path in self.files():
-            table = pq.read_table(path, schema=SCHEMA)
+        for name in self.area.names():
+            table = self.area.read_table(name, SCHEMA)
             hit = pc.is_in(table["device_key"], value_set=keys)
             count = pc.sum(hit).as_py() or 0
             if count:
-                write_parquet_atomically(table.filter(pc.invert(hit)), path)
+                self.area.write_parquet(table.filter(pc.invert(hit)), name)
                 removed += count
         return removed
 
+    @_unavailable_as_busy()
     def compact(self, erased: Iterable[str] = (), min_files: int = 16) -> int:
         """Merge each day's files into one where a day has ``min_files`` or more; returns files merged away.
 
@@ -182,46 +213,52 @@ class ParquetEventStore:
         that rewrote a part while it was being merged is not undone."""
         gone = pa.array(sorted(set(erased)), type=pa.string())
         merged = 0
-        for folder in sorted(self.root.glob("day=*")):
-            parts = sorted(folder.glob("*.parquet"))
+        for day, group in itertools.groupby(self.area.names(), key=_day_folder):
+            parts = list(group)
             if len(parts) < min_files:
                 continue
-            table = pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts])
+            table = pa.concat_tables([self.area.read_table(p, SCHEMA) for p in parts])
             if len(gone):
                 table = table.filter(pc.invert(pc.is_in(table["device_key"], value_set=gone)))
-            write_parquet_atomically(table, folder / f"compact-{uuid.uuid4().hex}.parquet")
+            self.area.write_parquet(table, f"{day}/compact-{uuid.uuid4().hex}.parquet")
             for part in parts:
-                part.unlink()
+                self.area.delete(part)
             merged += len(parts) - 1
         return merged
 
+    @_unavailable_as_busy()
     def visit_starts_before(self, cutoff: datetime) -> list[tuple[str, str, int]]:
         """(device key, fence, epoch ms) of every visit that starts among the raw pings before ``cutoff``."""
-        if not any(_day_of(path) < cutoff.date() for path in self.files()):
+        if not any(_day_of(name) < cutoff.date() for name in self.area.names()):
             return []
-        with self.connect() as connection:
+        with self.reading() as connection:
             rows = connection.execute(_VISITS_BEFORE, {"glob": self.glob, "cutoff": cutoff}).fetchall()
         return [(str(device), str(fence), int(ms)) for device, fence, ms in rows]
 
+    @_unavailable_as_busy()
     def drop_kinds_before(self, cutoff: datetime, kinds: Sequence[str]) -> dict[str, int]:
         """Remove events of ``kinds`` from every day partition before ``cutoff``'s day; returns rows removed by
         kind. Files left empty are deleted."""
         removed: dict[str, int] = dict.fromkeys(kinds, 0)
         doomed = pa.array(list(kinds), pa.string())
-        for path in self.files():
-            if _day_of(path) >= cutoff.date():
+        for name in self.area.names():
+            if _day_of(name) >= cutoff.date():
                 continue
-            table = pq.read_table(path, schema=SCHEMA)
+            table = self.area.read_table(name, SCHEMA)
             hit = pc.is_in(table["kind"], value_set=doomed)
             for kind in kinds:
                 removed[kind] += pc.sum(pc.equal(table["kind"], pa.scalar(kind))).as_py() or 0
             kept = table.filter(pc.invert(hit))
             if kept.num_rows:
-                write_parquet_atomically(kept, path)
+                self.area.write_parquet(kept, name)
             else:
-                path.unlink()
+                self.area.delete(name)
         return removed
 
 
-def _day_of(path: Path) -> date:
-    return date.fromisoformat(path.parent.name.removeprefix("day="))
+def _day_folder(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def _day_of(name: str) -> date:
+    return date.fromisoformat(_day_folder(name).removeprefix("day="))

@@ -71,7 +71,7 @@ class FenceFollower:
 
     def _follow(self) -> None:
         client = connect_blocking(self.url, socket_timeout_s=self.poll_s + 5)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]
         try:
             pubsub.subscribe(keys.fences_channel(self.prefix))
             seen = client.get(keys.fences_version(self.prefix))

@@ -53,7 +53,7 @@ def reach_figures(
         "k": k,
         "whole": whole,
     }
-    with store.connect() as connection:
+    with store.reading() as connection:
         sql = _REACH
         if not _has_column(connection, store.glob, "trigger"):
             sql = sql.replace("coalesce(trigger, '')", "''")
@@ -87,7 +87,7 @@ def heatmap_rows(
         "north": north,
         "fence_id": fence_id,
     }
-    with store.connect() as connection:
+    with store.reading() as connection:
         rows = connection.execute(_HEATMAP, params).fetchall()
     return [(float(lat), float(lon), str(d), bool(i), bool(w), day) for lat, lon, d, i, w, day in rows]
 
@@ -119,7 +119,7 @@ def lift_arms(
         return {}
     params = {"glob": store.glob, "offer_id": offer_id, "fences": list(fence_ids), "from_ts": from_ts}
     params |= {"to_ts": to_ts, "window_days": window_days}
-    with store.connect() as connection:
+    with store.reading() as connection:
         sql = _LIFT if _has_column(connection, store.glob, "trigger") else _LIFT.replace("coalesce(trigger, '')", "''")
         rows = connection.execute(sql, params).fetchall()
     return {arm: (int(devices), int(visitors)) for arm, devices, visitors in rows}
@@ -141,7 +141,7 @@ def audience_members(
     figures = {param: given.get(field, 0) for param, field in names.items()}
     params: dict[str, Any] = {"glob": store.glob, "fences": list(zones), "zones": list(zones.values()), "now": now}
     params |= {"since": now - timedelta(days=longest + 1), "erased": sorted(erased), "kind": rule.kind} | figures
-    with store.connect() as connection:
+    with store.reading() as connection:
         rows = connection.execute(_AUDIENCE_MEMBERS, params).fetchall()
     return [str(device) for (device,) in rows]
 
@@ -164,7 +164,7 @@ def variant_counts(
     """Impressions, devices and clicks per (offer, variant) in the window (``sql/variants.sql``)."""
     if not store.has_data() or not offer_ids:
         return []
-    with store.connect() as connection:
+    with store.reading() as connection:
         if not (_has_column(connection, store.glob, "variant") and _has_column(connection, store.glob, "ref")):
             return []  # files from before variants (or interactions)
         params = {"glob": store.glob, "offer_ids": list(offer_ids), "from_ts": from_ts, "to_ts": to_ts}

@@ -1,0 +1,237 @@
+"""Events kept on S3 (a real SeaweedFS on loopback) behave as events kept in a folder: the same history written to
+both gives the same reach, heatmap, lift, audience and variant figures; erasure, retention and compaction rewrite
+objects as they rewrite files; the serving path's events reach the bucket and its reports; a store out of reach
+answers 503 and loses nothing."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from geotarget.audiences.model import Dwellers, Regulars, Visitors
+from geotarget.measurement.events import Event, ping_event_id
+from geotarget.measurement.privacy import apply_retention
+from geotarget.runtime import Runtime
+from geotarget.store.event_store import EventStoreUnavailable, ParquetEventStore, events_to_table
+from geotarget.store.file_area import S3Options
+from geotarget.store.report_queries import (
+    Scope,
+    audience_members,
+    heatmap_rows,
+    lift_arms,
+    reach_figures,
+    variant_counts,
+)
+from tests.conftest import make_settings, new_merchant
+from tests.fixtures import offer_event
+
+START = datetime(2026, 11, 2, 6, tzinfo=UTC)
+END = START + timedelta(days=10)
+FENCES = ("fen_cafe", "fen_gym")
+
+
+def history(seed: int = 7) -> tuple[list[Event], list[list[str]]]:
+    """Ten days of 40 devices: runs of pings inside two fences (and some outside), impressions with variants,
+    held-out ghosts, clicks on impressions and redemptions; a few events twice (delivery is at-least-once)."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    fences: list[list[str]] = []
+    for n in range(40):
+        device = f"dev{n:02d}"
+        for day in range(10):
+            if rng.random() < 0.5:
+                continue
+            at = START + timedelta(days=day, minutes=rng.randrange(0, 12 * 60))
+            fence = rng.choice(FENCES)
+            for step in range(rng.randrange(1, 8)):
+                ping_at = at + timedelta(minutes=step * rng.choice((5, 10, 45)))
+                lat, lon = 38.7112 + rng.uniform(-0.001, 0.001), -9.1301 + rng.uniform(-0.001, 0.001)
+                event = Event(
+                    kind="ping", event_id=ping_event_id(device, ping_at), at=ping_at, device_key=device, lat=lat,
+                    lon=lon, cell="c",
+                )  # fmt: skip
+                events.append(event)
+                fences.append([fence] if rng.random() < 0.8 else [])
+            kind = "ghost" if n % 5 == 0 else "impression"
+            shown = offer_event(
+                kind=kind, event_id=f"{kind}-{n}-{day}", at=at - timedelta(hours=1), device_key=device,
+                offer_id="off_latte", merchant_id="mer_cafe", fence_id=fence, inside=True,
+                variant=rng.choice(("a", "b")) if kind == "impression" else "",
+            )  # fmt: skip
+            events.append(shown)
+            fences.append([])
+            if kind == "impression" and rng.random() < 0.3:
+                events.append(
+                    offer_event(
+                        kind="click",
+                        event_id=f"click-{n}-{day}",
+                        at=at,
+                        device_key=device,
+                        ref=shown.event_id,
+                        offer_id="off_latte",
+                        merchant_id="mer_cafe",
+                        fence_id=fence,
+                    )
+                )
+                fences.append([])
+    twice = rng.sample(range(len(events)), 50)
+    return events + [events[i] for i in twice], fences + [fences[i] for i in twice]
+
+
+def figures_of(store: ParquetEventStore) -> dict[str, object]:
+    """Every query the reports, audiences, lift and rotation run, over ``store``."""
+    merchant = Scope(merchant_id="mer_cafe", visit_fences=FENCES)
+    one_fence = Scope(fence_ids=("fen_cafe",), visit_fences=("fen_cafe",))
+    zones = dict.fromkeys(FENCES, "Europe/Lisbon")
+    now = END + timedelta(days=1)
+    rules = [
+        Visitors(kind="visitors", geofence_ids=FENCES, min_visits=2, days=30),
+        Regulars(kind="regulars", geofence_ids=FENCES, min_days=3, days=30),
+        Dwellers(kind="dwellers", geofence_ids=FENCES, min_dwell_s=1_200, days=30),
+    ]
+    return {
+        "merchant by day": reach_figures(store, merchant, START, END, "Europe/Lisbon", "day", 3),
+        "fence by week": reach_figures(store, one_fence, START, END, "UTC", "week", 3),
+        "fence totals": reach_figures(store, one_fence, START, END, "UTC", "day", 3, whole=START.date()),
+        "heatmap": sorted(heatmap_rows(store, (-9.2, 38.6, -9.0, 38.8), START, END, "fen_cafe")),
+        "lift": lift_arms(store, "off_latte", FENCES, START, END, 7),
+        "audiences": [audience_members(store, rule, zones, now, ()) for rule in rules],
+        "variants": variant_counts(store, ["off_latte"], START, END),
+    }
+
+
+@pytest.fixture
+def on_s3(s3_server) -> ParquetEventStore:
+    return ParquetEventStore(s3_server.new_prefix(), s3_server.options)
+
+
+def test_the_same_history_gives_the_same_figures_from_a_bucket_as_from_a_folder(tmp_path, on_s3):
+    events, fences = history()
+    in_folder = ParquetEventStore(tmp_path / "events")
+    for store in (in_folder, on_s3):
+        store.write(events_to_table(events[:900], fences[:900]))
+        store.write(events_to_table(events[900:], fences[900:]))
+
+    expected = figures_of(in_folder)
+    assert figures_of(on_s3) == expected
+    assert any(f.metric == "visitors" and f.value > 0 for f in expected["merchant by day"])  # type: ignore[attr-defined]
+    assert expected["lift"] and all(expected["audiences"]) and expected["variants"]
+    names = [path.removeprefix(on_s3.area.base + "/") for path in on_s3.files()]
+    assert names and all(n.startswith("day=2026-11-") and n.endswith(".parquet") for n in names)
+    assert len(names) == len(in_folder.files())
+
+
+def test_erasure_retention_and_compaction_rewrite_objects_in_the_bucket(on_s3):
+    events, fences = history()
+    for part in range(0, len(events), 100):  # many small batches, as consumers write them
+        on_s3.write(events_to_table(events[part : part + 100], fences[part : part + 100]))
+    count = "SELECT count(*) FROM read_parquet($glob) WHERE device_key = $device"
+
+    def rows_of(device: str) -> int:
+        with on_s3.reading() as db:
+            return int(db.execute(count, {"glob": on_s3.glob, "device": device}).fetchone()[0])
+
+    assert rows_of("dev07") > 0
+    assert on_s3.erase_devices(["dev07"]) == sum(e.device_key == "dev07" for e in events)
+    assert rows_of("dev07") == 0 and rows_of("dev08") > 0
+
+    files_before = len(on_s3.files())
+    assert on_s3.compact(min_files=2) > 0
+    assert len(on_s3.files()) < files_before
+    assert len({n.split("/")[-2] for n in on_s3.files()}) == len(on_s3.files())  # one object per day
+
+    apply_retention(on_s3, retention_days=5, today=date(2026, 11, 12))
+    with on_s3.reading() as db:
+        old_pings = db.execute(
+            "SELECT count(*) FROM read_parquet($glob) WHERE kind = 'ping' AND ts < '2026-11-07'", {"glob": on_s3.glob}
+        ).fetchone()[0]
+        kept_visits = db.execute("SELECT count(*) FROM read_parquet($glob) WHERE kind = 'visit'", {"glob": on_s3.glob})
+        assert old_pings == 0 and kept_visits.fetchone()[0] > 0
+
+
+def test_served_events_land_in_the_bucket_and_reach_the_reports(tmp_path, redis_url, s3_server):
+    url = s3_server.new_prefix()
+    settings = make_settings(
+        tmp_path, redis_url, f"sqlite:///{tmp_path / 'db.sqlite'}", events_url=url,
+        s3_endpoint_url=s3_server.options.endpoint_url, s3_access_key_id=s3_server.options.access_key_id,
+        s3_secret_access_key=s3_server.options.secret_access_key, s3_region="us-east-1",
+    )  # fmt: skip
+    runtime = Runtime.open(settings, follow=False, consume=False)
+    try:
+        day = START + timedelta(hours=3)
+        runtime.server.sink.append(
+            [
+                offer_event(
+                    kind="impression",
+                    event_id=f"imp-{i}",
+                    at=day + timedelta(seconds=i),
+                    device_key=f"dev{i % 12}",
+                    offer_id="off_x",
+                    merchant_id="mer_x",
+                    fence_id="fen_x",
+                    inside=True,
+                )
+                for i in range(120)
+            ]
+        )
+        assert runtime.consumer.drain() == 120
+        assert runtime.events.files() and all(f.startswith(s3_server.bucket + "/") for f in runtime.events.files())
+        assert not (settings.data_dir / "events").exists()  # nothing fell back to the local disk
+        figures = reach_figures(runtime.events, Scope(offer_ids=("off_x",)), START, END, "UTC", "day", k=10)
+        assert [(f.metric, f.value, f.devices) for f in figures if f.metric == "impressions"] == [
+            ("impressions", 120.0, 12)
+        ]
+    finally:
+        runtime.close()
+
+
+def test_a_store_out_of_reach_is_unavailable_and_the_events_wait_in_the_stream(tmp_path, redis_url, s3_server):
+    """Reports answer 503 (a Busy error, never a stack); the consumer keeps its entries pending until the store is
+    back, then stores every one."""
+    from tests.servers import free_port
+
+    closed = S3Options(f"http://127.0.0.1:{free_port()}", "nobody", "nothing", "us-east-1")
+    url = s3_server.new_prefix()
+    settings = make_settings(
+        tmp_path, redis_url, f"sqlite:///{tmp_path / 'db.sqlite'}", events_url=url,
+        s3_endpoint_url=closed.endpoint_url, s3_access_key_id="nobody", s3_secret_access_key="nothing",
+        s3_region="us-east-1",
+    )  # fmt: skip
+    runtime = Runtime.open(settings, follow=False, consume=False)
+    try:
+        with TestClient(create_app(settings, runtime)) as client:
+            merchant = new_merchant(client)
+            answer = client.get(f"/v1/reports/reach?merchant_id={merchant.id}", headers=merchant.headers)
+        assert answer.status_code == 503 and answer.headers["Retry-After"]
+        assert answer.json()["error"]["code"] == "event_store_unavailable"
+        assert "nothing" not in answer.text  # the secret never shows
+        runtime.server.sink.append(
+            [
+                offer_event(kind="impression", event_id=f"imp-{i}", at=START, device_key=f"dev{i}", offer_id="off_x")
+                for i in range(30)
+            ]
+        )
+        with pytest.raises(EventStoreUnavailable):
+            runtime.consumer.poll(block_ms=100)
+        pending = runtime.consumer.client.xpending(f"{settings.redis_prefix}:events", "event-store")
+        assert pending["pending"] == 30  # read, not acknowledged: nothing lost
+
+        runtime.consumer.store = ParquetEventStore(url, s3_server.options)  # the store is back
+        assert runtime.consumer.drain() == 30
+        reachable = ParquetEventStore(url, s3_server.options)
+        with reachable.reading() as db:
+            stored = db.execute("SELECT count(DISTINCT event_id) FROM read_parquet($g)", {"g": reachable.glob})
+            assert stored.fetchone()[0] == 30
+    finally:
+        runtime.close()
+
+
+def test_an_s3_url_must_name_a_bucket():
+    from geotarget.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="s3://bucket/prefix"):
+        ParquetEventStore("s3:///no-bucket")
