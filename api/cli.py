@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli_events import retention, rollup
 from api.cli_fences import fences_app
 from api.cli_keys import keys_app, merchants_app
 from api.cli_support import day, existing_deployment, reachable_cluster, user_errors
@@ -38,6 +39,8 @@ audiences_app = typer.Typer(help="Audiences built from visits.", no_args_is_help
 app.add_typer(audiences_app, name="audiences")
 app.add_typer(keys_app, name="keys")
 app.add_typer(merchants_app, name="merchants")
+app.command()(retention)
+app.command()(rollup)
 console = Console()
 
 
@@ -359,28 +362,6 @@ def ingest(
     for reason, count in summary.rejected.most_common():
         if count:
             console.print(f"  {count:>10,}  {reason}")
-
-
-@app.command()
-def retention() -> None:
-    """Apply GEOTARGET_RETENTION_DAYS now: old raw pings become visit records (a running consumer also does this
-    every 10 minutes). Takes the consumer lock, so it never rewrites files a consumer is merging."""
-    from geotarget.measurement.privacy import apply_retention
-
-    settings = Settings()
-    runtime = Runtime.open(settings, follow=False, consume=False)
-    try:
-        if not runtime.consumer.lead():
-            console.print("[yellow]an event consumer is running and applies retention itself; nothing done[/]")
-            raise typer.Exit(1)
-        try:
-            removed = apply_retention(runtime.events, settings.retention_days, datetime.now(UTC).date())
-        finally:
-            runtime.consumer.release()
-    finally:
-        runtime.close()
-
-    console.print(f"removed {removed:,} raw pings older than {settings.retention_days} days")
 
 
 @audiences_app.command("refresh")

@@ -229,6 +229,7 @@ class Runtime:
                 ).index_devices()  # once per deployment
                 apply_retention(events, settings.retention_days, datetime.now(UTC).date())
                 events.compact(consumer.erased())
+                events.roll(datetime.now(UTC).date())  # after both: they change the raw files a rollup stands for
 
             sweep = None if tracker is None else lambda: tracker.sweep(datetime.now(UTC))
             runtime.consumer_thread = ConsumerThread(

@@ -90,10 +90,13 @@ def load(url: str, budgets: bool) -> tuple[Settings, str]:
     return settings, key
 
 
-def run(url: str, settings: Settings, key: str, shards: int, seconds: float, label: str) -> None:
+def run(url: str, settings: Settings, key: str, shards: int, seconds: float, label: str, as_shipped: bool) -> None:
     centres = [(s.store.lat, s.store.lon) for s in shops(DATA_SETS["downtown"])]
     prefix = f"b{os.getpid()}{label[0]}{shards}"
     env = server_env(settings) | {"GEOTARGET_SHARDS": str(shards), "GEOTARGET_REDIS_PREFIX": prefix}
+    if as_shipped:  # the loops process beside the workers and the serving rate limit as a user gets them
+        for name in ("GEOTARGET_DELIVER_IN_SERVE", "GEOTARGET_RATE_LIMIT_SERVING"):
+            env.pop(name)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     nodes = masters(url)
@@ -140,6 +143,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--shards", default="1,64")
+    parser.add_argument(
+        "--as-shipped", action="store_true", help="default delivery loops and serving rate limit (not the bench's)"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("needs wrk (apt-get install wrk)")
@@ -149,7 +155,7 @@ def main() -> None:
             label = "budgets" if budgets else "caps"
             try:
                 for shards in (int(s) for s in args.shards.split(",")):
-                    run(url, settings, key, shards, args.seconds, label)
+                    run(url, settings, key, shards, args.seconds, label, args.as_shipped)
                     time.sleep(1)
             finally:
                 shutil.rmtree(settings.data_dir, ignore_errors=True)

@@ -17,6 +17,7 @@ from api.deps import now
 from geotarget.measurement.devices import device_key
 from geotarget.measurement.events import Event
 from geotarget.measurement.reports import hidden_buckets
+from geotarget.store.event_store import events_to_table
 from tests.conftest import ADMIN, make_settings
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE, offer_event, ping_event
 
@@ -405,6 +406,8 @@ def test_retention_deletes_old_raw_pings_but_keeps_the_visit_figures(client, caf
     assert after == before
     assert apply_retention(runtime.events, retention_days=2, today=datetime(2026, 11, 23).date()) == 0
     assert client.get("/v1/reports/reach", params=params, headers=cafe.headers).json()["rows"] == before
+    assert runtime.events.roll(datetime(2026, 11, 23).date())  # and from rollups of those days
+    assert client.get("/v1/reports/reach", params=params, headers=cafe.headers).json()["rows"] == before
 
 
 def test_heatmap_counts_cells_and_suppresses_thin_ones(client, cafe, runtime, world):
@@ -444,4 +447,26 @@ def test_retention_by_hand_waits_for_no_consumer_to_run(settings, runtime):
     done = CliRunner().invoke(cli, ["retention"], env=env)
     assert done.exit_code == 0, done.output
     assert "raw pings older than" in done.output
+    assert runtime.consumer.lead()  # the command gave the lock back
+
+
+def test_rollup_by_hand_waits_for_no_consumer_and_only_rolls_closed_days(settings, runtime):
+    env = {f"GEOTARGET_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    runtime.events.write(events_to_table([ping_event("dev1", yesterday)], [["fen_x"]]))
+    assert runtime.consumer.lead()  # a consumer is at work
+    busy = CliRunner().invoke(cli, ["rollup"], env=env)
+    assert busy.exit_code == 1 and "consumer is running" in busy.output
+    runtime.consumer.release()
+
+    done = CliRunner().invoke(cli, ["rollup"], env=env)
+    assert done.exit_code == 0, done.output
+    assert f"rolled up {yesterday.date().isoformat()}" in done.output and "1 day(s) rolled up" in done.output
+    assert "0 day(s) rolled up" in CliRunner().invoke(cli, ["rollup"], env=env).output  # nothing stale
+    again = CliRunner().invoke(cli, ["rollup", "--day", yesterday.date().isoformat()], env=env)
+    assert "1 day(s) rolled up" in again.output  # asked for: rolled again
+    today = CliRunner().invoke(cli, ["rollup", "--day", datetime.now(UTC).date().isoformat()], env=env)
+    assert today.exit_code == 2 and "not closed yet" in today.output
+    wrong = CliRunner().invoke(cli, ["rollup", "--day", "2026-13-01"], env=env)
+    assert wrong.exit_code == 2 and "is not a day" in " ".join(wrong.output.split())
     assert runtime.consumer.lead()  # the command gave the lock back

@@ -13,7 +13,7 @@ import dataclasses
 import io
 import itertools
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ import pyarrow.json as pj
 
 from geotarget.errors import Busy
 from geotarget.measurement.events import Event
+from geotarget.store import rollups
 from geotarget.store.file_area import FileArea, S3Options
 
 _VISITS_BEFORE = (Path(__file__).parent / "sql" / "visits_before.sql").read_text()
@@ -175,26 +176,77 @@ class ParquetEventStore:
         return connection
 
     @contextmanager
-    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """``connect()`` for one query, closed after; the files out of reach is ``EventStoreUnavailable``."""
+    def reading(
+        self, first: date | None = None, last: date | None = None, edges_cut: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one query, closed after, whose views hold the UTC days ``first``..``last`` (None: no
+        bound): ``events`` (every event, but a rolled day's pings and visit records only as its segments),
+        ``rolled_segments`` (those segments) and ``raw_events`` (every raw event). Every view has every column
+        of ``SCHEMA`` (NULL where older files lack one). A query that cuts its first and last day at instants
+        other than whole quarter hours says ``edges_cut``: those two days are read raw, as segments cannot be
+        cut. The files out of reach is ``EventStoreUnavailable``."""
         with self.connect() as connection, _unavailable_as_busy():
+            listing = self.area.sizes(suffix="")
+            raw = {n: size for n, size in listing.items() if _is_raw(n) and _within(n, first, last)}
+            rolled = rollups.current(rollups.read_index(self.area), raw) if rollups.INDEX in listing else {}
+            if edges_cut:
+                rolled = {day: r for day, r in rolled.items() if day not in (first, last)}
+            unrolled = [n for n in raw if rollups.day_of(n) not in rolled]
+            connection.register("empty_events", SCHEMA.empty_table())
+            connection.register("empty_segments", rollups.SEGMENTS.empty_table())
+            self._view(connection, "events", "empty_events", [*unrolled, *(r.events for r in rolled.values())])
+            self._view(connection, "rolled_segments", "empty_segments", [r.segments for r in rolled.values()])
+            self._view(connection, "raw_events", "empty_events", list(raw))
             yield connection
 
+    def _view(self, connection: duckdb.DuckDBPyConnection, name: str, empty: str, files: Sequence[str]) -> None:
+        union = ""
+        if files:
+            urls = ", ".join("'" + self.area.url_of(f).replace("'", "''") + "'" for f in sorted(files))
+            union = f" UNION ALL BY NAME SELECT * FROM read_parquet([{urls}], union_by_name = true)"
+        connection.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {empty}{union}")
+
     def files(self) -> list[str]:
-        """Every event file, as paths of the area's filesystem (local paths for a folder)."""
+        """Every raw event file, as paths of the area's filesystem (local paths for a folder)."""
         return [self.area.path(name) for name in self._names()]
 
     @_unavailable_as_busy()
     def _names(self) -> list[str]:
-        return self.area.names()
+        return [name for name in self.area.names() if _is_raw(name)]
+
+    @_unavailable_as_busy()
+    def roll(self, today: date, days: Collection[date] = ()) -> list[date]:
+        """Roll up every closed UTC day (before ``today``) whose rollup is missing or stale, or exactly ``days``;
+        returns the days rolled. Rollup files no index entry names (replaced by the previous run) are deleted
+        first: a reader that listed the index before it was replaced had a whole run to finish. One process at a
+        time (the consumer's housekeeping lock, which ``geotarget rollup`` takes too)."""
+        listing = self.area.sizes()
+        index = rollups.read_index(self.area)
+        named = {n for r in index.values() for n in (r.events, r.segments)}
+        for name in listing:
+            if name.startswith(rollups.FOLDER + "/") and name not in named:
+                self.area.delete(name)
+        raw: dict[date, dict[str, int]] = {}
+        for name, size in listing.items():
+            if _is_raw(name):
+                raw.setdefault(rollups.day_of(name), {})[name] = size
+        fresh = rollups.current(index, {n: size for files in raw.values() for n, size in files.items()})
+        wanted = sorted(d for d in raw if d < today and (d in days if days else d not in fresh))
+        with self.connect() as connection:
+            for day in wanted:
+                index[day] = rollups.roll_day(self.area, connection, day, raw[day])
+                rollups.write_index(self.area, index)  # day by day: a run stopped half-way keeps what it did
+        if gone := [day for day in index if day not in raw]:  # no raw files left: nothing to stand for
+            rollups.write_index(self.area, {d: r for d, r in index.items() if d not in gone})
+        return wanted
 
     @_unavailable_as_busy()
     def erase_devices(self, device_keys: Iterable[str]) -> int:
         """Rewrite every file that holds any of ``device_keys`` without their rows; returns rows removed."""
         keys = pa.array(sorted(set(device_keys)), type=pa.string())
         removed = 0
-        for name in self.area.names():
-            table = self.area.read_table(name, SCHEMA)
+        for name in self.area.names():  # raw files and rollups alike
+            table = self.area.read_table(name, SCHEMA if _is_raw(name) else None)
             hit = pc.is_in(table["device_key"], value_set=keys)
             count = pc.sum(hit).as_py() or 0
             if count:
@@ -213,7 +265,7 @@ class ParquetEventStore:
         that rewrote a part while it was being merged is not undone."""
         gone = pa.array(sorted(set(erased)), type=pa.string())
         merged = 0
-        for day, group in itertools.groupby(self.area.names(), key=_day_folder):
+        for day, group in itertools.groupby(self._names(), key=_day_folder):
             parts = list(group)
             if len(parts) < min_files:
                 continue
@@ -229,7 +281,7 @@ class ParquetEventStore:
     @_unavailable_as_busy()
     def visit_starts_before(self, cutoff: datetime) -> list[tuple[str, str, int]]:
         """(device key, fence, epoch ms) of every visit that starts among the raw pings before ``cutoff``."""
-        if not any(_day_of(name) < cutoff.date() for name in self.area.names()):
+        if not any(_day_of(name) < cutoff.date() for name in self._names()):
             return []
         with self.reading() as connection:
             rows = connection.execute(_VISITS_BEFORE, {"glob": self.glob, "cutoff": cutoff}).fetchall()
@@ -241,7 +293,7 @@ class ParquetEventStore:
         kind. Files left empty are deleted."""
         removed: dict[str, int] = dict.fromkeys(kinds, 0)
         doomed = pa.array(list(kinds), pa.string())
-        for name in self.area.names():
+        for name in self._names():
             if _day_of(name) >= cutoff.date():
                 continue
             table = self.area.read_table(name, SCHEMA)
@@ -254,6 +306,15 @@ class ParquetEventStore:
             else:
                 self.area.delete(name)
         return removed
+
+
+def _is_raw(name: str) -> bool:
+    return name.startswith("day=")
+
+
+def _within(name: str, first: date | None, last: date | None) -> bool:
+    day = _day_of(name)
+    return (first is None or first <= day) and (last is None or day <= last)
 
 
 def _day_folder(name: str) -> str:

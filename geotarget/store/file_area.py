@@ -4,9 +4,12 @@ DuckDB reads both with the same SQL."""
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import duckdb
@@ -81,37 +84,62 @@ class FileArea:
     def url_of(self, pattern: str) -> str:
         return f"{self.url}/{pattern}"
 
-    def names(self, suffix: str = ".parquet") -> list[str]:
-        """Every file under the base ending in ``suffix``, sorted; temporary files being written are left out."""
-        selector = pafs.FileSelector(self.base, recursive=True, allow_not_found=True)
-        found = self.filesystem.get_file_info(selector)
+    def names(self, under: str = "", suffix: str = ".parquet") -> list[str]:
+        """Every file in the folder ``under`` (and below) ending in ``suffix``, sorted; temporary files being
+        written are left out."""
+        return sorted(self.sizes(under, suffix))
+
+    def sizes(self, under: str = "", suffix: str = ".parquet") -> dict[str, int]:
+        """``names`` with each file's size in bytes (a rewrite shows as another size)."""
+        root = self.path(under) if under else self.base
+        found = self.filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
         start = len(self.base) + 1
-        return sorted(
-            info.path[start:]
+        return {
+            info.path[start:]: int(info.size or 0)
             for info in found
             if info.type == pafs.FileType.File and info.path.endswith(suffix) and not info.base_name.startswith(".")
-        )
+        }
+
+    def read_bytes(self, name: str) -> bytes | None:
+        """A small file's content, or None when there is none."""
+        try:
+            with self.filesystem.open_input_stream(self.path(name)) as stream:
+                return bytes(stream.read())
+        except FileNotFoundError:
+            return None
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """A small file, whole or not at all (as ``write_parquet``)."""
+        self._whole(name, lambda target: self._put(target, data))
+
+    def _put(self, target: str, data: bytes) -> None:
+        with self.filesystem.open_output_stream(target) as stream:
+            stream.write(data)
 
     def read_table(self, name: str, schema: pa.Schema | None = None) -> pa.Table:
         return pq.read_table(self.path(name), schema=schema, filesystem=self.filesystem)
 
-    def write_parquet(self, table: pa.Table, name: str) -> str:
+    def write_parquet(self, table: pa.Table, name: str, **options: Any) -> str:
         """Whole or not at all: an object store publishes an object when its upload completes; a folder gets a
         hidden temporary file renamed over the name (atomic on POSIX)."""
+        write = functools.partial(pq.write_table, table, compression="zstd", filesystem=self.filesystem, **options)
+        self._whole(name, write)
+        return name
+
+    def _whole(self, name: str, write: Callable[[str], object]) -> None:
         target = self.path(name)
         if self.remote:
-            pq.write_table(table, target, compression="zstd", filesystem=self.filesystem)
-            return name
+            write(target)
+            return
         folder = target.rsplit("/", 1)[0]
         self.filesystem.create_dir(folder, recursive=True)
         temporary = f"{folder}/.{uuid.uuid4().hex}.tmp"
         try:
-            pq.write_table(table, temporary, compression="zstd", filesystem=self.filesystem)
+            write(temporary)
             self.filesystem.move(temporary, target)
         finally:
             if self.filesystem.get_file_info(temporary).type != pafs.FileType.NotFound:
                 self.filesystem.delete_file(temporary)
-        return name
 
     def delete(self, name: str) -> None:
         self.filesystem.delete_file(self.path(name))

@@ -41,7 +41,6 @@ def reach_figures(
     if not store.has_data():
         return []
     params: dict[str, Any] = {
-        "glob": store.glob,
         "from_ts": from_ts,
         "to_ts": to_ts,
         "tz": timezone,
@@ -53,15 +52,8 @@ def reach_figures(
         "k": k,
         "whole": whole,
     }
-    with store.reading() as connection:
-        sql = _REACH
-        if not _has_column(connection, store.glob, "trigger"):
-            sql = sql.replace("coalesce(trigger, '')", "''")
-        if not _has_column(connection, store.glob, "price"):  # files from before bidding
-            sql = sql.replace("CAST(price AS DOUBLE)", "CAST(NULL AS DOUBLE)")
-        if not _has_column(connection, store.glob, "ref"):  # files from before interactions
-            sql = sql.replace("x.ref", "''").replace("ref = ''", "true")
-        rows = connection.execute(sql, params).fetchall()
+    with store.reading((from_ts - timedelta(days=8)).date(), (to_ts + timedelta(days=1)).date()) as connection:
+        rows = connection.execute(_REACH, params).fetchall()
     return [Figure(period, metric, float(value), int(devices)) for period, metric, value, devices in rows]
 
 
@@ -78,7 +70,6 @@ def heatmap_rows(
         return []
     west, south, east, north = bounds
     params: dict[str, Any] = {
-        "glob": store.glob,
         "from_ts": from_ts,
         "to_ts": to_ts,
         "west": west,
@@ -87,23 +78,9 @@ def heatmap_rows(
         "north": north,
         "fence_id": fence_id,
     }
-    with store.reading() as connection:
+    with store.reading((from_ts - timedelta(days=1)).date(), (to_ts + timedelta(days=1)).date()) as connection:
         rows = connection.execute(_HEATMAP, params).fetchall()
     return [(float(lat), float(lon), str(d), bool(i), bool(w), day) for lat, lon, d, i, w, day in rows]
-
-
-_SEEN_COLUMNS: set[tuple[str, str]] = set()  # once a store has a column, it keeps it
-
-
-def _has_column(connection: Any, glob: str, column: str) -> bool:
-    """Whether any event file has ``column`` (files from older versions lack the newer ones); footers only."""
-    if (glob, column) in _SEEN_COLUMNS:
-        return True
-    described = connection.execute("DESCRIBE SELECT * FROM read_parquet($glob, union_by_name = true)", {"glob": glob})
-    found = any(row[0] == column for row in described.fetchall())
-    if found:
-        _SEEN_COLUMNS.add((glob, column))
-    return found
 
 
 def lift_arms(
@@ -117,11 +94,10 @@ def lift_arms(
     """arm ("exposed", "control") -> (devices, visitors within the window after their first exposure)."""
     if not store.has_data():
         return {}
-    params = {"glob": store.glob, "offer_id": offer_id, "fences": list(fence_ids), "from_ts": from_ts}
+    params = {"offer_id": offer_id, "fences": list(fence_ids), "from_ts": from_ts}
     params |= {"to_ts": to_ts, "window_days": window_days}
-    with store.reading() as connection:
-        sql = _LIFT if _has_column(connection, store.glob, "trigger") else _LIFT.replace("coalesce(trigger, '')", "''")
-        rows = connection.execute(sql, params).fetchall()
+    with store.reading(from_ts.date(), (to_ts + timedelta(days=window_days)).date()) as connection:
+        rows = connection.execute(_LIFT, params).fetchall()
     return {arm: (int(devices), int(visitors)) for arm, devices, visitors in rows}
 
 
@@ -139,9 +115,10 @@ def audience_members(
     names = {"days": "days", "min_visits": "min_visits", "min_days": "min_days", "min_dwell_s": "min_dwell_s"}
     names |= {"seen_days": "seen_within_days", "not_days": "not_within_days"}
     figures = {param: given.get(field, 0) for param, field in names.items()}
-    params: dict[str, Any] = {"glob": store.glob, "fences": list(zones), "zones": list(zones.values()), "now": now}
-    params |= {"since": now - timedelta(days=longest + 1), "erased": sorted(erased), "kind": rule.kind} | figures
-    with store.reading() as connection:
+    since = now - timedelta(days=longest + 1)
+    params: dict[str, Any] = {"fences": list(zones), "zones": list(zones.values()), "now": now, "since": since}
+    params |= {"erased": sorted(erased), "kind": rule.kind} | figures
+    with store.reading(since.date(), now.date(), edges_cut=True) as connection:
         rows = connection.execute(_AUDIENCE_MEMBERS, params).fetchall()
     return [str(device) for (device,) in rows]
 
@@ -164,9 +141,7 @@ def variant_counts(
     """Impressions, devices and clicks per (offer, variant) in the window (``sql/variants.sql``)."""
     if not store.has_data() or not offer_ids:
         return []
-    with store.reading() as connection:
-        if not (_has_column(connection, store.glob, "variant") and _has_column(connection, store.glob, "ref")):
-            return []  # files from before variants (or interactions)
-        params = {"glob": store.glob, "offer_ids": list(offer_ids), "from_ts": from_ts, "to_ts": to_ts}
+    with store.reading(from_ts.date()) as connection:
+        params = {"offer_ids": list(offer_ids), "from_ts": from_ts, "to_ts": to_ts}
         rows = connection.execute(_VARIANTS, params).fetchall()
     return [VariantCount(str(o), str(v), int(i), int(d), int(c)) for o, v, i, d, c in rows]

@@ -1,7 +1,7 @@
 -- The members of one audience rule: linked devices whose visits to the chosen fences fit it.
 --
--- $glob the event files; $fences / $zones the chosen fences and each one's time zone (same order); $now the
--- refresh instant; $since the earliest instant any window of the rule reaches (a day more, so a visit already
+-- events / rolled_segments views of the event store over the days the rule reaches (event_store.reading);
+-- $fences / $zones the chosen fences and each one's time zone (same order); $now the refresh instant; $since the earliest instant any window of the rule reaches (a day more, so a visit already
 -- under way then is seen from its start); $erased devices erased on request (their events may still wait for
 -- compaction); $kind and the rule's figures ($days, $min_visits, $min_days, $seen_days, $not_days,
 -- $min_dwell_s; unused ones are 0).
@@ -14,17 +14,29 @@ WITH chosen AS (
 ),
 inside AS (
     SELECT event_id, kind, device_key, ts, lat, lon, unnest(fences) AS fence
-    FROM read_parquet($glob, union_by_name = true)
+    FROM events
     WHERE kind IN ('ping', 'visit') AND device_key <> '' AND len(fences) > 0 AND ts >= $since AND ts <= $now
 ),
-scoped AS (
-    SELECT i.device_key, i.ts, i.kind, i.fence, c.zone
-    FROM inside i JOIN chosen c ON i.fence = c.fence
-    WHERE i.device_key NOT IN (SELECT unnest($erased))
+once AS (
+    SELECT i.device_key, i.ts, i.kind, i.fence
+    FROM inside i
+    WHERE i.fence IN (SELECT fence FROM chosen) AND i.device_key NOT IN (SELECT unnest($erased))
     QUALIFY row_number() OVER (PARTITION BY i.event_id, i.fence ORDER BY i.ts, i.lat, i.lon) = 1
 ),
-marked AS (
-    SELECT *, kind = 'visit' OR coalesce(ts - lag(ts) OVER run >= INTERVAL 30 MINUTE, true) AS starts
+segments AS (  -- per device, fence, kind and UTC quarter hour; rolled days have them stored (store/rollups.py)
+    SELECT device_key, fence, kind, min(ts) AS ts, max(ts) AS last_ts
+    FROM once GROUP BY device_key, fence, kind, epoch_us(ts) // 900000000
+    UNION ALL
+    SELECT device_key, fence, kind, ts, last_ts
+    FROM rolled_segments
+    WHERE fence IN (SELECT fence FROM chosen) AND device_key NOT IN (SELECT unnest($erased))
+      AND ts >= $since AND ts <= $now
+),
+scoped AS (
+    SELECT s.*, c.zone FROM segments s JOIN chosen c ON s.fence = c.fence
+),
+marked AS (  -- only a segment's first ping can start a visit: its pings are under 15 minutes apart
+    SELECT *, kind = 'visit' OR coalesce(ts - lag(last_ts) OVER run >= INTERVAL 30 MINUTE, true) AS starts
     FROM scoped WINDOW run AS (PARTITION BY device_key, fence ORDER BY ts)
 ),
 numbered AS (
@@ -32,7 +44,7 @@ numbered AS (
     FROM marked
 ),
 visits AS (
-    SELECT device_key, min(ts) AS started, epoch(max(ts)) - epoch(min(ts)) AS dwell_s,
+    SELECT device_key, min(ts) AS started, epoch(max(last_ts)) - epoch(min(ts)) AS dwell_s,
            CAST(timezone(any_value(zone), min(ts)) AS DATE) AS local_day
     FROM numbered GROUP BY device_key, fence, n
 )

@@ -2,13 +2,14 @@
 -- ghost in the window: held out, the offer withheld), and how many of each visited one of the offer's own fences
 -- within $window_days after their first impression or ghost.
 --
--- $glob the event files; $offer_id; $fences the offer's served fence ids (never audience-only ones); $from_ts/$to_ts the window (UTC, to
+-- events / rolled_segments views of the event store over the days the lift reaches (event_store.reading);
+-- $offer_id; $fences the offer's served fence ids (never audience-only ones); $from_ts/$to_ts the window (UTC, to
 -- exclusive); $window_days.
 -- A device with both impressions and ghosts of the offer (its holdout share changed meanwhile) counts in neither
 -- arm. Limit-ad-tracking devices are never linked, so they count in neither; nor do browsers that scanned a poster.
 WITH raw AS (
     SELECT kind, event_id, device_key, ts, offer_id, fences
-    FROM read_parquet($glob, union_by_name = true)
+    FROM events
     WHERE ts >= $from_ts AND ts < $to_ts + to_days(CAST($window_days AS INTEGER)) AND device_key <> ''
       AND coalesce(trigger, '') <> 'scan'  -- a browser that scanned a poster: never held out, never pinging
 ),
@@ -26,11 +27,18 @@ arms AS (
     FROM firsts
     WHERE (exposed_at IS NULL) <> (held_at IS NULL)
 ),
+inside AS (  -- pings (and rolled days' segments: a ping within the window exists exactly when a segment's first
+            -- is at most its end and its last after its start, the window being longer than a quarter hour)
+    SELECT device_key, ts, ts AS last_ts FROM raw WHERE kind IN ('ping', 'visit') AND list_has_any(fences, $fences)
+    UNION ALL
+    SELECT device_key, ts, last_ts FROM rolled_segments
+    WHERE fence IN (SELECT unnest($fences)) AND device_key <> ''
+      AND ts >= $from_ts AND ts < $to_ts + to_days(CAST($window_days AS INTEGER))
+),
 visited AS (
     SELECT DISTINCT a.device_key
-    FROM arms a JOIN raw p ON p.device_key = a.device_key
-    WHERE p.kind IN ('ping', 'visit') AND list_has_any(p.fences, $fences)
-      AND p.ts > a.first_at AND p.ts <= a.first_at + to_days(CAST($window_days AS INTEGER))
+    FROM arms a JOIN inside p ON p.device_key = a.device_key
+    WHERE p.last_ts > a.first_at AND p.ts <= a.first_at + to_days(CAST($window_days AS INTEGER))
 )
 SELECT a.arm, count(*) AS devices, count(v.device_key) AS visitors
 FROM arms a LEFT JOIN visited v USING (device_key)

@@ -1,7 +1,7 @@
 -- Reach report over the Parquet event store, in long form: one row per (period, metric) with the figure and
 -- the number of distinct devices it was computed from (for k-suppression, which happens in Python).
 --
--- $glob          the event files
+-- events / rolled_segments   views of the event store over the days the report reaches (event_store.reading)
 -- $from_ts/$to_ts the report window, UTC instants (to exclusive)
 -- $tz            IANA zone whose calendar defines the periods
 -- $unit          'day' or 'week' (ISO weeks, Monday first)
@@ -34,7 +34,7 @@
 -- A visit is a device's run of pings inside one fence with gaps under 30 minutes; it counts in the period where
 -- it starts. A visit after exposure starts within 7 days after an impression of the same scope to the same device.
 WITH raw AS (
-    SELECT * FROM read_parquet($glob, union_by_name = true)
+    SELECT * FROM events
     WHERE ts >= $from_ts - INTERVAL 8 DAY AND ts < $to_ts + INTERVAL 1 DAY
 ),
 offer_events AS (
@@ -108,7 +108,7 @@ outcomes AS (
     UNION ALL  -- a static code redeemed without an impression: the offer is known, the device and fence are not
     SELECT kind, '', coalesce($whole, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE)), ''
     FROM raw
-    WHERE kind = 'redemption' AND ref = '' AND ts >= $from_ts AND ts < $to_ts AND len($fence_ids) = 0
+    WHERE kind = 'redemption' AND coalesce(ref, '') = '' AND ts >= $from_ts AND ts < $to_ts AND len($fence_ids) = 0
       AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
       AND ($merchant_id = '' OR merchant_id = $merchant_id)
     QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
@@ -131,20 +131,32 @@ visit_fence_set AS (
     SELECT unnest($visit_fences) AS fence
 ),
 inside_any AS (
-    SELECT event_id, device_key, ts, lat, lon, unnest(fences) AS fence
+    SELECT event_id, kind, device_key, ts, lat, lon, unnest(fences) AS fence
     FROM raw WHERE kind IN ('ping', 'visit') AND device_key <> '' AND len(fences) > 0
 ),
-inside_scope AS (
-    SELECT device_key, ts, fence, CAST(timezone('UTC', ts) AS DATE) AS unit_day
+inside_once AS (
+    SELECT kind, device_key, ts, fence
     FROM inside_any WHERE fence IN (SELECT fence FROM visit_fence_set)  -- a hash join, whatever the list's length
     QUALIFY row_number() OVER (PARTITION BY event_id, fence ORDER BY ts, lat, lon) = 1
+),
+segments AS (  -- per device, fence, kind and UTC quarter hour; rolled days have them stored (store/rollups.py)
+    SELECT device_key, fence, min(ts) AS ts, max(ts) AS last_ts
+    FROM inside_once GROUP BY device_key, fence, kind, epoch_us(ts) // 900000000
+    UNION ALL
+    SELECT device_key, fence, ts, last_ts
+    FROM rolled_segments
+    WHERE fence IN (SELECT fence FROM visit_fence_set)
+      AND ts >= $from_ts - INTERVAL 8 DAY AND ts < $to_ts + INTERVAL 1 DAY
+),
+inside_scope AS (
+    SELECT device_key, ts, last_ts, fence, CAST(timezone('UTC', ts) AS DATE) AS unit_day FROM segments
 ),
 fence_units AS (
     SELECT fence, unit_day FROM inside_scope GROUP BY ALL HAVING count(DISTINCT device_key) >= $k
 ),
-marked AS (
+marked AS (  -- only a segment's first ping can start a visit: its pings are under 15 minutes apart
     SELECT device_key, fence, ts, unit_day,
-           coalesce(ts - lag(ts) OVER (PARTITION BY device_key, fence ORDER BY ts) >= INTERVAL 30 MINUTE, true)
+           coalesce(ts - lag(last_ts) OVER (PARTITION BY device_key, fence ORDER BY ts) >= INTERVAL 30 MINUTE, true)
                AS starts_visit
     FROM inside_scope
 ),
