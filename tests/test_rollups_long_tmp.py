@@ -1,0 +1,228 @@
+"""Daily rollups are exact: for random event histories, every report, audience, lift and rotation figure read from
+rollups equals the same figure read from raw events (k-suppression included), also after late events make a
+rolled day stale and after it is rolled again; rollups stand in for a day's pings, only for closed days, and an
+erasure reaches them too."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from geotarget.audiences.model import Dwellers, Lapsed, Regulars, Visitors
+from geotarget.measurement.events import Event, ping_event_id, visit_event_id
+from geotarget.store import rollups
+from geotarget.store.event_store import ParquetEventStore, events_to_table
+from geotarget.store.report_queries import (
+    Scope,
+    audience_members,
+    heatmap_rows,
+    lift_arms,
+    reach_figures,
+    variant_counts,
+)
+
+START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+DAYS = 6
+TODAY = (START + timedelta(days=DAYS)).date()  # every day of a history is closed
+FENCES = ("fen_a", "fen_b")
+DEVICES = [f"dev{n}" for n in range(6)]
+ZONES = ("UTC", "Asia/Kathmandu", "America/St_Johns")  # whole hours, +05:45, -03:30
+
+instants = st.integers(0, DAYS * 24 * 60 - 1).map(lambda minute: START + timedelta(minutes=minute))
+gaps = st.sampled_from([1, 5, 14, 15, 16, 29, 30, 31, 45, 90])  # around a quarter hour and the 30-minute rule
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> list[tuple[str, datetime, list[str]]]:
+    """A device's pings: a start, then gaps, each ping inside one fence, both or none."""
+    device = draw(st.sampled_from(DEVICES))
+    at = draw(instants)
+    inside = draw(st.sampled_from([[FENCES[0]], [FENCES[1]], list(FENCES), []]))
+    pings = []
+    for gap in draw(st.lists(gaps, max_size=12)):
+        pings.append((device, at, inside))
+        at += timedelta(minutes=gap, seconds=draw(st.integers(0, 59)))
+    return pings
+
+
+@st.composite
+def offer_events(draw: st.DrawFn) -> list[Event]:
+    """An impression (pulled, pushed or won, with a variant or not) or a ghost, a cap-blocked serve, a bid or a
+    scan; an impression may be clicked and redeemed; a static code may be redeemed with no impression."""
+    device = draw(st.sampled_from([*DEVICES, ""]))
+    at = draw(instants)
+    fence = draw(st.sampled_from(FENCES))
+    kind = draw(st.sampled_from(["impression", "impression", "ghost", "cap_blocked", "bid", "scan", "redemption"]))
+    n = 0  # made unique by the history
+    common = {"lat": 0.0, "lon": 0.0, "cell": "", "offer_id": "off_x", "merchant_id": "mer_x", "fence_id": fence}
+    if kind == "redemption":  # a static code, no impression
+        return [Event(kind=kind, event_id=f"r{n}", at=at, device_key="", **common)]
+    trigger = draw(st.sampled_from(["", "enter", "scan"])) if kind == "impression" else ""
+    price = draw(st.sampled_from([None, 1.5])) if kind == "impression" else None
+    variant = draw(st.sampled_from(["", "a", "b"])) if kind == "impression" else ""
+    shown = Event(
+        kind=kind, event_id=f"e{n}", at=at, device_key=device, trigger=trigger, price=price, variant=variant, **common
+    )
+    events = [shown]
+    if kind == "impression":
+        for outcome in draw(st.lists(st.sampled_from(["click", "redemption"]), max_size=2)):
+            later = at + timedelta(minutes=draw(st.integers(1, 3000)))
+            events.append(
+                Event(kind=outcome, event_id=f"{outcome}{n}", at=later, device_key=device, ref=shown.event_id, **common)
+            )
+    return events
+
+
+@st.composite
+def histories(draw: st.DrawFn, name: str) -> tuple[list[Event], list[list[str]]]:
+    """Pings, visit records and offer events; every event its own id (``name`` apart from another history's)."""
+    events: list[Event] = []
+    fences: list[list[str]] = []
+    for run in draw(st.lists(runs(), max_size=12)):
+        for device, at, inside in run:
+            events.append(
+                Event(
+                    kind="ping", event_id=ping_event_id(device, at), at=at, device_key=device, lat=0.0, lon=0.0, cell=""
+                )
+            )
+            fences.append(inside)
+    for kept in draw(st.lists(st.tuples(st.sampled_from(DEVICES), instants, st.sampled_from(FENCES)), max_size=3)):
+        device, at, fence = kept  # a visit record retention kept of pings gone
+        ms = int(at.timestamp() * 1000)
+        events.append(
+            Event(
+                kind="visit",
+                event_id=visit_event_id(device, fence, ms),
+                at=at,
+                device_key=device,
+                lat=0.0,
+                lon=0.0,
+                cell="",
+            )
+        )
+        fences.append([fence])
+    for number, group in enumerate(draw(st.lists(offer_events(), max_size=14))):
+        own = {e.event_id: f"{name}{number}:{e.event_id}" for e in group}
+        events.extend(replace(e, event_id=own[e.event_id], ref=own.get(e.ref, e.ref)) for e in group)
+        fences.extend([] for _ in group)
+    twice = draw(st.lists(st.integers(0, max(0, len(events) - 1)), max_size=4)) if events else []
+    return events + [events[i] for i in twice], fences + [fences[i] for i in twice]
+
+
+def figures(store: ParquetEventStore, zone: str, k: int) -> dict[str, Any]:
+    """Every figure reports, audiences, lift and rotation ask of the store, over the whole history."""
+    start, end = START, START + timedelta(days=DAYS)
+    local = datetime.combine(START.date() + timedelta(days=1), datetime.min.time(), tzinfo=ZoneInfo(zone))
+    local_end = local + timedelta(days=4)
+    now = start + timedelta(days=5, hours=7, minutes=13)  # an instant inside a rolled day: its edges read raw
+    rules = [
+        Visitors(kind="visitors", geofence_ids=FENCES, min_visits=2, days=3),
+        Regulars(kind="regulars", geofence_ids=FENCES, min_days=2, days=4),
+        Dwellers(kind="dwellers", geofence_ids=FENCES, min_dwell_s=600, days=3),
+        Lapsed(kind="lapsed", geofence_ids=FENCES, seen_within_days=4, not_within_days=1),
+    ]
+    scopes = {
+        "merchant": Scope(merchant_id="mer_x", visit_fences=FENCES),
+        "fence": Scope(fence_ids=("fen_a",), visit_fences=("fen_a",)),
+        "offer": Scope(offer_ids=("off_x",), visit_fences=FENCES),
+    }
+    found: dict[str, Any] = {}
+    for name, scope in scopes.items():
+        found[f"{name} by day"] = reach_figures(store, scope, local, local_end, zone, "day", k)
+        found[f"{name} by week"] = reach_figures(store, scope, start, end, zone, "week", k)
+        found[f"{name} totals"] = reach_figures(store, scope, local, local_end, zone, "day", k, whole=local.date())
+    found["lift"] = lift_arms(store, "off_x", FENCES, start, start + timedelta(days=3), 2)
+    found["audiences"] = [audience_members(store, rule, dict.fromkeys(FENCES, zone), now, ()) for rule in rules]
+    found["variants"] = variant_counts(store, ["off_x"], start, end)
+    found["heatmap"] = sorted(heatmap_rows(store, (-1.0, -1.0, 1.0, 1.0), local, local_end, "fen_a"))
+    return found
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(histories("h"), histories("late"), st.sampled_from(ZONES), st.sampled_from([1, 2]))
+def test_every_figure_from_rollups_equals_the_same_figure_from_raw_events(history, late, zone, k):
+    with tempfile.TemporaryDirectory() as folder:
+        store = ParquetEventStore(Path(folder))
+        events, fences = history
+        if events:
+            store.write(events_to_table(events, fences))
+        raw = figures(store, zone, k)
+
+        store.roll(TODAY)
+        assert figures(store, zone, k) == raw
+        counted = {f.metric for f in raw["merchant by week"] if f.value} | ({"lift"} if raw["lift"] else set())
+        for metric in sorted(counted & {"visits", "visits_after_exposure", "clicks", "lift"}):
+            event(f"{metric} counted")  # hypothesis's statistics: the histories reach every kind of figure
+
+        late_events, late_fences = late  # arrive after their days were rolled: those days read raw again
+        if late_events:
+            store.write(events_to_table(late_events, late_fences))
+            with_late = figures(store, zone, k)
+            store.roll(TODAY)
+            assert figures(store, zone, k) == with_late
+
+
+def ping(device: str, at: datetime, fence: str = "fen_a") -> tuple[Event, list[str]]:
+    return Event(kind="ping", event_id=ping_event_id(device, at), at=at, device_key=device, lat=0, lon=0, cell=""), [
+        fence
+    ]
+
+
+def write(store: ParquetEventStore, *pings: tuple[Event, list[str]]) -> None:
+    store.write(events_to_table([e for e, _ in pings], [f for _, f in pings]))
+
+
+def rolled_view(store: ParquetEventStore) -> tuple[int, int]:
+    """(pings in the ``events`` view, rows of ``rolled_segments``) over every day."""
+    with store.reading() as db:
+        pings = db.execute("SELECT count(*) FROM events WHERE kind = 'ping'").fetchone()[0]
+        segments = db.execute("SELECT count(*) FROM rolled_segments").fetchone()[0]
+    return int(pings), int(segments)
+
+
+def test_a_rolled_day_is_read_as_segments_and_the_open_day_as_pings(tmp_path):
+    store = ParquetEventStore(tmp_path / "events")
+    yesterday = datetime(2026, 11, 19, 9, tzinfo=UTC)
+    write(store, *(ping("dev1", yesterday + timedelta(minutes=m)) for m in range(0, 60, 2)))  # 30 pings, 4 quarters
+    write(store, *(ping("dev1", yesterday + timedelta(days=1, minutes=m)) for m in range(0, 10, 2)))  # today: 5
+    assert rolled_view(store) == (35, 0)
+
+    assert store.roll(date(2026, 11, 20)) == [date(2026, 11, 19)]  # today is not closed: not rolled
+    assert rolled_view(store) == (5, 4)
+    assert store.roll(date(2026, 11, 20)) == []  # nothing stale
+
+
+def test_a_late_event_makes_its_day_raw_again_until_it_is_rolled_again(tmp_path):
+    store = ParquetEventStore(tmp_path / "events")
+    day = datetime(2026, 11, 19, 9, tzinfo=UTC)
+    write(store, ping("dev1", day), ping("dev2", day))
+    store.roll(date(2026, 11, 20))
+    assert rolled_view(store) == (0, 2)
+
+    write(store, ping("dev3", day + timedelta(hours=3)))  # a late event for a rolled day
+    assert rolled_view(store) == (3, 0)  # the rollup no longer stands for the day's files
+    assert store.roll(date(2026, 11, 20)) == [date(2026, 11, 19)]
+    assert rolled_view(store) == (0, 3)
+    assert len(store.area.names(rollups.FOLDER)) == 4  # the replaced rollup's two files wait a run...
+    store.roll(date(2026, 11, 20))
+    assert len(store.area.names(rollups.FOLDER)) == 2  # ...then go
+
+
+def test_erasure_reaches_the_rollups(tmp_path):
+    store = ParquetEventStore(tmp_path / "events")
+    day = datetime(2026, 11, 19, 9, tzinfo=UTC)
+    write(store, ping("dev1", day), ping("dev2", day))
+    store.roll(date(2026, 11, 20))
+    store.erase_devices(["dev1"])
+    for name in store.area.names():
+        assert "dev1" not in store.area.read_table(name).column("device_key").to_pylist()
+    store.roll(date(2026, 11, 20))
+    with store.reading() as db:
+        assert db.execute("SELECT list(device_key) FROM rolled_segments").fetchone()[0] == ["dev2"]
