@@ -29,7 +29,9 @@ arms AS (
 ),
 inside AS (  -- pings (and rolled days' segments: a ping within the window exists exactly when a segment's first
             -- is at most its end and its last after its start, the window being longer than a quarter hour)
-    SELECT device_key, ts, ts AS last_ts FROM raw WHERE kind IN ('ping', 'visit') AND list_has_any(fences, $fences)
+    SELECT device_key, ts, ts AS last_ts
+    FROM (SELECT device_key, ts, unnest(fences) AS fence FROM raw WHERE kind IN ('ping', 'visit') AND len(fences) > 0)
+    WHERE fence IN (SELECT unnest($fences))  -- a hash join, whatever the list's length
     UNION ALL
     SELECT device_key, ts, last_ts FROM rolled_segments
     WHERE fence IN (SELECT unnest($fences)) AND device_key <> ''
