@@ -118,6 +118,8 @@ def test_the_same_history_gives_the_same_figures_from_a_bucket_as_from_a_folder(
 
     expected = figures_of(in_folder)
     assert figures_of(on_s3) == expected
+    assert len(on_s3.roll(END.date() + timedelta(days=1))) == 10  # rollups in the bucket: the same figures again
+    assert figures_of(on_s3) == expected
     assert any(f.metric == "visitors" and f.value > 0 for f in expected["merchant by day"])  # type: ignore[attr-defined]
     assert expected["lift"] and all(expected["audiences"]) and expected["variants"]
     names = [path.removeprefix(on_s3.area.base + "/") for path in on_s3.files()]

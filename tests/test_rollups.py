@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow.parquet as pq
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -226,3 +227,39 @@ def test_erasure_reaches_the_rollups(tmp_path):
     store.roll(date(2026, 11, 20))
     with store.reading() as db:
         assert db.execute("SELECT list(device_key) FROM rolled_segments").fetchone()[0] == ["dev2"]
+
+
+def test_files_from_before_pushes_bids_clicks_and_variants_still_report_raw_and_rolled(tmp_path):
+    """Event files written by older versions lack the newer columns (trigger, price, ref, variant): every view
+    has them, as NULL, so the queries need no rewriting for them."""
+    store = ParquetEventStore(tmp_path / "events")
+    old_columns = ["kind", "event_id", "ts", "device_key", "lat", "lon", "cell", "offer_id", "merchant_id"]
+    old_columns += ["fence_id", "inside", "distance_m", "accuracy_m", "fences"]
+    day = datetime(2026, 11, 19, 9, tzinfo=UTC)
+    shown = [
+        Event(kind="impression", event_id=f"i{n}", at=day + timedelta(minutes=n), device_key=f"dev{n % 3}", lat=0,
+              lon=0, cell="", offer_id="off_x", merchant_id="mer_x", fence_id="fen_a")
+        for n in range(6)
+    ]  # fmt: skip
+    pings = [ping(f"dev{n}", day + timedelta(hours=1)) for n in range(3)]
+    table = events_to_table(shown + [e for e, _ in pings], [[] for _ in shown] + [f for _, f in pings])
+    folder = tmp_path / "events" / "day=2026-11-19"
+    folder.mkdir(parents=True)
+    pq.write_table(table.select(old_columns), folder / "old.parquet")
+
+    def asked() -> tuple[list[Any], dict[str, tuple[int, int]], list[Any]]:
+        scope = Scope(offer_ids=("off_x",), visit_fences=("fen_a",))
+        reach = reach_figures(store, scope, day - timedelta(hours=9), day + timedelta(days=1), "UTC", "day", 1)
+        return (
+            reach,
+            lift_arms(store, "off_x", ["fen_a"], day - timedelta(hours=9), day + timedelta(minutes=30), 1),
+            variant_counts(store, ["off_x"], day - timedelta(hours=9), day + timedelta(days=1)),
+        )
+
+    raw = asked()
+    figures_by_metric = {f.metric: f.value for f in raw[0]}
+    assert figures_by_metric["impressions"] == 6 and figures_by_metric["visits_after_exposure"] == 3
+    assert "pushes" not in figures_by_metric and "clicks" not in figures_by_metric and raw[2] == []
+    assert raw[1] == {"exposed": (3, 3)}
+    store.roll(date(2026, 11, 20))
+    assert asked() == raw
