@@ -177,20 +177,14 @@ class ParquetEventStore:
 
     @contextmanager
     def reading(
-        self,
-        first: date | None = None,
-        last: date | None = None,
-        edges_cut: bool = False,
-        fences: Collection[str] | None = None,
+        self, first: date | None = None, last: date | None = None, edges_cut: bool = False
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for one query, closed after, whose views hold the UTC days ``first``..``last`` (None: no
         bound): ``events`` (every event, but a rolled day's pings and visit records only as its segments),
         ``rolled_segments`` (those segments) and ``raw_events`` (every raw event). Every view has every column
         of ``SCHEMA`` (NULL where older files lack one). A query that cuts its first and last day at instants
         other than whole quarter hours says ``edges_cut``: those two days are read raw, as segments cannot be
-        cut. ``fences``: the only fences whose segments the query reads, named in the view so that DuckDB skips
-        the row groups of others (segments are sorted by fence). The files out of reach is
-        ``EventStoreUnavailable``."""
+        cut. The files out of reach is ``EventStoreUnavailable``."""
         with self.connect() as connection, _unavailable_as_busy():
             listing = self.area.sizes(suffix="")
             raw = {n: size for n, size in listing.items() if _is_raw(n) and _within(n, first, last)}
@@ -201,26 +195,15 @@ class ParquetEventStore:
             connection.register("empty_events", SCHEMA.empty_table())
             connection.register("empty_segments", rollups.SEGMENTS.empty_table())
             self._view(connection, "events", "empty_events", [*unrolled, *(r.events for r in rolled.values())])
-            named = ", ".join(map(_quoted, sorted(fences or ())))
-            only = None if fences is None else f"fence IN ({named})" if named else "false"
-            segments = [r.segments for r in rolled.values()]
-            self._view(connection, "rolled_segments", "empty_segments", segments, only)
+            self._view(connection, "rolled_segments", "empty_segments", [r.segments for r in rolled.values()])
             self._view(connection, "raw_events", "empty_events", list(raw))
             yield connection
 
-    def _view(
-        self,
-        connection: duckdb.DuckDBPyConnection,
-        name: str,
-        empty: str,
-        files: Sequence[str],
-        only: str | None = None,
-    ) -> None:
+    def _view(self, connection: duckdb.DuckDBPyConnection, name: str, empty: str, files: Sequence[str]) -> None:
         union = ""
         if files:
-            urls = ", ".join(_quoted(self.area.url_of(f)) for f in sorted(files))
-            where = f" WHERE {only}" if only else ""
-            union = f" UNION ALL BY NAME SELECT * FROM read_parquet([{urls}], union_by_name = true){where}"
+            urls = ", ".join("'" + self.area.url_of(f).replace("'", "''") + "'" for f in sorted(files))
+            union = f" UNION ALL BY NAME SELECT * FROM read_parquet([{urls}], union_by_name = true)"
         connection.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {empty}{union}")
 
     def files(self) -> list[str]:
@@ -323,10 +306,6 @@ class ParquetEventStore:
             else:
                 self.area.delete(name)
         return removed
-
-
-def _quoted(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _is_raw(name: str) -> bool:

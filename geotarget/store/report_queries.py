@@ -52,8 +52,7 @@ def reach_figures(
         "k": k,
         "whole": whole,
     }
-    days = (from_ts - timedelta(days=8)).date(), (to_ts + timedelta(days=1)).date()
-    with store.reading(*days, fences=scope.visit_fences) as connection:
+    with store.reading((from_ts - timedelta(days=8)).date(), (to_ts + timedelta(days=1)).date()) as connection:
         rows = connection.execute(_REACH, params).fetchall()
     return [Figure(period, metric, float(value), int(devices)) for period, metric, value, devices in rows]
 
@@ -97,7 +96,7 @@ def lift_arms(
         return {}
     params = {"offer_id": offer_id, "fences": list(fence_ids), "from_ts": from_ts}
     params |= {"to_ts": to_ts, "window_days": window_days}
-    with store.reading(from_ts.date(), (to_ts + timedelta(days=window_days)).date(), fences=fence_ids) as connection:
+    with store.reading(from_ts.date(), (to_ts + timedelta(days=window_days)).date()) as connection:
         rows = connection.execute(_LIFT, params).fetchall()
     return {arm: (int(devices), int(visitors)) for arm, devices, visitors in rows}
 
@@ -119,7 +118,7 @@ def audience_members(
     since = now - timedelta(days=longest + 1)
     params: dict[str, Any] = {"fences": list(zones), "zones": list(zones.values()), "now": now, "since": since}
     params |= {"erased": sorted(erased), "kind": rule.kind} | figures
-    with store.reading(since.date(), now.date(), edges_cut=True, fences=zones) as connection:
+    with store.reading(since.date(), now.date(), edges_cut=True) as connection:
         rows = connection.execute(_AUDIENCE_MEMBERS, params).fetchall()
     return [str(device) for (device,) in rows]
 
