@@ -52,7 +52,7 @@ class RolledDay:
     raw: Mapping[str, int]  # the raw files it was made from, with their sizes
     events: str
     segments: str
-    rows: Mapping[str, int] = field(default_factory=dict)  # raw rows read, rows written per file
+    rows: Mapping[str, int] = field(default_factory=dict)  # rows written per file (for people reading the index)
 
 
 def read_index(area: FileArea) -> dict[date, RolledDay]:
