@@ -438,27 +438,26 @@ def test_heatmap_counts_cells_and_suppresses_thin_ones(client, cafe, runtime, wo
     )
 
 
-def test_retention_by_hand_waits_for_no_consumer_to_run(settings, runtime):
-    env = {f"GEOTARGET_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
+def cli_env(settings):
+    return {f"GEOTARGET_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
+
+
+@pytest.mark.parametrize(("command", "says"), [("retention", "raw pings older than"), ("rollup", "day(s) rolled up")])
+def test_housekeeping_by_hand_waits_for_no_consumer_to_run(settings, runtime, command, says):
     assert runtime.consumer.lead()  # a consumer is at work
-    busy = CliRunner().invoke(cli, ["retention"], env=env)
+    busy = CliRunner().invoke(cli, [command], env=cli_env(settings))
     assert busy.exit_code == 1 and "consumer is running" in busy.output
     runtime.consumer.release()
-    done = CliRunner().invoke(cli, ["retention"], env=env)
+    done = CliRunner().invoke(cli, [command], env=cli_env(settings))
     assert done.exit_code == 0, done.output
-    assert "raw pings older than" in done.output
+    assert says in done.output
     assert runtime.consumer.lead()  # the command gave the lock back
 
 
-def test_rollup_by_hand_waits_for_no_consumer_and_only_rolls_closed_days(settings, runtime):
-    env = {f"GEOTARGET_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
+def test_rollup_by_hand_only_rolls_closed_days(settings, runtime):
+    env = cli_env(settings)
     yesterday = datetime.now(UTC) - timedelta(days=1)
     runtime.events.write(events_to_table([ping_event("dev1", yesterday)], [["fen_x"]]))
-    assert runtime.consumer.lead()  # a consumer is at work
-    busy = CliRunner().invoke(cli, ["rollup"], env=env)
-    assert busy.exit_code == 1 and "consumer is running" in busy.output
-    runtime.consumer.release()
-
     done = CliRunner().invoke(cli, ["rollup"], env=env)
     assert done.exit_code == 0, done.output
     assert f"rolled up {yesterday.date().isoformat()}" in done.output and "1 day(s) rolled up" in done.output
@@ -469,4 +468,3 @@ def test_rollup_by_hand_waits_for_no_consumer_and_only_rolls_closed_days(setting
     assert today.exit_code == 2 and "not closed yet" in today.output
     wrong = CliRunner().invoke(cli, ["rollup", "--day", "2026-13-01"], env=env)
     assert wrong.exit_code == 2 and "is not a day" in " ".join(wrong.output.split())
-    assert runtime.consumer.lead()  # the command gave the lock back

@@ -27,7 +27,7 @@ from geotarget.store.report_queries import (
     variant_counts,
 )
 from tests.conftest import make_settings, new_merchant
-from tests.fixtures import offer_event
+from tests.fixtures import impressions, offer_event
 
 START = datetime(2026, 11, 2, 6, tzinfo=UTC)
 END = START + timedelta(days=10)
@@ -165,21 +165,7 @@ def test_served_events_land_in_the_bucket_and_reach_the_reports(tmp_path, redis_
     runtime = Runtime.open(settings, follow=False, consume=False)
     try:
         day = START + timedelta(hours=3)
-        runtime.server.sink.append(
-            [
-                offer_event(
-                    kind="impression",
-                    event_id=f"imp-{i}",
-                    at=day + timedelta(seconds=i),
-                    device_key=f"dev{i % 12}",
-                    offer_id="off_x",
-                    merchant_id="mer_x",
-                    fence_id="fen_x",
-                    inside=True,
-                )
-                for i in range(120)
-            ]
-        )
+        runtime.server.sink.append(impressions(120, day, devices=12))
         assert runtime.consumer.drain() == 120
         assert runtime.events.files() and all(f.startswith(s3_server.bucket + "/") for f in runtime.events.files())
         assert not (settings.data_dir / "events").exists()  # nothing fell back to the local disk
