@@ -266,3 +266,22 @@ def test_files_from_before_pushes_bids_clicks_and_variants_still_report_raw_and_
     assert raw[1] == {"exposed": (3, 3)}
     store.roll(date(2026, 11, 20))
     assert asked() == raw
+
+
+def test_copies_that_differ_under_one_id_are_all_kept_for_the_query_to_choose(tmp_path):
+    """A report picks, among an event's copies, the first within its window: a rollup that had kept only the first
+    of the day would drop a redemption whose earlier copy lies before the window (found by the property test)."""
+    store = ParquetEventStore(tmp_path / "events")
+    day = datetime(2026, 11, 19, tzinfo=UTC)
+    common = {"device_key": "", "lat": 0.0, "lon": 0.0, "cell": "", "offer_id": "off_x", "merchant_id": "mer_x"}
+    copies = [Event(kind="redemption", event_id="r1", at=day + timedelta(hours=h), **common) for h in (1, 5)]
+    store.write(events_to_table(copies))
+    window = day + timedelta(hours=3), day + timedelta(hours=8)
+
+    def redemptions() -> list[float]:
+        found = reach_figures(store, Scope(offer_ids=("off_x",)), *window, "UTC", "day", 1, whole=day.date())
+        return [f.value for f in found if f.metric == "redemptions"]
+
+    assert redemptions() == [1.0]
+    store.roll(date(2026, 11, 20))
+    assert redemptions() == [1.0]

@@ -37,10 +37,10 @@ scoped AS (
 ),
 marked AS (  -- only a segment's first ping can start a visit: its pings are under 15 minutes apart
     SELECT *, kind = 'visit' OR coalesce(ts - lag(last_ts) OVER run >= INTERVAL 30 MINUTE, true) AS starts
-    FROM scoped WINDOW run AS (PARTITION BY device_key, fence ORDER BY ts)
+    FROM scoped WINDOW run AS (PARTITION BY device_key, fence ORDER BY ts, last_ts, kind)  -- ties in one order
 ),
 numbered AS (
-    SELECT *, sum(starts::INTEGER) OVER (PARTITION BY device_key, fence ORDER BY ts ROWS UNBOUNDED PRECEDING) AS n
+    SELECT *, sum(starts::INTEGER) OVER (PARTITION BY device_key, fence ORDER BY ts, last_ts, kind ROWS UNBOUNDED PRECEDING) AS n
     FROM marked
 ),
 visits AS (

@@ -156,7 +156,8 @@ fence_units AS (
 ),
 marked AS (  -- only a segment's first ping can start a visit: its pings are under 15 minutes apart
     SELECT device_key, fence, ts, unit_day,
-           coalesce(ts - lag(last_ts) OVER (PARTITION BY device_key, fence ORDER BY ts) >= INTERVAL 30 MINUTE, true)
+           coalesce(ts - lag(last_ts) OVER (PARTITION BY device_key, fence ORDER BY ts, last_ts) >= INTERVAL 30 MINUTE,
+                    true)
                AS starts_visit
     FROM inside_scope
 ),
