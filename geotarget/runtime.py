@@ -155,7 +155,7 @@ class Runtime:
         )
         server.public_url = (settings.public_url or "").rstrip("/")
         server.pacer.workers = settings.workers
-        events = ParquetEventStore(settings.events_location(), settings.s3_options())
+        events = ParquetEventStore(settings.events_location(), settings.s3_options(), settings.reports_engine())
         codes = CodeTable(database.session_factory(engine))
         consumer = StreamConsumer(
             connect_blocking(redis_url),
@@ -266,6 +266,7 @@ class Runtime:
         self.rate_limits.close()
         close(self.notifier.client)
         self.engine.dispose()
+        self.events.engine.close()
         self.fences.pool.close()
         self.catalog.close()
         if self.embedded is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -12,7 +14,9 @@ from geofences import FenceLimits
 from geofences.archives import ArchiveLimits
 from geofences.formats import UploadLimits
 from geotarget.bidding.reading import BidRules
-from geotarget.store.file_area import S3Options
+from geotarget.store.file_area import FileArea, S3Options
+from geotarget.store.report_engines import DuckDBEngine, ReportEngine
+from geotarget.store.spark_engine import SparkEngine
 from geotarget.triggers.presence import PresenceRules
 from geotarget.triggers.webhooks import RetryPolicy
 
@@ -31,6 +35,8 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
     s3_region: str | None = None
+    report_engine: Literal["duckdb", "spark"] = "duckdb"  # who runs reports, audiences and lift
+    spark_master: str = "local[*]"  # or spark://host:7077
     device_secret: str | None = None
     index_res: int = Field(default=10, ge=4, le=15)
     report_min_devices: int = Field(default=10, ge=1)
@@ -147,6 +153,12 @@ class Settings(BaseSettings):
 
     def s3_options(self) -> S3Options:
         return S3Options(self.s3_endpoint_url, self.s3_access_key_id, self.s3_secret_access_key, self.s3_region)
+
+    def reports_engine(self) -> Callable[[FileArea], ReportEngine]:
+        """What runs report queries over the event files: DuckDB in process, or Spark at ``spark_master``."""
+        if self.report_engine == "spark":
+            return functools.partial(SparkEngine, master=self.spark_master, s3=self.s3_options())
+        return DuckDBEngine
 
     def presence_rules(self) -> PresenceRules:
         return PresenceRules(self.max_accuracy_m, self.exit_margin_m, self.presence_timeout_s)

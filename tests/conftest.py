@@ -21,6 +21,7 @@ from geotarget.store import keys, models
 from geotarget.store.embedded_redis import EmbeddedRedis
 from tests.object_store import S3Server, seaweedfs
 from tests.servers import UNLIMITED
+from tests.spark_cluster import spark_standalone
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -43,6 +44,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A real S3 server (SeaweedFS) for the session; each test takes a prefix of its own."""
     with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def spark_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Spark standalone master with one worker for the session (``spark://127.0.0.1:<port>``)."""
+    with spark_standalone(tmp_path_factory.mktemp("spark")) as master:
+        yield master
 
 
 @pytest.fixture(scope="session")

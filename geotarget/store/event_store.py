@@ -13,7 +13,7 @@ import dataclasses
 import io
 import itertools
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -28,34 +28,11 @@ import pyarrow.json as pj
 from geotarget.errors import Busy
 from geotarget.measurement.events import Event
 from geotarget.store import rollups
+from geotarget.store.event_schema import SCHEMA
 from geotarget.store.file_area import FileArea, S3Options
+from geotarget.store.report_engines import DuckDBEngine, ReportEngine, Views, duckdb_connection, register_views
 
 _VISITS_BEFORE = (Path(__file__).parent / "sql" / "visits_before.sql").read_text()
-
-SCHEMA = pa.schema(
-    [
-        ("kind", pa.string()),
-        ("event_id", pa.string()),
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("device_key", pa.string()),
-        ("lat", pa.float64()),
-        ("lon", pa.float64()),
-        ("cell", pa.string()),
-        ("offer_id", pa.string()),
-        ("merchant_id", pa.string()),
-        ("fence_id", pa.string()),
-        ("inside", pa.bool_()),
-        ("distance_m", pa.float64()),
-        ("accuracy_m", pa.float64()),
-        ("trigger", pa.string()),
-        ("code", pa.string()),
-        ("ref", pa.string()),
-        ("variant", pa.string()),
-        ("price", pa.float64()),
-        ("fences", pa.list_(pa.string())),  # for pings: the fences the device was inside
-    ]
-)
-
 
 _COLUMN_OF = {"at": "ts"}  # Event field -> stored column, where the names differ
 _EMPTY = {pa.string(): "", pa.bool_(): False, pa.float64(): 0.0}
@@ -137,8 +114,14 @@ def _unavailable_as_busy() -> Iterator[None]:
 
 
 class ParquetEventStore:
-    def __init__(self, location: str | Path | FileArea, s3: S3Options | None = None) -> None:
+    def __init__(
+        self,
+        location: str | Path | FileArea,
+        s3: S3Options | None = None,
+        engine: Callable[[FileArea], ReportEngine] = DuckDBEngine,
+    ) -> None:
         self.area = location if isinstance(location, FileArea) else FileArea.at(location, s3)
+        self.engine = engine(self.area)
 
     @property
     def glob(self) -> str:
@@ -170,41 +153,44 @@ class ParquetEventStore:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A private in-memory DuckDB for one query (DuckDB connections are not shared across threads)."""
-        connection = duckdb.connect(":memory:")
-        connection.execute("SET TimeZone = 'UTC'")
-        self.area.lend_to(connection)
-        return connection
+        return duckdb_connection(self.area)
+
+    @_unavailable_as_busy()
+    def query(
+        self, sql: str, params: Mapping[str, Any], first: date | None = None, last: date | None = None,
+        edges_cut: bool = False,
+    ) -> list[tuple[Any, ...]]:  # fmt: skip
+        """Rows of one report query (DuckDB's dialect, ``$name`` parameters) run by the store's engine over the
+        views of ``views``."""
+        return self.engine.run(sql, params, self.views(first, last, edges_cut))
 
     @contextmanager
     def reading(
         self, first: date | None = None, last: date | None = None, edges_cut: bool = False
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection for one query, closed after, whose views hold the UTC days ``first``..``last`` (None: no
-        bound): ``events`` (every event, but a rolled day's pings and visit records only as its segments),
-        ``rolled_segments`` (those segments) and ``raw_events`` (every raw event). Every view has every column
-        of ``SCHEMA`` (NULL where older files lack one). A query that cuts its first and last day at instants
-        other than whole quarter hours says ``edges_cut``: those two days are read raw, as segments cannot be
-        cut. The files out of reach is ``EventStoreUnavailable``."""
+        """A DuckDB connection for one query, closed after, with the views of ``views``."""
         with self.connect() as connection, _unavailable_as_busy():
-            listing = self.area.sizes(suffix="")
-            raw = {n: size for n, size in listing.items() if _is_raw(n) and _within(n, first, last)}
-            rolled = rollups.current(rollups.read_index(self.area), raw) if rollups.INDEX in listing else {}
-            if edges_cut:
-                rolled = {day: r for day, r in rolled.items() if day not in (first, last)}
-            unrolled = [n for n in raw if rollups.day_of(n) not in rolled]
-            connection.register("empty_events", SCHEMA.empty_table())
-            connection.register("empty_segments", rollups.SEGMENTS.empty_table())
-            self._view(connection, "events", "empty_events", [*unrolled, *(r.events for r in rolled.values())])
-            self._view(connection, "rolled_segments", "empty_segments", [r.segments for r in rolled.values()])
-            self._view(connection, "raw_events", "empty_events", list(raw))
+            register_views(connection, self.area, self.views(first, last, edges_cut))
             yield connection
 
-    def _view(self, connection: duckdb.DuckDBPyConnection, name: str, empty: str, files: Sequence[str]) -> None:
-        union = ""
-        if files:
-            urls = ", ".join("'" + self.area.url_of(f).replace("'", "''") + "'" for f in sorted(files))
-            union = f" UNION ALL BY NAME SELECT * FROM read_parquet([{urls}], union_by_name = true)"
-        connection.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {empty}{union}")
+    @_unavailable_as_busy()
+    def views(self, first: date | None = None, last: date | None = None, edges_cut: bool = False) -> Views:
+        """The files of the views a report query reads, over the UTC days ``first``..``last`` (None: no bound):
+        ``events`` (every event, but a rolled day's pings and visit records only as its segments),
+        ``rolled_segments`` (those segments) and ``raw_events`` (every raw event). A query that cuts its first and
+        last day at instants other than whole quarter hours says ``edges_cut``: those two days are read raw, as
+        segments cannot be cut. The files out of reach is ``EventStoreUnavailable``."""
+        listing = self.area.sizes(suffix="")
+        raw = {n: size for n, size in listing.items() if _is_raw(n) and _within(n, first, last)}
+        rolled = rollups.current(rollups.read_index(self.area), raw) if rollups.INDEX in listing else {}
+        if edges_cut:
+            rolled = {day: r for day, r in rolled.items() if day not in (first, last)}
+        unrolled = [n for n in raw if rollups.day_of(n) not in rolled]
+        return Views(
+            events=sorted([*unrolled, *(r.events for r in rolled.values())]),
+            rolled_segments=sorted(r.segments for r in rolled.values()),
+            raw_events=sorted(raw),
+        )
 
     def files(self) -> list[str]:
         """Every raw event file, as paths of the area's filesystem (local paths for a folder)."""

@@ -1,4 +1,5 @@
-"""Runs the report and audience SQL (``sql/*.sql``, loaded once) against the Parquet event store with DuckDB."""
+"""Runs the report and audience SQL (``sql/*.sql``, loaded once) against the Parquet event store, on its engine
+(DuckDB or Spark, ``store/report_engines.py``)."""
 
 from __future__ import annotations
 
@@ -52,8 +53,7 @@ def reach_figures(
         "k": k,
         "whole": whole,
     }
-    with store.reading((from_ts - timedelta(days=8)).date(), (to_ts + timedelta(days=1)).date()) as connection:
-        rows = connection.execute(_REACH, params).fetchall()
+    rows = store.query(_REACH, params, (from_ts - timedelta(days=8)).date(), (to_ts + timedelta(days=1)).date())
     return [Figure(period, metric, float(value), int(devices)) for period, metric, value, devices in rows]
 
 
@@ -78,8 +78,7 @@ def heatmap_rows(
         "north": north,
         "fence_id": fence_id,
     }
-    with store.reading((from_ts - timedelta(days=1)).date(), (to_ts + timedelta(days=1)).date()) as connection:
-        rows = connection.execute(_HEATMAP, params).fetchall()
+    rows = store.query(_HEATMAP, params, (from_ts - timedelta(days=1)).date(), (to_ts + timedelta(days=1)).date())
     return [(float(lat), float(lon), str(d), bool(i), bool(w), day) for lat, lon, d, i, w, day in rows]
 
 
@@ -96,8 +95,7 @@ def lift_arms(
         return {}
     params = {"offer_id": offer_id, "fences": list(fence_ids), "from_ts": from_ts}
     params |= {"to_ts": to_ts, "window_days": window_days}
-    with store.reading(from_ts.date(), (to_ts + timedelta(days=window_days)).date()) as connection:
-        rows = connection.execute(_LIFT, params).fetchall()
+    rows = store.query(_LIFT, params, from_ts.date(), (to_ts + timedelta(days=window_days)).date())
     return {arm: (int(devices), int(visitors)) for arm, devices, visitors in rows}
 
 
@@ -116,10 +114,10 @@ def audience_members(
     names |= {"seen_days": "seen_within_days", "not_days": "not_within_days"}
     figures = {param: given.get(field, 0) for param, field in names.items()}
     since = now - timedelta(days=longest + 1)
-    params: dict[str, Any] = {"fences": list(zones), "zones": list(zones.values()), "now": now, "since": since}
+    zoned = [{"fence": fence, "zone": zone} for fence, zone in zones.items()]
+    params: dict[str, Any] = {"zoned": zoned, "now": now, "since": since}
     params |= {"erased": sorted(erased), "kind": rule.kind} | figures
-    with store.reading(since.date(), now.date(), edges_cut=True) as connection:
-        rows = connection.execute(_AUDIENCE_MEMBERS, params).fetchall()
+    rows = store.query(_AUDIENCE_MEMBERS, params, since.date(), now.date(), edges_cut=True)
     return [str(device) for (device,) in rows]
 
 
@@ -141,7 +139,6 @@ def variant_counts(
     """Impressions, devices and clicks per (offer, variant) in the window (``sql/variants.sql``)."""
     if not store.has_data() or not offer_ids:
         return []
-    with store.reading(from_ts.date()) as connection:
-        params = {"offer_ids": list(offer_ids), "from_ts": from_ts, "to_ts": to_ts}
-        rows = connection.execute(_VARIANTS, params).fetchall()
+    params = {"offer_ids": list(offer_ids), "from_ts": from_ts, "to_ts": to_ts}
+    rows = store.query(_VARIANTS, params, from_ts.date())
     return [VariantCount(str(o), str(v), int(i), int(d), int(c)) for o, v, i, d, c in rows]

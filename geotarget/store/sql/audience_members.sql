@@ -1,8 +1,8 @@
 -- The members of one audience rule: linked devices whose visits to the chosen fences fit it.
 --
 -- events / rolled_segments views of the event store over the days the rule reaches (event_store.reading);
--- $fences / $zones the chosen fences and each one's time zone (same order); $now the refresh instant; $since the earliest instant any window of the rule reaches (a day more, so a visit already
--- under way then is seen from its start); $erased devices erased on request (their events may still wait for
+-- $zoned the chosen fences, each with its time zone ({fence, zone}); $now the refresh instant; $since the earliest
+-- instant any window of the rule reaches (a day more, so a visit already under way then is seen from its start); $erased devices erased on request (their events may still wait for
 -- compaction); $kind and the rule's figures ($days, $min_visits, $min_days, $seen_days, $not_days,
 -- $min_dwell_s; unused ones are 0).
 --
@@ -10,12 +10,12 @@
 -- dated by its first ping; its dwell is first to last ping. A 'visit' record (kept after its raw pings expired)
 -- is one visit of unknown dwell (0). Limit-ad-tracking devices have no linked pings, so they are never members.
 WITH chosen AS (
-    SELECT unnest($fences) AS fence, unnest($zones) AS zone
+    SELECT z.fence AS fence, z.zone AS zone FROM (SELECT unnest($zoned) AS z)
 ),
 inside AS (
     SELECT event_id, kind, device_key, ts, lat, lon, unnest(fences) AS fence
     FROM events
-    WHERE kind IN ('ping', 'visit') AND device_key <> '' AND len(fences) > 0 AND ts >= $since AND ts <= $now
+    WHERE kind IN ('ping', 'visit') AND device_key <> '' AND array_length(fences) > 0 AND ts >= $since AND ts <= $now
 ),
 once AS (
     SELECT i.device_key, i.ts, i.kind, i.fence
@@ -25,7 +25,7 @@ once AS (
 ),
 segments AS (  -- per device, fence, kind and UTC quarter hour; rolled days have them stored (store/rollups.py)
     SELECT device_key, fence, kind, min(ts) AS ts, max(ts) AS last_ts
-    FROM once GROUP BY device_key, fence, kind, epoch_us(ts) // 900000000
+    FROM once GROUP BY device_key, fence, kind, date_trunc('hour', ts), minute(ts) // 15
     UNION ALL
     SELECT device_key, fence, kind, ts, last_ts
     FROM rolled_segments
@@ -44,8 +44,8 @@ numbered AS (
     FROM marked
 ),
 visits AS (
-    SELECT device_key, min(ts) AS started, epoch(max(last_ts)) - epoch(min(ts)) AS dwell_s,
-           CAST(timezone(any_value(zone), min(ts)) AS DATE) AS local_day
+    SELECT device_key, min(ts) AS started, date_diff('microsecond', min(ts), max(last_ts)) / 1000000 AS dwell_s,
+           CAST(min(ts) AT TIME ZONE any_value(zone) AS DATE) AS local_day
     FROM numbered GROUP BY device_key, fence, n
 )
 SELECT device_key
@@ -53,14 +53,14 @@ FROM visits
 GROUP BY device_key
 HAVING CASE $kind
     WHEN 'visitors' THEN
-        count(*) FILTER (WHERE started >= $now - to_days(CAST($days AS INTEGER))) >= $min_visits
+        count(*) FILTER (WHERE started >= $now - $days * INTERVAL 1 DAY) >= $min_visits
     WHEN 'regulars' THEN
-        count(DISTINCT local_day) FILTER (WHERE started >= $now - to_days(CAST($days AS INTEGER))) >= $min_days
+        count(DISTINCT local_day) FILTER (WHERE started >= $now - $days * INTERVAL 1 DAY) >= $min_days
     WHEN 'lapsed' THEN
-        count(*) FILTER (WHERE started >= $now - to_days(CAST($seen_days AS INTEGER))) > 0
-        AND count(*) FILTER (WHERE started >= $now - to_days(CAST($not_days AS INTEGER))) = 0
+        count(*) FILTER (WHERE started >= $now - $seen_days * INTERVAL 1 DAY) > 0
+        AND count(*) FILTER (WHERE started >= $now - $not_days * INTERVAL 1 DAY) = 0
     WHEN 'dwellers' THEN
-        coalesce(max(dwell_s) FILTER (WHERE started >= $now - to_days(CAST($days AS INTEGER))), -1) >= $min_dwell_s
+        coalesce(max(dwell_s) FILTER (WHERE started >= $now - $days * INTERVAL 1 DAY), -1) >= $min_dwell_s
     ELSE false
 END
 ORDER BY device_key

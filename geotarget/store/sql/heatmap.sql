@@ -8,5 +8,5 @@ WITH ev AS (
     QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts, lat, lon) = 1
 )
 SELECT lat, lon, device_key, list_contains(fences, $fence_id) AS inside, ts >= $from_ts AND ts < $to_ts AS in_window,
-       CAST(timezone('UTC', ts) AS DATE) AS unit_day
+       CAST(ts AT TIME ZONE 'UTC' AS DATE) AS unit_day
 FROM ev

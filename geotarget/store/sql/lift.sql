@@ -10,7 +10,7 @@
 WITH raw AS (
     SELECT kind, event_id, device_key, ts, offer_id, fences
     FROM events
-    WHERE ts >= $from_ts AND ts < $to_ts + to_days(CAST($window_days AS INTEGER)) AND device_key <> ''
+    WHERE ts >= $from_ts AND ts < $to_ts + $window_days * INTERVAL 1 DAY AND device_key <> ''
       AND coalesce(trigger, '') <> 'scan'  -- a browser that scanned a poster: never held out, never pinging
 ),
 firsts AS (
@@ -30,17 +30,17 @@ arms AS (
 inside AS (  -- pings (and rolled days' segments: a ping within the window exists exactly when a segment's first
             -- is at most its end and its last after its start, the window being longer than a quarter hour)
     SELECT device_key, ts, ts AS last_ts
-    FROM (SELECT device_key, ts, unnest(fences) AS fence FROM raw WHERE kind IN ('ping', 'visit') AND len(fences) > 0)
+    FROM (SELECT device_key, ts, unnest(fences) AS fence FROM raw WHERE kind IN ('ping', 'visit') AND array_length(fences) > 0)
     WHERE fence IN (SELECT unnest($fences))  -- a hash join, whatever the list's length
     UNION ALL
     SELECT device_key, ts, last_ts FROM rolled_segments
     WHERE fence IN (SELECT unnest($fences)) AND device_key <> ''
-      AND ts >= $from_ts AND ts < $to_ts + to_days(CAST($window_days AS INTEGER))
+      AND ts >= $from_ts AND ts < $to_ts + $window_days * INTERVAL 1 DAY
 ),
 visited AS (
     SELECT DISTINCT a.device_key
     FROM arms a JOIN inside p ON p.device_key = a.device_key
-    WHERE p.last_ts > a.first_at AND p.ts <= a.first_at + to_days(CAST($window_days AS INTEGER))
+    WHERE p.last_ts > a.first_at AND p.ts <= a.first_at + $window_days * INTERVAL 1 DAY
 )
 SELECT a.arm, count(*) AS devices, count(v.device_key) AS visitors
 FROM arms a LEFT JOIN visited v USING (device_key)

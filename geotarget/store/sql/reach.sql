@@ -38,12 +38,12 @@ WITH raw AS (
     WHERE ts >= $from_ts - INTERVAL 8 DAY AND ts < $to_ts + INTERVAL 1 DAY
 ),
 offer_events AS (
-    SELECT kind, event_id, device_key, ts, offer_id, fence_id, CAST(timezone('UTC', ts) AS DATE) AS unit_day,
+    SELECT kind, event_id, device_key, ts, offer_id, fence_id, CAST(ts AT TIME ZONE 'UTC' AS DATE) AS unit_day,
            coalesce(trigger, '') AS trigger, CAST(price AS DOUBLE) AS price
     FROM raw
     WHERE kind IN ('impression', 'cap_blocked', 'bid', 'scan')
-      AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
-      AND (len($fence_ids) = 0 OR list_contains($fence_ids, fence_id))
+      AND (array_length($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
+      AND (array_length($fence_ids) = 0 OR list_contains($fence_ids, fence_id))
       AND ($merchant_id = '' OR merchant_id = $merchant_id)
     QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts, lat, lon) = 1
 ),
@@ -53,7 +53,7 @@ offer_units AS (
     GROUP BY ALL HAVING count(DISTINCT device_key) >= $k
 ),
 scoped AS (
-    SELECT e.kind, e.event_id, e.device_key, e.ts, e.trigger, e.price, coalesce($whole, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE)) AS period
+    SELECT e.kind, e.event_id, e.device_key, e.ts, e.trigger, e.price, coalesce($whole, CAST(date_trunc($unit, e.ts AT TIME ZONE $tz) AS DATE)) AS period
     FROM offer_events e SEMI JOIN offer_units u
       ON e.kind = u.kind AND e.offer_id = u.offer_id AND e.fence_id = u.fence_id AND e.unit_day = u.unit_day
 ),
@@ -100,16 +100,16 @@ blocked AS (
     FROM scoped WHERE kind = 'cap_blocked' AND ts >= $from_ts AND ts < $to_ts GROUP BY period
 ),
 outcomes AS (
-    SELECT x.kind, s.device_key, coalesce($whole, CAST(date_trunc($unit, timezone($tz, x.ts)) AS DATE)) AS period,
+    SELECT x.kind, s.device_key, coalesce($whole, CAST(date_trunc($unit, x.ts AT TIME ZONE $tz) AS DATE)) AS period,
            s.trigger AS via
     FROM raw x JOIN scoped s ON s.kind = 'impression' AND x.ref = s.event_id
     WHERE x.kind IN ('click', 'redemption') AND x.ts >= $from_ts AND x.ts < $to_ts
     QUALIFY row_number() OVER (PARTITION BY x.event_id ORDER BY x.ts) = 1
     UNION ALL  -- a static code redeemed without an impression: the offer is known, the device and fence are not
-    SELECT kind, '', coalesce($whole, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE)), ''
+    SELECT kind, '', coalesce($whole, CAST(date_trunc($unit, ts AT TIME ZONE $tz) AS DATE)), ''
     FROM raw
-    WHERE kind = 'redemption' AND coalesce(ref, '') = '' AND ts >= $from_ts AND ts < $to_ts AND len($fence_ids) = 0
-      AND (len($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
+    WHERE kind = 'redemption' AND coalesce(ref, '') = '' AND ts >= $from_ts AND ts < $to_ts AND array_length($fence_ids) = 0
+      AND (array_length($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
       AND ($merchant_id = '' OR merchant_id = $merchant_id)
     QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1
 ),
@@ -132,7 +132,7 @@ visit_fence_set AS (
 ),
 inside_any AS (
     SELECT event_id, kind, device_key, ts, lat, lon, unnest(fences) AS fence
-    FROM raw WHERE kind IN ('ping', 'visit') AND device_key <> '' AND len(fences) > 0
+    FROM raw WHERE kind IN ('ping', 'visit') AND device_key <> '' AND array_length(fences) > 0
 ),
 inside_once AS (
     SELECT kind, device_key, ts, fence
@@ -141,7 +141,7 @@ inside_once AS (
 ),
 segments AS (  -- per device, fence, kind and UTC quarter hour; rolled days have them stored (store/rollups.py)
     SELECT device_key, fence, min(ts) AS ts, max(ts) AS last_ts
-    FROM inside_once GROUP BY device_key, fence, kind, epoch_us(ts) // 900000000
+    FROM inside_once GROUP BY device_key, fence, kind, date_trunc('hour', ts), minute(ts) // 15
     UNION ALL
     SELECT device_key, fence, ts, last_ts
     FROM rolled_segments
@@ -149,7 +149,7 @@ segments AS (  -- per device, fence, kind and UTC quarter hour; rolled days have
       AND ts >= $from_ts - INTERVAL 8 DAY AND ts < $to_ts + INTERVAL 1 DAY
 ),
 inside_scope AS (
-    SELECT device_key, ts, last_ts, fence, CAST(timezone('UTC', ts) AS DATE) AS unit_day FROM segments
+    SELECT device_key, ts, last_ts, fence, CAST(ts AT TIME ZONE 'UTC' AS DATE) AS unit_day FROM segments
 ),
 fence_units AS (
     SELECT fence, unit_day FROM inside_scope GROUP BY ALL HAVING count(DISTINCT device_key) >= $k
@@ -166,11 +166,11 @@ published AS (
     WHERE m.ts >= $from_ts AND m.ts < $to_ts
 ),
 visit_starts AS (
-    SELECT device_key, ts, coalesce($whole, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE)) AS period
+    SELECT device_key, ts, coalesce($whole, CAST(date_trunc($unit, ts AT TIME ZONE $tz) AS DATE)) AS period
     FROM published WHERE starts_visit
 ),
 visitors AS (
-    SELECT coalesce($whole, CAST(date_trunc($unit, timezone($tz, ts)) AS DATE)) AS period, 'visitors' AS metric,
+    SELECT coalesce($whole, CAST(date_trunc($unit, ts AT TIME ZONE $tz) AS DATE)) AS period, 'visitors' AS metric,
            count(DISTINCT device_key)::DOUBLE AS value, count(DISTINCT device_key) AS devices
     FROM published GROUP BY 1
 ),
@@ -193,13 +193,13 @@ after_exposure AS (
     FROM exposed_visits GROUP BY period
 ),
 withheld AS (
-    SELECT coalesce($whole, CAST(date_trunc($unit, timezone($tz, e.ts)) AS DATE)) AS period, 'withheld_' || e.kind AS metric,
+    SELECT coalesce($whole, CAST(date_trunc($unit, e.ts AT TIME ZONE $tz) AS DATE)) AS period, 'withheld_' || e.kind AS metric,
            0::DOUBLE AS value, count(DISTINCT NULLIF(e.device_key, '')) AS devices
     FROM offer_events e ANTI JOIN offer_units u
       ON e.kind = u.kind AND e.offer_id = u.offer_id AND e.fence_id = u.fence_id AND e.unit_day = u.unit_day
     WHERE e.ts >= $from_ts AND e.ts < $to_ts GROUP BY ALL
     UNION ALL
-    SELECT coalesce($whole, CAST(date_trunc($unit, timezone($tz, m.ts)) AS DATE)), 'withheld_visit', 0::DOUBLE,
+    SELECT coalesce($whole, CAST(date_trunc($unit, m.ts AT TIME ZONE $tz) AS DATE)), 'withheld_visit', 0::DOUBLE,
            count(DISTINCT m.device_key)
     FROM marked m ANTI JOIN fence_units u ON m.fence = u.fence AND m.unit_day = u.unit_day
     WHERE m.ts >= $from_ts AND m.ts < $to_ts GROUP BY ALL
