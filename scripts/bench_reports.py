@@ -6,14 +6,17 @@ held-out ghosts) and clicks of one offer per fence; then the 30-day reach of one
 the heatmap of one fence, the lift of the chain's offer and an audience refresh over the chain's fences, each timed
 from raw events, then again after `rollup` (timed too), with every figure checked equal both ways.
 
-    python scripts/bench_reports.py [--pings 5000000,50000000] [--fences 10000]
+    python scripts/bench_reports.py [--pings 5000000,50000000] [--fences 10000] [--engines duckdb,spark]
+                                    [--spark-master local[2]]
 
-Spark (REPORT_ENGINE=spark) is not measured: that engine is not built yet.
+Every query runs on each engine over the same files (DuckDB in process; Spark at --spark-master, warmed up by one
+query first, so its figures are per query, not its start). Figures are checked equal across engines too.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import shutil
 import sys
@@ -36,7 +39,9 @@ from geofences import FenceIndex
 from geotarget.audiences.model import Visitors
 from geotarget.measurement.ingest import ingest_file
 from geotarget.store.event_store import ParquetEventStore, table_of
+from geotarget.store.report_engines import DuckDBEngine
 from geotarget.store.report_queries import Scope, audience_members, heatmap_rows, lift_arms, reach_figures
+from geotarget.store.spark_engine import SparkEngine
 
 START = datetime(2026, 10, 25, tzinfo=UTC)
 DAYS = 30
@@ -137,7 +142,7 @@ def size_of(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*.parquet")) / 2**20
 
 
-def run(pings: int, fences: int, rng: np.random.Generator) -> None:
+def run(pings: int, fences: int, engines: dict[str, Callable[..., Any]], rng: np.random.Generator) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-reports-"))
     try:
         shapes = make_fences(fences, rng)
@@ -152,14 +157,23 @@ def run(pings: int, fences: int, rng: np.random.Generator) -> None:
         rate, raw_mib = summary.accepted / ingest_s, size_of(work / "events")
         print(f"{pings:,} pings: ingest {ingest_s:.1f} s = {rate:,.0f} pings/s; raw store {raw_mib:,.0f} MiB")
         asked = queries(shapes)
-        raw = {name: timed(lambda q=q: q(store)) for name, q in asked.items()}  # type: ignore[misc]
+        stores = {name: ParquetEventStore(work / "events", engine=engine) for name, engine in engines.items()}
+        for name, on in stores.items():
+            start_s, _ = timed(lambda on=on: asked["one-fence reach"](on))  # type: ignore[misc]
+            print(f"    {name}: first query (start included) {start_s:.1f} s")
+        raw = {(e, q): timed(lambda on=on, ask=ask: ask(on)) for q, ask in asked.items() for e, on in stores.items()}  # type: ignore[misc]
         roll_s, days = timed(lambda: store.roll((START + timedelta(days=DAYS + 1)).date()))
         rollup_mib = size_of(work / "events" / "rollups")
         print(f"    rollup of {len(days)} days: {roll_s:.1f} s; rollups {rollup_mib:,.0f} MiB")
-        for name, q in asked.items():
-            seconds, found = timed(lambda q=q: q(store))  # type: ignore[misc]
-            same = "equal" if found == raw[name][1] else "DIFFERENT"
-            print(f"    {name:<34} raw {raw[name][0]:6.2f} s   rollups {seconds:6.2f} s   ({same})")
+        rolled = {(e, q): timed(lambda on=on, ask=ask: ask(on)) for q, ask in asked.items() for e, on in stores.items()}  # type: ignore[misc]
+        expected = {q: raw[(next(iter(stores)), q)][1] for q in asked}
+        for q in asked:
+            for e in stores:
+                same = raw[(e, q)][1] == expected[q] == rolled[(e, q)][1]
+                print(
+                    f"    {q:<34} {e:<7} raw {raw[(e, q)][0]:6.2f} s   rollups {rolled[(e, q)][0]:6.2f} s"
+                    f"   ({'equal' if same else 'DIFFERENT'})"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -168,10 +182,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pings", default="5000000,50000000")
     parser.add_argument("--fences", type=int, default=10_000)
+    parser.add_argument("--engines", default="duckdb,spark")
+    parser.add_argument("--spark-master", default="local[2]")
     args = parser.parse_args()
+    known = {"duckdb": DuckDBEngine, "spark": functools.partial(SparkEngine, master=args.spark_master)}
+    engines = {name: known[name] for name in args.engines.split(",")}
     for pings in (int(p) for p in args.pings.split(",")):
-        run(pings, args.fences, np.random.default_rng(7))
-    print(f"(today is {date.today()}; every figure was checked equal from raw events and from rollups)")
+        run(pings, args.fences, engines, np.random.default_rng(7))
+    print(f"(today is {date.today()}; figures checked equal from raw events and rollups, on every engine)")
 
 
 if __name__ == "__main__":
