@@ -32,16 +32,17 @@ def _spark_home() -> Path:
 
 
 def _alive_workers(ui: str) -> int:
+    """Workers registered with the master, or -1 while the master does not answer."""
     try:
         state = httpx.get(f"{ui}/json/", timeout=2).json()
     except (httpx.HTTPError, ValueError):
-        return 0
+        return -1
     return sum(worker.get("state") == "ALIVE" for worker in state.get("workers", []))
 
 
 @contextmanager
-def spark_standalone(folder: Path, cores: int = 2) -> Iterator[str]:
-    """Yields the master's ``spark://`` URL once a worker has registered with it."""
+def spark_standalone(folder: Path, workers: int = 1, cores: int = 2) -> Iterator[str]:
+    """Yields the master's ``spark://`` URL once its ``workers`` (1 or 0) have registered with it."""
     home = _spark_home()
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # the driver (this process) binds and advertises loopback too
     environment = os.environ | {"SPARK_HOME": str(home), "SPARK_LOG_DIR": str(folder), "SPARK_NO_DAEMONIZE": "1"}
@@ -51,21 +52,22 @@ def spark_standalone(folder: Path, cores: int = 2) -> Iterator[str]:
     started = []
     logs = []
     try:
-        for name, arguments in (
+        processes = [
             ("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(master_port),
                         "--webui-port", str(master_ui)]),
             ("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--webui-port",
                         str(worker_ui), "--cores", str(cores), "--memory", "2g", "--work-dir", str(folder / "work"),
                         master]),
-        ):  # fmt: skip
+        ]  # fmt: skip
+        for name, arguments in processes[: 1 + workers]:
             log = (folder / f"{name}.log").open("wb")
             logs.append(log)
             started.append(
                 subprocess.Popen(spark_class + arguments, stdout=log, stderr=subprocess.STDOUT, env=environment)
             )
         deadline = time.monotonic() + 120
-        while _alive_workers(f"http://127.0.0.1:{master_ui}") < 1:
-            for process, name in zip(started, ("master", "worker"), strict=True):
+        while _alive_workers(f"http://127.0.0.1:{master_ui}") < workers:
+            for process, name in zip(started, ("master", "worker"), strict=False):
                 assert process.poll() is None, (folder / f"{name}.log").read_text()[-2_000:]
             assert time.monotonic() < deadline, (folder / "worker.log").read_text()[-2_000:]
             time.sleep(0.5)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +21,7 @@ from geotarget.store.spark_engine import SparkEngine, to_spark
 from tests.conftest import make_settings
 from tests.event_history import END, START, figures_of, history
 from tests.fixtures import offer_event
+from tests.spark_cluster import spark_standalone
 
 HOSTILE = "fen_'x' OR 1=1 --\\'"
 
@@ -92,3 +96,29 @@ def test_report_engine_spark_is_what_a_runtime_reports_with(tmp_path, redis_url,
         ]
     finally:
         runtime.close()
+
+
+@pytest.mark.slow
+def test_a_query_no_executor_takes_is_cancelled_and_answers_unavailable(tmp_path):
+    """A master with no worker accepts the query and never runs it: after the engine's timeout the jobs are
+    cancelled and the caller gets ``report_engine_unavailable`` (503), never a hang. Its own process: one Spark
+    context per process, and this test's is bound to another master."""
+    script = (
+        "import functools, sys\n"
+        "from geotarget.store.event_store import ParquetEventStore\n"
+        "from geotarget.store.spark_engine import ReportEngineUnavailable, SparkEngine\n"
+        "engine = functools.partial(SparkEngine, master=sys.argv[2], timeout_s=5)\n"
+        "try:\n"
+        "    ParquetEventStore(sys.argv[1], engine=engine).query('SELECT count(*) FROM events', {})\n"
+        "except ReportEngineUnavailable as exc:\n"
+        "    print(exc.code, exc)\n"
+    )
+    (tmp_path / "idle").mkdir()
+    with spark_standalone(tmp_path / "idle", workers=0) as idle_master:
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "events"), idle_master],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.stdout.startswith("report_engine_unavailable Spark did not answer within 5 s"), done.stderr[-2_000:]
+    assert time.monotonic() - started < 60

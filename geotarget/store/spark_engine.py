@@ -70,6 +70,9 @@ def literal(value: Any) -> exp.Expr:
     raise TypeError(f"no Spark literal for {type(value).__name__}")
 
 
+_SPARK_NAME_OF = {"epoch_us": "unix_micros"}  # DuckDB functions sqlglot leaves as they are: Spark's same function
+
+
 def to_spark(sql: str, params: Mapping[str, Any]) -> str:
     """``sql`` (DuckDB's dialect, ``$name`` parameters) in Spark's dialect with ``params`` in place."""
 
@@ -78,17 +81,22 @@ def to_spark(sql: str, params: Mapping[str, Any]) -> str:
             if node.name not in params:
                 raise KeyError(f"no value for ${node.name}")
             return literal(params[node.name])
+        if isinstance(node, exp.Anonymous) and node.name.lower() in _SPARK_NAME_OF:
+            return exp.Anonymous(this=_SPARK_NAME_OF[node.name.lower()], expressions=node.expressions)
         return node
 
     return _parsed(sql).copy().transform(bind).sql(dialect="spark")
 
 
 class SparkEngine:
-    def __init__(self, area: FileArea, master: str, s3: S3Options | None = None) -> None:
+    def __init__(
+        self, area: FileArea, master: str, s3: S3Options | None = None, timeout_s: float = QUERY_TIMEOUT_S
+    ) -> None:
         if importlib.util.find_spec("pyspark") is None:
             raise RuntimeError("REPORT_ENGINE=spark needs pyspark: pip install 'geotarget[spark]' (and Java 17)")
         self.area = area
         self.master = master
+        self.timeout_s = timeout_s
         self.s3 = s3 or S3Options()
         self._lock = threading.Lock()
         self._spark: SparkSession | None = None
@@ -105,7 +113,7 @@ class SparkEngine:
         return self._collect(session, text)
 
     def _collect(self, session: SparkSession, text: str) -> list[tuple[Any, ...]]:
-        """Run in a job group cancelled after ``QUERY_TIMEOUT_S`` (a master with no worker never says no)."""
+        """Run in a job group cancelled after ``timeout_s`` (a master with no worker never says no)."""
         group = uuid.uuid4().hex
         context = session.sparkContext
         rows: list[tuple[Any, ...]] = []
@@ -120,10 +128,10 @@ class SparkEngine:
 
         worker = threading.Thread(target=collect, daemon=True)
         worker.start()
-        worker.join(QUERY_TIMEOUT_S)
+        worker.join(self.timeout_s)
         if worker.is_alive():
             context.cancelJobGroup(group)
-            raise ReportEngineUnavailable(f"Spark did not answer within {QUERY_TIMEOUT_S:.0f} s; try again later")
+            raise ReportEngineUnavailable(f"Spark did not answer within {self.timeout_s:.0f} s; try again later")
         if failure:
             raise failure[0]
         return rows

@@ -141,7 +141,7 @@ inside_once AS (
 ),
 segments AS (  -- per device, fence, kind and UTC quarter hour; rolled days have them stored (store/rollups.py)
     SELECT device_key, fence, min(ts) AS ts, max(ts) AS last_ts
-    FROM inside_once GROUP BY device_key, fence, kind, date_trunc('hour', ts), minute(ts) // 15
+    FROM inside_once GROUP BY device_key, fence, kind, epoch_us(ts) // 900000000
     UNION ALL
     SELECT device_key, fence, ts, last_ts
     FROM rolled_segments
