@@ -104,7 +104,7 @@ class SparkEngine:
     def run(self, sql: str, params: Mapping[str, Any], views: Views) -> list[tuple[Any, ...]]:
         text = to_spark(sql, params)
         session = self._session()
-        for name, files in views.files().items():
+        for name, files in views.files(sql).items():
             schema = spark_schema(name)
             if files:
                 session.read.schema(schema).parquet(*map(self._url, files)).createOrReplaceTempView(name)

@@ -33,15 +33,12 @@
 -- visit, at its start), which count here like the pings they stood for.
 -- A visit is a device's run of pings inside one fence with gaps under 30 minutes; it counts in the period where
 -- it starts. A visit after exposure starts within 7 days after an impression of the same scope to the same device.
-WITH raw AS (
-    SELECT * FROM events
-    WHERE ts >= $from_ts - INTERVAL 8 DAY AND ts < $to_ts + INTERVAL 1 DAY
-),
-offer_events AS (
+WITH offer_events AS (
     SELECT kind, event_id, device_key, ts, offer_id, fence_id, CAST(ts AT TIME ZONE 'UTC' AS DATE) AS unit_day,
            coalesce(trigger, '') AS trigger, CAST(price AS DOUBLE) AS price
-    FROM raw
+    FROM events  -- each use of the view filters it itself, so that its files' row groups are skipped
     WHERE kind IN ('impression', 'cap_blocked', 'bid', 'scan')
+      AND ts >= $from_ts - INTERVAL 8 DAY AND ts < $to_ts + INTERVAL 1 DAY
       AND (array_length($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
       AND (array_length($fence_ids) = 0 OR list_contains($fence_ids, fence_id))
       AND ($merchant_id = '' OR merchant_id = $merchant_id)
@@ -102,12 +99,12 @@ blocked AS (
 outcomes AS (
     SELECT x.kind, s.device_key, coalesce($whole, CAST(date_trunc($unit, x.ts AT TIME ZONE $tz) AS DATE)) AS period,
            s.trigger AS via
-    FROM raw x JOIN scoped s ON s.kind = 'impression' AND x.ref = s.event_id
+    FROM events x JOIN scoped s ON s.kind = 'impression' AND x.ref = s.event_id
     WHERE x.kind IN ('click', 'redemption') AND x.ts >= $from_ts AND x.ts < $to_ts
     QUALIFY row_number() OVER (PARTITION BY x.event_id ORDER BY x.ts) = 1
     UNION ALL  -- a static code redeemed without an impression: the offer is known, the device and fence are not
     SELECT kind, '', coalesce($whole, CAST(date_trunc($unit, ts AT TIME ZONE $tz) AS DATE)), ''
-    FROM raw
+    FROM events
     WHERE kind = 'redemption' AND coalesce(ref, '') = '' AND ts >= $from_ts AND ts < $to_ts AND array_length($fence_ids) = 0
       AND (array_length($offer_ids) = 0 OR list_contains($offer_ids, offer_id))
       AND ($merchant_id = '' OR merchant_id = $merchant_id)
@@ -132,7 +129,9 @@ visit_fence_set AS (
 ),
 inside_any AS (
     SELECT event_id, kind, device_key, ts, lat, lon, unnest(fences) AS fence
-    FROM raw WHERE kind IN ('ping', 'visit') AND device_key <> '' AND array_length(fences) > 0
+    FROM events
+    WHERE kind IN ('ping', 'visit') AND device_key <> '' AND array_length(fences) > 0
+      AND ts >= $from_ts - INTERVAL 8 DAY AND ts < $to_ts + INTERVAL 1 DAY
 ),
 inside_once AS (
     SELECT kind, device_key, ts, fence
