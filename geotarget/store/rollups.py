@@ -3,7 +3,7 @@ place (docs/reports.md, "Rollups").
 
 - ``events``: the day's events other than pings and visit records, each copy once (copies alike in every column are
   one; copies that differ under one id are kept, as queries pick among them by their own window), sorted by
-  merchant, offer and fence so that a one-offer or one-fence query reads a few row groups.
+  kind, merchant, offer and fence so that a read of one kind and one offer or fence reads a few row groups.
 - ``segments``: the day's pings and visit records inside fences as one row per device, fence, kind and UTC quarter
   hour: first and last instant and the number of pings. Every question reports ask of pings is answered exactly by
   segments: a quarter hour lies inside one UTC day and one local day of every time zone (offsets are whole quarter
