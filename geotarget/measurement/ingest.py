@@ -2,11 +2,13 @@
 
 Per chunk: judge every row column-wise by ``ping_rules`` (the API's own rules), hash each distinct device id once,
 compute H3 cells (h3ronpy, over arrays), find the fences every ping is inside with ``geofences.bulk.query_many``,
-and write Parquet partitions. No per-row Python on the hot path except one HMAC per distinct device.
+and write Parquet partitions. No per-row Python on the hot path except one HMAC per distinct device (remembered
+across chunks). Typed Parquet columns are read as numbers (``ping_rules.from_batch``), rows sorted by UTC day first.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +28,8 @@ from geotarget.measurement.events import ping_event_ids
 from geotarget.store.event_store import ParquetEventStore, table_of
 from geotarget.store.ping_files import read_ping_chunks
 
+KEYS_REMEMBERED = 1_000_000
+
 
 @dataclass
 class IngestSummary:
@@ -42,11 +46,16 @@ class IngestSummary:
 
 
 def prepare(
-    frame: pd.DataFrame, secret: str, index: FenceIndex, erased: set[str], summary: IngestSummary, now: datetime
+    chunk: pa.RecordBatch,
+    keyed: Callable[[str], str],
+    index: FenceIndex,
+    erased: set[str],
+    summary: IngestSummary,
+    now: datetime,
 ) -> tuple[pa.Table, np.ndarray]:
     """Judge (``ping_rules``) and enrich one chunk; rejected rows are counted by reason in ``summary``. Returns
     the stored rows and, for each, the raw device id as the file gave it (for presence, never stored)."""
-    columns = ping_rules.from_frame(frame)
+    columns = ping_rules.from_batch(chunk)
     summary.rows += len(columns)
     verdicts = ping_rules.judge(columns, now)
     for number, count in zip(*np.unique(verdicts[verdicts >= 0], return_counts=True), strict=True):
@@ -56,9 +65,11 @@ def prepare(
     ok &= ~columns.lmt
     lat, lon, accuracy, device, ts = columns.lat, columns.lon, columns.accuracy_m, columns.device_id, columns.ts
     keep = np.nonzero(ok)[0]
+    # Rows in UTC-day order from the start, so the store writes day slices without reordering every column.
+    keep = keep[np.argsort(ts[keep].astype(np.int64) // 86_400_000_000_000, kind="stable")]
     # Per distinct value only (devices, cells): HMAC and cell names; rows then take them by code.
     codes, uniques = pd.factorize(device[keep])
-    unique_keys = np.array([device_key(secret, d) for d in uniques], dtype=object)
+    unique_keys = np.array([keyed(d) for d in uniques], dtype=object)
     if erased:
         not_erased = ~np.isin(unique_keys, list(erased))[codes]
         summary.rejected["device erased"] += int((~not_erased).sum())
@@ -69,7 +80,7 @@ def prepare(
     nanos = ts[keep].astype(np.int64)
 
     point_cells = cells.latlngs_to_cells(lat, lon, index.res)
-    unique_cells, inverse = np.unique(point_cells, return_inverse=True)
+    inverse, unique_cells = pd.factorize(point_cells)  # hashed: a sort of every cell costs more
     cell_text = pa.array([cells.cell_to_str(cells.Cell(int(c))) for c in unique_cells], pa.string()).take(inverse)
     matches = query_many(index, lat, lon, point_cells)
     fence_names = np.array(matches.fence_ids, dtype=object)
@@ -79,7 +90,7 @@ def prepare(
     )
     stored = table_of(
         {
-            "kind": pa.array(["ping"] * len(keep), pa.string()),
+            "kind": pa.repeat(pa.scalar("ping"), len(keep)),
             "event_id": ping_event_ids(keys, pa.array(nanos // 1_000_000)),
             "ts": pa.array(nanos // 1_000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
             "device_key": keys,
@@ -107,6 +118,8 @@ def ingest_file(
     """Chunks are prepared ``threads`` at a time (numpy, pyarrow, shapely and h3ronpy work outside the GIL) and
     written in file order; ``written`` then sees each chunk's stored rows with their raw device ids."""
     summary, now = IngestSummary(), datetime.now(UTC)
+    # A device's key once per file, not once per chunk (bounded: a file may hold millions of devices).
+    keyed = functools.lru_cache(maxsize=KEYS_REMEMBERED)(functools.partial(device_key, secret))
     waiting: deque[tuple[Future[tuple[pa.Table, np.ndarray]], IngestSummary, int]] = deque()
 
     def write_oldest() -> None:
@@ -122,7 +135,7 @@ def ingest_file(
     with ThreadPoolExecutor(max(threads, 1), thread_name_prefix="ingest") as pool:
         for chunk in read_ping_chunks(path, ping_rules.REQUIRED, rows_per_chunk):
             part = IngestSummary()
-            waiting.append((pool.submit(prepare, chunk, secret, index, erased, part, now), part, len(chunk)))
+            waiting.append((pool.submit(prepare, chunk, keyed, index, erased, part, now), part, len(chunk)))
             if len(waiting) > threads:
                 write_oldest()
         while waiting:

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 MAX_DEVICE_ID = 200
 MAX_ACCURACY_M = 100_000
@@ -34,8 +36,8 @@ COLUMNS = ("device_id", "lat", "lon", "ts", "accuracy_m", "lmt")
 REQUIRED = COLUMNS[:4]
 _OFFSET = r"(?:Z|z|[+-]\d\d:?\d\d)$"
 _OFFSET_RE = re.compile(_OFFSET)
-_MAX_EPOCH_S = 1e11  # year 5138: anything larger is not a timestamp in seconds...
-_MILLIS = (1e11, 1e14)  # ...but in this range, most likely one in milliseconds (1973 to 5138)
+_MAX_EPOCH_S = 9_223_372_036  # 2262-04-11, the last second a datetime64[ns] holds: beyond, not a timestamp
+_MILLIS = (1e11, 1e14)  # numbers in this range are most likely epoch milliseconds (1973 to 5138)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 Mask = npt.NDArray[np.bool_]
@@ -239,6 +241,38 @@ def from_frame(frame: pd.DataFrame) -> PingColumns:
     )
 
 
+def from_batch(batch: pa.RecordBatch) -> PingColumns:
+    """A chunk of a bulk file as Arrow gives it. Typed Parquet (numbers for lat, lon, ts and accuracy_m, text for
+    device_id, no lmt) takes the rule of ``from_frame`` without turning numbers into text and back; anything else
+    goes through ``from_frame``."""
+    types = dict(zip(batch.schema.names, batch.schema.types, strict=True))
+    numbers = [types.get(name, pa.float64()) for name in ("lat", "lon", "ts", "accuracy_m")]
+    typed = all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in numbers)
+    if not typed or "lmt" in types or not pa.types.is_string(types["device_id"]):
+        return from_frame(batch.to_pandas())
+    n = batch.num_rows
+    given_ts = batch.column("ts").to_pandas()  # what from_frame sees (float64 with NaN where an int is null)
+    number = given_ts.abs()
+    accuracy = np.full(n, np.nan)
+    if "accuracy_m" in types:
+        accuracy = batch.column("accuracy_m").to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
+    devices = batch.column("device_id")
+    return PingColumns(
+        device_id=devices.to_numpy(zero_copy_only=False),
+        device_length=pc.utf8_length(devices).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64),
+        lat=batch.column("lat").to_pandas().to_numpy(dtype=np.float64, na_value=np.nan),
+        lon=batch.column("lon").to_pandas().to_numpy(dtype=np.float64, na_value=np.nan),
+        ts=timestamps(given_ts).dt.tz_convert(None).astype("datetime64[ns]").to_numpy(dtype="datetime64[ns]"),
+        ts_given=given_ts.notna().to_numpy(dtype=bool),
+        ts_millis=((number >= _MILLIS[0]) & (number < _MILLIS[1])).to_numpy(dtype=bool),
+        accuracy_m=accuracy,
+        accuracy_malformed=np.zeros(n, dtype=bool),  # a number or null: never given and wrong
+        lmt=np.zeros(n, dtype=bool),
+        lmt_malformed=np.zeros(n, dtype=bool),
+        not_object=np.zeros(n, dtype=bool),
+    )
+
+
 def _epoch_ns(value: Any) -> int | None:
     """One JSON ``ts``: the rule of ``timestamps`` for a single value, without pandas (an app's request is small)."""
     if isinstance(value, str) and _OFFSET_RE.search(value):
@@ -246,7 +280,9 @@ def _epoch_ns(value: Any) -> int | None:
             at = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
         except ValueError:
             return None
-        return None if at.tzinfo is None else _ns(at)
+        if at.tzinfo is None or not -_MAX_EPOCH_S < at.timestamp() < _MAX_EPOCH_S:
+            return None
+        return _ns(at)
     if not _is_number(value):
         return None
     seconds = float(value)
@@ -257,7 +293,19 @@ def timestamps(column: pd.Series) -> pd.Series:
     """A file's ``ts`` column as UTC timestamps; NaT where a value is neither ISO 8601 with an offset nor epoch
     seconds (``_epoch_ns`` is the same rule for one value)."""
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return pd.to_datetime(column, unit="s", utc=True, errors="coerce")
+        seconds = column.astype(np.float64)
+        return pd.to_datetime(seconds.where(seconds.abs() < _MAX_EPOCH_S), unit="s", utc=True, errors="coerce")
+    return _nanosecond_range(_parsed(column))
+
+
+def _nanosecond_range(stamps: pd.Series) -> pd.Series:
+    """NaT beyond what datetime64[ns] holds (before 1677, after 2262): never a ping's time, and no crash later."""
+    latest = pd.Timestamp(_MAX_EPOCH_S, unit="s", tz="UTC")
+    earliest = pd.Timestamp(-_MAX_EPOCH_S, unit="s", tz="UTC")
+    return stamps.where((stamps > earliest) & (stamps < latest))
+
+
+def _parsed(column: pd.Series) -> pd.Series:
     text = column.astype("string")
     numeric = pd.to_numeric(text, errors="coerce")
     numeric = numeric.where(np.isfinite(numeric) & (numeric.abs() < _MAX_EPOCH_S))

@@ -92,7 +92,7 @@ def table_of(columns: Mapping[str, Any]) -> pa.Table:
         if column.name in columns:
             full[column.name] = columns[column.name]
         elif column.type in _EMPTY:
-            full[column.name] = pa.array([_EMPTY[column.type]] * rows, column.type)
+            full[column.name] = pa.repeat(pa.scalar(_EMPTY[column.type], column.type), rows)
         else:
             full[column.name] = pa.nulls(rows, column.type)
     return pa.table(full, schema=SCHEMA)
@@ -140,8 +140,9 @@ class ParquetEventStore:
         # Sort once by UTC day and write zero-copy slices: one pass, whatever the number of days.
         micros = table["ts"].cast(pa.int64()).to_numpy()
         day_numbers = micros // 86_400_000_000
-        order = np.argsort(day_numbers, kind="stable")
-        table, day_numbers = table.take(order), day_numbers[order]
+        if np.any(day_numbers[1:] < day_numbers[:-1]):  # a take copies every column: only when out of order
+            order = np.argsort(day_numbers, kind="stable")
+            table, day_numbers = table.take(order), day_numbers[order]
         starts = np.flatnonzero(np.r_[True, day_numbers[1:] != day_numbers[:-1]])
         ends = np.r_[starts[1:], len(day_numbers)]
         written = []

@@ -53,9 +53,7 @@ def duckdb_connection(area: FileArea) -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def register_views(
-    connection: duckdb.DuckDBPyConnection, area: FileArea, views: Views, sql: str | None = None
-) -> None:
+def register_views(connection: duckdb.DuckDBPyConnection, area: FileArea, views: Views, sql: str | None = None) -> None:
     """Each view (of those ``sql`` names, or all) is its files unioned by name with an empty table of every column,
     so files from older versions (without some column) read as NULL there."""
     for name, files in views.files(sql).items():
