@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import shapely
 from typer.testing import CliRunner
 
 from api.cli import app as cli
+from geotarget.measurement.devices import device_key
 from geotarget.measurement.ingest import ingest_file
 from geotarget.measurement.reporting import ReportRequest
 from geotarget.store.repository import EVERYONE
@@ -110,3 +112,27 @@ def test_ingesting_a_file_twice_stores_each_ping_once_for_reports(client, cafe, 
     day = pd.Timestamp("2026-11-20").date()
     row = runtime.reports.reach(ReportRequest(geofence_id=fence, first=day, last=day), EVERYONE, None)["rows"][0]
     assert (row["visitors"], row["visits"]) == (7, 7)
+
+
+def test_a_typed_parquet_with_missing_devices_keys_every_good_row_by_its_own_device(runtime, tmp_path):
+    """Typed Parquet takes the columnar path (devices hashed once each, in Arrow): a missing device id or a bad
+    time is refused in its row and every stored row carries its own device's key, across chunks."""
+    at = 1_795_000_000
+    table = pa.table(
+        {
+            "device_id": pa.array(["phone-a", None, "phone-b", "phone-a", "phone-c", "phone-b"], pa.large_string()),
+            "lat": [38.7112, 38.7112, 38.72, 38.7112, 38.72, 38.72],
+            "lon": [-9.1301, -9.1301, -9.14, -9.1301, -9.14, -9.14],
+            "ts": pa.array([at, at, at + 60, at + 86_400, 5 * 10**10, at + 120], pa.int64()),
+        }
+    )
+    path = tmp_path / "pings.parquet"
+    pq.write_table(table, path)
+    summary = ingest_file(path, runtime.events, "secret", runtime.catalog.index, set(), rows_per_chunk=4)
+    assert (summary.rows, summary.accepted) == (6, 4)
+    assert summary.rejected["device_id missing or longer than 200"] == 1
+    assert summary.rejected["ts not ISO 8601 with an offset, nor epoch seconds"] == 1
+    stored = pa.concat_tables(pq.read_table(f) for f in runtime.events.files()).to_pandas()
+    expected = {("phone-a", at), ("phone-b", at + 60), ("phone-a", at + 86_400), ("phone-b", at + 120)}
+    got = {(key, int(ts.timestamp())) for key, ts in zip(stored.device_key, stored.ts, strict=True)}
+    assert got == {(device_key("secret", device), moment) for device, moment in expected}

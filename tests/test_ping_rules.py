@@ -130,8 +130,9 @@ numbers = st.one_of(
     ),
     integer_ts=st.booleans(),
     with_accuracy=st.booleans(),
+    large_text=st.booleans(),
 )
-def test_a_typed_parquet_chunk_reads_as_the_same_columns_without_text(rows, integer_ts, with_accuracy):
+def test_a_typed_parquet_chunk_reads_as_the_same_columns_without_text(rows, integer_ts, with_accuracy, large_text):
     """``from_batch`` skips the text round trip for typed columns; every verdict and column stays the same."""
     devices, lats, lons, stamps, accuracies = map(list, zip(*rows, strict=True))
     as_float = [None if v is None else float(v) for v in stamps]
@@ -142,7 +143,7 @@ def test_a_typed_parquet_chunk_reads_as_the_same_columns_without_text(rows, inte
         pa.int64() if integer_ts else pa.float64(),
     )
     columns = {
-        "device_id": pa.array(devices, pa.string()),
+        "device_id": pa.array(devices, pa.large_string() if large_text else pa.string()),
         "lat": pa.array([None if v is None else float(v) for v in lats], pa.float64()),
         "lon": pa.array([None if v is None else float(v) for v in lons], pa.float64()),
         "ts": ts,

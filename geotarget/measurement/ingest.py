@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from geofences import FenceIndex, cells
 from geofences.bulk import query_many
@@ -68,7 +69,7 @@ def prepare(
     # Rows in UTC-day order from the start, so the store writes day slices without reordering every column.
     keep = keep[np.argsort(ts[keep].astype(np.int64) // 86_400_000_000_000, kind="stable")]
     # Per distinct value only (devices, cells): HMAC and cell names; rows then take them by code.
-    codes, uniques = pd.factorize(device[keep])
+    codes, uniques = _distinct_devices(chunk, device, keep)
     unique_keys = np.array([keyed(d) for d in uniques], dtype=object)
     if erased:
         not_erased = ~np.isin(unique_keys, list(erased))[codes]
@@ -102,6 +103,18 @@ def prepare(
         }
     )
     return stored, device[keep]
+
+
+def _distinct_devices(chunk: pa.RecordBatch, device: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, Sequence[str]]:
+    """Per kept row, the number of its device among the distinct ones (every row's, when hashed in Arrow: a
+    device seen only in refused rows costs one HMAC, never a row)."""
+    ids = chunk.column(chunk.schema.get_field_index("device_id"))
+    if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type):
+        encoded = pc.dictionary_encode(ids)
+        codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)  # refused rows: any number
+        return codes[keep], encoded.dictionary.to_pylist()
+    codes, uniques = pd.factorize(device[keep])
+    return codes, list(uniques)
 
 
 def ingest_file(

@@ -248,7 +248,8 @@ def from_batch(batch: pa.RecordBatch) -> PingColumns:
     types = dict(zip(batch.schema.names, batch.schema.types, strict=True))
     numbers = [types.get(name, pa.float64()) for name in ("lat", "lon", "ts", "accuracy_m")]
     typed = all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in numbers)
-    if not typed or "lmt" in types or not pa.types.is_string(types["device_id"]):
+    text = pa.types.is_string(types["device_id"]) or pa.types.is_large_string(types["device_id"])
+    if not typed or "lmt" in types or not text:
         return from_frame(batch.to_pandas())
     n = batch.num_rows
     given_ts = batch.column("ts").to_pandas()  # what from_frame sees (float64 with NaN where an int is null)
