@@ -104,16 +104,19 @@ class SparkEngine:
     def run(self, sql: str, params: Mapping[str, Any], views: Views) -> list[tuple[Any, ...]]:
         text = to_spark(sql, params)
         session = self._session()
-        for name, files in views.files(sql).items():
+        return self._collect(session, text, views.files(sql))
+
+    def _register(self, session: SparkSession, views: Mapping[str, Sequence[str]]) -> None:
+        for name, files in views.items():
             schema = spark_schema(name)
             if files:
                 session.read.schema(schema).parquet(*map(self._url, files)).createOrReplaceTempView(name)
             else:
                 session.createDataFrame(session.sparkContext.emptyRDD(), schema).createOrReplaceTempView(name)
-        return self._collect(session, text)
 
-    def _collect(self, session: SparkSession, text: str) -> list[tuple[Any, ...]]:
-        """Run in a job group cancelled after ``timeout_s`` (a master with no worker never says no)."""
+    def _collect(self, session: SparkSession, text: str, views: Mapping[str, Sequence[str]]) -> list[tuple[Any, ...]]:
+        """Set up the views and run, in a job group cancelled after ``timeout_s`` (a master with no worker never
+        says no, and reading many files' footers is a job of its own)."""
         group = uuid.uuid4().hex
         context = session.sparkContext
         rows: list[tuple[Any, ...]] = []
@@ -122,6 +125,7 @@ class SparkEngine:
         def collect() -> None:
             try:
                 context.setJobGroup(group, "geotarget report", interruptOnCancel=True)
+                self._register(session, views)
                 rows.extend(tuple(row) for row in session.sql(text).collect())
             except BaseException as exc:
                 failure.append(exc)
