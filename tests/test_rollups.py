@@ -73,12 +73,12 @@ def offer_events(draw: st.DrawFn) -> list[Event]:
         kind=kind, event_id=f"e{n}", at=at, device_key=device, trigger=trigger, price=price, variant=variant, **common
     )
     events = [shown]
-    if kind == "impression":
+    if kind == "impression":  # as the product writes them: a click names only its impression, a redemption its offer
         for outcome in draw(st.lists(st.sampled_from(["click", "redemption"]), max_size=2)):
             later = at + timedelta(minutes=draw(st.integers(1, 3000)))
-            events.append(
-                Event(kind=outcome, event_id=f"{outcome}{n}", at=later, device_key=device, ref=shown.event_id, **common)
-            )
+            scope = {"offer_id": "off_x", "merchant_id": "mer_x"} if outcome == "redemption" else {}
+            bare = {"device_key": "", "lat": 0.0, "lon": 0.0, "cell": "", "ref": shown.event_id}
+            events.append(Event(kind=outcome, event_id=f"{outcome}{n}", at=later, **bare, **scope))
     return events
 
 

@@ -28,7 +28,7 @@ import pyarrow.json as pj
 from geotarget.errors import Busy
 from geotarget.measurement.events import Event
 from geotarget.store import rollups
-from geotarget.store.event_schema import SCHEMA
+from geotarget.store.event_schema import ENCODING, SCHEMA
 from geotarget.store.file_area import FileArea, S3Options
 from geotarget.store.report_engines import DuckDBEngine, ReportEngine, Views, duckdb_connection, register_views
 
@@ -149,7 +149,7 @@ class ParquetEventStore:
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
             part = table.slice(start, end - start)
             day = (date(1970, 1, 1) + timedelta(days=int(day_numbers[start]))).isoformat()
-            written.append(self.area.path(self.area.write_parquet(part, f"day={day}/{batch}.parquet")))
+            written.append(self.area.path(self.area.write_parquet(part, f"day={day}/{batch}.parquet", **ENCODING)))
         return written
 
     def connect(self) -> duckdb.DuckDBPyConnection:

@@ -47,6 +47,7 @@ PARK_S = 30.0  # how long a webhook that timed out or refused a connection is pa
 SLOW_MS = 2_000.0  # a failed attempt this slow (or with no answer at all) parks its webhook
 SEND_MS_PER_SENDER = 5.0  # a webhook gets one more sending thread for each this many ms its receiver takes...
 QUEUED_PER_SENDER = 64  # ...or for each this many of its deliveries waiting
+RECORD_BATCH = 8  # a sending thread records up to this many attempts in one round trip
 
 
 class Deliverer:
@@ -67,6 +68,7 @@ class Deliverer:
         self.max_queued = parallel * 256  # taking batches waits while this many are queued
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="deliver")
         self._threads = threading.BoundedSemaphore(parallel)
+        self._unrecorded = threading.BoundedSemaphore(parallel)  # places for attempts made and not yet recorded
         self._slots: dict[str, list[deque[PendingDelivery]]] = {}  # webhook -> its per_webhook queues
         self._busy: set[tuple[str, int]] = set()  # (webhook, slot) being sent from now
         self._senders: dict[str, int] = {}  # webhook -> sending threads it holds
@@ -137,34 +139,65 @@ class Deliverer:
 
     def _send_from(self, sub: str) -> None:
         """A sending thread of one webhook: takes the next delivery of a queue no other thread is sending from
-        (so one device's go out in order), until there is none or the webhook wants fewer threads."""
+        (so one device's go out in order), until there is none or the webhook wants fewer threads. Its attempts
+        are recorded a few at a time (``RECORD_BATCH``, one round trip), never more than ``parallel`` unrecorded
+        across all threads: a worker killed now sends again at most that many."""
+        sent: list[tuple[PendingDelivery, Settled]] = []
         try:
             while True:
+                if sent and (len(sent) >= RECORD_BATCH or not self._unrecorded.acquire(blocking=False)):
+                    sent = self._record(sent)
+                    continue
+                if not sent:
+                    self._unrecorded.acquire()  # one place for the next attempt (held by nobody's unrecorded one)
                 with self._changed:
                     slots = self._slots.get(sub, [])
                     free = [n for n, q in enumerate(slots) if q and (sub, n) not in self._busy]
-                    if not free or self._stopping or self._senders[sub] > self._wanted(sub):
+                    done = not free or self._stopping or self._senders[sub] > self._wanted(sub)
+                    if done and not sent:
+                        self._unrecorded.release()
                         self._senders[sub] -= 1
                         self._tidy(sub)
                         return
-                    slot = self._rng.choice(free)
-                    pending = slots[slot].popleft()
-                    self._busy.add((sub, slot))
-                    self._waiting[sub] -= 1
-                    self._queued -= 1
-                    if self._queued == self.max_queued - 1:
-                        self._changed.notify_all()  # room again for a waiting ``deliver``
-                try:  # recorded at once, each: a worker killed now sends again only what was in flight
-                    self.ledger.settle_many([self.attempt(pending)])
+                    if not done:
+                        slot = self._rng.choice(free)
+                        pending = slots[slot].popleft()
+                        self._busy.add((sub, slot))
+                        self._waiting[sub] -= 1
+                        self._queued -= 1
+                        if self._queued == self.max_queued - 1:
+                            self._changed.notify_all()  # room again for a waiting ``deliver``
+                if done:  # record what this thread sent before it goes (or looks again)
+                    self._unrecorded.release()
+                    sent = self._record(sent)
+                    continue
+                try:
+                    sent.append((pending, self.attempt(pending)))
                 except Exception as exc:  # left pending in the stream group: claimed and tried again later
-                    log.warning("delivery %s not settled (%s)", pending.delivery_id, exc.__class__.__name__)
+                    log.warning("delivery %s not attempted (%s)", pending.delivery_id, exc.__class__.__name__)
+                    self._record([(pending, None)])
                 finally:
                     with self._changed:
-                        self._held.discard(pending.entry_id)
                         self._busy.discard((sub, slot))
                 self._add_senders(sub, wait=False)  # slower answers or a longer queue: more threads
         finally:
+            if sent:
+                self._record(sent)
             self._threads.release()
+
+    def _record(self, sent: Sequence[tuple[PendingDelivery, Settled | None]]) -> list[tuple[PendingDelivery, Settled]]:
+        """Record attempts in one round trip and free their places; an attempt not recorded (a fault, or None:
+        never made) stays pending in the stream group and is claimed and tried again later. Returns []."""
+        try:
+            self.ledger.settle_many([settled for _, settled in sent if settled is not None])
+        except Exception as exc:
+            log.warning("%d deliveries not settled (%s)", len(sent), exc.__class__.__name__)
+        finally:
+            with self._changed:
+                self._held.difference_update(pending.entry_id for pending, _ in sent)
+            for _ in sent:
+                self._unrecorded.release()
+        return []
 
     def _tidy(self, sub: str) -> None:
         """A webhook with nothing queued and no sender is forgotten here (its answer times too); when stopping,
