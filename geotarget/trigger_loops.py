@@ -66,7 +66,7 @@ class TriggerLoops:
             meta = catalog.meta(fence_id)
             return None if meta is None else meta.merchant_id
 
-        dispatcher = Dispatcher(merchant_of, cache, deliveries, server)
+        dispatcher = Dispatcher(merchant_of, cache, deliveries, server, lambda fired: fired.measured(catalog.index))
         deliverer = Deliverer(
             cache,
             transports,

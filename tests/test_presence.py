@@ -9,7 +9,6 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import orjson
 import pandas as pd
 import pytest
 
@@ -18,9 +17,9 @@ from geofences.shapes import moved
 from geotarget.catalog.snapshot import Catalog
 from geotarget.store import keys
 from geotarget.store.redis_client import connect
-from geotarget.store.redis_presence import RedisPresence
+from geotarget.store.redis_presence import RedisPresence, handed_on
 from geotarget.triggers.listening import Listening
-from geotarget.triggers.presence import PresencePing, PresenceRules, Replay, Sighting
+from geotarget.triggers.presence import Fired, PresencePing, PresenceRules, Replay, Sighting
 from geotarget.triggers.tracker import Fix, PresenceTracker
 from tests.conftest import ADMIN
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
@@ -191,9 +190,10 @@ def test_a_real_bus_track_enters_and_leaves_its_stops_as_a_brute_force_replay_do
     assert kinds(fired)["enter"] >= 20
 
 
-def transitions(runtime) -> list[dict]:
+def transitions(runtime) -> list[Fired]:
+    """What presence handed on to the trigger worker and is still waiting in its stream."""
     stream = keys.transitions_stream(runtime.settings.redis_prefix)
-    return [orjson.loads(fields.get(b"t") or fields["t"]) for _, fields in runtime.redis.xrange(stream)]
+    return [handed_on(fields) for _, fields in runtime.redis.xrange(stream)]
 
 
 def listened_cafe(client) -> dict[str, str]:
@@ -221,14 +221,14 @@ def test_pings_through_the_api_move_presence_and_hand_transitions_on_with_the_ra
     pings = [{"device_id": "phone-of-ana", "lat": far.lat, "lon": far.lon, "ts": later, "accuracy_m": 10}]
     assert client.post("/v1/pings", json={"pings": pings}, headers=headers).status_code == 200
     moved_ = transitions(runtime)
-    assert [(t["transition"]["kind"], t["device_id"], t["app"]) for t in moved_] == [
+    assert [(t.transition.kind, t.device_id, t.app) for t in moved_] == [
         ("enter", "phone-of-ana", app["id"]),
         ("exit", "phone-of-ana", app["id"]),
     ]
-    assert moved_[1]["transition"]["distance_m"] > 700
+    assert moved_[1].measured(runtime.catalog.index).transition.distance_m > 700  # as the trigger worker tells
     assert client.delete("/v1/devices/phone-of-ana", headers=ADMIN).status_code == 200
     assert transitions(runtime) == []
-    assert not runtime.redis.exists(keys.presence(runtime.settings.redis_prefix, moved_[0]["device_key"], app["id"]))
+    assert not runtime.redis.exists(keys.presence(runtime.settings.redis_prefix, moved_[0].device_key, app["id"]))
 
 
 def test_bulk_ingest_moves_presence_only_when_asked(client, runtime, tmp_path):
@@ -246,7 +246,7 @@ def test_bulk_ingest_moves_presence_only_when_asked(client, runtime, tmp_path):
     ingest_file(path, runtime.events, secret, index, set())
     assert transitions(runtime) == []
     ingest_file(path, runtime.events, secret, index, set(), written=runtime.move_presence_bulk)
-    assert [(t["transition"]["kind"], t["device_id"]) for t in transitions(runtime)] == [
+    assert [(t.transition.kind, t.device_id) for t in transitions(runtime)] == [
         ("enter", "walker"),
         ("exit", "walker"),
     ]

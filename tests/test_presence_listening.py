@@ -7,14 +7,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-import orjson
 import pytest
 
 from geofences import LatLng
 from geofences.shapes import moved
-from geotarget.store import keys
 from tests.conftest import ADMIN
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
+from tests.test_presence import transitions
 from tests.webhook_receiver import receiver
 
 INSIDE = {**INSIDE_ALFAMA_CAFE, "accuracy_m": 5}
@@ -44,11 +43,6 @@ def presence_keys(runtime) -> list[str]:
 
 def device_presences(runtime) -> list[str]:
     return [k for k in presence_keys(runtime) if not k.endswith(":due")]
-
-
-def transitions(runtime) -> list[dict]:
-    stream = keys.transitions_stream(runtime.settings.redis_prefix)
-    return [orjson.loads(fields.get(b"t") or fields["t"]) for _, fields in runtime.redis.xrange(stream)]
 
 
 @pytest.mark.slow
@@ -102,11 +96,11 @@ def test_a_subscription_starts_tracking_at_the_next_ping_and_removing_the_last_s
 
     hook = client.post("/v1/webhooks", json={"url": "https://8.8.8.8/h", "events": ["enter"]}, headers=cafe).json()
     assert client.get("/v1/nearby", params={**INSIDE, "device_id": "early"}, headers=phone).is_success
-    assert [t["transition"]["kind"] for t in transitions(runtime)] == ["enter"]  # tracked from this ping on
+    assert [t.transition.kind for t in transitions(runtime)] == ["enter"]  # tracked from this ping on
 
     assert client.delete(f"/v1/webhooks/{hook['id']}", headers=cafe).status_code == 204
     assert client.get("/v1/nearby", params={**INSIDE, "device_id": "late"}, headers=phone).is_success
-    assert [t["device_id"] for t in transitions(runtime)] == ["early"]  # "late" is not tracked
+    assert [t.device_id for t in transitions(runtime)] == ["early"]  # "late" is not tracked
     assert len(device_presences(runtime)) == 1  # "early"'s, for that app
 
 
@@ -117,4 +111,4 @@ def test_a_push_only_hook_listens_through_its_triggered_offers(client, runtime):
     assert client.post("/v1/offers", json=offer, headers=cafe).status_code == 201
     app = new_app(client, "Guide")
     assert client.get("/v1/nearby", params={**INSIDE, "device_id": "walker"}, headers=bearer(app["api_key"])).is_success
-    assert [t["transition"]["kind"] for t in transitions(runtime)] == ["enter"]
+    assert [t.transition.kind for t in transitions(runtime)] == ["enter"]

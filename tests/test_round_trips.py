@@ -1,6 +1,6 @@
-"""One Redis round trip per /v1/nearby: the cap reservation, the request's events and the device's presence
-travel in one call, and the events it appends are the ones the answer implies (real Redis; the adapters are only
-counted, not replaced)."""
+"""One Redis round trip per /v1/nearby: the cap reservation, the request's events, the device's presence and the
+transitions it fires travel in one call, and the events it appends are the ones the answer implies (real Redis;
+the adapters are only counted, not replaced)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from geotarget.runtime import Runtime
 from tests.conftest import ADMIN, MerchantKey
 from tests.fixtures import ALFAMA_CAFE, INSIDE_ALFAMA_CAFE
+from tests.test_presence import transitions
 
 
 def counted(runtime: Runtime) -> Counter[str]:
@@ -61,8 +62,9 @@ def test_a_capped_answer_reserves_and_logs_in_one_call(
 
     served = [client.get("/v1/nearby", params=params, headers=headers).json()["offers"] for _ in range(3)]
 
-    # never a separate append or presence call; with a listener the enter is handed on, without one nothing moves
-    assert calls == (Counter(reserve=3, publish=1) if listened else Counter(reserve=3))
+    # never a separate append, presence or publish call: with a listener the enter is handed on in the same call
+    assert calls == Counter(reserve=3)
+    assert [t.transition.kind for t in transitions(runtime)] == (["enter"] if listened else [])
     assert [len(s) for s in served] == [1, 1, 0]  # per-merchant limit 2: the third offer never ranks
     logged = stored_kinds(runtime)
     assert logged == Counter(ping=3, impression=2, cap_blocked=3)  # the second blocks one, the third two

@@ -31,8 +31,10 @@ SCHEMA = pa.schema(
 # which never repeat, before falling back cost a fifth of the writing), doubles split by byte and times as
 # deltas (smaller, and cheaper to compress). Every reader (DuckDB, pyarrow, Spark) decodes them.
 ENCODING: dict[str, object] = {
-    "use_dictionary": ["kind", "device_key", "cell", "offer_id", "merchant_id", "fence_id", "trigger", "code", "ref"]
-    + ["variant", "fences"],
+    "use_dictionary": [
+        *("kind", "device_key", "cell", "offer_id", "merchant_id", "fence_id"),
+        *("trigger", "code", "ref", "variant", "fences"),
+    ],
     "column_encoding": {
         "event_id": "PLAIN",
         "ts": "DELTA_BINARY_PACKED",

@@ -126,8 +126,12 @@ def _event_of(fields: Any, device_key: str) -> bool:
 
 
 def _transition_of(fields: Any, device_key: str) -> bool:
+    """A transition as presence.lua hands it on (its presence's member in ``m``) or as ``publish`` does (JSON)."""
+    got = {text(name): value for name, value in fields.items()}
     try:
-        return bool(orjson.loads(fields[b"t"] if b"t" in fields else fields["t"])["device_key"] == device_key)
+        if "m" in got:
+            return keys.presence_of_member(text(got["m"]))[0] == device_key
+        return bool(orjson.loads(got["t"])["device_key"] == device_key)
     except Exception:
         return False
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import redis
 
+from geofences import LatLng
 from geotarget.store import keys
 from geotarget.store.redis_client import ensure_group, text
 from geotarget.store.scripts import script
@@ -52,10 +53,11 @@ class RedisPresence:
         """The keys and arguments of ``move_presence`` for this move (``lua/presence.lua``)."""
         sender = orjson.dumps([move.app, move.attributes])  # kept as the hash's '_app': a timed-out exit knows it
         member = keys.presence_member(move.device_key, move.app)
-        argv: list[str | int | float | bytes] = ["ping", member, self.rules.timeout_s * 1000, KEEP_S]
+        argv: list[str | int | float | bytes] = ["ping", member, self.rules.timeout_s * 1000, KEEP_S, MAX_TRANSITIONS]
         argv += [move.device_id, sender, len(move.pings)]
         for ping in move.pings:
-            argv += [_ms(ping.at), int(self.rules.accurate(ping.accuracy_m)), len(ping.sightings)]
+            point = f"{ping.point.lat!r},{ping.point.lon!r}" if ping.point is not None else ""
+            argv += [_ms(ping.at), int(self.rules.accurate(ping.accuracy_m)), point, len(ping.sightings)]
             for s in ping.sightings:
                 argv += [s.fence_id, int(s.inside), round(s.distance_m, 1), ",".join(map(str, s.dwell_thresholds_s))]
         return self._keys(member), argv
@@ -69,7 +71,8 @@ class RedisPresence:
         for due in pipe.execute():
             for member in map(text, due):
                 device_key, _ = keys.presence_of_member(member)
-                argv: list[str | int] = ["sweep", member, self.rules.timeout_s * 1000, KEEP_S, _ms(now)]
+                argv: list[str | int] = ["sweep", member, self.rules.timeout_s * 1000, KEEP_S, MAX_TRANSITIONS]
+                argv.append(_ms(now))
                 device_id, sender, flat = self._move(keys=self._keys(member), args=argv)
                 app, attributes = orjson.loads(sender) if sender else ("", {})
                 fired += [Fired(device_key, text(device_id), app, t, attributes) for t in transitions(flat)]
@@ -95,7 +98,7 @@ class RedisPresence:
         if not entries:
             answer: Any = self.client.xreadgroup(TRIGGER_GROUP, consumer, {stream: ">"}, count=count, block=block_ms)
             entries = list(answer[0][1]) if answer else []
-        return [(text(entry), _fired(fields[b"t"]) if fields else None) for entry, fields in entries]
+        return [(text(entry), handed_on(fields) if fields else None) for entry, fields in entries]
 
     def _take_every_shard(
         self, consumer: str, count: int, block_ms: int, claim: bool
@@ -109,7 +112,7 @@ class RedisPresence:
         if not any(entries for _, entries in found):
             read = self._each_shard(lambda pipe, s: pipe.xreadgroup(TRIGGER_GROUP, consumer, {s: ">"}, count=each))
             found = [(n, answer[0][1] if answer else []) for n, answer in read]
-        taken = [(f"{n}/{text(e)}", _fired(fields[b"t"]) if fields else None) for n, got in found for e, fields in got]
+        taken = [(f"{n}/{text(e)}", handed_on(fields) if fields else None) for n, got in found for e, fields in got]
         if not taken:
             time.sleep(min(block_ms, IDLE_MS) / 1000)
         return taken
@@ -134,8 +137,8 @@ class RedisPresence:
             pipe.execute()
 
     def publish(self, fired: Sequence[Fired]) -> None:
-        """Hand fired transitions to the trigger worker, in one pipelined round trip (one per shard on a
-        cluster)."""
+        """Hand transitions to the trigger worker, in one pipelined round trip (one per shard on a cluster). A
+        move or a sweep hands on its own in the same step (``lua/presence.lua``): this is for others."""
         if not fired:
             return
         pipe = self.client.pipeline(transaction=False)
@@ -147,15 +150,25 @@ class RedisPresence:
     def _keys(self, member: str) -> list[str]:
         device_key, app = keys.presence_of_member(member)
         own = keys.device_shard(self.prefix, device_key, self.shards)
-        return [keys.presence(own, device_key, app), keys.presence_due(own), keys.registry(own, device_key)]
+        own_keys = [keys.presence(own, device_key, app), keys.presence_due(own), keys.registry(own, device_key)]
+        return [*own_keys, keys.transitions_stream(own)]
 
 
-def _fired(raw: bytes) -> Fired:
-    data = orjson.loads(raw)
-    t = data["transition"]
-    at = datetime.fromisoformat(t["at"])
-    transition = Transition(t["kind"], t["fence_id"], at, t["dwell_s"], t["distance_m"], t["threshold_s"])
-    return Fired(data["device_key"], data["device_id"], data["app"], transition, data.get("attributes") or {})
+def handed_on(fields: Mapping[Any, Any]) -> Fired:
+    """A transitions stream entry as presence.lua writes it, or as ``publish`` does (one JSON field ``t``)."""
+    got = {text(name): value for name, value in fields.items()}
+    if "t" in got:
+        data = orjson.loads(got["t"])
+        t = data["transition"]
+        at = datetime.fromisoformat(t["at"])
+        transition = Transition(t["kind"], t["fence_id"], at, t["dwell_s"], t["distance_m"], t["threshold_s"])
+        return Fired(data["device_key"], data["device_id"], data["app"], transition, data.get("attributes") or {})
+    device_key, _ = keys.presence_of_member(text(got["m"]))
+    app, attributes = orjson.loads(got["s"]) if got["s"] else ("", {})
+    (transition,) = transitions([got[f] for f in ("k", "f", "a", "d", "x", "h")])
+    lat, _, lon = text(got["p"]).partition(",")
+    point = LatLng(float(lat), float(lon)) if lon else None
+    return Fired(device_key, text(got["i"]), app, transition, attributes, point)
 
 
 def _ms(at: datetime) -> int:

@@ -71,8 +71,10 @@ class Dispatcher:
         subscriptions: SubscriptionCache,
         queue: DeliveryQueue,
         pusher: Pusher | None,
+        measured: Callable[[Fired], Fired],
     ) -> None:
         self.merchant_of = merchant_of
+        self.measured = measured  # an exit's distance from the ping that fired it (Fired.measured)
         self.subscriptions = subscriptions
         self.queue = queue
         self.pusher = pusher
@@ -82,7 +84,7 @@ class Dispatcher:
         subscribers = self.subscriptions.current()
         queued: list[Queued] = []
         for fired in transitions:
-            queued += self._events(fired, subscribers)
+            queued += self._events(self.measured(fired), subscribers)
         return self.queue.enqueue_many(queued, now)
 
     def _events(self, fired: Fired, subscribers: Sequence[Subscription]) -> list[Queued]:

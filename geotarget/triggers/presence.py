@@ -90,6 +90,20 @@ class Fired:
     app: str
     transition: Transition
     attributes: Mapping[str, object] = field(default_factory=dict)  # what the app said of its user, for targeting
+    point: LatLng | None = None  # the ping that fired it, where known: an exit's distance is measured from it
+
+    def measured(self, index: FenceIndex) -> Fired:
+        """An exit by a ping beyond the band, with that ping's distance to the fence (the engine does not know
+        it: only fences near the ping are sent to it)."""
+        t = self.transition
+        if t.kind != "exit" or t.distance_m is not None or self.point is None:
+            return self
+        shape = index.shape(t.fence_id)
+        if shape is None:
+            return self
+        distance = round(shape.distance_m(self.point), 1)
+        exit_ = Transition("exit", t.fence_id, t.at, t.dwell_s, distance)
+        return Fired(self.device_key, self.device_id, self.app, exit_, self.attributes, self.point)
 
 
 def sightings(

@@ -44,13 +44,10 @@ class Fix:
 
 class PresenceStore(Protocol):
     def apply(self, move: PresenceMove) -> list[Transition]:
-        """Apply one device's pings atomically; the transitions they fired."""
+        """Apply one device's pings atomically and hand what they fired to the trigger worker; returns that."""
 
     def sweep(self, now: datetime, limit: int = 500) -> list[Fired]:
-        """Exits of presences that timed out by ``now``."""
-
-    def publish(self, fired: Sequence[Fired]) -> None:
-        """Hand transitions to the trigger worker."""
+        """Exits of presences that timed out by ``now``, handed to the trigger worker in the same step."""
 
 
 class PresenceTracker:
@@ -114,7 +111,7 @@ class PresenceTracker:
         except Exception as exc:
             self.failed(exc)
             return []
-        return self.fired(move, moved)
+        return [fired.measured(self.catalog.index) for fired in self.fired(move, moved)]
 
     def seen_each(self, app: str, pings: Iterable[tuple[str, str, Fix]]) -> None:
         """Many devices' pings (device key, raw id, fix): each device moved once, its pings in timestamp order."""
@@ -125,40 +122,18 @@ class PresenceTracker:
             self.seen(device_key, device_id, app, fixes)
 
     def fired(self, move: PresenceMove, moved: Sequence[Transition]) -> list[Fired]:
-        """Hand on what a move fired (it may have been applied with the cap reservation, in one call)."""
-        if not moved:
-            return []
-        fired = [
-            Fired(move.device_key, move.device_id, move.app, self._measured(t, move.pings), move.attributes)
-            for t in moved
-        ]
-        try:
-            self.store.publish(fired)
-        except Exception as exc:
-            self.failed(exc)
-            return []
-        self.stats.add("transitions", len(fired))
-        return fired
+        """What a move fired, each with the ping that fired it; the engine has already handed them to the trigger
+        worker, in the same step as the move (it may have been applied with the cap reservation, in one call)."""
+        self.stats.add("transitions", len(moved))
+        at = {p.at: p.point for p in move.pings}
+        return [Fired(move.device_key, move.device_id, move.app, t, move.attributes, at.get(t.at)) for t in moved]
 
     def failed(self, exc: Exception) -> None:
         self.stats.add("failures")
         log.warning("presence not moved (%s); the device's next ping catches up", exc.__class__.__name__)
 
     def sweep(self, now: datetime) -> list[Fired]:
-        """Exits for devices gone silent; safe to run in several workers at once."""
+        """Exits for devices gone silent (handed on by the engine); safe to run in several workers at once."""
         fired = self.store.sweep(now)
-        self.store.publish(fired)
         self.stats.add("transitions", len(fired))
         return fired
-
-    def _measured(self, transition: Transition, pings: Sequence[PresencePing]) -> Transition:
-        """An exit by a ping beyond the band carries that ping's distance to the fence (the engine does not know
-        it: only fences near the ping are sent)."""
-        if transition.kind != "exit" or transition.distance_m is not None:
-            return transition
-        shape = self.catalog.index.shape(transition.fence_id)
-        ping = next((p for p in pings if p.at == transition.at), None)
-        if shape is None or ping is None or ping.point is None:
-            return transition
-        distance = round(shape.distance_m(ping.point), 1)
-        return Transition("exit", transition.fence_id, transition.at, transition.dwell_s, distance)

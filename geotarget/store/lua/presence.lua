@@ -1,6 +1,7 @@
 -- move_presence(KEYS, ARGV): move one device's presence in fences (the rules: geotarget/triggers/presence.py),
--- atomically. A library (geotarget/store/scripts.py makes scripts of it, alone or with reserve.lua in
--- serve.lua). The parameters shadow Redis's globals of the same names, so the body reads as a script would.
+-- atomically, and hand every transition it fires to the trigger worker's stream in the same step. A library
+-- (geotarget/store/scripts.py makes scripts of it, alone or with reserve.lua in serve.lua). The parameters shadow
+-- Redis's globals of the same names, so the body reads as a script would.
 --
 -- KEYS[1] the device's presence hash as one app sees it (under the device's hash tag): '_ts' newest ping
 --         applied (ms), '_id'/'_app' the raw device id and who sent it (JSON [app key id, targeting attributes];
@@ -9,18 +10,21 @@
 --         before and after a call has no hash: nothing is written for it.
 -- KEYS[2] the sweeper's sorted set: '<device key>|<app key id>' -> when its oldest presence times out (ms)
 -- KEYS[3] the device's registry of keys (registry.lua): the hash is noted in it, for erasure
+-- KEYS[4] the transitions stream of the device's shard: one entry per transition, fields m (the presence's
+--         member), i (raw device id), s (sender), k (kind), f (fence id), a (at ms), d (dwell s), x (distance m),
+--         h (dwell threshold s) and p ('lat,lon' of the ping that fired it; '' for a sweep); '' where unknown
 -- ARGV[1] 'ping' or 'sweep'; ARGV[2] the presence's member of that set; ARGV[3] timeout (ms); ARGV[4] seconds
---         the hash outlives its last change
--- ping:  ARGV[5] raw device id, ARGV[6] sender, ARGV[7] number of pings, then per ping (in timestamp order):
---        ts ms, accurate 1/0, n sightings, then n times: fence id, inside 1/0, distance m, dwell thresholds
---        ('300,600')
--- sweep: ARGV[5] now (ms)
+--         the hash outlives its last change; ARGV[5] the stream's approximate greatest length
+-- ping:  ARGV[6] raw device id, ARGV[7] sender, ARGV[8] number of pings, then per ping (in timestamp order):
+--        ts ms, accurate 1/0, 'lat,lon', n sightings, then n times: fence id, inside 1/0, distance m, dwell
+--        thresholds ('300,600')
+-- sweep: ARGV[6] now (ms)
 --
 -- Returns { raw device id, sender (as stored before this call: a sweep needs them), transitions flat, 6 values each:
 -- kind, fence id, at ms, dwell s, distance m ('' unknown), dwell threshold s ('' for enter and exit) }.
 local function move_presence(KEYS, ARGV)
-  local key, due, registry = KEYS[1], KEYS[2], KEYS[3]
-  local mode, device, timeout, keep_s = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+  local key, due, registry, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+  local mode, device, timeout, keep_s, most = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 
   local present, changed = {}, {}
   local raw = redis.call('HGETALL', key)
@@ -40,20 +44,29 @@ local function move_presence(KEYS, ARGV)
   end
 
   local out = {}
+  local sender_id, sender = stored_id, stored_app -- a sweep's transitions: who last sent a ping
+  if mode == 'ping' then
+    sender_id, sender = ARGV[6], ARGV[7]
+  end
+  local point = ''
   local function emit(kind, fence, at, state, distance, threshold)
+    local dwell = state and math.floor((at - state.entered) / 1000) or ''
     out[#out + 1] = kind
     out[#out + 1] = fence
     out[#out + 1] = at
-    out[#out + 1] = state and math.floor((at - state.entered) / 1000) or ''
+    out[#out + 1] = dwell
     out[#out + 1] = distance
     out[#out + 1] = threshold
+    redis.call('XADD', stream, 'MAXLEN', '~', most, '*', 'm', device, 'i', sender_id, 's', sender, 'k', kind,
+      'f', fence, 'a', at, 'd', dwell, 'x', distance, 'h', threshold, 'p', point)
   end
 
   if mode == 'ping' then
-    local pos = 8
-    for _ = 1, tonumber(ARGV[7]) do
-      local ts, accurate, n = tonumber(ARGV[pos]), ARGV[pos + 1] == '1', tonumber(ARGV[pos + 2])
-      local first = pos + 3
+    local pos = 9
+    for _ = 1, tonumber(ARGV[8]) do
+      local ts, accurate, n = tonumber(ARGV[pos]), ARGV[pos + 1] == '1', tonumber(ARGV[pos + 3])
+      point = ARGV[pos + 2]
+      local first = pos + 4
       pos = first + 4 * n
       if ts > last then
         last = ts
@@ -104,7 +117,7 @@ local function move_presence(KEYS, ARGV)
     end
     redis.call('HSET', key, '_ts', last)
   else
-    local now = tonumber(ARGV[5])
+    local now = tonumber(ARGV[6])
     local gone = {}
     for fence, state in pairs(present) do
       if state.inside + timeout <= now then
@@ -144,7 +157,7 @@ local function move_presence(KEYS, ARGV)
   end
   if oldest then
     if mode == 'ping' then
-      redis.call('HSET', key, '_id', ARGV[5], '_app', ARGV[6])
+      redis.call('HSET', key, '_id', ARGV[6], '_app', ARGV[7])
     end
     redis.call('ZADD', due, oldest + timeout, device)
   else
