@@ -433,29 +433,3 @@ def test_heatmap_counts_cells_and_suppresses_thin_ones(client, cafe, runtime, wo
         ).status_code
         == 404
     )
-
-
-def test_event_files_are_encoded_for_cheap_writes_and_read_back_exactly(tmp_path):
-    """Dictionaries only where values repeat, doubles split by byte, times as deltas: what is read back is what
-    was written, to the bit."""
-    import pyarrow.parquet as pq
-
-    from geotarget.store.event_store import ParquetEventStore, events_to_table
-
-    store = ParquetEventStore(tmp_path / "events")
-    at = datetime(2026, 11, 19, 9, 30, 15, 123456, tzinfo=UTC)
-    pings = [
-        Event(kind="ping", event_id=f"p{n}", at=at + timedelta(seconds=n), device_key=f"dev{n % 3}",
-              lat=60.1699 + n * 1e-7, lon=24.9384 - n * 1e-7, cell="8a1126", accuracy_m=None if n % 2 else 4.5)
-        for n in range(50)
-    ]  # fmt: skip
-    table = events_to_table(pings, [["fen_a"]] * 50)
-    (written,) = store.write(table)
-    stored = pq.ParquetFile(written)
-    encodings = {
-        stored.schema.column(i).path: stored.metadata.row_group(0).column(i).encodings
-        for i in range(stored.metadata.num_columns)
-    }
-    assert "BYTE_STREAM_SPLIT" in encodings["lat"] and "DELTA_BINARY_PACKED" in encodings["ts"]
-    assert "RLE_DICTIONARY" not in encodings["event_id"] and "RLE_DICTIONARY" in encodings["device_key"]
-    assert stored.read().equals(table)

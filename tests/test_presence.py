@@ -95,7 +95,7 @@ def test_a_noisy_walk_across_the_edge_ten_times_enters_ten_times_and_exits_ten_t
     counted = kinds(fired)
     assert counted["enter"] == 10 and counted["exit"] == 10
     assert [(f.transition.kind, f.transition.fence_id, f.transition.at) for f in fired] == reference(tracker, fixes)
-    exits = [f.transition for f in fired if f.transition.kind == "exit"]
+    exits = [f.measured(tracker.catalog.index).transition for f in fired if f.transition.kind == "exit"]
     assert all(t.distance_m is not None and t.distance_m > 25.0 for t in exits)  # exits say how far
     assert all(f.device_id == "phone-1" and f.app == "app1" for f in fired)
 

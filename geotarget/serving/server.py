@@ -89,7 +89,7 @@ class OfferServer:
         if unlogged:
             self._append(unlogged)
         if self.tracker is not None and moving is not None and outcome.moved:
-            self.tracker.fired(moving, outcome.moved)
+            self.tracker.handed_on(outcome.moved)
         hint = None if outcome.served else swapped_hint(self.catalog.index, query.point)
         return NearbyAnswer(outcome.served, cell, outcome.degraded, hint)
 

@@ -149,8 +149,12 @@ class ParquetEventStore:
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
             part = table.slice(start, end - start)
             day = (date(1970, 1, 1) + timedelta(days=int(day_numbers[start]))).isoformat()
-            written.append(self.area.path(self.area.write_parquet(part, f"day={day}/{batch}.parquet", **ENCODING)))
+            written.append(self.area.path(self._write_raw(part, f"day={day}/{batch}.parquet")))
         return written
+
+    def _write_raw(self, table: pa.Table, name: str) -> str:
+        """A raw event file (``SCHEMA``), whole or not at all, encoded as ``ENCODING`` says."""
+        return self.area.write_parquet(table, name, **ENCODING)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A private in-memory DuckDB for one query (DuckDB connections are not shared across threads)."""
@@ -237,7 +241,11 @@ class ParquetEventStore:
             hit = pc.is_in(table["device_key"], value_set=keys)
             count = pc.sum(hit).as_py() or 0
             if count:
-                self.area.write_parquet(table.filter(pc.invert(hit)), name)
+                kept = table.filter(pc.invert(hit))
+                if _is_raw(name):
+                    self._write_raw(kept, name)
+                else:
+                    self.area.write_parquet(kept, name)
                 removed += count
         return removed
 
@@ -259,7 +267,7 @@ class ParquetEventStore:
             table = pa.concat_tables([self.area.read_table(p, SCHEMA) for p in parts])
             if len(gone):
                 table = table.filter(pc.invert(pc.is_in(table["device_key"], value_set=gone)))
-            self.area.write_parquet(table, f"{day}/compact-{uuid.uuid4().hex}.parquet")
+            self._write_raw(table, f"{day}/compact-{uuid.uuid4().hex}.parquet")
             for part in parts:
                 self.area.delete(part)
             merged += len(parts) - 1
@@ -289,7 +297,7 @@ class ParquetEventStore:
                 removed[kind] += pc.sum(pc.equal(table["kind"], pa.scalar(kind))).as_py() or 0
             kept = table.filter(pc.invert(hit))
             if kept.num_rows:
-                self.area.write_parquet(kept, name)
+                self._write_raw(kept, name)
             else:
                 self.area.delete(name)
         return removed

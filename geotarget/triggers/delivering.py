@@ -146,7 +146,8 @@ class Deliverer:
         try:
             while True:
                 if sent and (len(sent) >= RECORD_BATCH or not self._unrecorded.acquire(blocking=False)):
-                    sent = self._record(sent)
+                    self._record(sent)
+                    sent = []
                     continue
                 if not sent:
                     self._unrecorded.acquire()  # one place for the next attempt (held by nobody's unrecorded one)
@@ -169,7 +170,8 @@ class Deliverer:
                             self._changed.notify_all()  # room again for a waiting ``deliver``
                 if done:  # record what this thread sent before it goes (or looks again)
                     self._unrecorded.release()
-                    sent = self._record(sent)
+                    self._record(sent)
+                    sent = []
                     continue
                 try:
                     sent.append((pending, self.attempt(pending)))
@@ -185,9 +187,9 @@ class Deliverer:
                 self._record(sent)
             self._threads.release()
 
-    def _record(self, sent: Sequence[tuple[PendingDelivery, Settled | None]]) -> list[tuple[PendingDelivery, Settled]]:
+    def _record(self, sent: Sequence[tuple[PendingDelivery, Settled | None]]) -> None:
         """Record attempts in one round trip and free their places; an attempt not recorded (a fault, or None:
-        never made) stays pending in the stream group and is claimed and tried again later. Returns []."""
+        never made) stays pending in the stream group and is claimed and tried again later."""
         try:
             self.ledger.settle_many([settled for _, settled in sent if settled is not None])
         except Exception as exc:
@@ -197,7 +199,6 @@ class Deliverer:
                 self._held.difference_update(pending.entry_id for pending, _ in sent)
             for _ in sent:
                 self._unrecorded.release()
-        return []
 
     def _tidy(self, sub: str) -> None:
         """A webhook with nothing queued and no sender is forgotten here (its answer times too); when stopping,

@@ -102,7 +102,8 @@ class PresenceTracker:
         fixes: Sequence[Fix],
         attributes: Mapping[str, object] | None = None,
     ) -> list[Fired]:
-        """Move one device's presence by its pings in a call of its own (``POST /v1/pings``, bulk files)."""
+        """Move one device's presence by its pings in a call of its own (``POST /v1/pings``, bulk files); what it
+        fired, each with the ping that fired it (an exit's distance is the trigger worker's: ``Fired.measured``)."""
         move = self.prepare(device_key, device_id, app, fixes, attributes)
         if move is None:
             return []
@@ -111,7 +112,9 @@ class PresenceTracker:
         except Exception as exc:
             self.failed(exc)
             return []
-        return [fired.measured(self.catalog.index) for fired in self.fired(move, moved)]
+        self.handed_on(moved)
+        at = {p.at: p.point for p in move.pings}
+        return [Fired(move.device_key, move.device_id, move.app, t, move.attributes, at.get(t.at)) for t in moved]
 
     def seen_each(self, app: str, pings: Iterable[tuple[str, str, Fix]]) -> None:
         """Many devices' pings (device key, raw id, fix): each device moved once, its pings in timestamp order."""
@@ -121,12 +124,10 @@ class PresenceTracker:
         for (device_key, device_id), fixes in by_device.items():
             self.seen(device_key, device_id, app, fixes)
 
-    def fired(self, move: PresenceMove, moved: Sequence[Transition]) -> list[Fired]:
-        """What a move fired, each with the ping that fired it; the engine has already handed them to the trigger
-        worker, in the same step as the move (it may have been applied with the cap reservation, in one call)."""
+    def handed_on(self, moved: Sequence[Transition]) -> None:
+        """Count what a move fired: the engine handed it to the trigger worker in the same step (with the cap
+        reservation too, on the request path)."""
         self.stats.add("transitions", len(moved))
-        at = {p.at: p.point for p in move.pings}
-        return [Fired(move.device_key, move.device_id, move.app, t, move.attributes, at.get(t.at)) for t in moved]
 
     def failed(self, exc: Exception) -> None:
         self.stats.add("failures")
