@@ -70,9 +70,14 @@ def drive(
     wrk_script: str = WRK_SCRIPT,
     mode: str = "walk",
     redis_url: str | None = None,
+    rate: float | None = None,
 ) -> Figures:
     """``wrk_script``: a template with the placeholders of bench_walkers.lua, whose ``done`` prints RESULT;
-    ``mode``: walk (2,000 devices walking) or teleport (50,000 devices, each request somewhere else)."""
+    ``mode``: walk (2,000 devices walking) or teleport (50,000 devices, each request somewhere else); ``rate``:
+    about this many requests per second in all (each connection waits ``connections / rate`` between its
+    answer and its next request) instead of as many as the server answers. Two configurations compared at the
+    same rate pay the same share of the machine's fixed costs, and neither is slowed by the other's extra
+    processes fighting for its 2 cores."""
     picked = random.Random(3).sample(centres, min(len(centres), 2000))
     script = (
         wrk_script.replace("{CENTRES}", "{" + ",".join(f"{{{a:.7f},{b:.7f}}}" for a, b in picked) + "}")
@@ -83,6 +88,8 @@ def drive(
         .replace("{KEY}", key)
         .replace("{PATH}", path)
     )
+    if rate is not None:
+        script += f"\nfunction delay() return {1000 * connections / rate:.3f} end\n"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     threads = min(2, connections)

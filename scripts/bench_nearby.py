@@ -8,7 +8,10 @@ device of 50,000 at a random point, every request) at 8 and 64 connections. Prin
 latency, offers per answer, and CPU ms per request of the server's processes (its workers and its trigger and
 delivery loops' process; read from /proc: steadier than req/s on a shared 2-core machine) and of Redis (its INFO
 cpu). ``--rounds N`` runs every configuration N times in turn and prints each figure's median: one slow minute
-of a shared machine then moves one round, not one configuration.
+of a shared machine then moves one round, not one configuration. ``--rate R`` also drives every configuration
+at about R requests/s (8 connections that wait between requests), so configurations are compared at the same
+load: flat out, a configuration with more processes (the listening one's delivery loop and webhook receiver)
+slows everything else on the 2 cores, and CPU per request rises for work it shares with the others.
 
 geotarget runs in several configurations in the same run (``--configs``): ``default`` (what a user runs: the
 consumer loop in every worker, the trigger and delivery loops in serve's process of their own, nobody
@@ -18,7 +21,7 @@ every fence: the worst case for presence, every transition a webhook sent). ``--
 on the default configuration: uvicorn with uvloop (``serve``'s default), uvicorn on plain asyncio, and granian.
 
     python scripts/bench_nearby.py [--sets downtown,city,country] [--seconds 10] [--configs default,lean,...]
-        [--workloads walk,teleport] [--stacks uvloop,asyncio,granian] [--profile] [--rounds 1]
+        [--workloads walk,teleport] [--stacks uvloop,asyncio,granian] [--profile] [--rounds 1] [--rate R]
 
 Needs wrk and PostGIS (Debian packages ``wrk`` and ``postgresql-<major>-postgis-3``; installed with apt-get
 when missing and allowed). Uses GEOTARGET_REDIS_URL when set, else an embedded Redis; PostgreSQL from
@@ -193,6 +196,7 @@ def bench(
     workloads: list[str],
     stacks: list[str],
     rounds: int = 1,
+    rate: float | None = None,
 ) -> dict[str, Figures]:
     shop_list = list(shops(data))
     centres = [(s.store.lat, s.store.lon) for s in shop_list]
@@ -252,6 +256,12 @@ def bench(
                         if config == "listening":
                             per_request = (delivered(base) - sent) / max(1.0, figures.rps * seconds)
                             print(f"  {name} {mode} c{c}: {per_request:.2f} webhook deliveries per request")
+                    if rate is not None and stack == "uvloop":  # the same offered load for every configuration
+                        figures = drive(
+                            base, "/v1/nearby", key, centres, seconds, 8, workers, mode=mode, redis_url=redis_url,
+                            rate=rate,
+                        )  # fmt: skip
+                        results.setdefault(f"{name} {mode} c8@{rate:.0f}/s", []).append(figures)
                 if config == "default" or stack != "uvloop":
                     for c in (8, 64) if stack == "uvloop" else (8,):
                         figures = drive(base, "/healthz", key, centres, seconds, c, workers)
@@ -323,6 +333,9 @@ def main() -> None:
     parser.add_argument("--stacks", default="uvloop", help="uvloop,asyncio,granian: the HTTP stack, compared")
     parser.add_argument("--profile", action="store_true", help="print a py-spy profile of one loaded worker")
     parser.add_argument("--rounds", type=int, default=1, help="run every configuration this many times, in turn")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="also drive every configuration at about this many requests/s (c8)"
+    )
     args = parser.parse_args()
     dsn = os.environ.get("BENCH_PEER_DSN", "postgresql://postgres@127.0.0.1:5432/test")
     ensure_tools(dsn)
@@ -330,7 +343,9 @@ def main() -> None:
     options = (args.configs.split(","), args.workloads.split(","), args.stacks.split(","))
     with bench_redis() as redis_url:
         for name in args.sets.split(","):
-            figures = bench(DATA_SETS[name], redis_url, dsn, args.seconds, args.profile, *options, args.rounds)
+            figures = bench(
+                DATA_SETS[name], redis_url, dsn, args.seconds, args.profile, *options, args.rounds, args.rate
+            )
             table.append((name, figures))
             print_table(table[-1:])  # as soon as it is known: a long run may be stopped
     print_table(table)
