@@ -155,15 +155,32 @@ class FenceIndex:
         return found
 
     def replace_all(self, fences: Iterable[tuple[str, Shape, Cover | None]]) -> None:
-        """Swap in a complete new set (used when a worker resynchronises from storage); a cover not given is
-        computed."""
-        fresh = FenceIndex(self.res)
+        """Swap in a complete new set (a worker's start, or a resynchronisation from storage); a cover not given is
+        computed. Built in bulk: adding 100,000 fences one by one grows each shared cell's tuple again per fence
+        (a coarse cell of a dense city holds thousands) and asks h3 for every parent of every boundary cell."""
+        latest: dict[str, tuple[Shape, Cover]] = {}
         for fence_id, shape, cover in fences:
-            fresh.add(fence_id, shape, cover)
+            cover = cover or cover_shape(shape, self.res)
+            if cover.res != self.res:
+                raise ValueError(f"cover is at res {cover.res}, the index at {self.res}")
+            latest[fence_id] = (shape, cover)
+        ids = list(latest)
+        interior, interior_owners = _flattened([c.interior for _, c in latest.values()])
+        boundary, boundary_owners = _flattened([c.boundary for _, c in latest.values()])
+        near = {
+            level: _grouped(cells.cells_to_parents(boundary, level), boundary_owners, ids)
+            for level in self.near_levels[1:]
+        }
+        resolutions, counts = np.unique((interior >> np.uint64(52)) & np.uint64(0xF), return_counts=True)
         with self._lock:
-            self._shapes, self._covers, self._bounds = fresh._shapes, fresh._covers, fresh._bounds
-            self._interior, self._boundary, self._near = fresh._interior, fresh._boundary, fresh._near
-            self._interior_res, self._parent_res = fresh._interior_res, fresh._parent_res
+            self._shapes = {f: shape for f, (shape, _) in latest.items()}
+            self._bounds = {f: shape.bounds for f, (shape, _) in latest.items()}
+            self._covers = {f: cover for f, (_, cover) in latest.items()}
+            self._interior = _grouped(interior, interior_owners, ids)
+            self._boundary = _grouped(boundary, boundary_owners, ids)
+            self._near = near
+            self._interior_res = Counter(dict(zip(resolutions.tolist(), counts.tolist(), strict=True)))
+            self._refresh_parent_res()
             self.version += 1
 
     def tables(
@@ -256,6 +273,33 @@ class FenceIndex:
         self._parent_res = tuple(
             sorted((r for r, n in self._interior_res.items() if n > 0 and r != self.res), reverse=True)
         )
+
+
+def _flattened(groups: list[tuple[Cell, ...]]) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+    """Every cell of every group in one array, with the position of the group it came from."""
+    sizes = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+    flat = np.fromiter((c for g in groups for c in g), dtype=np.uint64, count=int(sizes.sum()))
+    return flat, np.repeat(np.arange(len(groups), dtype=np.int64), sizes)
+
+
+def _grouped(
+    keys: npt.NDArray[np.uint64], owners: npt.NDArray[np.int64], ids: list[str]
+) -> dict[Cell, tuple[str, ...]]:
+    """cell -> the ids of its owners (each once, in the owners' order), from parallel arrays of cells and owners."""
+    if not len(keys):
+        return {}
+    order = np.lexsort((owners, keys))
+    keys, owners = keys[order], owners[order]
+    fresh = np.ones(len(keys), dtype=bool)
+    fresh[1:] = (keys[1:] != keys[:-1]) | (owners[1:] != owners[:-1])
+    keys, owners = keys[fresh], owners[fresh]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    ends = np.append(starts[1:], len(keys))
+    named = [ids[o] for o in owners.tolist()]
+    return {
+        Cell(cell): tuple(named[a:b])
+        for cell, a, b in zip(keys[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
+    }
 
 
 def _drop(table: dict[Cell, tuple[str, ...]], cell: Cell, fence_id: str) -> None:

@@ -52,6 +52,7 @@ __all__ = [
     "moved",
     "polygon_from_parts",
     "ring_self_intersection",
+    "stored_polygon",
     "validity_problem",
 ]
 
@@ -335,6 +336,12 @@ class ShapeArrays:
             c = s[circle]
             result[near[circle]] = haversines_m(self.lat[c], self.lon[c], lat[circle], lon[circle]) <= self.radius_m[c]
         return result
+
+
+def stored_polygon(geometry: Any) -> PolygonShape:
+    """The shape of a GeoJSON Polygon or MultiPolygon validated when it was stored: rebuilt without checking it
+    again (a worker's start rebuilds every fence; the checks cost it more than the building)."""
+    return PolygonShape(shapely.geometry.shape(geometry))
 
 
 def polygon_from_parts(parts: Sequence[Sequence[Sequence[Position]]]) -> BaseGeometry:
