@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,7 @@ from geofences.reach import reach_cover
 from geotarget.catalog.model import Offer
 from geotarget.serving.ranking import static_score
 from geotarget.serving.schedule import LiveNow, Schedule
+from geotarget.store.covers import CellArray
 
 INTERIOR, BOUNDARY = 0, 1
 KINDS = 2  # a member entry is pair * KINDS + kind
@@ -125,11 +127,11 @@ class ViewBuilder:
         self._reaches_table = CellTable.empty()
         self._by_offer: dict[str, list[int]] = {}
         self._by_fence: dict[str, list[int]] = {}
-        self._reaches: dict[str, dict[float, tuple[Cell, ...]]] = {}  # fence id -> nearby_m -> reach cover
+        self._reaches: dict[str, dict[float, CellArray]] = {}  # fence id -> nearby_m -> reach cover
         self._computed: list[tuple[str, int, float, tuple[Cell, ...]]] = []  # reaches not stored yet
         self._schedules: dict[tuple[Schedule, str], int] = {}
 
-    def rebuild(self, offers: Iterable[Offer], stored: dict[str, dict[float, tuple[Cell, ...]]]) -> None:
+    def rebuild(self, offers: Iterable[Offer], stored: dict[str, dict[float, CellArray]]) -> None:
         """Start over from every offer (worker start): one packed table, no overlay. ``stored``: the reach covers
         kept in SQL (fence id -> nearby_m -> cells) for the fences' current versions."""
         self._rows = _Columns()
@@ -224,6 +226,7 @@ class ViewBuilder:
             known = self._reaches.setdefault(fence_id, {})
             reach = known.get(offer.nearby_m)
             if reach is None:
-                reach = known[offer.nearby_m] = reach_cover(place.shape, offer.nearby_m, self.res)
-                self._computed.append((fence_id, place.version, offer.nearby_m, reach))
-            reaches += [(int(c), row) for c in reach]
+                computed = reach_cover(place.shape, offer.nearby_m, self.res)
+                self._computed.append((fence_id, place.version, offer.nearby_m, computed))
+                reach = known[offer.nearby_m] = np.array(computed, dtype=np.uint64)
+            reaches += zip(reach.tolist(), repeat(row))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Delete, delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,6 +40,9 @@ class FenceReach:
     nearby_m: float
     finest_res: int
     cells: tuple[Cell, ...]
+
+
+CellArray = npt.NDArray[np.uint64]
 
 
 def pack(cells: Sequence[int]) -> bytes:
@@ -82,17 +86,19 @@ class CoverTable:
                     found[fence_id] = Cover(res, unpack(interior), unpack(boundary))
         return found
 
-    def reaches(self, finest_res: int, ids: Sequence[str] | None = None) -> dict[str, dict[float, tuple[Cell, ...]]]:
-        """Fence id -> nearby_m -> reach cells, for the fences' current versions (of ``ids`` only, when given)."""
+    def reaches(self, finest_res: int, ids: Sequence[str] | None = None) -> dict[str, dict[float, CellArray]]:
+        """Fence id -> nearby_m -> reach cells, for the fences' current versions (of ``ids`` only, when given).
+        As arrays over the stored bytes: a worker keeps every reach for as long as it runs, and a tuple of Python
+        ints takes five times the memory."""
         r, g = models.ReachCover, models.Geofence
         query = select(r.fence_id, r.nearby_m, r.cells).join(g, g.id == r.fence_id)
         query = query.where(r.finest_res == finest_res, r.fence_version == g.version)
-        found: dict[str, dict[float, tuple[Cell, ...]]] = {}
+        found: dict[str, dict[float, CellArray]] = {}
         with self._factory() as session:
             for part in _parts(ids):
                 selected = query if part is None else query.where(r.fence_id.in_(part))
                 for fence_id, nearby_m, cells in session.execute(selected):
-                    found.setdefault(fence_id, {})[float(nearby_m)] = unpack(cells)
+                    found.setdefault(fence_id, {})[float(nearby_m)] = np.frombuffer(cells, dtype="<u8")
         return found
 
     def put_covers(self, covers: Sequence[tuple[str, int, Cover]]) -> None:
