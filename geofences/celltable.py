@@ -51,7 +51,7 @@ class CellTable:
     @classmethod
     def pack(cls, rows: Iterable[tuple[int, int]]) -> CellTable:
         """A table of (cell, entry) rows, all packed."""
-        pairs = np.fromiter(chain.from_iterable(rows), dtype=np.int64).reshape(-1, 2)  # 3x np.array's speed
+        pairs = np.fromiter(chain.from_iterable(rows), dtype=np.int64).reshape(-1, 2)  # 2.4x np.array (1M rows)
         return cls._packed(pairs[:, 0].astype(np.uint64), pairs[:, 1])
 
     @classmethod
