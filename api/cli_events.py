@@ -33,7 +33,8 @@ def rollup(
     ] = None,
 ) -> None:
     """Roll up every closed UTC day whose rollup is missing or stale (a late event, an erasure, retention or
-    compaction changed its raw files), or the one day given: reports then read it from its rollup."""
+    compaction changed its raw files), or the one day given, and merge the closed weeks whose merge is missing or
+    stale: reports then read them from their rollups."""
     with user_errors():
         chosen = day(on, "--day")
     if chosen is not None and chosen >= _today():

@@ -2,9 +2,10 @@
 
 For each size: generated pings of 100,000 phones over 30 days around 10,000 store-sized fences (sessions of 1-20
 pings a minute apart, half of them at a store), through `geotarget ingest`'s own code; impressions (a tenth of them
-held-out ghosts) and clicks of one offer per fence; then the 30-day reach of one fence and of a 1,000-store chain,
-the heatmap of one fence, the lift of the chain's offer and an audience refresh over the chain's fences, each timed
-from raw events, then again after `rollup` (timed too), with every figure checked equal both ways.
+held-out ghosts) and clicks of one offer per fence; the store compacted as the consumer's housekeeping does; then
+the 30-day reach of one fence and of a 1,000-store chain, the heatmap of one fence, the lift of the chain's offer
+and an audience refresh over the chain's fences, each timed from raw events, then again after `rollup` (daily
+rollups and merged weeks, timed too), with every figure checked equal both ways.
 
     python scripts/bench_reports.py [--pings 5000000,50000000] [--fences 10000] [--engines duckdb,spark]
                                     [--spark-master local[2]]
@@ -157,6 +158,8 @@ def run(pings: int, fences: int, engines: dict[str, Callable[..., Any]], rng: np
         offer_events(store, pings // 20, fences, rng)
         rate, raw_mib = summary.accepted / ingest_s, size_of(work / "events")
         print(f"{pings:,} pings: ingest {ingest_s:.1f} s = {rate:,.0f} pings/s; raw store {raw_mib:,.0f} MiB")
+        compact_s, merged = timed(store.compact)  # as the consumer's housekeeping leaves the store
+        print(f"    compaction: {merged:,} files merged away in {compact_s:.1f} s")
         asked = queries(shapes)
         stores = {name: ParquetEventStore(work / "events", engine=engine) for name, engine in engines.items()}
         for name, on in stores.items():

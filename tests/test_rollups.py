@@ -31,7 +31,7 @@ from geotarget.store.report_queries import (
 )
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
-DAYS = 6
+DAYS = 9  # a whole week, merged once rolled, and two days of the next
 TODAY = (START + timedelta(days=DAYS)).date()  # every day of a history is closed
 FENCES = ("fen_a", "fen_b")
 DEVICES = [f"dev{n}" for n in range(6)]
@@ -217,6 +217,45 @@ def test_a_late_event_makes_its_day_raw_again_until_it_is_rolled_again(tmp_path)
     assert len(store.area.names(rollups.FOLDER)) == 4  # the replaced rollup's two files wait a run...
     store.roll(date(2026, 11, 20))
     assert len(store.area.names(rollups.FOLDER)) == 2  # ...then go
+
+
+def test_a_closed_week_is_read_as_one_merged_rollup_until_a_day_of_it_changes(tmp_path):
+    store = ParquetEventStore(tmp_path / "events")
+    monday = datetime(2026, 11, 9, 9, tzinfo=UTC)
+    write(store, *(ping("dev1", monday + timedelta(days=n)) for n in range(8)))  # every day, and the next Monday
+    store.roll(date(2026, 11, 16))  # the week is closed; its next Monday is today
+    week = rollups.read_weeks(store.area)[date(2026, 11, 9)]
+    assert store.views().rolled_segments == [week.segments]
+    assert rolled_view(store) == (1, 7)
+    assert len(store.views(date(2026, 11, 10)).rolled_segments) == 6  # a query not over the whole week: its days
+
+    write(store, ping("dev2", monday + timedelta(days=2)))  # a late event on the Wednesday
+    assert len(store.views().rolled_segments) == 6  # the other days' own rollups; Wednesday raw
+    assert rolled_view(store) == (3, 6)
+    store.roll(date(2026, 11, 16))
+    again = rollups.read_weeks(store.area)[date(2026, 11, 9)]
+    assert store.views().rolled_segments == [again.segments] != [week.segments]
+    assert rolled_view(store) == (1, 8)
+
+
+def test_a_rolled_click_takes_its_impressions_scope_so_other_fences_reports_skip_it(tmp_path):
+    store = ParquetEventStore(tmp_path / "events")
+    at = datetime(2026, 11, 19, 9, tzinfo=UTC)
+    scope = {"lat": 0.0, "lon": 0.0, "cell": "", "offer_id": "off_x", "merchant_id": "mer_x", "fence_id": "fen_b"}
+    shown = Event(kind="impression", event_id="imp1", at=at, device_key="dev1", **scope)
+    bare = {"device_key": "", "lat": 0.0, "lon": 0.0, "cell": ""}
+    click = Event(kind="click", event_id="clk1", at=at + timedelta(minutes=2), ref="imp1", **bare)
+    store.write(events_to_table([shown, click]))
+    store.roll(date(2026, 11, 20))
+    rolled = rollups.read_index(store.area)[date(2026, 11, 19)]
+    rows = store.area.read_table(rolled.events).to_pylist()
+    assert [(r["kind"], r["merchant_id"], r["offer_id"], r["fence_id"]) for r in rows] == [
+        ("click", "mer_x", "off_x", "fen_b"),
+        ("impression", "mer_x", "off_x", "fen_b"),
+    ]
+    for fence, clicks in (("fen_b", 1.0), ("fen_a", 0.0)):
+        figures = reach_figures(store, Scope(fence_ids=(fence,)), at, at + timedelta(hours=1), "UTC", "day", 1)
+        assert sum(f.value for f in figures if f.metric == "clicks") == clicks
 
 
 def test_erasure_reaches_the_rollups(tmp_path):

@@ -191,9 +191,15 @@ class ParquetEventStore:
         if edges_cut:
             rolled = {day: r for day, r in rolled.items() if day not in (first, last)}
         unrolled = [n for n in raw if rollups.day_of(n) not in rolled]
+        weeks = rollups.read_weeks(self.area) if rollups.WEEKS in listing else {}
+        weeks = rollups.weeks_read(weeks, first, last, {rollups.day_of(n) for n in raw}, rolled)
+        read: list[rollups.RolledDay | rollups.RolledWeek] = [
+            *(r for day, r in rolled.items() if rollups.monday_of(day) not in weeks),
+            *weeks.values(),
+        ]
         return Views(
-            events=sorted([*unrolled, *(r.events for r in rolled.values())]),
-            rolled_segments=sorted(r.segments for r in rolled.values()),
+            events=sorted([*unrolled, *(r.events for r in read)]),
+            rolled_segments=sorted(r.segments for r in read),
             raw_events=sorted(raw),
         )
 
@@ -207,13 +213,15 @@ class ParquetEventStore:
 
     @_unavailable_as_busy()
     def roll(self, today: date, days: Collection[date] = ()) -> list[date]:
-        """Roll up every closed UTC day (before ``today``) whose rollup is missing or stale, or exactly ``days``;
-        returns the days rolled. Rollup files no index entry names (replaced by the previous run) are deleted
-        first: a reader that listed the index before it was replaced had a whole run to finish. One process at a
-        time (the consumer's housekeeping lock, which ``geotarget rollup`` takes too)."""
+        """Roll up every closed UTC day (before ``today``) whose rollup is missing or stale, or exactly ``days``,
+        then merge the closed weeks whose merge is missing or stale; returns the days rolled. Rollup files no index
+        entry names (replaced by the previous run) are deleted first: a reader that listed the index before it was
+        replaced had a whole run to finish. One process at a time (the consumer's housekeeping lock, which
+        ``geotarget rollup`` takes too)."""
         listing = self.area.sizes()
-        index = rollups.read_index(self.area)
-        named = {n for r in index.values() for n in (r.events, r.segments)}
+        index, weeks = rollups.read_index(self.area), rollups.read_weeks(self.area)
+        rollups_made: list[rollups.RolledDay | rollups.RolledWeek] = [*index.values(), *weeks.values()]
+        named = {n for r in rollups_made for n in (r.events, r.segments)}
         for name in listing:
             if name.startswith(rollups.FOLDER + "/") and name not in named:
                 self.area.delete(name)
@@ -221,14 +229,17 @@ class ParquetEventStore:
         for name, size in listing.items():
             if _is_raw(name):
                 raw.setdefault(rollups.day_of(name), {})[name] = size
-        fresh = rollups.current(index, {n: size for files in raw.values() for n, size in files.items()})
+        every = {n: size for files in raw.values() for n, size in files.items()}
+        fresh = rollups.current(index, every)
         wanted = sorted(d for d in raw if d < today and (d in days if days else d not in fresh))
         with self.connect() as connection:
             for day in wanted:
                 index[day] = rollups.roll_day(self.area, connection, day, raw[day])
                 rollups.write_index(self.area, index)  # day by day: a run stopped half-way keeps what it did
-        if gone := [day for day in index if day not in raw]:  # no raw files left: nothing to stand for
-            rollups.write_index(self.area, {d: r for d, r in index.items() if d not in gone})
+            if gone := [day for day in index if day not in raw]:  # no raw files left: nothing to stand for
+                index = {d: r for d, r in index.items() if d not in gone}
+                rollups.write_index(self.area, index)
+            rollups.roll_weeks(self.area, connection, weeks, rollups.current(index, every), raw.keys(), today)
         return wanted
 
     @_unavailable_as_busy()

@@ -101,6 +101,11 @@ outcomes AS (
            s.trigger AS via
     FROM events x JOIN scoped s ON s.kind = 'impression' AND x.ref = s.event_id
     WHERE x.kind IN ('click', 'redemption') AND x.ts >= $from_ts AND x.ts < $to_ts
+      -- a rollup's click or redemption carries its impression's scope (store/rollups.py): the scope's filters let
+      -- the scan skip the row groups of other fences' and offers' ones; a blank scope (raw events) is joined
+      AND (coalesce(x.fence_id, '') = '' OR array_length($fence_ids) = 0 OR list_contains($fence_ids, x.fence_id))
+      AND (coalesce(x.offer_id, '') = '' OR array_length($offer_ids) = 0 OR list_contains($offer_ids, x.offer_id))
+      AND (coalesce(x.merchant_id, '') = '' OR $merchant_id = '' OR x.merchant_id = $merchant_id)
     QUALIFY row_number() OVER (PARTITION BY x.event_id ORDER BY x.ts) = 1
     UNION ALL  -- a static code redeemed without an impression: the offer is known, the device and fence are not
     SELECT kind, '', coalesce($whole, CAST(date_trunc($unit, ts AT TIME ZONE $tz) AS DATE)), ''

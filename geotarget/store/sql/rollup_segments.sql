@@ -3,7 +3,7 @@
 -- per fence (the first copy, as every report query picks it). $files the day's raw files.
 WITH inside AS (
     SELECT event_id, kind, device_key, ts, lat, lon, unnest(fences) AS fence
-    FROM read_parquet($files, union_by_name = true)
+    FROM read_parquet($files, union_by_name = true, hive_partitioning = false)
     WHERE kind IN ('ping', 'visit') AND device_key <> '' AND len(fences) > 0
 ),
 once AS (
