@@ -256,7 +256,7 @@ class ParquetEventStore:
                 if _is_raw(name):
                     self._write_raw(kept, name)
                 else:
-                    self.area.write_parquet(kept, name)
+                    self.area.write_parquet(kept, name, row_group_size=rollups.ROW_GROUP)
                 removed += count
         return removed
 
