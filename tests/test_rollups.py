@@ -1,7 +1,7 @@
-"""Daily rollups are exact: for random event histories, every report, audience, lift and rotation figure read from
-rollups equals the same figure read from raw events (k-suppression included), also after late events make a
-rolled day stale and after it is rolled again; rollups stand in for a day's pings, only for closed days, and an
-erasure reaches them too."""
+"""Daily rollups and merged weeks are exact: for random event histories, every report, audience, lift and rotation
+figure read from rollups equals the same figure read from raw events (k-suppression included), also after late
+events make a rolled day (and its week) stale and after it is rolled again; rollups stand in for a day's pings,
+only for closed days, a week only while its days' rollups are current, and an erasure reaches them too."""
 
 from __future__ import annotations
 
@@ -258,15 +258,17 @@ def test_a_rolled_click_takes_its_impressions_scope_so_other_fences_reports_skip
         assert sum(f.value for f in figures if f.metric == "clicks") == clicks
 
 
-def test_erasure_reaches_the_rollups(tmp_path):
+def test_erasure_reaches_the_rollups_and_the_merged_weeks(tmp_path):
     store = ParquetEventStore(tmp_path / "events")
     day = datetime(2026, 11, 19, 9, tzinfo=UTC)
-    write(store, ping("dev1", day), ping("dev2", day))
-    store.roll(date(2026, 11, 20))
+    write(store, ping("dev1", day), ping("dev2", day), ping("dev1", day - timedelta(days=1)))
+    store.roll(date(2026, 11, 23))  # Wednesday and Thursday rolled, their week merged
+    assert rollups.read_weeks(store.area)
     store.erase_devices(["dev1"])
     for name in store.area.names():
         assert "dev1" not in store.area.read_table(name).column("device_key").to_pylist()
-    store.roll(date(2026, 11, 20))
+    store.roll(date(2026, 11, 23))  # the week merged again from its days' new rollups
+    assert store.views().rolled_segments == [rollups.read_weeks(store.area)[date(2026, 11, 16)].segments]
     with store.reading() as db:
         assert db.execute("SELECT list(device_key) FROM rolled_segments").fetchone()[0] == ["dev2"]
 
