@@ -10,8 +10,9 @@ import shapely
 from typer.testing import CliRunner
 
 from api.cli import app as cli
+from geotarget.measurement import ingest
 from geotarget.measurement.devices import device_key
-from geotarget.measurement.ingest import ingest_file
+from geotarget.measurement.ingest import DeviceKeys, ingest_file
 from geotarget.measurement.reporting import ReportRequest
 from geotarget.store.repository import EVERYONE
 from tests.conftest import make_settings
@@ -136,3 +137,27 @@ def test_a_typed_parquet_with_missing_devices_keys_every_good_row_by_its_own_dev
     expected = {("phone-a", at), ("phone-b", at + 60), ("phone-a", at + 86_400), ("phone-b", at + 120)}
     got = {(key, int(ts.timestamp())) for key, ts in zip(stored.device_key, stored.ts, strict=True)}
     assert got == {(device_key("secret", device), moment) for device, moment in expected}
+
+
+def test_an_erased_device_s_pings_are_refused_and_the_others_kept(runtime, tmp_path):
+    table = pa.table(
+        {
+            "device_id": ["gone", "kept", "gone", "kept"],
+            "lat": [38.7112] * 4,
+            "lon": [-9.1301] * 4,
+            "ts": pa.array([1_795_000_000 + 60 * i for i in range(4)], pa.int64()),
+        }
+    )
+    pq.write_table(table, path := tmp_path / "pings.parquet")
+    erased = {device_key("secret", "gone")}
+    summary = ingest_file(path, runtime.events, "secret", runtime.catalog.index, erased, rows_per_chunk=3)
+    assert (summary.accepted, summary.rejected["device erased"]) == (2, 2)
+    stored = pa.concat_tables(pq.read_table(f) for f in runtime.events.files())
+    assert set(stored["device_key"].to_pylist()) == {device_key("secret", "kept")}
+
+
+def test_device_keys_are_each_id_s_hmac_across_chunks_and_after_the_memory_is_full(monkeypatch):
+    monkeypatch.setattr(ingest, "KEYS_REMEMBERED", 3)
+    keys = DeviceKeys("secret")
+    for ids in (["a", "b"], ["b", "c", "a"], ["d", "e"], [], ["a", "e"]):
+        assert keys.of(pa.array(ids, pa.string())).to_pylist() == [device_key("secret", d) for d in ids]

@@ -8,7 +8,7 @@ across chunks). Typed Parquet columns are read as numbers (``ping_rules.from_bat
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +32,36 @@ from geotarget.store.ping_files import read_ping_chunks
 KEYS_REMEMBERED = 1_000_000
 
 
+class DeviceKeys:
+    """Each raw device id's key, computed once per file and remembered (up to ``KEYS_REMEMBERED`` ids, then
+    forgotten all at once). Looking up the ids already seen is Arrow's hash join, outside the GIL: a Python
+    cache over a chunk's hundred thousand devices held the GIL for a third of the time it was held."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self._lock = threading.Lock()
+        self._ids = pa.array([], pa.string())
+        self._keys = pa.array([], pa.string())
+
+    def of(self, ids: pa.Array) -> pa.Array:
+        """Keys of distinct, non-null ``ids``, in their order."""
+        with self._lock:
+            known_ids, known_keys = self._ids, self._keys
+        slots = pc.index_in(ids, value_set=known_ids)
+        unknown = slots.is_null()
+        new_ids = ids.filter(unknown)
+        new_keys = pa.array([device_key(self.secret, d) for d in new_ids.to_pylist()], pa.string())
+        with self._lock:
+            if len(self._ids) + len(new_ids) > KEYS_REMEMBERED:
+                self._ids, self._keys = new_ids, new_keys
+            elif len(new_ids):  # another thread may have added some of them too: a duplicate id is harmless
+                self._ids = pa.concat_arrays([self._ids, new_ids])
+                self._keys = pa.concat_arrays([self._keys, new_keys])
+        if not len(new_ids):
+            return known_keys.take(slots)
+        return pc.replace_with_mask(known_keys.take(slots), unknown, new_keys)
+
+
 @dataclass
 class IngestSummary:
     rows: int = 0
@@ -48,12 +78,12 @@ class IngestSummary:
 
 def prepare(
     chunk: pa.RecordBatch,
-    keyed: Callable[[str], str],
+    device_keys: DeviceKeys,
     index: FenceIndex,
     erased: set[str],
     summary: IngestSummary,
     now: datetime,
-) -> tuple[pa.Table, np.ndarray]:
+) -> tuple[pa.Table, pa.Array]:
     """Judge (``ping_rules``) and enrich one chunk; rejected rows are counted by reason in ``summary``. Returns
     the stored rows and, for each, the raw device id as the file gave it (for presence, never stored)."""
     columns = ping_rules.from_batch(chunk)
@@ -64,19 +94,20 @@ def prepare(
     ok = verdicts < 0
     summary.dropped_lmt += int((ok & columns.lmt).sum())
     ok &= ~columns.lmt
-    lat, lon, accuracy, device, ts = columns.lat, columns.lon, columns.accuracy_m, columns.device_id, columns.ts
+    lat, lon, accuracy, ts = columns.lat, columns.lon, columns.accuracy_m, columns.ts
     keep = np.nonzero(ok)[0]
     # Rows in UTC-day order from the start, so the store writes day slices without reordering every column.
     keep = keep[np.argsort(ts[keep].astype(np.int64) // 86_400_000_000_000, kind="stable")]
     # Per distinct value only (devices, cells): HMAC and cell names; rows then take them by code.
-    codes, uniques = _distinct_devices(chunk, device, keep)
-    unique_keys = np.array([keyed(d) for d in uniques], dtype=object)
+    codes, uniques = _distinct_devices(columns.device_id, keep)
+    unique_keys = device_keys.of(uniques)
     if erased:
-        not_erased = ~np.isin(unique_keys, list(erased))[codes]
+        gone = pc.is_in(unique_keys, value_set=pa.array(list(erased), pa.string()))
+        not_erased = ~gone.to_numpy(zero_copy_only=False)[codes]
         summary.rejected["device erased"] += int((~not_erased).sum())
         keep, codes = keep[not_erased], codes[not_erased]
     summary.accepted += len(keep)
-    keys = pa.array(unique_keys, pa.string()).take(pa.array(codes))
+    keys = unique_keys.take(pa.array(codes))
     lat, lon, accuracy = lat[keep], lon[keep], accuracy[keep]
     nanos = ts[keep].astype(np.int64)
 
@@ -84,11 +115,9 @@ def prepare(
     inverse, unique_cells = pd.factorize(point_cells)  # hashed: a sort of every cell costs more
     cell_text = pa.array([cells.cell_to_str(cells.Cell(int(c))) for c in unique_cells], pa.string()).take(inverse)
     matches = query_many(index, lat, lon, point_cells)
-    fence_names = np.array(matches.fence_ids, dtype=object)
     offsets = np.searchsorted(matches.point, np.arange(len(keep) + 1))
-    fences = pa.ListArray.from_arrays(
-        pa.array(offsets, pa.int32()), pa.array(fence_names[matches.fence] if len(fence_names) else [], pa.string())
-    )
+    fence_names = pa.array(matches.fence_ids, pa.string()).take(pa.array(matches.fence))  # Arrow's take: no GIL
+    fences = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), fence_names)
     stored = table_of(
         {
             "kind": pa.repeat(pa.scalar("ping"), len(keep)),
@@ -102,19 +131,16 @@ def prepare(
             "fences": fences,
         }
     )
-    return stored, device[keep]
+    return stored, pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), uniques)
 
 
-def _distinct_devices(chunk: pa.RecordBatch, device: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, Sequence[str]]:
-    """Per kept row, the number of its device among the distinct ones (every row's, when hashed in Arrow: a
-    device seen only in refused rows costs one HMAC, never a row)."""
-    ids = chunk.column(chunk.schema.get_field_index("device_id"))
-    if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type):
-        encoded = pc.dictionary_encode(ids)
-        codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)  # refused rows: any number
-        return codes[keep], encoded.dictionary.to_pylist()
-    codes, uniques = pd.factorize(device[keep])
-    return codes, list(uniques)
+def _distinct_devices(device_ids: np.ndarray | pa.Array, keep: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+    """Per kept row, the number of its device among the distinct ones, hashed in Arrow over every row's (a
+    device seen only in refused rows costs one HMAC, never a row), and those distinct ids."""
+    ids = device_ids if isinstance(device_ids, pa.Array) else pa.array(device_ids, pa.string())
+    encoded = pc.dictionary_encode(ids)
+    codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)  # refused rows: any number
+    return codes[keep], encoded.dictionary.cast(pa.string())
 
 
 def ingest_file(
@@ -126,21 +152,20 @@ def ingest_file(
     progress: Callable[[int], object] | None = None,
     rows_per_chunk: int = 1_000_000,
     threads: int = 2,
-    written: Callable[[pa.Table, np.ndarray], object] | None = None,
+    written: Callable[[pa.Table, Sequence[str]], object] | None = None,
 ) -> IngestSummary:
     """Chunks are prepared ``threads`` at a time (numpy, pyarrow, shapely and h3ronpy work outside the GIL) and
     written in file order; ``written`` then sees each chunk's stored rows with their raw device ids."""
     summary, now = IngestSummary(), datetime.now(UTC)
-    # A device's key once per file, not once per chunk (bounded: a file may hold millions of devices).
-    keyed = functools.lru_cache(maxsize=KEYS_REMEMBERED)(functools.partial(device_key, secret))
-    waiting: deque[tuple[Future[tuple[pa.Table, np.ndarray]], IngestSummary, int]] = deque()
+    device_keys = DeviceKeys(secret)
+    waiting: deque[tuple[Future[tuple[pa.Table, pa.Array]], IngestSummary, int]] = deque()
 
     def write_oldest() -> None:
         done, part, rows = waiting.popleft()
         table, raw_ids = done.result()
         store.write(table)
         if written is not None:
-            written(table, raw_ids)
+            written(table, raw_ids.to_pylist())
         summary.add(part)
         if progress is not None:
             progress(rows)
@@ -148,7 +173,7 @@ def ingest_file(
     with ThreadPoolExecutor(max(threads, 1), thread_name_prefix="ingest") as pool:
         for chunk in read_ping_chunks(path, ping_rules.REQUIRED, rows_per_chunk):
             part = IngestSummary()
-            waiting.append((pool.submit(prepare, chunk, keyed, index, erased, part, now), part, len(chunk)))
+            waiting.append((pool.submit(prepare, chunk, device_keys, index, erased, part, now), part, len(chunk)))
             if len(waiting) > threads:
                 write_oldest()
         while waiting:
