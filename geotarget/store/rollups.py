@@ -24,10 +24,11 @@ rollups it was merged from and stands for its days only while those are still th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import orjson
@@ -35,6 +36,8 @@ import pyarrow as pa
 
 from geotarget.store.event_schema import SCHEMA
 from geotarget.store.file_area import FileArea
+
+_Entry = TypeVar("_Entry")
 
 FOLDER = "rollups"
 INDEX = f"{FOLDER}/index.json"
@@ -68,15 +71,22 @@ class RolledDay:
 
 
 def read_index(area: FileArea) -> dict[date, RolledDay]:
-    data = area.read_bytes(INDEX)
-    if not data:
-        return {}
-    return {date.fromisoformat(day): RolledDay(**entry) for day, entry in orjson.loads(data).items()}
+    return _read_dated(area, INDEX, RolledDay)
 
 
 def write_index(area: FileArea, index: Mapping[date, RolledDay]) -> None:
-    entries = {day.isoformat(): vars(rolled) for day, rolled in sorted(index.items())}
-    area.write_bytes(INDEX, orjson.dumps(entries, option=orjson.OPT_INDENT_2))
+    _write_dated(area, INDEX, index)
+
+
+def _read_dated(area: FileArea, name: str, entry: Callable[..., _Entry]) -> dict[date, _Entry]:
+    """An index file of entries by day (``name``); none yet is empty."""
+    data = area.read_bytes(name)
+    return {date.fromisoformat(day): entry(**fields) for day, fields in orjson.loads(data).items()} if data else {}
+
+
+def _write_dated(area: FileArea, name: str, entries: Mapping[date, object]) -> None:
+    dated = {day.isoformat(): vars(entry) for day, entry in sorted(entries.items())}
+    area.write_bytes(name, orjson.dumps(dated, option=orjson.OPT_INDENT_2))
 
 
 def current(index: Mapping[date, RolledDay], raw: Mapping[str, int]) -> dict[date, RolledDay]:
@@ -110,15 +120,11 @@ class RolledWeek:
 
 
 def read_weeks(area: FileArea) -> dict[date, RolledWeek]:
-    data = area.read_bytes(WEEKS)
-    if not data:
-        return {}
-    return {date.fromisoformat(monday): RolledWeek(**entry) for monday, entry in orjson.loads(data).items()}
+    return _read_dated(area, WEEKS, RolledWeek)
 
 
 def write_weeks(area: FileArea, weeks: Mapping[date, RolledWeek]) -> None:
-    entries = {monday.isoformat(): vars(week) for monday, week in sorted(weeks.items())}
-    area.write_bytes(WEEKS, orjson.dumps(entries, option=orjson.OPT_INDENT_2))
+    _write_dated(area, WEEKS, weeks)
 
 
 def monday_of(day: date) -> date:
