@@ -48,7 +48,7 @@ class PingColumns:
     """Rows as columns. Missing or malformed numbers are NaN, with ``*_malformed`` saying which were given."""
 
     # str; None where missing or not a string. From a typed file, the file's Arrow column: a million Python
-    # strings built under the GIL cost the bulk load a tenth of its throughput, and ingest never needs them.
+    # strings per chunk, built holding the GIL, held up the bulk load's other thread, and ingest never needs them.
     device_id: npt.NDArray[np.object_] | pa.Array
     device_length: npt.NDArray[np.int64]  # 0 where missing
     lat: npt.NDArray[np.float64]
