@@ -3,6 +3,8 @@ reads them and never covers a fence again (DESIGN §9.2)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
@@ -115,3 +117,34 @@ def test_offers_read_back_share_their_field_names_and_still_copy_apart(stocked: 
     assert changed.title == "Changed" and first.title == "0 m"
     assert set(second.model_fields_set) == set(first.model_fields_set) == names
     assert first.model_dump(exclude_unset=True) == first.model_dump()  # every field was read from its row
+
+
+def test_a_writer_s_sync_returns_once_the_reaches_another_thread_took_are_stored(runtime, monkeypatch):
+    """The follower's sync may apply a writer's change first; the writer's own sync, finding nothing left to
+    apply, still returns only once that change's reaches are stored, so a worker starting next reads them."""
+    merchant = accounts.create_merchant(runtime.repository, "Tejo", "Europe/Lisbon").id
+    fence_id = runtime.fences.create(merchant, ALFAMA_CAFE).fence.id
+    with monkeypatch.context() as unsynced:
+        unsynced.setattr(runtime.offers, "_changed", lambda: None)  # stored in SQL, applied nowhere yet
+        runtime.offers.create(merchant, OfferFields(title="500 m", geofence_ids=(fence_id,), nearby_m=500))
+    storing, release = threading.Event(), threading.Event()
+    put = runtime.repository.covers.put_reaches
+
+    def slow_put(reaches: object) -> None:
+        storing.set()
+        release.wait(10)
+        put(reaches)
+
+    monkeypatch.setattr(runtime.repository.covers, "put_reaches", slow_put)
+    follower = threading.Thread(target=runtime.catalog.sync, args=(runtime.repository,))
+    follower.start()
+    assert storing.wait(10)
+    writer_done = threading.Event()
+    writer = threading.Thread(target=lambda: (runtime.catalog.sync(runtime.repository), writer_done.set()))
+    writer.start()
+    assert not writer_done.wait(0.5), "the writer's sync returned before its reaches were stored"
+    release.set()
+    follower.join(10)
+    writer.join(10)
+    assert writer_done.is_set()
+    assert set(runtime.repository.covers.reaches(runtime.catalog.index.res, [fence_id])[fence_id]) == {500.0}

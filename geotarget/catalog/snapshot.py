@@ -72,6 +72,7 @@ class Catalog:
         self._seq = 0
         self._farthest = (-1, 0.0)  # (catalog seq, largest nearby_m)
         self._lock = threading.RLock()
+        self._storing = threading.Lock()  # see _store_reaches
         self._builder = ViewBuilder(res, self._place, self._placing.fences_of)
         self._held = 0  # nested write blocks; the view is published when the outermost ends
         self.view: CatalogView = self._builder.view(self.merchant_caps)
@@ -250,21 +251,24 @@ class Catalog:
         self._store_reaches(repository)
 
     def _store_reaches(self, repository: Repository) -> None:
-        """Store the reach covers computed since the last call (new offers, changed fences, or none stored)."""
-        with self._lock:
-            res = self.index.res
-            fresh = [FenceReach(f, v, m, res, cells) for f, v, m, cells in self._builder.take_computed()]
-        if fresh:
-            repository.covers.put_reaches(fresh)
+        """Store the reach covers computed since the last call (new offers, changed fences, or none stored).
+        One call at a time, so a call returns only once every reach computed before it is stored, also those
+        another thread took first (never called holding ``_lock``: the order is ``_storing``, then ``_lock``)."""
+        with self._storing:
+            with self._lock:
+                res = self.index.res
+                fresh = [FenceReach(f, v, m, res, cells) for f, v, m, cells in self._builder.take_computed()]
+            if fresh:
+                repository.covers.put_reaches(fresh)
 
     def sync(self, repository: Repository) -> int:
-        """Apply every change logged since the last sync; returns how many were applied."""
+        """Apply every change logged since the last sync; returns how many were applied. A writer's own sync
+        returns once the reaches of its change are stored, also when the follower's sync applied it first."""
         with self._publishing():
             changes = repository.changes_since(self._seq)
-            if not changes:
-                return 0
-            with _long_lived(len(changes) >= LARGE_CHANGE):
-                self._apply(repository, changes)
+            if changes:
+                with _long_lived(len(changes) >= LARGE_CHANGE):
+                    self._apply(repository, changes)
         self._store_reaches(repository)
         return len(changes)
 
