@@ -55,6 +55,24 @@ class CellTable:
         return cls._packed(pairs[:, 0].astype(np.uint64), pairs[:, 1])
 
     @classmethod
+    def stored(cls, keys: npt.NDArray[np.uint64], starts: IntArray, entries: IntArray) -> CellTable:
+        """A table from the arrays ``packed_arrays`` gave (memory-mapped, they are shared with other readers)."""
+        if len(starts) != len(keys) + 1 or (len(keys) and int(starts[-1]) != len(entries)):
+            raise ValueError("the arrays of a cell table do not fit together")
+        return cls(keys, starts, entries, {}, 0)
+
+    def packed_arrays(self) -> tuple[npt.NDArray[np.uint64], IntArray, IntArray]:
+        """(keys, group starts, entries) of a table without an overlay (``pack`` made it)."""
+        if self._overlay:
+            raise ValueError("only a packed table is kept as arrays")
+        return self._keys, self._starts, self._entries
+
+    @classmethod
+    def from_pairs(cls, keys: npt.NDArray[np.uint64], entries: IntArray) -> CellTable:
+        """A packed table of parallel arrays of cells and entries."""
+        return cls._packed(keys.astype(np.uint64), entries.astype(np.int64))
+
+    @classmethod
     def _packed(cls, keys: npt.NDArray[np.uint64], entries: IntArray) -> CellTable:
         order = np.argsort(keys, kind="stable")
         keys, entries = keys[order], entries[order]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,7 +97,7 @@ class FenceIndex:
             raise ValueError(f"index resolution must be between 1 and {cells.MAX_RES}")
         self.res = res
         self.near_levels = tuple(range(res, max(res - _NEAR_LEVELS, 0), -1))
-        self._shapes: dict[str, Shape] = {}
+        self._shapes: MutableMapping[str, Shape] = {}
         self._bounds: dict[str, tuple[float, float, float, float]] = {}
         self._covers: dict[str, Cover] = {}
         self._interior: dict[Cell, tuple[str, ...]] = {}
@@ -164,18 +164,30 @@ class FenceIndex:
             if cover.res != self.res:
                 raise ValueError(f"cover is at res {cover.res}, the index at {self.res}")
             latest[fence_id] = (shape, cover)
-        ids = list(latest)
-        interior, interior_owners = _flattened([c.interior for _, c in latest.values()])
-        boundary, boundary_owners = _flattened([c.boundary for _, c in latest.values()])
+        self.restore(
+            {f: cover for f, (_, cover) in latest.items()},
+            {f: shape.bounds for f, (shape, _) in latest.items()},
+            {f: shape for f, (shape, _) in latest.items()},
+        )
+
+    def restore(
+        self,
+        covers: dict[str, Cover],
+        bounds: dict[str, tuple[float, float, float, float]],
+        shapes: MutableMapping[str, Shape],
+    ) -> None:
+        """Swap in fences whose covers and boxes are known; ``shapes`` may decode each shape on first use (a
+        catalog snapshot), since a request only ever tests the few fences around it."""
+        ids = list(covers)
+        interior, interior_owners = _flattened([c.interior for c in covers.values()])
+        boundary, boundary_owners = _flattened([c.boundary for c in covers.values()])
         near = {
             level: _grouped(cells.cells_to_parents(boundary, level), boundary_owners, ids)
             for level in self.near_levels[1:]
         }
         resolutions, counts = np.unique((interior >> np.uint64(52)) & np.uint64(0xF), return_counts=True)
         with self._lock:
-            self._shapes = {f: shape for f, (shape, _) in latest.items()}
-            self._bounds = {f: shape.bounds for f, (shape, _) in latest.items()}
-            self._covers = {f: cover for f, (_, cover) in latest.items()}
+            self._shapes, self._bounds, self._covers = shapes, bounds, covers
             self._interior = _grouped(interior, interior_owners, ids)
             self._boundary = _grouped(boundary, boundary_owners, ids)
             self._near = near

@@ -27,6 +27,7 @@ from geotarget.catalog.keys import KeyCache, RotatedKey, revoke_key, rotate_key
 from geotarget.catalog.model import Merchant
 from geotarget.catalog.offers import OfferService
 from geotarget.catalog.snapshot import Catalog
+from geotarget.catalog.starting import open_catalog
 from geotarget.cpu import CpuPool
 from geotarget.measurement.events import Event
 from geotarget.measurement.interactions import InteractionResult, judge, parse_interactions_body
@@ -47,6 +48,7 @@ from geotarget.serving.server import OfferServer
 from geotarget.serving.swapped import swapped_hint
 from geotarget.settings import Settings
 from geotarget.store import database
+from geotarget.store.catalog_files import SnapshotFolder
 from geotarget.store.embedded_redis import EmbeddedRedis
 from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.event_stream import RedisStreamSink
@@ -134,7 +136,7 @@ class Runtime:
         client = connect(redis_url, settings.redis_timeout_ms)
         catalog = Catalog(settings.index_res)
         if load_catalog:
-            catalog.load_all(repository)
+            open_catalog(catalog, repository, SnapshotFolder(settings.data_dir.resolve() / "catalog"))
         observe_catalog(len(catalog.index), catalog.seq, None)
         notifier = RedisFenceNotifier(connect(redis_url, max(settings.redis_timeout_ms, 500)), settings.key_prefix())
         pool = CpuPool(settings.cpu_workers, settings.cpu_queue)

@@ -7,12 +7,15 @@ import math
 import random
 from datetime import UTC, date, datetime, timedelta
 
+import orjson
 import pytest
 import shapely
 
 from geofences import CircleShape, FenceIndex, LatLng, PolygonShape, Proximity, Shape
 from geofences.shapes import METRES_PER_DEGREE, moved
+from geotarget.catalog.frozen import FenceMeta, freeze, thaw
 from geotarget.catalog.model import Offer
+from geotarget.catalog.offer_fences import FencePlacing
 from geotarget.catalog.view import CatalogView, FencePlace, ViewBuilder
 from geotarget.serving import search
 from geotarget.serving.matcher import MatchRequest, match
@@ -199,3 +202,41 @@ def test_a_view_taken_before_writes_keeps_answering_as_before() -> None:
         world.put_offer(f"o{i:02d}")
     assert [summary(search.ranked(old, p, r)) for p, r in requests] == expected
     assert date(2026, 1, 1) == NOW.date()
+
+
+def through_a_snapshot(world: World) -> None:
+    """Give the world the index and pairs a worker gets from a catalog snapshot of it (``catalog.frozen``)."""
+    ids = list(world.index)
+    meta = {f: FenceMeta("m", f, world.zones[f], 1) for f in ids}
+    placing = [FencePlacing(f, "m", (), False) for f in ids]
+    arrays, stored = freeze(world.index, meta, placing, list(world.offers.values()), world.builder)
+    thawed = thaw(arrays, orjson.loads(orjson.dumps(stored)), 10)  # the JSON goes through a file too
+    world.index = FenceIndex(10)
+    world.index.restore(thawed.covers, thawed.bounds, thawed.shapes)
+    world.builder = ViewBuilder(10, world._place, lambda offer: offer.geofence_ids)
+    world.builder.restore(thawed.pairs)
+    assert [o.id for o in thawed.offers.values()] == list(world.offers)
+
+
+@pytest.mark.slow
+def test_fast_path_ranks_exactly_like_the_reference_through_snapshot_overlay_and_compaction() -> None:
+    rng = random.Random(20261204)
+    world = populated(rng, 160, 320)
+    through_a_snapshot(world)
+    answered = agree(world, world.builder.view({}), rng, 3_000)  # the snapshot as it was written
+
+    for i in rng.sample(range(160), 20):
+        world.put_fence(f"f{i:03d}")  # writes after the snapshot: the overlay
+    for i in rng.sample(range(160), 10):
+        world.drop_fence(f"f{i:03d}")
+    for i in range(160, 180):
+        world.put_fence(f"f{i:03d}")
+    for i in [*rng.sample(range(320), 60), *range(320, 360)]:
+        world.put_offer(f"o{i:03d}")
+    answered += agree(world, world.builder.view({}), rng, 4_000)
+
+    through_a_snapshot(world)  # compaction: snapshot and overlay written as one new snapshot
+    world.put_fence("f180")
+    world.put_offer("o360")
+    answered += agree(world, world.builder.view({}), rng, 3_000)
+    assert answered > 6_000

@@ -19,16 +19,18 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from geofences import FenceIndex, LatLng, Proximity, Shape
 from geofences.index import Cover, cover_shape
+from geotarget.catalog.frozen import Arrays, FenceMeta, Thawed, freeze
 from geotarget.catalog.keys import KeyCache
+from geotarget.catalog.lazy import LazyMap
 from geotarget.catalog.model import Fence, Offer
-from geotarget.catalog.offer_fences import OfferFences
+from geotarget.catalog.offer_fences import FencePlacing, OfferFences, Placement
 from geotarget.catalog.shapes import shape_of
 from geotarget.catalog.view import CatalogView, FencePlace, ViewBuilder
 from geotarget.store.covers import FenceReach
@@ -38,26 +40,14 @@ from geotarget.triggers.presence import DEFAULT_DWELL_S
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class FenceMeta:
-    """What serving needs of a fence besides its shape (the rest stays in SQL)."""
-
-    merchant_id: str
-    name: str
-    timezone: str
-    version: int
-
-    @classmethod
-    def of(cls, fence: Fence) -> FenceMeta:
-        return cls(fence.merchant_id, fence.name, fence.timezone, fence.version)
-
-
 class Catalog:
     def __init__(self, res: int) -> None:
         self.index = FenceIndex(res)
         self._meta: dict[str, FenceMeta] = {}
-        self._offers: dict[str, Offer] = {}
+        self._offers: MutableMapping[str, Offer] = {}  # a LazyMap when started from a snapshot
         self._placing = OfferFences()  # which offers are on which fences (by id, by tag, or all of them)
+        self._marked: dict[str, list[int]] = {}  # a snapshot's offers that the pacing and rotation loops want
+        self._farthest_stored = 0.0  # the largest nearby_m of a snapshot's offers
         self.triggered: dict[str, tuple[Offer, ...]] = {}  # fence id -> offers with a trigger (tuples: never mutated)
         self.dwell_thresholds: dict[str, tuple[int, ...]] = {}  # fence id -> dwell times, where not just the default
         self.timezones: dict[str, str] = {}  # fence id -> IANA zone, for schedules
@@ -73,7 +63,7 @@ class Catalog:
         self._farthest = (-1, 0.0)  # (catalog seq, largest nearby_m)
         self._lock = threading.RLock()
         self._storing = threading.Lock()  # see _store_reaches
-        self._builder = ViewBuilder(res, self._place, self._placing.fences_of)
+        self._builder = ViewBuilder(res, self._place, self._fences_of)
         self._held = 0  # nested write blocks; the view is published when the outermost ends
         self.view: CatalogView = self._builder.view(self.merchant_caps)
 
@@ -134,8 +124,8 @@ class Catalog:
             self._meta[fence.id] = FenceMeta.of(fence)
             self.timezones[fence.id] = fence.timezone
             self._set_audience_fence(fence.id, fence.audience_only)
-            self._placing.put_fence(fence)
-            self._builder.set_fence(fence.id, self._placing.offers_on(fence.id))
+            self._placing.put_fence(FencePlacing.of(fence))
+            self._builder.set_fence(fence.id, self.offers_on(fence.id))
             self._index_triggers([fence.id])  # a new store with the chain's tag gets its triggered offers too
             return cover
 
@@ -156,20 +146,33 @@ class Catalog:
     def farthest_reach_m(self) -> float:
         """The largest ``nearby_m`` of any offer (the explainer looks that far), remembered per catalog version."""
         if self._farthest[0] != self._seq:
-            self._farthest = (self._seq, max((o.nearby_m for o in list(self._offers.values())), default=0.0))
+            known = self._offers.known() if isinstance(self._offers, LazyMap) else list(self._offers.values())
+            farthest = max((o.nearby_m for o in known), default=0.0)  # with a snapshot's: an upper bound
+            self._farthest = (self._seq, max(farthest, self._farthest_stored))
         return self._farthest[1]
 
     def optimized_offers(self) -> list[Offer]:
         """Offers whose variants rotate by clicks (``serving.variants``)."""
-        return [o for o in list(self._offers.values()) if o.rotation == "optimized" and o.variants]
+        return [o for o in self._marked_offers("optimized") if o.rotation == "optimized" and o.variants]
 
     def paced_offers(self) -> list[Offer]:
         """Offers whose daily budget or goal is paced (``serving.pacing``)."""
-        return [o for o in list(self._offers.values()) if o.pacing != "asap" and (o.daily_budget or o.goal)]
+        return [o for o in self._marked_offers("paced") if o.pacing != "asap" and (o.daily_budget or o.goal)]
+
+    def _marked_offers(self, mark: str) -> list[Offer]:
+        """Every offer that may have ``mark``: of a snapshot's, only those it marked (the others are decoded
+        only when a request or write needs them)."""
+        with self._lock:
+            if isinstance(self._offers, LazyMap):
+                return self._offers.among(self._marked.get(mark, ()))
+            return list(self._offers.values())
 
     def offers_on(self, fence_id: str) -> list[Offer]:
         """The offers on a fence now (by id, by tag or over all the merchant's fences)."""
-        return self._placing.offers_on(fence_id)
+        return [self._offers[p.id] for p in self._placing.offers_on(fence_id)]
+
+    def _fences_of(self, offer: Offer) -> list[str]:
+        return self._placing.fences_of(Placement.of(offer))
 
     def nearby_for(self, merchant_id: str, point: LatLng, within_m: float) -> list[Proximity]:
         """Like ``FenceIndex.nearby``, keeping only one merchant's fences."""
@@ -189,20 +192,20 @@ class Catalog:
 
     def _set_offer(self, offer_id: str, offer: Offer | None) -> None:
         old = self._offers.pop(offer_id, None)
-        touched = self._placing.fences_of(old) if old else []
+        touched = self._fences_of(old) if old else []
         if old is not None:
-            self._placing.drop_offer(old)
+            self._placing.drop_offer(Placement.of(old))
         if offer is not None:
             self._offers[offer_id] = offer
-            self._placing.put_offer(offer)
-            touched += self._placing.fences_of(offer)
+            self._placing.put_offer(Placement.of(offer))
+            touched += self._fences_of(offer)
         self._index_triggers(touched)
         self._builder.set_offer(offer_id, offer)
 
     def _index_triggers(self, fence_ids: Iterable[str]) -> None:
         """Keep ``triggered`` and ``dwell_thresholds`` for these fences (each entry replaced in one assignment)."""
         for fence_id in fence_ids:
-            offers = tuple(o for o in self._placing.offers_on(fence_id) if o.trigger is not None)
+            offers = tuple(self._offers[p.id] for p in self._placing.offers_on(fence_id) if p.triggered)
             waits = {t for o in offers if o.trigger and (t := o.trigger.threshold_s) is not None}
             if offers:
                 self.triggered[fence_id] = offers
@@ -235,12 +238,12 @@ class Catalog:
             self._offers = {o.id: o for o in offers}
             self._placing = placing = OfferFences()
             for fence in fences:
-                placing.put_fence(fence)
+                placing.put_fence(FencePlacing.of(fence))
             for offer in offers:
-                placing.put_offer(offer)
-            self._builder.fences_of = placing.fences_of
+                placing.put_offer(Placement.of(offer))
+            self._marked, self._farthest_stored = {}, 0.0
             self.triggered, self.dwell_thresholds = {}, {}
-            self._index_triggers(placing.fences_with_offers())
+            self._index_triggers(placing.fences_with_offers(triggered=True))
             self._builder.rebuild(offers, repository.covers.reaches(self.index.res))
             self._put_merchants(repository, None)
             self._put_audiences(repository, None)
@@ -249,6 +252,37 @@ class Catalog:
             log.info("stored the covers of %d fences stored without one", len(computed))
             repository.covers.put_covers(computed)
         self._store_reaches(repository)
+
+    def restore(self, thawed: Thawed, seq: int, repository: Repository) -> None:
+        """Take a snapshot's state, written once every change up to ``seq`` was applied (worker start); what
+        changed after it is applied by the ``sync`` that follows."""
+        with self.writing(LARGE_CHANGE):
+            t = thawed
+            self.index.restore(t.covers, t.bounds, t.shapes)
+            self._meta, self.audience_fences = t.meta, t.audience_fences
+            self.timezones = {f: m.timezone for f, m in t.meta.items()}
+            self._offers, self._marked, self._farthest_stored = t.offers, t.marked, t.farthest_m
+            self._placing = placing = OfferFences()
+            for fence in t.fences:
+                placing.put_fence(fence)
+            for placement in t.placements:
+                placing.put_offer(placement)
+            self.triggered, self.dwell_thresholds = {}, {}
+            self._index_triggers(placing.fences_with_offers(triggered=True))
+            self._builder.restore(t.pairs)
+            self._put_merchants(repository, None)
+            self._put_audiences(repository, None)
+            self._seq = seq
+
+    def frozen(self) -> tuple[int, Arrays, dict[str, Any]]:
+        """(seq, arrays, JSON) of a snapshot of the catalog now (``catalog.frozen``)."""
+        with self._lock:
+            fences = [
+                FencePlacing(f, m.merchant_id, self._placing.tags_of(f), f in self.audience_fences)
+                for f, m in self._meta.items()
+            ]
+            arrays, meta = freeze(self.index, self._meta, fences, list(self._offers.values()), self._builder)
+            return self._seq, arrays, meta
 
     def _store_reaches(self, repository: Repository) -> None:
         """Store the reach covers computed since the last call (new offers, changed fences, or none stored).

@@ -30,6 +30,7 @@ from geofences.cells import Cell
 from geofences.celltable import CellTable
 from geofences.index import Cover
 from geofences.reach import reach_cover
+from geotarget.catalog.lazy import Rows
 from geotarget.catalog.model import Offer
 from geotarget.serving.ranking import static_score
 from geotarget.serving.schedule import LiveNow, Schedule
@@ -53,30 +54,31 @@ FenceLookup = Callable[[str], FencePlace | None]
 
 
 class _Columns:
-    """Per-pair rows, append-only; numpy columns grow by doubling (old views keep the old arrays)."""
+    """Per-pair rows, append-only; numpy columns grow by doubling (old views keep the old arrays). Rows of a
+    snapshot are decoded when first read (``Rows``); their numpy columns are the snapshot's own until a row
+    is added."""
 
-    def __init__(self) -> None:
-        self.offers: list[Offer] = []
-        self.fence_ids: list[str] = []
-        self.shapes: list[Shape] = []
-        self.zones: list[str] = []
-        self.schedules: list[int] = []  # -1: always live, else an interned (schedule, zone)
-        self.nearby_m = np.zeros(1024)
-        self.static = np.zeros(1024)
-        self.bounds = np.zeros((1024, 4))
-        self.alive = np.zeros(1024, dtype=bool)
+    def __init__(self, stored: StoredPairs | None = None) -> None:
+        s = stored or StoredPairs.empty()
+        self.offers, self.offer_ids, self.fence_ids = s.offers, s.offer_ids, s.fence_ids
+        self.shapes, self.zones, self.schedules = s.shapes, s.zones, s.schedules
+        self.nearby_m, self.static, self.bounds = s.nearby_m, s.static, s.bounds
+        self.alive = np.array(s.alive, dtype=bool)  # a private copy: writes mark rows dead
 
     def __len__(self) -> int:
         return len(self.offers)
 
     def append(self, offer: Offer, fence_id: str, place: FencePlace, schedule: int) -> int:
         row = len(self.offers)
-        if row == len(self.nearby_m):
-            self.nearby_m = np.concatenate((self.nearby_m, np.zeros(row)))
-            self.static = np.concatenate((self.static, np.zeros(row)))
-            self.bounds = np.concatenate((self.bounds, np.zeros((row, 4))))
-            self.alive = np.concatenate((self.alive, np.zeros(row, dtype=bool)))
+        if row >= len(self.nearby_m):
+            grow = max(row, 1024)
+            self.nearby_m = np.concatenate((self.nearby_m, np.zeros(grow)))
+            self.static = np.concatenate((self.static, np.zeros(grow)))
+            self.bounds = np.concatenate((self.bounds, np.zeros((grow, 4))))
+        if row >= len(self.alive):
+            self.alive = np.concatenate((self.alive, np.zeros(max(row, 1024), dtype=bool)))
         self.offers.append(offer)
+        self.offer_ids.append(offer.id)
         self.fence_ids.append(fence_id)
         self.shapes.append(place.shape)
         self.zones.append(place.timezone)
@@ -86,6 +88,34 @@ class _Columns:
         self.bounds[row] = place.shape.bounds
         self.alive[row] = True
         return row
+
+
+@dataclass(frozen=True)
+class StoredPairs:
+    """The pairs of a catalog snapshot (``catalog.frozen``): columns as arrays, objects decoded on demand."""
+
+    offers: Rows[Offer]
+    offer_ids: Rows[str]
+    fence_ids: Rows[str]
+    shapes: Rows[Shape]
+    zones: Rows[str]
+    schedules: Rows[int]
+    nearby_m: npt.NDArray[np.float64]
+    static: npt.NDArray[np.float64]
+    bounds: npt.NDArray[np.float64]
+    alive: npt.NDArray[np.bool_]
+    members: CellTable
+    reaches: CellTable
+    schedule_of: tuple[tuple[Schedule, str], ...]
+    reach_covers: dict[str, dict[float, CellArray]]
+
+    @classmethod
+    def empty(cls) -> StoredPairs:
+        none = np.zeros(0)
+        return cls(
+            Rows(), Rows(), Rows(), Rows(), Rows(), Rows(), none, none, np.zeros((0, 4)), np.zeros(0, dtype=bool),
+            CellTable.empty(), CellTable.empty(), (), {},
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,11 +129,11 @@ class CatalogView:
     nearby_m: npt.NDArray[np.float64]
     static: npt.NDArray[np.float64]
     bounds: npt.NDArray[np.float64]
-    offers: list[Offer]
-    fence_ids: list[str]
-    shapes: list[Shape]
-    zones: list[str]
-    schedules: list[int]
+    offers: Rows[Offer]
+    fence_ids: Rows[str]
+    shapes: Rows[Shape]
+    zones: Rows[str]
+    schedules: Rows[int]
     schedule_of: tuple[tuple[Schedule, str], ...]  # interned (schedule, zone) by number
     live: LiveNow  # liveness of schedule_of, remembered for the minute
     merchant_caps: Mapping[str, int]
@@ -130,6 +160,33 @@ class ViewBuilder:
         self._reaches: dict[str, dict[float, CellArray]] = {}  # fence id -> nearby_m -> reach cover
         self._computed: list[tuple[str, int, float, tuple[Cell, ...]]] = []  # reaches not stored yet
         self._schedules: dict[tuple[Schedule, str], int] = {}
+
+    def restore(self, stored: StoredPairs) -> None:
+        """Start from a snapshot's pairs (worker start): nothing is computed or decoded here."""
+        self._rows = rows = _Columns(stored)
+        self._members, self._reaches_table, self._reaches = stored.members, stored.reaches, stored.reach_covers
+        self._schedules = {pair: n for n, pair in enumerate(stored.schedule_of)}
+        self._by_offer, self._by_fence = {}, {}
+        for row, (offer_id, fence_id) in enumerate(zip(rows.offer_ids, rows.fence_ids, strict=True)):
+            self._by_offer.setdefault(offer_id, []).append(row)
+            self._by_fence.setdefault(fence_id, []).append(row)
+
+    def live_pairs(self) -> list[tuple[int, str, str]]:
+        """(row, offer id, fence id) of every pair served now, in row order (what a snapshot keeps)."""
+        rows = self._rows
+        return [(r, rows.offer_ids[r], rows.fence_ids[r]) for r in np.flatnonzero(rows.alive[: len(rows)]).tolist()]
+
+    def columns(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], Rows[int]]:
+        """(nearby_m, static, bounds, schedule numbers) by row, and the interned schedules are ``schedule_of``."""
+        r = self._rows
+        return r.nearby_m, r.static, r.bounds, r.schedules
+
+    @property
+    def schedule_of(self) -> tuple[tuple[Schedule, str], ...]:
+        return tuple(self._schedules)
+
+    def reach_covers(self) -> dict[str, dict[float, CellArray]]:
+        return self._reaches
 
     def rebuild(self, offers: Iterable[Offer], stored: dict[str, dict[float, CellArray]]) -> None:
         """Start over from every offer (worker start): one packed table, no overlay. ``stored``: the reach covers
@@ -199,7 +256,7 @@ class ViewBuilder:
             fence_rows = self._by_fence.get(self._rows.fence_ids[row])
             if fence_rows is not None and row in fence_rows:
                 fence_rows.remove(row)
-            offer_rows = self._by_offer.get(self._rows.offers[row].id)
+            offer_rows = self._by_offer.get(self._rows.offer_ids[row])
             if offer_rows is not None and row in offer_rows:
                 offer_rows.remove(row)
 

@@ -44,6 +44,13 @@ def offer_of(row: models.Offer | Row[Any]) -> Offer:
     return offer
 
 
+def offer_from_json(raw: bytes) -> Offer:
+    """An offer kept as its JSON (a catalog snapshot)."""
+    offer = Offer.model_validate_json(raw)
+    _share_field_names(offer)
+    return offer
+
+
 _NAME_SETS: dict[frozenset[str], set[str]] = {}
 _LAST_NAMES: dict[type[BaseModel], set[str]] = {}  # per model class, the set last shared: almost always the one
 

@@ -234,6 +234,13 @@ class Repository:
         with self._factory() as session:
             return int(session.scalar(select(func.coalesce(func.max(models.Change.seq), 0))) or 0)
 
+    def change_mark(self, seq: int) -> str | None:
+        """What tells this change from the change of the same number in another database (or an older copy of
+        this one): its kind, entity and time."""
+        with self._factory() as session:
+            row = session.get(models.Change, seq)
+            return None if row is None else f"{row.kind}:{row.entity_id}:{as_utc(row.at).isoformat() if row.at else ''}"
+
     def changes_since(self, seq: int) -> list[Change]:
         with self._factory() as session:
             rows = session.scalars(select(models.Change).where(models.Change.seq > seq).order_by(models.Change.seq))

@@ -1,0 +1,108 @@
+"""Containers whose stored part is decoded on first use: a worker started from a catalog snapshot holds a
+million fences and two million offers as arrays and bytes, and makes Python objects only of the few that a
+request, a write or a loop touches. Each keeps what changed since the snapshot beside it.
+
+Two threads decoding the same entry at once each make an equal object and one is kept: harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from typing import Any, Generic, TypeVar, overload
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+
+class Rows(Generic[T]):
+    """An append-only sequence whose first ``stored`` items are made by ``decode(i)`` when first read."""
+
+    def __init__(self, decode: Callable[[int], T] | None = None, stored: int = 0, keep: bool = True) -> None:
+        """``keep``: remember what was decoded (off where decoding is a mere lookup)."""
+        self._decode, self._stored, self._keep = decode, stored, keep
+        self._decoded: dict[int, T] = {}
+        self._added: list[T] = []
+
+    def __len__(self) -> int:
+        return self._stored + len(self._added)
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i >= self._stored:
+            return self._added[i - self._stored]
+        if i < 0:
+            raise IndexError(i)
+        assert self._decode is not None
+        if not self._keep:
+            return self._decode(i)
+        item = self._decoded.get(i)
+        if item is None:
+            item = self._decoded[i] = self._decode(i)
+        return item
+
+    def __iter__(self) -> Iterator[T]:
+        return (self[i] for i in range(len(self)))
+
+    def append(self, item: T) -> None:
+        self._added.append(item)
+
+
+class LazyMap(MutableMapping[str, T]):
+    """A mapping whose stored entries (``keys[number]``) are decoded by ``decode(number)`` when first read."""
+
+    def __init__(self, keys: list[str], decode: Callable[[int], T]) -> None:
+        self._keys, self._decode = keys, decode
+        self._stored = {k: n for n, k in enumerate(keys)}  # not decoded, replaced or removed yet
+        self._known: dict[str, T] = {}  # decoded, or set since
+
+    def get(self, key: str, default: Any = None) -> Any:
+        item = self._known.get(key)
+        if item is not None:
+            return item
+        number = self._stored.get(key)
+        if number is None:
+            return default
+        item = self._known[key] = self._decode(number)
+        self._stored.pop(key, None)
+        return item
+
+    def __getitem__(self, key: str) -> T:
+        item: T | None = self.get(key)
+        if item is None:
+            raise KeyError(key)
+        return item
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._known or key in self._stored
+
+    def __setitem__(self, key: str, value: T) -> None:
+        self._known[key] = value
+        self._stored.pop(key, None)
+
+    def __delitem__(self, key: str) -> None:
+        found = self._known.pop(key, None) is not None
+        if self._stored.pop(key, None) is None and not found:
+            raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        stored, known = list(self._stored), list(self._known)  # reading an item moves it from one to the other
+        yield from stored
+        yield from known
+
+    def __len__(self) -> int:
+        return len(self._stored) + len(self._known)
+
+    def known(self) -> list[T]:
+        """The items decoded or set since the snapshot."""
+        return list(self._known.values())
+
+    def among(self, numbers: Iterable[int]) -> list[T]:
+        """The items numbered ``numbers`` in the snapshot (as they are now, where still here), and every item
+        decoded or set since: a search for items with a property the snapshot marked looks no further."""
+        known = list(self._known.values())
+        return known + [self[k] for n in numbers if (k := self._keys[n]) in self._stored]

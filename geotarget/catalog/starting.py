@@ -1,0 +1,66 @@
+"""A worker's start: from the newest catalog snapshot of this machine and the changes logged after it, or from SQL
+when there is none (or it cannot be used), and a new snapshot written in the background when the one used is
+missing or far behind the log (a compaction: the next start applies fewer changes).
+
+A snapshot is used only when the change it was written at is the same change in this database (kind, entity and
+time): a database restored from an older backup, or another database, never gets a snapshot of a different
+history. A snapshot that cannot be read is logged and skipped; SQL is always the way back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from geotarget.catalog.frozen import thaw
+from geotarget.catalog.snapshot import Catalog
+from geotarget.store.catalog_files import SnapshotFolder
+from geotarget.store.repository import Repository
+
+log = logging.getLogger(__name__)
+
+COMPACT_AFTER = 2_000  # changes applied after a snapshot at start; more and the starting worker writes a new one
+
+
+def open_catalog(catalog: Catalog, repository: Repository, folder: SnapshotFolder | None) -> threading.Thread | None:
+    """Load ``catalog``; returns the thread writing a new snapshot, if one is being written."""
+    if folder is None:
+        catalog.load_all(repository)
+        return None
+    behind = _restored(catalog, repository, folder)
+    if behind is None:
+        catalog.load_all(repository)
+    elif behind < COMPACT_AFTER:
+        return None
+    if not len(catalog.index):
+        return None
+    writer = threading.Thread(target=write_snapshot, args=(catalog, repository, folder), name="catalog-snapshot")
+    writer.daemon = True
+    writer.start()
+    return writer
+
+
+def write_snapshot(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> bool:
+    began = time.perf_counter()
+    seq, arrays, meta = catalog.frozen()
+    mark = repository.change_mark(seq)
+    if mark is None:
+        return False
+    written = folder.write(seq, catalog.index.res, arrays, meta | {"mark": mark})
+    if written:
+        log.info("wrote a catalog snapshot at change %d in %.1f s", seq, time.perf_counter() - began)
+    return written
+
+
+def _restored(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> int | None:
+    """Changes applied after the snapshot started from, or None when no snapshot could be used."""
+    try:
+        snapshot = folder.newest(catalog.index.res, repository.latest_change())
+        if snapshot is None or snapshot.meta.get("mark") != repository.change_mark(snapshot.seq):
+            return None
+        catalog.restore(thaw(snapshot.arrays, snapshot.meta, snapshot.res), snapshot.seq, repository)
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        log.warning("the catalog snapshot in %s cannot be used (%s): reading SQL", folder.root, error)
+        return None
+    return catalog.sync(repository)
