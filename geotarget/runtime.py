@@ -1,6 +1,5 @@
 """Everything one process needs, opened from ``Settings`` and closed again: database engine (migrated), Redis
-(configured, or a private embedded server), the catalog and the worker that keeps it in step, and the services
-built on them."""
+(configured, or a private embedded server), the catalog and the worker that keeps it in step, and services."""
 
 from __future__ import annotations
 
@@ -48,7 +47,6 @@ from geotarget.serving.server import OfferServer
 from geotarget.serving.swapped import swapped_hint
 from geotarget.settings import Settings
 from geotarget.store import database
-from geotarget.store.catalog_files import SnapshotFolder
 from geotarget.store.embedded_redis import EmbeddedRedis
 from geotarget.store.event_store import ParquetEventStore
 from geotarget.store.event_stream import RedisStreamSink
@@ -135,8 +133,8 @@ class Runtime:
         repository = Repository(database.session_factory(engine))
         client = connect(redis_url, settings.redis_timeout_ms)
         catalog = Catalog(settings.index_res)
-        if load_catalog:
-            open_catalog(catalog, repository, SnapshotFolder(settings.data_dir.resolve() / "catalog"))
+        if load_catalog:  # from this machine's newest snapshot, else from SQL
+            open_catalog(catalog, repository, settings.data_dir.resolve() / "catalog")
         observe_catalog(len(catalog.index), catalog.seq, None)
         notifier = RedisFenceNotifier(connect(redis_url, max(settings.redis_timeout_ms, 500)), settings.key_prefix())
         pool = CpuPool(settings.cpu_workers, settings.cpu_queue)

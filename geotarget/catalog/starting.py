@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 from geotarget.catalog.frozen import thaw
 from geotarget.catalog.snapshot import Catalog
@@ -23,11 +24,9 @@ log = logging.getLogger(__name__)
 COMPACT_AFTER = 2_000  # changes applied after a snapshot at start; more and the starting worker writes a new one
 
 
-def open_catalog(catalog: Catalog, repository: Repository, folder: SnapshotFolder | None) -> threading.Thread | None:
+def open_catalog(catalog: Catalog, repository: Repository, snapshots: Path) -> threading.Thread | None:
     """Load ``catalog``; returns the thread writing a new snapshot, if one is being written."""
-    if folder is None:
-        catalog.load_all(repository)
-        return None
+    folder = SnapshotFolder(snapshots)
     behind = _restored(catalog, repository, folder)
     if behind is None:
         catalog.load_all(repository)
@@ -35,7 +34,7 @@ def open_catalog(catalog: Catalog, repository: Repository, folder: SnapshotFolde
         return None
     if not len(catalog.index):
         return None
-    writer = threading.Thread(target=write_snapshot, args=(catalog, repository, folder), name="catalog-snapshot")
+    writer = threading.Thread(target=_write_in_background, args=(catalog, repository, folder), name="snapshot")
     writer.daemon = True
     writer.start()
     return writer
@@ -51,6 +50,15 @@ def write_snapshot(catalog: Catalog, repository: Repository, folder: SnapshotFol
     if written:
         log.info("wrote a catalog snapshot at change %d in %.1f s", seq, time.perf_counter() - began)
     return written
+
+
+def _write_in_background(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> None:
+    """A snapshot that cannot be written (disk full, the process closing) only means the next start reads more
+    of the log or SQL: logged, never raised."""
+    try:
+        write_snapshot(catalog, repository, folder)
+    except Exception:
+        log.warning("could not write a catalog snapshot in %s", folder.root, exc_info=True)
 
 
 def _restored(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> int | None:
