@@ -160,7 +160,7 @@ def test_a_start_far_behind_its_snapshot_writes_a_newer_one(chain, tmp_path, mon
 
 
 def test_a_snapshot_of_another_history_is_never_used(chain, tmp_path):
-    runtime, merchant = chain
+    runtime, _ = chain
     folder = tmp_path / "catalog"
     first = started(runtime, folder)
     snapshot = SnapshotFolder(folder).newest(first.index.res, first.seq)
