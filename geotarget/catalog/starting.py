@@ -64,9 +64,13 @@ def _write_in_background(catalog: Catalog, repository: Repository, folder: Snaps
 def _restored(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> int | None:
     """Changes applied after the snapshot started from, or None when no snapshot could be used."""
     try:
-        snapshot = folder.newest(catalog.index.res, repository.latest_change())
+        latest = repository.latest_change()
+        snapshot = folder.newest(catalog.index.res, latest)
         if snapshot is None or snapshot.meta.get("mark") != repository.change_mark(snapshot.seq):
             return None
+        kept = len(snapshot.meta["fences"]) + len(snapshot.meta["offers"])
+        if latest - snapshot.seq > max(COMPACT_AFTER, kept // 2):
+            return None  # much of it changed since: reading it all from SQL costs less than the change log
         catalog.restore(thaw(snapshot.arrays, snapshot.meta, snapshot.res), snapshot.seq, repository)
     except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
         log.warning("the catalog snapshot in %s cannot be used (%s): reading SQL", folder.root, error)
