@@ -195,6 +195,14 @@ class FenceIndex:
             self._refresh_parent_res()
             self.version += 1
 
+    def shapes(self) -> MutableMapping[str, Shape]:
+        """The mapping of shapes itself (for a caller that holds off writers; ``restore`` may have given it)."""
+        return self._shapes
+
+    def covers(self) -> dict[str, Cover]:
+        with self._lock:
+            return dict(self._covers)
+
     def tables(
         self,
     ) -> tuple[dict[str, Shape], dict[Cell, tuple[str, ...]], dict[Cell, tuple[str, ...]], tuple[int, ...], int]:

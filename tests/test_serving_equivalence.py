@@ -13,7 +13,7 @@ import shapely
 
 from geofences import CircleShape, FenceIndex, LatLng, PolygonShape, Proximity, Shape
 from geofences.shapes import METRES_PER_DEGREE, moved
-from geotarget.catalog.frozen import FenceMeta, freeze, thaw
+from geotarget.catalog.frozen import FenceMeta, capture, freeze, thaw
 from geotarget.catalog.model import Offer
 from geotarget.catalog.offer_fences import FencePlacing
 from geotarget.catalog.view import CatalogView, FencePlace, ViewBuilder
@@ -209,7 +209,7 @@ def through_a_snapshot(world: World) -> None:
     ids = list(world.index)
     meta = {f: FenceMeta("m", f, world.zones[f], 1) for f in ids}
     placing = [FencePlacing(f, "m", (), False) for f in ids]
-    arrays, stored = freeze(world.index, meta, placing, list(world.offers.values()), world.builder)
+    arrays, stored = freeze(capture(world.index, meta, placing, world.offers, world.builder))
     thawed = thaw(arrays, orjson.loads(orjson.dumps(stored)), 10)  # the JSON goes through a file too
     world.index = FenceIndex(10)
     world.index.restore(thawed.covers, thawed.bounds, thawed.shapes)

@@ -21,11 +21,11 @@ from geofences import CircleShape, LatLng, Shape
 from geofences.celltable import CellTable
 from geofences.index import Cover, FenceIndex
 from geofences.shapes import PolygonShape
-from geotarget.catalog.lazy import LazyMap, Rows
+from geotarget.catalog.lazy import LazyMap, Rows, later
 from geotarget.catalog.model import Fence, Offer
 from geotarget.catalog.offer_fences import FencePlacing, Placement
 from geotarget.catalog.view import BOUNDARY, INTERIOR, KINDS, StoredPairs, ViewBuilder
-from geotarget.serving.schedule import parse_schedule, schedule_to_json
+from geotarget.serving.schedule import Schedule, parse_schedule, schedule_to_json
 from geotarget.store.covers import CellArray
 from geotarget.store.records import offer_from_json
 
@@ -63,31 +63,71 @@ class Thawed:
     pairs: StoredPairs
 
 
-def freeze(
+@dataclass(frozen=True)
+class Captured:
+    """One state of a catalog, taken under its lock in time proportional to its size and nothing more; objects
+    still to decode (a snapshot's) are decoded by ``freeze``, after the lock is let go."""
+
+    fences: list[FencePlacing]
+    meta: dict[str, FenceMeta]
+    shapes: Callable[[], Mapping[str, Shape]]
+    covers: dict[str, Cover]
+    offers: Callable[[], Mapping[str, Offer]]
+    live: list[tuple[int, str, str]]  # (row, offer id, fence id) of the pairs served
+    nearby_m: npt.NDArray[np.float64]  # of the live rows, in their order
+    static: npt.NDArray[np.float64]
+    bounds: npt.NDArray[np.float64]
+    schedules: list[int]
+    schedule_of: tuple[tuple[Schedule, str], ...]
+    reach_covers: dict[str, dict[float, CellArray]]
+
+
+def capture(
     index: FenceIndex,
     meta: Mapping[str, FenceMeta],
-    fences: Sequence[FencePlacing],
-    offers: Sequence[Offer],
+    fences: list[FencePlacing],
+    offers: Mapping[str, Offer],
     builder: ViewBuilder,
-) -> tuple[Arrays, dict[str, Any]]:
-    """The arrays and JSON of a snapshot of this state (the caller holds the catalog's lock)."""
+) -> Captured:
+    """Take the state to freeze (the caller holds the catalog's lock)."""
+    live = builder.live_pairs()
+    rows = np.array([r for r, _, _ in live], dtype=np.int64)
+    nearby_m, static, bounds, schedules = builder.columns()
+    return Captured(
+        fences=fences,
+        meta=dict(meta),
+        shapes=later(index.shapes()),
+        covers=index.covers(),
+        offers=later(offers),
+        live=live,
+        nearby_m=nearby_m[rows],
+        static=static[rows],
+        bounds=bounds[rows].reshape(-1, 4),
+        schedules=[schedules[r] for r in rows.tolist()],
+        schedule_of=builder.schedule_of,
+        reach_covers={f: dict(by_m) for f, by_m in builder.reach_covers().items()},
+    )
+
+
+def freeze(state: Captured) -> tuple[Arrays, dict[str, Any]]:
+    """The arrays and JSON of a snapshot of ``state`` (no lock needed)."""
+    fences, meta = state.fences, state.meta
     ids = [f.id for f in fences]
     fence_no = {f: n for n, f in enumerate(ids)}
-    shapes = [index.shape(f) for f in ids]
-    covers = [index.cover(f) for f in ids]
-    if any(s is None for s in shapes) or any(c is None for c in covers):
-        raise ValueError("a fence of the catalog is not indexed")
+    all_shapes, all_covers = state.shapes(), state.covers
+    shapes = [all_shapes[f] for f in ids]
+    covers = [all_covers[f] for f in ids]
     arrays: Arrays = {}
-    circle = np.array([isinstance(s, CircleShape) for s in shapes], dtype=bool)
-    arrays["fence_circle"] = circle
+    arrays["fence_circle"] = np.array([isinstance(s, CircleShape) for s in shapes], dtype=bool)
     arrays["fence_circle_at"] = np.array(
         [(s.center.lat, s.center.lon, s.radius_m) if isinstance(s, CircleShape) else (0, 0, 0) for s in shapes]
     ).reshape(-1, 3)
-    wkb = [b"" if isinstance(s, CircleShape) else shapely.to_wkb(s.geometry) for s in shapes]  # type: ignore[union-attr]
+    wkb = [b"" if isinstance(s, CircleShape) else shapely.to_wkb(s.geometry) for s in shapes]
     arrays["fence_wkb"], arrays["fence_wkb_at"] = _blob(wkb)
-    arrays["fence_bounds"] = np.array([s.bounds for s in shapes if s is not None], dtype=np.float64).reshape(-1, 4)
+    arrays["fence_bounds"] = np.array([s.bounds for s in shapes], dtype=np.float64).reshape(-1, 4)
     for part in ("interior", "boundary"):
         arrays[f"fence_{part}"], arrays[f"fence_{part}_at"] = _cells([getattr(c, part) for c in covers])
+    offers = list(state.offers().values())
     offer_no = {o.id: n for n, o in enumerate(offers)}
     arrays["offer_json"], arrays["offer_json_at"] = _blob(
         [o.model_dump_json(by_alias=True, exclude_defaults=True).encode() for o in offers]
@@ -97,13 +137,12 @@ def freeze(
         "paced": [n for n, o in enumerate(offers) if o.pacing != "asap" and (o.daily_budget or o.goal)],
         "optimized": [n for n, o in enumerate(offers) if o.rotation == "optimized" and o.variants],
     }
-    reach_keys = [(f, m) for f, by_m in builder.reach_covers().items() if f in fence_no for m in by_m]
+    reach_keys = [(f, m) for f, by_m in state.reach_covers.items() if f in fence_no for m in by_m]
     reach_no = {key: n for n, key in enumerate(reach_keys)}
     arrays["reach_fence"] = np.array([fence_no[f] for f, _ in reach_keys], dtype=np.int64)
     arrays["reach_m"] = np.array([m for _, m in reach_keys], dtype=np.float64)
-    reach_cells = builder.reach_covers()
-    arrays["reach_cells"], arrays["reach_cells_at"] = _cells([reach_cells[f][m] for f, m in reach_keys])
-    arrays.update(_pairs(builder, offer_no, fence_no, reach_no, arrays))
+    arrays["reach_cells"], arrays["reach_cells_at"] = _cells([state.reach_covers[f][m] for f, m in reach_keys])
+    arrays.update(_pairs(state, offer_no, fence_no, reach_no, arrays))
     meta_json = {
         "fences": [
             (f.id, f.merchant_id, meta[f.id].name, meta[f.id].timezone, meta[f.id].version, f.tags, f.audience_only)
@@ -111,23 +150,22 @@ def freeze(
         ],
         "offers": [tuple(Placement.of(o)) for o in offers],
         "marked": marked,
-        "schedules": [(schedule_to_json(s), zone) for s, zone in builder.schedule_of],
+        "schedules": [(schedule_to_json(s), zone) for s, zone in state.schedule_of],
     }
     return arrays, meta_json
 
 
 def _pairs(
-    builder: ViewBuilder,
+    state: Captured,
     offer_no: dict[str, int],
     fence_no: dict[str, int],
     reach_no: dict[tuple[str, float], int],
     arrays: Arrays,
 ) -> Arrays:
-    live = builder.live_pairs()
-    rows = np.array([r for r, _, _ in live], dtype=np.int64)
-    nearby_m, static, bounds, schedules = builder.columns()
+    live = state.live
     pair_fence = np.array([fence_no[f] for _, _, f in live], dtype=np.int64)
-    pair_reach = np.array([reach_no.get((f, float(nearby_m[r])), -1) for r, _, f in live], dtype=np.int64)
+    nearby = state.nearby_m.tolist()
+    pair_reach = np.array([reach_no.get((f, nearby[i]), -1) for i, (_, _, f) in enumerate(live)], dtype=np.int64)
     pair_no = np.arange(len(live), dtype=np.int64)
     member_keys, member_entries = [], []
     for part, kind in (("interior", INTERIOR), ("boundary", BOUNDARY)):
@@ -141,10 +179,10 @@ def _pairs(
     out: Arrays = {
         "pair_offer": np.array([offer_no[o] for _, o, _ in live], dtype=np.int64),
         "pair_fence": pair_fence,
-        "pair_nearby_m": nearby_m[rows],
-        "pair_static": static[rows],
-        "pair_bounds": bounds[rows].reshape(-1, 4),
-        "pair_schedule": np.array([schedules[r] for r in rows.tolist()], dtype=np.int64),
+        "pair_nearby_m": state.nearby_m,
+        "pair_static": state.static,
+        "pair_bounds": state.bounds,
+        "pair_schedule": np.array(state.schedules, dtype=np.int64),
     }
     for name, table in (("members", members), ("reaches", reaches)):
         out[f"{name}_keys"], out[f"{name}_starts"], out[f"{name}_entries"] = table.packed_arrays()

@@ -7,7 +7,7 @@ Two threads decoding the same entry at once each make an equal object and one is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Generic, TypeVar, overload
 
 T = TypeVar("T")
@@ -106,3 +106,13 @@ class LazyMap(MutableMapping[str, T]):
         decoded or set since: a search for items with a property the snapshot marked looks no further."""
         known = list(self._known.values())
         return known + [self[k] for n in numbers if (k := self._keys[n]) in self._stored]
+
+
+def later(mapping: Mapping[str, T]) -> Callable[[], Mapping[str, T]]:
+    """What ``mapping`` holds now, taken under its writer's lock, as a function to call after letting it go: the
+    items a ``LazyMap`` has not decoded yet are decoded then (by number: the map itself is not touched)."""
+    if not isinstance(mapping, LazyMap):
+        copy = dict(mapping)
+        return lambda: copy
+    stored, known, decode = list(mapping._stored.items()), dict(mapping._known), mapping._decode
+    return lambda: {k: decode(n) for k, n in stored} | known

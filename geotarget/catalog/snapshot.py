@@ -26,7 +26,7 @@ from typing import Any
 
 from geofences import FenceIndex, LatLng, Proximity, Shape
 from geofences.index import Cover, cover_shape
-from geotarget.catalog.frozen import Arrays, FenceMeta, Thawed, freeze
+from geotarget.catalog.frozen import Arrays, FenceMeta, Thawed, capture, freeze
 from geotarget.catalog.keys import KeyCache
 from geotarget.catalog.lazy import LazyMap
 from geotarget.catalog.model import Fence, Offer
@@ -281,8 +281,8 @@ class Catalog:
                 FencePlacing(f, m.merchant_id, self._placing.tags_of(f), f in self.audience_fences)
                 for f, m in self._meta.items()
             ]
-            arrays, meta = freeze(self.index, self._meta, fences, list(self._offers.values()), self._builder)
-            return self._seq, arrays, meta
+            seq, state = self._seq, capture(self.index, self._meta, fences, self._offers, self._builder)
+        return (seq, *freeze(state))
 
     def _store_reaches(self, repository: Repository) -> None:
         """Store the reach covers computed since the last call (new offers, changed fences, or none stored).
