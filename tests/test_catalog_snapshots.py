@@ -12,7 +12,7 @@ import pytest
 
 from geofences import LatLng
 from geofences.shapes import moved
-from geotarget.catalog import accounts, starting
+from geotarget.catalog import accounts, frozen, starting
 from geotarget.catalog.lazy import LazyMap
 from geotarget.catalog.model import OfferFields
 from geotarget.catalog.snapshot import Catalog
@@ -198,3 +198,14 @@ def test_a_snapshot_is_written_whole_or_not_at_all(chain, tmp_path):
     assert write_snapshot(catalog, runtime.repository, folder)
     assert not left.exists()
     assert [p.name for p in folder.root.iterdir() if not p.name.startswith(".")] == [f"{catalog.seq:012d}-10"]
+
+
+def test_a_snapshot_written_by_another_version_of_the_offer_model_is_never_used(chain, tmp_path, monkeypatch):
+    runtime, _ = chain
+    folder = tmp_path / "catalog"
+    started(runtime, folder)
+    monkeypatch.setattr(frozen, "offer_schema", lambda: "another version")  # an upgrade that changed offers
+    fresh = started(runtime, folder)
+    assert not isinstance(fresh._offers, LazyMap)  # read from SQL, and a snapshot of this version written
+    assert SnapshotFolder(folder).newest(fresh.index.res, fresh.seq).meta["offer_schema"] == "another version"
+    assert isinstance(started(runtime, folder)._offers, LazyMap)

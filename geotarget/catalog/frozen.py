@@ -9,12 +9,15 @@ live rows, renumbered, with their two cell tables packed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import shapely
 
 from geofences import CircleShape, LatLng, Shape
@@ -151,6 +154,7 @@ def freeze(state: Captured) -> tuple[Arrays, dict[str, Any]]:
         "offers": [tuple(Placement.of(o)) for o in offers],
         "marked": marked,
         "schedules": [(schedule_to_json(s), zone) for s, zone in state.schedule_of],
+        "offer_schema": offer_schema(),
     }
     return arrays, meta_json
 
@@ -190,7 +194,11 @@ def _pairs(
 
 
 def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int) -> Thawed:
-    """The catalog's parts from a snapshot; shapes and offers are decoded when first used."""
+    """The catalog's parts from a snapshot; shapes and offers are decoded when first used. A snapshot whose offers
+    were written by another version of the offer model is refused here: its JSON might no longer decode, and
+    that would only show when a request first touched one."""
+    if meta.get("offer_schema") != offer_schema():
+        raise ValueError("its offers were written by another version of geotarget")
     fence_rows = meta["fences"]
     ids: list[str] = [row[0] for row in fence_rows]
     bounds = dict(zip(ids, map(tuple, arrays["fence_bounds"].tolist()), strict=True))
@@ -257,6 +265,13 @@ def _schedule(raw: Any) -> Any:
     if schedule is None:
         raise ValueError("a snapshot's interned schedule is empty")
     return schedule
+
+
+@cache
+def offer_schema() -> str:
+    """A fingerprint of the offer model's JSON form."""
+    schema = orjson.dumps(Offer.model_json_schema(by_alias=True), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(schema).hexdigest()[:16]
 
 
 def _shapes(arrays: Mapping[str, npt.NDArray[Any]]) -> Callable[[int], Shape]:
