@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +89,23 @@ def cover_shape(shape: Shape, res: int, *, compact: bool = True, max_cells: int 
     return Cover(res, tuple(sorted(packed)), tuple(sorted(boundary)))
 
 
+@dataclass(frozen=True)
+class CoverCells:
+    """Every fence's cover as flat arrays: the cells, and for each the position of its fence in ``ids``."""
+
+    ids: list[str]
+    interior: npt.NDArray[np.uint64]
+    interior_owners: npt.NDArray[np.int64]
+    boundary: npt.NDArray[np.uint64]
+    boundary_owners: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, covers: Mapping[str, Cover]) -> CoverCells:
+        interior, interior_owners = _flattened([c.interior for c in covers.values()])
+        boundary, boundary_owners = _flattened([c.boundary for c in covers.values()])
+        return cls(list(covers), interior, interior_owners, boundary, boundary_owners)
+
+
 class FenceIndex:
     """In-memory index of fences by H3 cell; safe for many readers and one writer at a time."""
 
@@ -99,7 +116,7 @@ class FenceIndex:
         self.near_levels = tuple(range(res, max(res - _NEAR_LEVELS, 0), -1))
         self._shapes: MutableMapping[str, Shape] = {}
         self._bounds: dict[str, tuple[float, float, float, float]] = {}
-        self._covers: dict[str, Cover] = {}
+        self._covers: MutableMapping[str, Cover] = {}
         self._interior: dict[Cell, tuple[str, ...]] = {}
         self._boundary: dict[Cell, tuple[str, ...]] = {}
         # res -> boundary cells' parents at that res -> fences; the index level is the boundary map itself
@@ -164,23 +181,26 @@ class FenceIndex:
             if cover.res != self.res:
                 raise ValueError(f"cover is at res {cover.res}, the index at {self.res}")
             latest[fence_id] = (shape, cover)
+        covers = {f: cover for f, (_, cover) in latest.items()}
         self.restore(
-            {f: cover for f, (_, cover) in latest.items()},
+            CoverCells.of(covers),
+            covers,
             {f: shape.bounds for f, (shape, _) in latest.items()},
             {f: shape for f, (shape, _) in latest.items()},
         )
 
     def restore(
         self,
-        covers: dict[str, Cover],
+        flat: CoverCells,
+        covers: MutableMapping[str, Cover],
         bounds: dict[str, tuple[float, float, float, float]],
         shapes: MutableMapping[str, Shape],
     ) -> None:
-        """Swap in fences whose covers and boxes are known; ``shapes`` may decode each shape on first use (a
-        catalog snapshot), since a request only ever tests the few fences around it."""
-        ids = list(covers)
-        interior, interior_owners = _flattened([c.interior for c in covers.values()])
-        boundary, boundary_owners = _flattened([c.boundary for c in covers.values()])
+        """Swap in fences whose cells, covers and boxes are known; ``covers`` and ``shapes`` may make each one on
+        first use (a catalog snapshot), since a request only ever tests the few fences around it."""
+        ids = flat.ids
+        interior, interior_owners = flat.interior, flat.interior_owners
+        boundary, boundary_owners = flat.boundary, flat.boundary_owners
         near = {
             level: _grouped(cells.cells_to_parents(boundary, level), boundary_owners, ids)
             for level in self.near_levels[1:]
@@ -199,9 +219,9 @@ class FenceIndex:
         """The mapping of shapes itself (for a caller that holds off writers; ``restore`` may have given it)."""
         return self._shapes
 
-    def covers(self) -> dict[str, Cover]:
-        with self._lock:
-            return dict(self._covers)
+    def covers(self) -> MutableMapping[str, Cover]:
+        """The mapping of covers itself (as ``shapes``)."""
+        return self._covers
 
     def tables(
         self,

@@ -22,7 +22,7 @@ import shapely
 
 from geofences import CircleShape, LatLng, Shape
 from geofences.celltable import CellTable
-from geofences.index import Cover, FenceIndex
+from geofences.index import Cover, CoverCells, FenceIndex
 from geofences.shapes import PolygonShape
 from geotarget.catalog.lazy import LazyMap, Rows, later
 from geotarget.catalog.model import Fence, Offer
@@ -53,7 +53,8 @@ class FenceMeta:
 class Thawed:
     """Everything a catalog holds, from a snapshot."""
 
-    covers: dict[str, Cover]
+    cells: CoverCells
+    covers: LazyMap[Cover]
     bounds: dict[str, tuple[float, float, float, float]]
     shapes: LazyMap[Shape]
     meta: dict[str, FenceMeta]
@@ -74,7 +75,7 @@ class Captured:
     fences: list[FencePlacing]
     meta: dict[str, FenceMeta]
     shapes: Callable[[], Mapping[str, Shape]]
-    covers: dict[str, Cover]
+    covers: Callable[[], Mapping[str, Cover]]
     offers: Callable[[], Mapping[str, Offer]]
     live: list[tuple[int, str, str]]  # (row, offer id, fence id) of the pairs served
     nearby_m: npt.NDArray[np.float64]  # of the live rows, in their order
@@ -100,7 +101,7 @@ def capture(
         fences=fences,
         meta=dict(meta),
         shapes=later(index.shapes()),
-        covers=index.covers(),
+        covers=later(index.covers()),
         offers=later(offers),
         live=live,
         nearby_m=nearby_m[rows],
@@ -117,7 +118,7 @@ def freeze(state: Captured) -> tuple[Arrays, dict[str, Any]]:
     fences, meta = state.fences, state.meta
     ids = [f.id for f in fences]
     fence_no = {f: n for n, f in enumerate(ids)}
-    all_shapes, all_covers = state.shapes(), state.covers
+    all_shapes, all_covers = state.shapes(), state.covers()
     shapes = [all_shapes[f] for f in ids]
     covers = [all_covers[f] for f in ids]
     arrays: Arrays = {}
@@ -202,16 +203,14 @@ def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int)
     fence_rows = meta["fences"]
     ids: list[str] = [row[0] for row in fence_rows]
     bounds = dict(zip(ids, map(tuple, arrays["fence_bounds"].tolist()), strict=True))
-    interior, interior_at = arrays["fence_interior"].tolist(), arrays["fence_interior_at"].tolist()
-    boundary, boundary_at = arrays["fence_boundary"].tolist(), arrays["fence_boundary_at"].tolist()
-    covers = {
-        f: Cover(
-            res,
-            tuple(interior[interior_at[n] : interior_at[n + 1]]),
-            tuple(boundary[boundary_at[n] : boundary_at[n + 1]]),
-        )
-        for n, f in enumerate(ids)
-    }
+    interior, interior_at = arrays["fence_interior"], arrays["fence_interior_at"]
+    boundary, boundary_at = arrays["fence_boundary"], arrays["fence_boundary_at"]
+    cells = CoverCells(ids, interior, _owners(interior_at), boundary, _owners(boundary_at))
+
+    def cover(n: int) -> Cover:
+        inside = interior[int(interior_at[n]) : int(interior_at[n + 1])].tolist()
+        return Cover(res, tuple(inside), tuple(boundary[int(boundary_at[n]) : int(boundary_at[n + 1])].tolist()))
+
     shape = _shapes(arrays)
     shapes = LazyMap(ids, shape)
     fence_meta = {row[0]: FenceMeta(row[1], row[2], row[3], row[4]) for row in fence_rows}
@@ -246,7 +245,8 @@ def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int)
         reach_covers=reach_covers,
     )
     return Thawed(
-        covers=covers,
+        cells=cells,
+        covers=LazyMap(ids, cover),
         bounds=bounds,
         shapes=shapes,
         meta=fence_meta,
@@ -322,6 +322,11 @@ def _cells(groups: Sequence[Iterable[int]]) -> tuple[npt.NDArray[np.uint64], npt
     np.cumsum([len(a) for a in arrays], out=at[1:])
     flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint64)
     return flat, at
+
+
+def _owners(at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """For each item of groups laid end to end (``at``: where each starts), the number of its group."""
+    return np.repeat(np.arange(len(at) - 1, dtype=np.int64), np.diff(at))
 
 
 def _gather(

@@ -258,7 +258,7 @@ class Catalog:
         changed after it is applied by the ``sync`` that follows."""
         with self.writing(LARGE_CHANGE):
             t = thawed
-            self.index.restore(t.covers, t.bounds, t.shapes)
+            self.index.restore(t.cells, t.covers, t.bounds, t.shapes)
             self._meta, self.audience_fences = t.meta, t.audience_fences
             self.timezones = {f: m.timezone for f, m in t.meta.items()}
             self._offers, self._marked, self._farthest_stored = t.offers, t.marked, t.farthest_m
