@@ -14,7 +14,7 @@ Per size and layout, printed as it is known:
   workers (from /proc), p99 latency;
 - one write: a new fence with an offer, created through the API, until every worker serves it.
 
-    python scripts/bench_scale.py [--sizes 10000,100000] [--layouts country,even] [--seconds 10] [--keep]
+    python scripts/bench_scale.py [--sizes 10000,100000] [--layouts country,even] [--seconds 10] [--warm 3] [--keep]
         [--profile]
 
 Uses GEOTARGET_REDIS_URL when set, else an embedded Redis; SQLite in a temporary folder.
@@ -133,7 +133,9 @@ def one_write(base: str, merchant_key: str, app_key: str, near: Shop) -> float:
     return time.perf_counter() - started
 
 
-def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: bool, profile: bool) -> dict[str, float]:
+def bench(
+    layout_name: str, fences: int, redis_url: str, seconds: float, warm: float, keep: bool, profile: bool
+) -> dict[str, float]:
     data = list(shops(layout(layout_name, fences)))
     folder = Path(tempfile.mkdtemp(prefix=f"scale-{layout_name}-{fences}-"))
     prefix = f"scale{os.getpid()}{fences}{layout_name}"[:32]
@@ -173,7 +175,7 @@ def bench(layout_name: str, fences: int, redis_url: str, seconds: float, keep: b
         workers = [w for w in everyone if "spawn_main" in " ".join(w.cmdline())]  # not the loops, not the tracker
         figures["rss_mb"], figures["pss_mb"] = memory_mb(workers)
         centres = [(s.store.lat, s.store.lon) for s in data]
-        drive(base, "/v1/nearby", app_key, centres, 3, 8, workers, mode="teleport")  # warm-up
+        drive(base, "/v1/nearby", app_key, centres, warm, 8, workers, mode="teleport")  # warm-up
         if profile:
             spy = profiled(max(workers, key=lambda w: sum(w.cpu_times()[:2])), seconds)  # a loaded one
             drive(base, "/v1/nearby", app_key, centres, seconds, 8, workers, mode="teleport")
@@ -210,6 +212,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--layouts", default="country,even")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--warm",
+        type=float,
+        default=3,
+        help="seconds of requests before measuring (a started worker decodes the "
+        "offers and shapes of a snapshot as requests first touch them)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep each deployment's folder (printed)")
     parser.add_argument("--profile", action="store_true", help="print a py-spy profile of one loaded worker")
     args = parser.parse_args()
@@ -217,7 +226,7 @@ def main() -> None:
     with bench_redis() as redis_url:
         for size in (int(s) for s in args.sizes.split(",")):
             for name in args.layouts.split(","):
-                f = bench(name, size, redis_url, args.seconds, args.keep, args.profile)
+                f = bench(name, size, redis_url, args.seconds, args.warm, args.keep, args.profile)
                 print(f"{name:<8} {size:>9,} " + " ".join(f"{f[c]:>13,.2f}" for c in (*COLUMNS, "write_s")), flush=True)
 
 
