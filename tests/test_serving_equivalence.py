@@ -161,6 +161,19 @@ def populated(rng: random.Random, fences: int, offers: int) -> World:
     return world
 
 
+def a_round_of_writes(world: World, rng: random.Random) -> None:
+    """Of a world of 160 fences and 320 offers: fences moved and reshaped, dropped and added, offers changed and
+    added."""
+    for i in rng.sample(range(160), 20):
+        world.put_fence(f"f{i:03d}")
+    for i in rng.sample(range(160), 10):
+        world.drop_fence(f"f{i:03d}")
+    for i in range(160, 180):
+        world.put_fence(f"f{i:03d}")
+    for i in [*rng.sample(range(320), 60), *range(320, 360)]:
+        world.put_offer(f"o{i:03d}")
+
+
 def agree(world: World, view: CatalogView, rng: random.Random, requests: int) -> int:
     answered = 0
     for _ in range(requests):
@@ -178,14 +191,7 @@ def test_fast_path_ranks_exactly_like_the_reference_before_and_after_writes() ->
     before = world.builder.view({})
     answered = agree(world, before, rng, 5_000)
 
-    for i in rng.sample(range(160), 20):
-        world.put_fence(f"f{i:03d}")  # moved and reshaped
-    for i in rng.sample(range(160), 10):
-        world.drop_fence(f"f{i:03d}")
-    for i in range(160, 180):
-        world.put_fence(f"f{i:03d}")
-    for i in [*rng.sample(range(320), 60), *range(320, 360)]:
-        world.put_offer(f"o{i:03d}")
+    a_round_of_writes(world, rng)
     answered += agree(world, world.builder.view({}), rng, 5_000)
     assert answered > 3_000  # most requests have offers to rank, so the comparison says something
 
@@ -225,14 +231,7 @@ def test_fast_path_ranks_exactly_like_the_reference_through_snapshot_overlay_and
     through_a_snapshot(world)
     answered = agree(world, world.builder.view({}), rng, 3_000)  # the snapshot as it was written
 
-    for i in rng.sample(range(160), 20):
-        world.put_fence(f"f{i:03d}")  # writes after the snapshot: the overlay
-    for i in rng.sample(range(160), 10):
-        world.drop_fence(f"f{i:03d}")
-    for i in range(160, 180):
-        world.put_fence(f"f{i:03d}")
-    for i in [*rng.sample(range(320), 60), *range(320, 360)]:
-        world.put_offer(f"o{i:03d}")
+    a_round_of_writes(world, rng)  # after the snapshot: the overlay
     answered += agree(world, world.builder.view({}), rng, 4_000)
 
     through_a_snapshot(world)  # compaction: snapshot and overlay written as one new snapshot
