@@ -2,11 +2,13 @@
 million fences and two million offers as arrays and bytes, and makes Python objects only of the few that a
 request, a write or a loop touches. Each keeps what changed since the snapshot beside it.
 
-Two threads decoding the same entry at once each make an equal object and one is kept: harmless.
+Two threads decoding the same entry at once each make an equal object and one is kept: harmless. An entry a writer
+replaces while a reader decodes its stored form keeps the writer's (``LazyMap``'s lock).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Generic, TypeVar, overload
 
@@ -59,6 +61,7 @@ class LazyMap(MutableMapping[str, T]):
         self._keys, self._decode = keys, decode
         self._stored = {k: n for n, k in enumerate(keys)}  # not decoded, replaced or removed yet
         self._known: dict[str, T] = {}  # decoded, or set since
+        self._moving = threading.Lock()  # a decoded item never lands over one a writer set meanwhile
 
     def get(self, key: str, default: Any = None) -> Any:
         item = self._known.get(key)
@@ -67,9 +70,11 @@ class LazyMap(MutableMapping[str, T]):
         number = self._stored.get(key)
         if number is None:
             return default
-        item = self._known[key] = self._decode(number)
-        self._stored.pop(key, None)
-        return item
+        decoded = self._decode(number)
+        with self._moving:
+            if self._stored.pop(key, None) is not None:
+                self._known[key] = decoded
+        return self._known.get(key, default)
 
     def __getitem__(self, key: str) -> T:
         item: T | None = self.get(key)
@@ -81,13 +86,15 @@ class LazyMap(MutableMapping[str, T]):
         return key in self._known or key in self._stored
 
     def __setitem__(self, key: str, value: T) -> None:
-        self._known[key] = value
-        self._stored.pop(key, None)
+        with self._moving:
+            self._known[key] = value
+            self._stored.pop(key, None)
 
     def __delitem__(self, key: str) -> None:
-        found = self._known.pop(key, None) is not None
-        if self._stored.pop(key, None) is None and not found:
-            raise KeyError(key)
+        with self._moving:
+            found = self._known.pop(key, None) is not None
+            if self._stored.pop(key, None) is None and not found:
+                raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
         stored, known = list(self._stored), list(self._known)  # reading an item moves it from one to the other
@@ -114,5 +121,6 @@ def later(mapping: Mapping[str, T]) -> Callable[[], Mapping[str, T]]:
     if not isinstance(mapping, LazyMap):
         copy = dict(mapping)
         return lambda: copy
-    stored, known, decode = list(mapping._stored.items()), dict(mapping._known), mapping._decode
+    with mapping._moving:
+        stored, known, decode = list(mapping._stored.items()), dict(mapping._known), mapping._decode
     return lambda: {k: decode(n) for k, n in stored} | known

@@ -169,7 +169,8 @@ class Catalog:
 
     def offers_on(self, fence_id: str) -> list[Offer]:
         """The offers on a fence now (by id, by tag or over all the merchant's fences)."""
-        return [self._offers[p.id] for p in self._placing.offers_on(fence_id)]
+        found = [self._offers.get(p.id) for p in self._placing.offers_on(fence_id)]  # may race a write: no lock
+        return [o for o in found if o is not None]
 
     def _fences_of(self, offer: Offer) -> list[str]:
         return self._placing.fences_of(Placement.of(offer))

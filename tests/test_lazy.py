@@ -1,0 +1,59 @@
+"""The containers a worker started from a snapshot holds: items made on first use, and writes beside them."""
+
+from __future__ import annotations
+
+from geotarget.catalog.lazy import LazyMap, Rows, later
+
+
+def test_an_item_is_made_once_and_then_kept():
+    made: list[int] = []
+    items = LazyMap(["a", "b", "c"], lambda n: made.append(n) or f"item {n}")
+    assert items["b"] == items.get("b") == "item 1"
+    assert made == [1]
+    assert "c" in items and "z" not in items and items.get("z") is None
+    assert sorted(items) == ["a", "b", "c"] and len(items) == 3
+
+
+def test_writes_replace_and_remove_stored_items():
+    items = LazyMap(["a", "b", "c"], lambda n: f"item {n}")
+    items["a"] = "new a"
+    items["d"] = "new d"
+    del items["b"]
+    assert dict(items) == {"a": "new a", "c": "item 2", "d": "new d"}
+    assert items.pop("c") == "item 2" and "c" not in items
+
+
+def test_a_write_while_a_reader_decodes_the_stored_item_wins():
+    """A request thread decoding an offer's snapshot form while a write replaces that offer must not put the old
+    form back over the new one (the catalog would then keep serving the old offer to its loops and explainer)."""
+    items: LazyMap[str] = LazyMap(["offer"], lambda n: "old")
+
+    def decode_while_a_write_lands(n: int) -> str:
+        items["offer"] = "new"  # the writer, between the reader's look and its keeping what it decoded
+        return "old"
+
+    items._decode = decode_while_a_write_lands
+    assert items.get("offer") == "new"
+    assert items["offer"] == "new"
+
+
+def test_among_finds_the_marked_stored_items_and_every_one_touched_since():
+    items = LazyMap(["a", "b", "c", "d"], lambda n: f"item {n}")
+    items["a"] = "new a"
+    assert items.get("c") == "item 2"
+    assert sorted(items.among([1, 0])) == ["item 1", "item 2", "new a"]
+
+
+def test_later_decodes_what_the_map_held_when_taken():
+    items = LazyMap(["a", "b"], lambda n: f"item {n}")
+    taken = later(items)
+    items["a"] = "new a"
+    del items["b"]
+    assert taken() == {"a": "item 0", "b": "item 1"}
+
+
+def test_rows_decode_stored_rows_and_keep_added_ones():
+    rows = Rows(lambda i: i * 10, 3)
+    rows.append(99)
+    assert len(rows) == 4 and rows[1] == 10 and rows[3] == 99
+    assert rows[1:] == [10, 20, 99] and list(rows) == [0, 10, 20, 99]
