@@ -97,7 +97,8 @@ class LazyMap(MutableMapping[str, T]):
                 raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
-        stored, known = list(self._stored), list(self._known)  # reading an item moves it from one to the other
+        with self._moving:  # reading an item moves it from one to the other
+            stored, known = list(self._stored), list(self._known)
         yield from stored
         yield from known
 
