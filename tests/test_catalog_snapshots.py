@@ -4,6 +4,7 @@ used."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,9 @@ def test_a_snapshot_of_another_history_is_never_used(chain, tmp_path):
     arrays, meta = dict(snapshot.arrays), dict(snapshot.meta)
     # the same change number in a database restored from an older backup, or in another database
     SnapshotFolder(folder).write(snapshot.seq, snapshot.res, arrays, meta | {"mark": "fence:other:2020-01-01"})
-    fresh = started(runtime, folder)
-    assert not isinstance(fresh._offers, LazyMap)  # read from SQL
+    fresh = started(runtime, folder)  # reads SQL and writes a snapshot of this history
+    newest = SnapshotFolder(folder).newest(fresh.index.res, fresh.seq)
+    assert newest is not None and newest.meta["mark"] == runtime.repository.change_mark(newest.seq)
     assert served(fresh) == served(loaded_from_sql(runtime))
 
 
@@ -190,14 +192,35 @@ def test_a_snapshot_is_written_whole_or_not_at_all(chain, tmp_path):
     runtime, _ = chain
     folder = SnapshotFolder(tmp_path / "catalog")
     catalog = started(runtime, folder.root)
-    with folder._writing() as alone:  # another process is writing one now
+    (folder.root / ".writing-died").mkdir()  # a writer killed half-way
+    with folder.writing(wait=True) as alone:
         assert alone
-        assert not write_snapshot(catalog, runtime.repository, folder)
-    left = tmp_path / "catalog" / ".writing-died"
-    left.mkdir()  # a writer killed half-way
-    assert write_snapshot(catalog, runtime.repository, folder)
-    assert not left.exists()
-    assert [p.name for p in folder.root.iterdir() if not p.name.startswith(".")] == [f"{catalog.seq:012d}-10"]
+        with folder.writing(wait=False) as another:  # another process: it does not write now
+            assert not another
+        assert write_snapshot(catalog, runtime.repository, folder)
+        assert write_snapshot(catalog, runtime.repository, folder)
+    written = sorted(p.name for p in folder.root.iterdir() if p.name != ".lock")
+    assert len(written) == 2 and all(name.startswith(f"{catalog.seq:012d}-10-") for name in written)  # the newest two
+
+
+def test_workers_without_a_snapshot_read_sql_one_at_a_time_and_the_others_map_its_snapshot(chain, tmp_path):
+    runtime, _ = chain
+    folder = tmp_path / "catalog"
+    reads: list[str] = []
+    original = runtime.repository.fences
+
+    def counted(owner: Any, ids: Any = None) -> Any:
+        if ids is None:
+            reads.append(threading.current_thread().name)  # a whole read of SQL: a start from SQL
+        return original(owner, ids)
+
+    runtime.repository.fences = counted  # type: ignore[method-assign]
+    workers = [threading.Thread(target=started, args=(runtime, folder), name=f"worker {i}") for i in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(reads) == 1  # one of them read SQL; the two others waited and mapped the snapshot it wrote
 
 
 def test_a_snapshot_written_by_another_version_of_the_offer_model_is_never_used(chain, tmp_path, monkeypatch):
@@ -205,7 +228,7 @@ def test_a_snapshot_written_by_another_version_of_the_offer_model_is_never_used(
     folder = tmp_path / "catalog"
     started(runtime, folder)
     monkeypatch.setattr(frozen, "offer_schema", lambda: "another version")  # an upgrade that changed offers
-    fresh = started(runtime, folder)
-    assert not isinstance(fresh._offers, LazyMap)  # read from SQL, and a snapshot of this version written
-    assert SnapshotFolder(folder).newest(fresh.index.res, fresh.seq).meta["offer_schema"] == "another version"
-    assert isinstance(started(runtime, folder)._offers, LazyMap)
+    fresh = started(runtime, folder)  # reads SQL and writes a snapshot of this version
+    newest = SnapshotFolder(folder).newest(fresh.index.res, fresh.seq)
+    assert newest is not None and newest.meta["offer_schema"] == "another version"
+    assert served(fresh) == served(loaded_from_sql(runtime))

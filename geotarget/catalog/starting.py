@@ -1,6 +1,6 @@
-"""A worker's start: from the newest catalog snapshot of this machine and the changes logged after it, or from SQL
-when there is none (or it cannot be used), and a new snapshot written in the background when the one used is
-missing or far behind the log (a compaction: the next start applies fewer changes).
+"""A worker's start: from the newest catalog snapshot of this machine and the changes logged after it. Without one
+it can use, it reads SQL and writes one first; when the one it used is far behind the log, it writes a newer one
+in the background (a compaction: the next start applies fewer changes).
 
 A snapshot is used only when the change it was written at is the same change in this database (kind, entity and
 time): a database restored from an older backup, or another database, never gets a snapshot of a different
@@ -25,40 +25,59 @@ COMPACT_AFTER = 2_000  # changes applied after a snapshot at start; more and the
 
 
 def open_catalog(catalog: Catalog, repository: Repository, snapshots: Path) -> threading.Thread | None:
-    """Load ``catalog``; returns the thread writing a new snapshot, if one is being written."""
+    """Load ``catalog``; returns the thread writing a newer snapshot, if one is being written.
+
+    Without a usable snapshot, one worker of the machine at a time reads SQL, writes a snapshot and starts again
+    from it, while the others wait and then map the snapshot it wrote: a million fences read from SQL take
+    gigabytes, once, not once per worker."""
     folder = SnapshotFolder(snapshots)
     behind = _restored(catalog, repository, folder)
     if behind is None:
-        catalog.load_all(repository)
-    elif behind < COMPACT_AFTER:
+        with folder.writing(wait=True):
+            behind = _restored(catalog, repository, folder)  # written by the worker that held it before
+            if behind is None:
+                catalog.load_all(repository)
+                if not len(catalog.index) or not _written(catalog, repository, folder):
+                    return None
+                behind = _restored(catalog, repository, folder)  # the compact form, and the SQL objects let go
+                if behind is None:
+                    catalog.load_all(repository)
+                    return None
+    if behind < COMPACT_AFTER:
         return None
-    if not len(catalog.index):
-        return None
-    writer = threading.Thread(target=_write_in_background, args=(catalog, repository, folder), name="snapshot")
+    writer = threading.Thread(target=_compact, args=(catalog, repository, folder), name="snapshot")
     writer.daemon = True
     writer.start()
     return writer
 
 
 def write_snapshot(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> bool:
+    """Write a snapshot of ``catalog`` now (the caller holds ``folder.writing``)."""
     began = time.perf_counter()
     seq, arrays, meta = catalog.frozen()
     mark = repository.change_mark(seq)
     if mark is None:
         return False
-    written = folder.write(seq, catalog.index.res, arrays, meta | {"mark": mark})
-    if written:
-        log.info("wrote a catalog snapshot at change %d in %.1f s", seq, time.perf_counter() - began)
-    return written
+    folder.write(seq, catalog.index.res, arrays, meta | {"mark": mark})
+    log.info("wrote a catalog snapshot at change %d in %.1f s", seq, time.perf_counter() - began)
+    return True
 
 
-def _write_in_background(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> None:
-    """A snapshot that cannot be written (disk full, the process closing) only means the next start reads more
-    of the log or SQL: logged, never raised."""
+def _compact(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> None:
+    """Write a newer snapshot unless another process is writing one."""
+    with folder.writing(wait=False) as alone:
+        if alone:
+            _written(catalog, repository, folder)
+
+
+def _written(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> bool:
+    """A snapshot that cannot be written (disk full, the process closing) only means the next start reads SQL or
+    more of the log: logged, never raised."""
     try:
-        write_snapshot(catalog, repository, folder)
+        return write_snapshot(catalog, repository, folder)
     except Exception:
         log.warning("could not write a catalog snapshot in %s", folder.root, exc_info=True)
+        return False
 
 
 def _restored(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> int | None:

@@ -2,9 +2,9 @@
 file. Every worker of the machine maps the arrays read-only (``np.load(mmap_mode="r")``), so their pages are in
 memory once, and starts from them instead of reading and decoding every fence and offer from SQL.
 
-A snapshot is written to a temporary folder and renamed into place: a reader sees all of one or nothing. One
-writer at a time (a lock file); the newest two are kept. Arrays are read without pickle: a file here is data,
-never code.
+A snapshot is written to a temporary folder and renamed into a folder of its own: a reader sees all of one or
+nothing. One writer at a time per machine (a lock file); the newest two are kept. Arrays are read without
+pickle: a file here is data, never code.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import fcntl
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,41 +48,51 @@ class SnapshotFolder:
     def newest(self, res: int, at_most: int) -> Snapshot | None:
         """The newest whole snapshot at ``res`` of a change-log position this database has reached (a snapshot
         ahead of the log is of another database, or of one restored from a backup: never used)."""
-        for seq, folder in sorted(self._folders(res), reverse=True):
+        for seq, _, folder in sorted(self._folders(res), reverse=True):
             if seq <= at_most:
                 return self._read(folder, seq, res)
         return None
 
-    def write(self, seq: int, res: int, arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any]) -> bool:
-        """Store a snapshot; False when another process is writing one now (this one is then not needed)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._writing() as alone:
-            if not alone:
-                return False
-            for left in self.root.glob(".writing-*"):  # by a writer that died: nobody else writes now
-                shutil.rmtree(left, ignore_errors=True)
-            temporary = Path(tempfile.mkdtemp(prefix=".writing-", dir=self.root))
-            try:
-                for name, array in arrays.items():
-                    np.save(temporary / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-                (temporary / _META).write_bytes(orjson.dumps({"format": FORMAT, "seq": seq, "res": res, **meta}))
-                final = self.root / f"{seq:012d}-{res}"
-                if final.exists():
-                    shutil.rmtree(final)
-                temporary.rename(final)
-            finally:
-                shutil.rmtree(temporary, ignore_errors=True)
-            for _, old in sorted(self._folders(res), reverse=True)[_KEEP:]:
-                shutil.rmtree(old, ignore_errors=True)
-        return True
+    def write(self, seq: int, res: int, arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any]) -> None:
+        """Store a snapshot (the caller holds ``writing``). Each goes to a folder of its own, never written again:
+        a reader of an older one that is pruned meanwhile fails to read it, it never reads two mixed."""
+        for left in self.root.glob(".writing-*"):  # by a writer that died: nobody else writes now
+            shutil.rmtree(left, ignore_errors=True)
+        temporary = Path(tempfile.mkdtemp(prefix=".writing-", dir=self.root))
+        try:
+            for name, array in arrays.items():
+                np.save(temporary / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+            (temporary / _META).write_bytes(orjson.dumps({"format": FORMAT, "seq": seq, "res": res, **meta}))
+            temporary.rename(self.root / f"{seq:012d}-{res}-{time.time_ns()}")
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+        for *_, old in sorted(self._folders(res), reverse=True)[_KEEP:]:
+            shutil.rmtree(old, ignore_errors=True)
 
-    def _folders(self, res: int) -> Iterator[tuple[int, Path]]:
+    @contextmanager
+    def writing(self, wait: bool) -> Iterator[bool]:
+        """Hold the machine's one right to write snapshots (``wait``: until it is free); yields whether held.
+        The lock is the kernel's: a process that dies lets it go."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a+b") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _folders(self, res: int) -> Iterator[tuple[int, int, Path]]:
+        """(seq, when written, folder) of every whole snapshot at ``res``."""
         if not self.root.is_dir():
             return
         for folder in self.root.iterdir():
-            seq, _, at = folder.name.partition("-")
-            if seq.isdigit() and at == str(res) and (folder / _META).is_file():
-                yield int(seq), folder
+            seq, at, written = [*folder.name.split("-"), "", ""][:3]
+            if seq.isdigit() and at == str(res) and written.isdigit() and (folder / _META).is_file():
+                yield int(seq), int(written), folder
 
     @staticmethod
     def _read(folder: Path, seq: int, res: int) -> Snapshot | None:
@@ -92,16 +103,3 @@ class SnapshotFolder:
         # plain views of the mapped files: numpy's memmap class costs microseconds on every slice
         arrays = {p.stem: np.load(p, mmap_mode="r", allow_pickle=False).view(np.ndarray) for p in folder.glob("*.npy")}
         return Snapshot(seq, res, arrays, meta)
-
-    @contextmanager
-    def _writing(self) -> Iterator[bool]:
-        with (self.root / ".lock").open("a+b") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
