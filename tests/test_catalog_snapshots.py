@@ -23,6 +23,7 @@ from geotarget.serving import search
 from geotarget.serving.matcher import MatchRequest
 from geotarget.serving.types import Attributes
 from geotarget.store.catalog_files import SnapshotFolder
+from geotarget.store.repository import EVERYONE
 from tests.fixtures import ALFAMA_CAFE, CHIADO_KIOSK
 
 LISBON = LatLng(38.7110, -9.1350)
@@ -232,3 +233,13 @@ def test_a_snapshot_written_by_another_version_of_the_offer_model_is_never_used(
     newest = SnapshotFolder(folder).newest(fresh.index.res, fresh.seq)
     assert newest is not None and newest.meta["offer_schema"] == "another version"
     assert served(fresh) == served(loaded_from_sql(runtime))
+
+
+def test_a_worker_catching_up_on_a_huge_bulk_reads_it_in_chunks(chain):
+    """A worker starting behind a bulk of 100,000s of offers asks SQL for all of them by id: more than PostgreSQL
+    takes as parameters of one statement (65,535; SQLite's limit depends on how it was built)."""
+    runtime, merchant = chain
+    ids = [o.id for o in runtime.repository.offers(merchant)]
+    unknown = [f"off_gone{i}" for i in range(70_000)]
+    asked = [*unknown[:35_000], *reversed(ids), *unknown[35_000:]]
+    assert [o.id for o in runtime.repository.offers(EVERYONE, asked)] == ids  # oldest first, as always
