@@ -115,7 +115,7 @@ class FenceIndex:
         self.res = res
         self.near_levels = tuple(range(res, max(res - _NEAR_LEVELS, 0), -1))
         self._shapes: MutableMapping[str, Shape] = {}
-        self._bounds: dict[str, tuple[float, float, float, float]] = {}
+        self._bounds: MutableMapping[str, tuple[float, float, float, float]] = {}
         self._covers: MutableMapping[str, Cover] = {}
         self._interior: dict[Cell, tuple[str, ...]] = {}
         self._boundary: dict[Cell, tuple[str, ...]] = {}
@@ -193,7 +193,7 @@ class FenceIndex:
         self,
         flat: CoverCells,
         covers: MutableMapping[str, Cover],
-        bounds: dict[str, tuple[float, float, float, float]],
+        bounds: MutableMapping[str, tuple[float, float, float, float]],
         shapes: MutableMapping[str, Shape],
     ) -> None:
         """Swap in fences whose cells, covers and boxes are known; ``covers`` and ``shapes`` may make each one on

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from geofences.names import Names
 from geotarget.catalog.lazy import LazyMap, Rows, later
+
+
+def _names(ids: list[str]) -> Names:
+    return Names(*Names.arrays(ids))
 
 
 def test_an_item_is_made_once_and_then_kept():
     made: list[int] = []
-    items = LazyMap(["a", "b", "c"], lambda n: made.append(n) or f"item {n}")
+    items = LazyMap(_names(["a", "b", "c"]), lambda n: made.append(n) or f"item {n}")
     assert items["b"] == items.get("b") == "item 1"
     assert made == [1]
     assert "c" in items and "z" not in items and items.get("z") is None
@@ -15,7 +23,7 @@ def test_an_item_is_made_once_and_then_kept():
 
 
 def test_writes_replace_and_remove_stored_items():
-    items = LazyMap(["a", "b", "c"], lambda n: f"item {n}")
+    items = LazyMap(_names(["a", "b", "c"]), lambda n: f"item {n}")
     items["a"] = "new a"
     items["d"] = "new d"
     del items["b"]
@@ -26,7 +34,7 @@ def test_writes_replace_and_remove_stored_items():
 def test_a_write_while_a_reader_decodes_the_stored_item_wins():
     """A request thread decoding an offer's snapshot form while a write replaces that offer must not put the old
     form back over the new one (the catalog would then keep serving the old offer to its loops and explainer)."""
-    items: LazyMap[str] = LazyMap(["offer"], lambda n: "old")
+    items: LazyMap[str] = LazyMap(_names(["offer"]), lambda n: "old")
 
     def decode_while_a_write_lands(n: int) -> str:
         items["offer"] = "new"  # the writer, between the reader's look and its keeping what it decoded
@@ -38,14 +46,14 @@ def test_a_write_while_a_reader_decodes_the_stored_item_wins():
 
 
 def test_among_finds_the_marked_stored_items_and_every_one_touched_since():
-    items = LazyMap(["a", "b", "c", "d"], lambda n: f"item {n}")
+    items = LazyMap(_names(["a", "b", "c", "d"]), lambda n: f"item {n}")
     items["a"] = "new a"
     assert items.get("c") == "item 2"
     assert sorted(items.among([1, 0])) == ["item 1", "item 2", "new a"]
 
 
 def test_later_decodes_what_the_map_held_when_taken():
-    items = LazyMap(["a", "b"], lambda n: f"item {n}")
+    items = LazyMap(_names(["a", "b"]), lambda n: f"item {n}")
     taken = later(items)
     items["a"] = "new a"
     del items["b"]
@@ -57,3 +65,22 @@ def test_rows_decode_stored_rows_and_keep_added_ones():
     rows.append(99)
     assert len(rows) == 4 and rows[1] == 10 and rows[3] == 99
     assert rows[1:] == [10, 20, 99] and list(rows) == [0, 10, 20, 99]
+
+
+def test_a_map_that_does_not_keep_decodes_each_read_and_still_takes_writes():
+    made: list[int] = []
+    items = LazyMap(_names(["a", "b"]), lambda n: made.append(n) or f"item {n}", keep=False)
+    assert items["a"] == items["a"] == "item 0" and made == [0, 0]
+    items["a"] = "new a"
+    del items["b"]
+    assert dict(items) == {"a": "new a"} and len(items) == 1
+
+
+@given(st.lists(st.text(min_size=1, max_size=12).filter(lambda t: "\0" not in t), unique=True, max_size=40))
+def test_stored_names_are_found_by_their_number_and_nothing_else(ids: list[str]) -> None:
+    names = _names(ids)
+    assert [names.name(n) for n in range(len(ids))] == ids
+    assert all(names.stored_number(i) == n for n, i in enumerate(ids))
+    assert names.stored_number("not one of them" * 3) is None
+    added = names.append("later")
+    assert names.number("later") == added == len(ids) and names.name(added) == "later"

@@ -47,7 +47,11 @@ def _fresh(runtime: Runtime) -> Catalog:
 
 
 def _reaches(catalog: Catalog) -> dict[str, dict[float, tuple[int, ...]]]:
-    return {f: {m: tuple(cells.tolist()) for m, cells in r.items()} for f, r in catalog._builder._reaches.items() if r}
+    return {
+        f: {m: tuple(cells.tolist()) for m, cells in r.items()}
+        for f, r in catalog._builder.reach_covers().later()().items()
+        if r
+    }
 
 
 def _rows(runtime: Runtime, table: type[models.Base]) -> int:

@@ -1,16 +1,18 @@
 """A catalog as a snapshot (``store.catalog_files``): fences, offers, reach covers and the served pairs as arrays,
 and back again without decoding or covering anything.
 
-Fences are numbered in the snapshot; a fence's shape is kept as WKB (polygons) or centre and radius (circles)
-and made on first use; its cover is its cells in one array. Offers are kept as their JSON, decoded on first use,
-with the few fields that say where they are and which loops want them as columns. The pairs are the view's
-live rows, renumbered, with their two cell tables packed.
+Fences and offers are numbered in the snapshot, their ids kept as ``Names``. A fence's shape is kept as WKB
+(polygons) or centre and radius (circles) and made on first use; its cover is its cells in one array; its
+merchant, zone, version, name and tags are columns. Offers are kept as their JSON, decoded on first use, with
+the few fields that say where they are and which loops want them as columns. The pairs are the view's live
+rows, renumbered, with their two cell tables packed and grouped by offer and by fence. Merchants, zones and tag
+sets are few: they are numbered in the JSON beside the arrays.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -23,11 +25,22 @@ import shapely
 from geofences import CircleShape, LatLng, Shape
 from geofences.celltable import CellTable
 from geofences.index import Cover, CoverCells, FenceIndex
+from geofences.names import Names
 from geofences.shapes import PolygonShape
+from geotarget.catalog import flat
 from geotarget.catalog.lazy import LazyMap, Rows, later
 from geotarget.catalog.model import Fence, Offer
-from geotarget.catalog.offer_fences import FencePlacing, Placement
-from geotarget.catalog.view import BOUNDARY, INTERIOR, KINDS, StoredPairs, ViewBuilder
+from geotarget.catalog.offer_fences import FencePlacing, Placement, StoredPlacing
+from geotarget.catalog.view import (
+    BOUNDARY,
+    INTERIOR,
+    KINDS,
+    Reaches,
+    StoredGroups,
+    StoredPairs,
+    StoredReaches,
+    ViewBuilder,
+)  # fmt: skip
 from geotarget.serving.schedule import Schedule, parse_schedule, schedule_to_json
 from geotarget.store.covers import CellArray
 from geotarget.store.records import offer_from_json
@@ -55,13 +68,13 @@ class Thawed:
 
     cells: CoverCells
     covers: LazyMap[Cover]
-    bounds: dict[str, tuple[float, float, float, float]]
+    bounds: LazyMap[tuple[float, float, float, float]]
     shapes: LazyMap[Shape]
-    meta: dict[str, FenceMeta]
+    meta: LazyMap[FenceMeta]
+    timezones: LazyMap[str]
     audience_fences: frozenset[str]
-    fences: list[FencePlacing]
+    placing: StoredPlacing
     offers: LazyMap[Offer]
-    placements: list[Placement]
     marked: dict[str, list[int]]  # "paced", "optimized": offer numbers the loops look at
     farthest_m: float
     pairs: StoredPairs
@@ -83,7 +96,7 @@ class Captured:
     bounds: npt.NDArray[np.float64]
     schedules: list[int]
     schedule_of: tuple[tuple[Schedule, str], ...]
-    reach_covers: dict[str, dict[float, CellArray]]
+    reach_covers: Callable[[], Mapping[str, Mapping[float, CellArray]]]
 
 
 def capture(
@@ -109,7 +122,7 @@ def capture(
         bounds=bounds[rows].reshape(-1, 4),
         schedules=[schedules[r] for r in rows.tolist()],
         schedule_of=builder.schedule_of,
-        reach_covers={f: dict(by_m) for f, by_m in builder.reach_covers().items()},
+        reach_covers=builder.reach_covers().later(),
     )
 
 
@@ -121,38 +134,58 @@ def freeze(state: Captured) -> tuple[Arrays, dict[str, Any]]:
     all_shapes, all_covers = state.shapes(), state.covers()
     shapes = [all_shapes[f] for f in ids]
     covers = [all_covers[f] for f in ids]
+    offers = list(state.offers().values())
+    placements = [Placement.of(o) for o in offers]
+    merchants = flat.interned([f.merchant_id for f in fences] + [p.merchant_id for p in placements])
+    zones = flat.interned(meta[f].timezone for f in ids)
+    tag_sets = flat.interned([(), *(f.tags for f in fences), *(p.geofence_tags for p in placements)])
     arrays: Arrays = {}
+    arrays["fence_id"], arrays["fence_id_ordered"], arrays["fence_id_order"] = Names.arrays(ids)
+    arrays["fence_merchant"] = np.array([merchants[f.merchant_id] for f in fences], dtype=np.int64)
+    arrays["fence_zone"] = np.array([zones[meta[f].timezone] for f in ids], dtype=np.int64)
+    arrays["fence_version"] = np.array([meta[f].version for f in ids], dtype=np.int64)
+    arrays["fence_name"], arrays["fence_name_at"] = flat.blob(meta[f].name.encode() for f in ids)
+    arrays["fence_tags"] = np.array([tag_sets[f.tags] for f in fences], dtype=np.int64)
+    arrays["fence_audience"] = np.array([f.audience_only for f in fences], dtype=bool)
     arrays["fence_circle"] = np.array([isinstance(s, CircleShape) for s in shapes], dtype=bool)
     arrays["fence_circle_at"] = np.array(
         [(s.center.lat, s.center.lon, s.radius_m) if isinstance(s, CircleShape) else (0, 0, 0) for s in shapes]
     ).reshape(-1, 3)
     wkb = [b"" if isinstance(s, CircleShape) else shapely.to_wkb(s.geometry) for s in shapes]
-    arrays["fence_wkb"], arrays["fence_wkb_at"] = _blob(wkb)
+    arrays["fence_wkb"], arrays["fence_wkb_at"] = flat.blob(wkb)
     arrays["fence_bounds"] = np.array([s.bounds for s in shapes], dtype=np.float64).reshape(-1, 4)
     for part in ("interior", "boundary"):
-        arrays[f"fence_{part}"], arrays[f"fence_{part}_at"] = _cells([getattr(c, part) for c in covers])
-    offers = list(state.offers().values())
+        arrays[f"fence_{part}"], arrays[f"fence_{part}_at"] = flat.cells([getattr(c, part) for c in covers])
     offer_no = {o.id: n for n, o in enumerate(offers)}
-    arrays["offer_json"], arrays["offer_json_at"] = _blob(
-        [o.model_dump_json(by_alias=True, exclude_defaults=True).encode() for o in offers]
+    arrays["offer_id"], arrays["offer_id_ordered"], arrays["offer_id_order"] = Names.arrays(list(offer_no))
+    arrays["offer_json"], arrays["offer_json_at"] = flat.blob(
+        o.model_dump_json(by_alias=True, exclude_defaults=True).encode() for o in offers
     )
     arrays["offer_nearby_m"] = np.array([o.nearby_m for o in offers], dtype=np.float64)
+    arrays["offer_merchant"] = np.array([merchants[p.merchant_id] for p in placements], dtype=np.int64)
+    arrays["offer_tags"] = np.array([tag_sets[p.geofence_tags] for p in placements], dtype=np.int64)
+    arrays["offer_all"] = np.array([p.all_geofences for p in placements], dtype=bool)
+    arrays["offer_triggered"] = np.array([p.triggered for p in placements], dtype=bool)
+    named = [[fence_no[f] for f in p.geofence_ids if f in fence_no] for p in placements]
+    arrays["offer_fences"], arrays["offer_fences_at"] = flat.groups(named)
+    naming = flat.owners(arrays["offer_fences_at"])
+    arrays["fence_offers"], arrays["fence_offers_at"] = flat.grouped_by(naming, arrays["offer_fences"], len(ids))
     marked = {
         "paced": [n for n, o in enumerate(offers) if o.pacing != "asap" and (o.daily_budget or o.goal)],
         "optimized": [n for n, o in enumerate(offers) if o.rotation == "optimized" and o.variants],
     }
-    reach_keys = [(f, m) for f, by_m in state.reach_covers.items() if f in fence_no for m in by_m]
-    reach_no = {key: n for n, key in enumerate(reach_keys)}
-    arrays["reach_fence"] = np.array([fence_no[f] for f, _ in reach_keys], dtype=np.int64)
+    reach_covers = state.reach_covers()
+    reach_keys = sorted((fence_no[f], m) for f, by_m in reach_covers.items() if f in fence_no for m in by_m)
+    reach_no = {(ids[f], m): n for n, (f, m) in enumerate(reach_keys)}
+    reach_fence = np.array([f for f, _ in reach_keys], dtype=np.int64)
+    arrays["reach_fence_at"] = np.searchsorted(reach_fence, np.arange(len(ids) + 1)).astype(np.int64)
     arrays["reach_m"] = np.array([m for _, m in reach_keys], dtype=np.float64)
-    arrays["reach_cells"], arrays["reach_cells_at"] = _cells([state.reach_covers[f][m] for f, m in reach_keys])
+    arrays["reach_cells"], arrays["reach_cells_at"] = flat.cells([reach_covers[ids[f]][m] for f, m in reach_keys])
     arrays.update(_pairs(state, offer_no, fence_no, reach_no, arrays))
     meta_json = {
-        "fences": [
-            (f.id, f.merchant_id, meta[f.id].name, meta[f.id].timezone, meta[f.id].version, f.tags, f.audience_only)
-            for f in fences
-        ],
-        "offers": [tuple(Placement.of(o)) for o in offers],
+        "merchants": list(merchants),
+        "zones": list(zones),
+        "tag_sets": list(tag_sets),
         "marked": marked,
         "schedules": [(schedule_to_json(s), zone) for s, zone in state.schedule_of],
         "offer_schema": offer_schema(),
@@ -174,15 +207,16 @@ def _pairs(
     pair_no = np.arange(len(live), dtype=np.int64)
     member_keys, member_entries = [], []
     for part, kind in (("interior", INTERIOR), ("boundary", BOUNDARY)):
-        cells, owners = _gather(arrays[f"fence_{part}"], arrays[f"fence_{part}_at"], pair_fence)
+        cells, owners = flat.gather(arrays[f"fence_{part}"], arrays[f"fence_{part}_at"], pair_fence)
         member_keys.append(cells)
         member_entries.append(pair_no[owners] * KINDS + kind)
     reached = pair_reach >= 0
-    cells, owners = _gather(arrays["reach_cells"], arrays["reach_cells_at"], pair_reach[reached])
+    cells, owners = flat.gather(arrays["reach_cells"], arrays["reach_cells_at"], pair_reach[reached])
     members = CellTable.from_pairs(np.concatenate(member_keys), np.concatenate(member_entries))
     reaches = CellTable.from_pairs(cells, pair_no[reached][owners])
+    pair_offer = np.array([offer_no[o] for _, o, _ in live], dtype=np.int64)
     out: Arrays = {
-        "pair_offer": np.array([offer_no[o] for _, o, _ in live], dtype=np.int64),
+        "pair_offer": pair_offer,
         "pair_fence": pair_fence,
         "pair_nearby_m": state.nearby_m,
         "pair_static": state.static,
@@ -191,49 +225,55 @@ def _pairs(
     }
     for name, table in (("members", members), ("reaches", reaches)):
         out[f"{name}_keys"], out[f"{name}_starts"], out[f"{name}_entries"] = table.packed_arrays()
+    out["offer_pairs"], out["offer_pairs_at"] = flat.grouped_by(pair_no, pair_offer, len(offer_no))
+    out["fence_pairs"], out["fence_pairs_at"] = flat.grouped_by(pair_no, pair_fence, len(fence_no))
     return out
 
 
 def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int) -> Thawed:
-    """The catalog's parts from a snapshot; shapes and offers are decoded when first used. A snapshot whose offers
-    were written by another version of the offer model is refused here: its JSON might no longer decode, and
-    that would only show when a request first touched one."""
+    """The catalog's parts from a snapshot; nothing is decoded here, and nothing is made per fence or offer but
+    the bits that say which were changed since. A snapshot whose offers were written by another version of the
+    offer model is refused: its JSON might no longer decode, and that would only show when a request first
+    touched one."""
     if meta.get("offer_schema") != offer_schema():
         raise ValueError("its offers were written by another version of geotarget")
-    fence_rows = meta["fences"]
-    ids: list[str] = [row[0] for row in fence_rows]
-    bounds = dict(zip(ids, map(tuple, arrays["fence_bounds"].tolist()), strict=True))
+    fences = Names(arrays["fence_id"], arrays["fence_id_ordered"], arrays["fence_id_order"])
+    offers = Names(arrays["offer_id"], arrays["offer_id_ordered"], arrays["offer_id_order"])
+    merchants, zones = tuple(meta["merchants"]), tuple(meta["zones"])
+    tag_sets = tuple(tuple(tags) for tags in meta["tag_sets"])
     interior, interior_at = arrays["fence_interior"], arrays["fence_interior_at"]
     boundary, boundary_at = arrays["fence_boundary"], arrays["fence_boundary_at"]
-    cells = CoverCells(ids, interior, _owners(interior_at), boundary, _owners(boundary_at))
+    ids = fences.names(np.arange(fences.stored))
+    cells = CoverCells(ids, interior, flat.owners(interior_at), boundary, flat.owners(boundary_at))
+    fence_bounds, merchant, zone, version = (
+        arrays["fence_bounds"], arrays["fence_merchant"], arrays["fence_zone"], arrays["fence_version"],
+    )  # fmt: skip
+    name, name_at = arrays["fence_name"], arrays["fence_name_at"]
 
     def cover(n: int) -> Cover:
         inside = interior[int(interior_at[n]) : int(interior_at[n + 1])].tolist()
         return Cover(res, tuple(inside), tuple(boundary[int(boundary_at[n]) : int(boundary_at[n + 1])].tolist()))
 
+    def fence_meta(n: int) -> FenceMeta:
+        named = name[int(name_at[n]) : int(name_at[n + 1])].tobytes().decode()
+        return FenceMeta(merchants[merchant[n]], named, zones[zone[n]], int(version[n]))
+
     shape = _shapes(arrays)
-    shapes = LazyMap(ids, shape)
-    fence_meta = {row[0]: FenceMeta(row[1], row[2], row[3], row[4]) for row in fence_rows}
-    fences = [FencePlacing(row[0], row[1], tuple(row[5]), row[6]) for row in fence_rows]
-    placements = [Placement(p[0], p[1], tuple(p[2]), tuple(p[3]), p[4], p[5]) for p in meta["offers"]]
-    offer_ids = [p.id for p in placements]
     offer = _offers(arrays)
-    reach_cells, reach_at = arrays["reach_cells"], arrays["reach_cells_at"].tolist()
-    reach_covers: dict[str, dict[float, CellArray]] = {}
-    for n, (f, m) in enumerate(zip(arrays["reach_fence"].tolist(), arrays["reach_m"].tolist(), strict=True)):
-        reach_covers.setdefault(ids[f], {})[m] = reach_cells[reach_at[n] : reach_at[n + 1]]
-    pair_offer, pair_fence = arrays["pair_offer"].tolist(), arrays["pair_fence"].tolist()
-    row_offer_ids = [offer_ids[n] for n in pair_offer]
-    row_fence_ids = [ids[n] for n in pair_fence]
-    zones = [row[3] for row in fence_rows]
-    schedules = arrays["pair_schedule"]
+    placing = StoredPlacing(
+        fences, arrays["fence_merchant"], arrays["fence_tags"], arrays["fence_audience"],
+        arrays["fence_offers"], arrays["fence_offers_at"],
+        offers, arrays["offer_merchant"], arrays["offer_tags"], arrays["offer_all"], arrays["offer_triggered"],
+        arrays["offer_fences"], arrays["offer_fences_at"], merchants, tag_sets,
+    )  # fmt: skip
+    pair_offer, pair_fence, schedules = arrays["pair_offer"], arrays["pair_fence"], arrays["pair_schedule"]
     count = len(pair_offer)
     pairs = StoredPairs(
-        offers=Rows(lambda r: offer(pair_offer[r]), count, keep=False),
-        offer_ids=Rows(row_offer_ids.__getitem__, count, keep=False),
-        fence_ids=Rows(row_fence_ids.__getitem__, count, keep=False),
-        shapes=Rows(lambda r: shape(pair_fence[r]), count, keep=False),
-        zones=Rows(lambda r: zones[pair_fence[r]], count, keep=False),
+        offers=Rows(lambda r: offer(int(pair_offer[r])), count, keep=False),
+        offer_ids=Rows(lambda r: offers.name(int(pair_offer[r])), count, keep=False),
+        fence_ids=Rows(lambda r: fences.name(int(pair_fence[r])), count, keep=False),
+        shapes=Rows(lambda r: shape(int(pair_fence[r])), count, keep=False),
+        zones=Rows(lambda r: zones[zone[pair_fence[r]]], count, keep=False),
         schedules=Rows(lambda r: int(schedules[r]), count, keep=False),
         nearby_m=arrays["pair_nearby_m"],
         static=arrays["pair_static"],
@@ -242,18 +282,24 @@ def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int)
         members=CellTable.stored(arrays["members_keys"], arrays["members_starts"], arrays["members_entries"]),
         reaches=CellTable.stored(arrays["reaches_keys"], arrays["reaches_starts"], arrays["reaches_entries"]),
         schedule_of=tuple((_schedule(raw), zone) for raw, zone in meta["schedules"]),
-        reach_covers=reach_covers,
-    )
+        reach_covers=Reaches(
+            StoredReaches(fences, arrays["reach_fence_at"], arrays["reach_m"], arrays["reach_cells"],
+                          arrays["reach_cells_at"])
+        ),
+        by_offer=StoredGroups(offers, arrays["offer_pairs"], arrays["offer_pairs_at"]),
+        by_fence=StoredGroups(fences, arrays["fence_pairs"], arrays["fence_pairs_at"]),
+    )  # fmt: skip
+    audience = np.flatnonzero(arrays["fence_audience"])
     return Thawed(
         cells=cells,
-        covers=LazyMap(ids, cover),
-        bounds=bounds,
-        shapes=shapes,
-        meta=fence_meta,
-        audience_fences=frozenset(f.id for f in fences if f.audience_only),
-        fences=fences,
-        offers=LazyMap(offer_ids, offer),
-        placements=placements,
+        covers=LazyMap(fences, cover),
+        bounds=LazyMap(fences, lambda n: tuple(fence_bounds[n].tolist()), keep=False),
+        shapes=LazyMap(fences, shape),
+        meta=LazyMap(fences, fence_meta, keep=False),
+        timezones=LazyMap(fences, lambda n: zones[zone[n]], keep=False),
+        audience_fences=frozenset(fences.names(audience)),
+        placing=placing,
+        offers=LazyMap(offers, offer),
         marked={k: list(v) for k, v in meta["marked"].items()},
         farthest_m=float(arrays["offer_nearby_m"].max(initial=0.0)),
         pairs=pairs,
@@ -306,34 +352,3 @@ def _offers(arrays: Mapping[str, npt.NDArray[Any]]) -> Callable[[int], Offer]:
         return found
 
     return offer
-
-
-def _blob(parts: Iterable[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """Byte strings as one array and their starts (one more than there are strings)."""
-    chunks = list(parts)
-    at = np.zeros(len(chunks) + 1, dtype=np.int64)
-    np.cumsum([len(c) for c in chunks], out=at[1:])
-    return np.frombuffer(b"".join(chunks), dtype=np.uint8), at
-
-
-def _cells(groups: Sequence[Iterable[int]]) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
-    arrays = [np.asarray(list(g) if not isinstance(g, np.ndarray) else g, dtype=np.uint64) for g in groups]
-    at = np.zeros(len(arrays) + 1, dtype=np.int64)
-    np.cumsum([len(a) for a in arrays], out=at[1:])
-    flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint64)
-    return flat, at
-
-
-def _owners(at: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """For each item of groups laid end to end (``at``: where each starts), the number of its group."""
-    return np.repeat(np.arange(len(at) - 1, dtype=np.int64), np.diff(at))
-
-
-def _gather(
-    flat: npt.NDArray[np.uint64], at: npt.NDArray[np.int64], groups: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
-    """The cells of each of ``groups`` (repeats allowed), and the position in ``groups`` each came from."""
-    starts, sizes = at[groups], at[groups + 1] - at[groups]
-    owners = np.repeat(np.arange(len(groups), dtype=np.int64), sizes)
-    offsets = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    return flat[np.repeat(starts, sizes) + offsets], owners

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Generic, TypeVar, overload
 
+from geofences.names import Names
+
 T = TypeVar("T")
 K = TypeVar("K")
 
@@ -55,24 +57,34 @@ class Rows(Generic[T]):
 
 
 class LazyMap(MutableMapping[str, T]):
-    """A mapping whose stored entries (``keys[number]``) are decoded by ``decode(number)`` when first read."""
+    """A mapping whose stored entries (numbered by ``names``) are decoded by ``decode(number)`` when first read.
 
-    def __init__(self, keys: list[str], decode: Callable[[int], T]) -> None:
-        self._keys, self._decode = keys, decode
-        self._stored = {k: n for n, k in enumerate(keys)}  # not decoded, replaced or removed yet
+    ``keep``: remember what was decoded (off where decoding is cheaper than the memory: a row of columns)."""
+
+    def __init__(self, names: Names, decode: Callable[[int], T], keep: bool = True) -> None:
+        self._names, self._decode, self._keep = names, decode, keep
+        self._count = names.stored
+        self._gone: set[int] = set()  # stored numbers decoded (and kept), replaced or removed
         self._known: dict[str, T] = {}  # decoded, or set since
         self._moving = threading.Lock()  # a decoded item never lands over one a writer set meanwhile
+
+    def _stored(self, key: str) -> int | None:
+        number = self._names.stored_number(key)
+        return None if number is None or number in self._gone else number
 
     def get(self, key: str, default: Any = None) -> Any:
         item = self._known.get(key)
         if item is not None:
             return item
-        number = self._stored.get(key)
+        number = self._stored(key)
         if number is None:
             return default
         decoded = self._decode(number)
+        if not self._keep:
+            return decoded
         with self._moving:
-            if self._stored.pop(key, None) is not None:
+            if number not in self._gone:
+                self._gone.add(number)
                 self._known[key] = decoded
         return self._known.get(key, default)
 
@@ -83,27 +95,31 @@ class LazyMap(MutableMapping[str, T]):
         return item
 
     def __contains__(self, key: object) -> bool:
-        return key in self._known or key in self._stored
+        return key in self._known or (isinstance(key, str) and self._stored(key) is not None)
 
     def __setitem__(self, key: str, value: T) -> None:
         with self._moving:
             self._known[key] = value
-            self._stored.pop(key, None)
+            if (number := self._names.stored_number(key)) is not None:
+                self._gone.add(number)
 
     def __delitem__(self, key: str) -> None:
         with self._moving:
             found = self._known.pop(key, None) is not None
-            if self._stored.pop(key, None) is None and not found:
+            number = self._stored(key)
+            if number is not None:
+                self._gone.add(number)
+            elif not found:
                 raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
         with self._moving:  # reading an item moves it from one to the other
-            stored, known = list(self._stored), list(self._known)
-        yield from stored
+            gone, known = set(self._gone), list(self._known)
+        yield from (self._names.name(n) for n in range(self._count) if n not in gone)
         yield from known
 
     def __len__(self) -> int:
-        return len(self._stored) + len(self._known)
+        return self._count - len(self._gone) + len(self._known)
 
     def known(self) -> list[T]:
         """The items decoded or set since the snapshot."""
@@ -113,7 +129,7 @@ class LazyMap(MutableMapping[str, T]):
         """The items numbered ``numbers`` in the snapshot (as they are now, where still here), and every item
         decoded or set since: a search for items with a property the snapshot marked looks no further."""
         known = list(self._known.values())
-        return known + [self[k] for n in numbers if (k := self._keys[n]) in self._stored]
+        return known + [self[self._names.name(n)] for n in numbers if n not in self._gone]
 
 
 def later(mapping: Mapping[str, T]) -> Callable[[], Mapping[str, T]]:
@@ -123,5 +139,6 @@ def later(mapping: Mapping[str, T]) -> Callable[[], Mapping[str, T]]:
         copy = dict(mapping)
         return lambda: copy
     with mapping._moving:
-        stored, known, decode = list(mapping._stored.items()), dict(mapping._known), mapping._decode
-    return lambda: {k: decode(n) for k, n in stored} | known
+        gone, known, decode = set(mapping._gone), dict(mapping._known), mapping._decode
+    names, count = mapping._names, mapping._count
+    return lambda: {names.name(n): decode(n) for n in range(count) if n not in gone} | known

@@ -43,14 +43,14 @@ log = logging.getLogger(__name__)
 class Catalog:
     def __init__(self, res: int) -> None:
         self.index = FenceIndex(res)
-        self._meta: dict[str, FenceMeta] = {}
+        self._meta: MutableMapping[str, FenceMeta] = {}  # LazyMaps when started from a snapshot (also timezones)
         self._offers: MutableMapping[str, Offer] = {}  # a LazyMap when started from a snapshot
         self._placing = OfferFences()  # which offers are on which fences (by id, by tag, or all of them)
         self._marked: dict[str, list[int]] = {}  # a snapshot's offers that the pacing and rotation loops want
         self._farthest_stored = 0.0  # the largest nearby_m of a snapshot's offers
         self.triggered: dict[str, tuple[Offer, ...]] = {}  # fence id -> offers with a trigger (tuples: never mutated)
         self.dwell_thresholds: dict[str, tuple[int, ...]] = {}  # fence id -> dwell times, where not just the default
-        self.timezones: dict[str, str] = {}  # fence id -> IANA zone, for schedules
+        self.timezones: MutableMapping[str, str] = {}  # fence id -> IANA zone, for schedules
         self.merchant_caps: dict[str, int] = {}  # merchant id -> impressions per device per day, where set
         # replaced whole on change, so a request reads one state: audience id -> its live generation (only
         # audiences with published members), and the fences drawn only to feed audiences
@@ -260,14 +260,9 @@ class Catalog:
         with self.writing(LARGE_CHANGE):
             t = thawed
             self.index.restore(t.cells, t.covers, t.bounds, t.shapes)
-            self._meta, self.audience_fences = t.meta, t.audience_fences
-            self.timezones = {f: m.timezone for f, m in t.meta.items()}
+            self._meta, self.timezones, self.audience_fences = t.meta, t.timezones, t.audience_fences
             self._offers, self._marked, self._farthest_stored = t.offers, t.marked, t.farthest_m
-            self._placing = placing = OfferFences()
-            for fence in t.fences:
-                placing.put_fence(fence)
-            for placement in t.placements:
-                placing.put_offer(placement)
+            self._placing = placing = OfferFences(t.placing)
             self.triggered, self.dwell_thresholds = {}, {}
             self._index_triggers(placing.fences_with_offers(triggered=True))
             self._builder.restore(t.pairs)

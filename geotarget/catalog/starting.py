@@ -87,7 +87,7 @@ def _restored(catalog: Catalog, repository: Repository, folder: SnapshotFolder) 
         snapshot = folder.newest(catalog.index.res, latest)
         if snapshot is None or snapshot.meta.get("mark") != repository.change_mark(snapshot.seq):
             return None
-        kept = len(snapshot.meta["fences"]) + len(snapshot.meta["offers"])
+        kept = len(snapshot.arrays["fence_id"]) + len(snapshot.arrays["offer_id"])
         if latest - snapshot.seq > max(COMPACT_AFTER, kept // 2):
             return None  # much of it changed since: reading it all from SQL costs less than the change log
         catalog.restore(thaw(snapshot.arrays, snapshot.meta, snapshot.res), snapshot.seq, repository)

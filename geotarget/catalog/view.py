@@ -29,6 +29,7 @@ from geofences import Shape
 from geofences.cells import Cell
 from geofences.celltable import CellTable
 from geofences.index import Cover
+from geofences.names import Names
 from geofences.reach import reach_cover
 from geotarget.catalog.lazy import Rows
 from geotarget.catalog.model import Offer
@@ -91,6 +92,78 @@ class _Columns:
 
 
 @dataclass(frozen=True)
+class StoredGroups:
+    """A snapshot's rows grouped by the number of their offer (or fence): ``rows[at[n]:at[n + 1]]``."""
+
+    names: Names
+    rows: npt.NDArray[np.int64]
+    at: npt.NDArray[np.int64]
+
+    def of(self, key: str) -> list[int]:
+        n = self.names.stored_number(key)
+        return [] if n is None else self.rows[self.at[n] : self.at[n + 1]].tolist()
+
+
+@dataclass(frozen=True)
+class StoredReaches:
+    """A snapshot's reach covers, grouped by fence number (``fence_at``), each with its ``nearby_m``."""
+
+    fences: Names
+    fence_at: npt.NDArray[np.int64]
+    nearby_m: npt.NDArray[np.float64]
+    cells: CellArray
+    cells_at: npt.NDArray[np.int64]
+
+    def of(self, fence_id: str) -> dict[float, CellArray]:
+        n = self.fences.stored_number(fence_id)
+        if n is None:
+            return {}
+        at = self.cells_at
+        return {
+            float(self.nearby_m[k]): self.cells[at[k] : at[k + 1]]
+            for k in range(int(self.fence_at[n]), int(self.fence_at[n + 1]))
+        }
+
+
+class Reaches:
+    """fence id -> nearby_m -> reach cover: a snapshot's, read per lookup, and what was computed or loaded since
+    (fences changed since the snapshot no longer read it)."""
+
+    def __init__(self, stored: StoredReaches | None = None, loaded: dict[str, dict[float, CellArray]] | None = None):
+        self._stored = stored
+        self._known: dict[str, dict[float, CellArray]] = loaded or {}
+        self._dropped: set[str] = set()
+
+    def of(self, fence_id: str) -> dict[float, CellArray]:
+        """The reaches of one fence (a dict the caller may add to: it is kept)."""
+        known = self._known.get(fence_id)
+        if known is None:
+            stored = self._stored.of(fence_id) if self._stored and fence_id not in self._dropped else {}
+            known = self._known[fence_id] = stored
+        return known
+
+    def drop(self, fence_id: str) -> None:
+        self._known.pop(fence_id, None)
+        self._dropped.add(fence_id)
+
+    def later(self) -> Callable[[], dict[str, dict[float, CellArray]]]:
+        """Every reach as it is now (taken cheaply under the writer's lock), as a function to call after."""
+        stored, dropped = self._stored, set(self._dropped)
+        known = {f: dict(by_m) for f, by_m in self._known.items()}
+
+        def every() -> dict[str, dict[float, CellArray]]:
+            found: dict[str, dict[float, CellArray]] = {}
+            if stored is not None:
+                for n in np.flatnonzero(np.diff(stored.fence_at)).tolist():
+                    fence_id = stored.fences.name(n)
+                    if fence_id not in dropped:
+                        found[fence_id] = stored.of(fence_id)
+            return found | known
+
+        return every
+
+
+@dataclass(frozen=True)
 class StoredPairs:
     """The pairs of a catalog snapshot (``catalog.frozen``): columns as arrays, objects decoded on demand."""
 
@@ -107,14 +180,16 @@ class StoredPairs:
     members: CellTable
     reaches: CellTable
     schedule_of: tuple[tuple[Schedule, str], ...]
-    reach_covers: dict[str, dict[float, CellArray]]
+    reach_covers: Reaches
+    by_offer: StoredGroups
+    by_fence: StoredGroups
 
     @classmethod
     def empty(cls) -> StoredPairs:
-        none = np.zeros(0)
+        none, no_rows = np.zeros(0), StoredGroups(Names(), np.zeros(0, np.int64), np.zeros(1, np.int64))
         return cls(
             Rows(), Rows(), Rows(), Rows(), Rows(), Rows(), none, none, np.zeros((0, 4)), np.zeros(0, dtype=bool),
-            CellTable.empty(), CellTable.empty(), (), {},
+            CellTable.empty(), CellTable.empty(), (), Reaches(), no_rows, no_rows,
         )  # fmt: skip
 
 
@@ -155,21 +230,19 @@ class ViewBuilder:
         self._rows = _Columns()
         self._members = CellTable.empty()
         self._reaches_table = CellTable.empty()
-        self._by_offer: dict[str, list[int]] = {}
+        self._stored = StoredPairs.empty()
+        self._by_offer: dict[str, list[int]] = {}  # rows added since the snapshot (its own: _stored.by_offer)
         self._by_fence: dict[str, list[int]] = {}
-        self._reaches: dict[str, dict[float, CellArray]] = {}  # fence id -> nearby_m -> reach cover
+        self._reaches = Reaches()
         self._computed: list[tuple[str, int, float, tuple[Cell, ...]]] = []  # reaches not stored yet
         self._schedules: dict[tuple[Schedule, str], int] = {}
 
     def restore(self, stored: StoredPairs) -> None:
         """Start from a snapshot's pairs (worker start): nothing is computed or decoded here."""
-        self._rows = rows = _Columns(stored)
+        self._rows, self._stored = _Columns(stored), stored
         self._members, self._reaches_table, self._reaches = stored.members, stored.reaches, stored.reach_covers
         self._schedules = {pair: n for n, pair in enumerate(stored.schedule_of)}
         self._by_offer, self._by_fence = {}, {}
-        for row, (offer_id, fence_id) in enumerate(zip(rows.offer_ids, rows.fence_ids, strict=True)):
-            self._by_offer.setdefault(offer_id, []).append(row)
-            self._by_fence.setdefault(fence_id, []).append(row)
 
     def live_pairs(self) -> list[tuple[int, str, str]]:
         """(row, offer id, fence id) of every pair served now, in row order (what a snapshot keeps)."""
@@ -185,14 +258,14 @@ class ViewBuilder:
     def schedule_of(self) -> tuple[tuple[Schedule, str], ...]:
         return tuple(self._schedules)
 
-    def reach_covers(self) -> dict[str, dict[float, CellArray]]:
+    def reach_covers(self) -> Reaches:
         return self._reaches
 
     def rebuild(self, offers: Iterable[Offer], stored: dict[str, dict[float, CellArray]]) -> None:
         """Start over from every offer (worker start): one packed table, no overlay. ``stored``: the reach covers
         kept in SQL (fence id -> nearby_m -> cells) for the fences' current versions."""
-        self._rows = _Columns()
-        self._by_offer, self._by_fence, self._reaches = {}, {}, stored
+        self._rows, self._stored = _Columns(), StoredPairs.empty()
+        self._by_offer, self._by_fence, self._reaches = {}, {}, Reaches(loaded=stored)
         members: list[tuple[int, int]] = []
         reaches: list[tuple[int, int]] = []
         for offer in offers:
@@ -201,7 +274,7 @@ class ViewBuilder:
 
     def set_offer(self, offer_id: str, offer: Offer | None) -> None:
         """The offer changed (or is gone: ``None``)."""
-        self._kill(self._by_offer.pop(offer_id, []))
+        self._kill(self._stored.by_offer.of(offer_id) + self._by_offer.pop(offer_id, []))
         if offer is not None:
             members: list[tuple[int, int]] = []
             reaches: list[tuple[int, int]] = []
@@ -210,8 +283,8 @@ class ViewBuilder:
 
     def set_fence(self, fence_id: str, offers: Iterable[Offer]) -> None:
         """The fence changed or is gone; ``offers`` are the offers on it now."""
-        self._kill(self._by_fence.pop(fence_id, []))
-        self._reaches.pop(fence_id, None)
+        self._kill(self._stored.by_fence.of(fence_id) + self._by_fence.pop(fence_id, []))
+        self._reaches.drop(fence_id)
         members: list[tuple[int, int]] = []
         reaches: list[tuple[int, int]] = []
         for offer in offers:
@@ -252,6 +325,8 @@ class ViewBuilder:
 
     def _kill(self, rows: list[int]) -> None:
         for row in rows:
+            if not self._rows.alive[row]:
+                continue  # a snapshot's row killed before (the snapshot's groups still list it)
             self._rows.alive[row] = False
             fence_rows = self._by_fence.get(self._rows.fence_ids[row])
             if fence_rows is not None and row in fence_rows:
@@ -280,7 +355,7 @@ class ViewBuilder:
         members += [(int(c), row * KINDS + INTERIOR) for c in place.cover.interior]
         members += [(int(c), row * KINDS + BOUNDARY) for c in place.cover.boundary]
         if offer.nearby_m > 0:
-            known = self._reaches.setdefault(fence_id, {})
+            known = self._reaches.of(fence_id)
             reach = known.get(offer.nearby_m)
             if reach is None:
                 computed = reach_cover(place.shape, offer.nearby_m, self.res)
