@@ -54,14 +54,12 @@ class _Packed:
     coarse_res: tuple[int, ...]
 
 
-def _table(rows: dict[Cell, list[tuple[int, bool]]]) -> _Table:
-    keys = np.array(sorted(rows), dtype=np.uint64)
-    entries = [entry for k in keys for entry in sorted(rows[Cell(int(k))])]  # by fence: lookups come out sorted
-    counts = np.array([len(rows[Cell(int(k))]) for k in keys], dtype=np.int64)
-    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    fences = np.fromiter((f for f, _ in entries), dtype=np.int64, count=len(entries))
-    boundary = np.fromiter((b for _, b in entries), dtype=bool, count=len(entries))
-    return _Table(pd.Index(keys, dtype=np.uint64), starts, fences, boundary)
+def _table(keys: npt.NDArray[np.uint64], fences: IntArray, boundary: npt.NDArray[np.bool_]) -> _Table:
+    order = np.lexsort((fences, keys))  # by cell, then fence: lookups come out sorted
+    keys, fences, boundary = keys[order], fences[order], boundary[order]
+    unique, first = np.unique(keys, return_index=True)
+    starts = np.append(first, len(keys)).astype(np.int64)
+    return _Table(pd.Index(unique, dtype=np.uint64), starts, fences, boundary)
 
 
 # Keyed by the index object itself (weakly), never by id(): ids are reused once an index is collected.
@@ -72,22 +70,23 @@ def _packed(index: FenceIndex) -> _Packed:
     cached = _CACHE.get(index)
     if cached is not None and cached.version == index.version:
         return cached
-    shapes, interior, boundary, _, version = index.tables()
-    fence_ids = tuple(shapes)
-    number = {f: i for i, f in enumerate(fence_ids)}
-    at_res: dict[Cell, list[tuple[int, bool]]] = {}
-    coarse: dict[Cell, list[tuple[int, bool]]] = {}
-    for cell, ids in boundary.items():
-        at_res.setdefault(cell, []).extend((number[f], True) for f in ids)
-    for cell, ids in interior.items():
-        res = cells.cell_to_res(cell)
-        if index.res - res > EXPANDED_LEVELS:
-            coarse.setdefault(cell, []).extend((number[f], False) for f in ids)
-            continue
-        for child in cells.uncompact_cells([cell], index.res):
-            at_res.setdefault(child, []).extend((number[f], False) for f in ids)
-    coarse_res = tuple(sorted({cells.cell_to_res(c) for c in coarse}))
-    packed = _Packed(version, fence_ids, ShapeArrays(list(shapes.values())), _table(at_res), _table(coarse), coarse_res)
+    state = index.state()
+    boundary, boundary_fences = state.tables["boundary"]
+    interior, interior_fences = state.tables["interior"]
+    coarse_res = index.res - EXPANDED_LEVELS
+    res = (interior >> np.uint64(52)) & np.uint64(0xF)  # an H3 index keeps its resolution in bits 52-55
+    near, far = res >= coarse_res, res < coarse_res
+    expanded = [cells.uncompact_cells([Cell(c)], index.res) for c in interior[near].tolist()]
+    sizes = np.fromiter((len(e) for e in expanded), dtype=np.int64, count=len(expanded))
+    children = np.fromiter((c for e in expanded for c in e), dtype=np.uint64, count=int(sizes.sum()))
+    at_res = _table(
+        np.concatenate((boundary, children)),
+        np.concatenate((boundary_fences, np.repeat(interior_fences[near], sizes))),
+        np.concatenate((np.ones(len(boundary), dtype=bool), np.zeros(len(children), dtype=bool))),
+    )
+    coarse = _table(interior[far], interior_fences[far], np.zeros(int(far.sum()), dtype=bool))
+    levels = tuple(sorted({int(r) for r in res[far].tolist()}))
+    packed = _Packed(state.version, tuple(state.ids), ShapeArrays(state.shapes()), at_res, coarse, levels)
     _CACHE[index] = packed
     return packed
 

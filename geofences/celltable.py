@@ -99,17 +99,20 @@ class CellTable:
         self, alive: Callable[[IntArray], npt.NDArray[np.bool_]], extra: Sequence[tuple[int, int]] = ()
     ) -> CellTable:
         """Everything (plus ``extra``) packed again, dropping entries that are no longer ``alive``."""
-        counts = np.diff(self._starts)
-        keys = [np.repeat(self._keys, counts)]
+        all_keys, all_entries = self.rows(extra)
+        keep = alive(all_entries)
+        return CellTable._packed(all_keys[keep], all_entries[keep])
+
+    def rows(self, extra: Sequence[tuple[int, int]] = ()) -> tuple[npt.NDArray[np.uint64], IntArray]:
+        """Every (cell, entry) of the table (and ``extra``) as two parallel arrays."""
+        keys = [np.repeat(self._keys, np.diff(self._starts))]
         entries = [self._entries]
         rows = [(c, e) for c, group in self._overlay.items() for e in group] + list(extra)
         if rows:
-            more = np.array(rows, dtype=np.int64).reshape(-1, 2)
-            keys.append(more[:, 0].astype(np.uint64))
-            entries.append(more[:, 1])
-        all_keys, all_entries = np.concatenate(keys), np.concatenate(entries)
-        keep = alive(all_entries)
-        return CellTable._packed(all_keys[keep], all_entries[keep])
+            more = np.array(rows, dtype=np.uint64).reshape(-1, 2)
+            keys.append(more[:, 0])
+            entries.append(more[:, 1].astype(np.int64))
+        return np.concatenate(keys), np.concatenate(entries)
 
     def lookup(self, keys: npt.NDArray[np.uint64]) -> IntArray:
         """Every entry stored under any of ``keys``."""

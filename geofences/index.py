@@ -8,28 +8,36 @@ misses edge cells. ``query`` therefore gives exactly the membership rule's answe
 
 ``nearby`` looks through a coarse-resolution map of boundary cells, then measures each candidate exactly.
 
-Writers (add/remove) hold a lock and replace tuples; readers take no lock: every read is a single dict lookup
-of an immutable tuple, so a query never sees half a fence.
+Fences live in *slots*: a fence added again (moved) takes a new slot and its old one is marked dead, so the
+cell tables (``CellTable``: sorted arrays plus a small overlay, entries are slots) only ever grow until they
+are repacked without the dead. A worker started from a catalog snapshot maps the tables, boxes and ids of its
+fences (``IndexParts``) and makes a fence's shape or cover only when a lookup needs it.
+
+Writers (add/remove) hold a lock and publish new tables after the slot's arrays are in place; readers take no
+lock: a table that names a slot is only ever published after that slot's box and liveness are stored.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
 
 from geofences import cells
 from geofences.cells import Cell
+from geofences.celltable import CellTable
 from geofences.errors import FenceError
+from geofences.names import Names
+from geofences.rows import Rows
 from geofences.shapes import BOUNDARY, INTERIOR, Shape, box_distance_floors_m
 from geofences.types import LatLng
 
-__all__ = ["DEFAULT_RES", "Cover", "FenceIndex", "Proximity", "cover_shape"]
+__all__ = ["DEFAULT_RES", "Cover", "FenceIndex", "IndexParts", "Proximity", "cover_shape", "index_tables"]
 
 DEFAULT_RES = 10
 _NEAR_LEVELS = 5  # nearby maps at the index resolution and the 4 coarser ones
@@ -37,6 +45,8 @@ _NO_BOXES = np.empty((0, 4))
 _NEAR_CACHE_CELLS = 200_000  # cells whose nearby candidates are remembered (until the index changes)
 _MAX_RINGS = 10  # nearby searches the finest level it can cover within this many rings
 _NOWHERE = (math.inf, math.inf, -math.inf, -math.inf)
+IntArray = npt.NDArray[np.int64]
+CellArray = npt.NDArray[np.uint64]
 
 
 @dataclass(frozen=True)
@@ -89,21 +99,58 @@ def cover_shape(shape: Shape, res: int, *, compact: bool = True, max_cells: int 
     return Cover(res, tuple(sorted(packed)), tuple(sorted(boundary)))
 
 
-@dataclass(frozen=True)
-class CoverCells:
-    """Every fence's cover as flat arrays: the cells, and for each the position of its fence in ``ids``."""
+def near_levels(res: int) -> tuple[int, ...]:
+    """The resolutions ``nearby`` looks at: the index's own and the coarser ones, finest first."""
+    return tuple(range(res, max(res - _NEAR_LEVELS, 0), -1))
 
-    ids: list[str]
-    interior: npt.NDArray[np.uint64]
-    interior_owners: npt.NDArray[np.int64]
-    boundary: npt.NDArray[np.uint64]
-    boundary_owners: npt.NDArray[np.int64]
+
+def index_tables(
+    res: int, interior: CellArray, interior_slots: IntArray, boundary: CellArray, boundary_slots: IntArray
+) -> dict[str, CellTable]:
+    """The cell tables of fences whose covers are laid end to end (each cell with the slot of its fence):
+    "interior", "boundary" and one "near<level>" per coarser level (the boundary cells' parents)."""
+    tables = {"interior": CellTable.from_pairs(interior, interior_slots)}
+    tables["boundary"] = CellTable.from_pairs(boundary, boundary_slots)
+    for level in near_levels(res)[1:]:
+        parents, slots = _unique_pairs(cells.cells_to_parents(boundary, level), boundary_slots)
+        tables[f"near{level}"] = CellTable.from_pairs(parents, slots)
+    return tables
+
+
+@dataclass(frozen=True)
+class IndexParts:
+    """Every fence of an index by slot: ids, boxes, how to make a shape or cover, and the cell tables."""
+
+    names: Names
+    bounds: npt.NDArray[np.float64]  # (slots, 4): west, south, east, north
+    shapes: Callable[[int], Shape]
+    covers: Callable[[int], Cover]
+    tables: dict[str, CellTable]
 
     @classmethod
-    def of(cls, covers: Mapping[str, Cover]) -> CoverCells:
-        interior, interior_owners = _flattened([c.interior for c in covers.values()])
-        boundary, boundary_owners = _flattened([c.boundary for c in covers.values()])
-        return cls(list(covers), interior, interior_owners, boundary, boundary_owners)
+    def of(cls, res: int, fences: Iterable[tuple[str, Shape, Cover]]) -> IndexParts:
+        """Parts of fences in memory (a worker reading SQL); the last of a repeated id wins."""
+        latest = {fence_id: (shape, cover) for fence_id, shape, cover in fences}
+        ids = list(latest)
+        shapes = [shape for shape, _ in latest.values()]
+        covers = [cover for _, cover in latest.values()]
+        interior, interior_slots = _flattened([c.interior for c in covers])
+        boundary, boundary_slots = _flattened([c.boundary for c in covers])
+        bounds = np.array([s.bounds for s in shapes], dtype=np.float64).reshape(-1, 4)
+        tables = index_tables(res, interior, interior_slots, boundary, boundary_slots)
+        return cls(Names(*Names.arrays(ids)), bounds, shapes.__getitem__, covers.__getitem__, tables)
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """One consistent state of an index: its live fences (ids, shapes, covers made when called) and every
+    cell table as (cells, positions in ``ids``)."""
+
+    version: int
+    ids: list[str]
+    shapes: Callable[[], list[Shape]]
+    covers: Callable[[], list[Cover]]
+    tables: dict[str, tuple[CellArray, IntArray]]
 
 
 class FenceIndex:
@@ -113,159 +160,148 @@ class FenceIndex:
         if not 1 <= res <= cells.MAX_RES:
             raise ValueError(f"index resolution must be between 1 and {cells.MAX_RES}")
         self.res = res
-        self.near_levels = tuple(range(res, max(res - _NEAR_LEVELS, 0), -1))
-        self._shapes: MutableMapping[str, Shape] = {}
-        self._bounds: MutableMapping[str, tuple[float, float, float, float]] = {}
-        self._covers: MutableMapping[str, Cover] = {}
-        self._interior: dict[Cell, tuple[str, ...]] = {}
-        self._boundary: dict[Cell, tuple[str, ...]] = {}
-        # res -> boundary cells' parents at that res -> fences; the index level is the boundary map itself
-        self._near: dict[int, dict[Cell, tuple[str, ...]]] = {r: {} for r in self.near_levels[1:]}
-        self._interior_res: Counter[int] = Counter()
-        self._parent_res: tuple[int, ...] = ()
+        self.near_levels = near_levels(res)
         self._lock = threading.Lock()
-        self._near_cache: tuple[int, dict[tuple[Cell, int], tuple[tuple[str, ...], npt.NDArray[np.float64]]]] = (-1, {})
+        self._near_cache: tuple[int, dict[tuple[Cell, int], tuple[IntArray, npt.NDArray[np.float64]]]] = (-1, {})
         self.version = 0  # bumped by every write, so packed copies (see ``bulk``) know they are stale
+        empty = index_tables(res, *(np.zeros(0, np.uint64), np.zeros(0, np.int64)) * 2)
+        self._take(IndexParts(Names(), np.zeros((0, 4)), _none, _none, empty))
+
+    def _take(self, parts: IndexParts) -> None:
+        with self._lock:
+            stored = parts.names.stored
+            self._names = parts.names
+            self._alive = np.ones(stored, dtype=bool)  # by slot; a private copy: writes mark slots dead
+            self._bounds = parts.bounds  # by slot; copied (and grown) by the first write
+            self._shapes: Rows[Shape] = Rows(parts.shapes, stored, keep=False)
+            self._covers: Rows[Cover] = Rows(parts.covers, stored, keep=False)
+            self._interior, self._boundary = parts.tables["interior"], parts.tables["boundary"]
+            self._near = {level: parts.tables[f"near{level}"] for level in self.near_levels[1:]}
+            self._count = stored
+            self.version += 1
 
     def __len__(self) -> int:
-        return len(self._shapes)
+        return self._count
 
     def __contains__(self, fence_id: object) -> bool:
-        return fence_id in self._shapes
+        return isinstance(fence_id, str) and self._slot(fence_id) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._shapes))
+        return iter(self._names.names(np.flatnonzero(self._alive[: len(self._names)])))
+
+    def _slot(self, fence_id: str) -> int | None:
+        """The live slot of a fence."""
+        slot = self._names.number(fence_id)
+        return slot if slot is not None and slot < len(self._alive) and self._alive[slot] else None
 
     def shape(self, fence_id: str) -> Shape | None:
-        return self._shapes.get(fence_id)
+        slot = self._slot(fence_id)
+        return None if slot is None else self._shapes[slot]
 
     def cover(self, fence_id: str) -> Cover | None:
-        return self._covers.get(fence_id)
+        slot = self._slot(fence_id)
+        return None if slot is None else self._covers[slot]
 
     def add(self, fence_id: str, shape: Shape, cover: Cover | None = None) -> Cover:
         """Insert or replace one fence; the cover is computed outside the lock unless given."""
         cover = cover or cover_shape(shape, self.res)
         if cover.res != self.res:
             raise ValueError(f"cover is at res {cover.res}, the index at {self.res}")
+        near = {level: {cells.cell_to_parent(c, level) for c in cover.boundary} for level in self._near}
         with self._lock:
-            self._remove_locked(fence_id)
-            self._shapes[fence_id] = shape
-            self._bounds[fence_id] = shape.bounds
-            self._covers[fence_id] = cover
-            for cell in cover.interior:
-                self._interior[cell] = (*self._interior.get(cell, ()), fence_id)
-                self._interior_res[cells.cell_to_res(cell)] += 1
-            for cell in cover.boundary:
-                self._boundary[cell] = (*self._boundary.get(cell, ()), fence_id)
-            for level, table in self._near.items():
-                for cell in {cells.cell_to_parent(c, level) for c in cover.boundary}:
-                    table[cell] = (*table.get(cell, ()), fence_id)
-            self._refresh_parent_res()
+            self._kill(fence_id)
+            slot = self._names.append(fence_id)
+            self._grow(slot)
+            self._bounds[slot] = shape.bounds
+            self._alive[slot] = True
+            self._shapes.append(shape)
+            self._covers.append(cover)
+            self._count += 1
+            live = self._live
+            self._interior = self._interior.adding([(int(c), slot) for c in cover.interior], live)
+            self._boundary = self._boundary.adding([(int(c), slot) for c in cover.boundary], live)
+            self._near = {
+                level: t.adding([(int(c), slot) for c in near[level]], live) for level, t in self._near.items()
+            }
             self.version += 1
         return cover
 
     def remove(self, fence_id: str) -> bool:
         with self._lock:
-            found = self._remove_locked(fence_id)
-            self._refresh_parent_res()
+            found = self._kill(fence_id)
             self.version += 1
         return found
 
     def replace_all(self, fences: Iterable[tuple[str, Shape, Cover | None]]) -> None:
-        """Swap in a complete new set (a worker's start, or a resynchronisation from storage); a cover not given is
-        computed. Built in bulk: adding 100,000 fences one by one grows each shared cell's tuple again per fence
-        (a coarse cell of a dense city holds thousands) and asks h3 for every parent of every boundary cell."""
-        latest: dict[str, tuple[Shape, Cover]] = {}
+        """Swap in a complete new set (a worker reading SQL); a cover not given is computed."""
+        covered = []
         for fence_id, shape, cover in fences:
             cover = cover or cover_shape(shape, self.res)
             if cover.res != self.res:
                 raise ValueError(f"cover is at res {cover.res}, the index at {self.res}")
-            latest[fence_id] = (shape, cover)
-        covers = {f: cover for f, (_, cover) in latest.items()}
-        self.restore(
-            CoverCells.of(covers),
-            covers,
-            {f: shape.bounds for f, (shape, _) in latest.items()},
-            {f: shape for f, (shape, _) in latest.items()},
+            covered.append((fence_id, shape, cover))
+        self._take(IndexParts.of(self.res, covered))
+
+    def restore(self, parts: IndexParts) -> None:
+        """Swap in fences whose tables and boxes are known (a catalog snapshot): nothing is made per fence."""
+        self._take(parts)
+
+    def state(self) -> IndexState:
+        """The index now, taken under the writers' lock in a few array copies (``IndexState``)."""
+        with self._lock:
+            names, shapes, covers = self._names, self._shapes, self._covers
+            live = np.flatnonzero(self._alive[: len(names)])
+            tables = {"interior": self._interior, "boundary": self._boundary}
+            tables |= {f"near{level}": table for level, table in self._near.items()}
+            version = self.version
+        position = np.full(len(names), -1, dtype=np.int64)
+        position[live] = np.arange(len(live))
+        flat = {}
+        for name, table in tables.items():
+            keys, slots = table.rows()
+            kept = position[slots] >= 0
+            flat[name] = (keys[kept], position[slots[kept]])
+        taken = live.tolist()
+        return IndexState(
+            version, names.names(live), lambda: [shapes[s] for s in taken], lambda: [covers[s] for s in taken], flat
         )
-
-    def restore(
-        self,
-        flat: CoverCells,
-        covers: MutableMapping[str, Cover],
-        bounds: MutableMapping[str, tuple[float, float, float, float]],
-        shapes: MutableMapping[str, Shape],
-    ) -> None:
-        """Swap in fences whose cells, covers and boxes are known; ``covers`` and ``shapes`` may make each one on
-        first use (a catalog snapshot), since a request only ever tests the few fences around it."""
-        ids = flat.ids
-        interior, interior_owners = flat.interior, flat.interior_owners
-        boundary, boundary_owners = flat.boundary, flat.boundary_owners
-        near = {
-            level: _grouped(cells.cells_to_parents(boundary, level), boundary_owners, ids)
-            for level in self.near_levels[1:]
-        }
-        resolutions, counts = np.unique((interior >> np.uint64(52)) & np.uint64(0xF), return_counts=True)
-        with self._lock:
-            self._shapes, self._bounds, self._covers = shapes, bounds, covers
-            self._interior = _grouped(interior, interior_owners, ids)
-            self._boundary = _grouped(boundary, boundary_owners, ids)
-            self._near = near
-            self._interior_res = Counter(dict(zip(resolutions.tolist(), counts.tolist(), strict=True)))
-            self._refresh_parent_res()
-            self.version += 1
-
-    def shapes(self) -> MutableMapping[str, Shape]:
-        """The mapping of shapes itself (for a caller that holds off writers; ``restore`` may have given it)."""
-        return self._shapes
-
-    def covers(self) -> MutableMapping[str, Cover]:
-        """The mapping of covers itself (as ``shapes``)."""
-        return self._covers
-
-    def tables(
-        self,
-    ) -> tuple[dict[str, Shape], dict[Cell, tuple[str, ...]], dict[Cell, tuple[str, ...]], tuple[int, ...], int]:
-        """A consistent copy of (shapes, interior, boundary, parent resolutions, version) for bulk packing."""
-        with self._lock:
-            return (dict(self._shapes), dict(self._interior), dict(self._boundary), self._parent_res, self.version)
 
     def query(self, point: LatLng) -> list[str]:
         """Ids of the fences that cover ``point``, exactly as the membership rule says."""
+        interior, boundary = self._interior, self._boundary  # tables first: their slots' arrays are in place
         cell = cells.latlng_to_cell(point, self.res)
-        found = list(self._interior.get(cell, ()))
-        for res in self._parent_res:
-            found.extend(self._interior.get(cells.cell_to_parent(cell, res), ()))
-        for fence_id in self._boundary.get(cell, ()):
-            # A bounding-box look first: most fences through a boundary cell are nowhere near the point.
-            west, south, east, north = self._bounds.get(fence_id, _NOWHERE)
-            if not (west <= point.lon <= east and south <= point.lat <= north):
-                continue
-            shape = self._shapes.get(fence_id)
-            if shape is not None and shape.covers(point):
-                found.append(fence_id)
-        return found
+        keys = [cell, *(cells.cell_to_parent(cell, r) for r in interior.resolutions if r < self.res)]
+        alive, bounds = self._alive, self._bounds
+        found = interior.lookup(np.array(keys, dtype=np.uint64))
+        found = found[alive[found]].tolist()
+        tested = boundary.lookup(np.array([cell], dtype=np.uint64))
+        tested = tested[alive[tested]]
+        if len(tested):
+            box = bounds[tested]
+            lat, lon = point.lat, point.lon
+            near = (box[:, 0] <= lon) & (lon <= box[:, 2]) & (box[:, 1] <= lat) & (lat <= box[:, 3])
+            found += [s for s in tested[near].tolist() if self._shapes[s].covers(point)]
+        return [self._names.name(s) for s in found]
 
     def nearby(self, point: LatLng, within_m: float) -> list[Proximity]:
         """Fences that cover ``point`` or lie within ``within_m`` metres of it, nearest first."""
         inside = set(self.query(point))
         result = [Proximity(fence_id, True, 0.0) for fence_id in sorted(inside)]
-        ids, boxes = self._near_boxes(point, within_m) if within_m > 0 else ((), _NO_BOXES)
-        if ids:
-            near = np.flatnonzero(box_distance_floors_m(point.lat, point.lon, boxes) <= within_m).tolist()
-            for i in near:
-                shape = self._shapes.get(ids[i])
-                if shape is None or ids[i] in inside:
+        if within_m > 0:
+            slots, boxes = self._near_boxes(point, within_m)
+            for s in slots[box_distance_floors_m(point.lat, point.lon, boxes) <= within_m].tolist():
+                fence_id = self._names.name(s)
+                if fence_id in inside:
                     continue
-                distance = shape.distance_m(point)
+                distance = self._shapes[s].distance_m(point)
                 if distance <= within_m:
-                    result.append(Proximity(ids[i], False, distance))
+                    result.append(Proximity(fence_id, False, distance))
         result.sort(key=lambda p: (p.distance_m, p.fence_id))
         return result
 
-    def _near_boxes(self, point: LatLng, within_m: float) -> tuple[tuple[str, ...], npt.NDArray[np.float64]]:
-        """The fences with a boundary cell within reach of the point's cell, and their boxes as one array.
-        Remembered per cell until the index changes: devices keep pinging around the same places."""
+    def _near_boxes(self, point: LatLng, within_m: float) -> tuple[IntArray, npt.NDArray[np.float64]]:
+        """The live fences with a boundary cell within reach of the point's cell, and their boxes. Remembered
+        per cell until the index changes: devices keep pinging around the same places."""
         level, k = self._near_level(within_m)
         origin = cells.latlng_to_cell(point, level)
         version, remembered = self._near_cache
@@ -275,9 +311,9 @@ class FenceIndex:
         found = remembered.get((origin, k))
         if found is None:
             table = self._boundary if level == self.res else self._near[level]
-            ids = tuple(sorted({f for cell in cells.grid_disk(origin, k) for f in table.get(cell, ())}))
-            boxes = np.array([self._bounds.get(f, _NOWHERE) for f in ids], dtype=np.float64).reshape(-1, 4)
-            found = (ids, boxes)
+            slots = np.unique(table.lookup(np.array(cells.grid_disk(origin, k), dtype=np.uint64)))
+            slots = slots[self._alive[slots]]
+            found = (slots, self._bounds[slots].reshape(-1, 4))
             if len(remembered) < _NEAR_CACHE_CELLS:
                 remembered[(origin, k)] = found
         return found
@@ -293,58 +329,43 @@ class FenceIndex:
                 return level, k
         raise AssertionError("unreachable")
 
-    def _remove_locked(self, fence_id: str) -> bool:
-        cover = self._covers.pop(fence_id, None)
-        self._shapes.pop(fence_id, None)
-        self._bounds.pop(fence_id, None)
-        if cover is None:
+    def _live(self, slots: IntArray) -> npt.NDArray[np.bool_]:
+        return self._alive[slots]
+
+    def _kill(self, fence_id: str) -> bool:
+        slot = self._slot(fence_id)
+        if slot is None:
             return False
-        for cell in cover.interior:
-            _drop(self._interior, cell, fence_id)
-            self._interior_res[cells.cell_to_res(cell)] -= 1
-        for cell in cover.boundary:
-            _drop(self._boundary, cell, fence_id)
-        for level, table in self._near.items():
-            for cell in {cells.cell_to_parent(c, level) for c in cover.boundary}:
-                _drop(table, cell, fence_id)
+        self._alive[slot] = False
+        self._count -= 1
         return True
 
-    def _refresh_parent_res(self) -> None:
-        self._parent_res = tuple(
-            sorted((r for r, n in self._interior_res.items() if n > 0 and r != self.res), reverse=True)
-        )
+    def _grow(self, slot: int) -> None:
+        """Room for ``slot`` in the per-slot arrays (new arrays: a snapshot's are read-only, readers keep theirs)."""
+        if slot < len(self._alive) and slot < len(self._bounds):
+            return
+        more = max(slot, 1024)
+        self._bounds = np.concatenate((self._bounds, np.tile(np.array(_NOWHERE), (more, 1))))
+        self._alive = np.concatenate((self._alive, np.zeros(more, dtype=bool)))
 
 
-def _flattened(groups: list[tuple[Cell, ...]]) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+def _none(slot: int) -> NoReturn:
+    raise IndexError(slot)
+
+
+def _flattened(groups: list[tuple[Cell, ...]]) -> tuple[CellArray, IntArray]:
     """Every cell of every group in one array, with the position of the group it came from."""
     sizes = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
     flat = np.fromiter((c for g in groups for c in g), dtype=np.uint64, count=int(sizes.sum()))
     return flat, np.repeat(np.arange(len(groups), dtype=np.int64), sizes)
 
 
-def _grouped(
-    keys: npt.NDArray[np.uint64], owners: npt.NDArray[np.int64], ids: list[str]
-) -> dict[Cell, tuple[str, ...]]:
-    """cell -> the ids of its owners (each once, in the owners' order), from parallel arrays of cells and owners."""
+def _unique_pairs(keys: CellArray, owners: IntArray) -> tuple[CellArray, IntArray]:
+    """Parallel arrays with each (key, owner) pair once."""
     if not len(keys):
-        return {}
+        return keys, owners
     order = np.lexsort((owners, keys))
     keys, owners = keys[order], owners[order]
     fresh = np.ones(len(keys), dtype=bool)
     fresh[1:] = (keys[1:] != keys[:-1]) | (owners[1:] != owners[:-1])
-    keys, owners = keys[fresh], owners[fresh]
-    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    ends = np.append(starts[1:], len(keys))
-    named = [ids[o] for o in owners.tolist()]
-    return {
-        Cell(cell): tuple(named[a:b])
-        for cell, a, b in zip(keys[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
-    }
-
-
-def _drop(table: dict[Cell, tuple[str, ...]], cell: Cell, fence_id: str) -> None:
-    rest = tuple(f for f in table.get(cell, ()) if f != fence_id)
-    if rest:
-        table[cell] = rest
-    else:
-        table.pop(cell, None)
+    return keys[fresh], owners[fresh]

@@ -164,21 +164,22 @@ def test_an_index_built_in_bulk_equals_one_built_fence_by_fence(shapes, res):
         one_by_one.add(fence_id, shape)
     bulk.add("gone", shapes[0])  # replaced whole
     bulk.replace_all(fences)
-    tables = ("_shapes", "_bounds", "_covers", "_interior", "_boundary", "_near", "_parent_res")
-    for table in tables:
-        assert _sorted_values(getattr(bulk, table)) == _sorted_values(getattr(one_by_one, table)), table
-    assert +bulk._interior_res == +one_by_one._interior_res
+    assert _contents(bulk) == _contents(one_by_one)
 
 
-def _sorted_values(table: object) -> object:
-    """Cell tables with each cell's fence ids sorted (their order is not part of the index's answers)."""
-    if isinstance(table, dict):
-        return {k: _sorted_values(v) if isinstance(v, dict) else _order_free(v) for k, v in table.items()}
-    return table
-
-
-def _order_free(value: object) -> object:
-    return tuple(sorted(value)) if isinstance(value, tuple) and all(isinstance(v, str) for v in value) else value
+def _contents(index: FenceIndex) -> dict[str, object]:
+    """What an index holds, free of slot numbers and order: each fence's shape, cover and box, and every cell
+    table as cell -> the set of its live fences."""
+    state = index.state()
+    contents: dict[str, object] = {
+        "fences": {f: (s, c, s.bounds) for f, s, c in zip(state.ids, state.shapes(), state.covers(), strict=True)}
+    }
+    for name, (keys, positions) in state.tables.items():
+        table: dict[int, set[str]] = {}
+        for key, position in zip(keys.tolist(), positions.tolist(), strict=True):
+            table.setdefault(key, set()).add(state.ids[position])
+        contents[name] = table
+    return contents
 
 
 @PROPERTY_SETTINGS

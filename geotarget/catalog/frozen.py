@@ -24,7 +24,7 @@ import shapely
 
 from geofences import CircleShape, LatLng, Shape
 from geofences.celltable import CellTable
-from geofences.index import Cover, CoverCells, FenceIndex
+from geofences.index import Cover, FenceIndex, IndexParts, IndexState, index_tables, near_levels
 from geofences.names import Names
 from geofences.shapes import PolygonShape
 from geotarget.catalog import flat
@@ -66,10 +66,7 @@ class FenceMeta:
 class Thawed:
     """Everything a catalog holds, from a snapshot."""
 
-    cells: CoverCells
-    covers: LazyMap[Cover]
-    bounds: LazyMap[tuple[float, float, float, float]]
-    shapes: LazyMap[Shape]
+    index: IndexParts
     meta: LazyMap[FenceMeta]
     timezones: LazyMap[str]
     audience_fences: frozenset[str]
@@ -87,8 +84,8 @@ class Captured:
 
     fences: list[FencePlacing]
     meta: dict[str, FenceMeta]
-    shapes: Callable[[], Mapping[str, Shape]]
-    covers: Callable[[], Mapping[str, Cover]]
+    res: int
+    index: IndexState
     offers: Callable[[], Mapping[str, Offer]]
     live: list[tuple[int, str, str]]  # (row, offer id, fence id) of the pairs served
     nearby_m: npt.NDArray[np.float64]  # of the live rows, in their order
@@ -113,8 +110,8 @@ def capture(
     return Captured(
         fences=fences,
         meta=dict(meta),
-        shapes=later(index.shapes()),
-        covers=later(index.covers()),
+        res=index.res,
+        index=index.state(),
         offers=later(offers),
         live=live,
         nearby_m=nearby_m[rows],
@@ -131,9 +128,10 @@ def freeze(state: Captured) -> tuple[Arrays, dict[str, Any]]:
     fences, meta = state.fences, state.meta
     ids = [f.id for f in fences]
     fence_no = {f: n for n, f in enumerate(ids)}
-    all_shapes, all_covers = state.shapes(), state.covers()
-    shapes = [all_shapes[f] for f in ids]
-    covers = [all_covers[f] for f in ids]
+    slot_of = {f: n for n, f in enumerate(state.index.ids)}
+    all_shapes, all_covers = state.index.shapes(), state.index.covers()
+    shapes = [all_shapes[slot_of[f]] for f in ids]
+    covers = [all_covers[slot_of[f]] for f in ids]
     offers = list(state.offers().values())
     placements = [Placement.of(o) for o in offers]
     merchants = flat.interned([f.merchant_id for f in fences] + [p.merchant_id for p in placements])
@@ -156,6 +154,17 @@ def freeze(state: Captured) -> tuple[Arrays, dict[str, Any]]:
     arrays["fence_bounds"] = np.array([s.bounds for s in shapes], dtype=np.float64).reshape(-1, 4)
     for part in ("interior", "boundary"):
         arrays[f"fence_{part}"], arrays[f"fence_{part}_at"] = flat.cells([getattr(c, part) for c in covers])
+    tables = index_tables(
+        state.res,
+        arrays["fence_interior"],
+        flat.owners(arrays["fence_interior_at"]),
+        arrays["fence_boundary"],
+        flat.owners(arrays["fence_boundary_at"]),
+    )
+    for name, table in tables.items():
+        arrays[f"index_{name}_keys"], arrays[f"index_{name}_starts"], arrays[f"index_{name}_entries"] = (
+            table.packed_arrays()
+        )
     offer_no = {o.id: n for n, o in enumerate(offers)}
     arrays["offer_id"], arrays["offer_id_ordered"], arrays["offer_id_order"] = Names.arrays(list(offer_no))
     arrays["offer_json"], arrays["offer_json_at"] = flat.blob(
@@ -243,11 +252,7 @@ def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int)
     tag_sets = tuple(tuple(tags) for tags in meta["tag_sets"])
     interior, interior_at = arrays["fence_interior"], arrays["fence_interior_at"]
     boundary, boundary_at = arrays["fence_boundary"], arrays["fence_boundary_at"]
-    ids = fences.names(np.arange(fences.stored))
-    cells = CoverCells(ids, interior, flat.owners(interior_at), boundary, flat.owners(boundary_at))
-    fence_bounds, merchant, zone, version = (
-        arrays["fence_bounds"], arrays["fence_merchant"], arrays["fence_zone"], arrays["fence_version"],
-    )  # fmt: skip
+    merchant, zone, version = arrays["fence_merchant"], arrays["fence_zone"], arrays["fence_version"]
     name, name_at = arrays["fence_name"], arrays["fence_name_at"]
 
     def cover(n: int) -> Cover:
@@ -290,11 +295,12 @@ def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int)
         by_fence=StoredGroups(fences, arrays["fence_pairs"], arrays["fence_pairs_at"]),
     )  # fmt: skip
     audience = np.flatnonzero(arrays["fence_audience"])
+    tables = {
+        name: CellTable.stored(*(arrays[f"index_{name}_{part}"] for part in ("keys", "starts", "entries")))
+        for name in ("interior", "boundary", *(f"near{level}" for level in near_levels(res)[1:]))
+    }
     return Thawed(
-        cells=cells,
-        covers=LazyMap(fences, cover),
-        bounds=LazyMap(fences, lambda n: tuple(fence_bounds[n].tolist()), keep=False),
-        shapes=LazyMap(fences, shape),
+        index=IndexParts(fences, arrays["fence_bounds"], shape, cover, tables),
         meta=LazyMap(fences, fence_meta, keep=False),
         timezones=LazyMap(fences, lambda n: zones[zone[n]], keep=False),
         audience_fences=frozenset(fences.names(audience)),

@@ -259,7 +259,7 @@ class Catalog:
         changed after it is applied by the ``sync`` that follows."""
         with self.writing(LARGE_CHANGE):
             t = thawed
-            self.index.restore(t.cells, t.covers, t.bounds, t.shapes)
+            self.index.restore(t.index)
             self._meta, self.timezones, self.audience_fences = t.meta, t.timezones, t.audience_fences
             self._offers, self._marked, self._farthest_stored = t.offers, t.marked, t.farthest_m
             self._placing = placing = OfferFences(t.placing)
