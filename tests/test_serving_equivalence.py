@@ -218,7 +218,7 @@ def through_a_snapshot(world: World) -> None:
     arrays, stored = freeze(capture(world.index, meta, placing, world.offers, world.builder))
     thawed = thaw(arrays, orjson.loads(orjson.dumps(stored)), 10)  # the JSON goes through a file too
     world.index = FenceIndex(10)
-    world.index.restore(thawed.cells, thawed.covers, thawed.bounds, thawed.shapes)
+    world.index.restore(thawed.index)
     world.builder = ViewBuilder(10, world._place, lambda offer: offer.geofence_ids)
     world.builder.restore(thawed.pairs)
     assert [o.id for o in thawed.offers.values()] == list(world.offers)
