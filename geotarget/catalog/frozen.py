@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,10 @@ from geotarget.store.covers import CellArray
 from geotarget.store.records import offer_from_json
 
 Arrays = dict[str, npt.NDArray[Any]]
+# Decoded objects a worker keeps, the most recently used: a worker serving a whole country would otherwise end up
+# holding every shape (~0.6 KB) and offer (~3 KB) it ever touched; a miss costs ~11 and ~26 microseconds.
+DECODED_SHAPES = 100_000
+DECODED_OFFERS = 30_000
 
 
 @dataclass(frozen=True)
@@ -305,7 +309,7 @@ def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int)
         timezones=LazyMap(fences, lambda n: zones[zone[n]], keep=False),
         audience_fences=frozenset(fences.names(audience)),
         placing=placing,
-        offers=LazyMap(offers, offer),
+        offers=LazyMap(offers, offer, keep=False),
         marked={k: list(v) for k, v in meta["marked"].items()},
         farthest_m=float(arrays["offer_nearby_m"].max(initial=0.0)),
         pairs=pairs,
@@ -327,34 +331,27 @@ def offer_schema() -> str:
 
 
 def _shapes(arrays: Mapping[str, npt.NDArray[Any]]) -> Callable[[int], Shape]:
-    """Fence number -> its shape, each made once (the index and the pairs share it)."""
-    made: dict[int, Shape] = {}
+    """Fence number -> its shape, the last ``DECODED_SHAPES`` made kept (the index and the pairs share them)."""
     circle, circle_at, wkb = arrays["fence_circle"], arrays["fence_circle_at"], arrays["fence_wkb"]
     wkb_at = arrays["fence_wkb_at"]
 
+    @lru_cache(maxsize=DECODED_SHAPES)
     def shape(n: int) -> Shape:
-        found = made.get(n)
-        if found is None:
-            if circle[n]:
-                lat, lon, radius_m = circle_at[n].tolist()
-                found = CircleShape(LatLng(lat=lat, lon=lon), radius_m)
-            else:
-                found = PolygonShape(shapely.from_wkb(wkb[int(wkb_at[n]) : int(wkb_at[n + 1])].tobytes()))
-            made[n] = found
-        return found
+        if circle[n]:
+            lat, lon, radius_m = circle_at[n].tolist()
+            return CircleShape(LatLng(lat=lat, lon=lon), radius_m)
+        return PolygonShape(shapely.from_wkb(wkb[int(wkb_at[n]) : int(wkb_at[n + 1])].tobytes()))
 
     return shape
 
 
 def _offers(arrays: Mapping[str, npt.NDArray[Any]]) -> Callable[[int], Offer]:
-    """Offer number -> the offer, decoded once (the catalog's map and the pairs share it)."""
-    made: dict[int, Offer] = {}
+    """Offer number -> the offer, the last ``DECODED_OFFERS`` decoded kept (the catalog's map and the pairs
+    share them)."""
     blob, at = arrays["offer_json"], arrays["offer_json_at"]
 
+    @lru_cache(maxsize=DECODED_OFFERS)
     def offer(n: int) -> Offer:
-        found = made.get(n)
-        if found is None:
-            found = made[n] = offer_from_json(blob[int(at[n]) : int(at[n + 1])].tobytes())
-        return found
+        return offer_from_json(blob[int(at[n]) : int(at[n + 1])].tobytes())
 
     return offer
