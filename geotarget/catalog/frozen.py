@@ -95,6 +95,7 @@ class Captured:
     nearby_m: npt.NDArray[np.float64]  # of the live rows, in their order
     static: npt.NDArray[np.float64]
     bounds: npt.NDArray[np.float64]
+    plain: npt.NDArray[np.bool_]
     schedules: list[int]
     schedule_of: tuple[tuple[Schedule, str], ...]
     reach_covers: Callable[[], Mapping[str, Mapping[float, CellArray]]]
@@ -110,7 +111,7 @@ def capture(
     """Take the state to freeze (the caller holds the catalog's lock)."""
     live = builder.live_pairs()
     rows = np.array([r for r, _, _ in live], dtype=np.int64)
-    nearby_m, static, bounds, schedules = builder.columns()
+    nearby_m, static, bounds, plain, schedules = builder.columns()
     return Captured(
         fences=fences,
         meta=dict(meta),
@@ -121,6 +122,7 @@ def capture(
         nearby_m=nearby_m[rows],
         static=static[rows],
         bounds=bounds[rows].reshape(-1, 4),
+        plain=plain[rows],
         schedules=[schedules[r] for r in rows.tolist()],
         schedule_of=builder.schedule_of,
         reach_covers=builder.reach_covers().later(),
@@ -234,6 +236,7 @@ def _pairs(
         "pair_nearby_m": state.nearby_m,
         "pair_static": state.static,
         "pair_bounds": state.bounds,
+        "pair_plain": state.plain,
         "pair_schedule": np.array(state.schedules, dtype=np.int64),
     }
     for name, table in (("members", members), ("reaches", reaches)):
@@ -278,15 +281,16 @@ def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int)
     pair_offer, pair_fence, schedules = arrays["pair_offer"], arrays["pair_fence"], arrays["pair_schedule"]
     count = len(pair_offer)
     pairs = StoredPairs(
-        offers=Rows(lambda r: offer(int(pair_offer[r])), count, keep=False),
-        offer_ids=Rows(lambda r: offers.name(int(pair_offer[r])), count, keep=False),
-        fence_ids=Rows(lambda r: fences.name(int(pair_fence[r])), count, keep=False),
-        shapes=Rows(lambda r: shape(int(pair_fence[r])), count, keep=False),
-        zones=Rows(lambda r: zones[zone[pair_fence[r]]], count, keep=False),
-        schedules=Rows(lambda r: int(schedules[r]), count, keep=False),
+        offers=Rows(lambda r: offer(int(pair_offer[r])), count),
+        offer_ids=Rows(lambda r: offers.name(int(pair_offer[r])), count),
+        fence_ids=Rows(lambda r: fences.name(int(pair_fence[r])), count),
+        shapes=Rows(lambda r: shape(int(pair_fence[r])), count),
+        zones=Rows(lambda r: zones[zone[pair_fence[r]]], count),
+        schedules=Rows(lambda r: int(schedules[r]), count),
         nearby_m=arrays["pair_nearby_m"],
         static=arrays["pair_static"],
         bounds=arrays["pair_bounds"],
+        plain=arrays["pair_plain"],
         alive=np.ones(count, dtype=bool),
         members=CellTable.stored(arrays["members_keys"], arrays["members_starts"], arrays["members_entries"]),
         reaches=CellTable.stored(arrays["reaches_keys"], arrays["reaches_starts"], arrays["reaches_entries"]),
@@ -305,11 +309,11 @@ def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int)
     }
     return Thawed(
         index=IndexParts(fences, arrays["fence_bounds"], shape, cover, tables),
-        meta=LazyMap(fences, fence_meta, keep=False),
-        timezones=LazyMap(fences, lambda n: zones[zone[n]], keep=False),
+        meta=LazyMap(fences, fence_meta),
+        timezones=LazyMap(fences, lambda n: zones[zone[n]]),
         audience_fences=frozenset(fences.names(audience)),
         placing=placing,
-        offers=LazyMap(offers, offer, keep=False),
+        offers=LazyMap(offers, offer),
         marked={k: list(v) for k, v in meta["marked"].items()},
         farthest_m=float(arrays["offer_nearby_m"].max(initial=0.0)),
         pairs=pairs,

@@ -35,9 +35,11 @@ from geotarget.catalog.lazy import Rows
 from geotarget.catalog.model import Offer
 from geotarget.serving.ranking import static_score
 from geotarget.serving.schedule import LiveNow, Schedule
+from geotarget.serving.targeting import untargeted
 from geotarget.store.covers import CellArray
 
 INTERIOR, BOUNDARY = 0, 1
+FloatArray = npt.NDArray[np.float64]
 KINDS = 2  # a member entry is pair * KINDS + kind
 
 
@@ -63,7 +65,7 @@ class _Columns:
         s = stored or StoredPairs.empty()
         self.offers, self.offer_ids, self.fence_ids = s.offers, s.offer_ids, s.fence_ids
         self.shapes, self.zones, self.schedules = s.shapes, s.zones, s.schedules
-        self.nearby_m, self.static, self.bounds = s.nearby_m, s.static, s.bounds
+        self.nearby_m, self.static, self.bounds, self.plain = s.nearby_m, s.static, s.bounds, s.plain
         self.alive = np.array(s.alive, dtype=bool)  # a private copy: writes mark rows dead
 
     def __len__(self) -> int:
@@ -76,6 +78,7 @@ class _Columns:
             self.nearby_m = np.concatenate((self.nearby_m, np.zeros(grow)))
             self.static = np.concatenate((self.static, np.zeros(grow)))
             self.bounds = np.concatenate((self.bounds, np.zeros((grow, 4))))
+            self.plain = np.concatenate((self.plain, np.zeros(grow, dtype=bool)))
         if row >= len(self.alive):
             self.alive = np.concatenate((self.alive, np.zeros(max(row, 1024), dtype=bool)))
         self.offers.append(offer)
@@ -87,6 +90,7 @@ class _Columns:
         self.nearby_m[row] = offer.nearby_m
         self.static[row] = static_score(offer)
         self.bounds[row] = place.shape.bounds
+        self.plain[row] = plain(offer)
         self.alive[row] = True
         return row
 
@@ -176,6 +180,7 @@ class StoredPairs:
     nearby_m: npt.NDArray[np.float64]
     static: npt.NDArray[np.float64]
     bounds: npt.NDArray[np.float64]
+    plain: npt.NDArray[np.bool_]
     alive: npt.NDArray[np.bool_]
     members: CellTable
     reaches: CellTable
@@ -189,7 +194,7 @@ class StoredPairs:
         none, no_rows = np.zeros(0), StoredGroups(Names(), np.zeros(0, np.int64), np.zeros(1, np.int64))
         return cls(
             Rows(), Rows(), Rows(), Rows(), Rows(), Rows(), none, none, np.zeros((0, 4)), np.zeros(0, dtype=bool),
-            CellTable.empty(), CellTable.empty(), (), Reaches(), no_rows, no_rows,
+            np.zeros(0, dtype=bool), CellTable.empty(), CellTable.empty(), (), Reaches(), no_rows, no_rows,
         )  # fmt: skip
 
 
@@ -204,7 +209,9 @@ class CatalogView:
     nearby_m: npt.NDArray[np.float64]
     static: npt.NDArray[np.float64]
     bounds: npt.NDArray[np.float64]
+    plain: npt.NDArray[np.bool_]  # the offer neither targets nor is paced: ranking needs nothing of it but its id
     offers: Rows[Offer]
+    offer_ids: Rows[str]
     fence_ids: Rows[str]
     shapes: Rows[Shape]
     zones: Rows[str]
@@ -213,6 +220,11 @@ class CatalogView:
     live: LiveNow  # liveness of schedule_of, remembered for the minute
     merchant_caps: Mapping[str, int]
     res: int
+
+
+def plain(offer: Offer) -> bool:
+    """Whether ranking may take the offer without reading it: no targeting, no pacing (``serving.search``)."""
+    return offer.pacing == "asap" and untargeted(offer.targeting)
 
 
 def pullable(offer: Offer) -> bool:
@@ -249,10 +261,10 @@ class ViewBuilder:
         rows = self._rows
         return [(r, rows.offer_ids[r], rows.fence_ids[r]) for r in np.flatnonzero(rows.alive[: len(rows)]).tolist()]
 
-    def columns(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], Rows[int]]:
-        """(nearby_m, static, bounds, schedule numbers) by row, and the interned schedules are ``schedule_of``."""
+    def columns(self) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_], Rows[int]]:
+        """(nearby_m, static, bounds, plain, schedule numbers) by row; the interned schedules are ``schedule_of``."""
         r = self._rows
-        return r.nearby_m, r.static, r.bounds, r.schedules
+        return r.nearby_m, r.static, r.bounds, r.plain, r.schedules
 
     @property
     def schedule_of(self) -> tuple[tuple[Schedule, str], ...]:
@@ -307,7 +319,9 @@ class ViewBuilder:
             nearby_m=r.nearby_m,
             static=r.static,
             bounds=r.bounds,
+            plain=r.plain,
             offers=r.offers,
+            offer_ids=r.offer_ids,
             fence_ids=r.fence_ids,
             shapes=r.shapes,
             zones=r.zones,

@@ -48,13 +48,14 @@ def ranked(view: CatalogView, point: LatLng, request: MatchRequest) -> Iterator[
     taken = _Taken(request.per_merchant)
     accurate = request.accurate
     firsts = sorted(
-        (-float(view.static[r]), view.offers[r].id, view.fence_ids[r], r)
+        (-float(view.static[r]), view.offer_ids[r], view.fence_ids[r], r)
         for r in inside
         if (accurate or view.nearby_m[r] > 0) and _wanted(view, live, r, request)
     )
-    for negative, _, fence_id, row in firsts:
-        if taken.take(view.offers[row].id, view.offers[row].merchant_id):
-            yield Candidate(view.offers[row], fence_id, True, 0.0, -negative)
+    for negative, offer_id, fence_id, row in firsts:
+        offer = view.offers[row]
+        if taken.take(offer_id, offer.merchant_id):
+            yield Candidate(offer, fence_id, True, 0.0, -negative)
     yield from _outside(
         view, live, point, request, around[order].tolist(), bound[order].tolist(), floor[order].tolist(), taken
     )
@@ -76,14 +77,14 @@ def _outside(
     for row, bound, floor in zip(rows, bounds, floors, strict=True):
         while waiting and (waiting[0][0], waiting[0][1]) < (-bound, floor):
             yield from _final(view, heapq.heappop(waiting), taken)
-        offer = view.offers[row]
-        if offer.id in taken.offers or not _wanted(view, live, row, request):
+        offer_id = view.offer_ids[row]
+        if offer_id in taken.offers or not _wanted(view, live, row, request):
             continue
         distance = view.shapes[row].distance_m(point)
         if distance > view.nearby_m[row]:
             continue
         exact = float(view.static[row]) * decay(distance)
-        heapq.heappush(waiting, (-exact, distance, offer.id, view.fence_ids[row], row))
+        heapq.heappush(waiting, (-exact, distance, offer_id, view.fence_ids[row], row))
     while waiting:
         yield from _final(view, heapq.heappop(waiting), taken)
 
@@ -114,8 +115,14 @@ class _Taken:
 
 
 def _wanted(view: CatalogView, live: LiveNow, row: int, request: MatchRequest) -> bool:
+    """Live now, targeted at this request and drawn by pacing; the offer itself is read only when it targets or
+    is paced (``plain``): a worker started from a snapshot then decodes only the offers it gives out."""
+    if not live(view.schedules[row], request.at):
+        return False
+    if view.plain[row]:
+        return True
     offer = view.offers[row]
-    if not (live(view.schedules[row], request.at) and targeting.matches(offer.targeting, request.attributes)):
+    if not targeting.matches(offer.targeting, request.attributes):
         return False
     return request.paced is None or offer.pacing == "asap" or request.paced(offer)
 

@@ -15,6 +15,9 @@ def language_tag(value: str) -> str:
     return value.replace("_", "-").split("-", 1)[0].strip().lower()
 
 
+_NOTHING = Targeting()
+
+
 def matches(targeting: Targeting, attributes: Attributes) -> bool:
     """Every criterion the offer sets must hold; when the app did not send the attribute, it does not hold.
 
@@ -24,6 +27,11 @@ def matches(targeting: Targeting, attributes: Attributes) -> bool:
     False
     """
     return mismatch(targeting, attributes) is None
+
+
+def untargeted(targeting: Targeting) -> bool:
+    """Whether the offer sets no criterion: it matches whatever the app sends."""
+    return targeting == _NOTHING
 
 
 def mismatch(targeting: Targeting, attributes: Attributes) -> str | None:

@@ -26,7 +26,7 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # moves on when the arrays change meaning; older snapshots are then ignored
+FORMAT = 3  # moves on when the arrays change meaning; older snapshots are then ignored
 _KEEP = 2
 _META = "meta.json"
 
