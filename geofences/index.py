@@ -173,8 +173,8 @@ class FenceIndex:
             self._names = parts.names
             self._alive = np.ones(stored, dtype=bool)  # by slot; a private copy: writes mark slots dead
             self._bounds = parts.bounds  # by slot; copied (and grown) by the first write
-            self._shapes: Rows[Shape] = Rows(parts.shapes, stored, keep=False)
-            self._covers: Rows[Cover] = Rows(parts.covers, stored, keep=False)
+            self._shapes: Rows[Shape] = Rows(parts.shapes, stored)
+            self._covers: Rows[Cover] = Rows(parts.covers, stored)
             self._interior, self._boundary = parts.tables["interior"], parts.tables["boundary"]
             self._near = {level: parts.tables[f"near{level}"] for level in self.near_levels[1:]}
             self._count = stored

@@ -12,12 +12,11 @@ T = TypeVar("T")
 
 
 class Rows(Generic[T]):
-    """An append-only sequence whose first ``stored`` items are made by ``decode(i)`` when first read."""
+    """An append-only sequence whose first ``stored`` items are made by ``decode(i)`` at each read (a decoder that
+    is costly keeps what it made itself, as many as it should)."""
 
-    def __init__(self, decode: Callable[[int], T] | None = None, stored: int = 0, keep: bool = True) -> None:
-        """``keep``: remember what was decoded (off where decoding is a mere lookup)."""
-        self._decode, self._stored, self._keep = decode, stored, keep
-        self._decoded: dict[int, T] = {}
+    def __init__(self, decode: Callable[[int], T] | None = None, stored: int = 0) -> None:
+        self._decode, self._stored = decode, stored
         self._added: list[T] = []
 
     def __len__(self) -> int:
@@ -35,12 +34,7 @@ class Rows(Generic[T]):
         if i < 0:
             raise IndexError(i)
         assert self._decode is not None
-        if not self._keep:
-            return self._decode(i)
-        item = self._decoded.get(i)
-        if item is None:
-            item = self._decoded[i] = self._decode(i)
-        return item
+        return self._decode(i)
 
     def __iter__(self) -> Iterator[T]:
         return (self[i] for i in range(len(self)))

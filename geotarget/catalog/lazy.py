@@ -1,9 +1,8 @@
-"""Containers whose stored part is decoded on first use: a worker started from a catalog snapshot holds a
-million fences and two million offers as arrays and bytes, and makes Python objects only of the few that a
-request, a write or a loop touches. Each keeps what changed since the snapshot beside it.
-
-Two threads decoding the same entry at once each make an equal object and one is kept: harmless. An entry a writer
-replaces while a reader decodes its stored form keeps the writer's (``LazyMap``'s lock).
+"""A mapping whose stored part is decoded at each read: a worker started from a catalog snapshot holds a million
+fences and two million offers as arrays and bytes, and makes Python objects only of the few that a request, a
+write or a loop touches (a costly decoder keeps the ones it made last). What changed since the snapshot is kept
+beside it; a reader decoding an entry while a writer replaces it gets the entry as it was, like any read just
+before a write, and the next read gets the writer's.
 """
 
 from __future__ import annotations
@@ -18,20 +17,17 @@ from geofences.rows import Rows
 __all__ = ["LazyMap", "Rows", "later"]
 
 T = TypeVar("T")
-K = TypeVar("K")
 
 
 class LazyMap(MutableMapping[str, T]):
-    """A mapping whose stored entries (numbered by ``names``) are decoded by ``decode(number)`` when first read.
+    """A mapping whose stored entries (numbered by ``names``) are made by ``decode(number)`` when read."""
 
-    ``keep``: remember what was decoded (off where decoding is cheaper than the memory: a row of columns)."""
-
-    def __init__(self, names: Names, decode: Callable[[int], T], keep: bool = True) -> None:
-        self._names, self._decode, self._keep = names, decode, keep
+    def __init__(self, names: Names, decode: Callable[[int], T]) -> None:
+        self._names, self._decode = names, decode
         self._count = names.stored
-        self._gone: set[int] = set()  # stored numbers decoded (and kept), replaced or removed
-        self._known: dict[str, T] = {}  # decoded, or set since
-        self._moving = threading.Lock()  # a decoded item never lands over one a writer set meanwhile
+        self._gone: set[int] = set()  # stored numbers replaced or removed since
+        self._known: dict[str, T] = {}  # set since
+        self._moving = threading.Lock()  # writers, and readers taking every key
 
     def _stored(self, key: str) -> int | None:
         number = self._names.stored_number(key)
@@ -44,14 +40,7 @@ class LazyMap(MutableMapping[str, T]):
         number = self._stored(key)
         if number is None:
             return default
-        decoded = self._decode(number)
-        if not self._keep:
-            return decoded
-        with self._moving:
-            if number not in self._gone:
-                self._gone.add(number)
-                self._known[key] = decoded
-        return self._known.get(key, default)
+        return self._decode(number)
 
     def __getitem__(self, key: str) -> T:
         item: T | None = self.get(key)
@@ -78,7 +67,7 @@ class LazyMap(MutableMapping[str, T]):
                 raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
-        with self._moving:  # reading an item moves it from one to the other
+        with self._moving:  # both parts as one writer left them
             gone, known = set(self._gone), list(self._known)
         yield from (self._names.name(n) for n in range(self._count) if n not in gone)
         yield from known
@@ -87,19 +76,19 @@ class LazyMap(MutableMapping[str, T]):
         return self._count - len(self._gone) + len(self._known)
 
     def known(self) -> list[T]:
-        """The items decoded or set since the snapshot."""
+        """The items set since the snapshot."""
         return list(self._known.values())
 
     def among(self, numbers: Iterable[int]) -> list[T]:
-        """The items numbered ``numbers`` in the snapshot (as they are now, where still here), and every item
-        decoded or set since: a search for items with a property the snapshot marked looks no further."""
+        """The items numbered ``numbers`` in the snapshot (where still as stored), and every item set since: a
+        search for items with a property the snapshot marked looks no further."""
         known = list(self._known.values())
         return known + [self[self._names.name(n)] for n in numbers if n not in self._gone]
 
 
 def later(mapping: Mapping[str, T]) -> Callable[[], Mapping[str, T]]:
-    """What ``mapping`` holds now, taken under its writer's lock, as a function to call after letting it go: the
-    items a ``LazyMap`` has not decoded yet are decoded then (by number: the map itself is not touched)."""
+    """What ``mapping`` holds now, taken under its writer's lock, as a function to call after letting it go: a
+    ``LazyMap``'s stored items are decoded then (by number: the map itself is not touched)."""
     if not isinstance(mapping, LazyMap):
         copy = dict(mapping)
         return lambda: copy
