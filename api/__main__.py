@@ -1,5 +1,5 @@
 """``python -m api``: the ``geotarget`` command, for environments without the console script on PATH."""
 
-from api.cli import app
+from api.launcher import main
 
-app(prog_name="geotarget")
+main()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,17 +18,12 @@ from rich.table import Table
 from api.cli_events import retention, rollup
 from api.cli_fences import fences_app
 from api.cli_keys import keys_app, merchants_app
-from api.cli_support import day, existing_deployment, reachable_cluster, user_errors
-from api.demo.city import DEMO_CITY, EXAMPLE_POINT, load_demo_city
-from api.demo.traffic import simulate_once
-from api.logs import log_config
-from api.loops_process import LoopsProcess, exit_with_parent
-from geofences import LatLng
-from geotarget.metrics import MULTIPROCESS_DIR
+from api.cli_serve import demo_command, serve
+from api.cli_support import day, existing_deployment, user_errors
+from api.loops_process import exit_with_parent
 from geotarget.runtime import Runtime
 from geotarget.settings import Settings
-from geotarget.store import database
-from geotarget.store.embedded_redis import EmbeddedRedis, end_process
+from geotarget.store.embedded_redis import end_process
 from geotarget.store.repository import EVERYONE
 
 app = typer.Typer(help="geotarget: location-aware offers around merchants' stores.", no_args_is_help=True)
@@ -41,147 +34,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(merchants_app, name="merchants")
 app.command()(retention)
 app.command()(rollup)
+app.command()(serve)
+app.command("demo")(demo_command)
 console = Console()
-
-
-def _admin_key(settings: Settings) -> str:
-    """The configured admin key, else one kept in the data directory (generated on first start)."""
-    if settings.admin_key:
-        return settings.admin_key
-    path = settings.data_dir / "admin.key"
-    if path.exists():
-        return path.read_text().strip()
-    key = f"gt_admin_{secrets.token_urlsafe(24)}"
-    path.write_text(key + "\n")
-    path.chmod(0o600)
-    console.print(f"[bold]No GEOTARGET_ADMIN_KEY set; generated one[/] (kept in {path}):\n  {key}")
-    return key
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (they share Redis and the database).")] = 1,
-    demo: Annotated[bool, typer.Option(help="Load the demo city and print keys to try.")] = False,
-    loop: Annotated[
-        Literal["auto", "asyncio", "uvloop"], typer.Option(help="Event loop (auto: uvloop where installed).")
-    ] = "auto",
-) -> None:
-    """Serve the API and web pages; with nothing configured, SQLite and a private embedded Redis."""
-    import uvicorn
-
-    from api.http_protocol import DeadlineHttpToolsProtocol
-
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["GEOTARGET_ADMIN_KEY"] = _admin_key(settings)
-    embedded = None
-    if not settings.redis_url:
-        embedded = EmbeddedRedis(settings.data_dir.resolve() / "redis")
-        os.environ["GEOTARGET_REDIS_URL"] = embedded.start()
-        embedded.supervise()  # started again within a second if it dies
-        url = os.environ["GEOTARGET_REDIS_URL"]
-        console.print(f"No GEOTARGET_REDIS_URL set; started an embedded Redis at {url}", soft_wrap=True)  # unbroken
-    os.environ["GEOTARGET_DATA_DIR"] = str(settings.data_dir.resolve())
-    settings = Settings()
-    reachable_cluster(settings.redis_url or "")
-    database.migrate(database.make_engine(settings.sqlalchemy_url()))
-    os.environ["GEOTARGET_MIGRATE_ON_START"] = "false"
-    os.environ["GEOTARGET_WORKERS"] = str(workers)  # each worker takes its share of the per-device limits
-    if workers > 1:
-        _share_metrics(settings.data_dir.resolve() / "metrics")
-    if demo:
-        _load_demo(Settings(), host, port)
-    loops = None
-    if settings.triggers and settings.deliver_in_serve:  # one process of loops for every worker (api/loops_process.py)
-        os.environ["GEOTARGET_DELIVER_IN_SERVE"] = "false"  # the workers leave the loops to it
-        loops = LoopsProcess(dict(os.environ))
-        loops.start(f"http://{_local(host)}:{port}/readyz")
-    try:
-        uvicorn.run(
-            "api.main:create_app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            access_log=False,  # it prints query strings: device ids and positions (see api/access_log.py)
-            http=DeadlineHttpToolsProtocol,  # slow headers and bodies are cut off (api/http_protocol.py)
-            loop=loop,
-            log_config=log_config(settings.log_format),
-        )
-    finally:
-        if loops is not None:
-            loops.stop()
-        if embedded is not None:
-            embedded.stop()
-
-
-def _local(host: str) -> str:
-    """Where this machine reaches a server listening on ``host``."""
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
-
-
-def _share_metrics(folder: Path) -> None:
-    """Workers keep their Prometheus figures in files there, so any worker's /metrics answers for all (the
-    workers import prometheus_client after this is set; a folder the operator set is kept as it is)."""
-    if os.environ.get(MULTIPROCESS_DIR):
-        return
-    shutil.rmtree(folder, ignore_errors=True)  # the figures of a previous run's processes
-    folder.mkdir(parents=True)
-    os.environ[MULTIPROCESS_DIR] = str(folder)
-
-
-@app.command("demo")
-def demo_command(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
-    workers: Annotated[int, typer.Option(min=1)] = 1,
-) -> None:
-    """Serve the demo city (the same as serve --demo)."""
-    serve(host=host, port=port, workers=workers, demo=True)
-
-
-def _load_demo(settings: Settings, host: str, port: int) -> None:
-    runtime = Runtime.open(settings, follow=False)
-    try:
-        kept = settings.data_dir / "demo-keys.json"
-        keys = load_demo_city(runtime.repository, runtime.fences, runtime.offers, kept)
-        runtime.catalog.sync(runtime.repository)
-        shops = [LatLng(s.lat, s.lon) for stores in DEMO_CITY.values() for s in stores]
-        with console.status("Simulating two weeks of foot traffic through the serving path…"):
-            sent = simulate_once(runtime.repository, runtime.server, shops, datetime.now(UTC))
-        if sent:
-            print(f"Sent {sent:,} simulated pings of demo phones; the reach dashboard (/adops) shows them.")
-    finally:
-        runtime.close()
-    base = f"http://{host}:{port}"
-    app_key, adops_key = keys.pop("app")[1], keys.pop("adops")[1]
-    lines = [f"  {name:<20} {merchant_id}  {key}" for name, (merchant_id, key) in keys.items()]
-    print("Demo city: central Lisbon (merchant, id, API key)\n" + "\n".join(lines))
-    print(f"  app key:   {app_key}\n  adops key: {adops_key}")
-    first_key = next(iter(keys.values()))[1]
-    lat, lon = EXAMPLE_POINT
-    print(
-        f"Try:\n  curl -H 'Authorization: Bearer {app_key}' "
-        f"'{base}/v1/nearby?lat={lat}&lon={lon}&device_id=demo-phone'\n"
-        f"  curl -H 'Authorization: Bearer {first_key}' {base}/v1/geofences\n"
-        f"  curl -H 'Authorization: Bearer {first_key}' "
-        f"'{base}/v1/geofences/contains?lat={lat}&lon={lon}&within_m=500'\n"
-        f"  Why each offer is shown there or not (a dry run: nothing is counted):\n"
-        f"  curl -H 'Authorization: Bearer {first_key}' "
-        f"'{base}/v1/explain?lat={lat}&lon={lon}&device_id=demo-phone'\n"
-        f"  Pages: {base}/merchant (merchant key), {base}/adops (adops key)\n"
-        f"  API docs: {base}/docs\n"
-        f"These keys are kept in {kept} and shown again at the next start.\n"
-        "Webhooks to a receiver on this machine (http://127.0.0.1:…) are refused unless the server runs with\n"
-        "  GEOTARGET_WEBHOOK_ALLOW_PRIVATE=true (loopback and private addresses; docs/triggers.md)"
-    )
 
 
 @app.command()

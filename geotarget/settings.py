@@ -5,20 +5,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from geofences import FenceLimits
-from geofences.archives import ArchiveLimits
-from geofences.formats import UploadLimits
-from geotarget.bidding.reading import BidRules
-from geotarget.store.file_area import FileArea, S3Options
-from geotarget.store.report_engines import DuckDBEngine, ReportEngine
-from geotarget.store.spark_engine import SparkEngine
-from geotarget.triggers.presence import PresenceRules
-from geotarget.triggers.webhooks import RetryPolicy
+if TYPE_CHECKING:  # each is imported where it is made: ``serve``'s launcher reads settings, and nothing else
+    from geofences import FenceLimits
+    from geofences.formats import UploadLimits
+    from geotarget.bidding.reading import BidRules
+    from geotarget.store.file_area import FileArea, S3Options
+    from geotarget.store.report_engines import ReportEngine
+    from geotarget.triggers.presence import PresenceRules
+    from geotarget.triggers.webhooks import RetryPolicy
 
 
 class Settings(BaseSettings):
@@ -138,6 +137,8 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'geotarget.db').resolve()}"
 
     def bid_rules(self) -> BidRules:
+        from geotarget.bidding.reading import BidRules
+
         return BidRules(self.tcf_vendor_id, self.bid_currency, self.max_fix_age_s, self.bid_hold_s, self.bid_min_hold_s)
 
     def resolved_device_secret(self) -> str:
@@ -152,21 +153,33 @@ class Settings(BaseSettings):
         return self.events_url or str(self.data_dir / "events")
 
     def s3_options(self) -> S3Options:
+        from geotarget.store.file_area import S3Options
+
         return S3Options(self.s3_endpoint_url, self.s3_access_key_id, self.s3_secret_access_key, self.s3_region)
 
     def reports_engine(self) -> Callable[[FileArea], ReportEngine]:
         """What runs report queries over the event files: DuckDB in process, or Spark at ``spark_master``."""
         if self.report_engine == "spark":
+            from geotarget.store.spark_engine import SparkEngine  # sqlglot and Spark's client: only when asked for
+
             return functools.partial(SparkEngine, master=self.spark_master, s3=self.s3_options())
+        from geotarget.store.report_engines import DuckDBEngine
+
         return DuckDBEngine
 
     def presence_rules(self) -> PresenceRules:
+        from geotarget.triggers.presence import PresenceRules
+
         return PresenceRules(self.max_accuracy_m, self.exit_margin_m, self.presence_timeout_s)
 
     def retry_policy(self) -> RetryPolicy:
+        from geotarget.triggers.webhooks import RetryPolicy
+
         return RetryPolicy(self.webhook_retry_base_s, min(3_600.0, self.webhook_give_up_s), self.webhook_give_up_s)
 
     def fence_limits(self) -> FenceLimits:
+        from geofences import FenceLimits
+
         return FenceLimits(
             max_vertices=self.max_fence_vertices,
             max_area_m2=self.max_fence_area_m2,
@@ -175,6 +188,9 @@ class Settings(BaseSettings):
         )
 
     def upload_limits(self) -> UploadLimits:
+        from geofences.archives import ArchiveLimits
+        from geofences.formats import UploadLimits
+
         return UploadLimits(
             max_unpacked_bytes=self.max_upload_unpacked_bytes,
             archive=ArchiveLimits(

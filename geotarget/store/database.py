@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,6 +71,9 @@ def _refuse_nul(engine: Engine) -> None:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; idempotent, and safe when several processes start at once
     (an advisory lock on PostgreSQL, a lock file beside the database on SQLite)."""
+    from alembic import command  # a worker never migrates (serve does, once, before it starts them)
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     database = engine.url.database
