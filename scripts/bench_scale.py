@@ -8,10 +8,11 @@ Per size and layout, printed as it is known:
 - import: ``geotarget fences import`` of a GeoParquet of the stores (every core, in batches), wall time;
 - offers: two per fence stored in one go (the API would only time 2,000,000 requests);
 - start: ``geotarget serve --workers 2`` from launch to ``/readyz``, first from SQL (its workers then write the
-  catalog snapshot: its size) and again from the snapshot; RSS and PSS of each worker (PSS counts a shared page
-  once per sharer, so it is what a worker really costs);
+  catalog snapshot: its size) and again from the snapshot (``start_s``; ``worker_s``: from the worker process's
+  own start, without the launcher's migrations and imports); RSS and PSS of each worker (PSS counts a shared
+  page once per sharer, so it is what a worker really costs);
 - /v1/nearby under wrk (teleporting devices at random stores, 8 connections): CPU ms per request of the
-  workers (from /proc), p99 latency;
+  workers (from /proc), p99 latency, and the PSS per worker after it (what the requests decoded and mapped in);
 - one write: a new fence with an offer, created through the API, until every worker serves it.
 
     python scripts/bench_scale.py [--sizes 10000,100000] [--layouts country,even] [--seconds 10] [--warm 3] [--keep]
@@ -94,6 +95,11 @@ def add_offers(settings: Settings, merchant: str, data: list[Shop]) -> None:
         runtime.close()
 
 
+def _is_worker(process: psutil.Process) -> bool:
+    """A serving worker: not the loops process, not multiprocessing's resource tracker."""
+    return "spawn_main" in " ".join(process.cmdline())
+
+
 def snapshot_mb(root: Path, timeout_s: float) -> float:
     """The size of the catalog snapshot once one is written (the first worker writes it after it serves)."""
     deadline = time.monotonic() + timeout_s
@@ -166,13 +172,15 @@ def bench(
             server = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_ready(base, server, timeout_s=3_600)
             figures[turn] = time.perf_counter() - began
+            spawned = [w for w in psutil.Process(server.pid).children(recursive=True) if _is_worker(w)]
+            figures["worker_s"] = time.time() - min(w.create_time() for w in spawned)
             if turn == "first_start_s":  # it reads SQL and writes the snapshot the next start maps
                 figures["snapshot_mb"] = snapshot_mb(folder / "catalog", timeout_s=600)
                 stop(server)
         time.sleep(2)
         assert server is not None
         everyone = psutil.Process(server.pid).children(recursive=True)
-        workers = [w for w in everyone if "spawn_main" in " ".join(w.cmdline())]  # not the loops, not the tracker
+        workers = [w for w in everyone if _is_worker(w)]
         figures["rss_mb"], figures["pss_mb"] = memory_mb(workers)
         centres = [(s.store.lat, s.store.lon) for s in data]
         drive(base, "/v1/nearby", app_key, centres, warm, 8, workers, mode="teleport")  # warm-up
@@ -183,6 +191,7 @@ def bench(
             print_profile(spy)
         loaded = drive(base, "/v1/nearby", app_key, centres, seconds, 8, workers, mode="teleport")
         figures["cpu_ms"], figures["p99_ms"], figures["offers"] = loaded.cpu_ms, loaded.p99, loaded.served
+        _, figures["loaded_pss_mb"] = memory_mb(workers)  # with what the requests decoded and mapped in
         figures["write_s"] = one_write(base, merchant.api_key, app_key, data[0])
     finally:
         if server is not None and server.poll() is None:
@@ -199,8 +208,10 @@ COLUMNS = (
     "first_start_s",
     "snapshot_mb",
     "start_s",
+    "worker_s",
     "rss_mb",
     "pss_mb",
+    "loaded_pss_mb",
     "cpu_ms",
     "p99_ms",
     "offers",

@@ -3,9 +3,11 @@ kept equal to SQL; and ``view``, the immutable ``CatalogView`` serving reads, re
 write block (a fence write, a sync, a load) ends.
 
 SQL is the source of truth; the ``changes`` table is its ordered log. ``sync()`` applies what this worker has not
-seen yet, so a missed Redis notification only delays a change, it never loses it. Covers and reach covers come
-from SQL too (stored when the fence or offer was written); one that is missing or stale is computed here and
-stored, so the next worker to start finds it.
+seen yet, so a missed Redis notification only delays a change, it never loses it. A worker usually starts from
+its machine's catalog snapshot (``restore``; ``starting`` picks it, ``frozen`` reads it): its fences, offers and
+pairs then stay arrays, and what changes after it is kept beside them. Read from SQL instead (``load_all``),
+covers and reach covers come from SQL too (stored when the fence or offer was written); one that is missing or
+stale is computed here and stored, so the next worker to start finds it.
 
 The index lives as long as the process, and Python's cyclic collector would rescan all of it in every full
 collection: with 20,000 fences each took 130-250 ms, holding the GIL, so every request of the worker stalled
