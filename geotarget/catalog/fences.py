@@ -105,6 +105,9 @@ class BulkResult:
     existing: bool = False  # its external_id was already stored: the fence it names is left as it is
 
 
+PLACEMENT_SAMPLE = 1_000  # of the merchant's fences, at random: their middle is known well enough from these
+
+
 class FenceService:
     def __init__(
         self, settings: Settings, repository: Repository, catalog: Catalog, notifier: FenceNotifier, pool: CpuPool
@@ -127,9 +130,9 @@ class FenceService:
 
     def _placement(self, merchant_id: str, ready: Ready) -> list[PlacementWarning]:
         """Where the new fence lands against the merchant's other fences and stated zone (lat/lon swapped?)."""
-        shapes = self.catalog.index
-        fences = self.repository.fences(merchant_id)
-        others = [Placed(centre(s), f.timezone) for f in fences if not f.audience_only and (s := shapes.shape(f.id))]
+        shapes, unseen = self.catalog.index, self.catalog.audience_fences
+        sample = self.repository.fence_sample(merchant_id, PLACEMENT_SAMPLE)
+        others = [Placed(centre(s), zone) for f, zone in sample if f not in unseen and (s := shapes.shape(f))]
         merchant = self.repository.merchant(EVERYONE, merchant_id)
         zone = merchant.timezone if merchant is not None else None
         return placement_warnings(centre(ready.fence.shape), ready.timezone, others, zone, datetime.now(UTC))

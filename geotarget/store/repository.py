@@ -152,6 +152,14 @@ class Repository:
         """The owner's fences (those of ``ids`` only, when given), oldest first."""
         return [fence_of(r) for r in self._listed(models.Geofence, owner, ids)]
 
+    def fence_sample(self, merchant_id: str, most: int) -> list[tuple[str, str]]:
+        """(id, time zone) of at most ``most`` of the merchant's fences, picked at random (all when it has no more):
+        what a new fence's placement is weighed against, without reading a national chain's million fences."""
+        g = models.Geofence
+        query = select(g.id, g.timezone).where(g.merchant_id == merchant_id).order_by(func.random()).limit(most)
+        with self._factory() as session:
+            return [(fence_id, zone) for fence_id, zone in session.execute(query)]
+
     def replace_fence(self, fence: Fence, cover: Cover, seen_version: int) -> Fence:
         """Store a new state of ``fence`` and its cover unless someone changed it since ``seen_version``
         (``Conflict``)."""
