@@ -9,12 +9,14 @@ misses edge cells. ``query`` therefore gives exactly the membership rule's answe
 ``nearby`` looks through a coarse-resolution map of boundary cells, then measures each candidate exactly.
 
 Fences live in *slots*: a fence added again (moved) takes a new slot and its old one is marked dead, so the
-cell tables (``CellTable``: sorted arrays plus a small overlay, entries are slots) only ever grow until they
-are repacked without the dead. A worker started from a catalog snapshot maps the tables, boxes and ids of its
-fences (``IndexParts``) and makes a fence's shape or cover only when a lookup needs it.
+packed cell tables (``CellTable``s, entries are slots) never change; a dead slot is filtered out when found. A
+worker started from a catalog snapshot maps the tables, boxes and ids of its fences (``IndexParts``) and makes
+a fence's shape or cover only when a lookup needs it.
 
-Writers (add/remove) hold a lock and publish new tables after the slot's arrays are in place; readers take no
-lock: a table that names a slot is only ever published after that slot's box and liveness are stored.
+Writers (add/remove) hold a lock; what they add goes to a small dict per table beside the packed arrays, each
+cell's tuple of slots replaced whole, after the slot's box and liveness are stored. Readers take no lock: a slot
+they find has its arrays in place. The dicts hold what was written since the worker started, until a snapshot
+written at the next compaction packs them.
 """
 
 from __future__ import annotations
@@ -175,8 +177,10 @@ class FenceIndex:
             self._bounds = parts.bounds  # by slot; copied (and grown) by the first write
             self._shapes: Rows[Shape] = Rows(parts.shapes, stored)
             self._covers: Rows[Cover] = Rows(parts.covers, stored)
-            self._interior, self._boundary = parts.tables["interior"], parts.tables["boundary"]
-            self._near = {level: parts.tables[f"near{level}"] for level in self.near_levels[1:]}
+            self._tables = dict(parts.tables)  # packed, never changed
+            # cell -> slots added since, per table: each cell's tuple replaced whole, so a reader sees one state
+            self._added: dict[str, dict[int, tuple[int, ...]]] = {name: {} for name in self._tables}
+            self._added_res: set[int] = set()  # resolutions of the interior cells added since
             self._count = stored
             self.version += 1
 
@@ -207,7 +211,9 @@ class FenceIndex:
         cover = cover or cover_shape(shape, self.res)
         if cover.res != self.res:
             raise ValueError(f"cover is at res {cover.res}, the index at {self.res}")
-        near = {level: {cells.cell_to_parent(c, level) for c in cover.boundary} for level in self._near}
+        rows = {"interior": [int(c) for c in cover.interior], "boundary": [int(c) for c in cover.boundary]}
+        for level in self.near_levels[1:]:
+            rows[f"near{level}"] = [int(c) for c in {cells.cell_to_parent(c, level) for c in cover.boundary}]
         with self._lock:
             self._kill(fence_id)
             slot = self._names.append(fence_id)
@@ -217,12 +223,11 @@ class FenceIndex:
             self._shapes.append(shape)
             self._covers.append(cover)
             self._count += 1
-            live = self._live
-            self._interior = self._interior.adding([(int(c), slot) for c in cover.interior], live)
-            self._boundary = self._boundary.adding([(int(c), slot) for c in cover.boundary], live)
-            self._near = {
-                level: t.adding([(int(c), slot) for c in near[level]], live) for level, t in self._near.items()
-            }
+            self._added_res.update(cells.cell_to_res(c) for c in cover.interior)
+            for name, keys in rows.items():
+                added = self._added[name]
+                for key in keys:
+                    added[key] = (*added.get(key, ()), slot)
             self.version += 1
         return cover
 
@@ -251,14 +256,13 @@ class FenceIndex:
         with self._lock:
             names, shapes, covers = self._names, self._shapes, self._covers
             live = np.flatnonzero(self._alive[: len(names)])
-            tables = {"interior": self._interior, "boundary": self._boundary}
-            tables |= {f"near{level}": table for level, table in self._near.items()}
+            tables = {name: (table, dict(self._added[name])) for name, table in self._tables.items()}
             version = self.version
         position = np.full(len(names), -1, dtype=np.int64)
         position[live] = np.arange(len(live))
         flat = {}
-        for name, table in tables.items():
-            keys, slots = table.rows()
+        for name, (table, added) in tables.items():
+            keys, slots = table.rows([(key, slot) for key, group in added.items() for slot in group])
             kept = position[slots] >= 0
             flat[name] = (keys[kept], position[slots[kept]])
         taken = live.tolist()
@@ -268,20 +272,27 @@ class FenceIndex:
 
     def query(self, point: LatLng) -> list[str]:
         """Ids of the fences that cover ``point``, exactly as the membership rule says."""
-        interior, boundary = self._interior, self._boundary  # tables first: their slots' arrays are in place
         cell = cells.latlng_to_cell(point, self.res)
-        keys = [cell, *(cells.cell_to_parent(cell, r) for r in interior.resolutions if r < self.res)]
-        alive, bounds = self._alive, self._bounds
-        found = interior.lookup(np.array(keys, dtype=np.uint64))
-        found = found[alive[found]].tolist()
-        tested = boundary.lookup(np.array([cell], dtype=np.uint64))
+        coarser = set(self._tables["interior"].resolutions) | self._added_res
+        keys = [cell, *(cells.cell_to_parent(cell, r) for r in sorted(coarser, reverse=True) if r < self.res)]
+        found = self._lookup("interior", keys)
+        tested = self._lookup("boundary", [cell])
+        alive, bounds = self._alive, self._bounds  # after the lookups: a slot found has its arrays in place
+        hits = found[alive[found]].tolist()
         tested = tested[alive[tested]]
         if len(tested):
             box = bounds[tested]
             lat, lon = point.lat, point.lon
             near = (box[:, 0] <= lon) & (lon <= box[:, 2]) & (box[:, 1] <= lat) & (lat <= box[:, 3])
-            found += [s for s in tested[near].tolist() if self._shapes[s].covers(point)]
-        return [self._names.name(s) for s in found]
+            hits += [s for s in tested[near].tolist() if self._shapes[s].covers(point)]
+        return [self._names.name(s) for s in hits]
+
+    def _lookup(self, name: str, keys: list[Cell]) -> IntArray:
+        """The slots stored under any of ``keys`` in one table, packed or added since (dead ones too)."""
+        found = self._tables[name].lookup(np.array(keys, dtype=np.uint64))
+        added = self._added[name]
+        extra = [s for key in keys for s in added.get(key, ())] if added else []
+        return np.concatenate((found, np.array(extra, dtype=np.int64))) if extra else found
 
     def nearby(self, point: LatLng, within_m: float) -> list[Proximity]:
         """Fences that cover ``point`` or lie within ``within_m`` metres of it, nearest first."""
@@ -310,8 +321,9 @@ class FenceIndex:
             self._near_cache = (version, remembered)
         found = remembered.get((origin, k))
         if found is None:
-            table = self._boundary if level == self.res else self._near[level]
-            slots = np.unique(table.lookup(np.array(cells.grid_disk(origin, k), dtype=np.uint64)))
+            slots = np.unique(
+                self._lookup("boundary" if level == self.res else f"near{level}", cells.grid_disk(origin, k))
+            )
             slots = slots[self._alive[slots]]
             found = (slots, self._bounds[slots].reshape(-1, 4))
             if len(remembered) < _NEAR_CACHE_CELLS:
@@ -328,9 +340,6 @@ class FenceIndex:
             if k <= _MAX_RINGS or level == self.near_levels[-1]:
                 return level, k
         raise AssertionError("unreachable")
-
-    def _live(self, slots: IntArray) -> npt.NDArray[np.bool_]:
-        return self._alive[slots]
 
     def _kill(self, fence_id: str) -> bool:
         slot = self._slot(fence_id)
