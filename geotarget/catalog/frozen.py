@@ -280,10 +280,12 @@ def thaw(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any], res: int)
     )  # fmt: skip
     pair_offer, pair_fence, schedules = arrays["pair_offer"], arrays["pair_fence"], arrays["pair_schedule"]
     count = len(pair_offer)
+    offer_merchant = arrays["offer_merchant"]
     pairs = StoredPairs(
         offers=Rows(lambda r: offer(int(pair_offer[r])), count),
         offer_ids=Rows(lambda r: offers.name(int(pair_offer[r])), count),
         fence_ids=Rows(lambda r: fences.name(int(pair_fence[r])), count),
+        merchants=Rows(lambda r: merchants[offer_merchant[pair_offer[r]]], count),
         shapes=Rows(lambda r: shape(int(pair_fence[r])), count),
         zones=Rows(lambda r: zones[zone[pair_fence[r]]], count),
         schedules=Rows(lambda r: int(schedules[r]), count),

@@ -64,7 +64,7 @@ class _Columns:
     def __init__(self, stored: StoredPairs | None = None) -> None:
         s = stored or StoredPairs.empty()
         self.offers, self.offer_ids, self.fence_ids = s.offers, s.offer_ids, s.fence_ids
-        self.shapes, self.zones, self.schedules = s.shapes, s.zones, s.schedules
+        self.merchants, self.shapes, self.zones, self.schedules = s.merchants, s.shapes, s.zones, s.schedules
         self.nearby_m, self.static, self.bounds, self.plain = s.nearby_m, s.static, s.bounds, s.plain
         self.alive = np.array(s.alive, dtype=bool)  # a private copy: writes mark rows dead
 
@@ -84,6 +84,7 @@ class _Columns:
         self.offers.append(offer)
         self.offer_ids.append(offer.id)
         self.fence_ids.append(fence_id)
+        self.merchants.append(offer.merchant_id)
         self.shapes.append(place.shape)
         self.zones.append(place.timezone)
         self.schedules.append(schedule)
@@ -174,6 +175,7 @@ class StoredPairs:
     offers: Rows[Offer]
     offer_ids: Rows[str]
     fence_ids: Rows[str]
+    merchants: Rows[str]
     shapes: Rows[Shape]
     zones: Rows[str]
     schedules: Rows[int]
@@ -193,8 +195,9 @@ class StoredPairs:
     def empty(cls) -> StoredPairs:
         none, no_rows = np.zeros(0), StoredGroups(Names(), np.zeros(0, np.int64), np.zeros(1, np.int64))
         return cls(
-            Rows(), Rows(), Rows(), Rows(), Rows(), Rows(), none, none, np.zeros((0, 4)), np.zeros(0, dtype=bool),
-            np.zeros(0, dtype=bool), CellTable.empty(), CellTable.empty(), (), Reaches(), no_rows, no_rows,
+            Rows(), Rows(), Rows(), Rows(), Rows(), Rows(), Rows(),
+            none, none, np.zeros((0, 4)), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool),
+            CellTable.empty(), CellTable.empty(), (), Reaches(), no_rows, no_rows,
         )  # fmt: skip
 
 
@@ -213,6 +216,7 @@ class CatalogView:
     offers: Rows[Offer]
     offer_ids: Rows[str]
     fence_ids: Rows[str]
+    merchants: Rows[str]  # the offer's: a merchant already given its share is passed over without reading it
     shapes: Rows[Shape]
     zones: Rows[str]
     schedules: Rows[int]
@@ -323,6 +327,7 @@ class ViewBuilder:
             offers=r.offers,
             offer_ids=r.offer_ids,
             fence_ids=r.fence_ids,
+            merchants=r.merchants,
             shapes=r.shapes,
             zones=r.zones,
             schedules=r.schedules,

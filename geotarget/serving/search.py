@@ -53,9 +53,8 @@ def ranked(view: CatalogView, point: LatLng, request: MatchRequest) -> Iterator[
         if (accurate or view.nearby_m[r] > 0) and _wanted(view, live, r, request)
     )
     for negative, offer_id, fence_id, row in firsts:
-        offer = view.offers[row]
-        if taken.take(offer_id, offer.merchant_id):
-            yield Candidate(offer, fence_id, True, 0.0, -negative)
+        if taken.take(offer_id, view.merchants[row]):
+            yield Candidate(view.offers[row], fence_id, True, 0.0, -negative)
     yield from _outside(
         view, live, point, request, around[order].tolist(), bound[order].tolist(), floor[order].tolist(), taken
     )
@@ -78,8 +77,8 @@ def _outside(
         while waiting and (waiting[0][0], waiting[0][1]) < (-bound, floor):
             yield from _final(view, heapq.heappop(waiting), taken)
         offer_id = view.offer_ids[row]
-        if offer_id in taken.offers or not _wanted(view, live, row, request):
-            continue
+        if offer_id in taken.offers or taken.full(view.merchants[row]) or not _wanted(view, live, row, request):
+            continue  # a full merchant's pairs can never be given out: no distance, no decoding
         distance = view.shapes[row].distance_m(point)
         if distance > view.nearby_m[row]:
             continue
@@ -91,9 +90,8 @@ def _outside(
 
 def _final(view: CatalogView, item: tuple[float, float, str, str, int], taken: _Taken) -> Iterator[Candidate]:
     negative, distance, offer_id, fence_id, row = item
-    offer = view.offers[row]
-    if taken.take(offer_id, offer.merchant_id):
-        yield Candidate(offer, fence_id, False, distance, -negative)
+    if taken.take(offer_id, view.merchants[row]):
+        yield Candidate(view.offers[row], fence_id, False, distance, -negative)
 
 
 class _Taken:
@@ -104,11 +102,14 @@ class _Taken:
         self._merchants: Counter[str] = Counter()
         self._per_merchant = per_merchant
 
+    def full(self, merchant_id: str) -> bool:
+        return self._merchants[merchant_id] >= self._per_merchant
+
     def take(self, offer_id: str, merchant_id: str) -> bool:
         if offer_id in self.offers:
             return False
         self.offers.add(offer_id)
-        if self._merchants[merchant_id] >= self._per_merchant:
+        if self.full(merchant_id):
             return False
         self._merchants[merchant_id] += 1
         return True
