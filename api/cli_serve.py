@@ -79,6 +79,10 @@ def serve(
         os.environ["GEOTARGET_DELIVER_IN_SERVE"] = "false"  # the workers leave the loops to it
         loops = LoopsProcess(dict(os.environ))
         loops.start(f"http://{_local(host)}:{port}/readyz")
+    if workers > 1:
+        from api.forked_workers import fork_workers_from_preloaded_app
+
+        fork_workers_from_preloaded_app()  # the API imported once for every worker (api/forked_workers.py)
     try:
         uvicorn.run(
             "api.main:create_app_from_env",

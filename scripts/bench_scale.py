@@ -96,8 +96,10 @@ def add_offers(settings: Settings, merchant: str, data: list[Shop]) -> None:
 
 
 def _is_worker(process: psutil.Process) -> bool:
-    """A serving worker: not the loops process, not multiprocessing's resource tracker."""
-    return "spawn_main" in " ".join(process.cmdline())
+    """A serving worker (forked by the forkserver, api/forked_workers.py): not the forkserver itself, not the
+    loops process, not multiprocessing's resource tracker."""
+    parent = process.parent()
+    return parent is not None and all("forkserver" in " ".join(p.cmdline()) for p in (process, parent))
 
 
 def snapshot_mb(root: Path, timeout_s: float) -> float:
