@@ -292,3 +292,39 @@ def test_a_merchant_holds_at_most_max_fences_per_merchant(three_fences_each):
     assert client.post("/v1/geofences/bulk", json=bulk, headers=cafe.headers).status_code == 200
     assert client.post("/v1/geofences", json=ALFAMA_CAFE, headers=cafe.headers).status_code == 409
     assert client.post("/v1/geofences", json=ALFAMA_CAFE, headers=bakery.headers).status_code == 201  # its own share
+
+
+@pytest.fixture
+def on_database(tmp_path, redis_url, database_url):
+    settings = make_settings(tmp_path, redis_url, database_url)
+    runtime = Runtime.open(settings)
+    with TestClient(create_app(settings, runtime)) as client:
+        yield client
+    runtime.close()
+
+
+def test_a_deleted_fence_leaves_exactly_the_offers_that_named_it_and_no_other(on_database):
+    """Found in SQL by the ids' JSON text (a chain's offers are no longer all read): the merchant's offer on
+    another fence only, and another merchant's offer, are untouched."""
+    client = on_database
+    cafe, bakery = new_merchant(client, "Café Tejo"), new_merchant(client, "Padaria")
+    alfama, kiosk = (
+        client.post("/v1/geofences", json=f, headers=cafe.headers).json()["id"] for f in (ALFAMA_CAFE, CHIADO_KIOSK)
+    )
+    own = client.post("/v1/geofences", json=ALFAMA_CAFE, headers=bakery.headers).json()["id"]
+
+    def offer(merchant, *fences: str) -> dict:
+        body = {"title": "latte", "geofence_ids": list(fences), "status": "active"}
+        return client.post("/v1/offers", json=body, headers=merchant.headers).json()
+
+    both, other, theirs = offer(cafe, alfama, kiosk), offer(cafe, kiosk), offer(bakery, own)
+    assert client.delete(f"/v1/geofences/{alfama}", headers=cafe.headers).status_code == 204
+
+    def now(merchant, made: dict) -> dict:
+        return client.get(f"/v1/offers/{made['id']}", headers=merchant.headers).json()
+
+    assert now(cafe, both)["geofence_ids"] == [kiosk]
+    assert now(cafe, other) == other  # not even a new version
+    assert now(bakery, theirs) == theirs
+    patched = client.patch(f"/v1/geofences/{kiosk}", json={"properties": {"purpose": "audience"}}, headers=cafe.headers)
+    assert patched.status_code == 409 and both["id"] in patched.json()["error"]["message"]

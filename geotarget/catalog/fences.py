@@ -222,7 +222,7 @@ class FenceService:
         ready = self._prepared_one({"type": "Feature", "geometry": geometry, "properties": properties}, repair=repair)
         changed = replace(_new_fence(merchant_id, ready), id=current.id, created_at=current.created_at)
         if changed.audience_only and not current.audience_only:
-            offers = [o.id for o in self.repository.offers(merchant_id) if fence_id in o.geofence_ids]
+            offers = [o.id for o in self.repository.offers_naming(merchant_id, fence_id)]
             if offers:
                 message = f"offers {offers} are on this fence; an audience-only fence has none"
                 raise Conflict(message, "properties.purpose")
