@@ -4,6 +4,8 @@ put all of its 2 GB in every worker."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,8 +16,8 @@ MB = 2**20
 
 def _file_mb() -> float:
     """This process's resident pages of mapped files."""
-    with open("/proc/self/status") as status:
-        [kb] = [line.split()[1] for line in status if line.startswith("RssFile:")]
+    status = Path("/proc/self/status").read_text().splitlines()
+    [kb] = [line.split()[1] for line in status if line.startswith("RssFile:")]
     return int(kb) / 1024
 
 
