@@ -2,8 +2,8 @@
 
 uvicorn's supervisor spawns every worker as a fresh Python, which then imports FastAPI, pydantic, numpy,
 shapely and the whole API (about 2.3 s of a 100,000-fence worker's start, paid by every worker at once on the
-same cores, and again for each worker restarted). With multiprocessing's *forkserver*, one clean process (started
-before any thread of the launcher could be copied into it) imports the API once, then forks each worker: a
+same cores, and again for each worker restarted). With multiprocessing's *forkserver*, one fresh process (without
+the launcher's threads, which a fork would copy mid-work) imports the API once, then forks each worker: a
 worker's start is its runtime's open, and the imported code's pages stay shared between the workers.
 
 Everything else is uvicorn's own supervisor (health pings, restarts of dead workers, SIGHUP, SIGTTIN/SIGTTOU,

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +53,7 @@ from scripts.bench_nearby import DAILY, server_env  # noqa: E402
 from tests.servers import free_port, wait_ready  # noqa: E402
 
 CITY = DATA_SETS["city"]
+CHAIN = "National chain"
 
 
 def layout(name: str, fences: int) -> DataSet:
@@ -141,21 +142,63 @@ def one_write(base: str, merchant_key: str, app_key: str, near: Shop) -> float:
     return time.perf_counter() - started
 
 
-def bench(
-    layout_name: str, fences: int, redis_url: str, seconds: float, warm: float, keep: bool, profile: bool
-) -> dict[str, float]:
+@dataclass(frozen=True)
+class Deployment:
+    """A loaded deployment: its folder (SQLite, catalog snapshots), its stores and the keys to use it."""
+
+    folder: Path
+    layout: str
+    data: list[Shop]
+    merchant_key: str
+    app_key: str
+
+    def settings(self, redis_url: str) -> Settings:
+        return _settings(self.folder, redis_url)
+
+    def env(self, redis_url: str, config: str) -> dict[str, str]:
+        env = server_env(self.settings(redis_url)) | {"GEOTARGET_MAX_FENCES_PER_MERCHANT": str(2 * len(self.data))}
+        if config == "default":  # as a user runs it: every loop on, the per-device limit at its default
+            env = {k: v for k, v in env.items() if k not in TUNED}
+        return env
+
+    @classmethod
+    def kept(cls, folder: Path, redis_url: str) -> Deployment:
+        """A deployment kept by an earlier run (``--keep``), with new keys (a key is only stored hashed)."""
+        _, name, fences, _ = folder.name.split("-", 3)
+        runtime = Runtime.open(_settings(folder, redis_url), follow=False, consume=False, load_catalog=False)
+        try:
+            merchant = runtime.repository.merchant_named(CHAIN)
+            assert merchant is not None, f"no {CHAIN!r} in {folder}"
+            merchant_key = accounts.issue_merchant_key(runtime.repository, merchant.id)
+            app_key = accounts.create_app_key(runtime.repository, "bench").api_key
+        finally:
+            runtime.close()
+        return cls(folder, name, list(shops(layout(name, int(fences)))), merchant_key, app_key)
+
+
+def _settings(folder: Path, redis_url: str) -> Settings:
+    prefix = f"scale{os.getpid()}{folder.name.rsplit('-', 1)[-1]}"[:32]
+    return Settings(data_dir=folder, redis_url=redis_url, admin_key="bench-admin", redis_prefix=prefix)
+
+
+TUNED = ("GEOTARGET_DELIVER_IN_SERVE", "GEOTARGET_RATE_LIMIT_SERVING")  # what server_env sets beyond the data
+
+
+def load(layout_name: str, fences: int, redis_url: str) -> tuple[Deployment, dict[str, float]]:
+    """Import the stores, add their offers and start once (the first start after an import stores the reach
+    covers of the offers' distances, computed once, and writes the snapshot later starts map)."""
     data = list(shops(layout(layout_name, fences)))
     folder = Path(tempfile.mkdtemp(prefix=f"scale-{layout_name}-{fences}-"))
-    prefix = f"scale{os.getpid()}{fences}{layout_name}"[:32]
-    settings = Settings(data_dir=folder, redis_url=redis_url, admin_key="bench-admin", redis_prefix=prefix)
     figures: dict[str, float] = {}
     parquet = folder / "stores.parquet"
     write_parquet(data, parquet)
+    settings = _settings(folder, redis_url)
     runtime = Runtime.open(settings, follow=False, consume=False)
-    merchant = accounts.create_merchant(runtime.repository, "National chain", "Europe/Lisbon")
+    merchant = accounts.create_merchant(runtime.repository, CHAIN, "Europe/Lisbon")
     app_key = accounts.create_app_key(runtime.repository, "bench").api_key
     runtime.close()
-    env = server_env(settings) | {"GEOTARGET_MAX_FENCES_PER_MERCHANT": str(2 * fences)}  # one chain holds them all
+    deployment = Deployment(folder, layout_name, data, merchant.api_key, app_key)
+    env = deployment.env(redis_url, "tuned")
     began = time.perf_counter()
     command = [sys.executable, "-m", "api", "fences", "import", str(parquet), "--merchant", merchant.id]
     subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)
@@ -163,49 +206,61 @@ def bench(
     began = time.perf_counter()
     add_offers(settings, merchant.id, data)
     figures["offers_s"] = time.perf_counter() - began
-    # the first start after an import stores the reach covers of the offers' distances (computed once)
+    port = free_port()
+    began = time.perf_counter()
+    server = subprocess.Popen(_serve(port), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", server, timeout_s=3_600)
+        figures["first_start_s"] = time.perf_counter() - began
+        figures["snapshot_mb"] = snapshot_mb(folder / "catalog", timeout_s=600)
+    finally:
+        stop(server)
+        forget(redis_url, [settings.redis_prefix])
+    return deployment, figures
+
+
+def _serve(port: int) -> list[str]:
+    return [sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", "2"]
+
+
+def measure(
+    deployment: Deployment, redis_url: str, config: str, seconds: float, warm: float, profile: bool
+) -> dict[str, float]:
+    """Start from the snapshot, load it with teleporting devices and write once: the figures of one row."""
+    figures: dict[str, float] = {}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    serve = [sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", "2"]
-    server = None
+    env = deployment.env(redis_url, config)
+    began = time.perf_counter()
+    server = subprocess.Popen(_serve(port), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for turn in ("first_start_s", "start_s"):
-            began = time.perf_counter()
-            server = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_ready(base, server, timeout_s=3_600)
-            figures[turn], ready_at = time.perf_counter() - began, time.time()
-            spawned = [w for w in psutil.Process(server.pid).children(recursive=True) if _is_worker(w)]
-            figures["worker_s"] = ready_at - min(w.create_time() for w in spawned)
-            if turn == "first_start_s":  # it reads SQL and writes the snapshot the next start maps
-                figures["snapshot_mb"] = snapshot_mb(folder / "catalog", timeout_s=600)
-                stop(server)
+        wait_ready(base, server, timeout_s=3_600)
+        figures["start_s"], ready_at = time.perf_counter() - began, time.time()
+        workers = [w for w in psutil.Process(server.pid).children(recursive=True) if _is_worker(w)]
+        figures["worker_s"] = ready_at - min(w.create_time() for w in workers)
         time.sleep(2)
-        assert server is not None
-        everyone = psutil.Process(server.pid).children(recursive=True)
-        workers = [w for w in everyone if _is_worker(w)]
         figures["rss_mb"], figures["pss_mb"] = memory_mb(workers)
-        centres = [(s.store.lat, s.store.lon) for s in data]
+        centres = [(s.store.lat, s.store.lon) for s in deployment.data]
+        app_key = deployment.app_key
         drive(base, "/v1/nearby", app_key, centres, warm, 8, workers, mode="teleport")  # warm-up
         if profile:
             spy = profiled(max(workers, key=lambda w: sum(w.cpu_times()[:2])), seconds)  # a loaded one
             drive(base, "/v1/nearby", app_key, centres, seconds, 8, workers, mode="teleport")
-            print(f"  profile: {layout_name} {fences:,}")
+            print(f"  profile: {deployment.layout} {len(deployment.data):,} {config}")
             print_profile(spy)
         loaded = drive(base, "/v1/nearby", app_key, centres, seconds, 8, workers, mode="teleport")
         figures["cpu_ms"], figures["p99_ms"], figures["offers"] = loaded.cpu_ms, loaded.p99, loaded.served
         _, figures["loaded_pss_mb"] = memory_mb(workers)  # with what the requests decoded and mapped in
-        figures["write_s"] = one_write(base, merchant.api_key, app_key, data[0])
+        figures["write_s"] = one_write(base, deployment.merchant_key, app_key, deployment.data[0])
     finally:
-        if server is not None and server.poll() is None:
-            stop(server)
-        forget(redis_url, [prefix])
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
+        stop(server)
+        forget(redis_url, [deployment.settings(redis_url).redis_prefix])
     return figures
 
 
+LOADING = ("import_s", "offers_s", "first_start_s", "snapshot_mb")
 COLUMNS = (
-    "import_s",
+    *LOADING,
     "offers_s",
     "first_start_s",
     "snapshot_mb",
@@ -224,6 +279,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--layouts", default="country,even")
+    parser.add_argument("--configs", default="tuned,default", help="tuned: no loops process, no per-device limit")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument(
         "--warm",
@@ -233,14 +289,29 @@ def main() -> None:
         "offers and shapes of a snapshot as requests first touch them)",
     )
     parser.add_argument("--keep", action="store_true", help="keep each deployment's folder (printed)")
+    parser.add_argument("--kept", type=Path, nargs="*", default=[], help="measure these kept deployments instead")
     parser.add_argument("--profile", action="store_true", help="print a py-spy profile of one loaded worker")
     args = parser.parse_args()
-    print(f"{'layout':<8} {'fences':>9} " + " ".join(f"{c:>13}" for c in (*COLUMNS, "write_s")), flush=True)
+    configs = args.configs.split(",")
+    print(
+        f"{'layout':<8} {'fences':>9} {'config':>8} " + " ".join(f"{c:>13}" for c in (*COLUMNS, "write_s")), flush=True
+    )
     with bench_redis() as redis_url:
-        for size in (int(s) for s in args.sizes.split(",")):
-            for name in args.layouts.split(","):
-                f = bench(name, size, redis_url, args.seconds, args.warm, args.keep, args.profile)
-                print(f"{name:<8} {size:>9,} " + " ".join(f"{f[c]:>13,.2f}" for c in (*COLUMNS, "write_s")), flush=True)
+        kept = [Deployment.kept(folder, redis_url) for folder in args.kept]
+        loads = [(d, dict.fromkeys(LOADING, math.nan)) for d in kept] or (
+            load(name, int(size), redis_url) for size in args.sizes.split(",") for name in args.layouts.split(",")
+        )
+        for deployment, loading in loads:
+            try:
+                for config in configs:
+                    f = loading | measure(deployment, redis_url, config, args.seconds, args.warm, args.profile)
+                    row = " ".join(f"{f[c]:>13,.2f}" for c in (*COLUMNS, "write_s"))
+                    print(f"{deployment.layout:<8} {len(deployment.data):>9,} {config:>8} {row}", flush=True)
+            finally:
+                if args.keep or kept:
+                    print(f"  kept: {deployment.folder}", flush=True)
+                else:
+                    shutil.rmtree(deployment.folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
