@@ -26,7 +26,7 @@ from geotarget.catalog.keys import KeyCache, RotatedKey, revoke_key, rotate_key
 from geotarget.catalog.model import Merchant
 from geotarget.catalog.offers import OfferService
 from geotarget.catalog.snapshot import Catalog
-from geotarget.catalog.starting import open_catalog
+from geotarget.catalog.starting import COMPACT_EVERY_S, compact_when_behind, open_catalog
 from geotarget.cpu import CpuPool
 from geotarget.measurement.events import Event
 from geotarget.measurement.interactions import InteractionResult, judge, parse_interactions_body
@@ -91,8 +91,7 @@ class Runtime:
     rate_limits: RateLimits
     bidder: Bidder
     follower: FenceFollower | None = None
-    pacing: Periodic | None = None
-    rotation: Periodic | None = None
+    periodic: list[Periodic] = field(default_factory=list)  # pacing and rotation; compaction with the loops
     consumer_thread: ConsumerThread | None = None
     refresher: AudienceRefresher | None = None
 
@@ -215,12 +214,10 @@ class Runtime:
             )
             runtime.follower.start()
             counts = partial(variant_counts, events)
-            runtime.pacing = Periodic("pacing", PACE_EVERY_S, lambda: pace_once(server, datetime.now(UTC)), True)
-            runtime.rotation = Periodic(
-                "rotation", LEARN_EVERY_S, lambda: learn_once(server, counts, datetime.now(UTC))
-            )
-            runtime.pacing.start()
-            runtime.rotation.start()
+            runtime.periodic += [
+                Periodic("pacing", PACE_EVERY_S, lambda: pace_once(server, datetime.now(UTC)), True),
+                Periodic("rotation", LEARN_EVERY_S, lambda: learn_once(server, counts, datetime.now(UTC))),
+            ]
         if settings.consume_in_serve if consume is None else consume:
 
             def housekeeping() -> None:
@@ -242,6 +239,11 @@ class Runtime:
                 runtime.refresher.start()
         if deliver:
             triggers.start()
+            snapshots = settings.data_dir.resolve() / "catalog"
+            compact = partial(compact_when_behind, catalog, repository, snapshots)
+            runtime.periodic.append(Periodic("compaction", COMPACT_EVERY_S, compact))
+        for task in runtime.periodic:
+            task.start()
         return runtime
 
     def close(self) -> None:
@@ -251,10 +253,8 @@ class Runtime:
             log.warning("could not record the keys' last use", exc_info=True)
         if self.follower is not None:
             self.follower.stop()
-        if self.pacing is not None:
-            self.pacing.stop()
-        if self.rotation is not None:
-            self.rotation.stop()
+        for task in self.periodic:
+            task.stop()
         if self.consumer_thread is not None:
             self.consumer_thread.stop()
         if self.refresher is not None:

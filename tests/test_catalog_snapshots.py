@@ -161,6 +161,30 @@ def test_a_start_far_behind_its_snapshot_writes_a_newer_one(chain, tmp_path, mon
     assert served(started(runtime, folder)) == served(loaded_from_sql(runtime))
 
 
+def test_the_loops_process_writes_a_newer_snapshot_once_its_catalog_is_far_ahead(chain, tmp_path, monkeypatch):
+    """Compaction while running, not only at start: a round writes when more than COMPACT_AFTER changes were
+    applied beyond the machine's newest snapshot, and a round with nothing new writes nothing."""
+    runtime, merchant = chain
+    folder = tmp_path / "catalog"
+    running = started(runtime, folder)
+    monkeypatch.setattr(starting, "COMPACT_AFTER", 3)
+
+    def snapshots() -> list[str]:
+        return sorted(p.name for p in folder.iterdir() if p.name[0].isdigit())
+
+    [first] = snapshots()
+    starting.compact_when_behind(running, runtime.repository, folder)
+    assert snapshots() == [first]
+    change_everything(runtime, merchant)
+    running.sync(runtime.repository)
+    starting.compact_when_behind(running, runtime.repository, folder)
+    assert SnapshotFolder(folder).newest_seq(running.index.res) == running.seq
+    [_, newer] = snapshots()
+    starting.compact_when_behind(running, runtime.repository, folder)
+    assert snapshots() == [first, newer]
+    assert served(started(runtime, folder)) == served(loaded_from_sql(runtime))
+
+
 def test_a_snapshot_of_another_history_is_never_used(chain, tmp_path):
     runtime, _ = chain
     folder = tmp_path / "catalog"

@@ -22,6 +22,7 @@ from geotarget.store.repository import Repository
 log = logging.getLogger(__name__)
 
 COMPACT_AFTER = 2_000  # changes applied after a snapshot at start; more and the starting worker writes a new one
+COMPACT_EVERY_S = 600.0  # how often the loops process looks whether the machine's newest snapshot is that far behind
 
 
 def open_catalog(catalog: Catalog, repository: Repository, snapshots: Path) -> threading.Thread | None:
@@ -61,6 +62,16 @@ def write_snapshot(catalog: Catalog, repository: Repository, folder: SnapshotFol
     folder.write(seq, catalog.index.res, arrays, meta | {"mark": mark})
     log.info("wrote a catalog snapshot at change %d in %.1f s", seq, time.perf_counter() - began)
     return True
+
+
+def compact_when_behind(catalog: Catalog, repository: Repository, snapshots: Path) -> None:
+    """Write a newer snapshot when this catalog has applied more than ``COMPACT_AFTER`` changes beyond the
+    machine's newest one. Run by the loops process (one per machine, serving nothing) every ``COMPACT_EVERY_S``,
+    so that a machine that takes writes for weeks without a restart still starts its next workers in seconds."""
+    folder = SnapshotFolder(snapshots)
+    newest = folder.newest_seq(catalog.index.res)
+    if len(catalog.index) and catalog.seq - (newest if newest is not None else 0) > COMPACT_AFTER:
+        _compact(catalog, repository, folder)
 
 
 def _compact(catalog: Catalog, repository: Repository, folder: SnapshotFolder) -> None:

@@ -62,6 +62,10 @@ class SnapshotFolder:
                 return self._read(folder, seq, res)
         return None
 
+    def newest_seq(self, res: int) -> int | None:
+        """The change-log position of the newest whole snapshot at ``res`` (nothing is mapped)."""
+        return max((seq for seq, _, _ in self._folders(res)), default=None)
+
     def write(self, seq: int, res: int, arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any]) -> None:
         """Store a snapshot (the caller holds ``writing``). Each goes to a folder of its own, never written again:
         a reader of an older one that is pruned meanwhile fails to read it, it never reads two mixed."""
