@@ -30,7 +30,7 @@ from typing import NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from geofences import cells
+from geofences import cells, flat
 from geofences.cells import Cell
 from geofences.celltable import CellTable
 from geofences.errors import FenceError
@@ -136,8 +136,9 @@ class IndexParts:
         ids = list(latest)
         shapes = [shape for shape, _ in latest.values()]
         covers = [cover for _, cover in latest.values()]
-        interior, interior_slots = _flattened([c.interior for c in covers])
-        boundary, boundary_slots = _flattened([c.boundary for c in covers])
+        interior, interior_at = flat.cells([c.interior for c in covers])
+        boundary, boundary_at = flat.cells([c.boundary for c in covers])
+        interior_slots, boundary_slots = flat.owners(interior_at), flat.owners(boundary_at)
         bounds = np.array([s.bounds for s in shapes], dtype=np.float64).reshape(-1, 4)
         tables = index_tables(res, interior, interior_slots, boundary, boundary_slots)
         return cls(Names(*Names.arrays(ids)), bounds, shapes.__getitem__, covers.__getitem__, tables)
@@ -360,13 +361,6 @@ class FenceIndex:
 
 def _none(slot: int) -> NoReturn:
     raise IndexError(slot)
-
-
-def _flattened(groups: list[tuple[Cell, ...]]) -> tuple[CellArray, IntArray]:
-    """Every cell of every group in one array, with the position of the group it came from."""
-    sizes = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
-    flat = np.fromiter((c for g in groups for c in g), dtype=np.uint64, count=int(sizes.sum()))
-    return flat, np.repeat(np.arange(len(groups), dtype=np.int64), sizes)
 
 
 def _unique_pairs(keys: CellArray, owners: IntArray) -> tuple[CellArray, IntArray]:

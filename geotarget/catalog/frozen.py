@@ -22,12 +22,11 @@ import numpy.typing as npt
 import orjson
 import shapely
 
-from geofences import CircleShape, LatLng, Shape
+from geofences import CircleShape, LatLng, Shape, flat
 from geofences.celltable import CellTable
 from geofences.index import Cover, FenceIndex, IndexParts, IndexState, index_tables, near_levels
 from geofences.names import Names
 from geofences.shapes import PolygonShape
-from geotarget.catalog import flat
 from geotarget.catalog.lazy import LazyMap, Rows, later
 from geotarget.catalog.model import Fence, Offer
 from geotarget.catalog.offer_fences import FencePlacing, Placement, StoredPlacing
