@@ -261,9 +261,6 @@ def measure(
 LOADING = ("import_s", "offers_s", "first_start_s", "snapshot_mb")
 COLUMNS = (
     *LOADING,
-    "offers_s",
-    "first_start_s",
-    "snapshot_mb",
     "start_s",
     "worker_s",
     "rss_mb",
