@@ -15,8 +15,12 @@ Per size and layout, printed as it is known:
   workers (from /proc), p99 latency, and the PSS per worker after it (what the requests decoded and mapped in);
 - one write: a new fence with an offer, created through the API, until every worker serves it.
 
-    python scripts/bench_scale.py [--sizes 10000,100000] [--layouts country,even] [--seconds 10] [--warm 3] [--keep]
-        [--profile]
+The start, memory, requests and write are measured once per configuration: ``default`` as a user runs it
+(every loop on: the loops process beside the workers; the per-device serving limit at its default) and
+``tuned`` (no loops process, the limit out of the way). ``worker_s`` is from the first worker's fork.
+
+    python scripts/bench_scale.py [--sizes 10000,100000] [--layouts country,even] [--configs tuned,default]
+        [--seconds 10] [--warm 3] [--keep] [--kept FOLDER ...] [--profile]
 
 Uses GEOTARGET_REDIS_URL when set, else an embedded Redis; SQLite in a temporary folder.
 """
