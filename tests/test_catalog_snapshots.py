@@ -267,3 +267,26 @@ def test_a_worker_catching_up_on_a_huge_bulk_reads_it_in_chunks(chain):
     unknown = [f"off_gone{i}" for i in range(70_000)]
     asked = [*unknown[:35_000], *reversed(ids), *unknown[35_000:]]
     assert [o.id for o in runtime.repository.offers(EVERYONE, asked)] == ids  # oldest first, as always
+
+
+def test_a_snapshot_numbers_fences_near_each_other_together_and_their_offers_and_pairs_after_them(runtime, tmp_path):
+    """Stores written in no spatial order (Lisbon, Porto, Lisbon, ...) are numbered city by city, so that what
+    one request reads lies on a few pages of each mapped array (geotarget/catalog/frozen.py)."""
+    merchant = accounts.create_merchant(runtime.repository, "Two cities", "Europe/Lisbon").id
+    porto = LatLng(41.1496, -8.6110)
+    city_of = {}
+    for i in range(12):
+        centre = (LISBON, porto)[i % 2]
+        spot = moved(centre, 150.0 * i, 90.0 * (i % 3))
+        fence = runtime.fences.create(merchant, store(spot.lon, spot.lat)).fence.id
+        city_of[fence] = i % 2
+        runtime.offers.create(merchant, OfferFields(title=f"offer {i}", geofence_ids=(fence,)))
+    started(runtime, tmp_path / "catalog")
+    snapshot = SnapshotFolder(tmp_path / "catalog").newest(runtime.catalog.index.res, 10**9)
+    assert snapshot is not None
+    arrays = snapshot.arrays
+    cities = [city_of[name.decode()] for name in arrays["fence_id"].tolist()]
+    assert cities in ([0] * 6 + [1] * 6, [1] * 6 + [0] * 6)
+    assert arrays["pair_fence"].tolist() == sorted(arrays["pair_fence"].tolist())
+    first_fence = [int(arrays["offer_fences"][arrays["offer_fences_at"][n]]) for n in range(12)]
+    assert first_fence == sorted(first_fence)

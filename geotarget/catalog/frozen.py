@@ -23,6 +23,7 @@ import orjson
 import shapely
 
 from geofences import CircleShape, LatLng, Shape, flat
+from geofences.cells import latlngs_to_cells
 from geofences.celltable import CellTable
 from geofences.index import Cover, FenceIndex, IndexParts, IndexState, index_tables, near_levels
 from geofences.names import Names
@@ -130,14 +131,19 @@ def capture(
 
 def freeze(state: Captured) -> tuple[Arrays, dict[str, Any]]:
     """The arrays and JSON of a snapshot of ``state`` (no lock needed)."""
-    fences, meta = state.fences, state.meta
-    ids = [f.id for f in fences]
-    fence_no = {f: n for n, f in enumerate(ids)}
+    meta = state.meta
     slot_of = {f: n for n, f in enumerate(state.index.ids)}
     all_shapes, all_covers = state.index.shapes(), state.index.covers()
+    nearby = _nearby_first([all_shapes[slot_of[f.id]] for f in state.fences])
+    fences = [state.fences[n] for n in nearby]
+    ids = [f.id for f in fences]
+    fence_no = {f: n for n, f in enumerate(ids)}
     shapes = [all_shapes[slot_of[f]] for f in ids]
     covers = [all_covers[slot_of[f]] for f in ids]
-    offers = list(state.offers().values())
+    offers = sorted(
+        state.offers().values(),
+        key=lambda o: min((fence_no.get(f, len(ids)) for f in o.geofence_ids), default=len(ids)),
+    )
     placements = [Placement.of(o) for o in offers]
     merchants = flat.interned([f.merchant_id for f in fences] + [p.merchant_id for p in placements])
     zones = flat.interned(meta[f].timezone for f in ids)
@@ -207,6 +213,16 @@ def freeze(state: Captured) -> tuple[Arrays, dict[str, Any]]:
     return arrays, meta_json
 
 
+def _nearby_first(shapes: list[Shape]) -> list[int]:
+    """Positions of ``shapes`` in the order of H3's hierarchy (the res-9 cell of each box's middle): fences near
+    each other get numbers near each other, and so do their offers and pairs. What one request reads then lies
+    on a few pages of each mapped array, not on a page of its own for every fence (see store/catalog_files)."""
+    bounds = np.array([s.bounds for s in shapes], dtype=np.float64).reshape(-1, 4)
+    keys = latlngs_to_cells((bounds[:, 1] + bounds[:, 3]) / 2, (bounds[:, 0] + bounds[:, 2]) / 2, 9)
+    order: list[int] = np.argsort(keys, kind="stable").tolist()
+    return order
+
+
 def _pairs(
     state: Captured,
     offer_no: dict[str, int],
@@ -214,9 +230,14 @@ def _pairs(
     reach_no: dict[tuple[str, float], int],
     arrays: Arrays,
 ) -> Arrays:
-    live = state.live
+    by_fence = np.lexsort(
+        (np.array([offer_no[o] for _, o, _ in state.live], dtype=np.int64),
+         np.array([fence_no[f] for _, _, f in state.live], dtype=np.int64))
+    ).tolist()  # fmt: skip
+    live = [state.live[i] for i in by_fence]
     pair_fence = np.array([fence_no[f] for _, _, f in live], dtype=np.int64)
-    nearby = state.nearby_m.tolist()
+    nearby_m = state.nearby_m[by_fence]
+    nearby = nearby_m.tolist()
     pair_reach = np.array([reach_no.get((f, nearby[i]), -1) for i, (_, _, f) in enumerate(live)], dtype=np.int64)
     pair_no = np.arange(len(live), dtype=np.int64)
     member_keys, member_entries = [], []
@@ -232,11 +253,11 @@ def _pairs(
     out: Arrays = {
         "pair_offer": pair_offer,
         "pair_fence": pair_fence,
-        "pair_nearby_m": state.nearby_m,
-        "pair_static": state.static,
-        "pair_bounds": state.bounds,
-        "pair_plain": state.plain,
-        "pair_schedule": np.array(state.schedules, dtype=np.int64),
+        "pair_nearby_m": nearby_m,
+        "pair_static": state.static[by_fence],
+        "pair_bounds": state.bounds[by_fence].reshape(-1, 4),
+        "pair_plain": state.plain[by_fence],
+        "pair_schedule": np.array(state.schedules, dtype=np.int64)[by_fence],
     }
     for name, table in (("members", members), ("reaches", reaches)):
         out[f"{name}_keys"], out[f"{name}_starts"], out[f"{name}_entries"] = table.packed_arrays()
