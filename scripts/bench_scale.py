@@ -143,7 +143,10 @@ def one_write(base: str, merchant_key: str, app_key: str, near: Shop) -> float:
             asked += 1
             answer = client.get("/v1/nearby", params={"lat": lat, "lon": lon, "device_id": f"scale-{asked}"}).json()
             in_a_row = in_a_row + 1 if any(o["offer_id"] == offer["id"] for o in answer["offers"]) else 0
-    return time.perf_counter() - started
+    took = time.perf_counter() - started
+    httpx.delete(f"{base}/v1/offers/{offer['id']}", headers=merchant, timeout=30).raise_for_status()
+    httpx.delete(f"{base}/v1/geofences/{made['id']}", headers=merchant, timeout=30).raise_for_status()
+    return took  # and gone again: a kept deployment measured again has no rival for the next one
 
 
 @dataclass(frozen=True)
@@ -189,8 +192,7 @@ TUNED = ("GEOTARGET_DELIVER_IN_SERVE", "GEOTARGET_RATE_LIMIT_SERVING")  # what s
 
 
 def load(layout_name: str, fences: int, redis_url: str) -> tuple[Deployment, dict[str, float]]:
-    """Import the stores, add their offers and start once (the first start after an import stores the reach
-    covers of the offers' distances, computed once, and writes the snapshot later starts map)."""
+    """Import the stores, add their offers and start once."""
     data = list(shops(layout(layout_name, fences)))
     folder = Path(tempfile.mkdtemp(prefix=f"scale-{layout_name}-{fences}-"))
     figures: dict[str, float] = {}
@@ -210,17 +212,31 @@ def load(layout_name: str, fences: int, redis_url: str) -> tuple[Deployment, dic
     began = time.perf_counter()
     add_offers(settings, merchant.id, data)
     figures["offers_s"] = time.perf_counter() - began
+    return deployment, figures | first_start(deployment, redis_url)
+
+
+def first_start(deployment: Deployment, redis_url: str) -> dict[str, float]:
+    """Start without a snapshot: the workers read SQL (and, after an import, store the reach covers of the
+    offers' distances, computed once), and one writes the snapshot later starts map."""
     port = free_port()
+    env = deployment.env(redis_url, "tuned")
     began = time.perf_counter()
     server = subprocess.Popen(_serve(port), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}", server, timeout_s=3_600)
-        figures["first_start_s"] = time.perf_counter() - began
-        figures["snapshot_mb"] = snapshot_mb(folder / "catalog", timeout_s=600)
+        figures = {"first_start_s": time.perf_counter() - began}
+        figures["snapshot_mb"] = snapshot_mb(deployment.folder / "catalog", timeout_s=600)
     finally:
         stop(server)
-        forget(redis_url, [settings.redis_prefix])
-    return deployment, figures
+        forget(redis_url, [deployment.settings(redis_url).redis_prefix])
+    return figures
+
+
+def _snapshot_of(deployment: Deployment, redis_url: str) -> dict[str, float]:
+    """A kept deployment whose snapshots were deleted (to measure another snapshot writer) starts once first."""
+    if any((deployment.folder / "catalog").glob("[0-9]*-*/meta.json")):
+        return {}
+    return first_start(deployment, redis_url)
 
 
 def _serve(port: int) -> list[str]:
@@ -299,7 +315,7 @@ def main() -> None:
     )
     with bench_redis() as redis_url:
         kept = [Deployment.kept(folder, redis_url) for folder in args.kept]
-        loads = [(d, dict.fromkeys(LOADING, math.nan)) for d in kept] or (
+        loads = [(d, dict.fromkeys(LOADING, math.nan) | _snapshot_of(d, redis_url)) for d in kept] or (
             load(name, int(size), redis_url) for size in args.sizes.split(",") for name in args.layouts.split(",")
         )
         for deployment, loading in loads:
