@@ -76,9 +76,11 @@ def _outside(
     for row, bound, floor in zip(rows, bounds, floors, strict=True):
         while waiting and (waiting[0][0], waiting[0][1]) < (-bound, floor):
             yield from _final(view, heapq.heappop(waiting), taken)
+        if taken.full(view.merchants[row]):
+            continue  # a full merchant's pairs can never be given out: no id, no distance, no decoding
         offer_id = view.offer_ids[row]
-        if offer_id in taken.offers or taken.full(view.merchants[row]) or not _wanted(view, live, row, request):
-            continue  # a full merchant's pairs can never be given out: no distance, no decoding
+        if offer_id in taken.offers or not _wanted(view, live, row, request):
+            continue
         distance = view.shapes[row].distance_m(point)
         if distance > view.nearby_m[row]:
             continue
