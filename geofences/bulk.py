@@ -20,6 +20,7 @@ from geofences import cells
 from geofences.cells import Cell
 from geofences.index import FenceIndex
 from geofences.shapes import ShapeArrays
+from geofences.types import LatLng
 
 __all__ = ["Matches", "query_many"]
 
@@ -106,10 +107,20 @@ def _lookup(table: _Table, point_cells: npt.NDArray[np.uint64]) -> tuple[IntArra
 
 
 def query_many(
-    index: FenceIndex, lats: npt.ArrayLike, lons: npt.ArrayLike, point_cells: npt.NDArray[np.uint64] | None = None
+    index: FenceIndex,
+    lats: npt.ArrayLike,
+    lons: npt.ArrayLike,
+    point_cells: npt.NDArray[np.uint64] | None = None,
+    pack: bool | None = None,
 ) -> Matches:
     """All (point, fence) memberships for arrays of points (``point_cells``: their cells at the index
     resolution, when the caller has them already).
+
+    Packing the index costs about one point's query per fence (every shape decoded and every cell copied), so
+    by default (``pack=None``) a batch smaller than the index is answered point by point, unless this version
+    of the index is packed already: a worker's stream consumer, resolving a few hundred pings against a
+    million fences, used to decode all million shapes after every write (seconds holding the GIL, and every
+    page of the snapshot read into the worker).
 
     >>> from geofences import CircleShape, LatLng
     >>> idx = FenceIndex(10)
@@ -120,6 +131,11 @@ def query_many(
     """
     lat = np.asarray(lats, dtype=np.float64)
     lon = np.asarray(lons, dtype=np.float64)
+    if pack is None:
+        cached = _CACHE.get(index)
+        pack = len(lat) >= len(index) or (cached is not None and cached.version == index.version)
+    if not pack:
+        return _point_by_point(index, lat, lon)
     packed = _packed(index)
     if point_cells is None:
         point_cells = cells.latlngs_to_cells(lat, lon, index.res)
@@ -139,3 +155,13 @@ def query_many(
     pairs = np.concatenate(found_p) * width + np.concatenate(found_f)  # one int64 key: one sort, not a lexsort
     pairs.sort()
     return Matches(pairs // width, pairs % width, packed.fence_ids)
+
+
+def _point_by_point(index: FenceIndex, lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64]) -> Matches:
+    """``query_many``'s answer from ``FenceIndex.query`` per point (fences numbered in id order)."""
+    found = [sorted(index.query(LatLng(a, o))) for a, o in zip(lat.tolist(), lon.tolist(), strict=True)]
+    fence_ids = tuple(sorted({f for inside in found for f in inside}))
+    number = {f: n for n, f in enumerate(fence_ids)}
+    point = np.fromiter((i for i, inside in enumerate(found) for _ in inside), dtype=np.int64)
+    fence = np.fromiter((number[f] for inside in found for f in inside), dtype=np.int64)
+    return Matches(point, fence, fence_ids)

@@ -12,7 +12,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geofences import CircleShape, FenceIndex, LatLng, PolygonShape, cells
+from geofences import CircleShape, FenceIndex, LatLng, PolygonShape, bulk, cells
 from geofences.bulk import query_many
 from geofences.shapes import haversine_m
 
@@ -194,10 +194,26 @@ def test_query_many_gives_the_same_pairs_as_query_point_by_point(shapes, fs, ds,
     for i, shape in enumerate(shapes):
         index.add(f"f{i}", shape)
     points = [p for shape in shapes for p in probe_points(shape, fs, ds)]
-    matches = query_many(index, [p.lat for p in points], [p.lon for p in points])
-    pairs = {(int(p), matches.fence_ids[int(f)]) for p, f in zip(matches.point, matches.fence, strict=True)}
     expected = {(i, fence_id) for i, point in enumerate(points) for fence_id in index.query(point)}
-    assert pairs == expected
+    for pack in (True, False):  # the packed tables, and point by point (a small batch, a big index)
+        matches = query_many(index, [p.lat for p in points], [p.lon for p in points], pack=pack)
+        pairs = {(int(p), matches.fence_ids[int(f)]) for p, f in zip(matches.point, matches.fence, strict=True)}
+        assert pairs == expected
+
+
+def test_a_batch_smaller_than_the_index_is_answered_without_packing_it():
+    """Packing decodes every shape: a stream consumer's few pings against a million fences must not pay it."""
+    index = FenceIndex(10)
+    for i in range(300):
+        index.add(f"shop{i:03d}", CircleShape(LatLng(60.17 + i * 0.0005, 24.94), 20.0))
+    matches = query_many(index, [60.17, 60.1705, 61.0], [24.94, 24.94, 24.94])
+    assert [(int(p), matches.fence_ids[int(f)]) for p, f in zip(matches.point, matches.fence, strict=True)] == [
+        (0, "shop000"),
+        (1, "shop001"),
+    ]
+    assert bulk._CACHE.get(index) is None
+    query_many(index, np.full(300, 60.17), np.full(300, 24.94))  # as many points as fences: packed
+    assert bulk._CACHE.get(index) is not None
 
 
 @given(lat=st.floats(-89, 89), lon=st.floats(-179.9, 179.9), res=st.integers(5, 15), up=st.integers(0, 5))
