@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from geofences.rows import Column
 from geotarget.store.catalog_files import SnapshotFolder
 
 MB = 2**20
@@ -43,3 +44,14 @@ def test_a_snapshot_array_of_python_objects_is_refused(tmp_path):
     (tmp_path / "000000000001-9-1" / "meta.json").write_text('{"format": 3, "seq": 1, "res": 9}')
     with pytest.raises(ValueError, match="Python objects"):
         SnapshotFolder(tmp_path).newest(res=9, at_most=1)
+
+
+def test_rows_added_after_a_snapshot_go_beside_its_mapped_column_never_into_a_copy_of_it():
+    stored = np.frombuffer(np.arange(6, dtype=np.float64).tobytes(), dtype=np.float64).reshape(3, 2)  # read-only
+    column = Column(stored)
+    for row in range(3, 2_000):
+        column.set(row, (row, -row))
+    assert column.stored is stored and len(column) == 2_000
+    assert column[1].tolist() == [2.0, 3.0] and column[1_999].tolist() == [1_999.0, -1_999.0]
+    assert column[np.array([1_500, 0, 2, 3])].tolist() == [[1_500, -1_500], [0, 1], [4, 5], [3, -3]]
+    assert column[np.array([2, 0])].tolist() == [[4, 5], [0, 1]]

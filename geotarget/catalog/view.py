@@ -31,6 +31,7 @@ from geofences.celltable import CellTable
 from geofences.index import Cover
 from geofences.names import Names
 from geofences.reach import reach_cover
+from geofences.rows import Column
 from geotarget.catalog.lazy import Rows
 from geotarget.catalog.model import Offer
 from geotarget.serving.ranking import static_score
@@ -39,7 +40,6 @@ from geotarget.serving.targeting import untargeted
 from geotarget.store.covers import CellArray
 
 INTERIOR, BOUNDARY = 0, 1
-FloatArray = npt.NDArray[np.float64]
 KINDS = 2  # a member entry is pair * KINDS + kind
 
 
@@ -57,15 +57,15 @@ FenceLookup = Callable[[str], FencePlace | None]
 
 
 class _Columns:
-    """Per-pair rows, append-only; numpy columns grow by doubling (old views keep the old arrays). Rows of a
-    snapshot are decoded when first read (``Rows``); their numpy columns are the snapshot's own until a row
-    is added."""
+    """Per-pair rows, append-only. Rows of a snapshot are decoded when first read (``Rows``); its numeric
+    columns stay the mapped arrays, rows added later go beside them (``Column``)."""
 
     def __init__(self, stored: StoredPairs | None = None) -> None:
         s = stored or StoredPairs.empty()
         self.offers, self.offer_ids, self.fence_ids = s.offers, s.offer_ids, s.fence_ids
         self.merchants, self.shapes, self.zones, self.schedules = s.merchants, s.shapes, s.zones, s.schedules
-        self.nearby_m, self.static, self.bounds, self.plain = s.nearby_m, s.static, s.bounds, s.plain
+        self.nearby_m, self.static, self.bounds = Column(s.nearby_m), Column(s.static), Column(s.bounds)
+        self.plain = Column(s.plain)
         self.alive = np.array(s.alive, dtype=bool)  # a private copy: writes mark rows dead
 
     def __len__(self) -> int:
@@ -73,12 +73,6 @@ class _Columns:
 
     def append(self, offer: Offer, fence_id: str, place: FencePlace, schedule: int) -> int:
         row = len(self.offers)
-        if row >= len(self.nearby_m):
-            grow = max(row, 1024)
-            self.nearby_m = np.concatenate((self.nearby_m, np.zeros(grow)))
-            self.static = np.concatenate((self.static, np.zeros(grow)))
-            self.bounds = np.concatenate((self.bounds, np.zeros((grow, 4))))
-            self.plain = np.concatenate((self.plain, np.zeros(grow, dtype=bool)))
         if row >= len(self.alive):
             self.alive = np.concatenate((self.alive, np.zeros(max(row, 1024), dtype=bool)))
         self.offers.append(offer)
@@ -88,10 +82,10 @@ class _Columns:
         self.shapes.append(place.shape)
         self.zones.append(place.timezone)
         self.schedules.append(schedule)
-        self.nearby_m[row] = offer.nearby_m
-        self.static[row] = static_score(offer)
-        self.bounds[row] = place.shape.bounds
-        self.plain[row] = plain(offer)
+        self.nearby_m.set(row, offer.nearby_m)
+        self.static.set(row, static_score(offer))
+        self.bounds.set(row, place.shape.bounds)
+        self.plain.set(row, plain(offer))
         self.alive[row] = True
         return row
 
@@ -209,10 +203,10 @@ class CatalogView:
     reaches: CellTable
     count: int
     alive: npt.NDArray[np.bool_]
-    nearby_m: npt.NDArray[np.float64]
-    static: npt.NDArray[np.float64]
-    bounds: npt.NDArray[np.float64]
-    plain: npt.NDArray[np.bool_]  # the offer neither targets nor is paced: ranking needs nothing of it but its id
+    nearby_m: Column
+    static: Column
+    bounds: Column
+    plain: Column  # the offer neither targets nor is paced: ranking needs nothing of it but its id
     offers: Rows[Offer]
     offer_ids: Rows[str]
     fence_ids: Rows[str]
@@ -265,7 +259,7 @@ class ViewBuilder:
         rows = self._rows
         return [(r, rows.offer_ids[r], rows.fence_ids[r]) for r in np.flatnonzero(rows.alive[: len(rows)]).tolist()]
 
-    def columns(self) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_], Rows[int]]:
+    def columns(self) -> tuple[Column, Column, Column, Column, Rows[int]]:
         """(nearby_m, static, bounds, plain, schedule numbers) by row; the interned schedules are ``schedule_of``."""
         r = self._rows
         return r.nearby_m, r.static, r.bounds, r.plain, r.schedules
